@@ -1,0 +1,216 @@
+//! The list of every message type, and decoding of a message whose type is known only at run time.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::envelope::check_version;
+use crate::{DecodeError, Domain, Envelope, Kind, Message, Version};
+
+/// What the catalogue knows about one message type.
+#[derive(Clone, Copy, Debug)]
+pub struct Descriptor {
+    /// Public type name (`ride.started`).
+    pub type_name: &'static str,
+    /// Current version of its shape.
+    pub version: Version,
+    /// Command or event.
+    pub kind: Kind,
+    /// Owning domain.
+    pub domain: Domain,
+    /// Name of the Rust type, for the generated JSON Schema title.
+    pub rust_name: &'static str,
+    pub(crate) schema: fn() -> schemars::Schema,
+    decode: fn(Value) -> Result<AnyMessage, serde_json::Error>,
+}
+
+impl Descriptor {
+    /// The JSON Schema of the whole envelope carrying this type.
+    pub fn json_schema(&self) -> schemars::Schema {
+        (self.schema)()
+    }
+}
+
+macro_rules! catalogue {
+    ($($module:ident :: $ty:ident),* $(,)?) => {
+        /// A message of any catalogue type, for code that routes or inspects without knowing it.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum AnyMessage {
+            $(
+                #[doc = concat!("`", stringify!($module), "::", stringify!($ty), "`")]
+                $ty(crate::$module::$ty),
+            )*
+        }
+
+        impl AnyMessage {
+            /// The catalogue entry of this message's type.
+            pub fn descriptor(&self) -> &'static Descriptor {
+                let type_name = match self {
+                    $( AnyMessage::$ty(_) => <crate::$module::$ty as Message>::TYPE, )*
+                };
+                descriptor_of(type_name).expect("every variant is in the catalogue")
+            }
+
+            /// The aggregate the message is about.
+            pub fn aggregate(&self) -> Option<String> {
+                match self {
+                    $( AnyMessage::$ty(m) => m.aggregate(), )*
+                }
+            }
+        }
+
+        impl Serialize for AnyMessage {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $( AnyMessage::$ty(m) => m.serialize(serializer), )*
+                }
+            }
+        }
+
+        fn all() -> Vec<Descriptor> {
+            vec![$(
+                Descriptor {
+                    type_name: <crate::$module::$ty as Message>::TYPE,
+                    version: <crate::$module::$ty as Message>::VERSION,
+                    kind: <crate::$module::$ty as Message>::KIND,
+                    domain: <crate::$module::$ty as Message>::DOMAIN,
+                    rust_name: stringify!($ty),
+                    schema: crate::json_schema::envelope_schema::<crate::$module::$ty>,
+                    decode: |v| serde_json::from_value(v).map(AnyMessage::$ty),
+                },
+            )*]
+        }
+    };
+}
+
+catalogue! {
+    integrations::CreateIntegration,
+    integrations::RotateIntegrationSecret,
+    integrations::RevokeIntegration,
+    integrations::SetIntegrationActive,
+    integrations::ExchangeExternalIdentity,
+    integrations::IntegrationCreated,
+    integrations::IntegrationSecretRotated,
+    integrations::IntegrationRevoked,
+    integrations::IntegrationActiveChanged,
+    integrations::ExternalIdentityLinked,
+    integrations::CreateApiKey,
+    integrations::RegenerateApiKey,
+    integrations::SetApiKeyActive,
+    integrations::DeleteApiKey,
+    integrations::ApiKeyChanged,
+    billing::RecordUsage,
+    billing::InitializePayment,
+    billing::UsageRecorded,
+    billing::InvoiceIssued,
+    billing::PaymentVerified,
+    vehicles::AddVehicle,
+    vehicles::RemoveVehicle,
+    vehicles::UpdateMasterData,
+    vehicles::ChangeCustomFields,
+    vehicles::BulkChangeCustomField,
+    vehicles::SetOperationStatus,
+    vehicles::SendVehicleCommand,
+    vehicles::VehicleStateReported,
+    vehicles::VehicleChanged,
+    vehicles::VehicleStateReceived,
+    vehicles::VehicleStatusChanged,
+    vehicles::VehicleBatteryLow,
+    vehicles::VehicleLocationUpdated,
+    vehicles::VehicleCommandCompleted,
+    rides::StartRide,
+    rides::PauseRide,
+    rides::ResumeRide,
+    rides::EndRide,
+    rides::RideStarted,
+    rides::RidePaused,
+    rides::RideResumed,
+    rides::RideEnded,
+    customers::CreateCustomer,
+    customers::UpdateCustomer,
+    customers::BlockCustomer,
+    customers::UnblockCustomer,
+    customers::CustomerCreated,
+    customers::CustomerUpdated,
+    customers::CustomerBlocked,
+    customers::CustomerUnblocked,
+    wallets::PostWalletEntry,
+    wallets::RefundWalletEntry,
+    wallets::WalletEntryPosted,
+    zones::UpsertZone,
+    zones::DeleteZone,
+    zones::ZoneChanged,
+    pricing::SetPricing,
+    pricing::PricingChanged,
+    charging::ChargerStatusNotification,
+    charging::ChargerMeterValues,
+    charging::ChargerStateChanged,
+    charging::StartCharging,
+    charging::FinishCharging,
+    charging::ChargingStarted,
+    charging::ChargingProgress,
+    charging::ChargingFinished,
+    payments::PayPurchase,
+    payments::LeaveFeedback,
+    payments::ReplenishBalance,
+    payments::SettleProviderPayment,
+    payments::PurchaseCreated,
+    payments::PaymentStatus,
+    payments::ReplenishmentStatus,
+    webhooks::CreateWebhookEndpoint,
+    webhooks::UpdateWebhookEndpoint,
+    webhooks::DeleteWebhookEndpoint,
+    webhooks::RotateWebhookSecret,
+    webhooks::DeliverWebhook,
+    webhooks::ReplayWebhookDeliveries,
+    webhooks::WebhookEndpointChanged,
+    webhooks::WebhookDeliveryAttempted,
+    marketplace::UserCreate,
+    marketplace::UserUpdate,
+    marketplace::ProductPurchase,
+    marketplace::ProductCancel,
+    marketplace::ProductSuspend,
+    marketplace::ProductResume,
+}
+
+fn index() -> &'static (Vec<Descriptor>, HashMap<&'static str, usize>) {
+    static INDEX: OnceLock<(Vec<Descriptor>, HashMap<&'static str, usize>)> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let list = all();
+        let by_name = list.iter().enumerate().map(|(i, d)| (d.type_name, i)).collect();
+        (list, by_name)
+    })
+}
+
+/// Every message type of the catalogue.
+pub fn descriptors() -> &'static [Descriptor] {
+    &index().0
+}
+
+/// The catalogue entry for a public type name.
+pub fn descriptor_of(type_name: &str) -> Option<&'static Descriptor> {
+    let (list, by_name) = index();
+    by_name.get(type_name).map(|&i| &list[i])
+}
+
+/// Decodes a structured-mode message of any catalogue type.
+pub fn decode_any(bytes: &[u8]) -> Result<Envelope<AnyMessage>, DecodeError> {
+    into_any(Envelope::<Value>::parse(bytes)?)
+}
+
+/// Decodes a binary-mode message of any catalogue type.
+pub fn decode_any_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Envelope<AnyMessage>, DecodeError> {
+    into_any(Envelope::<Value>::parse_binary(attribute, body)?)
+}
+
+fn into_any(raw: Envelope<Value>) -> Result<Envelope<AnyMessage>, DecodeError> {
+    let descriptor = descriptor_of(&raw.type_name).ok_or_else(|| DecodeError::UnknownType(raw.type_name.clone()))?;
+    check_version(descriptor.type_name, raw.dataversion, descriptor.version)?;
+    let mut data = Value::Null;
+    let shell = raw.map(|d| data = d);
+    let message = (descriptor.decode)(data)
+        .map_err(|e| DecodeError::InvalidData { type_name: descriptor.type_name.to_owned(), reason: e.to_string() })?;
+    Ok(shell.map(|()| message))
+}

@@ -1,0 +1,114 @@
+//! Customers (Levy Fleets): created, updated, blocked and unblocked.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::message::message;
+
+/// Profile fields of a customer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomerProfile {
+    /// E-mail, searchable.
+    pub email: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// Phone in international format.
+    pub phone: Option<String>,
+}
+
+/// Create a customer (from the partner API or a marketplace `user.create`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateCustomer {
+    /// New customer's id.
+    pub customer_id: Uuid,
+    /// Subaccount.
+    pub subaccount_id: Uuid,
+    /// Profile.
+    pub profile: CustomerProfile,
+    /// The id a partner knows the customer by (marketplace user id).
+    pub external_ref: Option<String>,
+}
+message!(CreateCustomer, "customer.create", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Update a customer's profile; `null` fields are left as they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateCustomer {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Fields to change.
+    pub changes: CustomerProfile,
+}
+message!(UpdateCustomer, "customer.update", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Block a customer from riding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockCustomer {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Why.
+    pub reason: String,
+}
+message!(BlockCustomer, "customer.block", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Lift a block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UnblockCustomer {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Why.
+    pub reason: String,
+}
+message!(UnblockCustomer, "customer.unblock", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Levy Fleets `customer.created`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomerCreated {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Sequential customer number.
+    pub customer_number: u64,
+    /// Profile.
+    pub profile: CustomerProfile,
+    /// Subaccount.
+    pub subaccount_id: Uuid,
+}
+message!(CustomerCreated, "customer.created", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Levy Fleets `customer.updated`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomerUpdated {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Profile after the change.
+    pub profile: CustomerProfile,
+    /// Names of the changed fields.
+    pub changed_fields: Vec<String>,
+    /// Subaccount.
+    pub subaccount_id: Uuid,
+}
+message!(CustomerUpdated, "customer.updated", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Levy Fleets `customer.blocked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomerBlocked {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Why.
+    pub reason: String,
+    /// Subaccount.
+    pub subaccount_id: Uuid,
+}
+message!(CustomerBlocked, "customer.blocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+
+/// Levy Fleets `customer.unblocked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomerUnblocked {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Why.
+    pub reason: String,
+    /// Subaccount.
+    pub subaccount_id: Uuid,
+}
+message!(CustomerUnblocked, "customer.unblocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));

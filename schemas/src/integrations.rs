@@ -1,0 +1,309 @@
+//! Integrations and credentials: EVCare integrations (clientId/clientSecret, access bundles,
+//! federated identities) and Levy Fleets partner API keys.
+//!
+//! Secrets never travel: the edge generates them, shows them once to the caller, and puts only
+//! their SHA-256 hash in a command.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::message::message;
+
+/// EVCare access bundles: named sets of permissions an integration or key is granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccessBundle {
+    /// Organization-wide management endpoints and subordinate account operations.
+    OrganizationAccess,
+    /// Fleet-scoped vehicles, maintenance, drivers and tickets.
+    FleetManagerAccess,
+    /// Client/driver self-service, tickets and the sign-in bridge.
+    ClientAccess,
+    /// Union of all capabilities, including embed portal and federated sign-in.
+    AllAccess,
+}
+
+/// Levy Fleets partner API permissions, spelled as the seed spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum Permission {
+    /// List and view vehicles.
+    #[serde(rename = "vehicles:read")]
+    VehiclesRead,
+    /// Update vehicle status.
+    #[serde(rename = "vehicles:write")]
+    VehiclesWrite,
+    /// List and view rides.
+    #[serde(rename = "rides:read")]
+    RidesRead,
+    /// Start, pause, resume, end rides.
+    #[serde(rename = "rides:write")]
+    RidesWrite,
+    /// List and view customers.
+    #[serde(rename = "customers:read")]
+    CustomersRead,
+    /// Block/unblock customers.
+    #[serde(rename = "customers:write")]
+    CustomersWrite,
+    /// View a customer's wallet balance.
+    #[serde(rename = "wallet:read")]
+    WalletRead,
+    /// Credit/debit customer wallets.
+    #[serde(rename = "wallet:write")]
+    WalletWrite,
+    /// List and view zones.
+    #[serde(rename = "zones:read")]
+    ZonesRead,
+    /// View pricing configuration.
+    #[serde(rename = "pricing:read")]
+    PricingRead,
+    /// List and view webhooks.
+    #[serde(rename = "webhooks:read")]
+    WebhooksRead,
+    /// Create, update, delete webhooks.
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
+}
+
+/// Which subaccounts a key may act on (Levy Fleets key scopes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum KeyScope {
+    /// Limited to one subaccount.
+    Subaccount {
+        /// The subaccount.
+        subaccount_id: Uuid,
+    },
+    /// Several subaccounts, chosen per request with `X-Subaccount-Id`.
+    Global {
+        /// The subaccounts the key may target.
+        allowed_subaccount_ids: Vec<Uuid>,
+    },
+}
+
+/// Per-key request limits per window (Levy Fleets defaults: 60/min, 1,000/h, 10,000/day).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RateLimits {
+    /// Requests per minute.
+    pub per_minute: u32,
+    /// Requests per hour.
+    pub per_hour: u32,
+    /// Requests per day.
+    pub per_day: u32,
+}
+
+/// Admin creates an integration; the edge already generated `clientId` and the secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateIntegration {
+    /// New integration's id.
+    pub integration_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Public client id, `evc_ci_…`.
+    pub client_id: String,
+    /// SHA-256 (hex) of the one-time client secret `evc_cs_…`.
+    pub client_secret_hash: String,
+    /// Granted access bundle.
+    pub bundle: AccessBundle,
+    /// Optional endpoint allow-list narrowing the bundle.
+    pub allowed_endpoints: Vec<String>,
+}
+message!(CreateIntegration, "integration.create", (1, 0), Command, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// Replace an integration's secret; the old one stays valid for a grace period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateIntegrationSecret {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// SHA-256 (hex) of the new secret.
+    pub new_secret_hash: String,
+    /// How long the previous secret keeps working.
+    pub grace_seconds: u32,
+}
+message!(RotateIntegrationSecret, "integration.rotate_secret", (1, 0), Command, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// Revoke an integration: its secrets and every open token die at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeIntegration {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// Why, for the audit log.
+    pub reason: String,
+}
+message!(RevokeIntegration, "integration.revoke", (1, 0), Command, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// Enable or disable an integration without revoking it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetIntegrationActive {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// New state.
+    pub active: bool,
+}
+message!(SetIntegrationActive, "integration.set_active", (1, 0), Command, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// Map an external user to a voltbus user and open a one-time session code (`/auth/exchange`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeExternalIdentity {
+    /// Integration the user comes through.
+    pub integration_id: Uuid,
+    /// The user's id at the partner.
+    pub external_subject: String,
+    /// The user's e-mail.
+    pub email: String,
+    /// Requested role (`CLIENT`, `FLEET_MANAGER`, …).
+    pub role_hint: Option<String>,
+    /// SHA-256 (hex) of the `evc_session_…` code handed to the browser.
+    pub session_code_hash: String,
+    /// When the code stops working.
+    pub session_code_expires_at: DateTime<Utc>,
+}
+message!(ExchangeExternalIdentity, "integration.exchange_identity", (1, 0), Command, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// An integration exists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationCreated {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Public client id.
+    pub client_id: String,
+    /// Granted bundle.
+    pub bundle: AccessBundle,
+}
+message!(IntegrationCreated, "integration.created", (1, 0), Event, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// An integration's secret was replaced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationSecretRotated {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// Until when the previous secret is still accepted.
+    pub previous_secret_valid_until: DateTime<Utc>,
+}
+message!(IntegrationSecretRotated, "integration.secret_rotated", (1, 0), Event, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// An integration was revoked; every edge drops its tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationRevoked {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// When.
+    pub revoked_at: DateTime<Utc>,
+}
+message!(IntegrationRevoked, "integration.revoked", (1, 0), Event, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// An integration was enabled or disabled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationActiveChanged {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// New state.
+    pub active: bool,
+}
+message!(IntegrationActiveChanged, "integration.active_changed", (1, 0), Event, Integrations, |m| Some(m.integration_id.to_string()));
+
+/// An external identity is mapped to a voltbus user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIdentityLinked {
+    /// Integration.
+    pub integration_id: Uuid,
+    /// The partner's id for the user.
+    pub external_subject: String,
+    /// Our user.
+    pub user_id: Uuid,
+    /// True when this exchange created the user.
+    pub created: bool,
+}
+message!(ExternalIdentityLinked, "integration.identity_linked", (1, 0), Event, Integrations, |m| Some(m.user_id.to_string()));
+
+/// Create a partner API key (`<prefix>_pk_…`); the edge keeps the key itself and sends its hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateApiKey {
+    /// New key's id.
+    pub key_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// First 12 characters of the key, for display.
+    pub display_prefix: String,
+    /// SHA-256 (hex) of the whole key.
+    pub key_hash: String,
+    /// Granted permissions.
+    pub permissions: Vec<Permission>,
+    /// Subaccount scope.
+    #[serde(flatten)]
+    pub scope: KeyScope,
+    /// Request limits.
+    pub rate_limits: RateLimits,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+message!(CreateApiKey, "api_key.create", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+
+/// Replace a key's secret; the old key is dead at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RegenerateApiKey {
+    /// Key.
+    pub key_id: Uuid,
+    /// Display prefix of the new key.
+    pub display_prefix: String,
+    /// SHA-256 (hex) of the new key.
+    pub key_hash: String,
+}
+message!(RegenerateApiKey, "api_key.regenerate", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+
+/// Enable or disable a key; disabled keys get 401.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetApiKeyActive {
+    /// Key.
+    pub key_id: Uuid,
+    /// New state.
+    pub active: bool,
+}
+message!(SetApiKeyActive, "api_key.set_active", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+
+/// Delete a key for good.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteApiKey {
+    /// Key.
+    pub key_id: Uuid,
+}
+message!(DeleteApiKey, "api_key.delete", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+
+/// What happened to a key, so every edge refreshes or drops what it cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyChange {
+    /// Created.
+    Created,
+    /// Secret replaced.
+    Regenerated,
+    /// Enabled.
+    Enabled,
+    /// Disabled.
+    Disabled,
+    /// Deleted.
+    Deleted,
+}
+
+/// A key changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiKeyChanged {
+    /// Key.
+    pub key_id: Uuid,
+    /// What changed.
+    pub change: ApiKeyChange,
+}
+message!(ApiKeyChanged, "api_key.changed", (1, 0), Event, Integrations, |m| Some(m.key_id.to_string()));

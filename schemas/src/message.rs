@@ -1,0 +1,190 @@
+//! The contract every payload type meets: its public name, version, kind and domain.
+
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A payload that travels on the bus inside an [`crate::Envelope`].
+pub trait Message: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
+    /// The public type name, as partners see it (`ride.started`, `VehicleChanged`, `CHARGING`).
+    const TYPE: &'static str;
+    /// The version of this payload's shape; consumers refuse a major version they do not know.
+    const VERSION: Version;
+    /// Whether it asks for something to happen or says that something happened.
+    const KIND: Kind;
+    /// The domain that owns it; it names work queues, routing keys and subjects.
+    const DOMAIN: Domain;
+
+    /// The aggregate this message is about (a vehicle, a ride, a wallet): the CloudEvents `subject`
+    /// and the key that keeps messages of one aggregate in order.
+    fn aggregate(&self) -> Option<String>;
+}
+
+/// Command or event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Asks one consumer group to do something; goes to a work queue and may get a reply.
+    Command,
+    /// Says that something happened; fans out to every subscriber allowed to see it.
+    Event,
+}
+
+impl Kind {
+    /// Lower-case name used in routing keys and file names.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Command => "command",
+            Kind::Event => "event",
+        }
+    }
+}
+
+/// The domains of the platform, one per seed area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    /// Integrations, API keys, machine tokens, federated sign-in (EVCare, Levy Fleets keys).
+    Integrations,
+    /// Usage metering, invoices and Paystack payments of integrations (EVCare).
+    Billing,
+    /// Vehicle lifecycle, master data, state and commands (INVERS OneAPI).
+    Vehicles,
+    /// Rides (Levy Fleets).
+    Rides,
+    /// Customers (Levy Fleets).
+    Customers,
+    /// Wallet ledgers (Levy Fleets, EVM balance).
+    Wallets,
+    /// Zones (Levy Fleets).
+    Zones,
+    /// Pricing plans (Levy Fleets).
+    Pricing,
+    /// Chargers and charging sessions (EVM, OCPP vocabulary).
+    Charging,
+    /// Purchases, payments and replenishment (EVM, QPay).
+    Payments,
+    /// Outbound webhook endpoints and deliveries (Levy Fleets, EVCare).
+    Webhooks,
+    /// Inbound marketplace partner events (Etvas).
+    Marketplace,
+}
+
+impl Domain {
+    /// Every domain, in declaration order.
+    pub const ALL: [Domain; 12] = [
+        Domain::Integrations,
+        Domain::Billing,
+        Domain::Vehicles,
+        Domain::Rides,
+        Domain::Customers,
+        Domain::Wallets,
+        Domain::Zones,
+        Domain::Pricing,
+        Domain::Charging,
+        Domain::Payments,
+        Domain::Webhooks,
+        Domain::Marketplace,
+    ];
+
+    /// Lower-case name used in routing keys, subjects and queue names.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Domain::Integrations => "integrations",
+            Domain::Billing => "billing",
+            Domain::Vehicles => "vehicles",
+            Domain::Rides => "rides",
+            Domain::Customers => "customers",
+            Domain::Wallets => "wallets",
+            Domain::Zones => "zones",
+            Domain::Pricing => "pricing",
+            Domain::Charging => "charging",
+            Domain::Payments => "payments",
+            Domain::Webhooks => "webhooks",
+            Domain::Marketplace => "marketplace",
+        }
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `major.minor` version of a payload shape. A minor bump only adds optional fields, so any
+/// consumer that knows the major version can read it; a major bump is a different contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version {
+    /// Incompatible changes.
+    pub major: u16,
+    /// Compatible additions.
+    pub minor: u16,
+}
+
+impl Version {
+    /// A version from its two parts.
+    pub const fn new(major: u16, minor: u16) -> Self {
+        Self { major, minor }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for Version {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (major, minor) = s.split_once('.').ok_or_else(|| format!("version `{s}` is not major.minor"))?;
+        let part = |p: &str| p.parse::<u16>().map_err(|_| format!("version `{s}` is not major.minor"));
+        Ok(Self::new(part(major)?, part(minor)?))
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Version {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9]+\\.[0-9]+$" })
+    }
+}
+
+/// Implements [`Message`] for a payload type in one line per type.
+macro_rules! message {
+    ($ty:ty, $name:literal, ($major:literal, $minor:literal), $kind:ident, $domain:ident, |$m:ident| $aggregate:expr) => {
+        impl $crate::Message for $ty {
+            const TYPE: &'static str = $name;
+            const VERSION: $crate::Version = $crate::Version::new($major, $minor);
+            const KIND: $crate::Kind = $crate::Kind::$kind;
+            const DOMAIN: $crate::Domain = $crate::Domain::$domain;
+
+            fn aggregate(&self) -> Option<String> {
+                let $m = self;
+                $aggregate
+            }
+        }
+    };
+}
+pub(crate) use message;

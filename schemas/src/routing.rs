@@ -1,0 +1,101 @@
+//! RabbitMQ names: exchanges, routing keys and queues. Every name the bus declares or binds comes
+//! from here, so a consumer and a publisher can never disagree on one.
+//!
+//! Routing keys:
+//! - commands: `{domain}.{type}` on [`COMMANDS_EXCHANGE`]; a domain's work queue binds `{domain}.#`.
+//!   Commands are not split by tenant on the way in: one work queue serves every tenant, and the
+//!   tenant travels in the envelope.
+//! - events: `{tenant}.{domain}.{type}` on [`EVENTS_EXCHANGE`], tenant first, so a partner's
+//!   subscriber queue is bound under its own tenant's prefix and can never match another's.
+
+use crate::{Descriptor, Domain, Kind, Message, TenantId};
+
+/// Topic exchange every command is published to.
+pub const COMMANDS_EXCHANGE: &str = "voltbus.commands";
+/// Topic exchange every domain event is published to.
+pub const EVENTS_EXCHANGE: &str = "voltbus.events";
+/// Direct exchange that routes dead letters to their group's dead-letter queue.
+pub const DEAD_LETTER_EXCHANGE: &str = "voltbus.dead-letter";
+/// Direct exchange that routes retried messages into their delay queue.
+pub const RETRY_EXCHANGE: &str = "voltbus.retry";
+
+/// Routing key of a command type.
+pub fn command_key(descriptor: &Descriptor) -> String {
+    debug_assert_eq!(descriptor.kind, Kind::Command, "{} is not a command", descriptor.type_name);
+    format!("{}.{}", descriptor.domain, descriptor.type_name)
+}
+
+/// Routing key of command type `M`.
+pub fn command_key_of<M: Message>() -> String {
+    format!("{}.{}", M::DOMAIN, M::TYPE)
+}
+
+/// Routing key of an event type for one tenant.
+pub fn event_key(tenant: &TenantId, descriptor: &Descriptor) -> String {
+    debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
+    format!("{tenant}.{}.{}", descriptor.domain, descriptor.type_name)
+}
+
+/// Routing key of event type `M` for one tenant.
+pub fn event_key_of<M: Message>(tenant: &TenantId) -> String {
+    format!("{tenant}.{}.{}", M::DOMAIN, M::TYPE)
+}
+
+/// Binding that takes every command of a domain.
+pub fn domain_commands_binding(domain: Domain) -> String {
+    format!("{domain}.#")
+}
+
+/// Binding that takes one tenant's events of one type.
+pub fn tenant_event_binding(tenant: &TenantId, descriptor: &Descriptor) -> String {
+    event_key(tenant, descriptor)
+}
+
+/// Binding that takes every event of one tenant.
+pub fn tenant_events_binding(tenant: &TenantId) -> String {
+    format!("{tenant}.#")
+}
+
+/// Durable work queue of a consumer group.
+pub fn work_queue(group: &str) -> String {
+    format!("voltbus.{group}")
+}
+
+/// Delay queue a consumer group's retries wait in before going back to its work queue.
+pub fn retry_queue(group: &str, delay_ms: u64) -> String {
+    format!("voltbus.{group}.retry.{delay_ms}ms")
+}
+
+/// Dead-letter queue of a consumer group.
+pub fn dead_letter_queue(group: &str) -> String {
+    format!("voltbus.{group}.dlq")
+}
+
+/// Queue of a partner's subscriber app (INVERS-style Messaging API), one per tenant and app.
+pub fn subscriber_queue(tenant: &TenantId, app: &str) -> String {
+    format!("voltbus.subscriber.{tenant}.{app}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::descriptor_of;
+
+    #[test]
+    fn keys_put_the_tenant_first_for_events_and_the_domain_first_for_commands() {
+        let acme = TenantId::new("acme").unwrap();
+        assert_eq!(event_key_of::<crate::rides::RideStarted>(&acme), "acme.rides.ride.started");
+        assert_eq!(event_key(&acme, descriptor_of("VehicleChanged").unwrap()), "acme.vehicles.VehicleChanged");
+        assert_eq!(command_key_of::<crate::rides::StartRide>(), "rides.ride.start");
+        assert_eq!(command_key(descriptor_of("ride.start").unwrap()), "rides.ride.start");
+        assert_eq!(domain_commands_binding(Domain::Rides), "rides.#");
+        assert_eq!(tenant_events_binding(&acme), "acme.#");
+    }
+
+    #[test]
+    fn queue_names() {
+        assert_eq!(work_queue("rides"), "voltbus.rides");
+        assert_eq!(retry_queue("rides", 1000), "voltbus.rides.retry.1000ms");
+        assert_eq!(dead_letter_queue("rides"), "voltbus.rides.dlq");
+    }
+}

@@ -1,0 +1,111 @@
+//! NATS subjects and JetStream stream names.
+//!
+//! Everything lives under `voltbus.{tenant}.…`, so one tenant's credentials are one subject
+//! prefix, and a user's realtime channels sit under that user's own topic
+//! (`voltbus.{tenant}.users.{user}`), which is what a mobile credential may subscribe to.
+
+use uuid::Uuid;
+
+use crate::charging::ChargingProgress;
+use crate::payments::{PaymentStatus, ReplenishmentStatus};
+use crate::{Descriptor, Message, TenantId};
+
+/// First token of every voltbus subject.
+pub const ROOT: &str = "voltbus";
+/// JetStream stream of vehicle and charger telemetry.
+pub const TELEMETRY_STREAM: &str = "VOLTBUS_TELEMETRY";
+/// JetStream stream of domain events.
+pub const EVENTS_STREAM: &str = "VOLTBUS_EVENTS";
+
+/// A user's realtime channel (EVM seed: `{subject}.CHARGING` and friends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Charging progress every 2–5 s.
+    Charging,
+    /// Outcome of a purchase's payment.
+    Payment,
+    /// Outcome of a balance top-up.
+    Replenishment,
+}
+
+impl Channel {
+    /// The last subject token, which is also the message type sent on it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Channel::Charging => ChargingProgress::TYPE,
+            Channel::Payment => PaymentStatus::TYPE,
+            Channel::Replenishment => ReplenishmentStatus::TYPE,
+        }
+    }
+}
+
+/// The topic a mobile user is given at sign-in (`nats.topic`); channels are its children.
+pub fn user_topic(tenant: &TenantId, user: Uuid) -> String {
+    format!("{ROOT}.{tenant}.users.{user}")
+}
+
+/// One realtime channel of a user.
+pub fn user_channel(tenant: &TenantId, user: Uuid, channel: Channel) -> String {
+    format!("{}.{}", user_topic(tenant, user), channel.as_str())
+}
+
+/// Where a vehicle (its telematics unit) publishes its state.
+pub fn vehicle_state(tenant: &TenantId, vehicle: Uuid) -> String {
+    format!("{ROOT}.{tenant}.vehicles.{vehicle}.state")
+}
+
+/// Where a charger publishes OCPP status notifications.
+pub fn charger_status(tenant: &TenantId, charger: Uuid) -> String {
+    format!("{ROOT}.{tenant}.chargers.{charger}.status")
+}
+
+/// Where a charger publishes OCPP meter values.
+pub fn charger_meter(tenant: &TenantId, charger: Uuid) -> String {
+    format!("{ROOT}.{tenant}.chargers.{charger}.meter")
+}
+
+/// Where a domain event is published on NATS.
+pub fn event(tenant: &TenantId, descriptor: &Descriptor) -> String {
+    format!("{ROOT}.{tenant}.events.{}.{}", descriptor.domain, descriptor.type_name)
+}
+
+/// Every subject of one tenant.
+pub fn tenant_wildcard(tenant: &TenantId) -> String {
+    format!("{ROOT}.{tenant}.>")
+}
+
+/// Subjects the telemetry stream stores.
+pub fn telemetry_stream_subjects() -> Vec<String> {
+    vec![format!("{ROOT}.*.vehicles.*.state"), format!("{ROOT}.*.chargers.*.*")]
+}
+
+/// Subjects the events stream stores.
+pub fn events_stream_subjects() -> Vec<String> {
+    vec![format!("{ROOT}.*.events.>")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_channels_use_the_seed_names_under_the_user_topic() {
+        let t = TenantId::new("acme").unwrap();
+        let u = Uuid::nil();
+        let topic = user_topic(&t, u);
+        assert_eq!(topic, "voltbus.acme.users.00000000-0000-0000-0000-000000000000");
+        assert_eq!(user_channel(&t, u, Channel::Charging), format!("{topic}.CHARGING"));
+        assert_eq!(user_channel(&t, u, Channel::Payment), format!("{topic}.PAYMENT"));
+        assert_eq!(user_channel(&t, u, Channel::Replenishment), format!("{topic}.REPLENISHMENT"));
+    }
+
+    #[test]
+    fn every_subject_is_under_its_tenant() {
+        let t = TenantId::new("acme").unwrap();
+        let prefix = "voltbus.acme.";
+        let d = crate::descriptor_of("ride.started").unwrap();
+        for s in [vehicle_state(&t, Uuid::nil()), charger_status(&t, Uuid::nil()), charger_meter(&t, Uuid::nil()), event(&t, d)] {
+            assert!(s.starts_with(prefix), "{s}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Outbound webhooks: endpoints partners register and the deliveries made to them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::Sensitive;
+use crate::message::message;
+
+/// Register an endpoint. The signing secret travels only encrypted with the platform key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateWebhookEndpoint {
+    /// New endpoint's id.
+    pub endpoint_id: Uuid,
+    /// HTTPS URL (plain HTTP only for allow-listed hosts).
+    pub url: String,
+    /// Subscribed event types (`ride.ended`, …).
+    pub events: Vec<String>,
+    /// Extra headers sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// Signing secret, encrypted at rest and in flight.
+    pub secret_ciphertext: Sensitive,
+}
+message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// Change an endpoint; `null` fields are left as they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateWebhookEndpoint {
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// New URL.
+    pub url: Option<String>,
+    /// New subscriptions.
+    pub events: Option<Vec<String>>,
+    /// New headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// New description.
+    pub description: Option<String>,
+    /// New state.
+    pub active: Option<bool>,
+}
+message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// Delete an endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteWebhookEndpoint {
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+}
+message!(DeleteWebhookEndpoint, "webhook_endpoint.delete", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// Replace an endpoint's secret; the old one keeps signing for a grace period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateWebhookSecret {
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// New secret, encrypted.
+    pub secret_ciphertext: Sensitive,
+    /// Seconds the old secret stays live.
+    pub grace_seconds: u32,
+}
+message!(RotateWebhookSecret, "webhook_endpoint.rotate_secret", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// Deliver one event to one endpoint (the dispatcher's work item).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeliverWebhook {
+    /// Delivery.
+    pub delivery_id: Uuid,
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// Stable across retries, for the receiver's de-duplication (`evt_…`).
+    pub event_id: String,
+    /// Event type.
+    pub event: String,
+    /// The payload's `data`.
+    pub data: Value,
+}
+message!(DeliverWebhook, "webhook.deliver", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// Replay one delivery, or every failed delivery since a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplayWebhookDeliveries {
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// One delivery, or
+    pub delivery_id: Option<Uuid>,
+    /// all failed since.
+    pub failed_since: Option<DateTime<Utc>>,
+}
+message!(ReplayWebhookDeliveries, "webhook.replay", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// What happened to an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointChange {
+    /// Registered.
+    Created,
+    /// Changed.
+    Updated,
+    /// Secret replaced.
+    SecretRotated,
+    /// Deleted.
+    Deleted,
+}
+
+/// An endpoint changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookEndpointChanged {
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// What.
+    pub change: EndpointChange,
+}
+message!(WebhookEndpointChanged, "webhook_endpoint.changed", (1, 0), Event, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// How one attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// 2xx.
+    Succeeded,
+    /// Failed; another attempt follows.
+    Failed,
+    /// Failed and it was the last attempt.
+    GaveUp,
+}
+
+/// One delivery attempt, for the delivery log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookDeliveryAttempted {
+    /// Delivery.
+    pub delivery_id: Uuid,
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// Event id.
+    pub event_id: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Result.
+    pub outcome: AttemptOutcome,
+    /// HTTP status, if the endpoint answered.
+    pub status_code: Option<u16>,
+    /// Round-trip time.
+    pub latency_ms: u32,
+    /// First bytes of the response or the connection error.
+    pub response_snippet: Option<String>,
+}
+message!(WebhookDeliveryAttempted, "webhook.delivery_attempted", (1, 0), Event, Webhooks, |m| Some(m.delivery_id.to_string()));
