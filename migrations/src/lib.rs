@@ -1,1 +1,19 @@
-//! migrations
+//! The database schema's history, applied by `voltbus migrate` and by `voltbus serve` at start-up,
+//! on PostgreSQL and on the embedded SQLite file alike.
+//!
+//! Layout: one file per migration, named `mYYYYMMDD_NNNNNN_what`; [`Migrator`] lists them in order.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_bus_tables;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// Applies the migrations in order; each runs once per database.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_bus_tables::Migration)]
+    }
+}

@@ -44,7 +44,9 @@ impl Kind {
 }
 
 /// The domains of the platform, one per seed area.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
     /// Integrations, API keys, machine tokens, federated sign-in (EVCare, Levy Fleets keys).
@@ -142,8 +144,13 @@ impl FromStr for Version {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (major, minor) = s.split_once('.').ok_or_else(|| format!("version `{s}` is not major.minor"))?;
-        let part = |p: &str| p.parse::<u16>().map_err(|_| format!("version `{s}` is not major.minor"));
+        let (major, minor) = s
+            .split_once('.')
+            .ok_or_else(|| format!("version `{s}` is not major.minor"))?;
+        let part = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("version `{s}` is not major.minor"))
+        };
         Ok(Self::new(part(major)?, part(minor)?))
     }
 }

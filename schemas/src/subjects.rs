@@ -66,7 +66,10 @@ pub fn charger_meter(tenant: &TenantId, charger: Uuid) -> String {
 
 /// Where a domain event is published on NATS.
 pub fn event(tenant: &TenantId, descriptor: &Descriptor) -> String {
-    format!("{ROOT}.{tenant}.events.{}.{}", descriptor.domain, descriptor.type_name)
+    format!(
+        "{ROOT}.{tenant}.events.{}.{}",
+        descriptor.domain, descriptor.type_name
+    )
 }
 
 /// Every subject of one tenant.
@@ -76,7 +79,10 @@ pub fn tenant_wildcard(tenant: &TenantId) -> String {
 
 /// Subjects the telemetry stream stores.
 pub fn telemetry_stream_subjects() -> Vec<String> {
-    vec![format!("{ROOT}.*.vehicles.*.state"), format!("{ROOT}.*.chargers.*.*")]
+    vec![
+        format!("{ROOT}.*.vehicles.*.state"),
+        format!("{ROOT}.*.chargers.*.*"),
+    ]
 }
 
 /// Subjects the events stream stores.
@@ -93,10 +99,22 @@ mod tests {
         let t = TenantId::new("acme").unwrap();
         let u = Uuid::nil();
         let topic = user_topic(&t, u);
-        assert_eq!(topic, "voltbus.acme.users.00000000-0000-0000-0000-000000000000");
-        assert_eq!(user_channel(&t, u, Channel::Charging), format!("{topic}.CHARGING"));
-        assert_eq!(user_channel(&t, u, Channel::Payment), format!("{topic}.PAYMENT"));
-        assert_eq!(user_channel(&t, u, Channel::Replenishment), format!("{topic}.REPLENISHMENT"));
+        assert_eq!(
+            topic,
+            "voltbus.acme.users.00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            user_channel(&t, u, Channel::Charging),
+            format!("{topic}.CHARGING")
+        );
+        assert_eq!(
+            user_channel(&t, u, Channel::Payment),
+            format!("{topic}.PAYMENT")
+        );
+        assert_eq!(
+            user_channel(&t, u, Channel::Replenishment),
+            format!("{topic}.REPLENISHMENT")
+        );
     }
 
     #[test]
@@ -104,7 +122,12 @@ mod tests {
         let t = TenantId::new("acme").unwrap();
         let prefix = "voltbus.acme.";
         let d = crate::descriptor_of("ride.started").unwrap();
-        for s in [vehicle_state(&t, Uuid::nil()), charger_status(&t, Uuid::nil()), charger_meter(&t, Uuid::nil()), event(&t, d)] {
+        for s in [
+            vehicle_state(&t, Uuid::nil()),
+            charger_status(&t, Uuid::nil()),
+            charger_meter(&t, Uuid::nil()),
+            event(&t, d),
+        ] {
             assert!(s.starts_with(prefix), "{s}");
         }
     }

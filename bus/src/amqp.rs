@@ -1,0 +1,233 @@
+//! RabbitMQ through lapin.
+//!
+//! Every publish is persistent, `mandatory`, and waits for its own publisher confirm: an ack says the
+//! broker stored it, a nack or a returned (unroutable) message is an error to the caller. Confirms are
+//! per publish, not `wait_for_confirms` (which only covers the last publish, lapin #369), so many
+//! publishes can be in flight on one channel at once and each caller learns its own fate.
+//! Messages travel in CloudEvents structured mode (`application/cloudevents+json`).
+
+use lapin::Confirmation;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use schemas::{AnyMessage, DecodeError, Envelope, decode_any, routing};
+use serde::Serialize;
+
+use crate::error::redact_url;
+use crate::{BusError, EngineReport, EngineState, PublishError};
+
+/// Content type of a structured-mode CloudEvent.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+/// AMQP delivery mode that makes the broker write the message to disk.
+const PERSISTENT: u8 = 2;
+
+/// A RabbitMQ connection with one confirm-mode channel for publishing.
+pub struct AmqpConnection {
+    connection: Connection,
+    /// Confirm mode is switched on once, at connect: without it lapin reports `NotRequested` at once,
+    /// which looks like success (BUS-NOTES).
+    publisher: Channel,
+    url: String,
+}
+
+impl AmqpConnection {
+    /// Connects, names the connection after `service` (visible in the management UI), and opens
+    /// the publishing channel in confirm mode.
+    pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
+        let connect_error = |reason: String| BusError::Connect {
+            engine: "rabbitmq",
+            url: redact_url(url),
+            reason,
+        };
+        let properties = ConnectionProperties::default().with_connection_name(service.into());
+        let connection = Connection::connect(url, properties)
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions { nowait: false })
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+        Ok(Self {
+            connection,
+            publisher,
+            url: redact_url(url),
+        })
+    }
+
+    /// Declares the exchanges every service relies on. Idempotent: same arguments every time, from
+    /// one place, because redeclaring with other arguments is a 406 that closes the channel.
+    pub async fn declare_exchanges(&self) -> Result<(), BusError> {
+        for name in [routing::COMMANDS_EXCHANGE, routing::EVENTS_EXCHANGE] {
+            self.publisher
+                .exchange_declare(
+                    name.into(),
+                    // Topic: work queues bind a domain (`rides.#`), subscribers a tenant (`acme.#`).
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        passive: false,
+                        // Survives a broker restart, with its bindings.
+                        durable: true,
+                        // Stays when the last queue unbinds: other services' bindings depend on it.
+                        auto_delete: false,
+                        internal: false,
+                        nowait: false,
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| BusError::Topology {
+                    what: format!("exchange {name}"),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a message in structured mode and returns once the broker confirmed it.
+    pub async fn publish<T: Serialize>(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &Envelope<T>,
+    ) -> Result<(), PublishError> {
+        let confirm = self
+            .publisher
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                // Mandatory: an unroutable message comes back instead of vanishing.
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &envelope.encode(),
+                properties_of(envelope),
+            )
+            .await
+            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+        match confirm
+            .await
+            .map_err(|e| PublishError::Disconnected(e.to_string()))?
+        {
+            // An unroutable mandatory message is still acked; the return is what tells.
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+                Err(PublishError::Returned {
+                    reply_code: returned.reply_code,
+                    reply_text: returned.reply_text.to_string(),
+                })
+            }
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Nack(None) => Err(PublishError::Nacked),
+            Confirmation::NotRequested => Err(PublishError::ConfirmsNotEnabled),
+        }
+    }
+
+    /// Opens a channel with a prefetch limit and starts a manual-ack consumer on `queue`.
+    /// The prefetch is always set: lapin's consumer buffer is unbounded otherwise.
+    pub async fn consume(
+        &self,
+        queue: &str,
+        consumer_tag: &str,
+        prefetch: u16,
+    ) -> Result<(Channel, Consumer), BusError> {
+        let consume_error = |reason: String| BusError::Consume {
+            source_name: queue.to_owned(),
+            reason,
+        };
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| consume_error(e.to_string()))?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(|e| consume_error(e.to_string()))?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                consumer_tag.into(),
+                BasicConsumeOptions {
+                    no_local: false,
+                    // Manual acks: a message is acked only after its handler's work committed.
+                    no_ack: false,
+                    exclusive: false,
+                    nowait: false,
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| consume_error(e.to_string()))?;
+        Ok((channel, consumer))
+    }
+
+    /// A fresh channel, for declarations that must not disturb the publishing channel.
+    pub async fn channel(&self) -> Result<Channel, BusError> {
+        self.connection
+            .create_channel()
+            .await
+            .map_err(|e| BusError::Topology {
+                what: "channel".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// This connection's line in `/health`.
+    pub fn report(&self) -> EngineReport {
+        let up = self.connection.status().connected() && self.publisher.status().connected();
+        EngineReport {
+            engine: "amqp",
+            kind: "rabbitmq",
+            state: if up {
+                EngineState::Up
+            } else {
+                EngineState::Down
+            },
+            detail: self.url.clone(),
+        }
+    }
+
+    /// Closes the connection; in-flight confirms resolve first.
+    pub async fn close(&self) {
+        // A close on an already closed connection is not an error worth reporting at shutdown.
+        let _ = self
+            .connection
+            .close(200, "voltbus shutting down".into())
+            .await;
+    }
+}
+
+/// Decodes a delivery's body as a message of any catalogue type.
+pub fn decode(delivery: &lapin::message::Delivery) -> Result<Envelope<AnyMessage>, DecodeError> {
+    decode_any(&delivery.data)
+}
+
+/// AMQP properties mirroring the envelope, so the management UI and plain AMQP clients see the
+/// id, type and correlation without parsing the body.
+pub fn properties_of<T>(envelope: &Envelope<T>) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "tenant".into(),
+        AMQPValue::LongString(envelope.tenant.as_str().into()),
+    );
+    headers.insert(
+        "dataversion".into(),
+        AMQPValue::LongString(envelope.dataversion.to_string().into()),
+    );
+    BasicProperties::default()
+        .with_content_type(CONTENT_TYPE.into())
+        .with_delivery_mode(PERSISTENT)
+        .with_message_id(envelope.id.to_string().into())
+        .with_correlation_id(envelope.correlationid.to_string().into())
+        .with_type(envelope.type_name.as_str().into())
+        .with_timestamp(envelope.time.timestamp().max(0) as u64)
+        .with_app_id(envelope.source.as_str().into())
+        .with_headers(headers)
+}

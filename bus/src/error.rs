@@ -1,0 +1,83 @@
+//! Errors of the transports, by kind.
+
+/// A publish the broker did not take. None of these is ever a silent drop: the caller learns the
+/// message is not on the broker and decides to retry or fail its own request.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker negatively acknowledged the message (could not store it).
+    #[error("broker refused the message (nack)")]
+    Nacked,
+    /// The message matched no queue and came back (`mandatory`, reply 312 NO_ROUTE).
+    #[error("message returned unroutable: {reply_code} {reply_text}")]
+    Returned {
+        /// AMQP reply code.
+        reply_code: u16,
+        /// AMQP reply text.
+        reply_text: String,
+    },
+    /// The channel had no publisher confirms on, so nothing proves the broker has the message.
+    #[error("publisher confirms are not enabled on this channel")]
+    ConfirmsNotEnabled,
+    /// The connection or channel failed before the broker confirmed.
+    #[error("connection lost before the broker confirmed: {0}")]
+    Disconnected(String),
+    /// JetStream did not store the message.
+    #[error("JetStream did not acknowledge the message: {0}")]
+    NotStored(String),
+}
+
+/// Failures to connect or to declare topology.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Could not reach or log in to the broker.
+    #[error("cannot connect to {engine} at {url}: {reason}")]
+    Connect {
+        /// `rabbitmq` or `nats`.
+        engine: &'static str,
+        /// URL without credentials.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// The broker refused a declaration (exchange, queue, binding, stream).
+    #[error("cannot declare {what}: {reason}")]
+    Topology {
+        /// What was declared.
+        what: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// Consuming failed.
+    #[error("cannot consume from {source_name}: {reason}")]
+    Consume {
+        /// Queue or subject.
+        source_name: String,
+        /// What the client said.
+        reason: String,
+    },
+}
+
+/// A URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(
+            super::redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            super::redact_url("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! The database the consumers write: PostgreSQL in production, an SQLite file on the embedded default.
+
+use std::time::Duration;
+
+use bus::{EngineReport, EngineState, redact_url as redact};
+use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// The URL names a database voltbus does not run on.
+    #[error("database URL must start with postgres:// or sqlite: (got `{0}`)")]
+    UnsupportedUrl(String),
+    /// Could not connect.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+}
+
+/// A pool of connections to the consumers' database.
+#[derive(Clone)]
+pub struct Database {
+    connection: DatabaseConnection,
+    kind: &'static str,
+    detail: String,
+}
+
+impl Database {
+    /// Connects to `url` (`postgres://…` or `sqlite://path?mode=rwc`).
+    pub async fn connect(url: &str) -> Result<Self, DatabaseError> {
+        let (kind, detail) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            ("postgresql", redact(url))
+        } else if url.starts_with("sqlite:") {
+            ("sqlite", url.to_owned())
+        } else {
+            return Err(DatabaseError::UnsupportedUrl(redact(url)));
+        };
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            // SQL statements are traced by our own spans, not logged one by one.
+            .sqlx_logging(false);
+        if kind == "sqlite" {
+            // One writer at a time is all SQLite allows; a single connection avoids `database is locked`.
+            options.max_connections(1);
+        }
+        let connection = sea_orm::Database::connect(options)
+            .await
+            .map_err(DatabaseError::Connect)?;
+        Ok(Self {
+            connection,
+            kind,
+            detail,
+        })
+    }
+
+    /// The sea-orm connection.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.connection.get_database_backend()
+    }
+
+    /// Pings the database for `/health`.
+    pub async fn report(&self) -> EngineReport {
+        let (state, detail) = match self.connection.ping().await {
+            Ok(()) => (EngineState::Up, self.detail.clone()),
+            Err(e) => (EngineState::Down, format!("{}: {e}", self.detail)),
+        };
+        EngineReport {
+            engine: "database",
+            kind: self.kind,
+            state,
+            detail,
+        }
+    }
+
+    /// Closes the pool after in-flight statements finish.
+    pub async fn close(self) {
+        // Closing an already broken pool has nothing left to report.
+        let _ = self.connection.close().await;
+    }
+}

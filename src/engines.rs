@@ -1,0 +1,100 @@
+//! The engines a running voltbus uses: the consumers' database, and for each broker role either
+//! the real broker or the embedded in-process transport.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Context;
+use bus::EngineReport;
+use bus::amqp::AmqpConnection;
+use bus::embedded::EmbeddedBus;
+use bus::nats::NatsConnection;
+use consumers::Database;
+use migrations::{Migrator, MigratorTrait};
+use publishers::HealthCheck;
+
+use crate::Settings;
+
+/// How many messages an embedded subscriber may fall behind.
+const EMBEDDED_CAPACITY: usize = 4096;
+
+/// Database and transports, connected and with their schema and topology in place.
+pub struct Engines {
+    /// The consumers' database, migrated.
+    pub database: Database,
+    /// RabbitMQ, when `amqp.url` is set.
+    pub amqp: Option<AmqpConnection>,
+    /// NATS, when `nats.url` is set.
+    pub nats: Option<NatsConnection>,
+    /// The in-process transport standing in for any broker that is not configured.
+    pub embedded: EmbeddedBus,
+}
+
+impl Engines {
+    /// Connects every configured engine, applies migrations, declares exchanges and streams.
+    pub async fn connect(settings: &Settings, service: &str) -> anyhow::Result<Self> {
+        let database = connect_database(settings).await?;
+        Migrator::up(database.connection(), None)
+            .await
+            .context("applying database migrations")?;
+
+        let amqp = match &settings.amqp.url {
+            Some(url) => {
+                let amqp = AmqpConnection::connect(url, service).await?;
+                amqp.declare_exchanges().await?;
+                Some(amqp)
+            }
+            None => None,
+        };
+        let nats = match &settings.nats.url {
+            Some(url) => {
+                let nats = NatsConnection::connect(url, service).await?;
+                nats.ensure_streams().await?;
+                Some(nats)
+            }
+            None => None,
+        };
+        Ok(Self {
+            database,
+            amqp,
+            nats,
+            embedded: EmbeddedBus::new(EMBEDDED_CAPACITY),
+        })
+    }
+
+    /// Closes brokers first (their in-flight confirms resolve), then the database.
+    pub async fn close(self) {
+        if let Some(amqp) = &self.amqp {
+            amqp.close().await;
+        }
+        if let Some(nats) = &self.nats {
+            nats.close().await;
+        }
+        self.database.close().await;
+    }
+}
+
+impl HealthCheck for Engines {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Vec<EngineReport>> + Send + '_>> {
+        Box::pin(async move {
+            vec![
+                self.database.report().await,
+                self.amqp
+                    .as_ref()
+                    .map_or_else(|| self.embedded.report("amqp"), AmqpConnection::report),
+                self.nats
+                    .as_ref()
+                    .map_or_else(|| self.embedded.report("nats"), NatsConnection::report),
+            ]
+        })
+    }
+}
+
+/// Connects the database, creating the data directory the embedded file lives in.
+pub(crate) async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    if settings.database.url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    }
+    Ok(Database::connect(&settings.database_url()).await?)
+}

@@ -1,0 +1,17 @@
+//! The `voltbus` binary's library: configuration, logging, and the start and stop of the whole
+//! platform (database, transports, HTTP edge), kept here so tests start it in-process.
+//!
+//! Layout:
+//! - `settings`: layered configuration ([`Settings`]).
+//! - `telemetry`: `tracing` subscriber set-up.
+//! - `engines`: the database and transports chosen by configuration, and their `/health`.
+//! - `app`: `migrate`, `start` and graceful stop ([`Running`]).
+
+mod app;
+mod engines;
+pub mod settings;
+pub mod telemetry;
+
+pub use app::{Running, migrate, start};
+pub use engines::Engines;
+pub use settings::Settings;

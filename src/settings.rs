@@ -1,0 +1,186 @@
+//! Configuration in layers: built-in defaults, then an optional TOML file, then `VOLTBUS__…`
+//! environment variables (`VOLTBUS__DATABASE__URL` sets `database.url`).
+//!
+//! With no database, AMQP or NATS URL, `serve` runs on the embedded default: an SQLite file under
+//! `data_dir` and in-process transports.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `voltbus` can be told.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded database lives.
+    pub data_dir: PathBuf,
+    /// The HTTP edge.
+    pub http: HttpSettings,
+    /// The consumers' database.
+    pub database: UrlSettings,
+    /// RabbitMQ.
+    pub amqp: UrlSettings,
+    /// NATS.
+    pub nats: UrlSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// The HTTP edge.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listening address.
+    pub bind: SocketAddr,
+    /// Seconds requests in flight get to finish at shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// An engine chosen by URL; none means the embedded one.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSettings {
+    /// Connection URL, which may hold a password.
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for UrlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never print it whole.
+        let shown = self.url.as_deref().map(bus::redact_url);
+        f.debug_struct("UrlSettings").field("url", &shown).finish()
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// `tracing` filter (`info`, `voltbus=debug,lapin=warn`); `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("voltbus-data"),
+            http: HttpSettings {
+                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                shutdown_grace_seconds: 30,
+            },
+            database: UrlSettings::default(),
+            amqp: UrlSettings::default(),
+            nats: UrlSettings::default(),
+            log: LogSettings {
+                format: LogFormat::Human,
+                filter: "info".into(),
+            },
+        }
+    }
+}
+
+/// Configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Loads defaults, then `file` (required when given), then `VOLTBUS__…` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let defaults = config::Config::try_from(&Settings::default())
+            .map_err(|e| SettingsError(e.to_string()))?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("VOLTBUS__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("VOLTBUS")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let check = |key: &str, url: &Option<String>, schemes: &[&str]| match url {
+            Some(u) if u.trim().is_empty() => Err(SettingsError(format!(
+                "{key} is empty; remove it to use the embedded default"
+            ))),
+            Some(u) if !schemes.iter().any(|s| u.starts_with(s)) => Err(SettingsError(format!(
+                "{key} `{}` must start with {}",
+                bus::redact_url(u),
+                schemes.join(" or ")
+            ))),
+            _ => Ok(()),
+        };
+        check(
+            "database.url",
+            &self.database.url,
+            &["postgres://", "postgresql://", "sqlite:"],
+        )?;
+        check("amqp.url", &self.amqp.url, &["amqp://", "amqps://"])?;
+        check(
+            "nats.url",
+            &self.nats.url,
+            &["nats://", "tls://", "ws://", "wss://"],
+        )?;
+        if self
+            .log
+            .filter
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(SettingsError(format!(
+                "log.filter `{}` is not a tracing filter",
+                self.log.filter
+            )));
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or the embedded SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("voltbus.db").display()
+            ),
+        }
+    }
+}
