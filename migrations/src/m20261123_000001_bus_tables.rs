@@ -1,12 +1,13 @@
 //! The tables the bus needs before any domain exists: tenants, the transactional outbox and the
 //! inbox of processed messages.
 
+use sea_orm_migration::async_trait::async_trait;
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[async_trait::async_trait]
+#[async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs every voltbus test against real PostgreSQL, RabbitMQ and NATS (JetStream).
+#
+# For each service: if it answers, use it; if it is installed but down, start it; if it is missing,
+# install it from Debian's packages and start it. Then wait until each answers and run the suite.
+# Extra arguments go to `cargo nextest run` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[test.sh]\033[0m %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Root runs package and service commands directly; anyone else needs sudo.
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else SUDO=(); fi
+as_root() { "${SUDO[@]}" "$@"; }
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "$* is missing and this is not a Debian system: install it by hand"
+  if [ "$APT_UPDATED" -eq 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  log "installing $* from Debian packages"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 "$((seconds * 2))"); do
+    if "$@"; then return 0; fi
+    sleep 0.5
+  done
+  die "$what did not come up within ${seconds}s"
+}
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+postgres_ready() { PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d test -tAc 'select 1' >/dev/null 2>&1; }
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null; then apt_install postgresql postgresql-client; fi
+  if ! port_open 5432; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    [ -n "$version" ] || die "PostgreSQL is installed but has no cluster under /etc/postgresql"
+    log "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    wait_until 60 PostgreSQL port_open 5432
+  fi
+  if ! postgres_ready; then
+    # A fresh install asks TCP clients for a password and has no `test` database: give both.
+    log "preparing PostgreSQL: password for postgres, database test"
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    as_root su postgres -c "createdb test" 2>/dev/null || true
+  fi
+  wait_until 30 "PostgreSQL (database test)" postgres_ready
+  log "PostgreSQL is up"
+}
+
+# --- RabbitMQ ---------------------------------------------------------------------------------
+ensure_rabbitmq() {
+  if ! command -v rabbitmq-server >/dev/null && ! [ -x /usr/sbin/rabbitmq-server ]; then apt_install rabbitmq-server; fi
+  if ! port_open 5672; then
+    log "starting RabbitMQ"
+    as_root rabbitmq-server -detached
+    wait_until 120 RabbitMQ port_open 5672
+    as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
+  fi
+  log "RabbitMQ is up"
+}
+
+# --- NATS with JetStream ----------------------------------------------------------------------
+nats_has_jetstream() { # The server's INFO line says whether JetStream is on.
+  local info
+  info=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$1"'; head -n 1 <&3' 2>/dev/null) || return 1
+  [[ "$info" == *'"jetstream":true'* ]]
+}
+ensure_nats() {
+  local bin
+  bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  if ! [ -x "$bin" ]; then apt_install nats-server; bin=$(command -v nats-server || echo /usr/sbin/nats-server); fi
+  if ! port_open 4222; then
+    log "starting NATS with JetStream"
+    as_root mkdir -p /var/lib/nats-server
+    as_root start-stop-daemon --start --oknodo --background --exec "$bin" -- \
+      -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+    wait_until 30 NATS port_open 4222
+  fi
+  if ! nats_has_jetstream 4222; then
+    # Someone else's server without JetStream: leave it alone and run our own beside it.
+    log "NATS on 4222 has no JetStream; starting a private one on 14222"
+    local dir
+    dir=$(mktemp -d)
+    "$bin" -a 127.0.0.1 -p 14222 -js -sd "$dir" -l "$dir/nats.log" &
+    wait_until 30 "private NATS" port_open 14222
+    export VOLTBUS_TEST_NATS=nats://127.0.0.1:14222
+  fi
+  log "NATS (JetStream) is up"
+}
+
+ensure_nextest() {
+  command -v cargo >/dev/null || die "cargo is missing: install Rust (rustup) first"
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest from crates.io"
+    cargo install cargo-nextest --locked
+  fi
+}
+
+ensure_postgres
+ensure_rabbitmq
+ensure_nats
+ensure_nextest
+
+profile=default
+[ -n "${CI:-}" ] && profile=ci
+log "doc tests"
+cargo test --workspace --doc --quiet
+log "test suite (nextest profile $profile)"
+exec cargo nextest run --workspace --profile "$profile" "$@"

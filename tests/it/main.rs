@@ -1,0 +1,12 @@
+//! End-to-end tests of the `voltbus` binary and library against the real PostgreSQL, RabbitMQ and
+//! NATS of this machine (`scripts/test.sh` makes sure they run). One test binary, a module per area.
+
+mod support;
+
+mod amqp;
+mod binary;
+mod embedded;
+mod nats;
+mod postgres;
+mod production;
+mod settings;

@@ -1,0 +1,83 @@
+//! Shared helpers: service URLs, isolated databases and tenants, a tiny HTTP client.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::Value;
+use voltbus::Settings;
+
+/// PostgreSQL of the test machine (trust auth; the password only matters on a fresh install).
+pub fn postgres_url() -> String {
+    std::env::var("VOLTBUS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into())
+}
+
+/// RabbitMQ of the test machine.
+pub fn amqp_url() -> String {
+    std::env::var("VOLTBUS_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// NATS (JetStream on) of the test machine.
+pub fn nats_url() -> String {
+    std::env::var("VOLTBUS_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A short unique name, for databases, tenants and subjects of one test.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// A tenant id no other test uses.
+pub fn tenant() -> schemas::TenantId {
+    schemas::TenantId::new(unique("t")).unwrap()
+}
+
+/// Creates an empty PostgreSQL database for one test and returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    let admin_url = postgres_url();
+    let admin = Database::connect(&admin_url).await.expect("PostgreSQL must be running (scripts/test.sh starts it)");
+    let name = unique("vb");
+    admin
+        .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// A scratch directory under the target directory.
+pub fn scratch_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("run"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Settings for an in-process app on a free port with its own embedded data directory.
+pub fn embedded_settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.data_dir = scratch_dir();
+    settings.http.shutdown_grace_seconds = 5;
+    settings
+}
+
+/// GET a path and return status and JSON body.
+pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> (u16, Value, http::HeaderMap) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers)
+}
+
+/// The engine entry of a `/health` body.
+pub fn engine<'a>(health: &'a Value, role: &str) -> &'a Value {
+    health["engines"].as_array().unwrap().iter().find(|e| e["engine"] == role).unwrap_or_else(|| panic!("no {role} in {health}"))
+}
