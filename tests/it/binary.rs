@@ -21,12 +21,19 @@ fn help_and_version() {
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("serve") && text.contains("migrate"), "{text}");
     let version = voltbus().arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("voltbus {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("voltbus {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn invalid_configuration_stops_with_one_line() {
-    let output = voltbus().arg("serve").env("VOLTBUS__HTTP__BIND", "nonsense").output().unwrap();
+    let output = voltbus()
+        .arg("serve")
+        .env("VOLTBUS__HTTP__BIND", "nonsense")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -36,11 +43,19 @@ fn invalid_configuration_stops_with_one_line() {
 #[test]
 fn migrate_on_the_embedded_database() {
     let output = voltbus().arg("migrate").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -66,9 +81,22 @@ async fn serve_answers_health_and_stops_cleanly_on_sigint() {
     assert_eq!(status, 200, "{body}");
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&status.stderr);
-    assert!(status.status.success(), "exit {:?}: {stderr}", status.status);
+    assert!(
+        status.status.success(),
+        "exit {:?}: {stderr}",
+        status.status
+    );
     assert!(stderr.contains("voltbus stopped"), "{stderr}");
 }

@@ -21,9 +21,15 @@ async fn migrate_creates_the_bus_tables_and_is_idempotent() {
         ))
         .await
         .unwrap();
-    let names: Vec<String> = tables.iter().map(|r| r.try_get("", "table_name").unwrap()).collect();
+    let names: Vec<String> = tables
+        .iter()
+        .map(|r| r.try_get("", "table_name").unwrap())
+        .collect();
     for table in ["inbox", "outbox", "seaql_migrations", "tenants"] {
-        assert!(names.iter().any(|n| n == table), "{table} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == table),
+            "{table} missing from {names:?}"
+        );
     }
 
     // Round trip: an outbox row written and read back, and the inbox refusing a duplicate.
@@ -36,7 +42,11 @@ async fn migrate_creates_the_bus_tables_and_is_idempotent() {
     .await
     .unwrap();
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, "SELECT seq, sent_at IS NULL AS unsent FROM outbox WHERE message_id = $1", [id.into()]))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT seq, sent_at IS NULL AS unsent FROM outbox WHERE message_id = $1",
+            [id.into()],
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -49,5 +59,8 @@ async fn migrate_creates_the_bus_tables_and_is_idempotent() {
         [id.into()],
     );
     db.execute_raw(insert_inbox.clone()).await.unwrap();
-    assert!(db.execute_raw(insert_inbox).await.is_err(), "the inbox must refuse the same message twice");
+    assert!(
+        db.execute_raw(insert_inbox).await.is_err(),
+        "the inbox must refuse the same message twice"
+    );
 }
