@@ -8,12 +8,19 @@
 //! - `embedded`: in-process publish/subscribe with the same message shapes, no broker needed.
 //! - `error`: [`PublishError`] and [`BusError`], typed by kind so callers choose retry or dead-letter.
 //! - `health`: [`EngineReport`], what `/health` says about each engine.
+//! - `handler`: the [`Handler`] a consumer group implements, its [`Context`] and [`HandlerError`].
+//! - `inbox`: idempotency records that make a redelivered message harmless.
+//! - `outbox`: messages written with a handler's transaction, and the relay that publishes them.
 
 pub mod amqp;
 pub mod embedded;
 mod error;
+mod handler;
 mod health;
+pub mod inbox;
 pub mod nats;
+pub mod outbox;
 
 pub use error::{BusError, PublishError, redact_url};
+pub use handler::{Context, Handler, HandlerError, Reply, ReplyBody};
 pub use health::{EngineReport, EngineState};

@@ -5,6 +5,21 @@
 //! per publish, not `wait_for_confirms` (which only covers the last publish, lapin #369), so many
 //! publishes can be in flight on one channel at once and each caller learns its own fate.
 //! Messages travel in CloudEvents structured mode (`application/cloudevents+json`).
+//!
+//! Layout: this file (connection, publishing), `topology` (a consumer group's queues), `consumer`
+//! (the consumer runtime), `requester` (request/reply over direct reply-to), `dead_letters`
+//! (listing and replaying a dead-letter queue).
+
+mod consumer;
+mod dead_letters;
+mod headers;
+mod requester;
+mod topology;
+
+pub use consumer::{AmqpConsumer, ConsumerOptions};
+pub use dead_letters::{DeadLetter, list_dead_letters, replay_dead_letters};
+pub use requester::{RequestError, Requester};
+pub use topology::GroupTopology;
 
 use lapin::Confirmation;
 use lapin::options::{
@@ -97,36 +112,45 @@ impl AmqpConnection {
         routing_key: &str,
         envelope: &Envelope<T>,
     ) -> Result<(), PublishError> {
+        self.publish_raw(
+            exchange,
+            routing_key,
+            &envelope.encode(),
+            properties_of(envelope),
+            true,
+        )
+        .await
+    }
+
+    /// Publishes bytes with the given properties and returns once the broker confirmed them.
+    /// `mandatory` turns an unroutable message into [`PublishError::Returned`].
+    pub async fn publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
         let confirm = self
             .publisher
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
-                // Mandatory: an unroutable message comes back instead of vanishing.
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory,
                     immediate: false,
                 },
-                &envelope.encode(),
-                properties_of(envelope),
+                body,
+                properties,
             )
             .await
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        match confirm
-            .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))?
-        {
-            // An unroutable mandatory message is still acked; the return is what tells.
-            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-                Err(PublishError::Returned {
-                    reply_code: returned.reply_code,
-                    reply_text: returned.reply_text.to_string(),
-                })
-            }
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Nack(None) => Err(PublishError::Nacked),
-            Confirmation::NotRequested => Err(PublishError::ConfirmsNotEnabled),
-        }
+        settle_confirm(
+            confirm
+                .await
+                .map_err(|e| PublishError::Disconnected(e.to_string()))?,
+        )
     }
 
     /// Opens a channel with a prefetch limit and starts a manual-ack consumer on `queue`.
@@ -204,6 +228,22 @@ impl AmqpConnection {
     }
 }
 
+/// What a publisher confirm says about one publish.
+pub(crate) fn settle_confirm(confirmation: Confirmation) -> Result<(), PublishError> {
+    match confirmation {
+        // An unroutable mandatory message is still acked; the return is what tells.
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+            Err(PublishError::Returned {
+                reply_code: returned.reply_code,
+                reply_text: returned.reply_text.to_string(),
+            })
+        }
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Nack(None) => Err(PublishError::Nacked),
+        Confirmation::NotRequested => Err(PublishError::ConfirmsNotEnabled),
+    }
+}
+
 /// Decodes a delivery's body as a message of any catalogue type.
 pub fn decode(delivery: &lapin::message::Delivery) -> Result<Envelope<AnyMessage>, DecodeError> {
     decode_any(&delivery.data)
@@ -221,6 +261,13 @@ pub fn properties_of<T>(envelope: &Envelope<T>) -> BasicProperties {
         "dataversion".into(),
         AMQPValue::LongString(envelope.dataversion.to_string().into()),
     );
+    if let Some(subject) = &envelope.subject {
+        // Consumers pick a lane by it without decoding the body.
+        headers.insert(
+            "subject".into(),
+            AMQPValue::LongString(subject.as_str().into()),
+        );
+    }
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_delivery_mode(PERSISTENT)

@@ -1,0 +1,206 @@
+//! Request/reply over RabbitMQ's direct reply-to.
+//!
+//! The edge publishes a command with `reply_to = amq.rabbitmq.reply-to` on a channel that also
+//! consumes that pseudo-queue, and waits for the reply whose `correlation_id` is the command's
+//! message id. Direct reply-to needs no queue per request and no cleanup. A reply is only an
+//! answer for a caller who is still waiting: the command itself is durable, so a timeout means
+//! "not answered in time", never "not done".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Channel;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use schemas::{Envelope, Message, routing};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{AmqpConnection, properties_of, settle_confirm};
+use crate::handler::ReplyBody;
+use crate::{BusError, PublishError};
+
+/// RabbitMQ's pseudo-queue for direct replies.
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<ReplyBody>>>>;
+
+/// Why a request got no successful answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The command never reached the broker.
+    #[error("command not published: {0}")]
+    Publish(#[from] PublishError),
+    /// No answer in time; the command may still be handled.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The handler refused the command for good.
+    #[error("{kind}: {message}")]
+    Failed {
+        /// Error kind from the handler side.
+        kind: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The reply channel closed while waiting.
+    #[error("reply channel closed")]
+    Disconnected,
+}
+
+/// Sends commands and awaits their replies.
+pub struct Requester {
+    channel: Channel,
+    pending: Pending,
+    listener: JoinHandle<()>,
+}
+
+impl Requester {
+    /// Opens the request channel (confirm mode, consuming direct replies).
+    pub async fn new(connection: &AmqpConnection) -> Result<Self, BusError> {
+        let setup = |reason: String| BusError::Consume {
+            source_name: DIRECT_REPLY_TO.into(),
+            reason,
+        };
+        let channel = connection.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions { nowait: false })
+            .await
+            .map_err(|e| setup(e.to_string()))?;
+        let mut replies = channel
+            .basic_consume(
+                DIRECT_REPLY_TO.into(),
+                "voltbus-requester".into(),
+                // Direct reply-to only works in no-ack mode: replies are not stored anyway.
+                BasicConsumeOptions {
+                    no_local: false,
+                    no_ack: true,
+                    exclusive: false,
+                    nowait: false,
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| setup(e.to_string()))?;
+        let pending: Pending = Arc::default();
+        let listener = tokio::spawn({
+            let pending = Arc::clone(&pending);
+            async move {
+                while let Some(delivery) = replies.next().await {
+                    let Ok(delivery) = delivery else { break };
+                    let Some(request_id) = delivery.properties.correlation_id() else {
+                        continue;
+                    };
+                    let waiter = pending
+                        .lock()
+                        .ok()
+                        .and_then(|mut p| p.remove(request_id.as_str()));
+                    if let Some(waiter) = waiter {
+                        let body = serde_json::from_slice(&delivery.data).unwrap_or_else(|e| {
+                            ReplyBody::Error {
+                                kind: "malformed_reply".into(),
+                                message: e.to_string(),
+                            }
+                        });
+                        // The caller may have timed out meanwhile; then nobody needs the answer.
+                        let _ = waiter.send(body);
+                    }
+                }
+                // Dropping the senders wakes every waiter with `Disconnected`.
+                if let Ok(mut pending) = pending.lock() {
+                    pending.clear();
+                }
+            }
+        });
+        Ok(Self {
+            channel,
+            pending,
+            listener,
+        })
+    }
+
+    /// Publishes command `envelope` under its routing key and waits up to `timeout` for its reply.
+    pub async fn request<T: Message>(
+        &self,
+        envelope: &Envelope<T>,
+        timeout: Duration,
+    ) -> Result<Value, RequestError> {
+        self.request_to(
+            routing::COMMANDS_EXCHANGE,
+            &routing::command_key_of::<T>(),
+            envelope,
+            timeout,
+        )
+        .await
+    }
+
+    /// Like [`Requester::request`], to an explicit exchange and routing key.
+    pub async fn request_to<T: Serialize>(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &Envelope<T>,
+        timeout: Duration,
+    ) -> Result<Value, RequestError> {
+        let request_id = envelope.id.to_string();
+        let (sender, receiver) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(request_id.clone(), sender);
+        }
+        let outcome = self
+            .send_and_wait(exchange, routing_key, envelope, receiver, timeout)
+            .await;
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&request_id);
+        }
+        outcome
+    }
+
+    async fn send_and_wait<T: Serialize>(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &Envelope<T>,
+        receiver: oneshot::Receiver<ReplyBody>,
+        timeout: Duration,
+    ) -> Result<Value, RequestError> {
+        let properties = properties_of(envelope).with_reply_to(DIRECT_REPLY_TO.into());
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                // Mandatory: a command no work queue is bound for is an error now, not a timeout later.
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &envelope.encode(),
+                properties,
+            )
+            .await
+            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+        settle_confirm(
+            confirm
+                .await
+                .map_err(|e| PublishError::Disconnected(e.to_string()))?,
+        )?;
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(ReplyBody::Ok { data })) => Ok(data),
+            Ok(Ok(ReplyBody::Error { kind, message })) => {
+                Err(RequestError::Failed { kind, message })
+            }
+            Ok(Err(_)) => Err(RequestError::Disconnected),
+            Err(_) => Err(RequestError::Timeout(timeout)),
+        }
+    }
+}
+
+impl Drop for Requester {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}

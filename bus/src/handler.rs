@@ -1,0 +1,62 @@
+//! What a consumer group's handler is given and what it answers.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use schemas::{AnyMessage, Envelope};
+use sea_orm::DatabaseTransaction;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A command's answer to its requester; events answer `None`.
+pub type Reply = Option<Value>;
+
+/// Everything a handler needs for one message.
+pub struct Context<'a> {
+    /// The decoded message.
+    pub message: &'a Envelope<AnyMessage>,
+    /// 1 on first delivery, then one more per retry.
+    pub attempt: u32,
+    /// The transaction the handler writes in, when the group has a database. The runtime commits it
+    /// together with the inbox record, and only then acks the message.
+    pub transaction: Option<&'a DatabaseTransaction>,
+}
+
+/// Why a handler did not succeed; decides between retry and dead-letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth trying again later (a timeout, a lock, a service down).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Will never succeed (a rule refused it, the data is wrong); goes to the dead-letter queue.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Handles the messages of one consumer group.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message. Called again for the same message only after a retryable error or a
+    /// crash before commit; duplicates of a committed message never reach it.
+    fn handle<'a>(
+        &'a self,
+        context: Context<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;
+}
+
+/// The body of a reply to a command, as the requester receives it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ReplyBody {
+    /// The command succeeded.
+    Ok {
+        /// The handler's answer.
+        data: Value,
+    },
+    /// The command failed for good.
+    Error {
+        /// `permanent`, `invalid_data`, `unsupported_version`, …
+        kind: String,
+        /// What went wrong.
+        message: String,
+    },
+}

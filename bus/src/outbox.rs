@@ -1,0 +1,249 @@
+//! The transactional outbox: a handler writes the messages it emits into `outbox` in the same
+//! transaction as its state change, and the relay publishes committed rows to the broker.
+//!
+//! The relay takes a batch of unsent rows in `seq` (commit) order, publishes them all at once
+//! (AMQP confirms pipelined on one channel, JetStream acks awaited together), then marks the
+//! confirmed ones sent in the same transaction. A crash between publish and mark publishes those
+//! rows again: delivery is at least once, and consumers' inboxes drop the repeat by message id.
+//!
+//! Several relays may run at once. On PostgreSQL each locks its batch with `FOR UPDATE SKIP
+//! LOCKED`, so they do not take the same rows, and a row is only eligible while no earlier unsent
+//! row of the same aggregate exists, so one aggregate's messages leave strictly in order however
+//! many relays run (the price: one row per aggregate per batch).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemas::{Envelope, Message, routing};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::PublishError;
+use crate::amqp::{AmqpConnection, properties_of};
+use crate::nats::NatsConnection;
+
+/// Where the relay publishes a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// A RabbitMQ exchange and routing key.
+    Amqp {
+        /// Exchange.
+        exchange: String,
+        /// Routing key.
+        routing_key: String,
+    },
+    /// A NATS JetStream subject.
+    Nats {
+        /// Subject.
+        subject: String,
+    },
+}
+
+impl Destination {
+    /// The events exchange, under `M`'s routing key for `tenant`.
+    pub fn event<M: Message>(tenant: &schemas::TenantId) -> Self {
+        Destination::Amqp {
+            exchange: routing::EVENTS_EXCHANGE.into(),
+            routing_key: routing::event_key_of::<M>(tenant),
+        }
+    }
+}
+
+/// Writes `envelope` into the outbox inside the caller's transaction.
+pub async fn enqueue<T: Serialize>(
+    db: &impl ConnectionTrait,
+    envelope: &Envelope<T>,
+    destination: &Destination,
+) -> Result<(), DbErr> {
+    let (transport, target, routing_key) = match destination {
+        Destination::Amqp {
+            exchange,
+            routing_key,
+        } => ("amqp", exchange.clone(), Some(routing_key.clone())),
+        Destination::Nats { subject } => ("nats", subject.clone(), None),
+    };
+    let payload = String::from_utf8(envelope.encode()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let insert = Query::insert()
+        .into_table("outbox")
+        .columns([
+            "message_id",
+            "tenant",
+            "aggregate",
+            "type_name",
+            "transport",
+            "destination",
+            "routing_key",
+            "payload",
+        ])
+        .values_panic([
+            envelope.id.into(),
+            envelope.tenant.as_str().into(),
+            envelope.subject.clone().into(),
+            envelope.type_name.as_str().into(),
+            transport.into(),
+            target.into(),
+            routing_key.into(),
+            payload.into(),
+        ])
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
+}
+
+/// Why a relay pass failed as a whole (a single row's publish failure is recorded on the row).
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The database failed.
+    #[error("outbox database: {0}")]
+    Database(#[from] DbErr),
+}
+
+/// Publishes committed outbox rows.
+pub struct Relay {
+    database: DatabaseConnection,
+    amqp: Option<Arc<AmqpConnection>>,
+    nats: Option<NatsConnection>,
+    batch: usize,
+}
+
+struct Row {
+    seq: i64,
+    transport: String,
+    destination: String,
+    routing_key: Option<String>,
+    payload: String,
+}
+
+impl Relay {
+    /// A relay over `database`, publishing to whichever brokers are given.
+    pub fn new(
+        database: DatabaseConnection,
+        amqp: Option<Arc<AmqpConnection>>,
+        nats: Option<NatsConnection>,
+        batch: usize,
+    ) -> Self {
+        Self {
+            database,
+            amqp,
+            nats,
+            batch: batch.max(1),
+        }
+    }
+
+    /// One pass: publishes up to a batch of rows and returns how many were sent (0: nothing to do).
+    pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        let transaction = self.database.begin().await?;
+        let backend = transaction.get_database_backend();
+        let lock = if backend == DatabaseBackend::Postgres {
+            "FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let select = format!(
+            "SELECT o.seq, o.transport, o.destination, o.routing_key, o.payload FROM outbox o \
+             WHERE o.sent_at IS NULL AND NOT EXISTS (\
+               SELECT 1 FROM outbox p WHERE p.aggregate = o.aggregate AND p.sent_at IS NULL AND p.seq < o.seq) \
+             ORDER BY o.seq LIMIT {} {lock}",
+            self.batch
+        );
+        let rows = transaction
+            .query_all_raw(Statement::from_string(backend, select))
+            .await?;
+        if rows.is_empty() {
+            transaction.commit().await?;
+            return Ok(0);
+        }
+        let rows: Vec<Row> = rows
+            .iter()
+            .map(|r| {
+                Ok(Row {
+                    seq: r.try_get("", "seq")?,
+                    transport: r.try_get("", "transport")?,
+                    destination: r.try_get("", "destination")?,
+                    routing_key: r.try_get("", "routing_key")?,
+                    payload: r.try_get("", "payload")?,
+                })
+            })
+            .collect::<Result<_, DbErr>>()?;
+
+        let outcomes =
+            futures_util::future::join_all(rows.iter().map(|row| self.publish(row))).await;
+        let mut sent = Vec::new();
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => sent.push(row.seq.to_string()),
+                Err(error) => {
+                    tracing::warn!(seq = row.seq, %error, "outbox publish failed; will retry");
+                    let record = Query::update()
+                        .table("outbox")
+                        .value("last_error", error.to_string())
+                        .value("attempts", Expr::col("attempts").add(1))
+                        .and_where(Expr::col("seq").eq(row.seq))
+                        .to_owned();
+                    transaction.execute(&record).await?;
+                }
+            }
+        }
+        if !sent.is_empty() {
+            // Sequence numbers come from the database as integers: safe to inline.
+            let mark = format!(
+                "UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE seq IN ({})",
+                sent.join(",")
+            );
+            transaction
+                .execute_raw(Statement::from_string(backend, mark))
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(sent.len())
+    }
+
+    async fn publish(&self, row: &Row) -> Result<(), PublishError> {
+        let envelope = Envelope::<Value>::parse(row.payload.as_bytes())
+            .map_err(|e| PublishError::NotStored(format!("outbox row {}: {e}", row.seq)))?;
+        match (row.transport.as_str(), &self.amqp, &self.nats) {
+            ("amqp", Some(amqp), _) => {
+                let key = row.routing_key.as_deref().unwrap_or_default();
+                amqp.publish_raw(
+                    &row.destination,
+                    key,
+                    row.payload.as_bytes(),
+                    properties_of(&envelope),
+                    true,
+                )
+                .await
+            }
+            ("nats", _, Some(nats)) => {
+                nats.publish_durable(row.destination.clone(), &envelope)
+                    .await
+            }
+            (transport, _, _) => Err(PublishError::Disconnected(format!(
+                "no {transport} connection configured for the outbox relay"
+            ))),
+        }
+    }
+
+    /// Relays until `shutdown` resolves: back to back while there is work, polling every
+    /// `idle` when there is none, backing off when the database fails.
+    pub async fn run(self, idle: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.relay_once().await {
+                Ok(0) => idle,
+                Ok(_) => Duration::ZERO,
+                Err(error) => {
+                    tracing::warn!(%error, "outbox relay pass failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.as_mut() => return,
+            }
+        }
+    }
+}

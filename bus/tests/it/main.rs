@@ -1,0 +1,7 @@
+//! The bus against the real RabbitMQ, PostgreSQL and NATS. Each test has its own consumer group
+//! (its own queues), tenant and database, so tests run in parallel.
+
+mod support;
+
+mod amqp_runtime;
+mod outbox;
