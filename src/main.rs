@@ -23,6 +23,33 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Inspect or replay a consumer group's dead-letter queue (needs `amqp.url`).
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// Print the messages waiting in the group's dead-letter queue, with why they failed (JSON).
+    List {
+        /// Consumer group (its dead-letter queue is `voltbus.<group>.dlq`).
+        #[arg(long)]
+        group: String,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Send dead letters back to the queue they came from: one by message id, or all.
+    Replay {
+        /// Consumer group.
+        #[arg(long)]
+        group: String,
+        /// Only the message with this id.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +82,7 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Migrate => voltbus::migrate(&settings).await,
+        Command::DeadLetters { action } => dead_letters(action, &settings).await,
         Command::Serve => {
             let running = voltbus::start(settings).await?;
             tracing::info!(addr = %running.addr, "voltbus is serving; GET /health to see its engines");
@@ -65,6 +93,40 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             running.stop().await
         }
     }
+}
+
+async fn dead_letters(action: DeadLetterAction, settings: &Settings) -> anyhow::Result<()> {
+    let url = settings
+        .amqp
+        .url
+        .as_deref()
+        .context("dead-letter queues live in RabbitMQ: set amqp.url (VOLTBUS__AMQP__URL)")?;
+    let amqp = bus::amqp::AmqpConnection::connect(url, "voltbus-cli").await?;
+    match action {
+        DeadLetterAction::List { group, limit } => {
+            let letters = bus::amqp::list_dead_letters(
+                &amqp,
+                &schemas::routing::dead_letter_queue(&group),
+                limit,
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&letters)?);
+        }
+        DeadLetterAction::Replay { group, id } => {
+            let replayed = bus::amqp::replay_dead_letters(
+                &amqp,
+                &schemas::routing::dead_letter_queue(&group),
+                id.as_deref(),
+            )
+            .await?;
+            println!(
+                "replayed {replayed} message(s) from {}",
+                schemas::routing::dead_letter_queue(&group)
+            );
+        }
+    }
+    amqp.close().await;
+    Ok(())
 }
 
 /// Ctrl-C, or SIGTERM from a process manager.

@@ -100,3 +100,143 @@ async fn serve_answers_health_and_stops_cleanly_on_sigint() {
     );
     assert!(stderr.contains("voltbus stopped"), "{stderr}");
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
+    use bus::amqp::{AmqpConnection, GroupTopology};
+    use lapin::types::AMQPValue;
+
+    let amqp_url = crate::support::amqp_url();
+    let amqp = AmqpConnection::connect(&amqp_url, "voltbus-test")
+        .await
+        .unwrap();
+    let group = crate::support::unique("cli");
+    let topology = GroupTopology {
+        group: group.clone(),
+        bindings: vec![],
+        retry_delays: vec![],
+    };
+    topology
+        .declare(&amqp.channel().await.unwrap())
+        .await
+        .unwrap();
+    let envelope = schemas::Envelope::new(
+        crate::support::tenant(),
+        "voltbus/test",
+        schemas::rides::PauseRide {
+            ride_id: uuid::Uuid::now_v7(),
+        },
+    );
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "x-voltbus-reason".into(),
+        AMQPValue::LongString("ride already ended".into()),
+    );
+    headers.insert(
+        "x-voltbus-error-kind".into(),
+        AMQPValue::LongString("permanent".into()),
+    );
+    headers.insert(
+        "x-voltbus-source-queue".into(),
+        AMQPValue::LongString(topology.work_queue().as_str().into()),
+    );
+    let properties = bus::amqp::properties_of(&envelope).with_headers(headers);
+    amqp.publish_raw(
+        "",
+        &topology.dead_letter_queue(),
+        &envelope.encode(),
+        properties,
+        true,
+    )
+    .await
+    .unwrap();
+
+    let run = {
+        let amqp_url = amqp_url.clone();
+        move |args: Vec<String>| {
+            voltbus()
+                .args(&args)
+                .env("VOLTBUS__AMQP__URL", &amqp_url)
+                .output()
+                .unwrap()
+        }
+    };
+    let listed = tokio::task::spawn_blocking({
+        let (group, run) = (group.clone(), run.clone());
+        move || {
+            run(vec![
+                "dead-letters".into(),
+                "list".into(),
+                "--group".into(),
+                group,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let letters: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(letters[0]["reason"], "ride already ended");
+    assert_eq!(letters[0]["message_id"], envelope.id.to_string());
+
+    let replayed = tokio::task::spawn_blocking({
+        let group = group.clone();
+        let id = envelope.id.to_string();
+        move || {
+            run(vec![
+                "dead-letters".into(),
+                "replay".into(),
+                "--group".into(),
+                group,
+                "--id".into(),
+                id,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&replayed.stdout).contains("replayed 1"),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    let work = amqp
+        .channel()
+        .await
+        .unwrap()
+        .queue_declare(
+            topology.work_queue().as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        work.message_count(),
+        1,
+        "the message is back in its work queue"
+    );
+    let channel = amqp.channel().await.unwrap();
+    for queue in [topology.work_queue(), topology.dead_letter_queue()] {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await;
+    }
+}
+
+#[test]
+fn dead_letters_need_rabbitmq() {
+    let output = voltbus()
+        .args(["dead-letters", "list", "--group", "rides"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("amqp.url"));
+}
