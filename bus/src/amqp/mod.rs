@@ -21,6 +21,9 @@ pub use dead_letters::{DeadLetter, list_dead_letters, replay_dead_letters};
 pub use requester::{RequestError, Requester};
 pub use topology::GroupTopology;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
 use lapin::Confirmation;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -39,69 +42,113 @@ pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// AMQP delivery mode that makes the broker write the message to disk.
 const PERSISTENT: u8 = 2;
 
-/// A RabbitMQ connection with one confirm-mode channel for publishing.
-pub struct AmqpConnection {
+/// One live connection and its confirm-mode publishing channel.
+struct Link {
     connection: Connection,
-    /// Confirm mode is switched on once, at connect: without it lapin reports `NotRequested` at once,
-    /// which looks like success (BUS-NOTES).
+    /// Confirm mode is switched on once, when the link opens: without it lapin reports
+    /// `NotRequested` at once, which looks like success (BUS-NOTES).
     publisher: Channel,
-    url: String,
 }
 
-impl AmqpConnection {
-    /// Connects, names the connection after `service` (visible in the management UI), and opens
-    /// the publishing channel in confirm mode.
-    pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
-        let connect_error = |reason: String| BusError::Connect {
-            engine: "rabbitmq",
-            url: redact_url(url),
-            reason,
-        };
+impl Link {
+    async fn open(url: &str, service: &str) -> Result<Self, lapin::Error> {
         let properties = ConnectionProperties::default().with_connection_name(service.into());
-        let connection = Connection::connect(url, properties)
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
+        let connection = Connection::connect(url, properties).await?;
+        let publisher = connection.create_channel().await?;
         publisher
             .confirm_select(ConfirmSelectOptions { nowait: false })
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
+            .await?;
         Ok(Self {
             connection,
             publisher,
-            url: redact_url(url),
         })
     }
 
-    /// Declares the exchanges every service relies on. Idempotent: same arguments every time, from
-    /// one place, because redeclaring with other arguments is a 406 that closes the channel.
-    pub async fn declare_exchanges(&self) -> Result<(), BusError> {
-        for name in [routing::COMMANDS_EXCHANGE, routing::EVENTS_EXCHANGE] {
-            self.publisher
-                .exchange_declare(
-                    name.into(),
-                    // Topic: work queues bind a domain (`rides.#`), subscribers a tenant (`acme.#`).
-                    ExchangeKind::Topic,
-                    ExchangeDeclareOptions {
-                        passive: false,
-                        // Survives a broker restart, with its bindings.
-                        durable: true,
-                        // Stays when the last queue unbinds: other services' bindings depend on it.
-                        auto_delete: false,
-                        internal: false,
-                        nowait: false,
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| BusError::Topology {
-                    what: format!("exchange {name}"),
-                    reason: e.to_string(),
-                })?;
+    fn is_up(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+}
+
+/// A RabbitMQ connection that reopens itself.
+///
+/// lapin's own recovery is young and does not restore everything (BUS-NOTES), so this type keeps
+/// the current link and, when it finds it broken, opens a new one (one caller reconnects, the others
+/// wait for it) and re-declares the exchanges if they were declared before. A publish caught in the
+/// break fails with [`PublishError::Disconnected`]; it is never reported as confirmed.
+pub struct AmqpConnection {
+    url: String,
+    service: String,
+    shown_url: String,
+    current: RwLock<Arc<Link>>,
+    /// Held by the one caller that is reopening the link.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Whether `declare_exchanges` ran, so a new link re-declares them.
+    exchanges_declared: AtomicBool,
+}
+
+impl AmqpConnection {
+    /// Connects, names the connection after `service` (visible in `rabbitmqctl list_connections`
+    /// and the management UI), and opens the publishing channel in confirm mode.
+    pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
+        let link = Link::open(url, service)
+            .await
+            .map_err(|e| BusError::Connect {
+                engine: "rabbitmq",
+                url: redact_url(url),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            url: url.to_owned(),
+            service: service.to_owned(),
+            shown_url: redact_url(url),
+            current: RwLock::new(Arc::new(link)),
+            reconnecting: tokio::sync::Mutex::new(()),
+            exchanges_declared: AtomicBool::new(false),
+        })
+    }
+
+    fn snapshot(&self) -> Arc<Link> {
+        match self.current.read() {
+            Ok(link) => Arc::clone(&link),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// The current link, reopened first if it is broken.
+    async fn link(&self) -> Result<Arc<Link>, BusError> {
+        let link = self.snapshot();
+        if link.is_up() {
+            return Ok(link);
+        }
+        let _only_one = self.reconnecting.lock().await;
+        let link = self.snapshot();
+        if link.is_up() {
+            return Ok(link);
+        }
+        tracing::info!(url = %self.shown_url, "reopening the RabbitMQ connection");
+        let fresh = Arc::new(Link::open(&self.url, &self.service).await.map_err(|e| {
+            BusError::Connect {
+                engine: "rabbitmq",
+                url: self.shown_url.clone(),
+                reason: e.to_string(),
+            }
+        })?);
+        if self.exchanges_declared.load(Ordering::Acquire) {
+            declare_exchanges_on(&fresh.publisher).await?;
+        }
+        match self.current.write() {
+            Ok(mut current) => *current = Arc::clone(&fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&fresh),
+        }
+        Ok(fresh)
+    }
+
+    /// Declares the exchanges every service relies on, now and again after every reconnect.
+    /// Idempotent: same arguments every time, from one place, because redeclaring with other
+    /// arguments is a 406 that closes the channel.
+    pub async fn declare_exchanges(&self) -> Result<(), BusError> {
+        declare_exchanges_on(&self.link().await?.publisher).await?;
+        self.exchanges_declared.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -132,7 +179,11 @@ impl AmqpConnection {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let confirm = self
+        let link = self
+            .link()
+            .await
+            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+        let confirm = link
             .publisher
             .basic_publish(
                 exchange.into(),
@@ -165,11 +216,7 @@ impl AmqpConnection {
             source_name: queue.to_owned(),
             reason,
         };
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .map_err(|e| consume_error(e.to_string()))?;
+        let channel = self.channel().await?;
         channel
             .basic_qos(prefetch, BasicQosOptions { global: false })
             .await
@@ -192,9 +239,11 @@ impl AmqpConnection {
         Ok((channel, consumer))
     }
 
-    /// A fresh channel, for declarations that must not disturb the publishing channel.
+    /// A fresh channel on the current link, for declarations and consumers.
     pub async fn channel(&self) -> Result<Channel, BusError> {
-        self.connection
+        self.link()
+            .await?
+            .connection
             .create_channel()
             .await
             .map_err(|e| BusError::Topology {
@@ -205,16 +254,15 @@ impl AmqpConnection {
 
     /// This connection's line in `/health`.
     pub fn report(&self) -> EngineReport {
-        let up = self.connection.status().connected() && self.publisher.status().connected();
         EngineReport {
             engine: "amqp",
             kind: "rabbitmq",
-            state: if up {
+            state: if self.snapshot().is_up() {
                 EngineState::Up
             } else {
                 EngineState::Down
             },
-            detail: self.url.clone(),
+            detail: self.shown_url.clone(),
         }
     }
 
@@ -222,10 +270,38 @@ impl AmqpConnection {
     pub async fn close(&self) {
         // A close on an already closed connection is not an error worth reporting at shutdown.
         let _ = self
+            .snapshot()
             .connection
             .close(200, "voltbus shutting down".into())
             .await;
     }
+}
+
+async fn declare_exchanges_on(channel: &Channel) -> Result<(), BusError> {
+    for name in [routing::COMMANDS_EXCHANGE, routing::EVENTS_EXCHANGE] {
+        channel
+            .exchange_declare(
+                name.into(),
+                // Topic: work queues bind a domain (`rides.#`), subscribers a tenant (`acme.#`).
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    passive: false,
+                    // Survives a broker restart, with its bindings.
+                    durable: true,
+                    // Stays when the last queue unbinds: other services' bindings depend on it.
+                    auto_delete: false,
+                    internal: false,
+                    nowait: false,
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| BusError::Topology {
+                what: format!("exchange {name}"),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 /// What a publisher confirm says about one publish.

@@ -4,4 +4,5 @@
 mod support;
 
 mod amqp_runtime;
+mod broker_restart;
 mod outbox;
