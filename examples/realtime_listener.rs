@@ -37,14 +37,9 @@ async fn listen(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let url = args.next().unwrap_or_else(|| "nats://127.0.0.1:4222".into());
     let tenant = TenantId::new(args.next().unwrap_or_else(|| "acme".into()))?;
-    let user: uuid::Uuid = args
-        .next()
-        .unwrap_or_else(|| uuid::Uuid::nil().to_string())
-        .parse()?;
+    let user: uuid::Uuid = args.next().unwrap_or_else(|| uuid::Uuid::nil().to_string()).parse()?;
     let nats = NatsConnection::connect(&url, "realtime-listener").await?;
     println!("listening on {}.>", subjects::user_topic(&tenant, user));
     listen(&nats, &tenant, user, None).await?;
@@ -55,9 +50,7 @@ async fn main() -> anyhow::Result<()> {
 async fn receives_a_charging_message_once() {
     use schemas::{Currency, Envelope, charging::ChargingProgress, subjects::Channel};
     let url = std::env::var("VOLTBUS_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let nats = NatsConnection::connect(&url, "realtime-listener-test")
-        .await
-        .unwrap();
+    let nats = NatsConnection::connect(&url, "realtime-listener-test").await.unwrap();
     let tenant = TenantId::new("example").unwrap();
     let user = uuid::Uuid::now_v7();
     let listener = {
@@ -65,22 +58,11 @@ async fn receives_a_charging_message_once() {
         let tenant = tenant.clone();
         tokio::spawn(async move { listen(&nats, &tenant, user, Some(1)).await })
     };
-    let progress = ChargingProgress {
-        energy: 1.0,
-        waiting_time: 0,
-        amount: 100,
-        currency: Currency::MNT,
-    };
-    let envelope =
-        Envelope::new(tenant.clone(), "example", progress).with_subject(user.to_string());
+    let progress = ChargingProgress { energy: 1.0, waiting_time: 0, amount: 100, currency: Currency::MNT };
+    let envelope = Envelope::new(tenant.clone(), "example", progress).with_subject(user.to_string());
     // The subscription may not be registered yet: publish until the listener has its message.
     for _ in 0..50 {
-        nats.publish_realtime(
-            subjects::user_channel(&tenant, user, Channel::Charging),
-            &envelope,
-        )
-        .await
-        .unwrap();
+        nats.publish_realtime(subjects::user_channel(&tenant, user, Channel::Charging), &envelope).await.unwrap();
         if listener.is_finished() {
             break;
         }

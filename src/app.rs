@@ -16,9 +16,7 @@ use crate::engines::{Engines, connect_database};
 /// Applies pending migrations and exits (`voltbus migrate`).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let database = connect_database(settings).await?;
-    Migrator::up(database.connection(), None)
-        .await
-        .context("applying database migrations")?;
+    Migrator::up(database.connection(), None).await.context("applying database migrations")?;
     tracing::info!(kind = database.report().await.kind, "migrations applied");
     database.close().await;
     Ok(())

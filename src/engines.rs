@@ -34,9 +34,7 @@ impl Engines {
     /// Connects every configured engine, applies migrations, declares exchanges and streams.
     pub async fn connect(settings: &Settings, service: &str) -> anyhow::Result<Self> {
         let database = connect_database(settings).await?;
-        Migrator::up(database.connection(), None)
-            .await
-            .context("applying database migrations")?;
+        Migrator::up(database.connection(), None).await.context("applying database migrations")?;
 
         let amqp = match &settings.amqp.url {
             Some(url) => {
@@ -54,12 +52,7 @@ impl Engines {
             }
             None => None,
         };
-        Ok(Self {
-            database,
-            amqp,
-            nats,
-            embedded: EmbeddedBus::new(EMBEDDED_CAPACITY),
-        })
+        Ok(Self { database, amqp, nats, embedded: EmbeddedBus::new(EMBEDDED_CAPACITY) })
     }
 
     /// Closes brokers first (their in-flight confirms resolve), then the database.
@@ -79,12 +72,8 @@ impl HealthCheck for Engines {
         Box::pin(async move {
             vec![
                 self.database.report().await,
-                self.amqp
-                    .as_ref()
-                    .map_or_else(|| self.embedded.report("amqp"), AmqpConnection::report),
-                self.nats
-                    .as_ref()
-                    .map_or_else(|| self.embedded.report("nats"), NatsConnection::report),
+                self.amqp.as_ref().map_or_else(|| self.embedded.report("amqp"), AmqpConnection::report),
+                self.nats.as_ref().map_or_else(|| self.embedded.report("nats"), NatsConnection::report),
             ]
         })
     }

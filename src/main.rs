@@ -86,9 +86,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => {
             let running = voltbus::start(settings).await?;
             tracing::info!(addr = %running.addr, "voltbus is serving; GET /health to see its engines");
-            shutdown_signal()
-                .await
-                .context("waiting for a shutdown signal")?;
+            shutdown_signal().await.context("waiting for a shutdown signal")?;
             tracing::info!("shutting down: finishing work in flight");
             running.stop().await
         }
@@ -104,25 +102,15 @@ async fn dead_letters(action: DeadLetterAction, settings: &Settings) -> anyhow::
     let amqp = bus::amqp::AmqpConnection::connect(url, "voltbus-cli").await?;
     match action {
         DeadLetterAction::List { group, limit } => {
-            let letters = bus::amqp::list_dead_letters(
-                &amqp,
-                &schemas::routing::dead_letter_queue(&group),
-                limit,
-            )
-            .await?;
+            let letters =
+                bus::amqp::list_dead_letters(&amqp, &schemas::routing::dead_letter_queue(&group), limit).await?;
             println!("{}", serde_json::to_string_pretty(&letters)?);
         }
         DeadLetterAction::Replay { group, id } => {
-            let replayed = bus::amqp::replay_dead_letters(
-                &amqp,
-                &schemas::routing::dead_letter_queue(&group),
-                id.as_deref(),
-            )
-            .await?;
-            println!(
-                "replayed {replayed} message(s) from {}",
-                schemas::routing::dead_letter_queue(&group)
-            );
+            let replayed =
+                bus::amqp::replay_dead_letters(&amqp, &schemas::routing::dead_letter_queue(&group), id.as_deref())
+                    .await?;
+            println!("replayed {replayed} message(s) from {}", schemas::routing::dead_letter_queue(&group));
         }
     }
     amqp.close().await;

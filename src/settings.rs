@@ -77,17 +77,11 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("voltbus-data"),
-            http: HttpSettings {
-                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                shutdown_grace_seconds: 30,
-            },
+            http: HttpSettings { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_seconds: 30 },
             database: UrlSettings::default(),
             amqp: UrlSettings::default(),
             nats: UrlSettings::default(),
-            log: LogSettings {
-                format: LogFormat::Human,
-                filter: "info".into(),
-            },
+            log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }
 }
@@ -108,67 +102,36 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
-        let defaults = config::Config::try_from(&Settings::default())
-            .map_err(|e| SettingsError(e.to_string()))?;
+        let defaults = config::Config::try_from(&Settings::default()).map_err(|e| SettingsError(e.to_string()))?;
         let mut builder = config::Config::builder().add_source(defaults);
         if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(true));
         }
-        let env: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("VOLTBUS__"))
-            .collect();
+        let env: config::Map<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("VOLTBUS__")).collect();
         builder = builder.add_source(
-            config::Environment::with_prefix("VOLTBUS")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(env)),
+            config::Environment::with_prefix("VOLTBUS").prefix_separator("__").separator("__").source(Some(env)),
         );
-        let settings: Settings = builder
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| SettingsError(e.to_string()))?;
+        let settings: Settings =
+            builder.build().and_then(config::Config::try_deserialize).map_err(|e| SettingsError(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
         let check = |key: &str, url: &Option<String>, schemes: &[&str]| match url {
-            Some(u) if u.trim().is_empty() => Err(SettingsError(format!(
-                "{key} is empty; remove it to use the embedded default"
-            ))),
-            Some(u) if !schemes.iter().any(|s| u.starts_with(s)) => Err(SettingsError(format!(
-                "{key} `{}` must start with {}",
-                bus::redact_url(u),
-                schemes.join(" or ")
-            ))),
+            Some(u) if u.trim().is_empty() => {
+                Err(SettingsError(format!("{key} is empty; remove it to use the embedded default")))
+            }
+            Some(u) if !schemes.iter().any(|s| u.starts_with(s)) => {
+                Err(SettingsError(format!("{key} `{}` must start with {}", bus::redact_url(u), schemes.join(" or "))))
+            }
             _ => Ok(()),
         };
-        check(
-            "database.url",
-            &self.database.url,
-            &["postgres://", "postgresql://", "sqlite:"],
-        )?;
+        check("database.url", &self.database.url, &["postgres://", "postgresql://", "sqlite:"])?;
         check("amqp.url", &self.amqp.url, &["amqp://", "amqps://"])?;
-        check(
-            "nats.url",
-            &self.nats.url,
-            &["nats://", "tls://", "ws://", "wss://"],
-        )?;
-        if self
-            .log
-            .filter
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return Err(SettingsError(format!(
-                "log.filter `{}` is not a tracing filter",
-                self.log.filter
-            )));
+        check("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"])?;
+        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(SettingsError(format!("log.filter `{}` is not a tracing filter", self.log.filter)));
         }
         Ok(())
     }
@@ -177,10 +140,7 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("voltbus.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("voltbus.db").display()),
         }
     }
 }

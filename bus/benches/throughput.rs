@@ -17,8 +17,7 @@ use bus::outbox::{Destination, Relay, enqueue};
 use bus::{Context, Handler, HandlerError, Reply};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeleteOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::FieldTable;
 use migrations::{Migrator, MigratorTrait};
@@ -77,10 +76,7 @@ where
 struct Noop(Arc<AtomicUsize>);
 
 impl Handler for Noop {
-    fn handle<'a>(
-        &'a self,
-        _: Context<'a>,
-    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
+    fn handle<'a>(&'a self, _: Context<'a>) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Box::pin(async { Ok(None) })
     }
@@ -90,10 +86,7 @@ struct Report(String);
 
 impl Report {
     fn pair(&mut self, what: &str, bare: f64, ours: f64) {
-        let line = format!(
-            "{what:<44} bare {bare:>9.0} msg/s   bus {ours:>9.0} msg/s   ratio {:.2}",
-            ours / bare
-        );
+        let line = format!("{what:<44} bare {bare:>9.0} msg/s   bus {ours:>9.0} msg/s   ratio {:.2}", ours / bare);
         println!("{line}");
         writeln!(self.0, "{line}").unwrap();
     }
@@ -110,29 +103,19 @@ async fn main() {
     let n: usize = env("BENCH_MESSAGES", "20000").parse().unwrap();
     let amqp_url = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
     let nats_url = env("VOLTBUS_TEST_NATS", "nats://127.0.0.1:4222");
-    let postgres_url = env(
-        "VOLTBUS_TEST_POSTGRES",
-        "postgres://postgres:postgres@127.0.0.1:5432/test",
-    );
+    let postgres_url = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
     let tenant = TenantId::new("bench").unwrap();
     let envelopes: Vec<_> = (0..n).map(|_| event(&tenant)).collect();
-    let mut report = Report(format!(
-        "messages: {n}, window: {WINDOW}, prefetch: {PREFETCH}\n"
-    ));
+    let mut report = Report(format!("messages: {n}, window: {WINDOW}, prefetch: {PREFETCH}\n"));
     println!("{}", report.0.trim());
 
     // ---- RabbitMQ publish: persistent, confirmed, pipelined -------------------------------
-    let amqp = AmqpConnection::connect(&amqp_url, "voltbus-bench")
-        .await
-        .unwrap();
+    let amqp = AmqpConnection::connect(&amqp_url, "voltbus-bench").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     let group = format!("bench-{}", &Uuid::now_v7().simple().to_string()[24..]);
     let topology = GroupTopology {
         group: group.clone(),
-        bindings: vec![(
-            routing::EVENTS_EXCHANGE,
-            routing::tenant_events_binding(&tenant),
-        )],
+        bindings: vec![(routing::EVENTS_EXCHANGE, routing::tenant_events_binding(&tenant))],
         retry_delays: vec![],
     };
     let admin = amqp.channel().await.unwrap();
@@ -140,26 +123,16 @@ async fn main() {
     let key = routing::event_key_of::<RidePaused>(&tenant);
 
     let bare = amqp.channel().await.unwrap();
-    bare.confirm_select(ConfirmSelectOptions { nowait: false })
-        .await
-        .unwrap();
+    bare.confirm_select(ConfirmSelectOptions { nowait: false }).await.unwrap();
     // Both sides serialize the same envelopes inside the timed loop, as an application must.
     let bare_publish = windowed(n, |i| {
-        let (bare, key, body, props) = (
-            &bare,
-            &key,
-            envelopes[i].encode(),
-            properties_of(&envelopes[i]),
-        );
+        let (bare, key, body, props) = (&bare, &key, envelopes[i].encode(), properties_of(&envelopes[i]));
         async move {
             let confirm = bare
                 .basic_publish(
                     routing::EVENTS_EXCHANGE.into(),
                     key.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
+                    BasicPublishOptions { mandatory: true, immediate: false },
                     &body,
                     props,
                 )
@@ -170,31 +143,15 @@ async fn main() {
         }
     })
     .await;
-    admin
-        .queue_purge(
-            topology.work_queue().as_str().into(),
-            QueuePurgeOptions { nowait: false },
-        )
-        .await
-        .unwrap();
-    let bus_publish = windowed(n, |i| {
-        amqp.publish(routing::EVENTS_EXCHANGE, &key, &envelopes[i])
-    })
-    .await;
-    report.pair(
-        "RabbitMQ publish (persistent, confirmed)",
-        rate(n, bare_publish),
-        rate(n, bus_publish),
-    );
+    admin.queue_purge(topology.work_queue().as_str().into(), QueuePurgeOptions { nowait: false }).await.unwrap();
+    let bus_publish = windowed(n, |i| amqp.publish(routing::EVENTS_EXCHANGE, &key, &envelopes[i])).await;
+    report.pair("RabbitMQ publish (persistent, confirmed)", rate(n, bare_publish), rate(n, bus_publish));
 
     // ---- RabbitMQ consume -> no-op -> ack -------------------------------------------------
     // The queue now holds the bus's n messages: the bare loop consumes them, then they are
     // published again for the runtime.
     let channel = amqp.channel().await.unwrap();
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions { global: false })
-        .await
-        .unwrap();
+    channel.basic_qos(PREFETCH, BasicQosOptions { global: false }).await.unwrap();
     let mut consumer = channel
         .basic_consume(
             topology.work_queue().as_str().into(),
@@ -207,26 +164,17 @@ async fn main() {
     let start = Instant::now();
     for _ in 0..n {
         let delivery = consumer.next().await.unwrap().unwrap();
-        delivery
-            .ack(BasicAckOptions { multiple: false })
-            .await
-            .unwrap();
+        delivery.ack(BasicAckOptions { multiple: false }).await.unwrap();
     }
     let bare_consume = start.elapsed();
     channel.close(200, "done".into()).await.unwrap();
-    windowed(n, |i| {
-        amqp.publish(routing::EVENTS_EXCHANGE, &key, &envelopes[i])
-    })
-    .await;
+    windowed(n, |i| amqp.publish(routing::EVENTS_EXCHANGE, &key, &envelopes[i])).await;
 
     let handled = Arc::new(AtomicUsize::new(0));
     let runtime = AmqpConsumer::new(
         amqp_url.clone(),
         topology.clone(),
-        ConsumerOptions {
-            prefetch: PREFETCH,
-            lanes: 16,
-        },
+        ConsumerOptions { prefetch: PREFETCH, lanes: 16 },
         Arc::new(Noop(handled.clone())),
         None,
     );
@@ -241,21 +189,13 @@ async fn main() {
     let bus_consume = start.elapsed();
     let _ = stop.send(());
     task.await.unwrap();
-    report.pair(
-        "RabbitMQ consume -> no-op -> ack",
-        rate(n, bare_consume),
-        rate(n, bus_consume),
-    );
+    report.pair("RabbitMQ consume -> no-op -> ack", rate(n, bare_consume), rate(n, bus_consume));
     for queue in [topology.work_queue(), topology.dead_letter_queue()] {
-        let _ = admin
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
+        let _ = admin.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
     }
 
     // ---- NATS JetStream publish: stored, acked, de-duplicated by Nats-Msg-Id ---------------
-    let nats = NatsConnection::connect(&nats_url, "voltbus-bench")
-        .await
-        .unwrap();
+    let nats = NatsConnection::connect(&nats_url, "voltbus-bench").await.unwrap();
     nats.ensure_streams().await.unwrap();
     let client = async_nats::connect(&nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
@@ -269,10 +209,7 @@ async fn main() {
                 headers.insert(format!("ce-{}", attribute.name).as_str(), attribute.value);
             }
             headers.insert("content-type", "application/json");
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                Uuid::now_v7().to_string().as_str(),
-            );
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, Uuid::now_v7().to_string().as_str());
             js.publish_with_headers(subject, headers, binary.body.into())
                 .await
                 .map_err(|e| e.to_string())?
@@ -284,35 +221,20 @@ async fn main() {
     .await;
     let fresh: Vec<_> = (0..n).map(|_| event(&tenant)).collect();
     let bus_js = windowed(n, |i| nats.publish_durable(subject.clone(), &fresh[i])).await;
-    report.pair(
-        "NATS JetStream publish (acked)",
-        rate(n, bare_js),
-        rate(n, bus_js),
-    );
+    report.pair("NATS JetStream publish (acked)", rate(n, bare_js), rate(n, bus_js));
 
     // ---- Outbox relay: committed rows -> broker-confirmed ---------------------------------
     let admin_db = Database::connect(&postgres_url).await.unwrap();
     let name = format!("vb_bench_{}", &Uuid::now_v7().simple().to_string()[24..]);
     admin_db
-        .execute_raw(Statement::from_string(
-            admin_db.get_database_backend(),
-            format!("CREATE DATABASE {name}"),
-        ))
+        .execute_raw(Statement::from_string(admin_db.get_database_backend(), format!("CREATE DATABASE {name}")))
         .await
         .unwrap();
-    let db = Database::connect(format!(
-        "{}/{name}",
-        postgres_url.rsplit_once('/').unwrap().0
-    ))
-    .await
-    .unwrap();
+    let db = Database::connect(format!("{}/{name}", postgres_url.rsplit_once('/').unwrap().0)).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let relay_topology = GroupTopology {
         group: format!("{group}-relay"),
-        bindings: vec![(
-            routing::EVENTS_EXCHANGE,
-            routing::tenant_events_binding(&tenant),
-        )],
+        bindings: vec![(routing::EVENTS_EXCHANGE, routing::tenant_events_binding(&tenant))],
         retry_delays: vec![],
     };
     relay_topology.declare(&admin).await.unwrap();
@@ -320,9 +242,7 @@ async fn main() {
     for chunk in rows.chunks(1000) {
         let tx = db.begin().await.unwrap();
         for envelope in chunk {
-            enqueue(&tx, envelope, &Destination::event::<RidePaused>(&tenant))
-                .await
-                .unwrap();
+            enqueue(&tx, envelope, &Destination::event::<RidePaused>(&tenant)).await.unwrap();
         }
         tx.commit().await.unwrap();
     }
@@ -332,24 +252,13 @@ async fn main() {
     while sent < n {
         sent += relay.relay_once().await.unwrap();
     }
-    report.single(
-        "Outbox relay (committed row -> confirmed)",
-        rate(n, start.elapsed()),
-    );
-    for queue in [
-        relay_topology.work_queue(),
-        relay_topology.dead_letter_queue(),
-    ] {
-        let _ = admin
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
+    report.single("Outbox relay (committed row -> confirmed)", rate(n, start.elapsed()));
+    for queue in [relay_topology.work_queue(), relay_topology.dead_letter_queue()] {
+        let _ = admin.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
     }
     db.close().await.unwrap();
     admin_db
-        .execute_raw(Statement::from_string(
-            admin_db.get_database_backend(),
-            format!("DROP DATABASE {name}"),
-        ))
+        .execute_raw(Statement::from_string(admin_db.get_database_backend(), format!("DROP DATABASE {name}")))
         .await
         .unwrap();
 

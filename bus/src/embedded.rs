@@ -32,12 +32,7 @@ impl EmbeddedBus {
     /// Publishes to every current subscriber; returns how many received it.
     pub fn publish(&self, destination: impl Into<String>, body: Vec<u8>) -> usize {
         // No subscriber is not an error for pub/sub: the message had nobody to reach.
-        self.sender
-            .send(Delivery {
-                destination: destination.into(),
-                body,
-            })
-            .unwrap_or(0)
+        self.sender.send(Delivery { destination: destination.into(), body }).unwrap_or(0)
     }
 
     /// Subscribes to everything published from now on.
@@ -47,11 +42,6 @@ impl EmbeddedBus {
 
     /// The embedded transport's line in `/health`: always up, it lives in this process.
     pub fn report(&self, engine: &'static str) -> EngineReport {
-        EngineReport {
-            engine,
-            kind: "embedded",
-            state: EngineState::Up,
-            detail: "in-process".into(),
-        }
+        EngineReport { engine, kind: "embedded", state: EngineState::Up, detail: "in-process".into() }
     }
 }

@@ -71,13 +71,7 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_credentials() {
-        assert_eq!(
-            super::redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            super::redact_url("nats://127.0.0.1:4222"),
-            "nats://127.0.0.1:4222"
-        );
+        assert_eq!(super::redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://***@127.0.0.1:5672/%2f");
+        assert_eq!(super::redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }

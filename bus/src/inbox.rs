@@ -19,11 +19,7 @@ pub enum Claim {
 
 /// Records the message in the inbox, or finds it there. On PostgreSQL a concurrent duplicate waits
 /// on the primary key until the first one commits or rolls back, so exactly one of them wins.
-pub async fn claim(
-    tx: &DatabaseTransaction,
-    group: &str,
-    envelope: &Envelope<AnyMessage>,
-) -> Result<Claim, DbErr> {
+pub async fn claim(tx: &DatabaseTransaction, group: &str, envelope: &Envelope<AnyMessage>) -> Result<Claim, DbErr> {
     let insert = Query::insert()
         .into_table("inbox")
         .columns(["consumer_group", "message_id", "tenant", "type_name"])
@@ -33,11 +29,7 @@ pub async fn claim(
             envelope.tenant.as_str().into(),
             envelope.type_name.as_str().into(),
         ])
-        .on_conflict(
-            OnConflict::columns(["consumer_group", "message_id"])
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::columns(["consumer_group", "message_id"]).do_nothing().to_owned())
         .to_owned();
     let inserted = tx.execute(&insert).await?.rows_affected();
     if inserted == 1 {
@@ -54,9 +46,7 @@ pub async fn claim(
         Some(row) => row.try_get("", "reply")?,
         None => None,
     };
-    Ok(Claim::Duplicate(reply.and_then(|text| {
-        serde_json::from_str::<Value>(&text).ok()
-    })))
+    Ok(Claim::Duplicate(reply.and_then(|text| serde_json::from_str::<Value>(&text).ok())))
 }
 
 /// Stores a command's reply next to its inbox row, in the same transaction.

@@ -10,6 +10,7 @@
 //! - `health`: [`EngineReport`], what `/health` says about each engine.
 //! - `handler`: the [`Handler`] a consumer group implements, its [`Context`] and [`HandlerError`].
 //! - `inbox`: idempotency records that make a redelivered message harmless.
+//! - `runtime`: the [`Processor`] every transport's consumer shares (handler, inbox, verdict).
 //! - `outbox`: messages written with a handler's transaction, and the relay that publishes them.
 
 pub mod amqp;
@@ -20,7 +21,9 @@ mod health;
 pub mod inbox;
 pub mod nats;
 pub mod outbox;
+mod runtime;
 
 pub use error::{BusError, PublishError, redact_url};
 pub use handler::{Context, Handler, HandlerError, Reply, ReplyBody};
 pub use health::{EngineReport, EngineState};
+pub use runtime::{Processor, Verdict};

@@ -36,26 +36,15 @@ impl NatsConnection {
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(|e| BusError::Connect {
-                engine: "nats",
-                url: redact_url(url),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::Connect { engine: "nats", url: redact_url(url), reason: e.to_string() })?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Self {
-            client,
-            jetstream,
-            url: redact_url(url),
-        })
+        Ok(Self { client, jetstream, url: redact_url(url) })
     }
 
     /// Creates the JetStream streams voltbus stores durable subjects in, if they do not exist.
     pub async fn ensure_streams(&self) -> Result<(), BusError> {
         for (name, subjects) in [
-            (
-                subjects::TELEMETRY_STREAM,
-                subjects::telemetry_stream_subjects(),
-            ),
+            (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects()),
             (subjects::EVENTS_STREAM, subjects::events_stream_subjects()),
         ] {
             let config = stream::Config {
@@ -70,10 +59,7 @@ impl NatsConnection {
             self.jetstream
                 .get_or_create_stream(config)
                 .await
-                .map_err(|e| BusError::Topology {
-                    what: format!("stream {name}"),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| BusError::Topology { what: format!("stream {name}"), reason: e.to_string() })?;
         }
         Ok(())
     }
@@ -100,17 +86,13 @@ impl NatsConnection {
         envelope: &Envelope<T>,
     ) -> Result<(), PublishError> {
         let (mut headers, body) = binary(envelope);
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            envelope.id.to_string().as_str(),
-        );
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, envelope.id.to_string().as_str());
         let ack = self
             .jetstream
             .publish_with_headers(subject, headers, body.into())
             .await
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        ack.await
-            .map_err(|e| PublishError::NotStored(e.to_string()))?;
+        ack.await.map_err(|e| PublishError::NotStored(e.to_string()))?;
         Ok(())
     }
 
@@ -119,10 +101,7 @@ impl NatsConnection {
         self.client
             .subscribe(subject.clone())
             .await
-            .map_err(|e| BusError::Consume {
-                source_name: subject,
-                reason: e.to_string(),
-            })
+            .map_err(|e| BusError::Consume { source_name: subject, reason: e.to_string() })
     }
 
     /// The JetStream context, for consumers.
@@ -136,11 +115,7 @@ impl NatsConnection {
         EngineReport {
             engine: "nats",
             kind: "nats",
-            state: if up {
-                EngineState::Up
-            } else {
-                EngineState::Down
-            },
+            state: if up { EngineState::Up } else { EngineState::Down },
             detail: self.url.clone(),
         }
     }
@@ -157,9 +132,7 @@ impl NatsConnection {
 pub fn decode(message: &async_nats::Message) -> Result<Envelope<AnyMessage>, DecodeError> {
     let headers = message.headers.as_ref();
     let attribute = |name: &str| {
-        headers
-            .and_then(|h| h.get(format!("{HEADER_PREFIX}{name}").as_str()))
-            .map(|v| v.as_str().to_owned())
+        headers.and_then(|h| h.get(format!("{HEADER_PREFIX}{name}").as_str())).map(|v| v.as_str().to_owned())
     };
     decode_any_binary(attribute, &message.payload)
 }
@@ -168,10 +141,7 @@ fn binary<T: Serialize>(envelope: &Envelope<T>) -> (HeaderMap, Vec<u8>) {
     let message = envelope.to_binary();
     let mut headers = HeaderMap::new();
     for attribute in &message.attributes {
-        headers.insert(
-            format!("{HEADER_PREFIX}{}", attribute.name).as_str(),
-            attribute.value.as_str(),
-        );
+        headers.insert(format!("{HEADER_PREFIX}{}", attribute.name).as_str(), attribute.value.as_str());
     }
     headers.insert("content-type", "application/json");
     (headers, message.body)

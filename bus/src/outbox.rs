@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use schemas::{Envelope, Message, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -46,10 +44,7 @@ pub enum Destination {
 impl Destination {
     /// The events exchange, under `M`'s routing key for `tenant`.
     pub fn event<M: Message>(tenant: &schemas::TenantId) -> Self {
-        Destination::Amqp {
-            exchange: routing::EVENTS_EXCHANGE.into(),
-            routing_key: routing::event_key_of::<M>(tenant),
-        }
+        Destination::Amqp { exchange: routing::EVENTS_EXCHANGE.into(), routing_key: routing::event_key_of::<M>(tenant) }
     }
 }
 
@@ -60,10 +55,7 @@ pub async fn enqueue<T: Serialize>(
     destination: &Destination,
 ) -> Result<(), DbErr> {
     let (transport, target, routing_key) = match destination {
-        Destination::Amqp {
-            exchange,
-            routing_key,
-        } => ("amqp", exchange.clone(), Some(routing_key.clone())),
+        Destination::Amqp { exchange, routing_key } => ("amqp", exchange.clone(), Some(routing_key.clone())),
         Destination::Nats { subject } => ("nats", subject.clone(), None),
     };
     let payload = String::from_utf8(envelope.encode()).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -126,23 +118,14 @@ impl Relay {
         nats: Option<NatsConnection>,
         batch: usize,
     ) -> Self {
-        Self {
-            database,
-            amqp,
-            nats,
-            batch: batch.max(1),
-        }
+        Self { database, amqp, nats, batch: batch.max(1) }
     }
 
     /// One pass: publishes up to a batch of rows and returns how many were sent (0: nothing to do).
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let transaction = self.database.begin().await?;
         let backend = transaction.get_database_backend();
-        let lock = if backend == DatabaseBackend::Postgres {
-            "FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
+        let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let select = format!(
             "SELECT o.seq, o.transport, o.destination, o.routing_key, o.payload FROM outbox o \
              WHERE o.sent_at IS NULL AND NOT EXISTS (\
@@ -150,9 +133,7 @@ impl Relay {
              ORDER BY o.seq LIMIT {} {lock}",
             self.batch
         );
-        let rows = transaction
-            .query_all_raw(Statement::from_string(backend, select))
-            .await?;
+        let rows = transaction.query_all_raw(Statement::from_string(backend, select)).await?;
         if rows.is_empty() {
             transaction.commit().await?;
             return Ok(0);
@@ -170,8 +151,7 @@ impl Relay {
             })
             .collect::<Result<_, DbErr>>()?;
 
-        let outcomes =
-            futures_util::future::join_all(rows.iter().map(|row| self.publish(row))).await;
+        let outcomes = futures_util::future::join_all(rows.iter().map(|row| self.publish(row))).await;
         let mut sent = Vec::new();
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
@@ -190,13 +170,8 @@ impl Relay {
         }
         if !sent.is_empty() {
             // Sequence numbers come from the database as integers: safe to inline.
-            let mark = format!(
-                "UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE seq IN ({})",
-                sent.join(",")
-            );
-            transaction
-                .execute_raw(Statement::from_string(backend, mark))
-                .await?;
+            let mark = format!("UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE seq IN ({})", sent.join(","));
+            transaction.execute_raw(Statement::from_string(backend, mark)).await?;
         }
         transaction.commit().await?;
         Ok(sent.len())
@@ -208,22 +183,12 @@ impl Relay {
         match (row.transport.as_str(), &self.amqp, &self.nats) {
             ("amqp", Some(amqp), _) => {
                 let key = row.routing_key.as_deref().unwrap_or_default();
-                amqp.publish_raw(
-                    &row.destination,
-                    key,
-                    row.payload.as_bytes(),
-                    properties_of(&envelope),
-                    true,
-                )
-                .await
+                amqp.publish_raw(&row.destination, key, row.payload.as_bytes(), properties_of(&envelope), true).await
             }
-            ("nats", _, Some(nats)) => {
-                nats.publish_durable(row.destination.clone(), &envelope)
-                    .await
+            ("nats", _, Some(nats)) => nats.publish_durable(row.destination.clone(), &envelope).await,
+            (transport, _, _) => {
+                Err(PublishError::Disconnected(format!("no {transport} connection configured for the outbox relay")))
             }
-            (transport, _, _) => Err(PublishError::Disconnected(format!(
-                "no {transport} connection configured for the outbox relay"
-            ))),
         }
     }
 

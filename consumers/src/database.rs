@@ -44,14 +44,8 @@ impl Database {
             // One writer at a time is all SQLite allows; a single connection avoids `database is locked`.
             options.max_connections(1);
         }
-        let connection = sea_orm::Database::connect(options)
-            .await
-            .map_err(DatabaseError::Connect)?;
-        Ok(Self {
-            connection,
-            kind,
-            detail,
-        })
+        let connection = sea_orm::Database::connect(options).await.map_err(DatabaseError::Connect)?;
+        Ok(Self { connection, kind, detail })
     }
 
     /// The sea-orm connection.
@@ -70,12 +64,7 @@ impl Database {
             Ok(()) => (EngineState::Up, self.detail.clone()),
             Err(e) => (EngineState::Down, format!("{}: {e}", self.detail)),
         };
-        EngineReport {
-            engine: "database",
-            kind: self.kind,
-            state,
-            detail,
-        }
+        EngineReport { engine: "database", kind: self.kind, state, detail }
     }
 
     /// Closes the pool after in-flight statements finish.

@@ -72,9 +72,7 @@ impl MigrationTrait for Migration {
                     .col(string_len("tenant", 63))
                     .col(string("type_name"))
                     .col(text_null("reply"))
-                    .col(
-                        timestamp_with_time_zone("processed_at").default(Expr::current_timestamp()),
-                    )
+                    .col(timestamp_with_time_zone("processed_at").default(Expr::current_timestamp()))
                     .primary_key(Index::create().col("consumer_group").col("message_id"))
                     .to_owned(),
             )
@@ -94,9 +92,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in ["inbox", "outbox", "tenants"] {
-            manager
-                .drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -21,9 +21,7 @@ pub struct RecordUsage {
     /// When the use happened.
     pub occurred_at: DateTime<Utc>,
 }
-message!(RecordUsage, "usage.record", (1, 0), Command, Billing, |m| {
-    Some(m.integration_id.to_string())
-});
+message!(RecordUsage, "usage.record", (1, 0), Command, Billing, |m| { Some(m.integration_id.to_string()) });
 
 /// Start a Paystack payment; the `Idempotency-Key` makes a retried call the same payment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,14 +40,9 @@ pub struct InitializePayment {
     /// The caller's `Idempotency-Key` header.
     pub idempotency_key: String,
 }
-message!(
-    InitializePayment,
-    "billing.initialize_payment",
-    (1, 0),
-    Command,
-    Billing,
-    |m| Some(m.integration_id.to_string())
-);
+message!(InitializePayment, "billing.initialize_payment", (1, 0), Command, Billing, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// Usage was counted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -64,14 +57,7 @@ pub struct UsageRecorded {
     /// Billing period (`2025-01`).
     pub period: String,
 }
-message!(
-    UsageRecorded,
-    "usage.recorded",
-    (1, 0),
-    Event,
-    Billing,
-    |m| Some(m.integration_id.to_string())
-);
+message!(UsageRecorded, "usage.recorded", (1, 0), Event, Billing, |m| Some(m.integration_id.to_string()));
 
 /// An invoice for a billing period was issued.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -88,14 +74,7 @@ pub struct InvoiceIssued {
     /// Due date.
     pub due_at: DateTime<Utc>,
 }
-message!(
-    InvoiceIssued,
-    "billing.invoice_issued",
-    (1, 0),
-    Event,
-    Billing,
-    |m| Some(m.integration_id.to_string())
-);
+message!(InvoiceIssued, "billing.invoice_issued", (1, 0), Event, Billing, |m| Some(m.integration_id.to_string()));
 
 /// Outcome of a Paystack payment, verified with Paystack (never trusted from the redirect alone).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -114,11 +93,4 @@ pub struct PaymentVerified {
     /// ISO-4217 currency.
     pub currency: crate::Currency,
 }
-message!(
-    PaymentVerified,
-    "billing.payment_verified",
-    (1, 0),
-    Event,
-    Billing,
-    |m| Some(m.payment_id.to_string())
-);
+message!(PaymentVerified, "billing.payment_verified", (1, 0), Event, Billing, |m| Some(m.payment_id.to_string()));

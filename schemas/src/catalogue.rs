@@ -179,11 +179,7 @@ fn index() -> &'static (Vec<Descriptor>, HashMap<&'static str, usize>) {
     static INDEX: OnceLock<(Vec<Descriptor>, HashMap<&'static str, usize>)> = OnceLock::new();
     INDEX.get_or_init(|| {
         let list = all();
-        let by_name = list
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.type_name, i))
-            .collect();
+        let by_name = list.iter().enumerate().map(|(i, d)| (d.type_name, i)).collect();
         (list, by_name)
     })
 }
@@ -213,14 +209,11 @@ pub fn decode_any_binary(
 }
 
 fn into_any(raw: Envelope<Value>) -> Result<Envelope<AnyMessage>, DecodeError> {
-    let descriptor = descriptor_of(&raw.type_name)
-        .ok_or_else(|| DecodeError::UnknownType(raw.type_name.clone()))?;
+    let descriptor = descriptor_of(&raw.type_name).ok_or_else(|| DecodeError::UnknownType(raw.type_name.clone()))?;
     check_version(descriptor.type_name, raw.dataversion, descriptor.version)?;
     let mut data = Value::Null;
     let shell = raw.map(|d| data = d);
-    let message = (descriptor.decode)(data).map_err(|e| DecodeError::InvalidData {
-        type_name: descriptor.type_name.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let message = (descriptor.decode)(data)
+        .map_err(|e| DecodeError::InvalidData { type_name: descriptor.type_name.to_owned(), reason: e.to_string() })?;
     Ok(shell.map(|()| message))
 }

@@ -60,14 +60,9 @@ pub struct ChargerStatusNotification {
     /// When the charger observed it.
     pub timestamp: DateTime<Utc>,
 }
-message!(
-    ChargerStatusNotification,
-    "charger.status_notification",
-    (1, 0),
-    Event,
-    Charging,
-    |m| Some(m.charger_id.to_string())
-);
+message!(ChargerStatusNotification, "charger.status_notification", (1, 0), Event, Charging, |m| Some(
+    m.charger_id.to_string()
+));
 
 /// One OCPP sampled value; OCPP sends the value as a string.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -104,14 +99,7 @@ pub struct ChargerMeterValues {
     /// Samples.
     pub meter_value: Vec<MeterValue>,
 }
-message!(
-    ChargerMeterValues,
-    "charger.meter_values",
-    (1, 0),
-    Event,
-    Charging,
-    |m| Some(m.charger_id.to_string())
-);
+message!(ChargerMeterValues, "charger.meter_values", (1, 0), Event, Charging, |m| Some(m.charger_id.to_string()));
 
 /// A charger's EVM state changed (what `GET /devices/by-location` shows).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -126,14 +114,7 @@ pub struct ChargerStateChanged {
     /// State now.
     pub state: ChargerState,
 }
-message!(
-    ChargerStateChanged,
-    "charger.state_changed",
-    (1, 0),
-    Event,
-    Charging,
-    |m| Some(m.charger_id.to_string())
-);
+message!(ChargerStateChanged, "charger.state_changed", (1, 0), Event, Charging, |m| Some(m.charger_id.to_string()));
 
 /// Start charging (`POST /devices/:id/start`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -146,14 +127,7 @@ pub struct StartCharging {
     /// App user.
     pub user_id: Uuid,
 }
-message!(
-    StartCharging,
-    "charging.start",
-    (1, 0),
-    Command,
-    Charging,
-    |m| Some(m.charger_id.to_string())
-);
+message!(StartCharging, "charging.start", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
 
 /// Finish charging (`POST /devices/:id/finish`); replies with the purchase id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -166,14 +140,7 @@ pub struct FinishCharging {
     /// App user.
     pub user_id: Uuid,
 }
-message!(
-    FinishCharging,
-    "charging.finish",
-    (1, 0),
-    Command,
-    Charging,
-    |m| Some(m.charger_id.to_string())
-);
+message!(FinishCharging, "charging.finish", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
 
 /// A charging session started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -188,14 +155,7 @@ pub struct ChargingStarted {
     /// When.
     pub started_at: DateTime<Utc>,
 }
-message!(
-    ChargingStarted,
-    "charging.started",
-    (1, 0),
-    Event,
-    Charging,
-    |m| Some(m.session_id.to_string())
-);
+message!(ChargingStarted, "charging.started", (1, 0), Event, Charging, |m| Some(m.session_id.to_string()));
 
 /// The EVM seed's `{subject}.CHARGING`, sent to the user every 2–5 s while charging.
 ///
@@ -212,14 +172,7 @@ pub struct ChargingProgress {
     /// ISO-4217 currency of `amount`.
     pub currency: Currency,
 }
-message!(
-    ChargingProgress,
-    "CHARGING",
-    (1, 0),
-    Event,
-    Charging,
-    |_m| None
-);
+message!(ChargingProgress, "CHARGING", (1, 0), Event, Charging, |_m| None);
 
 /// A charging session finished and its purchase was created.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -242,11 +195,4 @@ pub struct ChargingFinished {
     /// When.
     pub finished_at: DateTime<Utc>,
 }
-message!(
-    ChargingFinished,
-    "charging.finished",
-    (1, 0),
-    Event,
-    Charging,
-    |m| Some(m.session_id.to_string())
-);
+message!(ChargingFinished, "charging.finished", (1, 0), Event, Charging, |m| Some(m.session_id.to_string()));

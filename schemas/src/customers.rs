@@ -29,14 +29,7 @@ pub struct CreateCustomer {
     /// The id a partner knows the customer by (marketplace user id).
     pub external_ref: Option<String>,
 }
-message!(
-    CreateCustomer,
-    "customer.create",
-    (1, 0),
-    Command,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(CreateCustomer, "customer.create", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Update a customer's profile; `null` fields are left as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,14 +39,7 @@ pub struct UpdateCustomer {
     /// Fields to change.
     pub changes: CustomerProfile,
 }
-message!(
-    UpdateCustomer,
-    "customer.update",
-    (1, 0),
-    Command,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(UpdateCustomer, "customer.update", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Block a customer from riding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -63,14 +49,7 @@ pub struct BlockCustomer {
     /// Why.
     pub reason: String,
 }
-message!(
-    BlockCustomer,
-    "customer.block",
-    (1, 0),
-    Command,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(BlockCustomer, "customer.block", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Lift a block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,14 +59,7 @@ pub struct UnblockCustomer {
     /// Why.
     pub reason: String,
 }
-message!(
-    UnblockCustomer,
-    "customer.unblock",
-    (1, 0),
-    Command,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(UnblockCustomer, "customer.unblock", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Levy Fleets `customer.created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -101,14 +73,7 @@ pub struct CustomerCreated {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    CustomerCreated,
-    "customer.created",
-    (1, 0),
-    Event,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(CustomerCreated, "customer.created", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Levy Fleets `customer.updated`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -122,14 +87,7 @@ pub struct CustomerUpdated {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    CustomerUpdated,
-    "customer.updated",
-    (1, 0),
-    Event,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(CustomerUpdated, "customer.updated", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Levy Fleets `customer.blocked`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -141,14 +99,7 @@ pub struct CustomerBlocked {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    CustomerBlocked,
-    "customer.blocked",
-    (1, 0),
-    Event,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(CustomerBlocked, "customer.blocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
 
 /// Levy Fleets `customer.unblocked`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -160,11 +111,4 @@ pub struct CustomerUnblocked {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    CustomerUnblocked,
-    "customer.unblocked",
-    (1, 0),
-    Event,
-    Customers,
-    |m| Some(m.customer_id.to_string())
-);
+message!(CustomerUnblocked, "customer.unblocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));

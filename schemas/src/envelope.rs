@@ -96,10 +96,7 @@ impl<T: Message> Envelope<T> {
     }
 
     /// Decodes a binary-mode message of this type; `attribute` looks up a header by attribute name.
-    pub fn from_binary(
-        attribute: impl Fn(&str) -> Option<String>,
-        body: &[u8],
-    ) -> Result<Self, DecodeError> {
+    pub fn from_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Self, DecodeError> {
         Envelope::<Value>::parse_binary(attribute, body)?.into_typed()
     }
 }
@@ -153,11 +150,7 @@ impl<T: Serialize> Envelope<T> {
             attr("source", self.source.clone()),
             attr("type", self.type_name.clone()),
             attr("dataversion", self.dataversion.to_string()),
-            attr(
-                "time",
-                self.time
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            ),
+            attr("time", self.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             attr("datacontenttype", self.datacontenttype.clone()),
             attr("tenant", self.tenant.to_string()),
             attr("correlationid", self.correlationid.to_string()),
@@ -180,20 +173,13 @@ impl Envelope<Value> {
     }
 
     /// Parses a binary-mode message, leaving `data` untyped.
-    pub fn parse_binary(
-        attribute: impl Fn(&str) -> Option<String>,
-        body: &[u8],
-    ) -> Result<Self, DecodeError> {
-        let required = |name: &str| {
-            attribute(name)
-                .ok_or_else(|| DecodeError::Malformed(format!("missing attribute `{name}`")))
-        };
+    pub fn parse_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Self, DecodeError> {
+        let required =
+            |name: &str| attribute(name).ok_or_else(|| DecodeError::Malformed(format!("missing attribute `{name}`")));
         let uuid = |name: &str, value: String| {
-            Uuid::parse_str(&value)
-                .map_err(|e| DecodeError::Malformed(format!("attribute `{name}`: {e}")))
+            Uuid::parse_str(&value).map_err(|e| DecodeError::Malformed(format!("attribute `{name}`: {e}")))
         };
-        let data: Value = serde_json::from_slice(body)
-            .map_err(|e| DecodeError::Malformed(format!("body: {e}")))?;
+        let data: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(format!("body: {e}")))?;
         Ok(Self {
             specversion: required("specversion")?,
             id: uuid("id", required("id")?)?,
@@ -210,9 +196,7 @@ impl Envelope<Value> {
             tenant: TenantId::new(required("tenant")?)
                 .map_err(|e| DecodeError::Malformed(format!("attribute `tenant`: {e}")))?,
             correlationid: uuid("correlationid", required("correlationid")?)?,
-            causationid: attribute("causationid")
-                .map(|v| uuid("causationid", v))
-                .transpose()?,
+            causationid: attribute("causationid").map(|v| uuid("causationid", v)).transpose()?,
             data,
         })
     }
@@ -221,10 +205,7 @@ impl Envelope<Value> {
     pub fn into_typed<T: Message>(self) -> Result<Envelope<T>, DecodeError> {
         if self.type_name != T::TYPE {
             return Err(match catalogue::descriptor_of(&self.type_name) {
-                Some(_) => DecodeError::UnexpectedType {
-                    expected: T::TYPE,
-                    found: self.type_name,
-                },
+                Some(_) => DecodeError::UnexpectedType { expected: T::TYPE, found: self.type_name },
                 None => DecodeError::UnknownType(self.type_name),
             });
         }
@@ -232,28 +213,18 @@ impl Envelope<Value> {
         let type_name = self.type_name.clone();
         let mut data = Value::Null;
         let shell = self.map(|d| data = d);
-        let typed: T = serde_json::from_value(data).map_err(|e| DecodeError::InvalidData {
-            type_name,
-            reason: e.to_string(),
-        })?;
+        let typed: T =
+            serde_json::from_value(data).map_err(|e| DecodeError::InvalidData { type_name, reason: e.to_string() })?;
         Ok(shell.map(|()| typed))
     }
 }
 
 /// A message of a known major version is readable whatever its minor version: minor versions
 /// only add optional fields.
-pub(crate) fn check_version(
-    type_name: &str,
-    found: Version,
-    supported: Version,
-) -> Result<(), DecodeError> {
+pub(crate) fn check_version(type_name: &str, found: Version, supported: Version) -> Result<(), DecodeError> {
     if found.major == supported.major {
         Ok(())
     } else {
-        Err(DecodeError::UnsupportedVersion {
-            type_name: type_name.to_owned(),
-            found,
-            supported: supported.major,
-        })
+        Err(DecodeError::UnsupportedVersion { type_name: type_name.to_owned(), found, supported: supported.major })
     }
 }

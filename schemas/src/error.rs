@@ -21,9 +21,7 @@ pub enum DecodeError {
         found: String,
     },
     /// The type is known, its major version is not.
-    #[error(
-        "unsupported version {found} of `{type_name}` (this build reads major version {supported})"
-    )]
+    #[error("unsupported version {found} of `{type_name}` (this build reads major version {supported})")]
     UnsupportedVersion {
         /// The message type.
         type_name: String,

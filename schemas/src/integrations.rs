@@ -26,9 +26,7 @@ pub enum AccessBundle {
 }
 
 /// Levy Fleets partner API permissions, spelled as the seed spells them.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum Permission {
     /// List and view vehicles.
     #[serde(rename = "vehicles:read")]
@@ -112,14 +110,9 @@ pub struct CreateIntegration {
     /// Optional endpoint allow-list narrowing the bundle.
     pub allowed_endpoints: Vec<String>,
 }
-message!(
-    CreateIntegration,
-    "integration.create",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(CreateIntegration, "integration.create", (1, 0), Command, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// Replace an integration's secret; the old one stays valid for a grace period.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -132,14 +125,9 @@ pub struct RotateIntegrationSecret {
     /// How long the previous secret keeps working.
     pub grace_seconds: u32,
 }
-message!(
-    RotateIntegrationSecret,
-    "integration.rotate_secret",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(RotateIntegrationSecret, "integration.rotate_secret", (1, 0), Command, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// Revoke an integration: its secrets and every open token die at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -150,14 +138,9 @@ pub struct RevokeIntegration {
     /// Why, for the audit log.
     pub reason: String,
 }
-message!(
-    RevokeIntegration,
-    "integration.revoke",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(RevokeIntegration, "integration.revoke", (1, 0), Command, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// Enable or disable an integration without revoking it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -168,14 +151,9 @@ pub struct SetIntegrationActive {
     /// New state.
     pub active: bool,
 }
-message!(
-    SetIntegrationActive,
-    "integration.set_active",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(SetIntegrationActive, "integration.set_active", (1, 0), Command, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// Map an external user to a voltbus user and open a one-time session code (`/auth/exchange`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -194,14 +172,9 @@ pub struct ExchangeExternalIdentity {
     /// When the code stops working.
     pub session_code_expires_at: DateTime<Utc>,
 }
-message!(
-    ExchangeExternalIdentity,
-    "integration.exchange_identity",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(ExchangeExternalIdentity, "integration.exchange_identity", (1, 0), Command, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// An integration exists.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -216,14 +189,9 @@ pub struct IntegrationCreated {
     /// Granted bundle.
     pub bundle: AccessBundle,
 }
-message!(
-    IntegrationCreated,
-    "integration.created",
-    (1, 0),
-    Event,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(IntegrationCreated, "integration.created", (1, 0), Event, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// An integration's secret was replaced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -234,14 +202,9 @@ pub struct IntegrationSecretRotated {
     /// Until when the previous secret is still accepted.
     pub previous_secret_valid_until: DateTime<Utc>,
 }
-message!(
-    IntegrationSecretRotated,
-    "integration.secret_rotated",
-    (1, 0),
-    Event,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(IntegrationSecretRotated, "integration.secret_rotated", (1, 0), Event, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// An integration was revoked; every edge drops its tokens.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -252,14 +215,9 @@ pub struct IntegrationRevoked {
     /// When.
     pub revoked_at: DateTime<Utc>,
 }
-message!(
-    IntegrationRevoked,
-    "integration.revoked",
-    (1, 0),
-    Event,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(IntegrationRevoked, "integration.revoked", (1, 0), Event, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// An integration was enabled or disabled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -270,14 +228,9 @@ pub struct IntegrationActiveChanged {
     /// New state.
     pub active: bool,
 }
-message!(
-    IntegrationActiveChanged,
-    "integration.active_changed",
-    (1, 0),
-    Event,
-    Integrations,
-    |m| Some(m.integration_id.to_string())
-);
+message!(IntegrationActiveChanged, "integration.active_changed", (1, 0), Event, Integrations, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// An external identity is mapped to a voltbus user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -292,14 +245,9 @@ pub struct ExternalIdentityLinked {
     /// True when this exchange created the user.
     pub created: bool,
 }
-message!(
-    ExternalIdentityLinked,
-    "integration.identity_linked",
-    (1, 0),
-    Event,
-    Integrations,
-    |m| Some(m.user_id.to_string())
-);
+message!(ExternalIdentityLinked, "integration.identity_linked", (1, 0), Event, Integrations, |m| Some(
+    m.user_id.to_string()
+));
 
 /// Create a partner API key (`<prefix>_pk_…`); the edge keeps the key itself and sends its hash.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -322,14 +270,7 @@ pub struct CreateApiKey {
     /// Optional expiry.
     pub expires_at: Option<DateTime<Utc>>,
 }
-message!(
-    CreateApiKey,
-    "api_key.create",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.key_id.to_string())
-);
+message!(CreateApiKey, "api_key.create", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
 
 /// Replace a key's secret; the old key is dead at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -341,14 +282,7 @@ pub struct RegenerateApiKey {
     /// SHA-256 (hex) of the new key.
     pub key_hash: String,
 }
-message!(
-    RegenerateApiKey,
-    "api_key.regenerate",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.key_id.to_string())
-);
+message!(RegenerateApiKey, "api_key.regenerate", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
 
 /// Enable or disable a key; disabled keys get 401.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -358,14 +292,7 @@ pub struct SetApiKeyActive {
     /// New state.
     pub active: bool,
 }
-message!(
-    SetApiKeyActive,
-    "api_key.set_active",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.key_id.to_string())
-);
+message!(SetApiKeyActive, "api_key.set_active", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
 
 /// Delete a key for good.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -373,14 +300,7 @@ pub struct DeleteApiKey {
     /// Key.
     pub key_id: Uuid,
 }
-message!(
-    DeleteApiKey,
-    "api_key.delete",
-    (1, 0),
-    Command,
-    Integrations,
-    |m| Some(m.key_id.to_string())
-);
+message!(DeleteApiKey, "api_key.delete", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
 
 /// What happened to a key, so every edge refreshes or drops what it cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -406,11 +326,4 @@ pub struct ApiKeyChanged {
     /// What changed.
     pub change: ApiKeyChange,
 }
-message!(
-    ApiKeyChanged,
-    "api_key.changed",
-    (1, 0),
-    Event,
-    Integrations,
-    |m| Some(m.key_id.to_string())
-);
+message!(ApiKeyChanged, "api_key.changed", (1, 0), Event, Integrations, |m| Some(m.key_id.to_string()));

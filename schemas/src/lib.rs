@@ -37,9 +37,7 @@ pub mod wallets;
 pub mod webhooks;
 pub mod zones;
 
-pub use catalogue::{
-    AnyMessage, Descriptor, decode_any, decode_any_binary, descriptor_of, descriptors,
-};
+pub use catalogue::{AnyMessage, Descriptor, decode_any, decode_any_binary, descriptor_of, descriptors};
 pub use envelope::{Attribute, BinaryMessage, DATACONTENTTYPE_JSON, Envelope, SPECVERSION};
 pub use error::DecodeError;
 pub use json_schema::{envelope_schema, schema_file_name};

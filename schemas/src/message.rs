@@ -44,9 +44,7 @@ impl Kind {
 }
 
 /// The domains of the platform, one per seed area.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
     /// Integrations, API keys, machine tokens, federated sign-in (EVCare, Levy Fleets keys).
@@ -144,13 +142,8 @@ impl FromStr for Version {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (major, minor) = s
-            .split_once('.')
-            .ok_or_else(|| format!("version `{s}` is not major.minor"))?;
-        let part = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| format!("version `{s}` is not major.minor"))
-        };
+        let (major, minor) = s.split_once('.').ok_or_else(|| format!("version `{s}` is not major.minor"))?;
+        let part = |p: &str| p.parse::<u16>().map_err(|_| format!("version `{s}` is not major.minor"));
         Ok(Self::new(part(major)?, part(minor)?))
     }
 }
@@ -187,6 +180,8 @@ macro_rules! message {
             const KIND: $crate::Kind = $crate::Kind::$kind;
             const DOMAIN: $crate::Domain = $crate::Domain::$domain;
 
+            // rustfmt wraps long one-line closures in braces.
+            #[allow(unused_braces)]
             fn aggregate(&self) -> Option<String> {
                 let $m = self;
                 $aggregate

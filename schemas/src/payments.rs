@@ -29,14 +29,7 @@ pub struct PayPurchase {
     /// How.
     pub option: PaymentOption,
 }
-message!(
-    PayPurchase,
-    "purchase.pay",
-    (1, 0),
-    Command,
-    Payments,
-    |m| Some(m.purchase_id.to_string())
-);
+message!(PayPurchase, "purchase.pay", (1, 0), Command, Payments, |m| Some(m.purchase_id.to_string()));
 
 /// The seed's `feedback` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -58,14 +51,7 @@ pub struct LeaveFeedback {
     /// Feedback.
     pub feedback: Feedback,
 }
-message!(
-    LeaveFeedback,
-    "purchase.feedback",
-    (1, 0),
-    Command,
-    Payments,
-    |m| Some(m.purchase_id.to_string())
-);
+message!(LeaveFeedback, "purchase.feedback", (1, 0), Command, Payments, |m| Some(m.purchase_id.to_string()));
 
 /// Top up the balance (`POST /customer/replenish {amount, option}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -82,14 +68,7 @@ pub struct ReplenishBalance {
     /// Provider.
     pub option: PaymentOption,
 }
-message!(
-    ReplenishBalance,
-    "balance.replenish",
-    (1, 0),
-    Command,
-    Payments,
-    |m| Some(m.invoice_id.to_string())
-);
+message!(ReplenishBalance, "balance.replenish", (1, 0), Command, Payments, |m| Some(m.invoice_id.to_string()));
 
 /// Provider-side outcome of an invoice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -122,14 +101,7 @@ pub struct SettleProviderPayment {
     /// ISO-4217 currency.
     pub currency: Currency,
 }
-message!(
-    SettleProviderPayment,
-    "payment.settle",
-    (1, 0),
-    Command,
-    Payments,
-    |m| Some(m.invoice_id.to_string())
-);
+message!(SettleProviderPayment, "payment.settle", (1, 0), Command, Payments, |m| Some(m.invoice_id.to_string()));
 
 /// A purchase exists for a finished charging session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -146,14 +118,7 @@ pub struct PurchaseCreated {
     /// ISO-4217 currency.
     pub currency: Currency,
 }
-message!(
-    PurchaseCreated,
-    "purchase.created",
-    (1, 0),
-    Event,
-    Payments,
-    |m| Some(m.purchase_id.to_string())
-);
+message!(PurchaseCreated, "purchase.created", (1, 0), Event, Payments, |m| Some(m.purchase_id.to_string()));
 
 /// Outcome as the app sees it on `{subject}.PAYMENT` and `{subject}.REPLENISHMENT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -189,11 +154,4 @@ pub struct ReplenishmentStatus {
     /// ISO-4217 currency.
     pub currency: Currency,
 }
-message!(
-    ReplenishmentStatus,
-    "REPLENISHMENT",
-    (1, 0),
-    Event,
-    Payments,
-    |_m| None
-);
+message!(ReplenishmentStatus, "REPLENISHMENT", (1, 0), Event, Payments, |_m| None);

@@ -58,9 +58,7 @@ pub struct SetPricing {
     /// The plan.
     pub plan: PricingPlan,
 }
-message!(SetPricing, "pricing.set", (1, 0), Command, Pricing, |m| {
-    Some(m.subaccount_id.to_string())
-});
+message!(SetPricing, "pricing.set", (1, 0), Command, Pricing, |m| { Some(m.subaccount_id.to_string()) });
 
 /// A subaccount's pricing plan changed; rides started after it use it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -70,11 +68,4 @@ pub struct PricingChanged {
     /// The plan now.
     pub plan: PricingPlan,
 }
-message!(
-    PricingChanged,
-    "pricing.changed",
-    (1, 0),
-    Event,
-    Pricing,
-    |m| Some(m.subaccount_id.to_string())
-);
+message!(PricingChanged, "pricing.changed", (1, 0), Event, Pricing, |m| Some(m.subaccount_id.to_string()));

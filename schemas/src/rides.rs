@@ -22,9 +22,7 @@ pub struct StartRide {
     /// Where the ride starts.
     pub start_longitude: Option<f64>,
 }
-message!(StartRide, "ride.start", (1, 0), Command, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(StartRide, "ride.start", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
 
 /// Pause a ride.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -32,9 +30,7 @@ pub struct PauseRide {
     /// Ride.
     pub ride_id: Uuid,
 }
-message!(PauseRide, "ride.pause", (1, 0), Command, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(PauseRide, "ride.pause", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
 
 /// Resume a paused ride.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,9 +38,7 @@ pub struct ResumeRide {
     /// Ride.
     pub ride_id: Uuid,
 }
-message!(ResumeRide, "ride.resume", (1, 0), Command, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(ResumeRide, "ride.resume", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
 
 /// End a ride (`POST /rides/{id}/end {end_latitude, end_longitude}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -56,9 +50,7 @@ pub struct EndRide {
     /// End position.
     pub end_longitude: f64,
 }
-message!(EndRide, "ride.end", (1, 0), Command, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(EndRide, "ride.end", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
 
 /// Levy Fleets `ride.started`: a customer unlocked a vehicle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -78,9 +70,7 @@ pub struct RideStarted {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideStarted, "ride.started", (1, 0), Event, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(RideStarted, "ride.started", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
 
 /// Levy Fleets `ride.paused`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -96,9 +86,7 @@ pub struct RidePaused {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RidePaused, "ride.paused", (1, 0), Event, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(RidePaused, "ride.paused", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
 
 /// Levy Fleets `ride.resumed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -114,9 +102,7 @@ pub struct RideResumed {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideResumed, "ride.resumed", (1, 0), Event, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(RideResumed, "ride.resumed", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
 
 /// The price breakdown of a ride, in minor units (the seed's `pricing` object plus its currency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -175,6 +161,4 @@ pub struct RideEnded {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideEnded, "ride.ended", (1, 0), Event, Rides, |m| Some(
-    m.ride_id.to_string()
-));
+message!(RideEnded, "ride.ended", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));

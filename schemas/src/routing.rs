@@ -21,12 +21,7 @@ pub const RETRY_EXCHANGE: &str = "voltbus.retry";
 
 /// Routing key of a command type.
 pub fn command_key(descriptor: &Descriptor) -> String {
-    debug_assert_eq!(
-        descriptor.kind,
-        Kind::Command,
-        "{} is not a command",
-        descriptor.type_name
-    );
+    debug_assert_eq!(descriptor.kind, Kind::Command, "{} is not a command", descriptor.type_name);
     format!("{}.{}", descriptor.domain, descriptor.type_name)
 }
 
@@ -37,12 +32,7 @@ pub fn command_key_of<M: Message>() -> String {
 
 /// Routing key of an event type for one tenant.
 pub fn event_key(tenant: &TenantId, descriptor: &Descriptor) -> String {
-    debug_assert_eq!(
-        descriptor.kind,
-        Kind::Event,
-        "{} is not an event",
-        descriptor.type_name
-    );
+    debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
     format!("{tenant}.{}.{}", descriptor.domain, descriptor.type_name)
 }
 
@@ -94,22 +84,10 @@ mod tests {
     #[test]
     fn keys_put_the_tenant_first_for_events_and_the_domain_first_for_commands() {
         let acme = TenantId::new("acme").unwrap();
-        assert_eq!(
-            event_key_of::<crate::rides::RideStarted>(&acme),
-            "acme.rides.ride.started"
-        );
-        assert_eq!(
-            event_key(&acme, descriptor_of("VehicleChanged").unwrap()),
-            "acme.vehicles.VehicleChanged"
-        );
-        assert_eq!(
-            command_key_of::<crate::rides::StartRide>(),
-            "rides.ride.start"
-        );
-        assert_eq!(
-            command_key(descriptor_of("ride.start").unwrap()),
-            "rides.ride.start"
-        );
+        assert_eq!(event_key_of::<crate::rides::RideStarted>(&acme), "acme.rides.ride.started");
+        assert_eq!(event_key(&acme, descriptor_of("VehicleChanged").unwrap()), "acme.vehicles.VehicleChanged");
+        assert_eq!(command_key_of::<crate::rides::StartRide>(), "rides.ride.start");
+        assert_eq!(command_key(descriptor_of("ride.start").unwrap()), "rides.ride.start");
         assert_eq!(domain_commands_binding(Domain::Rides), "rides.#");
         assert_eq!(tenant_events_binding(&acme), "acme.#");
     }

@@ -66,10 +66,7 @@ pub fn charger_meter(tenant: &TenantId, charger: Uuid) -> String {
 
 /// Where a domain event is published on NATS.
 pub fn event(tenant: &TenantId, descriptor: &Descriptor) -> String {
-    format!(
-        "{ROOT}.{tenant}.events.{}.{}",
-        descriptor.domain, descriptor.type_name
-    )
+    format!("{ROOT}.{tenant}.events.{}.{}", descriptor.domain, descriptor.type_name)
 }
 
 /// Every subject of one tenant.
@@ -79,10 +76,7 @@ pub fn tenant_wildcard(tenant: &TenantId) -> String {
 
 /// Subjects the telemetry stream stores.
 pub fn telemetry_stream_subjects() -> Vec<String> {
-    vec![
-        format!("{ROOT}.*.vehicles.*.state"),
-        format!("{ROOT}.*.chargers.*.*"),
-    ]
+    vec![format!("{ROOT}.*.vehicles.*.state"), format!("{ROOT}.*.chargers.*.*")]
 }
 
 /// Subjects the events stream stores.
@@ -99,22 +93,10 @@ mod tests {
         let t = TenantId::new("acme").unwrap();
         let u = Uuid::nil();
         let topic = user_topic(&t, u);
-        assert_eq!(
-            topic,
-            "voltbus.acme.users.00000000-0000-0000-0000-000000000000"
-        );
-        assert_eq!(
-            user_channel(&t, u, Channel::Charging),
-            format!("{topic}.CHARGING")
-        );
-        assert_eq!(
-            user_channel(&t, u, Channel::Payment),
-            format!("{topic}.PAYMENT")
-        );
-        assert_eq!(
-            user_channel(&t, u, Channel::Replenishment),
-            format!("{topic}.REPLENISHMENT")
-        );
+        assert_eq!(topic, "voltbus.acme.users.00000000-0000-0000-0000-000000000000");
+        assert_eq!(user_channel(&t, u, Channel::Charging), format!("{topic}.CHARGING"));
+        assert_eq!(user_channel(&t, u, Channel::Payment), format!("{topic}.PAYMENT"));
+        assert_eq!(user_channel(&t, u, Channel::Replenishment), format!("{topic}.REPLENISHMENT"));
     }
 
     #[test]

@@ -21,9 +21,7 @@ pub enum TenantIdError {
     #[error("tenant id must be 1 to 63 characters long")]
     Length,
     /// Contains something other than lower-case ASCII letters, digits, `_` and `-`, or starts with `_`/`-`.
-    #[error(
-        "tenant id `{0}` may only contain a-z, 0-9, `_` and `-`, and must start with a letter or digit"
-    )]
+    #[error("tenant id `{0}` may only contain a-z, 0-9, `_` and `-`, and must start with a letter or digit")]
     Characters(String),
 }
 
@@ -34,8 +32,7 @@ impl TenantId {
         if id.is_empty() || id.len() > 63 {
             return Err(TenantIdError::Length);
         }
-        let valid_char =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
         let first_ok = id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !first_ok || !id.chars().all(valid_char) {
             return Err(TenantIdError::Characters(id));
@@ -98,19 +95,7 @@ mod tests {
 
     #[test]
     fn refuses_ids_that_could_widen_a_binding_or_subscription() {
-        for id in [
-            "",
-            "a.b",
-            "*",
-            ">",
-            "#",
-            "acme.>",
-            "Acme",
-            "-x",
-            "_x",
-            "a b",
-            &"x".repeat(64),
-        ] {
+        for id in ["", "a.b", "*", ">", "#", "acme.>", "Acme", "-x", "_x", "a b", &"x".repeat(64)] {
             assert!(TenantId::new(id).is_err(), "{id:?} must be refused");
         }
     }
@@ -118,11 +103,6 @@ mod tests {
     #[test]
     fn deserializing_validates() {
         assert!(serde_json::from_str::<TenantId>("\"a.b\"").is_err());
-        assert_eq!(
-            serde_json::from_str::<TenantId>("\"acme\"")
-                .unwrap()
-                .as_str(),
-            "acme"
-        );
+        assert_eq!(serde_json::from_str::<TenantId>("\"acme\"").unwrap().as_str(), "acme");
     }
 }

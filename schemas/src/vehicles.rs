@@ -72,9 +72,7 @@ pub struct AddVehicle {
     /// Operator-defined fields.
     pub custom_fields: BTreeMap<String, Value>,
 }
-message!(AddVehicle, "vehicle.add", (1, 0), Command, Vehicles, |m| {
-    Some(m.vehicle_id.to_string())
-});
+message!(AddVehicle, "vehicle.add", (1, 0), Command, Vehicles, |m| { Some(m.vehicle_id.to_string()) });
 
 /// Remove a vehicle from its fleet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -82,14 +80,7 @@ pub struct RemoveVehicle {
     /// Vehicle.
     pub vehicle_id: Uuid,
 }
-message!(
-    RemoveVehicle,
-    "vehicle.remove",
-    (1, 0),
-    Command,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(RemoveVehicle, "vehicle.remove", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// Change master data; `null` fields are left as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -99,14 +90,7 @@ pub struct UpdateMasterData {
     /// Properties to change.
     pub changes: MasterData,
 }
-message!(
-    UpdateMasterData,
-    "vehicle.update_master_data",
-    (1, 0),
-    Command,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(UpdateMasterData, "vehicle.update_master_data", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// Set and remove custom fields of one vehicle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -118,14 +102,9 @@ pub struct ChangeCustomFields {
     /// Fields to remove.
     pub remove: Vec<String>,
 }
-message!(
-    ChangeCustomFields,
-    "vehicle.change_custom_fields",
-    (1, 0),
-    Command,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(ChangeCustomFields, "vehicle.change_custom_fields", (1, 0), Command, Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
 
 /// What a bulk custom-field edit does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -153,14 +132,9 @@ pub struct BulkChangeCustomField {
     /// New value (`null` for remove).
     pub value: Value,
 }
-message!(
-    BulkChangeCustomField,
-    "vehicle.bulk_change_custom_field",
-    (1, 0),
-    Command,
-    Vehicles,
-    |m| Some(m.bulk_id.to_string())
-);
+message!(BulkChangeCustomField, "vehicle.bulk_change_custom_field", (1, 0), Command, Vehicles, |m| Some(
+    m.bulk_id.to_string()
+));
 
 /// Set the operation status (`PATCH /vehicles/{id} {"status": "maintenance"}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -170,14 +144,9 @@ pub struct SetOperationStatus {
     /// New status.
     pub status: OperationStatus,
 }
-message!(
-    SetOperationStatus,
-    "vehicle.set_operation_status",
-    (1, 0),
-    Command,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(SetOperationStatus, "vehicle.set_operation_status", (1, 0), Command, Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
 
 /// Remote commands a vehicle understands (INVERS Vehicle Commands, kebab-case as in its paths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -205,14 +174,7 @@ pub struct SendVehicleCommand {
     /// What to do.
     pub command: VehicleCommand,
 }
-message!(
-    SendVehicleCommand,
-    "vehicle.send_command",
-    (1, 0),
-    Command,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(SendVehicleCommand, "vehicle.send_command", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// One reported value with the time the vehicle measured it: INVERS reports each property with
 /// its own timestamp, and a newer reading of one property must not be overwritten by an older one.
@@ -282,14 +244,7 @@ pub struct VehicleStateReported {
     /// Reported properties.
     pub state: VehicleState,
 }
-message!(
-    VehicleStateReported,
-    "vehicle.state_reported",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleStateReported, "vehicle.state_reported", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// What kind of change a `VehicleChanged` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -321,14 +276,7 @@ pub struct VehicleChanged {
     /// Operation status after the change.
     pub status: Option<OperationStatus>,
 }
-message!(
-    VehicleChanged,
-    "VehicleChanged",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleChanged, "VehicleChanged", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// INVERS Messaging API `VehicleStateReceived`: a new state was received from the vehicle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -340,14 +288,7 @@ pub struct VehicleStateReceived {
     /// The state as transmitted.
     pub state: VehicleState,
 }
-message!(
-    VehicleStateReceived,
-    "VehicleStateReceived",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleStateReceived, "VehicleStateReceived", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// Levy Fleets `vehicle.status_changed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -363,14 +304,7 @@ pub struct VehicleStatusChanged {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    VehicleStatusChanged,
-    "vehicle.status_changed",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleStatusChanged, "vehicle.status_changed", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// Levy Fleets `vehicle.battery_low`: the charge crossed the threshold downwards.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -386,14 +320,7 @@ pub struct VehicleBatteryLow {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    VehicleBatteryLow,
-    "vehicle.battery_low",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleBatteryLow, "vehicle.battery_low", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// Levy Fleets `vehicle.location_updated`: the vehicle moved significantly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -411,14 +338,9 @@ pub struct VehicleLocationUpdated {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(
-    VehicleLocationUpdated,
-    "vehicle.location_updated",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleLocationUpdated, "vehicle.location_updated", (1, 0), Event, Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
 
 /// How a vehicle command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -446,11 +368,6 @@ pub struct VehicleCommandCompleted {
     /// Why it failed, when it did.
     pub reason: Option<String>,
 }
-message!(
-    VehicleCommandCompleted,
-    "vehicle.command_completed",
-    (1, 0),
-    Event,
-    Vehicles,
-    |m| Some(m.vehicle_id.to_string())
-);
+message!(VehicleCommandCompleted, "vehicle.command_completed", (1, 0), Event, Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));

@@ -51,14 +51,7 @@ pub struct PostWalletEntry {
     /// Same key, same entry: a retried call never posts twice.
     pub idempotency_key: String,
 }
-message!(
-    PostWalletEntry,
-    "wallet.post_entry",
-    (1, 0),
-    Command,
-    Wallets,
-    |m| Some(m.customer_id.to_string())
-);
+message!(PostWalletEntry, "wallet.post_entry", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
 
 /// Reverse an entry with an entry of the opposite direction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -70,14 +63,7 @@ pub struct RefundWalletEntry {
     /// Why.
     pub reason: String,
 }
-message!(
-    RefundWalletEntry,
-    "wallet.refund_entry",
-    (1, 0),
-    Command,
-    Wallets,
-    |m| Some(m.customer_id.to_string())
-);
+message!(RefundWalletEntry, "wallet.refund_entry", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
 
 /// An entry was appended to a wallet's ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -101,11 +87,4 @@ pub struct WalletEntryPosted {
     /// The entry this one reverses, for refunds.
     pub reverses_entry_id: Option<Uuid>,
 }
-message!(
-    WalletEntryPosted,
-    "wallet.entry_posted",
-    (1, 0),
-    Event,
-    Wallets,
-    |m| Some(m.customer_id.to_string())
-);
+message!(WalletEntryPosted, "wallet.entry_posted", (1, 0), Event, Wallets, |m| Some(m.customer_id.to_string()));

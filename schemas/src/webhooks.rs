@@ -29,14 +29,9 @@ pub struct CreateWebhookEndpoint {
     /// Signing secret, encrypted at rest and in flight.
     pub secret_ciphertext: Sensitive,
 }
-message!(
-    CreateWebhookEndpoint,
-    "webhook_endpoint.create",
-    (1, 0),
-    Command,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 0), Command, Webhooks, |m| Some(
+    m.endpoint_id.to_string()
+));
 
 /// Change an endpoint; `null` fields are left as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -54,14 +49,9 @@ pub struct UpdateWebhookEndpoint {
     /// New state.
     pub active: Option<bool>,
 }
-message!(
-    UpdateWebhookEndpoint,
-    "webhook_endpoint.update",
-    (1, 0),
-    Command,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 0), Command, Webhooks, |m| Some(
+    m.endpoint_id.to_string()
+));
 
 /// Delete an endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -69,14 +59,9 @@ pub struct DeleteWebhookEndpoint {
     /// Endpoint.
     pub endpoint_id: Uuid,
 }
-message!(
-    DeleteWebhookEndpoint,
-    "webhook_endpoint.delete",
-    (1, 0),
-    Command,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(DeleteWebhookEndpoint, "webhook_endpoint.delete", (1, 0), Command, Webhooks, |m| Some(
+    m.endpoint_id.to_string()
+));
 
 /// Replace an endpoint's secret; the old one keeps signing for a grace period.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -88,14 +73,9 @@ pub struct RotateWebhookSecret {
     /// Seconds the old secret stays live.
     pub grace_seconds: u32,
 }
-message!(
-    RotateWebhookSecret,
-    "webhook_endpoint.rotate_secret",
-    (1, 0),
-    Command,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(RotateWebhookSecret, "webhook_endpoint.rotate_secret", (1, 0), Command, Webhooks, |m| Some(
+    m.endpoint_id.to_string()
+));
 
 /// Deliver one event to one endpoint (the dispatcher's work item).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -111,14 +91,7 @@ pub struct DeliverWebhook {
     /// The payload's `data`.
     pub data: Value,
 }
-message!(
-    DeliverWebhook,
-    "webhook.deliver",
-    (1, 0),
-    Command,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(DeliverWebhook, "webhook.deliver", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
 
 /// Replay one delivery, or every failed delivery since a time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -130,14 +103,7 @@ pub struct ReplayWebhookDeliveries {
     /// all failed since.
     pub failed_since: Option<DateTime<Utc>>,
 }
-message!(
-    ReplayWebhookDeliveries,
-    "webhook.replay",
-    (1, 0),
-    Command,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(ReplayWebhookDeliveries, "webhook.replay", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
 
 /// What happened to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -161,14 +127,9 @@ pub struct WebhookEndpointChanged {
     /// What.
     pub change: EndpointChange,
 }
-message!(
-    WebhookEndpointChanged,
-    "webhook_endpoint.changed",
-    (1, 0),
-    Event,
-    Webhooks,
-    |m| Some(m.endpoint_id.to_string())
-);
+message!(WebhookEndpointChanged, "webhook_endpoint.changed", (1, 0), Event, Webhooks, |m| Some(
+    m.endpoint_id.to_string()
+));
 
 /// How one attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -202,11 +163,6 @@ pub struct WebhookDeliveryAttempted {
     /// First bytes of the response or the connection error.
     pub response_snippet: Option<String>,
 }
-message!(
-    WebhookDeliveryAttempted,
-    "webhook.delivery_attempted",
-    (1, 0),
-    Event,
-    Webhooks,
-    |m| Some(m.delivery_id.to_string())
-);
+message!(WebhookDeliveryAttempted, "webhook.delivery_attempted", (1, 0), Event, Webhooks, |m| Some(
+    m.delivery_id.to_string()
+));

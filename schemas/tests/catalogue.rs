@@ -5,10 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use schemas::{
-    AnyMessage, DecodeError, Envelope, Kind, Message, TenantId, decode_any, decode_any_binary,
-    descriptors,
-};
+use schemas::{AnyMessage, DecodeError, Envelope, Kind, Message, TenantId, decode_any, decode_any_binary, descriptors};
 use serde_json::{Value, json};
 
 fn crate_dir() -> PathBuf {
@@ -30,10 +27,7 @@ fn sample(root: &Value, schema: &Value) -> Value {
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(options) = schema.get(key).and_then(Value::as_array) {
-            let option = options
-                .iter()
-                .find(|o| o.get("type") != Some(&json!("null")))
-                .unwrap_or(&options[0]);
+            let option = options.iter().find(|o| o.get("type") != Some(&json!("null"))).unwrap_or(&options[0]);
             let mut value = sample(root, option);
             // A flattened or internally tagged enum puts its variants next to the struct's own properties.
             if let (Some(own), Value::Object(v)) = (schema.get("properties"), &mut value) {
@@ -44,11 +38,7 @@ fn sample(root: &Value, schema: &Value) -> Value {
         }
     }
     let ty = match schema.get("type") {
-        Some(Value::Array(types)) => types
-            .iter()
-            .find(|t| *t != "null")
-            .cloned()
-            .unwrap_or(Value::Null),
+        Some(Value::Array(types)) => types.iter().find(|t| *t != "null").cloned().unwrap_or(Value::Null),
         Some(t) => t.clone(),
         None => Value::Null,
     };
@@ -66,30 +56,23 @@ fn sample(root: &Value, schema: &Value) -> Value {
             Value::Object(out)
         }
         Some("array") => match (schema.get("prefixItems"), schema.get("items")) {
-            (Some(Value::Array(items)), _) => {
-                Value::Array(items.iter().map(|i| sample(root, i)).collect())
-            }
+            (Some(Value::Array(items)), _) => Value::Array(items.iter().map(|i| sample(root, i)).collect()),
             (_, Some(item)) => {
-                let n = schema
-                    .get("minItems")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(1)
-                    .max(1);
+                let n = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1).max(1);
                 Value::Array((0..n).map(|_| sample(root, item)).collect())
             }
             _ => json!([]),
         },
-        Some("string") => match (
-            schema.get("format").and_then(Value::as_str),
-            schema.get("pattern").and_then(Value::as_str),
-        ) {
-            (Some("uuid"), _) => json!("0192f1a4-7b3c-7d2e-8f00-0000000000a1"),
-            (Some("date-time"), _) => json!("2025-01-15T10:30:00Z"),
-            (_, Some("^[A-Z]{3}$")) => json!("EUR"),
-            (_, Some(p)) if p.starts_with("^[a-z0-9]") => json!("acme"),
-            (_, Some(p)) if p.starts_with("^[0-9]") || p.starts_with("^1\\.") => json!("1.0"),
-            _ => json!("text"),
-        },
+        Some("string") => {
+            match (schema.get("format").and_then(Value::as_str), schema.get("pattern").and_then(Value::as_str)) {
+                (Some("uuid"), _) => json!("0192f1a4-7b3c-7d2e-8f00-0000000000a1"),
+                (Some("date-time"), _) => json!("2025-01-15T10:30:00Z"),
+                (_, Some("^[A-Z]{3}$")) => json!("EUR"),
+                (_, Some(p)) if p.starts_with("^[a-z0-9]") => json!("acme"),
+                (_, Some(p)) if p.starts_with("^[0-9]") || p.starts_with("^1\\.") => json!("1.0"),
+                _ => json!("text"),
+            }
+        }
         Some("integer") => json!(7),
         Some("number") => json!(1.5),
         Some("boolean") => json!(true),
@@ -103,27 +86,15 @@ fn every_type_round_trips_structured_and_binary() {
         let schema = d.json_schema().to_value();
         let value = sample(&schema, &schema);
         let bytes = serde_json::to_vec(&value).unwrap();
-        let decoded =
-            decode_any(&bytes).unwrap_or_else(|e| panic!("{}: {e}\n{value:#}", d.type_name));
+        let decoded = decode_any(&bytes).unwrap_or_else(|e| panic!("{}: {e}\n{value:#}", d.type_name));
         assert_eq!(decoded.data.descriptor().type_name, d.type_name);
         let reencoded: Value = serde_json::from_slice(&decoded.encode()).unwrap();
         assert_eq!(reencoded, value, "{} does not round-trip", d.type_name);
 
         let binary = decoded.to_binary();
-        let lookup = |name: &str| {
-            binary
-                .attributes
-                .iter()
-                .find(|a| a.name == name)
-                .map(|a| a.value.clone())
-        };
-        let again = decode_any_binary(lookup, &binary.body)
-            .unwrap_or_else(|e| panic!("{} binary: {e}", d.type_name));
-        assert_eq!(
-            again, decoded,
-            "{} does not round-trip in binary mode",
-            d.type_name
-        );
+        let lookup = |name: &str| binary.attributes.iter().find(|a| a.name == name).map(|a| a.value.clone());
+        let again = decode_any_binary(lookup, &binary.body).unwrap_or_else(|e| panic!("{} binary: {e}", d.type_name));
+        assert_eq!(again, decoded, "{} does not round-trip in binary mode", d.type_name);
     }
 }
 
@@ -132,12 +103,7 @@ fn catalogue_names_are_unique_and_cover_every_domain() {
     let names: BTreeSet<_> = descriptors().iter().map(|d| d.type_name).collect();
     assert_eq!(names.len(), descriptors().len(), "duplicate type names");
     for domain in schemas::Domain::ALL {
-        assert!(
-            descriptors()
-                .iter()
-                .any(|d| d.domain == domain && d.kind == Kind::Event),
-            "{domain} has no event"
-        );
+        assert!(descriptors().iter().any(|d| d.domain == domain && d.kind == Kind::Event), "{domain} has no event");
     }
     for seed_name in [
         "VehicleChanged",
@@ -163,17 +129,12 @@ fn catalogue_names_are_unique_and_cover_every_domain() {
         "product.suspend",
         "product.resume",
     ] {
-        assert!(
-            names.contains(seed_name),
-            "seed name {seed_name} missing from the catalogue"
-        );
+        assert!(names.contains(seed_name), "seed name {seed_name} missing from the catalogue");
     }
 }
 
 fn golden(type_name: &str) -> Value {
-    let path = crate_dir()
-        .join("tests/golden")
-        .join(format!("{type_name}.json"));
+    let path = crate_dir().join("tests/golden").join(format!("{type_name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -184,9 +145,7 @@ fn assert_has_seed_keys(type_name: &str, seed: &Value, ours: &Value, path: &str)
         (Value::Object(s), Value::Object(o)) => {
             for (k, v) in s {
                 let p = format!("{path}.{k}");
-                let Some(ov) = o.get(k) else {
-                    panic!("{type_name}: seed field `{p}` is missing")
-                };
+                let Some(ov) = o.get(k) else { panic!("{type_name}: seed field `{p}` is missing") };
                 assert_has_seed_keys(type_name, v, ov, &p);
             }
         }
@@ -200,15 +159,9 @@ fn assert_has_seed_keys(type_name: &str, seed: &Value, ours: &Value, path: &str)
 /// The seeds' own example payloads (values trimmed, field names verbatim).
 fn seed_examples() -> Vec<(&'static str, Value)> {
     vec![
-        (
-            "CHARGING",
-            json!({"energy": 0, "waitingTime": 0, "amount": 0}),
-        ),
+        ("CHARGING", json!({"energy": 0, "waitingTime": 0, "amount": 0})),
         ("PAYMENT", json!({"status": "success", "amount": 0})),
-        (
-            "REPLENISHMENT",
-            json!({"status": "success", "amount": 10069}),
-        ),
+        ("REPLENISHMENT", json!({"status": "success", "amount": 10069})),
         (
             "ride.ended",
             json!({
@@ -219,38 +172,17 @@ fn seed_examples() -> Vec<(&'static str, Value)> {
                 "payment_status": "paid", "subaccount_id": "uuid"
             }),
         ),
-        (
-            "wallet.post_entry",
-            json!({"action": "credit", "amount_cents": 1000, "description": ""}),
-        ),
-        (
-            "vehicle.set_operation_status",
-            json!({"status": "maintenance"}),
-        ),
-        (
-            "ride.start",
-            json!({"customer_id": "uuid", "vehicle_id": "uuid"}),
-        ),
-        (
-            "ride.end",
-            json!({"end_latitude": 40.7128, "end_longitude": -74.0060}),
-        ),
-        (
-            "billing.initialize_payment",
-            json!({"email": "", "amount": 1200, "currency": "GHS"}),
-        ),
+        ("wallet.post_entry", json!({"action": "credit", "amount_cents": 1000, "description": ""})),
+        ("vehicle.set_operation_status", json!({"status": "maintenance"})),
+        ("ride.start", json!({"customer_id": "uuid", "vehicle_id": "uuid"})),
+        ("ride.end", json!({"end_latitude": 40.7128, "end_longitude": -74.0060})),
+        ("billing.initialize_payment", json!({"email": "", "amount": 1200, "currency": "GHS"})),
         (
             "integration.exchange_identity",
             json!({"integrationId": "", "externalSubject": "", "email": "", "roleHint": ""}),
         ),
-        (
-            "payment.settle",
-            json!({"invoiceId": "", "status": "success", "amount": 0}),
-        ),
-        (
-            "purchase.feedback",
-            json!({"feedback": {"score": 5, "description": ""}}),
-        ),
+        ("payment.settle", json!({"invoiceId": "", "status": "success", "amount": 0})),
+        ("purchase.feedback", json!({"feedback": {"score": 5, "description": ""}})),
         (
             "user.create",
             json!({
@@ -291,22 +223,13 @@ fn golden_samples_keep_the_seed_field_names_and_round_trip() {
         let golden = golden(type_name);
         assert_eq!(golden["type"], type_name);
         assert_has_seed_keys(type_name, &seed, &golden["data"], "data");
-        let decoded = decode_any(golden.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("{type_name}: {e}"));
+        let decoded = decode_any(golden.to_string().as_bytes()).unwrap_or_else(|e| panic!("{type_name}: {e}"));
         let reencoded: Value = serde_json::from_slice(&decoded.encode()).unwrap();
-        assert_eq!(
-            reencoded, golden,
-            "{type_name} golden sample does not round-trip"
-        );
+        assert_eq!(reencoded, golden, "{type_name} golden sample does not round-trip");
         seen += 1;
     }
     let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(
-        files,
-        seen,
-        "every golden sample in {} is checked against a seed example",
-        dir.display()
-    );
+    assert_eq!(files, seen, "every golden sample in {} is checked against a seed example", dir.display());
 }
 
 #[test]
@@ -318,31 +241,18 @@ fn realtime_messages_carry_the_seed_body_alone_in_binary_mode() {
         amount: 1500,
         currency: schemas::Currency::MNT,
     };
-    let envelope =
-        Envelope::new(tenant, "voltbus/charging", progress.clone()).with_subject("user-1");
+    let envelope = Envelope::new(tenant, "voltbus/charging", progress.clone()).with_subject("user-1");
     let binary = envelope.to_binary();
     let body: Value = serde_json::from_slice(&binary.body).unwrap();
-    assert_eq!(
-        body,
-        json!({"energy": 1.25, "waitingTime": 30, "amount": 1500, "currency": "MNT"})
-    );
-    let lookup = |name: &str| {
-        binary
-            .attributes
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.value.clone())
-    };
-    let back =
-        Envelope::<schemas::charging::ChargingProgress>::from_binary(lookup, &binary.body).unwrap();
+    assert_eq!(body, json!({"energy": 1.25, "waitingTime": 30, "amount": 1500, "currency": "MNT"}));
+    let lookup = |name: &str| binary.attributes.iter().find(|a| a.name == name).map(|a| a.value.clone());
+    let back = Envelope::<schemas::charging::ChargingProgress>::from_binary(lookup, &binary.body).unwrap();
     assert_eq!(back, envelope);
 }
 
 fn valid_envelope() -> Value {
     let tenant = TenantId::new("acme").unwrap();
-    let msg = schemas::rides::PauseRide {
-        ride_id: uuid_of(1),
-    };
+    let msg = schemas::rides::PauseRide { ride_id: uuid_of(1) };
     serde_json::from_slice(&Envelope::new(tenant, "voltbus/edge", msg).encode()).unwrap()
 }
 
@@ -355,22 +265,13 @@ fn decoding_says_which_fault() {
     let ok = valid_envelope();
     assert!(decode_any(ok.to_string().as_bytes()).is_ok());
 
-    assert!(matches!(
-        decode_any(b"not json"),
-        Err(DecodeError::Malformed(_))
-    ));
+    assert!(matches!(decode_any(b"not json"), Err(DecodeError::Malformed(_))));
     let mut no_tenant = ok.clone();
     no_tenant.as_object_mut().unwrap().remove("tenant");
-    assert!(matches!(
-        decode_any(no_tenant.to_string().as_bytes()),
-        Err(DecodeError::Malformed(_))
-    ));
+    assert!(matches!(decode_any(no_tenant.to_string().as_bytes()), Err(DecodeError::Malformed(_))));
     let mut bad_tenant = ok.clone();
     bad_tenant["tenant"] = json!("acme.>");
-    assert!(matches!(
-        decode_any(bad_tenant.to_string().as_bytes()),
-        Err(DecodeError::Malformed(_))
-    ));
+    assert!(matches!(decode_any(bad_tenant.to_string().as_bytes()), Err(DecodeError::Malformed(_))));
 
     let mut unknown = ok.clone();
     unknown["type"] = json!("ride.teleported");
@@ -390,17 +291,11 @@ fn decoding_says_which_fault() {
     }
     let mut minor = ok.clone();
     minor["dataversion"] = json!("1.7");
-    assert!(
-        decode_any(minor.to_string().as_bytes()).is_ok(),
-        "a newer minor version is readable"
-    );
+    assert!(decode_any(minor.to_string().as_bytes()).is_ok(), "a newer minor version is readable");
 
     let mut bad_data = ok.clone();
     bad_data["data"] = json!({"ride_id": "not-a-uuid"});
-    assert!(matches!(
-        decode_any(bad_data.to_string().as_bytes()),
-        Err(DecodeError::InvalidData { .. })
-    ));
+    assert!(matches!(decode_any(bad_data.to_string().as_bytes()), Err(DecodeError::InvalidData { .. })));
 
     match Envelope::<schemas::rides::EndRide>::decode(ok.to_string().as_bytes()) {
         Err(DecodeError::UnexpectedType { expected, found }) => {
@@ -414,37 +309,21 @@ fn decoding_says_which_fault() {
 #[test]
 fn binary_decoding_says_which_fault() {
     let tenant = TenantId::new("acme").unwrap();
-    let binary = Envelope::new(
-        tenant,
-        "voltbus/edge",
-        schemas::rides::PauseRide {
-            ride_id: uuid_of(2),
-        },
-    )
-    .to_binary();
+    let binary = Envelope::new(tenant, "voltbus/edge", schemas::rides::PauseRide { ride_id: uuid_of(2) }).to_binary();
     let with = |overrides: &'static [(&'static str, Option<&'static str>)]| {
         let attrs = binary.attributes.clone();
         move |name: &str| match overrides.iter().find(|(n, _)| *n == name) {
             Some((_, v)) => v.map(str::to_owned),
-            None => attrs
-                .iter()
-                .find(|a| a.name == name)
-                .map(|a| a.value.clone()),
+            None => attrs.iter().find(|a| a.name == name).map(|a| a.value.clone()),
         }
     };
     assert!(decode_any_binary(with(&[]), &binary.body).is_ok());
-    assert!(matches!(
-        decode_any_binary(with(&[("id", None)]), &binary.body),
-        Err(DecodeError::Malformed(_))
-    ));
+    assert!(matches!(decode_any_binary(with(&[("id", None)]), &binary.body), Err(DecodeError::Malformed(_))));
     assert!(matches!(
         decode_any_binary(with(&[("time", Some("yesterday"))]), &binary.body),
         Err(DecodeError::Malformed(_))
     ));
-    assert!(matches!(
-        decode_any_binary(with(&[]), b"{oops"),
-        Err(DecodeError::Malformed(_))
-    ));
+    assert!(matches!(decode_any_binary(with(&[]), b"{oops"), Err(DecodeError::Malformed(_))));
     assert!(matches!(
         decode_any_binary(with(&[("type", Some("nope"))]), &binary.body),
         Err(DecodeError::UnknownType(_))
@@ -458,19 +337,10 @@ fn binary_decoding_says_which_fault() {
 #[test]
 fn envelopes_use_uuid_v7_and_carry_causation() {
     let tenant = TenantId::new("acme").unwrap();
-    let cmd = Envelope::new(
-        tenant.clone(),
-        "voltbus/edge",
-        schemas::rides::PauseRide {
-            ride_id: uuid_of(3),
-        },
-    );
+    let cmd = Envelope::new(tenant.clone(), "voltbus/edge", schemas::rides::PauseRide { ride_id: uuid_of(3) });
     assert_eq!(cmd.id.get_version_num(), 7);
     assert_eq!(cmd.correlationid, cmd.id);
-    assert_eq!(
-        cmd.subject.as_deref(),
-        Some(uuid_of(3).to_string().as_str())
-    );
+    assert_eq!(cmd.subject.as_deref(), Some(uuid_of(3).to_string().as_str()));
     let evt = Envelope::new(
         tenant,
         "voltbus/consumers/rides",
@@ -487,10 +357,7 @@ fn envelopes_use_uuid_v7_and_carry_causation() {
     assert_eq!(evt.causationid, Some(cmd.id));
     assert!(evt.id > cmd.id, "v7 ids sort by creation");
     let json: Value = serde_json::from_slice(&evt.encode()).unwrap();
-    assert!(
-        json["time"].as_str().unwrap().ends_with('Z'),
-        "times are RFC 3339 UTC"
-    );
+    assert!(json["time"].as_str().unwrap().ends_with('Z'), "times are RFC 3339 UTC");
     for attr in [
         "id",
         "source",
@@ -504,10 +371,7 @@ fn envelopes_use_uuid_v7_and_carry_causation() {
         "specversion",
         "dataversion",
     ] {
-        assert!(
-            json.get(attr).is_some(),
-            "envelope attribute {attr} missing"
-        );
+        assert!(json.get(attr).is_some(), "envelope attribute {attr} missing");
     }
     let _: &AnyMessage = &decode_any(&evt.encode()).unwrap().data;
     assert_eq!(<schemas::rides::RidePaused as Message>::KIND, Kind::Event);
@@ -516,12 +380,7 @@ fn envelopes_use_uuid_v7_and_carry_causation() {
 fn expected_schema_files() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = descriptors()
         .iter()
-        .map(|d| {
-            (
-                schemas::schema_file_name(d),
-                serde_json::to_string_pretty(&d.json_schema()).unwrap() + "\n",
-            )
-        })
+        .map(|d| (schemas::schema_file_name(d), serde_json::to_string_pretty(&d.json_schema()).unwrap() + "\n"))
         .collect();
     let index: Vec<Value> = descriptors()
         .iter()
@@ -539,10 +398,7 @@ fn expected_schema_files() -> Vec<(String, String)> {
             })
         })
         .collect();
-    files.push((
-        "catalogue.json".into(),
-        serde_json::to_string_pretty(&index).unwrap() + "\n",
-    ));
+    files.push(("catalogue.json".into(), serde_json::to_string_pretty(&index).unwrap() + "\n"));
     files
 }
 
@@ -558,20 +414,12 @@ fn committed_json_schemas_are_current() {
             std::fs::write(dir.join(name), text).unwrap();
         }
     }
-    let on_disk: BTreeSet<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let on_disk: BTreeSet<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     let wanted: BTreeSet<String> = expected.iter().map(|(n, _)| n.clone()).collect();
-    assert_eq!(
-        on_disk, wanted,
-        "schemas/json/ is stale: run `VOLTBUS_BLESS=1 cargo test -p voltbus-schemas`"
-    );
+    assert_eq!(on_disk, wanted, "schemas/json/ is stale: run `VOLTBUS_BLESS=1 cargo test -p voltbus-schemas`");
     for (name, text) in expected {
         let committed = std::fs::read_to_string(dir.join(&name)).unwrap();
-        assert!(
-            committed == text,
-            "schemas/json/{name} is stale: run `VOLTBUS_BLESS=1 cargo test -p voltbus-schemas`"
-        );
+        assert!(committed == text, "schemas/json/{name} is stale: run `VOLTBUS_BLESS=1 cargo test -p voltbus-schemas`");
     }
 }

@@ -26,9 +26,7 @@ fn ride_started() -> RideStarted {
 
 #[tokio::test]
 async fn publish_confirm_consume_ack_round_trip() {
-    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test")
-        .await
-        .unwrap();
+    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     let tenant = tenant();
 
@@ -37,11 +35,7 @@ async fn publish_confirm_consume_ack_round_trip() {
     let queue = channel
         .queue_declare(
             "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
             FieldTable::default(),
         )
         .await
@@ -58,62 +52,32 @@ async fn publish_confirm_consume_ack_round_trip() {
         .unwrap();
 
     let envelope = Envelope::new(tenant.clone(), "voltbus/test", ride_started());
-    amqp.publish(
-        routing::EVENTS_EXCHANGE,
-        &routing::event_key_of::<RideStarted>(&tenant),
-        &envelope,
-    )
-    .await
-    .unwrap();
+    amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<RideStarted>(&tenant), &envelope).await.unwrap();
 
-    let (_consumer_channel, mut consumer) = amqp
-        .consume(queue.name().as_str(), "round-trip", 10)
-        .await
-        .unwrap();
-    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        delivery.properties.message_id().as_ref().unwrap().as_str(),
-        envelope.id.to_string()
-    );
-    assert_eq!(
-        delivery.properties.delivery_mode(),
-        &Some(2),
-        "messages are persistent"
-    );
+    let (_consumer_channel, mut consumer) = amqp.consume(queue.name().as_str(), "round-trip", 10).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(delivery.properties.message_id().as_ref().unwrap().as_str(), envelope.id.to_string());
+    assert_eq!(delivery.properties.delivery_mode(), &Some(2), "messages are persistent");
     let decoded = bus::amqp::decode(&delivery).unwrap();
     assert_eq!(decoded.tenant, tenant);
     match decoded.data {
         AnyMessage::RideStarted(ride) => assert_eq!(ride, envelope.data),
         other => panic!("got {other:?}"),
     }
-    assert!(
-        delivery.ack(BasicAckOptions::default()).await.unwrap(),
-        "ack must reach the broker"
-    );
+    assert!(delivery.ack(BasicAckOptions::default()).await.unwrap(), "ack must reach the broker");
     amqp.close().await;
 }
 
 #[tokio::test]
 async fn an_unroutable_publish_is_an_error_not_a_silent_drop() {
-    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test")
-        .await
-        .unwrap();
+    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     // No queue is bound for this fresh tenant: with `mandatory` the broker returns the message,
     // and RabbitMQ still acks the publish (BUS-NOTES), so only the return tells.
     let tenant = tenant();
     let envelope = Envelope::new(tenant.clone(), "voltbus/test", ride_started());
-    let result = amqp
-        .publish(
-            routing::EVENTS_EXCHANGE,
-            &routing::event_key_of::<RideStarted>(&tenant),
-            &envelope,
-        )
-        .await;
+    let result =
+        amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<RideStarted>(&tenant), &envelope).await;
     match result {
         Err(PublishError::Returned { reply_code, .. }) => assert_eq!(reply_code, 312),
         other => panic!("expected a returned message, got {other:?}"),
@@ -123,20 +87,14 @@ async fn an_unroutable_publish_is_an_error_not_a_silent_drop() {
 
 #[tokio::test]
 async fn many_publishes_in_flight_each_get_their_own_confirm() {
-    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test")
-        .await
-        .unwrap();
+    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     let tenant = tenant();
     let channel = amqp.channel().await.unwrap();
     let queue = channel
         .queue_declare(
             "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
             FieldTable::default(),
         )
         .await
@@ -151,36 +109,19 @@ async fn many_publishes_in_flight_each_get_their_own_confirm() {
         )
         .await
         .unwrap();
-    let envelopes: Vec<_> = (0..200)
-        .map(|_| Envelope::new(tenant.clone(), "voltbus/test", ride_started()))
-        .collect();
+    let envelopes: Vec<_> = (0..200).map(|_| Envelope::new(tenant.clone(), "voltbus/test", ride_started())).collect();
     let key = routing::event_key_of::<RideStarted>(&tenant);
-    let results = futures_util::future::join_all(
-        envelopes
-            .iter()
-            .map(|e| amqp.publish(routing::EVENTS_EXCHANGE, &key, e)),
-    )
-    .await;
-    assert!(
-        results.iter().all(Result::is_ok),
-        "{:?}",
-        results.iter().find(|r| r.is_err())
-    );
+    let results =
+        futures_util::future::join_all(envelopes.iter().map(|e| amqp.publish(routing::EVENTS_EXCHANGE, &key, e))).await;
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
     let declared = channel
         .queue_declare(
             queue.name().clone(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
+            QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
-    assert_eq!(
-        declared.message_count(),
-        200,
-        "every confirmed message is in the queue"
-    );
+    assert_eq!(declared.message_count(), 200, "every confirmed message is in the queue");
     amqp.close().await;
 }

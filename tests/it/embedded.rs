@@ -14,14 +14,7 @@ async fn health_reports_embedded_engines() {
     for role in ["database", "amqp", "nats"] {
         assert_eq!(engine(&body, role)["state"], "up");
     }
-    assert!(
-        headers
-            .get("x-request-id")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("req_")
-    );
+    assert!(headers.get("x-request-id").unwrap().to_str().unwrap().starts_with("req_"));
     running.stop().await.unwrap();
 }
 
@@ -32,10 +25,7 @@ async fn unknown_routes_get_the_error_envelope() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "NOT_FOUND");
     assert!(body["error"]["message"].is_string());
-    assert_eq!(
-        body["meta"]["request_id"].as_str().unwrap(),
-        headers.get("x-request-id").unwrap().to_str().unwrap()
-    );
+    assert_eq!(body["meta"]["request_id"].as_str().unwrap(), headers.get("x-request-id").unwrap().to_str().unwrap());
     running.stop().await.unwrap();
 }
 

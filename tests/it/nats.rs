@@ -12,28 +12,17 @@ use crate::support::{nats_url, tenant};
 
 #[tokio::test]
 async fn realtime_round_trip_carries_the_seed_body() {
-    let nats = NatsConnection::connect(&nats_url(), "voltbus-test")
-        .await
-        .unwrap();
+    let nats = NatsConnection::connect(&nats_url(), "voltbus-test").await.unwrap();
     let tenant = tenant();
     let user = uuid::Uuid::now_v7();
     let subject = subjects::user_channel(&tenant, user, Channel::Charging);
     let mut subscriber = nats.subscribe(subject.clone()).await.unwrap();
 
-    let progress = ChargingProgress {
-        energy: 3.5,
-        waiting_time: 12,
-        amount: 2100,
-        currency: Currency::MNT,
-    };
-    let envelope =
-        Envelope::new(tenant.clone(), "voltbus/test", progress).with_subject(user.to_string());
+    let progress = ChargingProgress { energy: 3.5, waiting_time: 12, amount: 2100, currency: Currency::MNT };
+    let envelope = Envelope::new(tenant.clone(), "voltbus/test", progress).with_subject(user.to_string());
     nats.publish_realtime(subject, &envelope).await.unwrap();
 
-    let message = tokio::time::timeout(Duration::from_secs(10), subscriber.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), subscriber.next()).await.unwrap().unwrap();
     let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(body["energy"], 3.5);
     assert_eq!(body["waitingTime"], 12);
@@ -47,9 +36,7 @@ async fn realtime_round_trip_carries_the_seed_body() {
 
 #[tokio::test]
 async fn durable_publish_is_stored_once_per_message_id() {
-    let nats = NatsConnection::connect(&nats_url(), "voltbus-test")
-        .await
-        .unwrap();
+    let nats = NatsConnection::connect(&nats_url(), "voltbus-test").await.unwrap();
     nats.ensure_streams().await.unwrap();
     let tenant = tenant();
     let descriptor = schemas::descriptor_of("ride.started").unwrap();
@@ -64,26 +51,13 @@ async fn durable_publish_is_stored_once_per_message_id() {
         subaccount_id: uuid::Uuid::now_v7(),
     };
     let envelope = Envelope::new(tenant.clone(), "voltbus/test", ride);
-    nats.publish_durable(subject.clone(), &envelope)
-        .await
-        .unwrap();
+    nats.publish_durable(subject.clone(), &envelope).await.unwrap();
     // The same envelope again (a retried publish) is acknowledged as a duplicate, not stored twice.
-    nats.publish_durable(subject.clone(), &envelope)
-        .await
-        .unwrap();
+    nats.publish_durable(subject.clone(), &envelope).await.unwrap();
 
-    let mut stream = nats
-        .jetstream()
-        .get_stream(subjects::EVENTS_STREAM)
-        .await
-        .unwrap();
+    let mut stream = nats.jetstream().get_stream(subjects::EVENTS_STREAM).await.unwrap();
     let info = stream.info().await.unwrap();
-    assert!(
-        info.config
-            .subjects
-            .iter()
-            .any(|s| s == "voltbus.*.events.>")
-    );
+    assert!(info.config.subjects.iter().any(|s| s == "voltbus.*.events.>"));
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
             filter_subject: subject.clone(),
@@ -91,13 +65,7 @@ async fn durable_publish_is_stored_once_per_message_id() {
         })
         .await
         .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
+    let mut batch = consumer.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await.unwrap();
     let mut count = 0;
     while let Some(message) = batch.next().await {
         let message = message.unwrap();

@@ -21,15 +21,9 @@ async fn migrate_creates_the_bus_tables_and_is_idempotent() {
         ))
         .await
         .unwrap();
-    let names: Vec<String> = tables
-        .iter()
-        .map(|r| r.try_get("", "table_name").unwrap())
-        .collect();
+    let names: Vec<String> = tables.iter().map(|r| r.try_get("", "table_name").unwrap()).collect();
     for table in ["inbox", "outbox", "seaql_migrations", "tenants"] {
-        assert!(
-            names.iter().any(|n| n == table),
-            "{table} missing from {names:?}"
-        );
+        assert!(names.iter().any(|n| n == table), "{table} missing from {names:?}");
     }
 
     // Round trip: an outbox row written and read back, and the inbox refusing a duplicate.
@@ -59,8 +53,5 @@ async fn migrate_creates_the_bus_tables_and_is_idempotent() {
         [id.into()],
     );
     db.execute_raw(insert_inbox.clone()).await.unwrap();
-    assert!(
-        db.execute_raw(insert_inbox).await.is_err(),
-        "the inbox must refuse the same message twice"
-    );
+    assert!(db.execute_raw(insert_inbox).await.is_err(), "the inbox must refuse the same message twice");
 }

@@ -6,21 +6,14 @@ use voltbus::Settings;
 use voltbus::settings::LogFormat;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[test]
 fn defaults_are_the_embedded_platform_on_8080() {
     let settings = Settings::load_from(None, env(&[])).unwrap();
     assert_eq!(settings.http.bind.to_string(), "127.0.0.1:8080");
-    assert!(
-        settings.database.url.is_none()
-            && settings.amqp.url.is_none()
-            && settings.nats.url.is_none()
-    );
+    assert!(settings.database.url.is_none() && settings.amqp.url.is_none() && settings.nats.url.is_none());
     assert!(settings.database_url().starts_with("sqlite://"));
     assert_eq!(settings.log.format, LogFormat::Human);
 }
@@ -29,25 +22,19 @@ fn defaults_are_the_embedded_platform_on_8080() {
 fn file_then_environment() {
     let dir = crate::support::scratch_dir();
     let file: PathBuf = dir.join("voltbus.toml");
-    std::fs::write(&file, "[http]\nbind = \"127.0.0.1:9000\"\n[log]\nformat = \"json\"\n[database]\nurl = \"postgres://file@h/db\"\n").unwrap();
-    let settings = Settings::load_from(
-        Some(&file),
-        env(&[("VOLTBUS__DATABASE__URL", "postgres://env@h/db")]),
+    std::fs::write(
+        &file,
+        "[http]\nbind = \"127.0.0.1:9000\"\n[log]\nformat = \"json\"\n[database]\nurl = \"postgres://file@h/db\"\n",
     )
     .unwrap();
+    let settings = Settings::load_from(Some(&file), env(&[("VOLTBUS__DATABASE__URL", "postgres://env@h/db")])).unwrap();
     assert_eq!(settings.http.bind.port(), 9000, "file overrides defaults");
     assert_eq!(settings.log.format, LogFormat::Json);
-    assert_eq!(
-        settings.database.url.as_deref(),
-        Some("postgres://env@h/db"),
-        "environment overrides the file"
-    );
+    assert_eq!(settings.database.url.as_deref(), Some("postgres://env@h/db"), "environment overrides the file");
 }
 
 fn error_of(pairs: &[(&str, &str)]) -> String {
-    Settings::load_from(None, env(pairs))
-        .expect_err("must be refused")
-        .to_string()
+    Settings::load_from(None, env(pairs)).expect_err("must be refused").to_string()
 }
 
 #[test]
@@ -58,22 +45,13 @@ fn bad_configuration_names_the_key() {
     assert!(error_of(&[("VOLTBUS__DATABASE__URL", "mysql://x")]).contains("database.url"));
     assert!(error_of(&[("VOLTBUS__LOG__FORMAT", "xml")]).contains("format"));
     assert!(error_of(&[("VOLTBUS__DATABSE__URL", "postgres://x")]).contains("databse"));
-    let missing = Settings::load_from(
-        Some(std::path::Path::new("/nonexistent/voltbus.toml")),
-        env(&[]),
-    )
-    .err()
-    .unwrap();
+    let missing = Settings::load_from(Some(std::path::Path::new("/nonexistent/voltbus.toml")), env(&[])).err().unwrap();
     assert!(missing.to_string().contains("voltbus.toml"));
 }
 
 #[test]
 fn urls_with_passwords_are_not_printed_whole() {
-    let settings = Settings::load_from(
-        None,
-        env(&[("VOLTBUS__AMQP__URL", "amqp://user:hunter2@h:5672/%2f")]),
-    )
-    .unwrap();
+    let settings = Settings::load_from(None, env(&[("VOLTBUS__AMQP__URL", "amqp://user:hunter2@h:5672/%2f")])).unwrap();
     assert!(!format!("{settings:?}").contains("hunter2"));
     let error = error_of(&[("VOLTBUS__DATABASE__URL", "mysql://user:hunter2@h/db")]);
     assert!(!error.contains("hunter2"), "{error}");

@@ -11,14 +11,12 @@ use voltbus::Settings;
 
 /// PostgreSQL of the test machine (trust auth; the password only matters on a fresh install).
 pub fn postgres_url() -> String {
-    std::env::var("VOLTBUS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into())
+    std::env::var("VOLTBUS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into())
 }
 
 /// RabbitMQ of the test machine.
 pub fn amqp_url() -> String {
-    std::env::var("VOLTBUS_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("VOLTBUS_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// NATS (JetStream on) of the test machine.
@@ -28,10 +26,7 @@ pub fn nats_url() -> String {
 
 /// A short unique name, for databases, tenants and subjects of one test.
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    )
+    format!("{prefix}_{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
 
 /// A tenant id no other test uses.
@@ -42,15 +37,10 @@ pub fn tenant() -> schemas::TenantId {
 /// Creates an empty PostgreSQL database for one test and returns its URL.
 pub async fn fresh_postgres_database() -> String {
     let admin_url = postgres_url();
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("PostgreSQL must be running (scripts/test.sh starts it)");
+    let admin = Database::connect(&admin_url).await.expect("PostgreSQL must be running (scripts/test.sh starts it)");
     let name = unique("vb");
     admin
-        .execute_raw(Statement::from_string(
-            admin.get_database_backend(),
-            format!("CREATE DATABASE {name}"),
-        ))
+        .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
         .await
         .unwrap();
     admin.close().await.unwrap();
@@ -77,23 +67,14 @@ pub fn embedded_settings() -> Settings {
 /// GET a path and return status and JSON body.
 pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> (u16, Value, http::HeaderMap) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(connection);
-    let request = http::Request::get(path)
-        .header("host", addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .unwrap();
+    let request = http::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).unwrap();
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&body).unwrap_or(Value::Null),
-        headers,
-    )
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers)
 }
 
 /// The engine entry of a `/health` body.

@@ -22,29 +22,24 @@
 //! makes the repeat harmless. On shutdown it cancels the consumer, finishes what it was given, and
 //! closes the connection.
 
-use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use lapin::types::AMQPValue;
-use schemas::{AnyMessage, Envelope};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
-use serde_json::Value;
+use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{AmqpConnection, GroupTopology, headers};
-use crate::handler::{Context, Handler, HandlerError, Reply, ReplyBody};
-use crate::inbox::{self, Claim};
+use crate::handler::{Handler, ReplyBody};
+use crate::runtime::{Processor, Verdict, lane_of};
 use crate::{BusError, PublishError};
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
@@ -66,10 +61,7 @@ pub struct ConsumerOptions {
 impl Default for ConsumerOptions {
     fn default() -> Self {
         // 100+ prefetch is where RabbitMQ reaches its throughput (BUS-NOTES).
-        Self {
-            prefetch: 200,
-            lanes: 16,
-        }
+        Self { prefetch: 200, lanes: 16 }
     }
 }
 
@@ -78,9 +70,7 @@ pub struct AmqpConsumer {
     url: String,
     topology: GroupTopology,
     options: ConsumerOptions,
-    handler: Arc<dyn Handler>,
-    /// When set, each message is handled in a transaction with its inbox record.
-    database: Option<DatabaseConnection>,
+    processor: Processor,
 }
 
 enum SessionEnd {
@@ -88,14 +78,9 @@ enum SessionEnd {
     Lost,
 }
 
-enum Disposition {
-    Done,
-    Retry { queue: String, reason: String },
-    DeadLetter { kind: String, reason: String },
-}
-
 impl AmqpConsumer {
-    /// A runtime for `topology`'s group, calling `handler` for each message.
+    /// A runtime for `topology`'s group, calling `handler` for each message; with a database,
+    /// each message is handled in a transaction with its inbox record.
     pub fn new(
         url: impl Into<String>,
         topology: GroupTopology,
@@ -103,17 +88,9 @@ impl AmqpConsumer {
         handler: Arc<dyn Handler>,
         database: Option<DatabaseConnection>,
     ) -> Self {
-        let options = ConsumerOptions {
-            prefetch: options.prefetch.max(1),
-            lanes: options.lanes.max(1),
-        };
-        Self {
-            url: url.into(),
-            topology,
-            options,
-            handler,
-            database,
-        }
+        let options = ConsumerOptions { prefetch: options.prefetch.max(1), lanes: options.lanes.max(1) };
+        let processor = Processor::new(topology.group.clone(), handler, database, topology.retry_delays.clone());
+        Self { url: url.into(), topology, options, processor }
     }
 
     /// Runs until `shutdown` resolves, reconnecting whenever the broker connection is lost.
@@ -145,26 +122,19 @@ impl AmqpConsumer {
         backoff: &mut Duration,
     ) -> Result<SessionEnd, BusError> {
         let group = &self.topology.group;
-        let connection = Arc::new(
-            AmqpConnection::connect(&self.url, &format!("voltbus-consumer-{group}")).await?,
-        );
+        let connection = Arc::new(AmqpConnection::connect(&self.url, &format!("voltbus-consumer-{group}")).await?);
         connection.declare_exchanges().await?;
         self.topology.declare(&connection.channel().await?).await?;
-        let (channel, mut deliveries) = connection
-            .consume(
-                &self.topology.work_queue(),
-                &format!("{group}-{}", uuid::Uuid::now_v7()),
-                self.options.prefetch,
-            )
-            .await?;
+        let tag = format!("{group}-{}", uuid::Uuid::now_v7());
+        let (channel, mut deliveries) =
+            connection.consume(&self.topology.work_queue(), &tag, self.options.prefetch).await?;
         *backoff = FIRST_BACKOFF;
         tracing::info!(%group, queue = %self.topology.work_queue(), prefetch = self.options.prefetch, lanes = self.options.lanes, "consuming");
 
         let mut lanes = Vec::with_capacity(self.options.lanes);
         let mut workers = JoinSet::new();
         for _ in 0..self.options.lanes {
-            let (sender, mut receiver) =
-                mpsc::channel::<Delivery>(usize::from(self.options.prefetch));
+            let (sender, mut receiver) = mpsc::channel::<Delivery>(usize::from(self.options.prefetch));
             lanes.push(sender);
             let this = Arc::clone(self);
             let connection = Arc::clone(&connection);
@@ -179,7 +149,8 @@ impl AmqpConsumer {
             tokio::select! {
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
-                        let lane = lane_of(&delivery.properties, delivery.delivery_tag, lanes.len());
+                        let aggregate = headers::text(&delivery.properties, "subject");
+                        let lane = lane_of(aggregate.as_deref(), delivery.delivery_tag, lanes.len());
                         if lanes[lane].send(delivery).await.is_err() {
                             break SessionEnd::Lost;
                         }
@@ -210,234 +181,57 @@ impl AmqpConsumer {
             .unwrap_or(1)
             .max(1);
         let decoded = super::decode(&delivery);
-        let span = match &decoded {
-            Ok(envelope) => tracing::info_span!(
-                "message",
-                group = %self.topology.group,
-                message_id = %envelope.id,
-                correlation_id = %envelope.correlationid,
-                tenant = %envelope.tenant,
-                r#type = %envelope.type_name,
-                attempt,
-            ),
-            Err(_) => {
-                tracing::info_span!("message", group = %self.topology.group, delivery_tag = delivery.delivery_tag, attempt)
-            }
-        };
+        let span = self.processor.span(&decoded, attempt);
         async {
-            let disposition = match decoded {
-                Err(error) => {
-                    self.reply(
-                        connection,
-                        &delivery.properties,
-                        ReplyBody::Error {
-                            kind: error.kind().into(),
-                            message: error.to_string(),
-                        },
-                    )
-                    .await;
-                    Disposition::DeadLetter {
-                        kind: error.kind().into(),
-                        reason: error.to_string(),
-                    }
-                }
-                Ok(envelope) => match self.invoke(&envelope, attempt).await {
-                    Ok(reply) => {
-                        self.reply(
-                            connection,
-                            &delivery.properties,
-                            ReplyBody::Ok {
-                                data: reply.unwrap_or(Value::Null),
-                            },
-                        )
-                        .await;
-                        Disposition::Done
-                    }
-                    Err(HandlerError::Retryable(reason)) => {
-                        match self.topology.retry_queue(attempt) {
-                            Some((queue, _)) => Disposition::Retry { queue, reason },
-                            None => {
-                                let message = format!("gave up after {attempt} attempts: {reason}");
-                                self.reply(
-                                    connection,
-                                    &delivery.properties,
-                                    ReplyBody::Error {
-                                        kind: "retries_exhausted".into(),
-                                        message: message.clone(),
-                                    },
-                                )
-                                .await;
-                                Disposition::DeadLetter {
-                                    kind: "retries_exhausted".into(),
-                                    reason: message,
-                                }
-                            }
-                        }
-                    }
-                    Err(HandlerError::Permanent(reason)) => {
-                        self.reply(
-                            connection,
-                            &delivery.properties,
-                            ReplyBody::Error {
-                                kind: "permanent".into(),
-                                message: reason.clone(),
-                            },
-                        )
-                        .await;
-                        Disposition::DeadLetter {
-                            kind: "permanent".into(),
-                            reason,
-                        }
-                    }
-                },
-            };
-            self.settle(connection, delivery, disposition, attempt)
-                .await;
+            let verdict = self.processor.process(decoded, attempt).await;
+            if let Some(body) = verdict.reply_body() {
+                self.reply(connection, &delivery.properties, body).await;
+            }
+            self.settle(connection, delivery, verdict, attempt).await;
         }
         .instrument(span)
         .await
     }
 
-    /// Runs the handler; with a database, inside a transaction that also records the inbox row.
-    async fn invoke(
-        &self,
-        envelope: &Envelope<AnyMessage>,
-        attempt: u32,
-    ) -> Result<Reply, HandlerError> {
-        let Some(database) = &self.database else {
-            return self
-                .call(Context {
-                    message: envelope,
-                    attempt,
-                    transaction: None,
-                })
-                .await;
-        };
-        let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
-        let transaction = database.begin().await.map_err(retryable)?;
-        if let Claim::Duplicate(reply) = inbox::claim(&transaction, &self.topology.group, envelope)
-            .await
-            .map_err(retryable)?
-        {
-            // Rolling back a read-only transaction cannot lose anything.
-            let _ = transaction.rollback().await;
-            tracing::debug!("already handled; skipping the duplicate");
-            return Ok(reply);
-        }
-        let reply = match self
-            .call(Context {
-                message: envelope,
-                attempt,
-                transaction: Some(&transaction),
-            })
-            .await
-        {
-            Ok(reply) => reply,
-            Err(error) => {
-                let _ = transaction.rollback().await;
-                return Err(error);
-            }
-        };
-        if let Some(reply) = &reply {
-            inbox::record_reply(&transaction, &self.topology.group, envelope, reply)
-                .await
-                .map_err(retryable)?;
-        }
-        transaction.commit().await.map_err(retryable)?;
-        Ok(reply)
-    }
-
-    /// Calls the handler; a panic becomes a permanent error, so a poison message cannot take its lane down.
-    async fn call(&self, context: Context<'_>) -> Result<Reply, HandlerError> {
-        match AssertUnwindSafe(self.handler.handle(context))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => result,
-            Err(panic) => {
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(HandlerError::Permanent(format!("handler panicked: {text}")))
-            }
-        }
-    }
-
     /// Answers a request, if the delivery asked for an answer (`reply_to`).
     async fn reply(&self, connection: &AmqpConnection, request: &BasicProperties, body: ReplyBody) {
-        let (Some(reply_to), Some(request_id)) = (request.reply_to(), request.message_id()) else {
-            return;
-        };
+        let (Some(reply_to), Some(request_id)) = (request.reply_to(), request.message_id()) else { return };
         let properties = BasicProperties::default()
             .with_correlation_id(request_id.clone())
             .with_content_type("application/json".into());
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         // Not mandatory: a requester that gave up is gone, and that is not the handler's failure.
-        if let Err(error) = connection
-            .publish_raw("", reply_to.as_str(), &bytes, properties, false)
-            .await
-        {
+        if let Err(error) = connection.publish_raw("", reply_to.as_str(), &bytes, properties, false).await {
             tracing::warn!(%error, "reply could not be sent");
         }
     }
 
-    async fn settle(
-        &self,
-        connection: &AmqpConnection,
-        delivery: Delivery,
-        disposition: Disposition,
-        attempt: u32,
-    ) {
-        let forwarded: Result<(), PublishError> = match disposition {
-            Disposition::Done => Ok(()),
-            Disposition::Retry { queue, reason } => {
-                tracing::info!(%reason, %queue, "retrying later");
-                let properties = headers::with(
-                    &delivery.properties,
-                    vec![(
-                        headers::ATTEMPT,
-                        AMQPValue::LongLongInt(i64::from(attempt) + 1),
-                    )],
-                );
-                connection
-                    .publish_raw("", &queue, &delivery.data, properties, true)
-                    .await
-            }
-            Disposition::DeadLetter { kind, reason } => {
-                tracing::warn!(%kind, %reason, "dead-lettered");
+    /// Acks, after forwarding a retry to its delay queue or a failure to the dead-letter queue;
+    /// if forwarding fails the delivery goes back to the queue instead.
+    async fn settle(&self, connection: &AmqpConnection, delivery: Delivery, verdict: Verdict, attempt: u32) {
+        let forwarded: Result<(), PublishError> = match verdict {
+            Verdict::Done { .. } => Ok(()),
+            Verdict::Retry { .. } => match self.topology.retry_queue(attempt) {
+                Some((queue, _)) => {
+                    let next = AMQPValue::LongLongInt(i64::from(attempt) + 1);
+                    let properties = headers::with(&delivery.properties, vec![(headers::ATTEMPT, next)]);
+                    connection.publish_raw("", &queue, &delivery.data, properties, true).await
+                }
+                None => Err(PublishError::Disconnected(format!("no delay queue for retry {attempt}"))),
+            },
+            Verdict::DeadLetter { kind, reason } => {
+                let text = |s: &str| AMQPValue::LongString(s.into());
                 let properties = headers::with(
                     &delivery.properties,
                     vec![
-                        (
-                            headers::REASON,
-                            AMQPValue::LongString(reason.as_str().into()),
-                        ),
-                        (
-                            headers::ERROR_KIND,
-                            AMQPValue::LongString(kind.as_str().into()),
-                        ),
-                        (
-                            headers::SOURCE_QUEUE,
-                            AMQPValue::LongString(self.topology.work_queue().as_str().into()),
-                        ),
+                        (headers::REASON, text(&reason)),
+                        (headers::ERROR_KIND, text(&kind)),
+                        (headers::SOURCE_QUEUE, text(&self.topology.work_queue())),
                         (headers::ATTEMPT, AMQPValue::LongLongInt(i64::from(attempt))),
-                        (
-                            headers::FAILED_AT,
-                            AMQPValue::LongString(chrono::Utc::now().to_rfc3339().as_str().into()),
-                        ),
+                        (headers::FAILED_AT, text(&chrono::Utc::now().to_rfc3339())),
                     ],
                 );
-                connection
-                    .publish_raw(
-                        "",
-                        &self.topology.dead_letter_queue(),
-                        &delivery.data,
-                        properties,
-                        true,
-                    )
-                    .await
+                connection.publish_raw("", &self.topology.dead_letter_queue(), &delivery.data, properties, true).await
             }
         };
         match forwarded {
@@ -445,38 +239,22 @@ impl AmqpConsumer {
                 Ok(true) => {}
                 // After a channel reset lapin answers Ok(false) without acking (BUS-NOTES): the
                 // message comes again and the inbox makes the repeat harmless.
-                Ok(false) => tracing::warn!(
-                    "ack not sent (channel was reset); the message will be redelivered"
-                ),
+                Ok(false) => tracing::warn!("ack not sent (channel was reset); the message will be redelivered"),
                 Err(error) => tracing::warn!(%error, "ack failed; the message will be redelivered"),
             },
             Err(error) => {
                 tracing::error!(%error, "could not forward the message; handing it back to the queue");
                 tokio::time::sleep(FORWARD_FAILURE_PAUSE).await;
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await;
+                let _ = delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await;
             }
         }
     }
 }
 
-/// The lane of a delivery: by the envelope's subject (its aggregate) when it has one.
-fn lane_of(properties: &BasicProperties, delivery_tag: u64, lanes: usize) -> usize {
-    let mut hasher = DefaultHasher::new();
-    match headers::text(properties, "subject") {
-        Some(subject) => subject.hash(&mut hasher),
-        None => delivery_tag.hash(&mut hasher),
-    }
-    usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schemas::Envelope;
 
     #[test]
     fn one_aggregate_always_gets_the_same_lane() {
@@ -484,12 +262,9 @@ mod tests {
         let ride = uuid::Uuid::now_v7();
         let lanes: Vec<usize> = (0..20u64)
             .map(|tag| {
-                let envelope = Envelope::new(
-                    tenant.clone(),
-                    "test",
-                    schemas::rides::PauseRide { ride_id: ride },
-                );
-                lane_of(&super::super::properties_of(&envelope), tag, 8)
+                let envelope = Envelope::new(tenant.clone(), "test", schemas::rides::PauseRide { ride_id: ride });
+                let properties = super::super::properties_of(&envelope);
+                lane_of(headers::text(&properties, "subject").as_deref(), tag, 8)
             })
             .collect();
         assert!(lanes.iter().all(|l| *l == lanes[0]), "{lanes:?}");

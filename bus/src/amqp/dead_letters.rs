@@ -41,12 +41,10 @@ fn describe(delivery: &lapin::message::Delivery) -> DeadLetter {
         tenant: headers::text(p, "tenant"),
         error_kind: headers::text(p, headers::ERROR_KIND).or_else(|| broker_reason.clone()),
         reason: headers::text(p, headers::REASON).or(broker_reason),
-        source_queue: headers::text(p, headers::SOURCE_QUEUE)
-            .or_else(|| headers::text(p, "x-first-death-queue")),
+        source_queue: headers::text(p, headers::SOURCE_QUEUE).or_else(|| headers::text(p, "x-first-death-queue")),
         attempts: headers::number(p, headers::ATTEMPT),
         failed_at: headers::text(p, headers::FAILED_AT),
-        body_preview: String::from_utf8_lossy(&delivery.data[..delivery.data.len().min(200)])
-            .into_owned(),
+        body_preview: String::from_utf8_lossy(&delivery.data[..delivery.data.len().min(200)]).into_owned(),
     }
 }
 
@@ -55,18 +53,12 @@ async fn depth(channel: &lapin::Channel, queue: &str) -> Result<u32, BusError> {
     channel
         .queue_declare(
             queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
+            QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
             FieldTable::default(),
         )
         .await
         .map(|q| q.message_count())
-        .map_err(|e| BusError::Topology {
-            what: format!("queue {queue}"),
-            reason: e.to_string(),
-        })
+        .map_err(|e| BusError::Topology { what: format!("queue {queue}"), reason: e.to_string() })
 }
 
 /// Lists up to `limit` messages of a dead-letter queue without removing them.
@@ -82,10 +74,7 @@ pub async fn list_dead_letters(
         let got = channel
             .basic_get(queue.into(), BasicGetOptions { no_ack: false })
             .await
-            .map_err(|e| BusError::Consume {
-                source_name: queue.into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::Consume { source_name: queue.into(), reason: e.to_string() })?;
         let Some(message) = got else { break };
         found.push(describe(&message.delivery));
     }
@@ -110,10 +99,7 @@ pub async fn replay_dead_letters(
         let got = channel
             .basic_get(queue.into(), BasicGetOptions { no_ack: false })
             .await
-            .map_err(|e| BusError::Consume {
-                source_name: queue.into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::Consume { source_name: queue.into(), reason: e.to_string() })?;
         let Some(message) = got else { break };
         let delivery = message.delivery;
         let letter = describe(&delivery);
@@ -127,35 +113,18 @@ pub async fn replay_dead_letters(
         // A replayed message starts over: fresh attempts, no failure headers.
         let properties = headers::without(
             &delivery.properties,
-            &[
-                headers::ATTEMPT,
-                headers::REASON,
-                headers::ERROR_KIND,
-                headers::SOURCE_QUEUE,
-                headers::FAILED_AT,
-            ],
+            &[headers::ATTEMPT, headers::REASON, headers::ERROR_KIND, headers::SOURCE_QUEUE, headers::FAILED_AT],
         );
-        match connection
-            .publish_raw("", &target, &delivery.data, properties, true)
-            .await
-        {
+        match connection.publish_raw("", &target, &delivery.data, properties, true).await {
             Ok(()) => {
                 delivery
                     .ack(BasicAckOptions { multiple: false })
                     .await
-                    .map_err(|e| BusError::Consume {
-                        source_name: queue.into(),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| BusError::Consume { source_name: queue.into(), reason: e.to_string() })?;
                 replayed += 1;
             }
             Err(error) => {
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await;
+                let _ = delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await;
                 return Err(BusError::Consume {
                     source_name: queue.into(),
                     reason: format!("replay to {target} failed: {error}"),

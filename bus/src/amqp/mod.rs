@@ -26,8 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use lapin::Confirmation;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
@@ -55,13 +54,8 @@ impl Link {
         let properties = ConnectionProperties::default().with_connection_name(service.into());
         let connection = Connection::connect(url, properties).await?;
         let publisher = connection.create_channel().await?;
-        publisher
-            .confirm_select(ConfirmSelectOptions { nowait: false })
-            .await?;
-        Ok(Self {
-            connection,
-            publisher,
-        })
+        publisher.confirm_select(ConfirmSelectOptions { nowait: false }).await?;
+        Ok(Self { connection, publisher })
     }
 
     fn is_up(&self) -> bool {
@@ -90,13 +84,11 @@ impl AmqpConnection {
     /// Connects, names the connection after `service` (visible in `rabbitmqctl list_connections`
     /// and the management UI), and opens the publishing channel in confirm mode.
     pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
-        let link = Link::open(url, service)
-            .await
-            .map_err(|e| BusError::Connect {
-                engine: "rabbitmq",
-                url: redact_url(url),
-                reason: e.to_string(),
-            })?;
+        let link = Link::open(url, service).await.map_err(|e| BusError::Connect {
+            engine: "rabbitmq",
+            url: redact_url(url),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             url: url.to_owned(),
             service: service.to_owned(),
@@ -126,12 +118,10 @@ impl AmqpConnection {
             return Ok(link);
         }
         tracing::info!(url = %self.shown_url, "reopening the RabbitMQ connection");
-        let fresh = Arc::new(Link::open(&self.url, &self.service).await.map_err(|e| {
-            BusError::Connect {
-                engine: "rabbitmq",
-                url: self.shown_url.clone(),
-                reason: e.to_string(),
-            }
+        let fresh = Arc::new(Link::open(&self.url, &self.service).await.map_err(|e| BusError::Connect {
+            engine: "rabbitmq",
+            url: self.shown_url.clone(),
+            reason: e.to_string(),
         })?);
         if self.exchanges_declared.load(Ordering::Acquire) {
             declare_exchanges_on(&fresh.publisher).await?;
@@ -159,14 +149,7 @@ impl AmqpConnection {
         routing_key: &str,
         envelope: &Envelope<T>,
     ) -> Result<(), PublishError> {
-        self.publish_raw(
-            exchange,
-            routing_key,
-            &envelope.encode(),
-            properties_of(envelope),
-            true,
-        )
-        .await
+        self.publish_raw(exchange, routing_key, &envelope.encode(), properties_of(envelope), true).await
     }
 
     /// Publishes bytes with the given properties and returns once the broker confirmed them.
@@ -179,29 +162,19 @@ impl AmqpConnection {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let link = self
-            .link()
-            .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+        let link = self.link().await.map_err(|e| PublishError::Disconnected(e.to_string()))?;
         let confirm = link
             .publisher
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
-                BasicPublishOptions {
-                    mandatory,
-                    immediate: false,
-                },
+                BasicPublishOptions { mandatory, immediate: false },
                 body,
                 properties,
             )
             .await
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        settle_confirm(
-            confirm
-                .await
-                .map_err(|e| PublishError::Disconnected(e.to_string()))?,
-        )
+        settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)
     }
 
     /// Opens a channel with a prefetch limit and starts a manual-ack consumer on `queue`.
@@ -212,10 +185,7 @@ impl AmqpConnection {
         consumer_tag: &str,
         prefetch: u16,
     ) -> Result<(Channel, Consumer), BusError> {
-        let consume_error = |reason: String| BusError::Consume {
-            source_name: queue.to_owned(),
-            reason,
-        };
+        let consume_error = |reason: String| BusError::Consume { source_name: queue.to_owned(), reason };
         let channel = self.channel().await?;
         channel
             .basic_qos(prefetch, BasicQosOptions { global: false })
@@ -246,10 +216,7 @@ impl AmqpConnection {
             .connection
             .create_channel()
             .await
-            .map_err(|e| BusError::Topology {
-                what: "channel".into(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| BusError::Topology { what: "channel".into(), reason: e.to_string() })
     }
 
     /// This connection's line in `/health`.
@@ -257,11 +224,7 @@ impl AmqpConnection {
         EngineReport {
             engine: "amqp",
             kind: "rabbitmq",
-            state: if self.snapshot().is_up() {
-                EngineState::Up
-            } else {
-                EngineState::Down
-            },
+            state: if self.snapshot().is_up() { EngineState::Up } else { EngineState::Down },
             detail: self.shown_url.clone(),
         }
     }
@@ -269,11 +232,7 @@ impl AmqpConnection {
     /// Closes the connection; in-flight confirms resolve first.
     pub async fn close(&self) {
         // A close on an already closed connection is not an error worth reporting at shutdown.
-        let _ = self
-            .snapshot()
-            .connection
-            .close(200, "voltbus shutting down".into())
-            .await;
+        let _ = self.snapshot().connection.close(200, "voltbus shutting down".into()).await;
     }
 }
 
@@ -296,10 +255,7 @@ async fn declare_exchanges_on(channel: &Channel) -> Result<(), BusError> {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| BusError::Topology {
-                what: format!("exchange {name}"),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::Topology { what: format!("exchange {name}"), reason: e.to_string() })?;
     }
     Ok(())
 }
@@ -309,10 +265,7 @@ pub(crate) fn settle_confirm(confirmation: Confirmation) -> Result<(), PublishEr
     match confirmation {
         // An unroutable mandatory message is still acked; the return is what tells.
         Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-            Err(PublishError::Returned {
-                reply_code: returned.reply_code,
-                reply_text: returned.reply_text.to_string(),
-            })
+            Err(PublishError::Returned { reply_code: returned.reply_code, reply_text: returned.reply_text.to_string() })
         }
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Nack(None) => Err(PublishError::Nacked),
@@ -329,20 +282,11 @@ pub fn decode(delivery: &lapin::message::Delivery) -> Result<Envelope<AnyMessage
 /// id, type and correlation without parsing the body.
 pub fn properties_of<T>(envelope: &Envelope<T>) -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert(
-        "tenant".into(),
-        AMQPValue::LongString(envelope.tenant.as_str().into()),
-    );
-    headers.insert(
-        "dataversion".into(),
-        AMQPValue::LongString(envelope.dataversion.to_string().into()),
-    );
+    headers.insert("tenant".into(), AMQPValue::LongString(envelope.tenant.as_str().into()));
+    headers.insert("dataversion".into(), AMQPValue::LongString(envelope.dataversion.to_string().into()));
     if let Some(subject) = &envelope.subject {
         // Consumers pick a lane by it without decoding the body.
-        headers.insert(
-            "subject".into(),
-            AMQPValue::LongString(subject.as_str().into()),
-        );
+        headers.insert("subject".into(), AMQPValue::LongString(subject.as_str().into()));
     }
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())

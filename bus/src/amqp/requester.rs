@@ -61,26 +61,15 @@ pub struct Requester {
 impl Requester {
     /// Opens the request channel (confirm mode, consuming direct replies).
     pub async fn new(connection: &AmqpConnection) -> Result<Self, BusError> {
-        let setup = |reason: String| BusError::Consume {
-            source_name: DIRECT_REPLY_TO.into(),
-            reason,
-        };
+        let setup = |reason: String| BusError::Consume { source_name: DIRECT_REPLY_TO.into(), reason };
         let channel = connection.channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions { nowait: false })
-            .await
-            .map_err(|e| setup(e.to_string()))?;
+        channel.confirm_select(ConfirmSelectOptions { nowait: false }).await.map_err(|e| setup(e.to_string()))?;
         let mut replies = channel
             .basic_consume(
                 DIRECT_REPLY_TO.into(),
                 "voltbus-requester".into(),
                 // Direct reply-to only works in no-ack mode: replies are not stored anyway.
-                BasicConsumeOptions {
-                    no_local: false,
-                    no_ack: true,
-                    exclusive: false,
-                    nowait: false,
-                },
+                BasicConsumeOptions { no_local: false, no_ack: true, exclusive: false, nowait: false },
                 FieldTable::default(),
             )
             .await
@@ -94,16 +83,11 @@ impl Requester {
                     let Some(request_id) = delivery.properties.correlation_id() else {
                         continue;
                     };
-                    let waiter = pending
-                        .lock()
-                        .ok()
-                        .and_then(|mut p| p.remove(request_id.as_str()));
+                    let waiter = pending.lock().ok().and_then(|mut p| p.remove(request_id.as_str()));
                     if let Some(waiter) = waiter {
-                        let body = serde_json::from_slice(&delivery.data).unwrap_or_else(|e| {
-                            ReplyBody::Error {
-                                kind: "malformed_reply".into(),
-                                message: e.to_string(),
-                            }
+                        let body = serde_json::from_slice(&delivery.data).unwrap_or_else(|e| ReplyBody::Error {
+                            kind: "malformed_reply".into(),
+                            message: e.to_string(),
                         });
                         // The caller may have timed out meanwhile; then nobody needs the answer.
                         let _ = waiter.send(body);
@@ -115,26 +99,12 @@ impl Requester {
                 }
             }
         });
-        Ok(Self {
-            channel,
-            pending,
-            listener,
-        })
+        Ok(Self { channel, pending, listener })
     }
 
     /// Publishes command `envelope` under its routing key and waits up to `timeout` for its reply.
-    pub async fn request<T: Message>(
-        &self,
-        envelope: &Envelope<T>,
-        timeout: Duration,
-    ) -> Result<Value, RequestError> {
-        self.request_to(
-            routing::COMMANDS_EXCHANGE,
-            &routing::command_key_of::<T>(),
-            envelope,
-            timeout,
-        )
-        .await
+    pub async fn request<T: Message>(&self, envelope: &Envelope<T>, timeout: Duration) -> Result<Value, RequestError> {
+        self.request_to(routing::COMMANDS_EXCHANGE, &routing::command_key_of::<T>(), envelope, timeout).await
     }
 
     /// Like [`Requester::request`], to an explicit exchange and routing key.
@@ -150,9 +120,7 @@ impl Requester {
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(request_id.clone(), sender);
         }
-        let outcome = self
-            .send_and_wait(exchange, routing_key, envelope, receiver, timeout)
-            .await;
+        let outcome = self.send_and_wait(exchange, routing_key, envelope, receiver, timeout).await;
         if let Ok(mut pending) = self.pending.lock() {
             pending.remove(&request_id);
         }
@@ -174,25 +142,16 @@ impl Requester {
                 exchange.into(),
                 routing_key.into(),
                 // Mandatory: a command no work queue is bound for is an error now, not a timeout later.
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
+                BasicPublishOptions { mandatory: true, immediate: false },
                 &envelope.encode(),
                 properties,
             )
             .await
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        settle_confirm(
-            confirm
-                .await
-                .map_err(|e| PublishError::Disconnected(e.to_string()))?,
-        )?;
+        settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)?;
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(ReplyBody::Ok { data })) => Ok(data),
-            Ok(Ok(ReplyBody::Error { kind, message })) => {
-                Err(RequestError::Failed { kind, message })
-            }
+            Ok(Ok(ReplyBody::Error { kind, message })) => Err(RequestError::Failed { kind, message }),
             Ok(Err(_)) => Err(RequestError::Disconnected),
             Err(_) => Err(RequestError::Timeout(timeout)),
         }

@@ -37,17 +37,10 @@ pub struct GroupTopology {
 
 impl GroupTopology {
     /// A group that handles every command of a domain.
-    pub fn commands_of(
-        group: impl Into<String>,
-        domain: Domain,
-        retry_delays: Vec<Duration>,
-    ) -> Self {
+    pub fn commands_of(group: impl Into<String>, domain: Domain, retry_delays: Vec<Duration>) -> Self {
         Self {
             group: group.into(),
-            bindings: vec![(
-                routing::COMMANDS_EXCHANGE,
-                routing::domain_commands_binding(domain),
-            )],
+            bindings: vec![(routing::COMMANDS_EXCHANGE, routing::domain_commands_binding(domain))],
             retry_delays,
         }
     }
@@ -64,9 +57,7 @@ impl GroupTopology {
 
     /// The delay queue a message waits in before retry number `retry` (1-based), if any.
     pub fn retry_queue(&self, retry: u32) -> Option<(String, Duration)> {
-        let delay = *self
-            .retry_delays
-            .get(usize::try_from(retry).ok()?.checked_sub(1)?)?;
+        let delay = *self.retry_delays.get(usize::try_from(retry).ok()?.checked_sub(1)?)?;
         Some((routing::retry_queue(&self.group, delay_ms(delay)), delay))
     }
 
@@ -77,10 +68,7 @@ impl GroupTopology {
 
         let work = self.work_queue();
         let mut args = quorum();
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(DELIVERY_LIMIT),
-        );
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
         dead_letter_to(&mut args, &dead_letter);
         declare_queue(channel, &work, args).await?;
         for (exchange, key) in &self.bindings {
@@ -109,12 +97,7 @@ impl GroupTopology {
                 AMQPValue::LongLongInt(i64::try_from(delay_ms(delay)).unwrap_or(i64::MAX)),
             );
             dead_letter_to(&mut args, &work);
-            declare_queue(
-                channel,
-                &routing::retry_queue(&self.group, delay_ms(delay)),
-                args,
-            )
-            .await?;
+            declare_queue(channel, &routing::retry_queue(&self.group, delay_ms(delay)), args).await?;
         }
         Ok(())
     }
@@ -127,10 +110,7 @@ fn delay_ms(delay: Duration) -> u64 {
 /// Quorum queue arguments: replicated, durable, and they dead-letter at least once.
 fn quorum() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     args
 }
 
@@ -138,22 +118,10 @@ fn quorum() -> FieldTable {
 /// message until the target queue confirmed it, which requires refusing publishes when full
 /// instead of dropping the oldest message.
 fn dead_letter_to(args: &mut FieldTable, queue: &str) {
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("".into()),
-    );
-    args.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(queue.into()),
-    );
-    args.insert(
-        "x-dead-letter-strategy".into(),
-        AMQPValue::LongString("at-least-once".into()),
-    );
-    args.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(queue.into()));
+    args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
+    args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
 }
 
 async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), BusError> {
@@ -174,8 +142,5 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Resul
         )
         .await
         .map(|_| ())
-        .map_err(|e| BusError::Topology {
-            what: format!("queue {name}"),
-            reason: e.to_string(),
-        })
+        .map_err(|e| BusError::Topology { what: format!("queue {name}"), reason: e.to_string() })
 }

@@ -21,11 +21,7 @@ struct PrivateRabbit {
 
 impl PrivateRabbit {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("rabbit"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
@@ -38,9 +34,7 @@ impl PrivateRabbit {
     fn ctl(&self) -> Command {
         let mut command = Command::new("rabbitmqctl");
         // The node and the CLI must share the Erlang cookie, which lives in RabbitMQ's home.
-        command
-            .env("HOME", "/var/lib/rabbitmq")
-            .args(["-n", &self.node]);
+        command.env("HOME", "/var/lib/rabbitmq").args(["-n", &self.node]);
         command
     }
 
@@ -56,16 +50,10 @@ impl PrivateRabbit {
             .env("HOME", "/var/lib/rabbitmq")
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env(
-                "RABBITMQ_DIST_PORT",
-                (u32::from(self.port) % 20000 + 30000).to_string(),
-            )
+            .env("RABBITMQ_DIST_PORT", (u32::from(self.port) % 20000 + 30000).to_string())
             .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
-            .env(
-                "RABBITMQ_ENABLED_PLUGINS_FILE",
-                self.dir.join("enabled_plugins"),
-            )
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.dir.join("enabled_plugins"))
             .env("RABBITMQ_CONFIG_FILE", self.dir.join("no-config"))
             .status()
             .expect("rabbitmq-server is installed (scripts/test.sh installs it)");
@@ -73,23 +61,11 @@ impl PrivateRabbit {
         // `-detached` returns before the node exists; wait for its AMQP port, then for boot to finish.
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private RabbitMQ did not open port {}",
-                self.port
-            );
+            assert!(std::time::Instant::now() < deadline, "private RabbitMQ did not open port {}", self.port);
             std::thread::sleep(Duration::from_millis(200));
         }
-        let ready = self
-            .ctl()
-            .args(["await_startup", "--timeout", "60"])
-            .output()
-            .unwrap();
-        assert!(
-            ready.status.success(),
-            "private RabbitMQ did not start: {}",
-            String::from_utf8_lossy(&ready.stderr)
-        );
+        let ready = self.ctl().args(["await_startup", "--timeout", "60"]).output().unwrap();
+        assert!(ready.status.success(), "private RabbitMQ did not start: {}", String::from_utf8_lossy(&ready.stderr));
     }
 
     fn stop(&self) {
@@ -119,22 +95,14 @@ async fn a_broker_restart_loses_no_confirmed_message() {
         bindings: vec![(routing::COMMANDS_EXCHANGE, "test.restart".into())],
         retry_delays: vec![Duration::from_millis(100)],
     };
-    let publisher = AmqpConnection::connect(&url, "voltbus-test-publisher")
-        .await
-        .unwrap();
+    let publisher = AmqpConnection::connect(&url, "voltbus-test-publisher").await.unwrap();
     publisher.declare_exchanges().await.unwrap();
-    topology
-        .declare(&publisher.channel().await.unwrap())
-        .await
-        .unwrap();
+    topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let consumer = AmqpConsumer::new(
         url.clone(),
         topology.clone(),
-        ConsumerOptions {
-            prefetch: 20,
-            lanes: 2,
-        },
+        ConsumerOptions { prefetch: 20, lanes: 2 },
         handler.clone(),
         None,
     );
@@ -146,9 +114,7 @@ async fn a_broker_restart_loses_no_confirmed_message() {
     let mut confirmed: Vec<Uuid> = Vec::new();
     let publish = async |confirmed: &mut Vec<Uuid>| {
         let envelope = pause_ride(Uuid::now_v7(), &tenant);
-        let outcome = publisher
-            .publish(routing::COMMANDS_EXCHANGE, "test.restart", &envelope)
-            .await;
+        let outcome = publisher.publish(routing::COMMANDS_EXCHANGE, "test.restart", &envelope).await;
         if outcome.is_ok() {
             confirmed.push(envelope.id);
         }

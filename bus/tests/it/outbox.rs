@@ -50,20 +50,14 @@ async fn fill(db: &DatabaseConnection, tenant: &schemas::TenantId) -> HashMap<Uu
     for i in 0..50 {
         let envelope = paused(rides[i % 5], tenant);
         expected.entry(rides[i % 5]).or_default().push(envelope.id);
-        enqueue(&tx, &envelope, &Destination::event::<RidePaused>(tenant))
-            .await
-            .unwrap();
+        enqueue(&tx, &envelope, &Destination::event::<RidePaused>(tenant)).await.unwrap();
     }
     tx.commit().await.unwrap();
     let rolled_back = db.begin().await.unwrap();
     for _ in 0..5 {
-        enqueue(
-            &rolled_back,
-            &paused(Uuid::now_v7(), tenant),
-            &Destination::event::<RidePaused>(tenant),
-        )
-        .await
-        .unwrap();
+        enqueue(&rolled_back, &paused(Uuid::now_v7(), tenant), &Destination::event::<RidePaused>(tenant))
+            .await
+            .unwrap();
     }
     rolled_back.rollback().await.unwrap();
     expected
@@ -74,11 +68,7 @@ async fn bound_queue(amqp: &AmqpConnection, tenant: &schemas::TenantId) -> Strin
     let queue = channel
         .queue_declare(
             "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
@@ -112,12 +102,7 @@ async fn receive(amqp: &AmqpConnection, queue: &str, count: usize) -> Vec<(Uuid,
         delivery.ack(BasicAckOptions::default()).await.unwrap();
     }
     // Nothing more than expected.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), consumer.next())
-            .await
-            .is_err(),
-        "no event relayed twice"
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(300), consumer.next()).await.is_err(), "no event relayed twice");
     got
 }
 
@@ -132,20 +117,12 @@ fn by_ride(received: &[(Uuid, Uuid)]) -> HashMap<Uuid, Vec<Uuid>> {
 #[tokio::test]
 async fn relays_committed_rows_once_in_aggregate_order() {
     let db = fresh_database().await;
-    let amqp = Arc::new(
-        AmqpConnection::connect(&amqp_url(), "voltbus-test-relay")
-            .await
-            .unwrap(),
-    );
+    let amqp = Arc::new(AmqpConnection::connect(&amqp_url(), "voltbus-test-relay").await.unwrap());
     amqp.declare_exchanges().await.unwrap();
     let tenant = tenant();
     let queue = bound_queue(&amqp, &tenant).await;
     let expected = fill(&db, &tenant).await;
-    assert_eq!(
-        unsent(&db).await,
-        50,
-        "rolled-back rows never reach the outbox"
-    );
+    assert_eq!(unsent(&db).await, 50, "rolled-back rows never reach the outbox");
 
     let relay = Relay::new(db.clone(), Some(amqp.clone()), None, 500);
     let mut total = 0;
@@ -164,19 +141,13 @@ async fn relays_committed_rows_once_in_aggregate_order() {
 #[tokio::test]
 async fn concurrent_relays_do_not_double_send_or_reorder() {
     let db = fresh_database().await;
-    let amqp = Arc::new(
-        AmqpConnection::connect(&amqp_url(), "voltbus-test-relay")
-            .await
-            .unwrap(),
-    );
+    let amqp = Arc::new(AmqpConnection::connect(&amqp_url(), "voltbus-test-relay").await.unwrap());
     amqp.declare_exchanges().await.unwrap();
     let tenant = tenant();
     let queue = bound_queue(&amqp, &tenant).await;
     let expected = fill(&db, &tenant).await;
 
-    let relays: Vec<_> = (0..3)
-        .map(|_| Relay::new(db.clone(), Some(amqp.clone()), None, 7))
-        .collect();
+    let relays: Vec<_> = (0..3).map(|_| Relay::new(db.clone(), Some(amqp.clone()), None, 7)).collect();
     let mut handles = Vec::new();
     for relay in relays {
         let db = db.clone();

@@ -17,21 +17,16 @@ use uuid::Uuid;
 /// Logs to the test output when `TEST_LOG` is set (silent otherwise).
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info,lapin=warn")
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("info,lapin=warn").with_test_writer().try_init();
     }
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("VOLTBUS_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("VOLTBUS_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("VOLTBUS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into())
+    std::env::var("VOLTBUS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -47,10 +42,7 @@ pub async fn fresh_database() -> DatabaseConnection {
     let admin = Database::connect(postgres_url()).await.unwrap();
     let name = unique("vb");
     admin
-        .execute_raw(Statement::from_string(
-            admin.get_database_backend(),
-            format!("CREATE DATABASE {name}"),
-        ))
+        .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
         .await
         .unwrap();
     admin.close().await.unwrap();
@@ -76,16 +68,9 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn new(
-        script: impl Fn(&Envelope<AnyMessage>, u32) -> Result<Reply, HandlerError>
-        + Send
-        + Sync
-        + 'static,
+        script: impl Fn(&Envelope<AnyMessage>, u32) -> Result<Reply, HandlerError> + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            calls: Arc::default(),
-            script: Box::new(script),
-            delay: Duration::ZERO,
-        }
+        Self { calls: Arc::default(), script: Box::new(script), delay: Duration::ZERO }
     }
 }
 
@@ -98,16 +83,9 @@ impl Handler for Scripted {
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
             }
-            self.calls.lock().unwrap().push((
-                context.message.id,
-                context.attempt,
-                context.message.subject.clone(),
-            ));
+            self.calls.lock().unwrap().push((context.message.id, context.attempt, context.message.subject.clone()));
             if let Some(tx) = context.transaction {
-                let sql = format!(
-                    "INSERT INTO tenants (id, name) VALUES ('{}', 'effect')",
-                    unique("e")
-                );
+                let sql = format!("INSERT INTO tenants (id, name) VALUES ('{}', 'effect')", unique("e"));
                 tx.execute_raw(Statement::from_string(tx.get_database_backend(), sql))
                     .await
                     .map_err(|e| HandlerError::Retryable(e.to_string()))?;
@@ -140,26 +118,16 @@ impl Group {
             bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{name}"))],
             retry_delays,
         };
-        let publisher = AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher")
-            .await
-            .unwrap();
+        let publisher = AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher").await.unwrap();
         publisher.declare_exchanges().await.unwrap();
         // Declared before the consumer starts, so the first publish is routable.
-        topology
-            .declare(&publisher.channel().await.unwrap())
-            .await
-            .unwrap();
+        topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
         let consumer = AmqpConsumer::new(amqp_url(), topology.clone(), options, handler, database);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(consumer.run(async move {
             let _ = stopped.await;
         }));
-        Self {
-            topology,
-            publisher,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self { topology, publisher, stop: Some(stop), task: Some(task) }
     }
 
     /// The routing key this group's work queue is bound to.
@@ -169,10 +137,7 @@ impl Group {
 
     /// Publishes an envelope to the group.
     pub async fn send<T: serde::Serialize>(&self, envelope: &Envelope<T>) {
-        self.publisher
-            .publish(routing::COMMANDS_EXCHANGE, &self.key(), envelope)
-            .await
-            .unwrap();
+        self.publisher.publish(routing::COMMANDS_EXCHANGE, &self.key(), envelope).await.unwrap();
     }
 
     /// Stops the consumer (finishing in-flight work).
@@ -189,17 +154,12 @@ impl Group {
     pub async fn finish(mut self) {
         self.stop().await;
         let channel = self.publisher.channel().await.unwrap();
-        let mut queues = vec![
-            self.topology.work_queue(),
-            self.topology.dead_letter_queue(),
-        ];
+        let mut queues = vec![self.topology.work_queue(), self.topology.dead_letter_queue()];
         for retry in 1..=self.topology.retry_delays.len() as u32 {
             queues.push(self.topology.retry_queue(retry).unwrap().0);
         }
         for queue in queues {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
+            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
         }
         self.publisher.close().await;
     }
@@ -218,9 +178,5 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
 }
 
 pub fn pause_ride(ride: Uuid, tenant: &TenantId) -> Envelope<schemas::rides::PauseRide> {
-    Envelope::new(
-        tenant.clone(),
-        "voltbus/test",
-        schemas::rides::PauseRide { ride_id: ride },
-    )
+    Envelope::new(tenant.clone(), "voltbus/test", schemas::rides::PauseRide { ride_id: ride })
 }

@@ -17,11 +17,7 @@ pub trait HealthCheck: Send + Sync + 'static {
 pub(crate) async fn answer(health: &dyn HealthCheck) -> (StatusCode, serde_json::Value) {
     let engines = health.check().await;
     let all_up = engines.iter().all(|e| e.state == EngineState::Up);
-    let status = if all_up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if all_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if all_up { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),

@@ -22,18 +22,11 @@ fn meta(request_id: &str) -> Value {
 }
 
 /// A JSON response with the request id header.
-pub(crate) fn json_response(
-    status: StatusCode,
-    body: &Value,
-    request_id: &str,
-) -> Response<Full<Bytes>> {
+pub(crate) fn json_response(status: StatusCode, body: &Value, request_id: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID, value);
     }
@@ -41,12 +34,7 @@ pub(crate) fn json_response(
 }
 
 /// `{error: {code, message, details}, meta}`.
-pub(crate) fn error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    request_id: &str,
-) -> Response<Full<Bytes>> {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
     let body = json!({
         "error": { "code": code, "message": message, "details": {} },
         "meta": meta(request_id),

@@ -32,10 +32,7 @@ pub struct Edge {
 impl Edge {
     /// Binds the listening socket (port 0 picks a free port, as tests do).
     pub async fn bind(addr: SocketAddr, health: Arc<dyn HealthCheck>) -> std::io::Result<Self> {
-        Ok(Self {
-            listener: TcpListener::bind(addr).await?,
-            health,
-        })
+        Ok(Self { listener: TcpListener::bind(addr).await?, health })
     }
 
     /// The address actually bound.
@@ -78,14 +75,8 @@ impl Edge {
             });
         }
         tracing::info!("edge stopped accepting; finishing requests in flight");
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                ?grace,
-                "requests still in flight after the grace period were cut"
-            );
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(?grace, "requests still in flight after the grace period were cut");
         }
     }
 }
@@ -99,18 +90,10 @@ async fn handle(request: Request<Incoming>, health: &dyn HealthCheck) -> Respons
                 let (status, body) = health::answer(health).await;
                 response::json_response(status, &body, &request_id)
             }
-            (_, "/health") => response::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                "use GET",
-                &request_id,
-            ),
-            _ => response::error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "no such route",
-                &request_id,
-            ),
+            (_, "/health") => {
+                response::error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "use GET", &request_id)
+            }
+            _ => response::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route", &request_id),
         };
         tracing::debug!(status = answer.status().as_u16(), "answered");
         answer

@@ -1,0 +1,180 @@
+//! What every transport's consumer does the same way, so RabbitMQ, JetStream and the embedded
+//! transport keep one contract: decode, run the handler (inside a transaction with the inbox
+//! record when the group has a database), commit, and only then decide what the transport does
+//! with the message: ack it, bring it back after a delay, or dead-letter it with a reason.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use schemas::{AnyMessage, DecodeError, Envelope};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use serde_json::Value;
+
+use crate::handler::{Context, Handler, HandlerError, Reply, ReplyBody};
+use crate::inbox::{self, Claim};
+
+/// What the transport must do with a message once the processor is done with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Handled (or a duplicate of a handled message): ack it.
+    Done {
+        /// The handler's answer (or the stored one, for a duplicate).
+        reply: Reply,
+    },
+    /// Failed, worth another attempt after `delay`.
+    Retry {
+        /// How long to wait.
+        delay: Duration,
+        /// What went wrong this time.
+        reason: String,
+    },
+    /// Failed for good: to the dead-letter queue.
+    DeadLetter {
+        /// Short kind: `permanent`, `retries_exhausted`, or a decode error's kind.
+        kind: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// The answer a waiting requester gets, when the verdict is final.
+    pub fn reply_body(&self) -> Option<ReplyBody> {
+        match self {
+            Verdict::Done { reply } => Some(ReplyBody::Ok { data: reply.clone().unwrap_or(Value::Null) }),
+            Verdict::Retry { .. } => None,
+            Verdict::DeadLetter { kind, reason } => {
+                Some(ReplyBody::Error { kind: kind.clone(), message: reason.clone() })
+            }
+        }
+    }
+}
+
+/// Runs a consumer group's handler over messages, whatever transport brought them.
+pub struct Processor {
+    group: String,
+    handler: Arc<dyn Handler>,
+    /// When set, each message is handled in a transaction with its inbox record.
+    database: Option<DatabaseConnection>,
+    /// Delay before each retry; attempts = retries + 1.
+    retry_delays: Vec<Duration>,
+}
+
+impl Processor {
+    /// A processor for `group`.
+    pub fn new(
+        group: impl Into<String>,
+        handler: Arc<dyn Handler>,
+        database: Option<DatabaseConnection>,
+        retry_delays: Vec<Duration>,
+    ) -> Self {
+        Self { group: group.into(), handler, database, retry_delays }
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// How many attempts a message gets.
+    pub fn max_attempts(&self) -> u32 {
+        u32::try_from(self.retry_delays.len()).unwrap_or(u32::MAX).saturating_add(1)
+    }
+
+    /// A `tracing` span carrying the message id, correlation id, tenant and type through the handler.
+    pub fn span(&self, decoded: &Result<Envelope<AnyMessage>, DecodeError>, attempt: u32) -> tracing::Span {
+        match decoded {
+            Ok(envelope) => tracing::info_span!(
+                "message",
+                group = %self.group,
+                message_id = %envelope.id,
+                correlation_id = %envelope.correlationid,
+                tenant = %envelope.tenant,
+                r#type = %envelope.type_name,
+                attempt,
+            ),
+            Err(_) => tracing::info_span!("message", group = %self.group, attempt),
+        }
+    }
+
+    /// Handles one delivery (`attempt` is 1-based) and says what to do with it.
+    pub async fn process(&self, decoded: Result<Envelope<AnyMessage>, DecodeError>, attempt: u32) -> Verdict {
+        let verdict = match decoded {
+            Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
+            Ok(envelope) => match self.invoke(&envelope, attempt).await {
+                Ok(reply) => Verdict::Done { reply },
+                Err(HandlerError::Retryable(reason)) => match self.retry_delays.get(attempt.saturating_sub(1) as usize)
+                {
+                    Some(delay) => Verdict::Retry { delay: *delay, reason },
+                    None => Verdict::DeadLetter {
+                        kind: "retries_exhausted".into(),
+                        reason: format!("gave up after {attempt} attempts: {reason}"),
+                    },
+                },
+                Err(HandlerError::Permanent(reason)) => Verdict::DeadLetter { kind: "permanent".into(), reason },
+            },
+        };
+        match &verdict {
+            Verdict::Done { .. } => tracing::debug!("handled"),
+            Verdict::Retry { delay, reason } => tracing::info!(?delay, %reason, "retrying later"),
+            Verdict::DeadLetter { kind, reason } => tracing::warn!(%kind, %reason, "dead-lettered"),
+        }
+        verdict
+    }
+
+    async fn invoke(&self, envelope: &Envelope<AnyMessage>, attempt: u32) -> Result<Reply, HandlerError> {
+        let Some(database) = &self.database else {
+            return self.call(Context { message: envelope, attempt, transaction: None }).await;
+        };
+        let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
+        let transaction = database.begin().await.map_err(retryable)?;
+        if let Claim::Duplicate(reply) = inbox::claim(&transaction, &self.group, envelope).await.map_err(retryable)? {
+            // Rolling back a transaction that only read cannot lose anything.
+            let _ = transaction.rollback().await;
+            tracing::debug!("already handled; skipping the duplicate");
+            return Ok(reply);
+        }
+        let reply = match self.call(Context { message: envelope, attempt, transaction: Some(&transaction) }).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                let _ = transaction.rollback().await;
+                return Err(error);
+            }
+        };
+        if let Some(reply) = &reply {
+            inbox::record_reply(&transaction, &self.group, envelope, reply).await.map_err(retryable)?;
+        }
+        transaction.commit().await.map_err(retryable)?;
+        Ok(reply)
+    }
+
+    /// Calls the handler; a panic becomes a permanent error, so a poison message cannot take a
+    /// worker down with it.
+    async fn call(&self, context: Context<'_>) -> Result<Reply, HandlerError> {
+        match AssertUnwindSafe(self.handler.handle(context)).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(HandlerError::Permanent(format!("handler panicked: {text}")))
+            }
+        }
+    }
+}
+
+/// Lane of a message: by its aggregate when it has one, so one aggregate's messages are handled
+/// in order while different aggregates run at once.
+pub(crate) fn lane_of(aggregate: Option<&str>, fallback: u64, lanes: usize) -> usize {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    match aggregate {
+        Some(aggregate) => aggregate.hash(&mut hasher),
+        None => fallback.hash(&mut hasher),
+    }
+    usize::try_from(hasher.finish() % lanes.max(1) as u64).unwrap_or(0)
+}
