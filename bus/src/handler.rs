@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use schemas::{AnyMessage, Envelope};
 use sea_orm::DatabaseTransaction;
@@ -60,3 +61,26 @@ pub enum ReplyBody {
         message: String,
     },
 }
+
+/// Why a request got no successful answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The command never reached the broker.
+    #[error("command not published: {0}")]
+    Publish(#[from] crate::PublishError),
+    /// No answer in time; the command may still be handled.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The handler refused the command for good.
+    #[error("{kind}: {message}")]
+    Failed {
+        /// Error kind from the handler side.
+        kind: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The reply channel closed while waiting.
+    #[error("reply channel closed")]
+    Disconnected,
+}
+

@@ -15,6 +15,7 @@
 
 pub mod amqp;
 pub mod embedded;
+mod dead_letter;
 mod error;
 mod handler;
 mod health;
@@ -23,7 +24,8 @@ pub mod nats;
 pub mod outbox;
 mod runtime;
 
+pub use dead_letter::DeadLetter;
 pub use error::{BusError, PublishError, redact_url};
-pub use handler::{Context, Handler, HandlerError, Reply, ReplyBody};
+pub use handler::{Context, Handler, HandlerError, Reply, ReplyBody, RequestError};
 pub use health::{EngineReport, EngineState};
 pub use runtime::{Processor, Verdict};

@@ -16,6 +16,11 @@ pub const ROOT: &str = "voltbus";
 pub const TELEMETRY_STREAM: &str = "VOLTBUS_TELEMETRY";
 /// JetStream stream of domain events.
 pub const EVENTS_STREAM: &str = "VOLTBUS_EVENTS";
+/// JetStream stream of dead letters from JetStream consumer groups.
+pub const DEAD_LETTER_STREAM: &str = "VOLTBUS_DLQ";
+/// JetStream stream that keeps the server's max-deliveries advisories, so a message that exhausted
+/// its deliveries while no watcher ran is still moved to the dead letters later.
+pub const ADVISORY_STREAM: &str = "VOLTBUS_ADVISORIES";
 
 /// A user's realtime channel (EVM seed: `{subject}.CHARGING` and friends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +72,27 @@ pub fn charger_meter(tenant: &TenantId, charger: Uuid) -> String {
 /// Where a domain event is published on NATS.
 pub fn event(tenant: &TenantId, descriptor: &Descriptor) -> String {
     format!("{ROOT}.{tenant}.events.{}.{}", descriptor.domain, descriptor.type_name)
+}
+
+/// Where a JetStream consumer group's dead letters are kept. Outside `voltbus.…`: a stream's
+/// subjects may not overlap another's, and `voltbus.*.events.>` would cover `voltbus.dlq.events…`.
+pub fn dead_letter_subject(group: &str) -> String {
+    format!("{ROOT}-dlq.{group}")
+}
+
+/// Subjects the dead-letter stream stores.
+pub fn dead_letter_stream_subjects() -> Vec<String> {
+    vec![format!("{ROOT}-dlq.>")]
+}
+
+/// The server's advisory when a message of `stream` reached `consumer`'s max deliveries.
+pub fn max_deliveries_advisory(stream: &str, consumer: &str) -> String {
+    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}")
+}
+
+/// Subjects the advisory stream stores.
+pub fn advisory_stream_subjects() -> Vec<String> {
+    vec!["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>".to_owned()]
 }
 
 /// Every subject of one tenant.

@@ -3,33 +3,9 @@
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use serde::Serialize;
 
 use super::{AmqpConnection, headers};
-use crate::BusError;
-
-/// One dead-lettered message, as an operator sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    /// Envelope id.
-    pub message_id: Option<String>,
-    /// Message type.
-    pub type_name: Option<String>,
-    /// Tenant.
-    pub tenant: Option<String>,
-    /// Kind of failure (`permanent`, `retries_exhausted`, `malformed`, `delivery_limit`, …).
-    pub error_kind: Option<String>,
-    /// What went wrong.
-    pub reason: Option<String>,
-    /// Where it came from.
-    pub source_queue: Option<String>,
-    /// Attempts made.
-    pub attempts: Option<i64>,
-    /// When it failed.
-    pub failed_at: Option<String>,
-    /// Start of the body.
-    pub body_preview: String,
-}
+use crate::{BusError, DeadLetter};
 
 fn describe(delivery: &lapin::message::Delivery) -> DeadLetter {
     let p = &delivery.properties;
@@ -80,6 +56,7 @@ pub async fn list_dead_letters(
     }
     // Everything fetched is still unacked: closing the channel puts it all back.
     let _ = channel.close(200, "listed".into()).await;
+    wait_for_depth(connection, queue, total).await;
     Ok(found)
 }
 
@@ -134,5 +111,19 @@ pub async fn replay_dead_letters(
     }
     // Messages skipped (other ids) are still unacked: closing the channel puts them back.
     let _ = channel.close(200, "replayed".into()).await;
+    wait_for_depth(connection, queue, total.saturating_sub(u32::try_from(replayed).unwrap_or(u32::MAX))).await;
     Ok(replayed)
+}
+
+/// Waits (up to 2 s) until the messages a closed channel held are back in `queue`: a quorum
+/// queue requeues them asynchronously, and the next listing or replay must see them.
+async fn wait_for_depth(connection: &AmqpConnection, queue: &str, expected: u32) {
+    let Ok(channel) = connection.channel().await else { return };
+    for _ in 0..100 {
+        match depth(&channel, queue).await {
+            Ok(now) if now < expected => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            _ => break,
+        }
+    }
+    let _ = channel.close(200, "checked".into()).await;
 }

@@ -17,8 +17,9 @@ mod requester;
 mod topology;
 
 pub use consumer::{AmqpConsumer, ConsumerOptions};
-pub use dead_letters::{DeadLetter, list_dead_letters, replay_dead_letters};
-pub use requester::{RequestError, Requester};
+pub use dead_letters::{list_dead_letters, replay_dead_letters};
+pub use crate::handler::RequestError;
+pub use requester::Requester;
 pub use topology::GroupTopology;
 
 use std::sync::atomic::{AtomicBool, Ordering};

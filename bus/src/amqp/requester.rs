@@ -21,35 +21,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{AmqpConnection, properties_of, settle_confirm};
-use crate::handler::ReplyBody;
+use crate::handler::{ReplyBody, RequestError};
 use crate::{BusError, PublishError};
 
 /// RabbitMQ's pseudo-queue for direct replies.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<ReplyBody>>>>;
-
-/// Why a request got no successful answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The command never reached the broker.
-    #[error("command not published: {0}")]
-    Publish(#[from] PublishError),
-    /// No answer in time; the command may still be handled.
-    #[error("no reply within {0:?}")]
-    Timeout(Duration),
-    /// The handler refused the command for good.
-    #[error("{kind}: {message}")]
-    Failed {
-        /// Error kind from the handler side.
-        kind: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// The reply channel closed while waiting.
-    #[error("reply channel closed")]
-    Disconnected,
-}
 
 /// Sends commands and awaits their replies.
 pub struct Requester {

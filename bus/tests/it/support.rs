@@ -5,13 +5,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bus::amqp::{AmqpConnection, AmqpConsumer, ConsumerOptions, GroupTopology};
 use bus::{Context, Handler, HandlerError, Reply};
-use lapin::options::QueueDeleteOptions;
 use migrations::{Migrator, MigratorTrait};
-use schemas::{AnyMessage, Envelope, TenantId, routing};
+use schemas::{AnyMessage, Envelope, TenantId};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Logs to the test output when `TEST_LOG` is set (silent otherwise).
@@ -92,76 +89,6 @@ impl Handler for Scripted {
             }
             (self.script)(context.message, context.attempt)
         })
-    }
-}
-
-/// A running consumer group; stop it with [`Group::stop`].
-pub struct Group {
-    pub topology: GroupTopology,
-    pub publisher: AmqpConnection,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Group {
-    /// Starts a consumer for a fresh group, bound to a routing key of its own on the commands exchange.
-    pub async fn start(
-        handler: Arc<dyn Handler>,
-        retry_delays: Vec<Duration>,
-        options: ConsumerOptions,
-        database: Option<DatabaseConnection>,
-    ) -> Self {
-        init_logs();
-        let name = unique("g");
-        let topology = GroupTopology {
-            group: name.clone(),
-            bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{name}"))],
-            retry_delays,
-        };
-        let publisher = AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher").await.unwrap();
-        publisher.declare_exchanges().await.unwrap();
-        // Declared before the consumer starts, so the first publish is routable.
-        topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
-        let consumer = AmqpConsumer::new(amqp_url(), topology.clone(), options, handler, database);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(consumer.run(async move {
-            let _ = stopped.await;
-        }));
-        Self { topology, publisher, stop: Some(stop), task: Some(task) }
-    }
-
-    /// The routing key this group's work queue is bound to.
-    pub fn key(&self) -> String {
-        format!("test.{}", self.topology.group)
-    }
-
-    /// Publishes an envelope to the group.
-    pub async fn send<T: serde::Serialize>(&self, envelope: &Envelope<T>) {
-        self.publisher.publish(routing::COMMANDS_EXCHANGE, &self.key(), envelope).await.unwrap();
-    }
-
-    /// Stops the consumer (finishing in-flight work).
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
-    }
-
-    /// Stops the consumer and deletes the group's queues.
-    pub async fn finish(mut self) {
-        self.stop().await;
-        let channel = self.publisher.channel().await.unwrap();
-        let mut queues = vec![self.topology.work_queue(), self.topology.dead_letter_queue()];
-        for retry in 1..=self.topology.retry_delays.len() as u32 {
-            queues.push(self.topology.retry_queue(retry).unwrap().0);
-        }
-        for queue in queues {
-            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-        }
-        self.publisher.close().await;
     }
 }
 

@@ -4,6 +4,15 @@
 //! as the body, so a mobile app subscribed to `{topic}.CHARGING` reads the seed's exact object.
 //! Core NATS carries realtime fan-out (fire and forget by design); JetStream carries what must be
 //! durable, de-duplicated by `Nats-Msg-Id` = envelope id within the stream's duplicate window.
+//!
+//! Layout: this file (connection, streams, publishing), `consumer` (the JetStream consumer
+//! runtime), `dead_letters` (the dead-letter stream: listing and replaying).
+
+mod consumer;
+mod dead_letters;
+
+pub use consumer::{JetStreamConsumer, JetStreamGroup};
+pub use dead_letters::{list_dead_letters, replay_dead_letters};
 
 use std::time::Duration;
 
@@ -13,7 +22,7 @@ use schemas::{AnyMessage, DecodeError, Envelope, decode_any_binary, subjects};
 use serde::Serialize;
 
 use crate::error::redact_url;
-use crate::{BusError, EngineReport, EngineState, PublishError};
+use crate::{BusError, EngineReport, EngineState, PublishError, ReplyBody, RequestError};
 
 /// Header prefix of CloudEvents attributes in binary mode (CloudEvents NATS binding).
 pub const HEADER_PREFIX: &str = "ce-";
@@ -43,10 +52,13 @@ impl NatsConnection {
 
     /// Creates the JetStream streams voltbus stores durable subjects in, if they do not exist.
     pub async fn ensure_streams(&self) -> Result<(), BusError> {
-        for (name, subjects) in [
+        let streams = [
             (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects()),
             (subjects::EVENTS_STREAM, subjects::events_stream_subjects()),
-        ] {
+            (subjects::DEAD_LETTER_STREAM, subjects::dead_letter_stream_subjects()),
+            (subjects::ADVISORY_STREAM, subjects::advisory_stream_subjects()),
+        ];
+        for (name, subjects) in streams {
             let config = stream::Config {
                 name: name.to_owned(),
                 subjects,
@@ -96,6 +108,53 @@ impl NatsConnection {
         Ok(())
     }
 
+    /// Publishes prepared headers and body to JetStream and waits for the stream's ack.
+    pub(crate) async fn publish_stored(&self, subject: String, headers: HeaderMap, body: bytes::Bytes) -> Result<(), PublishError> {
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, body)
+            .await
+            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+        ack.await.map_err(|e| PublishError::NotStored(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Publishes command `envelope` to JetStream subject `subject` and waits up to `timeout` for the
+    /// consumer group's reply on a private inbox (the `voltbus-reply-to` header).
+    pub async fn request<T: Serialize>(
+        &self,
+        subject: String,
+        envelope: &Envelope<T>,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, RequestError> {
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| RequestError::Publish(PublishError::Disconnected(e.to_string())))?;
+        let (mut headers, body) = binary(envelope);
+        // Each request is its own publish: a repeated command must reach the group, whose inbox
+        // answers it with the first reply. Stream de-duplication would swallow it unanswered.
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::now_v7().to_string().as_str());
+        headers.insert(consumer::headers::REPLY_TO, inbox.as_str());
+        self.publish_stored(subject, headers, body.into()).await?;
+        match tokio::time::timeout(timeout, futures_util::StreamExt::next(&mut replies)).await {
+            Ok(Some(reply)) => match serde_json::from_slice(&reply.payload) {
+                Ok(ReplyBody::Ok { data }) => Ok(data),
+                Ok(ReplyBody::Error { kind, message }) => Err(RequestError::Failed { kind, message }),
+                Err(e) => Err(RequestError::Failed { kind: "malformed_reply".into(), message: e.to_string() }),
+            },
+            Ok(None) => Err(RequestError::Disconnected),
+            Err(_) => Err(RequestError::Timeout(timeout)),
+        }
+    }
+
+    /// The core client, for replies and advisories.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Subscribes on core NATS.
     pub async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
         self.client
@@ -130,18 +189,44 @@ impl NatsConnection {
 
 /// Decodes a binary-mode NATS message as a message of any catalogue type.
 pub fn decode(message: &async_nats::Message) -> Result<Envelope<AnyMessage>, DecodeError> {
-    let headers = message.headers.as_ref();
-    let attribute = |name: &str| {
-        headers.and_then(|h| h.get(format!("{HEADER_PREFIX}{name}").as_str())).map(|v| v.as_str().to_owned())
-    };
-    decode_any_binary(attribute, &message.payload)
+    decode_parts(message.headers.as_ref(), &message.payload)
 }
 
-fn binary<T: Serialize>(envelope: &Envelope<T>) -> (HeaderMap, Vec<u8>) {
+/// Decodes binary-mode headers and body.
+pub(crate) fn decode_parts(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Envelope<AnyMessage>, DecodeError> {
+    let attribute = |name: &str| {
+        let header = header_name(name).map_or_else(|| format!("{HEADER_PREFIX}{name}"), str::to_owned);
+        headers.and_then(|h| h.get(header.as_str())).map(|v| v.as_str().to_owned())
+    };
+    decode_any_binary(attribute, payload)
+}
+
+/// The header carrying an attribute, spelled out so publishing allocates no header names.
+fn header_name(attribute: &str) -> Option<&'static str> {
+    Some(match attribute {
+        "specversion" => "ce-specversion",
+        "id" => "ce-id",
+        "source" => "ce-source",
+        "type" => "ce-type",
+        "dataversion" => "ce-dataversion",
+        "time" => "ce-time",
+        "datacontenttype" => "ce-datacontenttype",
+        "tenant" => "ce-tenant",
+        "correlationid" => "ce-correlationid",
+        "subject" => "ce-subject",
+        "causationid" => "ce-causationid",
+        _ => return None,
+    })
+}
+
+pub(crate) fn binary<T: Serialize>(envelope: &Envelope<T>) -> (HeaderMap, Vec<u8>) {
     let message = envelope.to_binary();
     let mut headers = HeaderMap::new();
-    for attribute in &message.attributes {
-        headers.insert(format!("{HEADER_PREFIX}{}", attribute.name).as_str(), attribute.value.as_str());
+    for attribute in message.attributes {
+        match header_name(attribute.name) {
+            Some(name) => headers.insert(name, attribute.value),
+            None => headers.insert(format!("{HEADER_PREFIX}{}", attribute.name).as_str(), attribute.value),
+        }
     }
     headers.insert("content-type", "application/json");
     (headers, message.body)

@@ -1,0 +1,358 @@
+//! The consumer runtime for JetStream: the same contract as on RabbitMQ, through JetStream's own
+//! means.
+//!
+//! - A consumer group is a durable pull consumer (explicit acks, `max_ack_pending` = prefetch) on
+//!   one stream and filter subject; instances of the group share it as competing consumers.
+//! - Success: `double_ack`, which waits for the server (a plain `ack` does not; BUS-NOTES).
+//! - Retryable error: `nak` with the schedule's delay; the delivery count is the attempt number.
+//! - Permanent error, last attempt, or undecodable: the message is published, stored, to the
+//!   dead-letter stream with headers saying why, from where and after how many attempts, then acked.
+//! - A message whose deliveries run out without a verdict (the handler's process died each time)
+//!   hits `max_deliver` (the attempts plus 20 crash redeliveries, as RabbitMQ's delivery limit); the server's max-deliveries advisory is kept in a stream, and the runtime
+//!   moves that message to the dead-letter stream too.
+//! - One aggregate's messages are handled in order (lanes by `ce-subject`), as on RabbitMQ.
+//! - The `messages()` stream reports missed heartbeats as items: they are logged and consumption
+//!   goes on; any other error ends the session and the consumer is looked up or re-created.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{AckKind, Message};
+use futures_util::StreamExt;
+use schemas::subjects;
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::{NatsConnection, decode_parts};
+use crate::amqp::ConsumerOptions;
+use crate::handler::Handler;
+use crate::runtime::{Processor, Verdict, lane_of};
+use crate::{BusError, PublishError};
+
+/// Redeliveries allowed for messages whose handler never answered (its process died).
+const CRASH_REDELIVERIES: i64 = 20;
+/// Default of [`JetStreamGroup::ack_wait`].
+const ACK_WAIT: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Header names the runtime adds to a dead letter.
+pub(crate) mod headers {
+    /// Why, in words.
+    pub const REASON: &str = "voltbus-reason";
+    /// Why, as a short kind.
+    pub const ERROR_KIND: &str = "voltbus-error-kind";
+    /// The stream the message came from.
+    pub const SOURCE_STREAM: &str = "voltbus-source-stream";
+    /// The subject it was published on (where a replay publishes it again).
+    pub const SOURCE_SUBJECT: &str = "voltbus-source-subject";
+    /// Attempts made.
+    pub const ATTEMPTS: &str = "voltbus-attempts";
+    /// When it failed.
+    pub const FAILED_AT: &str = "voltbus-failed-at";
+    /// Where a requester waits for the reply.
+    pub const REPLY_TO: &str = "voltbus-reply-to";
+}
+
+/// A JetStream consumer group: which stream and subjects it consumes, and its retry schedule.
+#[derive(Clone, Debug)]
+pub struct JetStreamGroup {
+    /// Group name: the durable consumer's name and the dead-letter subject's last token.
+    pub group: String,
+    /// Stream consumed.
+    pub stream: String,
+    /// Subjects taken from it.
+    pub filter_subject: String,
+    /// Delay before each retry.
+    pub retry_delays: Vec<Duration>,
+    /// How long the server waits for an ack before it redelivers to another instance: longer
+    /// than any handler takes, short enough that a crashed instance's work moves on soon.
+    pub ack_wait: Duration,
+}
+
+impl JetStreamGroup {
+    /// A group with the default ack wait (30 s).
+    pub fn new(group: impl Into<String>, stream: impl Into<String>, filter_subject: impl Into<String>, retry_delays: Vec<Duration>) -> Self {
+        Self { group: group.into(), stream: stream.into(), filter_subject: filter_subject.into(), retry_delays, ack_wait: ACK_WAIT }
+    }
+
+    /// Every attempt of the schedule plus as many redeliveries after crashes as RabbitMQ's
+    /// delivery limit allows, so a crash does not eat a retry; past that the advisory fires.
+    fn max_deliver(&self) -> i64 {
+        i64::try_from(self.retry_delays.len()).unwrap_or(0) + 1 + CRASH_REDELIVERIES
+    }
+
+    /// Creates the durable consumer if it does not exist.
+    pub async fn declare(&self, nats: &NatsConnection) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, BusError> {
+        let topology = |reason: String| BusError::Topology { what: format!("consumer {}", self.group), reason };
+        if !self.group.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(topology("group names may only contain letters, digits, `-` and `_`".into()));
+        }
+        let stream = nats.jetstream().get_stream(&self.stream).await.map_err(|e| topology(e.to_string()))?;
+        let config = pull::Config {
+            durable_name: Some(self.group.clone()),
+            filter_subject: self.filter_subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver(),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        };
+        stream.get_or_create_consumer(&self.group, config).await.map_err(|e| topology(e.to_string()))
+    }
+}
+
+/// A consumer group's runtime on JetStream.
+pub struct JetStreamConsumer {
+    nats: NatsConnection,
+    topology: JetStreamGroup,
+    options: ConsumerOptions,
+    processor: Processor,
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost,
+}
+
+/// The server's max-deliveries advisory (only the fields used).
+#[derive(Deserialize)]
+struct MaxDeliveries {
+    stream: String,
+    consumer: String,
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+impl JetStreamConsumer {
+    /// A runtime for `topology`'s group; with a database, each message is handled in a
+    /// transaction with its inbox record.
+    pub fn new(
+        nats: NatsConnection,
+        topology: JetStreamGroup,
+        options: ConsumerOptions,
+        handler: Arc<dyn Handler>,
+        database: Option<DatabaseConnection>,
+    ) -> Self {
+        let options = ConsumerOptions { prefetch: options.prefetch.max(1), lanes: options.lanes.max(1) };
+        let processor = Processor::new(topology.group.clone(), handler, database, topology.retry_delays.clone());
+        Self { nats, topology, options, processor }
+    }
+
+    /// Runs until `shutdown` resolves, re-creating the consumer when it is lost.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let this = Arc::new(self);
+        tokio::pin!(shutdown);
+        let advisories = tokio::spawn(Arc::clone(&this).watch_max_deliveries());
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match this.session(shutdown.as_mut(), &mut backoff).await {
+                Ok(SessionEnd::Shutdown) => break,
+                Ok(SessionEnd::Lost) => tracing::warn!(group = %this.topology.group, "JetStream consumer lost; re-creating"),
+                Err(error) => tracing::warn!(group = %this.topology.group, %error, ?backoff, "cannot consume; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.as_mut() => break,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        advisories.abort();
+    }
+
+    async fn session(
+        self: &Arc<Self>,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+        backoff: &mut Duration,
+    ) -> Result<SessionEnd, BusError> {
+        let group = &self.topology.group;
+        let consumer = self.topology.declare(&self.nats).await?;
+        let mut messages = consumer
+            .stream()
+            // Bounded window of unacked messages: an unbounded one starved consumers (async-nats #1285).
+            .max_messages_per_batch(usize::from(self.options.prefetch))
+            .messages()
+            .await
+            .map_err(|e| BusError::Consume { source_name: group.clone(), reason: e.to_string() })?;
+        *backoff = FIRST_BACKOFF;
+        tracing::info!(%group, stream = %self.topology.stream, filter = %self.topology.filter_subject, "consuming");
+
+        let mut lanes = Vec::with_capacity(self.options.lanes);
+        let mut workers = JoinSet::new();
+        for _ in 0..self.options.lanes {
+            let (sender, mut receiver) = mpsc::channel::<Message>(usize::from(self.options.prefetch));
+            lanes.push(sender);
+            let this = Arc::clone(self);
+            workers.spawn(async move {
+                while let Some(message) = receiver.recv().await {
+                    this.process(message).await;
+                }
+            });
+        }
+
+        let end = loop {
+            tokio::select! {
+                next = messages.next() => match next {
+                    Some(Ok(message)) => {
+                        let aggregate = message.headers.as_ref().and_then(|h| h.get("ce-subject")).map(|v| v.as_str().to_owned());
+                        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+                        let lane = lane_of(aggregate.as_deref(), sequence, lanes.len());
+                        if lanes[lane].send(message).await.is_err() {
+                            break SessionEnd::Lost;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+                        if matches!(error.kind(), MessagesErrorKind::MissingHeartbeat) {
+                            // Heartbeats come as items; a missed one alone is not fatal.
+                            tracing::debug!(%group, "missed a JetStream heartbeat");
+                            continue;
+                        }
+                        tracing::warn!(%group, %error, "JetStream message stream failed");
+                        break SessionEnd::Lost;
+                    }
+                    None => break SessionEnd::Lost,
+                },
+                () = shutdown.as_mut() => break SessionEnd::Shutdown,
+            }
+        };
+        // Stop pulling; what was handed to lanes is finished, anything else is redelivered later.
+        drop(messages);
+        drop(lanes);
+        while workers.join_next().await.is_some() {}
+        Ok(end)
+    }
+
+    async fn process(&self, message: Message) {
+        let attempt = message.info().map(|i| u32::try_from(i.delivered).unwrap_or(1)).unwrap_or(1).max(1);
+        let decoded = decode_parts(message.headers.as_ref(), &message.payload);
+        let span = self.processor.span(&decoded, attempt);
+        async {
+            let verdict = self.processor.process(decoded, attempt).await;
+            if let (Some(body), Some(reply_to)) =
+                (verdict.reply_body(), message.headers.as_ref().and_then(|h| h.get(headers::REPLY_TO)))
+            {
+                let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                if let Err(error) = self.nats.client().publish(reply_to.to_string(), bytes.into()).await {
+                    tracing::warn!(%error, "reply could not be sent");
+                }
+            }
+            self.settle(message, verdict, attempt).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn settle(&self, message: Message, verdict: Verdict, attempt: u32) {
+        let outcome = match verdict {
+            Verdict::Done { .. } => message.double_ack().await.map_err(|e| e.to_string()),
+            Verdict::Retry { delay, .. } => message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| e.to_string()),
+            Verdict::DeadLetter { kind, reason } => {
+                let moved = self
+                    .dead_letter(message.headers.clone(), message.payload.clone(), message.subject.as_str(), &kind, &reason, attempt)
+                    .await;
+                match moved {
+                    Ok(()) => message.double_ack().await.map_err(|e| e.to_string()),
+                    Err(error) => {
+                        tracing::error!(%error, "could not store the dead letter; the message will come again");
+                        message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| e.to_string())
+                    }
+                }
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "ack failed; the message will be redelivered and the inbox makes that harmless");
+        }
+    }
+
+    /// Stores a copy of a message in the dead-letter stream with the failure headers.
+    async fn dead_letter(
+        &self,
+        original: Option<HeaderMap>,
+        payload: bytes::Bytes,
+        subject: &str,
+        kind: &str,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), PublishError> {
+        let mut headers = original.unwrap_or_default();
+        headers.insert(headers::REASON, reason);
+        headers.insert(headers::ERROR_KIND, kind);
+        headers.insert(headers::SOURCE_STREAM, self.topology.stream.as_str());
+        headers.insert(headers::SOURCE_SUBJECT, subject);
+        headers.insert(headers::ATTEMPTS, attempts.to_string());
+        headers.insert(headers::FAILED_AT, chrono::Utc::now().to_rfc3339());
+        // The original Nats-Msg-Id would make the dead-letter stream drop it as a duplicate of
+        // nothing it holds only by luck; it gets its own.
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::now_v7().to_string());
+        self.nats.publish_stored(subjects::dead_letter_subject(&self.topology.group), headers, payload).await
+    }
+
+    /// Moves messages whose deliveries ran out (the server's advisory) to the dead-letter stream.
+    async fn watch_max_deliveries(self: Arc<Self>) {
+        let subject = subjects::max_deliveries_advisory(&self.topology.stream, &self.topology.group);
+        let name = format!("{}-advisories", self.topology.group);
+        loop {
+            if let Err(error) = self.drain_advisories(&subject, &name).await {
+                tracing::warn!(group = %self.topology.group, %error, "max-deliveries watcher failed; restarting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn drain_advisories(&self, subject: &str, name: &str) -> Result<(), String> {
+        let stream = self.nats.jetstream().get_stream(subjects::ADVISORY_STREAM).await.map_err(|e| e.to_string())?;
+        let consumer = stream
+            .get_or_create_consumer(
+                name,
+                pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    filter_subject: subject.to_owned(),
+                    ack_policy: AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let source = self.nats.jetstream().get_stream(&self.topology.stream).await.map_err(|e| e.to_string())?;
+        let mut advisories = consumer.messages().await.map_err(|e| e.to_string())?;
+        while let Some(advisory) = advisories.next().await {
+            let advisory = match advisory {
+                Ok(advisory) => advisory,
+                Err(error) => {
+                    tracing::debug!(%error, "advisory stream item");
+                    continue;
+                }
+            };
+            let Ok(event) = serde_json::from_slice::<MaxDeliveries>(&advisory.payload) else {
+                let _ = advisory.double_ack().await;
+                continue;
+            };
+            if event.stream != self.topology.stream || event.consumer != self.topology.group {
+                let _ = advisory.double_ack().await;
+                continue;
+            }
+            match source.get_raw_message(event.stream_seq).await {
+                Ok(original) => {
+                    let attempts = u32::try_from(event.deliveries).unwrap_or(u32::MAX);
+                    let reason = format!("not acknowledged after {} deliveries", event.deliveries);
+                    self.dead_letter(Some(original.headers), original.payload, original.subject.as_str(), "max_deliveries", &reason, attempts)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                // Gone from the stream already (limits): nothing left to move.
+                Err(error) => tracing::warn!(seq = event.stream_seq, %error, "message of a max-deliveries advisory is gone"),
+            }
+            advisory.double_ack().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! The conformance suite on NATS JetStream, each test on a nats-server of its own (its own port
+//! and store), so a test can restart its server without disturbing anyone.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bus::amqp::ConsumerOptions;
+use bus::nats::{JetStreamConsumer, JetStreamGroup, NatsConnection};
+use bus::{DeadLetter, Handler, RequestError};
+use schemas::Envelope;
+use schemas::rides::PauseRide;
+use schemas::subjects;
+use sea_orm::DatabaseConnection;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::Harness;
+use crate::support::{init_logs, unique};
+
+/// The subject every test message is published on; the events stream stores it.
+const SUBJECT: &str = "voltbus.test.events.conformance.ride";
+
+/// A private nats-server with JetStream.
+struct PrivateNats {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("nats"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self { port, dir, child: None };
+        server.boot();
+        server
+    }
+
+    fn boot(&mut self) {
+        let binary = ["/usr/sbin/nats-server", "nats-server"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("nats-server");
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private nats-server did not listen on {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A JetStream consumer group on a private server.
+pub struct Nats {
+    server: PrivateNats,
+    nats: NatsConnection,
+    topology: JetStreamGroup,
+    handler: Arc<dyn Handler>,
+    options: ConsumerOptions,
+    database: Option<DatabaseConnection>,
+    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Nats {
+    async fn spawn(&mut self) {
+        let nats = NatsConnection::connect(&self.server.url(), "voltbus-test-consumer").await.unwrap();
+        let consumer = JetStreamConsumer::new(nats, self.topology.clone(), self.options, self.handler.clone(), self.database.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(consumer.run(async move {
+            let _ = stopped.await;
+        }));
+        self.running = Some((stop, task));
+    }
+
+    async fn publish(&self, headers: HeaderMap, body: Vec<u8>) {
+        let mut headers = headers;
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::now_v7().to_string().as_str());
+        let ack = self.nats.jetstream().publish_with_headers(SUBJECT, headers, body.into()).await.unwrap();
+        ack.await.unwrap();
+    }
+}
+
+fn binary_headers(envelope: &Envelope<PauseRide>) -> (HeaderMap, Vec<u8>) {
+    let binary = envelope.to_binary();
+    let mut headers = HeaderMap::new();
+    for attribute in binary.attributes {
+        headers.insert(format!("ce-{}", attribute.name).as_str(), attribute.value);
+    }
+    (headers, binary.body)
+}
+
+impl Harness for Nats {
+    async fn start(handler: Arc<dyn Handler>, retry_delays: Vec<Duration>, options: ConsumerOptions, database: Option<DatabaseConnection>) -> Self {
+        init_logs();
+        let server = PrivateNats::start();
+        let nats = NatsConnection::connect(&server.url(), "voltbus-test-publisher").await.unwrap();
+        nats.ensure_streams().await.unwrap();
+        let mut topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, retry_delays);
+        // Short, so a killed consumer's message moves on within the test.
+        topology.ack_wait = Duration::from_secs(2);
+        topology.declare(&nats).await.unwrap();
+        let mut harness = Self { server, nats, topology, handler, options, database, running: None };
+        harness.spawn().await;
+        harness
+    }
+
+    async fn send(&self, envelope: &Envelope<PauseRide>) {
+        self.nats.publish_durable(SUBJECT.into(), envelope).await.unwrap();
+    }
+
+    async fn send_garbage(&self) {
+        self.publish(HeaderMap::new(), b"\x00garbage".to_vec()).await;
+    }
+
+    async fn send_version(&self, envelope: &Envelope<PauseRide>, version: &str) {
+        let (mut headers, body) = binary_headers(envelope);
+        headers.insert("ce-dataversion", version);
+        self.publish(headers, body).await;
+    }
+
+    async fn request(&self, envelope: &Envelope<PauseRide>, timeout: Duration) -> Result<Value, RequestError> {
+        self.nats.request(SUBJECT.into(), envelope, timeout).await
+    }
+
+    async fn dead_letters(&self) -> Vec<DeadLetter> {
+        bus::nats::list_dead_letters(&self.nats, &self.topology.group, 100).await.unwrap()
+    }
+
+    async fn replay(&self, message_id: Option<&str>) -> usize {
+        bus::nats::replay_dead_letters(&self.nats, &self.topology.group, message_id).await.unwrap()
+    }
+
+    async fn pending(&self) -> u64 {
+        let stream = self.nats.jetstream().get_stream(subjects::EVENTS_STREAM).await.unwrap();
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream.get_consumer(&self.topology.group).await.unwrap();
+        let info = consumer.info().await.unwrap();
+        info.num_pending + info.num_ack_pending as u64
+    }
+
+    async fn force_disconnect(&mut self) {
+        // Restarting the server cuts every connection; the stream and the consumer are on disk.
+        self.server.kill();
+        self.server.boot();
+    }
+
+    async fn kill_and_restart(&mut self) {
+        if let Some((_, task)) = self.running.take() {
+            task.abort();
+        }
+        self.spawn().await;
+    }
+
+    async fn stop(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(());
+            task.await.unwrap();
+        }
+    }
+
+    async fn finish(mut self) {
+        self.stop().await;
+    }
+}
+
+super::conformance!(Nats);
