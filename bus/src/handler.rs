@@ -83,4 +83,3 @@ pub enum RequestError {
     #[error("reply channel closed")]
     Disconnected,
 }
-

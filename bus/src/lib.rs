@@ -14,8 +14,8 @@
 //! - `outbox`: messages written with a handler's transaction, and the relay that publishes them.
 
 pub mod amqp;
-pub mod embedded;
 mod dead_letter;
+pub mod embedded;
 mod error;
 mod handler;
 mod health;

@@ -16,9 +16,9 @@ mod headers;
 mod requester;
 mod topology;
 
+pub use crate::handler::RequestError;
 pub use consumer::{AmqpConsumer, ConsumerOptions};
 pub use dead_letters::{list_dead_letters, replay_dead_letters};
-pub use crate::handler::RequestError;
 pub use requester::Requester;
 pub use topology::GroupTopology;
 

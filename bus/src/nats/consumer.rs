@@ -37,8 +37,8 @@ use crate::handler::Handler;
 use crate::runtime::{Processor, Verdict, lane_of};
 use crate::{BusError, PublishError};
 
-/// Redeliveries allowed for messages whose handler never answered (its process died).
-const CRASH_REDELIVERIES: i64 = 20;
+/// Default of [`JetStreamGroup::crash_redeliveries`], as RabbitMQ's delivery limit.
+const CRASH_REDELIVERIES: u32 = 20;
 /// Default of [`JetStreamGroup::ack_wait`].
 const ACK_WAIT: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -76,22 +76,39 @@ pub struct JetStreamGroup {
     /// How long the server waits for an ack before it redelivers to another instance: longer
     /// than any handler takes, short enough that a crashed instance's work moves on soon.
     pub ack_wait: Duration,
+    /// Redeliveries allowed beyond the schedule for messages whose handler never answered.
+    pub crash_redeliveries: u32,
 }
 
 impl JetStreamGroup {
     /// A group with the default ack wait (30 s).
-    pub fn new(group: impl Into<String>, stream: impl Into<String>, filter_subject: impl Into<String>, retry_delays: Vec<Duration>) -> Self {
-        Self { group: group.into(), stream: stream.into(), filter_subject: filter_subject.into(), retry_delays, ack_wait: ACK_WAIT }
+    pub fn new(
+        group: impl Into<String>,
+        stream: impl Into<String>,
+        filter_subject: impl Into<String>,
+        retry_delays: Vec<Duration>,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            stream: stream.into(),
+            filter_subject: filter_subject.into(),
+            retry_delays,
+            ack_wait: ACK_WAIT,
+            crash_redeliveries: CRASH_REDELIVERIES,
+        }
     }
 
     /// Every attempt of the schedule plus as many redeliveries after crashes as RabbitMQ's
     /// delivery limit allows, so a crash does not eat a retry; past that the advisory fires.
     fn max_deliver(&self) -> i64 {
-        i64::try_from(self.retry_delays.len()).unwrap_or(0) + 1 + CRASH_REDELIVERIES
+        i64::try_from(self.retry_delays.len()).unwrap_or(0) + 1 + i64::from(self.crash_redeliveries)
     }
 
     /// Creates the durable consumer if it does not exist.
-    pub async fn declare(&self, nats: &NatsConnection) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, BusError> {
+    pub async fn declare(
+        &self,
+        nats: &NatsConnection,
+    ) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, BusError> {
         let topology = |reason: String| BusError::Topology { what: format!("consumer {}", self.group), reason };
         if !self.group.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(topology("group names may only contain letters, digits, `-` and `_`".into()));
@@ -156,8 +173,12 @@ impl JetStreamConsumer {
         loop {
             match this.session(shutdown.as_mut(), &mut backoff).await {
                 Ok(SessionEnd::Shutdown) => break,
-                Ok(SessionEnd::Lost) => tracing::warn!(group = %this.topology.group, "JetStream consumer lost; re-creating"),
-                Err(error) => tracing::warn!(group = %this.topology.group, %error, ?backoff, "cannot consume; retrying"),
+                Ok(SessionEnd::Lost) => {
+                    tracing::warn!(group = %this.topology.group, "JetStream consumer lost; re-creating")
+                }
+                Err(error) => {
+                    tracing::warn!(group = %this.topology.group, %error, ?backoff, "cannot consume; retrying")
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -254,10 +275,19 @@ impl JetStreamConsumer {
     async fn settle(&self, message: Message, verdict: Verdict, attempt: u32) {
         let outcome = match verdict {
             Verdict::Done { .. } => message.double_ack().await.map_err(|e| e.to_string()),
-            Verdict::Retry { delay, .. } => message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| e.to_string()),
+            Verdict::Retry { delay, .. } => {
+                message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| e.to_string())
+            }
             Verdict::DeadLetter { kind, reason } => {
                 let moved = self
-                    .dead_letter(message.headers.clone(), message.payload.clone(), message.subject.as_str(), &kind, &reason, attempt)
+                    .dead_letter(
+                        message.headers.clone(),
+                        message.payload.clone(),
+                        message.subject.as_str(),
+                        &kind,
+                        &reason,
+                        attempt,
+                    )
                     .await;
                 match moved {
                     Ok(()) => message.double_ack().await.map_err(|e| e.to_string()),
@@ -344,12 +374,21 @@ impl JetStreamConsumer {
                 Ok(original) => {
                     let attempts = u32::try_from(event.deliveries).unwrap_or(u32::MAX);
                     let reason = format!("not acknowledged after {} deliveries", event.deliveries);
-                    self.dead_letter(Some(original.headers), original.payload, original.subject.as_str(), "max_deliveries", &reason, attempts)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    self.dead_letter(
+                        Some(original.headers),
+                        original.payload,
+                        original.subject.as_str(),
+                        "max_deliveries",
+                        &reason,
+                        attempts,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                 }
                 // Gone from the stream already (limits): nothing left to move.
-                Err(error) => tracing::warn!(seq = event.stream_seq, %error, "message of a max-deliveries advisory is gone"),
+                Err(error) => {
+                    tracing::warn!(seq = event.stream_seq, %error, "message of a max-deliveries advisory is gone")
+                }
             }
             advisory.double_ack().await.map_err(|e| e.to_string())?;
         }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt;
 use schemas::subjects;
 
@@ -73,7 +73,11 @@ pub async fn list_dead_letters(nats: &NatsConnection, group: &str, limit: usize)
 
 /// Publishes dead letters again on their original subject (one by message id, or all) and removes
 /// each from the dead-letter stream once the source stream stored it. Returns how many.
-pub async fn replay_dead_letters(nats: &NatsConnection, group: &str, message_id: Option<&str>) -> Result<usize, BusError> {
+pub async fn replay_dead_letters(
+    nats: &NatsConnection,
+    group: &str,
+    message_id: Option<&str>,
+) -> Result<usize, BusError> {
     let error = |reason: String| BusError::Consume { source_name: subjects::dead_letter_subject(group), reason };
     let stream = nats.jetstream().get_stream(subjects::DEAD_LETTER_STREAM).await.map_err(|e| error(e.to_string()))?;
     let mut replayed = 0;

@@ -109,7 +109,12 @@ impl NatsConnection {
     }
 
     /// Publishes prepared headers and body to JetStream and waits for the stream's ack.
-    pub(crate) async fn publish_stored(&self, subject: String, headers: HeaderMap, body: bytes::Bytes) -> Result<(), PublishError> {
+    pub(crate) async fn publish_stored(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<(), PublishError> {
         let ack = self
             .jetstream
             .publish_with_headers(subject, headers, body)

@@ -15,6 +15,8 @@ async fn a_command_no_queue_is_bound_for_is_refused_at_once() {
     connection.declare_exchanges().await.unwrap();
     let requester = Requester::new(&connection).await.unwrap();
     let envelope = pause_ride(Uuid::now_v7(), &tenant());
-    let unroutable = requester.request_to(routing::COMMANDS_EXCHANGE, "test.nobody-listens", &envelope, Duration::from_secs(10)).await;
+    let unroutable = requester
+        .request_to(routing::COMMANDS_EXCHANGE, "test.nobody-listens", &envelope, Duration::from_secs(10))
+        .await;
     assert!(matches!(unroutable, Err(RequestError::Publish(bus::PublishError::Returned { .. }))), "{unroutable:?}");
 }

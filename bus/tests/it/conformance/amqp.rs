@@ -33,7 +33,13 @@ impl Amqp {
     }
 
     fn spawn(&mut self) {
-        let consumer = AmqpConsumer::new(amqp_url(), self.topology.clone(), self.options, self.handler.clone(), self.database.clone());
+        let consumer = AmqpConsumer::new(
+            amqp_url(),
+            self.topology.clone(),
+            self.options,
+            self.handler.clone(),
+            self.database.clone(),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(consumer.run(async move {
             let _ = stopped.await;
@@ -51,7 +57,10 @@ impl Amqp {
                 .unwrap();
             let text = String::from_utf8_lossy(&listed.stdout);
             if let Some(pid) = text.lines().find(|l| l.contains(&name)).and_then(|l| l.split_whitespace().next()) {
-                let closed = std::process::Command::new("rabbitmqctl").args(["close_connection", pid, "test: forced close"]).output().unwrap();
+                let closed = std::process::Command::new("rabbitmqctl")
+                    .args(["close_connection", pid, "test: forced close"])
+                    .output()
+                    .unwrap();
                 assert!(closed.status.success(), "{}", String::from_utf8_lossy(&closed.stderr));
                 return;
             }
@@ -62,10 +71,19 @@ impl Amqp {
 }
 
 impl Harness for Amqp {
-    async fn start(handler: Arc<dyn Handler>, retry_delays: Vec<Duration>, options: ConsumerOptions, database: Option<DatabaseConnection>) -> Self {
+    async fn start(
+        handler: Arc<dyn Handler>,
+        retry_delays: Vec<Duration>,
+        options: ConsumerOptions,
+        database: Option<DatabaseConnection>,
+    ) -> Self {
         init_logs();
         let group = unique("g");
-        let topology = GroupTopology { group: group.clone(), bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{group}"))], retry_delays };
+        let topology = GroupTopology {
+            group: group.clone(),
+            bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{group}"))],
+            retry_delays,
+        };
         let publisher = AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher").await.unwrap();
         publisher.declare_exchanges().await.unwrap();
         // Declared before the consumer starts, so the first publish is routable.
@@ -81,14 +99,20 @@ impl Harness for Amqp {
     }
 
     async fn send_garbage(&self) {
-        self.publisher.publish_raw(routing::COMMANDS_EXCHANGE, &self.key(), b"\x00garbage", Default::default(), true).await.unwrap();
+        self.publisher
+            .publish_raw(routing::COMMANDS_EXCHANGE, &self.key(), b"\x00garbage", Default::default(), true)
+            .await
+            .unwrap();
     }
 
     async fn send_version(&self, envelope: &Envelope<PauseRide>, version: &str) {
         let mut json: Value = serde_json::from_slice(&envelope.encode()).unwrap();
         json["dataversion"] = Value::String(version.into());
         let body = json.to_string();
-        self.publisher.publish_raw(routing::COMMANDS_EXCHANGE, &self.key(), body.as_bytes(), Default::default(), true).await.unwrap();
+        self.publisher
+            .publish_raw(routing::COMMANDS_EXCHANGE, &self.key(), body.as_bytes(), Default::default(), true)
+            .await
+            .unwrap();
     }
 
     async fn request(&self, envelope: &Envelope<PauseRide>, timeout: Duration) -> Result<Value, RequestError> {
@@ -107,7 +131,11 @@ impl Harness for Amqp {
         // A quorum queue's message count includes unacknowledged messages.
         let channel = self.publisher.channel().await.unwrap();
         let queue = channel
-            .queue_declare(self.topology.work_queue().as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+            .queue_declare(
+                self.topology.work_queue().as_str().into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                Default::default(),
+            )
             .await
             .unwrap();
         u64::from(queue.message_count())

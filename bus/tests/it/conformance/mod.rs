@@ -23,7 +23,12 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// What the suite needs from a transport.
 pub trait Harness: Sized {
     /// Starts a consumer group of its own with `handler`.
-    async fn start(handler: Arc<dyn Handler>, retry_delays: Vec<Duration>, options: ConsumerOptions, database: Option<DatabaseConnection>) -> Self;
+    async fn start(
+        handler: Arc<dyn Handler>,
+        retry_delays: Vec<Duration>,
+        options: ConsumerOptions,
+        database: Option<DatabaseConnection>,
+    ) -> Self;
     /// Publishes a message to the group, confirmed by the broker.
     async fn send(&self, envelope: &Envelope<PauseRide>);
     /// Publishes bytes that are no envelope at all.
@@ -138,13 +143,18 @@ pub async fn retries_with_backoff_then_succeeds<H: Harness>() {
     let handler = Arc::new(Scripted::new(|_, attempt| {
         if attempt < 3 { Err(HandlerError::Retryable(format!("flaky #{attempt}"))) } else { Ok(None) }
     }));
-    let harness = H::start(handler.clone(), vec![Duration::from_millis(200), Duration::from_millis(400)], quick(), None).await;
+    let harness =
+        H::start(handler.clone(), vec![Duration::from_millis(200), Duration::from_millis(400)], quick(), None).await;
     let envelope = pause_ride(Uuid::now_v7(), &tenant());
     let sent = tokio::time::Instant::now();
     harness.send(&envelope).await;
     assert!(eventually(WAIT, || handler.calls.lock().unwrap().len() == 3).await);
     let calls = handler.calls.lock().unwrap().clone();
-    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), vec![1, 2, 3], "the attempt number travels with the message");
+    assert_eq!(
+        calls.iter().map(|c| c.1).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "the attempt number travels with the message"
+    );
     assert!(sent.elapsed() >= Duration::from_millis(600), "both delays were waited");
     assert!(wait_pending(&harness, 0).await);
     assert!(harness.dead_letters().await.is_empty());
@@ -176,7 +186,9 @@ pub async fn poison_messages_do_not_block<H: Harness>() {
         Some(s) if s.ends_with("000000000bad") => panic!("poison"),
         _ => Ok(None),
     }));
-    let harness = H::start(handler.clone(), vec![Duration::from_millis(100)], ConsumerOptions { prefetch: 10, lanes: 1 }, None).await;
+    let harness =
+        H::start(handler.clone(), vec![Duration::from_millis(100)], ConsumerOptions { prefetch: 10, lanes: 1 }, None)
+            .await;
     let tenant = tenant();
     harness.send_garbage().await;
     harness.send_version(&pause_ride(Uuid::now_v7(), &tenant), "2.0").await;
@@ -256,7 +268,9 @@ pub async fn replay_sends_dead_letters_back<H: Harness>() {
     let healthy = Arc::new(Mutex::new(false));
     let handler = Arc::new(Scripted::new({
         let healthy = Arc::clone(&healthy);
-        move |_, _| if *healthy.lock().unwrap() { Ok(None) } else { Err(HandlerError::Permanent("downstream refused".into())) }
+        move |_, _| {
+            if *healthy.lock().unwrap() { Ok(None) } else { Err(HandlerError::Permanent("downstream refused".into())) }
+        }
     }));
     let harness = H::start(handler.clone(), vec![], quick(), None).await;
     let tenant = tenant();

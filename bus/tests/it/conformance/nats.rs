@@ -41,7 +41,10 @@ impl PrivateNats {
     }
 
     fn boot(&mut self) {
-        let binary = ["/usr/sbin/nats-server", "nats-server"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("nats-server");
+        let binary = ["/usr/sbin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server");
         let child = Command::new(binary)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.dir)
@@ -92,7 +95,13 @@ pub struct Nats {
 impl Nats {
     async fn spawn(&mut self) {
         let nats = NatsConnection::connect(&self.server.url(), "voltbus-test-consumer").await.unwrap();
-        let consumer = JetStreamConsumer::new(nats, self.topology.clone(), self.options, self.handler.clone(), self.database.clone());
+        let consumer = JetStreamConsumer::new(
+            nats,
+            self.topology.clone(),
+            self.options,
+            self.handler.clone(),
+            self.database.clone(),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(consumer.run(async move {
             let _ = stopped.await;
@@ -118,7 +127,12 @@ fn binary_headers(envelope: &Envelope<PauseRide>) -> (HeaderMap, Vec<u8>) {
 }
 
 impl Harness for Nats {
-    async fn start(handler: Arc<dyn Handler>, retry_delays: Vec<Duration>, options: ConsumerOptions, database: Option<DatabaseConnection>) -> Self {
+    async fn start(
+        handler: Arc<dyn Handler>,
+        retry_delays: Vec<Duration>,
+        options: ConsumerOptions,
+        database: Option<DatabaseConnection>,
+    ) -> Self {
         init_logs();
         let server = PrivateNats::start();
         let nats = NatsConnection::connect(&server.url(), "voltbus-test-publisher").await.unwrap();
@@ -160,7 +174,8 @@ impl Harness for Nats {
 
     async fn pending(&self) -> u64 {
         let stream = self.nats.jetstream().get_stream(subjects::EVENTS_STREAM).await.unwrap();
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream.get_consumer(&self.topology.group).await.unwrap();
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(&self.topology.group).await.unwrap();
         let info = consumer.info().await.unwrap();
         info.num_pending + info.num_ack_pending as u64
     }
@@ -191,3 +206,53 @@ impl Harness for Nats {
 }
 
 super::conformance!(Nats);
+
+/// A message whose consumer died while holding it runs out of deliveries; the server's advisory
+/// is kept in a stream, and the next runtime moves the message to the dead letters even though
+/// the instance that held it is gone.
+#[tokio::test]
+async fn exhausted_deliveries_reach_the_dead_letters_through_the_advisory() {
+    use crate::support::{Scripted, pause_ride, tenant};
+
+    init_logs();
+    let server = PrivateNats::start();
+    let nats = NatsConnection::connect(&server.url(), "voltbus-test").await.unwrap();
+    nats.ensure_streams().await.unwrap();
+    let mut topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, vec![]);
+    topology.ack_wait = Duration::from_secs(1);
+    topology.crash_redeliveries = 0;
+    topology.declare(&nats).await.unwrap();
+
+    let mut hanging = Scripted::new(|_, _| Ok(None));
+    hanging.delay = Duration::from_secs(60);
+    let handler: Arc<dyn Handler> = Arc::new(hanging);
+    let run = || {
+        let consumer = JetStreamConsumer::new(
+            nats.clone(),
+            topology.clone(),
+            ConsumerOptions { prefetch: 1, lanes: 1 },
+            handler.clone(),
+            None,
+        );
+        tokio::spawn(consumer.run(std::future::pending()))
+    };
+    let first = run();
+    let envelope = pause_ride(uuid::Uuid::now_v7(), &tenant());
+    nats.publish_durable(SUBJECT.into(), &envelope).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The instance holding the message dies without an answer; another one starts.
+    first.abort();
+    let second = run();
+    let mut letters = Vec::new();
+    for _ in 0..100 {
+        letters = bus::nats::list_dead_letters(&nats, &topology.group, 10).await.unwrap();
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(letters.len(), 1, "the exhausted message reached the dead letters");
+    assert_eq!(letters[0].message_id.as_deref(), Some(envelope.id.to_string().as_str()));
+    assert_eq!(letters[0].error_kind.as_deref(), Some("max_deliveries"));
+    second.abort();
+}
