@@ -15,9 +15,6 @@ use publishers::HealthCheck;
 
 use crate::Settings;
 
-/// How many messages an embedded subscriber may fall behind.
-const EMBEDDED_CAPACITY: usize = 4096;
-
 /// Database and transports, connected and with their schema and topology in place.
 pub struct Engines {
     /// The consumers' database, migrated.
@@ -26,7 +23,7 @@ pub struct Engines {
     pub amqp: Option<AmqpConnection>,
     /// NATS, when `nats.url` is set.
     pub nats: Option<NatsConnection>,
-    /// The in-process transport standing in for any broker that is not configured.
+    /// The embedded transport (queues in the database) standing in for any broker not configured.
     pub embedded: EmbeddedBus,
 }
 
@@ -52,7 +49,8 @@ impl Engines {
             }
             None => None,
         };
-        Ok(Self { database, amqp, nats, embedded: EmbeddedBus::new(EMBEDDED_CAPACITY) })
+        let embedded = EmbeddedBus::new(database.connection().clone());
+        Ok(Self { database, amqp, nats, embedded })
     }
 
     /// Closes brokers first (their in-flight confirms resolve), then the database.
@@ -70,11 +68,15 @@ impl Engines {
 impl HealthCheck for Engines {
     fn check(&self) -> Pin<Box<dyn Future<Output = Vec<EngineReport>> + Send + '_>> {
         Box::pin(async move {
-            vec![
-                self.database.report().await,
-                self.amqp.as_ref().map_or_else(|| self.embedded.report("amqp"), AmqpConnection::report),
-                self.nats.as_ref().map_or_else(|| self.embedded.report("nats"), NatsConnection::report),
-            ]
+            let amqp = match &self.amqp {
+                Some(amqp) => amqp.report(),
+                None => self.embedded.report("amqp").await,
+            };
+            let nats = match &self.nats {
+                Some(nats) => nats.report(),
+                None => self.embedded.report("nats").await,
+            };
+            vec![self.database.report().await, amqp, nats]
         })
     }
 }

@@ -2,6 +2,7 @@
 //! function over a [`Harness`], and `conformance!` instantiates all of them for one transport.
 
 pub mod amqp;
+pub mod embedded;
 pub mod nats;
 
 use std::collections::HashMap;
