@@ -174,7 +174,7 @@ async fn main() {
     let runtime = AmqpConsumer::new(
         amqp_url.clone(),
         topology.clone(),
-        ConsumerOptions { prefetch: PREFETCH, lanes: 16 },
+        ConsumerOptions { prefetch: PREFETCH, lanes: env("BENCH_LANES", "16").parse().unwrap() },
         Arc::new(Noop(handled.clone())),
         None,
     );
@@ -222,6 +222,75 @@ async fn main() {
     let fresh: Vec<_> = (0..n).map(|_| event(&tenant)).collect();
     let bus_js = windowed(n, |i| nats.publish_durable(subject.clone(), &fresh[i])).await;
     report.pair("NATS JetStream publish (acked)", rate(n, bare_js), rate(n, bus_js));
+
+    // ---- NATS JetStream consume -> no-op -> ack -----------------------------------------------
+    // Durable consumers read the same stored messages: bare loops, then the runtime. The runtime
+    // acks with `ack` (not waiting for the server), as the first bare loop does; a bare loop that
+    // waits for each ack (`double_ack`) is printed for reference.
+    let stream = nats.jetstream().get_stream(subjects::EVENTS_STREAM).await.unwrap();
+    let bare_consume_js = |name: String, double: bool| {
+        let (stream, subject) = (stream.clone(), subject.clone());
+        async move {
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some(name),
+                    filter_subject: subject,
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                    max_ack_pending: i64::from(PREFETCH),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let mut messages =
+                consumer.stream().max_messages_per_batch(usize::from(PREFETCH)).messages().await.unwrap();
+            let start = Instant::now();
+            let mut seen = 0;
+            while seen < n {
+                match messages.next().await {
+                    Some(Ok(message)) => {
+                        if double {
+                            message.double_ack().await.unwrap()
+                        } else {
+                            message.ack().await.unwrap()
+                        }
+                        seen += 1;
+                    }
+                    Some(Err(_)) => continue,
+                    None => break,
+                }
+            }
+            start.elapsed()
+        }
+    };
+    let group = format!("bench_{}", &Uuid::now_v7().simple().to_string()[24..]);
+    let bare_double = bare_consume_js(format!("{group}_bare"), true).await;
+    let bare_single = bare_consume_js(format!("{group}_bare_ack"), false).await;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let js_topology =
+        bus::nats::JetStreamGroup::new(format!("{group}_bus"), subjects::EVENTS_STREAM, subject.clone(), vec![]);
+    let runtime = bus::nats::JetStreamConsumer::new(
+        nats.clone(),
+        js_topology,
+        ConsumerOptions { prefetch: PREFETCH, lanes: env("BENCH_LANES", "16").parse().unwrap() },
+        Arc::new(Noop(handled.clone())),
+        None,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let task = tokio::spawn(runtime.run(async move {
+        let _ = stopped.await;
+    }));
+    while handled.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let bus_consume_js = start.elapsed();
+    let _ = stop.send(());
+    task.await.unwrap();
+    report.pair("NATS JetStream consume -> no-op -> ack", rate(n, bare_single), rate(n, bus_consume_js));
+    report.single("  (bare loop waiting for each ack: double_ack)", rate(n, bare_double));
+    for name in [format!("{group}_bare"), format!("{group}_bare_ack"), format!("{group}_bus")] {
+        let _ = stream.delete_consumer(&name).await;
+    }
 
     // ---- Outbox relay: committed rows -> broker-confirmed ---------------------------------
     let admin_db = Database::connect(&postgres_url).await.unwrap();

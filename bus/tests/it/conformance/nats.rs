@@ -140,7 +140,7 @@ impl Harness for Nats {
         let mut topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, retry_delays);
         // Short, so a killed consumer's message moves on within the test.
         topology.ack_wait = Duration::from_secs(2);
-        topology.declare(&nats).await.unwrap();
+        topology.declare(&nats, 50).await.unwrap();
         let mut harness = Self { server, nats, topology, handler, options, database, running: None };
         harness.spawn().await;
         harness
@@ -221,7 +221,7 @@ async fn exhausted_deliveries_reach_the_dead_letters_through_the_advisory() {
     let mut topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, vec![]);
     topology.ack_wait = Duration::from_secs(1);
     topology.crash_redeliveries = 0;
-    topology.declare(&nats).await.unwrap();
+    topology.declare(&nats, 50).await.unwrap();
 
     let mut hanging = Scripted::new(|_, _| Ok(None));
     hanging.delay = Duration::from_secs(60);
