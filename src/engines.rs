@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use anyhow::Context;
 use bus::EngineReport;
@@ -20,7 +21,7 @@ pub struct Engines {
     /// The consumers' database, migrated.
     pub database: Database,
     /// RabbitMQ, when `amqp.url` is set.
-    pub amqp: Option<AmqpConnection>,
+    pub amqp: Option<Arc<AmqpConnection>>,
     /// NATS, when `nats.url` is set.
     pub nats: Option<NatsConnection>,
     /// The embedded transport (queues in the database) standing in for any broker not configured.
@@ -37,7 +38,7 @@ impl Engines {
             Some(url) => {
                 let amqp = AmqpConnection::connect(url, service).await?;
                 amqp.declare_exchanges().await?;
-                Some(amqp)
+                Some(Arc::new(amqp))
             }
             None => None,
         };

@@ -6,8 +6,10 @@
 //! - `telemetry`: `tracing` subscriber set-up.
 //! - `engines`: the database and transports chosen by configuration, and their `/health`.
 //! - `app`: `migrate`, `start` and graceful stop ([`Running`]).
+//! - `dead_letters`: listing and replaying a consumer group's dead letters on any transport.
 
 mod app;
+pub mod dead_letters;
 mod engines;
 pub mod settings;
 pub mod telemetry;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use voltbus::dead_letters::Transport;
 use voltbus::{Settings, telemetry};
 
 /// Integration platform for electric-vehicle and shared-mobility fleets, built as a message bus.
@@ -32,16 +33,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DeadLetterAction {
-    /// Print the messages waiting in the group's dead-letter queue, with why they failed (JSON).
+    /// Print the messages waiting in the group's dead letters, with why they failed (JSON).
     List {
-        /// Consumer group (its dead-letter queue is `voltbus.<group>.dlq`).
+        /// Consumer group.
         #[arg(long)]
         group: String,
         /// At most this many messages.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Where the group runs (default: RabbitMQ when configured, else the embedded transport).
+        #[arg(long, value_enum)]
+        transport: Option<TransportArg>,
     },
-    /// Send dead letters back to the queue they came from: one by message id, or all.
+    /// Send dead letters back to where they came from: one by message id, or all.
     Replay {
         /// Consumer group.
         #[arg(long)]
@@ -49,7 +53,27 @@ enum DeadLetterAction {
         /// Only the message with this id.
         #[arg(long)]
         id: Option<String>,
+        /// Where the group runs (default: RabbitMQ when configured, else the embedded transport).
+        #[arg(long, value_enum)]
+        transport: Option<TransportArg>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TransportArg {
+    Amqp,
+    Nats,
+    Embedded,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(value: TransportArg) -> Self {
+        match value {
+            TransportArg::Amqp => Transport::Amqp,
+            TransportArg::Nats => Transport::Nats,
+            TransportArg::Embedded => Transport::Embedded,
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,26 +118,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn dead_letters(action: DeadLetterAction, settings: &Settings) -> anyhow::Result<()> {
-    let url = settings
-        .amqp
-        .url
-        .as_deref()
-        .context("dead-letter queues live in RabbitMQ: set amqp.url (VOLTBUS__AMQP__URL)")?;
-    let amqp = bus::amqp::AmqpConnection::connect(url, "voltbus-cli").await?;
+    let pick = |arg: Option<TransportArg>| arg.map_or_else(|| Transport::default_for(settings), Transport::from);
     match action {
-        DeadLetterAction::List { group, limit } => {
-            let letters =
-                bus::amqp::list_dead_letters(&amqp, &schemas::routing::dead_letter_queue(&group), limit).await?;
+        DeadLetterAction::List { group, limit, transport } => {
+            let letters = voltbus::dead_letters::list(settings, pick(transport), &group, limit).await?;
             println!("{}", serde_json::to_string_pretty(&letters)?);
         }
-        DeadLetterAction::Replay { group, id } => {
-            let replayed =
-                bus::amqp::replay_dead_letters(&amqp, &schemas::routing::dead_letter_queue(&group), id.as_deref())
-                    .await?;
-            println!("replayed {replayed} message(s) from {}", schemas::routing::dead_letter_queue(&group));
+        DeadLetterAction::Replay { group, id, transport } => {
+            let replayed = voltbus::dead_letters::replay(settings, pick(transport), &group, id.as_deref()).await?;
+            println!("replayed {replayed} message(s) of group {group}");
         }
     }
-    amqp.close().await;
     Ok(())
 }
 

@@ -315,7 +315,7 @@ async fn main() {
         }
         tx.commit().await.unwrap();
     }
-    let relay = Relay::new(db.clone(), Some(Arc::new(amqp)), None, 1000);
+    let relay = Relay::new(db.clone(), Some(Arc::new(amqp)), None, None, 1000);
     let start = Instant::now();
     let mut sent = 0;
     while sent < n {

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::PublishError;
 use crate::amqp::{AmqpConnection, properties_of};
+use crate::embedded::EmbeddedBus;
 use crate::nats::NatsConnection;
 
 /// Where the relay publishes a row.
@@ -99,6 +100,8 @@ pub struct Relay {
     database: DatabaseConnection,
     amqp: Option<Arc<AmqpConnection>>,
     nats: Option<NatsConnection>,
+    /// Stands in for a broker that is not configured (the embedded default).
+    embedded: Option<EmbeddedBus>,
     batch: usize,
 }
 
@@ -111,14 +114,16 @@ struct Row {
 }
 
 impl Relay {
-    /// A relay over `database`, publishing to whichever brokers are given.
+    /// A relay over `database`, publishing to whichever brokers are given, and to `embedded`
+    /// for a transport that has no broker.
     pub fn new(
         database: DatabaseConnection,
         amqp: Option<Arc<AmqpConnection>>,
         nats: Option<NatsConnection>,
+        embedded: Option<EmbeddedBus>,
         batch: usize,
     ) -> Self {
-        Self { database, amqp, nats, batch: batch.max(1) }
+        Self { database, amqp, nats, embedded, batch: batch.max(1) }
     }
 
     /// One pass: publishes up to a batch of rows and returns how many were sent (0: nothing to do).
@@ -180,13 +185,22 @@ impl Relay {
     async fn publish(&self, row: &Row) -> Result<(), PublishError> {
         let envelope = Envelope::<Value>::parse(row.payload.as_bytes())
             .map_err(|e| PublishError::NotStored(format!("outbox row {}: {e}", row.seq)))?;
-        match (row.transport.as_str(), &self.amqp, &self.nats) {
-            ("amqp", Some(amqp), _) => {
-                let key = row.routing_key.as_deref().unwrap_or_default();
+        let key = row.routing_key.as_deref().unwrap_or_default();
+        match (row.transport.as_str(), &self.amqp, &self.nats, &self.embedded) {
+            ("amqp", Some(amqp), _, _) => {
                 amqp.publish_raw(&row.destination, key, row.payload.as_bytes(), properties_of(&envelope), true).await
             }
-            ("nats", _, Some(nats)) => nats.publish_durable(row.destination.clone(), &envelope).await,
-            (transport, _, _) => {
+            ("amqp", None, _, Some(embedded)) => embedded
+                .publish_raw(&row.destination, key, row.payload.as_bytes(), envelope.id, envelope.subject.clone())
+                .await
+                .map(|_| ()),
+            ("nats", _, Some(nats), _) => nats.publish_durable(row.destination.clone(), &envelope).await,
+            // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
+            ("nats", _, None, Some(embedded)) => {
+                embedded.publish_realtime(row.destination.clone(), row.payload.clone().into_bytes());
+                Ok(())
+            }
+            (transport, ..) => {
                 Err(PublishError::Disconnected(format!("no {transport} connection configured for the outbox relay")))
             }
         }

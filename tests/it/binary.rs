@@ -141,8 +141,15 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
 }
 
 #[test]
-fn dead_letters_need_rabbitmq() {
-    let output = voltbus().args(["dead-letters", "list", "--group", "rides"]).output().unwrap();
+fn dead_letters_on_rabbitmq_need_its_url() {
+    let output = voltbus().args(["dead-letters", "list", "--group", "rides", "--transport", "amqp"]).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("amqp.url"));
+}
+
+#[test]
+fn dead_letters_of_the_embedded_transport_by_default() {
+    let output = voltbus().args(["dead-letters", "list", "--group", "rides"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "[]");
 }

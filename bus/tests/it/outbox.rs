@@ -124,7 +124,7 @@ async fn relays_committed_rows_once_in_aggregate_order() {
     let expected = fill(&db, &tenant).await;
     assert_eq!(unsent(&db).await, 50, "rolled-back rows never reach the outbox");
 
-    let relay = Relay::new(db.clone(), Some(amqp.clone()), None, 500);
+    let relay = Relay::new(db.clone(), Some(amqp.clone()), None, None, 500);
     let mut total = 0;
     loop {
         let sent = relay.relay_once().await.unwrap();
@@ -147,7 +147,7 @@ async fn concurrent_relays_do_not_double_send_or_reorder() {
     let queue = bound_queue(&amqp, &tenant).await;
     let expected = fill(&db, &tenant).await;
 
-    let relays: Vec<_> = (0..3).map(|_| Relay::new(db.clone(), Some(amqp.clone()), None, 7)).collect();
+    let relays: Vec<_> = (0..3).map(|_| Relay::new(db.clone(), Some(amqp.clone()), None, None, 7)).collect();
     let mut handles = Vec::new();
     for relay in relays {
         let db = db.clone();
