@@ -83,3 +83,24 @@ pub enum RequestError {
     #[error("reply channel closed")]
     Disconnected,
 }
+
+impl ReplyBody {
+    /// Parses a reply off the wire; bytes that are no reply are a `malformed_reply` failure.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|e| ReplyBody::Error { kind: "malformed_reply".into(), message: e.to_string() })
+    }
+}
+
+/// What a requester makes of waiting up to `timeout` for a reply (`None`: the channel closed).
+pub(crate) async fn await_reply(
+    reply: impl Future<Output = Option<ReplyBody>>,
+    timeout: Duration,
+) -> Result<Value, RequestError> {
+    match tokio::time::timeout(timeout, reply).await {
+        Ok(Some(ReplyBody::Ok { data })) => Ok(data),
+        Ok(Some(ReplyBody::Error { kind, message })) => Err(RequestError::Failed { kind, message }),
+        Ok(None) => Err(RequestError::Disconnected),
+        Err(_) => Err(RequestError::Timeout(timeout)),
+    }
+}

@@ -3,6 +3,8 @@
 //! record when the group has a database), commit, and only then decide what the transport does
 //! with the message: ack it, bring it back after a delay, or dead-letter it with a reason.
 
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use futures_util::FutureExt;
 use schemas::{AnyMessage, DecodeError, Envelope};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::handler::{Context, Handler, HandlerError, Reply, ReplyBody};
 use crate::inbox::{self, Claim};
@@ -167,14 +171,50 @@ impl Processor {
     }
 }
 
-/// Lane of a message: by its aggregate when it has one, so one aggregate's messages are handled
-/// in order while different aggregates run at once.
-pub(crate) fn lane_of(aggregate: Option<&str>, fallback: u64, lanes: usize) -> usize {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut hasher = DefaultHasher::new();
-    match aggregate {
-        Some(aggregate) => aggregate.hash(&mut hasher),
-        None => fallback.hash(&mut hasher),
+/// Workers that handle one aggregate's messages in order and different aggregates at once:
+/// each message goes to the lane its aggregate hashes to, and a lane handles one at a time.
+pub(crate) struct Lanes<T> {
+    senders: Vec<mpsc::Sender<T>>,
+    workers: JoinSet<()>,
+}
+
+impl<T: Send + 'static> Lanes<T> {
+    /// Starts `count` lanes, each holding up to `capacity` waiting messages, running `work` on each.
+    pub(crate) fn start<F, Fut>(count: usize, capacity: usize, work: F) -> Self
+    where
+        F: Fn(T) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let mut senders = Vec::with_capacity(count.max(1));
+        let mut workers = JoinSet::new();
+        for _ in 0..count.max(1) {
+            let (sender, mut receiver) = mpsc::channel::<T>(capacity.max(1));
+            senders.push(sender);
+            let work = work.clone();
+            workers.spawn(async move {
+                while let Some(item) = receiver.recv().await {
+                    work(item).await;
+                }
+            });
+        }
+        Self { senders, workers }
     }
-    usize::try_from(hasher.finish() % lanes.max(1) as u64).unwrap_or(0)
+
+    /// Queues `item` on its aggregate's lane (`fallback` spreads messages without one); false
+    /// when the lane is gone.
+    pub(crate) async fn dispatch(&self, aggregate: Option<&str>, fallback: u64, item: T) -> bool {
+        let mut hasher = DefaultHasher::new();
+        match aggregate {
+            Some(aggregate) => aggregate.hash(&mut hasher),
+            None => fallback.hash(&mut hasher),
+        }
+        let lane = usize::try_from(hasher.finish() % self.senders.len() as u64).unwrap_or(0);
+        self.senders[lane].send(item).await.is_ok()
+    }
+
+    /// Takes no more messages and waits until every lane finished what it was given.
+    pub(crate) async fn finish(mut self) {
+        self.senders.clear();
+        while self.workers.join_next().await.is_some() {}
+    }
 }

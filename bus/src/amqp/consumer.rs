@@ -33,13 +33,11 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use lapin::types::AMQPValue;
 use sea_orm::DatabaseConnection;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{AmqpConnection, GroupTopology, headers};
 use crate::handler::{Handler, ReplyBody};
-use crate::runtime::{Processor, Verdict, lane_of};
+use crate::runtime::{Lanes, Processor, Verdict};
 use crate::{BusError, PublishError};
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
@@ -131,27 +129,20 @@ impl AmqpConsumer {
         *backoff = FIRST_BACKOFF;
         tracing::info!(%group, queue = %self.topology.work_queue(), prefetch = self.options.prefetch, lanes = self.options.lanes, "consuming");
 
-        let mut lanes = Vec::with_capacity(self.options.lanes);
-        let mut workers = JoinSet::new();
-        for _ in 0..self.options.lanes {
-            let (sender, mut receiver) = mpsc::channel::<Delivery>(usize::from(self.options.prefetch));
-            lanes.push(sender);
-            let this = Arc::clone(self);
-            let connection = Arc::clone(&connection);
-            workers.spawn(async move {
-                while let Some(delivery) = receiver.recv().await {
-                    this.process(&connection, delivery).await;
-                }
-            });
-        }
+        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
+            let (this, connection) = (Arc::clone(self), Arc::clone(&connection));
+            move |delivery: Delivery| {
+                let (this, connection) = (Arc::clone(&this), Arc::clone(&connection));
+                async move { this.process(&connection, delivery).await }
+            }
+        });
 
         let end = loop {
             tokio::select! {
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
                         let aggregate = headers::text(&delivery.properties, "subject");
-                        let lane = lane_of(aggregate.as_deref(), delivery.delivery_tag, lanes.len());
-                        if lanes[lane].send(delivery).await.is_err() {
+                        if !lanes.dispatch(aggregate.as_deref(), delivery.delivery_tag, delivery).await {
                             break SessionEnd::Lost;
                         }
                     }
@@ -169,8 +160,7 @@ impl AmqpConsumer {
                 }
             }
         };
-        drop(lanes);
-        while workers.join_next().await.is_some() {}
+        lanes.finish().await;
         connection.close().await;
         Ok(end)
     }
@@ -257,16 +247,11 @@ mod tests {
     use schemas::Envelope;
 
     #[test]
-    fn one_aggregate_always_gets_the_same_lane() {
+    fn the_aggregate_travels_in_a_header_so_lanes_need_no_decoding() {
         let tenant = schemas::TenantId::new("acme").unwrap();
         let ride = uuid::Uuid::now_v7();
-        let lanes: Vec<usize> = (0..20u64)
-            .map(|tag| {
-                let envelope = Envelope::new(tenant.clone(), "test", schemas::rides::PauseRide { ride_id: ride });
-                let properties = super::super::properties_of(&envelope);
-                lane_of(headers::text(&properties, "subject").as_deref(), tag, 8)
-            })
-            .collect();
-        assert!(lanes.iter().all(|l| *l == lanes[0]), "{lanes:?}");
+        let envelope = Envelope::new(tenant, "test", schemas::rides::PauseRide { ride_id: ride });
+        let properties = super::super::properties_of(&envelope);
+        assert_eq!(headers::text(&properties, "subject"), Some(ride.to_string()));
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{AmqpConnection, properties_of, settle_confirm};
-use crate::handler::{ReplyBody, RequestError};
+use crate::handler::{ReplyBody, RequestError, await_reply};
 use crate::{BusError, PublishError};
 
 /// RabbitMQ's pseudo-queue for direct replies.
@@ -63,12 +63,8 @@ impl Requester {
                     };
                     let waiter = pending.lock().ok().and_then(|mut p| p.remove(request_id.as_str()));
                     if let Some(waiter) = waiter {
-                        let body = serde_json::from_slice(&delivery.data).unwrap_or_else(|e| ReplyBody::Error {
-                            kind: "malformed_reply".into(),
-                            message: e.to_string(),
-                        });
                         // The caller may have timed out meanwhile; then nobody needs the answer.
-                        let _ = waiter.send(body);
+                        let _ = waiter.send(ReplyBody::from_bytes(&delivery.data));
                     }
                 }
                 // Dropping the senders wakes every waiter with `Disconnected`.
@@ -127,12 +123,7 @@ impl Requester {
             .await
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
         settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)?;
-        match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(ReplyBody::Ok { data })) => Ok(data),
-            Ok(Ok(ReplyBody::Error { kind, message })) => Err(RequestError::Failed { kind, message }),
-            Ok(Err(_)) => Err(RequestError::Disconnected),
-            Err(_) => Err(RequestError::Timeout(timeout)),
-        }
+        await_reply(async { receiver.await.ok() }, timeout).await
     }
 }
 

@@ -9,14 +9,13 @@ use schemas::Envelope;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use super::{EmbeddedBus, now_ms};
 use crate::amqp::{ConsumerOptions, GroupTopology};
 use crate::handler::Handler;
-use crate::runtime::{Processor, Verdict, lane_of};
+use crate::runtime::{Lanes, Processor, Verdict};
 
 /// How long a claimed row stays leased before another consumer may take it (a dead consumer's
 /// rows come back after this).
@@ -64,19 +63,16 @@ impl EmbeddedConsumer {
         tokio::pin!(shutdown);
         // At most `prefetch` rows claimed and not yet settled, as a broker's prefetch.
         let in_flight = Arc::new(Semaphore::new(usize::from(this.options.prefetch)));
-        let mut lanes = Vec::with_capacity(this.options.lanes);
-        let mut workers = JoinSet::new();
-        for _ in 0..this.options.lanes {
-            let (sender, mut receiver) = mpsc::unbounded_channel::<(Claimed, tokio::sync::OwnedSemaphorePermit)>();
-            lanes.push(sender);
+        let lanes = Lanes::start(this.options.lanes, usize::from(this.options.prefetch), {
             let this = Arc::clone(&this);
-            workers.spawn(async move {
-                while let Some((claimed, permit)) = receiver.recv().await {
+            move |(claimed, permit): (Claimed, OwnedSemaphorePermit)| {
+                let this = Arc::clone(&this);
+                async move {
                     this.process(claimed).await;
                     drop(permit);
                 }
-            });
-        }
+            }
+        });
         loop {
             let free = in_flight.available_permits();
             let claimed = if free == 0 { Ok(Vec::new()) } else { this.claim(free).await };
@@ -84,9 +80,9 @@ impl EmbeddedConsumer {
                 Ok(rows) if !rows.is_empty() => {
                     for row in rows {
                         let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else { break };
-                        let lane = lane_of(row.aggregate.as_deref(), u64::try_from(row.seq).unwrap_or(0), lanes.len());
-                        // A lane only goes away with its worker, which lives until we drop the senders.
-                        let _ = lanes[lane].send((row, permit));
+                        let (aggregate, seq) = (row.aggregate.clone(), u64::try_from(row.seq).unwrap_or(0));
+                        // A lane only goes away with its worker, which lives until `finish`.
+                        lanes.dispatch(aggregate.as_deref(), seq, (row, permit)).await;
                     }
                     continue;
                 }
@@ -99,8 +95,7 @@ impl EmbeddedConsumer {
                 () = shutdown.as_mut() => break,
             }
         }
-        drop(lanes);
-        while workers.join_next().await.is_some() {}
+        lanes.finish().await;
     }
 
     /// Leases up to `limit` due rows of the group's queue, oldest first.

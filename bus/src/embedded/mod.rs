@@ -216,16 +216,11 @@ impl EmbeddedBus {
             self.forget_waiters(envelope.id);
             return Err(error.into());
         }
-        let outcome = tokio::time::timeout(timeout, receiver).await;
-        if outcome.is_err() {
+        let outcome = crate::handler::await_reply(async { receiver.await.ok() }, timeout).await;
+        if matches!(outcome, Err(RequestError::Timeout(_))) {
             self.forget_waiters(envelope.id);
         }
-        match outcome {
-            Ok(Ok(ReplyBody::Ok { data })) => Ok(data),
-            Ok(Ok(ReplyBody::Error { kind, message })) => Err(RequestError::Failed { kind, message }),
-            Ok(Err(_)) => Err(RequestError::Disconnected),
-            Err(_) => Err(RequestError::Timeout(timeout)),
-        }
+        outcome
     }
 
     fn forget_waiters(&self, message_id: uuid::Uuid) {

@@ -29,14 +29,12 @@ use futures_util::StreamExt;
 use schemas::subjects;
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{NatsConnection, decode_parts};
 use crate::amqp::ConsumerOptions;
 use crate::handler::Handler;
-use crate::runtime::{Processor, Verdict, lane_of};
+use crate::runtime::{Lanes, Processor, Verdict};
 use crate::{BusError, PublishError};
 
 /// Default of [`JetStreamGroup::crash_redeliveries`], as RabbitMQ's delivery limit.
@@ -210,18 +208,13 @@ impl JetStreamConsumer {
         *backoff = FIRST_BACKOFF;
         tracing::info!(%group, stream = %self.topology.stream, filter = %self.topology.filter_subject, "consuming");
 
-        let mut lanes = Vec::with_capacity(self.options.lanes);
-        let mut workers = JoinSet::new();
-        for _ in 0..self.options.lanes {
-            let (sender, mut receiver) = mpsc::channel::<Message>(usize::from(self.options.prefetch));
-            lanes.push(sender);
+        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
             let this = Arc::clone(self);
-            workers.spawn(async move {
-                while let Some(message) = receiver.recv().await {
-                    this.process(message).await;
-                }
-            });
-        }
+            move |message: Message| {
+                let this = Arc::clone(&this);
+                async move { this.process(message).await }
+            }
+        });
 
         let end = loop {
             tokio::select! {
@@ -229,8 +222,7 @@ impl JetStreamConsumer {
                     Some(Ok(message)) => {
                         let aggregate = message.headers.as_ref().and_then(|h| h.get("ce-subject")).map(|v| v.as_str().to_owned());
                         let sequence = message.info().map(|i| i.stream_sequence).unwrap_or_default();
-                        let lane = lane_of(aggregate.as_deref(), sequence, lanes.len());
-                        if lanes[lane].send(message).await.is_err() {
+                        if !lanes.dispatch(aggregate.as_deref(), sequence, message).await {
                             break SessionEnd::Lost;
                         }
                     }
@@ -251,8 +243,7 @@ impl JetStreamConsumer {
         };
         // Stop pulling; what was handed to lanes is finished, anything else is redelivered later.
         drop(messages);
-        drop(lanes);
-        while workers.join_next().await.is_some() {}
+        lanes.finish().await;
         Ok(end)
     }
 

@@ -144,15 +144,9 @@ impl NatsConnection {
         headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::now_v7().to_string().as_str());
         headers.insert(consumer::headers::REPLY_TO, inbox.as_str());
         self.publish_stored(subject, headers, body.into()).await?;
-        match tokio::time::timeout(timeout, futures_util::StreamExt::next(&mut replies)).await {
-            Ok(Some(reply)) => match serde_json::from_slice(&reply.payload) {
-                Ok(ReplyBody::Ok { data }) => Ok(data),
-                Ok(ReplyBody::Error { kind, message }) => Err(RequestError::Failed { kind, message }),
-                Err(e) => Err(RequestError::Failed { kind: "malformed_reply".into(), message: e.to_string() }),
-            },
-            Ok(None) => Err(RequestError::Disconnected),
-            Err(_) => Err(RequestError::Timeout(timeout)),
-        }
+        let reply =
+            async { futures_util::StreamExt::next(&mut replies).await.map(|m| ReplyBody::from_bytes(&m.payload)) };
+        crate::handler::await_reply(reply, timeout).await
     }
 
     /// The core client, for replies and advisories.
