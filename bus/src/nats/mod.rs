@@ -32,6 +32,8 @@ pub const HEADER_PREFIX: &str = "ce-";
 pub struct NatsConnection {
     client: Client,
     jetstream: jetstream::Context,
+    /// Where to open sibling connections (with credentials; never printed).
+    connect_url: String,
     url: String,
 }
 
@@ -47,7 +49,7 @@ impl NatsConnection {
             .await
             .map_err(|e| BusError::Connect { engine: "nats", url: redact_url(url), reason: e.to_string() })?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Self { client, jetstream, url: redact_url(url) })
+        Ok(Self { client, jetstream, connect_url: url.to_owned(), url: redact_url(url) })
     }
 
     /// Creates the JetStream streams voltbus stores durable subjects in, if they do not exist.
@@ -147,6 +149,18 @@ impl NatsConnection {
         let reply =
             async { futures_util::StreamExt::next(&mut replies).await.map(|m| ReplyBody::from_bytes(&m.payload)) };
         crate::handler::await_reply(reply, timeout).await
+    }
+
+    /// A second connection to the same server, for traffic that must not queue behind this
+    /// connection's inbound flood (acks of a busy consumer).
+    pub(crate) async fn sibling(&self, service: &str) -> Result<Client, BusError> {
+        ConnectOptions::new()
+            .name(service)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(&self.connect_url)
+            .await
+            .map_err(|e| BusError::Connect { engine: "nats", url: self.url.clone(), reason: e.to_string() })
     }
 
     /// The core client, for replies and advisories.
