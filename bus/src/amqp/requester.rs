@@ -31,14 +31,26 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<ReplyBody>>>>;
 
 /// Sends commands and awaits their replies.
 pub struct Requester {
-    channel: Channel,
+    connection: Arc<AmqpConnection>,
     pending: Pending,
+    /// The channel requests go out and replies come in on; reopened when it breaks.
+    current: tokio::sync::Mutex<Option<ReplyChannel>>,
+}
+
+/// A confirm-mode channel consuming direct replies, and the task routing them to waiters.
+struct ReplyChannel {
+    channel: Channel,
     listener: JoinHandle<()>,
 }
 
-impl Requester {
-    /// Opens the request channel (confirm mode, consuming direct replies).
-    pub async fn new(connection: &AmqpConnection) -> Result<Self, BusError> {
+impl Drop for ReplyChannel {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl ReplyChannel {
+    async fn open(connection: &AmqpConnection, pending: &Pending) -> Result<Self, BusError> {
         let setup = |reason: String| BusError::Consume { source_name: DIRECT_REPLY_TO.into(), reason };
         let channel = connection.channel().await?;
         channel.confirm_select(ConfirmSelectOptions { nowait: false }).await.map_err(|e| setup(e.to_string()))?;
@@ -52,9 +64,8 @@ impl Requester {
             )
             .await
             .map_err(|e| setup(e.to_string()))?;
-        let pending: Pending = Arc::default();
         let listener = tokio::spawn({
-            let pending = Arc::clone(&pending);
+            let pending = Arc::clone(pending);
             async move {
                 while let Some(delivery) = replies.next().await {
                     let Ok(delivery) = delivery else { break };
@@ -67,13 +78,36 @@ impl Requester {
                         let _ = waiter.send(ReplyBody::from_bytes(&delivery.data));
                     }
                 }
-                // Dropping the senders wakes every waiter with `Disconnected`.
+                // The channel broke: dropping the senders wakes every waiter with `Disconnected`.
                 if let Ok(mut pending) = pending.lock() {
                     pending.clear();
                 }
             }
         });
-        Ok(Self { channel, pending, listener })
+        Ok(Self { channel, listener })
+    }
+}
+
+impl Requester {
+    /// A requester on `connection`; its channel opens now and reopens after a broker outage.
+    pub async fn new(connection: Arc<AmqpConnection>) -> Result<Self, BusError> {
+        let pending: Pending = Arc::default();
+        let channel = ReplyChannel::open(&connection, &pending).await?;
+        Ok(Self { connection, pending, current: tokio::sync::Mutex::new(Some(channel)) })
+    }
+
+    /// The live request channel, reopened (one caller at a time) when the last one broke.
+    async fn channel(&self) -> Result<Channel, RequestError> {
+        let mut current = self.current.lock().await;
+        if let Some(open) = current.as_ref().filter(|c| c.channel.status().connected()) {
+            return Ok(open.channel.clone());
+        }
+        let fresh = ReplyChannel::open(&self.connection, &self.pending)
+            .await
+            .map_err(|e| RequestError::Publish(PublishError::Disconnected(e.to_string())))?;
+        let channel = fresh.channel.clone();
+        *current = Some(fresh);
+        Ok(channel)
     }
 
     /// Publishes command `envelope` under its routing key and waits up to `timeout` for its reply.
@@ -111,7 +145,8 @@ impl Requester {
     ) -> Result<Value, RequestError> {
         let properties = properties_of(envelope).with_reply_to(DIRECT_REPLY_TO.into());
         let confirm = self
-            .channel
+            .channel()
+            .await?
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
@@ -124,11 +159,5 @@ impl Requester {
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
         settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)?;
         await_reply(async { receiver.await.ok() }, timeout).await
-    }
-}
-
-impl Drop for Requester {
-    fn drop(&mut self) {
-        self.listener.abort();
     }
 }

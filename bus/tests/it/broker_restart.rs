@@ -95,7 +95,8 @@ async fn a_broker_restart_loses_no_confirmed_message() {
         bindings: vec![(routing::COMMANDS_EXCHANGE, "test.restart".into())],
         retry_delays: vec![Duration::from_millis(100)],
     };
-    let publisher = AmqpConnection::connect(&url, "voltbus-test-publisher").await.unwrap();
+    let publisher = Arc::new(AmqpConnection::connect(&url, "voltbus-test-publisher").await.unwrap());
+    let requester = bus::amqp::Requester::new(publisher.clone()).await.unwrap();
     publisher.declare_exchanges().await.unwrap();
     topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -143,6 +144,16 @@ async fn a_broker_restart_loses_no_confirmed_message() {
         }
     }
     assert_eq!(after, 100, "publishing resumed after the restart");
+    // The requester's channel died with the broker; it reopens and gets answers again.
+    let answered = requester
+        .request_to(
+            routing::COMMANDS_EXCHANGE,
+            "test.restart",
+            &pause_ride(Uuid::now_v7(), &tenant),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(answered.unwrap(), serde_json::Value::Null, "request/reply works after the restart");
     assert!(
         eventually(Duration::from_secs(60), || {
             let calls = handler.calls.lock().unwrap();

@@ -19,7 +19,7 @@ use crate::support::{amqp_url, init_logs, unique};
 /// A consumer group on the shared RabbitMQ, with queues of its own.
 pub struct Amqp {
     topology: GroupTopology,
-    publisher: AmqpConnection,
+    publisher: Arc<AmqpConnection>,
     requester: Requester,
     handler: Arc<dyn Handler>,
     options: ConsumerOptions,
@@ -84,11 +84,11 @@ impl Harness for Amqp {
             bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{group}"))],
             retry_delays,
         };
-        let publisher = AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher").await.unwrap();
+        let publisher = Arc::new(AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher").await.unwrap());
         publisher.declare_exchanges().await.unwrap();
         // Declared before the consumer starts, so the first publish is routable.
         topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
-        let requester = Requester::new(&publisher).await.unwrap();
+        let requester = Requester::new(publisher.clone()).await.unwrap();
         let mut harness = Self { topology, publisher, requester, handler, options, database, running: None };
         harness.spawn();
         harness
