@@ -125,3 +125,46 @@ async fn many_publishes_in_flight_each_get_their_own_confirm() {
     assert_eq!(declared.message_count(), 200, "every confirmed message is in the queue");
     amqp.close().await;
 }
+
+#[tokio::test]
+async fn a_tenants_subscription_never_sees_another_tenants_events() {
+    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
+    amqp.declare_exchanges().await.unwrap();
+    let (acme, rival) = (tenant(), tenant());
+    let channel = amqp.channel().await.unwrap();
+    let mut queues = Vec::new();
+    for owner in [&acme, &rival] {
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                routing::EVENTS_EXCHANGE.into(),
+                routing::tenant_events_binding(owner).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        queues.push(queue.name().to_string());
+    }
+    for owner in [&acme, &rival, &rival] {
+        let envelope = Envelope::new(owner.clone(), "voltbus/test", ride_started());
+        amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<RideStarted>(owner), &envelope).await.unwrap();
+    }
+    let (_channel, mut consumer) = amqp.consume(&queues[0], "isolation", 10).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(bus::amqp::decode(&delivery).unwrap().tenant, acme);
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), consumer.next()).await.is_err(),
+        "the rival tenant's events never reach acme's queue"
+    );
+    amqp.close().await;
+}

@@ -76,3 +76,21 @@ async fn durable_publish_is_stored_once_per_message_id() {
     assert_eq!(count, 1, "a duplicate publish must not be stored twice");
     nats.close().await;
 }
+
+#[tokio::test]
+async fn a_tenants_subject_tree_never_carries_another_tenants_messages() {
+    let nats = NatsConnection::connect(&nats_url(), "voltbus-test").await.unwrap();
+    let (acme, rival) = (tenant(), tenant());
+    let mut acme_everything = nats.subscribe(subjects::tenant_wildcard(&acme)).await.unwrap();
+    let user = uuid::Uuid::now_v7();
+    let progress = ChargingProgress { energy: 1.0, waiting_time: 0, amount: 10, currency: Currency::MNT };
+    // The same user id under the rival tenant: a different subject tree.
+    let rival_message = Envelope::new(rival.clone(), "voltbus/test", progress.clone());
+    nats.publish_realtime(subjects::user_channel(&rival, user, Channel::Charging), &rival_message).await.unwrap();
+    let acme_message = Envelope::new(acme.clone(), "voltbus/test", progress);
+    nats.publish_realtime(subjects::user_channel(&acme, user, Channel::Charging), &acme_message).await.unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), acme_everything.next()).await.unwrap().unwrap();
+    assert_eq!(bus::nats::decode(&message).unwrap().tenant, acme, "the first message on acme's tree is acme's");
+    assert!(tokio::time::timeout(Duration::from_millis(300), acme_everything.next()).await.is_err());
+    nats.close().await;
+}
