@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p voltbus-bus --bench throughput` prints msgs/s for each pair and the ratio, and
 //! writes them to `target/bench-bus.txt`. Needs RabbitMQ, NATS (JetStream) and PostgreSQL, as
-//! `scripts/test.sh` starts them. `BENCH_MESSAGES` sets the message count (default 20,000).
+//! `scripts/test.sh` starts them. `BENCH_MESSAGES` sets the message count (default 20,000),
+//! `BENCH_LANES` the runtimes' lanes (default 16).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -104,7 +105,9 @@ async fn main() {
     let amqp_url = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
     let nats_url = env("VOLTBUS_TEST_NATS", "nats://127.0.0.1:4222");
     let postgres_url = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
-    let tenant = TenantId::new("bench").unwrap();
+    // A tenant of its own per run: the streams keep earlier runs' messages, and consumers that
+    // start at the beginning of a subject must see only this run's.
+    let tenant = TenantId::new(format!("bench-{}", &Uuid::now_v7().simple().to_string()[20..])).unwrap();
     let envelopes: Vec<_> = (0..n).map(|_| event(&tenant)).collect();
     let mut report = Report(format!("messages: {n}, window: {WINDOW}, prefetch: {PREFETCH}\n"));
     println!("{}", report.0.trim());
@@ -291,6 +294,7 @@ async fn main() {
     for name in [format!("{group}_bare"), format!("{group}_bare_ack"), format!("{group}_bus")] {
         let _ = stream.delete_consumer(&name).await;
     }
+    let _ = stream.purge().filter(subject.clone()).await;
 
     // ---- Outbox relay: committed rows -> broker-confirmed ---------------------------------
     let admin_db = Database::connect(&postgres_url).await.unwrap();

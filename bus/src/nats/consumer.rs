@@ -208,8 +208,8 @@ impl JetStreamConsumer {
         *backoff = FIRST_BACKOFF;
         tracing::info!(%group, stream = %self.topology.stream, filter = %self.topology.filter_subject, "consuming");
 
-        // Acks leave on a connection of their own: on the consuming connection they queued behind
-        // the inbound messages and capped a group at ~3k msg/s per lane (measured).
+        // Acks leave on a connection of their own, not queued behind the inbound messages of the
+        // consuming connection: 0.83-0.94 of a bare loop against 0.69-0.77 on one connection.
         let acker = self.nats.sibling(&format!("voltbus-acks-{group}")).await?;
         let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
             let (this, acker) = (Arc::clone(self), acker.clone());
