@@ -24,37 +24,37 @@ fn ride_started() -> RideStarted {
     }
 }
 
+/// A private queue bound to one tenant's events only, and the channel that keeps it alive.
+async fn tenant_queue(amqp: &AmqpConnection, tenant: &schemas::TenantId) -> (lapin::Channel, String) {
+    let channel = amqp.channel().await.unwrap();
+    let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+    let queue = channel.queue_declare("".into(), options, FieldTable::default()).await.unwrap();
+    let binding = routing::tenant_events_binding(tenant);
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            routing::EVENTS_EXCHANGE.into(),
+            binding.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (channel, queue.name().to_string())
+}
+
 #[tokio::test]
 async fn publish_confirm_consume_ack_round_trip() {
     let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     let tenant = tenant();
 
-    // A private queue bound to this tenant's events only.
-    let channel = amqp.channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            routing::EVENTS_EXCHANGE.into(),
-            routing::tenant_events_binding(&tenant).into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let (_channel, queue) = tenant_queue(&amqp, &tenant).await;
 
     let envelope = Envelope::new(tenant.clone(), "voltbus/test", ride_started());
     amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<RideStarted>(&tenant), &envelope).await.unwrap();
 
-    let (_consumer_channel, mut consumer) = amqp.consume(queue.name().as_str(), "round-trip", 10).await.unwrap();
+    let (_consumer_channel, mut consumer) = amqp.consume(&queue, "round-trip", 10).await.unwrap();
     let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(delivery.properties.message_id().as_ref().unwrap().as_str(), envelope.id.to_string());
     assert_eq!(delivery.properties.delivery_mode(), &Some(2), "messages are persistent");
@@ -90,25 +90,7 @@ async fn many_publishes_in_flight_each_get_their_own_confirm() {
     let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     let tenant = tenant();
-    let channel = amqp.channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            routing::EVENTS_EXCHANGE.into(),
-            routing::tenant_events_binding(&tenant).into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let (channel, queue) = tenant_queue(&amqp, &tenant).await;
     let envelopes: Vec<_> = (0..200).map(|_| Envelope::new(tenant.clone(), "voltbus/test", ride_started())).collect();
     let key = routing::event_key_of::<RideStarted>(&tenant);
     let results =
@@ -116,7 +98,7 @@ async fn many_publishes_in_flight_each_get_their_own_confirm() {
     assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
     let declared = channel
         .queue_declare(
-            queue.name().clone(),
+            queue.as_str().into(),
             QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
             FieldTable::default(),
         )
@@ -131,28 +113,13 @@ async fn a_tenants_subscription_never_sees_another_tenants_events() {
     let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     let (acme, rival) = (tenant(), tenant());
-    let channel = amqp.channel().await.unwrap();
     let mut queues = Vec::new();
+    let mut channels = Vec::new();
     for owner in [&acme, &rival] {
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                routing::EVENTS_EXCHANGE.into(),
-                routing::tenant_events_binding(owner).into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        queues.push(queue.name().to_string());
+        let (channel, queue) = tenant_queue(&amqp, owner).await;
+        queues.push(queue);
+        // The exclusive queue lives as long as its channel.
+        channels.push(channel);
     }
     for owner in [&acme, &rival, &rival] {
         let envelope = Envelope::new(owner.clone(), "voltbus/test", ride_started());
