@@ -3,7 +3,11 @@
 //!
 //! Layout:
 //! - `edge`: the HTTP server (graceful shutdown, JSON envelope of responses) and its routes.
+//! - `api_keys`: partner API keys: generation, the stored hash, constant-time checking.
+//! - `permissions`: the seed's permissions, read-only defaults, and the access bundles.
 
+pub mod api_keys;
 pub mod edge;
+pub mod permissions;
 
 pub use edge::{Edge, HealthCheck};
