@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::BusError;
 use crate::handler::{Context, Handler, HandlerError, Reply, ReplyBody};
 use crate::inbox::{self, Claim};
 
@@ -216,5 +218,48 @@ impl<T: Send + 'static> Lanes<T> {
     pub(crate) async fn finish(mut self) {
         self.senders.clear();
         while self.workers.join_next().await.is_some() {}
+    }
+}
+
+/// First wait before a consumer reconnects; doubles up to [`MAX_BACKOFF`].
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How one consumer session ended.
+pub(crate) enum SessionEnd {
+    /// Told to stop.
+    Shutdown,
+    /// The connection or the broker-side consumer went away.
+    Lost,
+}
+
+/// A consumer that works in sessions: connect, declare, consume until lost or told to stop.
+pub(crate) trait Sessions: Send + Sync + 'static {
+    /// The consumer group, for logs.
+    fn group(&self) -> &str;
+
+    /// Runs one session; sets `backoff` back to [`FIRST_BACKOFF`] once it is consuming.
+    fn session<F: Future<Output = ()> + Send>(
+        self: &Arc<Self>,
+        shutdown: Pin<&mut F>,
+        backoff: &mut Duration,
+    ) -> impl Future<Output = Result<SessionEnd, BusError>> + Send;
+}
+
+/// Runs sessions until `shutdown` resolves, starting a new one with backoff after each loss.
+pub(crate) async fn supervise<S: Sessions>(this: Arc<S>, shutdown: impl Future<Output = ()> + Send) {
+    tokio::pin!(shutdown);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match this.session(shutdown.as_mut(), &mut backoff).await {
+            Ok(SessionEnd::Shutdown) => return,
+            Ok(SessionEnd::Lost) => tracing::warn!(group = this.group(), "consumer lost its connection; reconnecting"),
+            Err(error) => tracing::warn!(group = this.group(), %error, ?backoff, "cannot consume; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.as_mut() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

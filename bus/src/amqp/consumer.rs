@@ -37,12 +37,9 @@ use tracing::Instrument;
 
 use super::{AmqpConnection, GroupTopology, headers};
 use crate::handler::{Handler, ReplyBody};
-use crate::runtime::{Lanes, Processor, Verdict};
+use crate::runtime::{FIRST_BACKOFF, Lanes, Processor, SessionEnd, Sessions, Verdict, supervise};
 use crate::{BusError, PublishError};
 
-/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Pause before handing back a delivery that could not be forwarded, so a broker refusing
 /// publishes does not turn into a hot loop.
 const FORWARD_FAILURE_PAUSE: Duration = Duration::from_secs(1);
@@ -71,11 +68,6 @@ pub struct AmqpConsumer {
     processor: Processor,
 }
 
-enum SessionEnd {
-    Shutdown,
-    Lost,
-}
-
 impl AmqpConsumer {
     /// A runtime for `topology`'s group, calling `handler` for each message; with a database,
     /// each message is handled in a transaction with its inbox record.
@@ -92,79 +84,9 @@ impl AmqpConsumer {
     }
 
     /// Runs until `shutdown` resolves, reconnecting whenever the broker connection is lost.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let this = Arc::new(self);
-        tokio::pin!(shutdown);
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match this.session(shutdown.as_mut(), &mut backoff).await {
-                Ok(SessionEnd::Shutdown) => return,
-                Ok(SessionEnd::Lost) => {
-                    tracing::warn!(group = %this.topology.group, "broker connection lost; reconnecting")
-                }
-                Err(error) => {
-                    tracing::warn!(group = %this.topology.group, %error, ?backoff, "cannot consume; retrying")
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shutdown.as_mut() => return,
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        supervise(Arc::new(self), shutdown).await;
     }
-
-    async fn session(
-        self: &Arc<Self>,
-        mut shutdown: Pin<&mut impl Future<Output = ()>>,
-        backoff: &mut Duration,
-    ) -> Result<SessionEnd, BusError> {
-        let group = &self.topology.group;
-        let connection = Arc::new(AmqpConnection::connect(&self.url, &format!("voltbus-consumer-{group}")).await?);
-        connection.declare_exchanges().await?;
-        self.topology.declare(&connection.channel().await?).await?;
-        let tag = format!("{group}-{}", uuid::Uuid::now_v7());
-        let (channel, mut deliveries) =
-            connection.consume(&self.topology.work_queue(), &tag, self.options.prefetch).await?;
-        *backoff = FIRST_BACKOFF;
-        tracing::info!(%group, queue = %self.topology.work_queue(), prefetch = self.options.prefetch, lanes = self.options.lanes, "consuming");
-
-        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
-            let (this, connection) = (Arc::clone(self), Arc::clone(&connection));
-            move |delivery: Delivery| {
-                let (this, connection) = (Arc::clone(&this), Arc::clone(&connection));
-                async move { this.process(&connection, delivery).await }
-            }
-        });
-
-        let end = loop {
-            tokio::select! {
-                next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => {
-                        let aggregate = headers::text(&delivery.properties, "subject");
-                        if !lanes.dispatch(aggregate.as_deref(), delivery.delivery_tag, delivery).await {
-                            break SessionEnd::Lost;
-                        }
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%group, %error, "delivery stream failed");
-                        break SessionEnd::Lost;
-                    }
-                    None => break SessionEnd::Lost,
-                },
-                () = shutdown.as_mut() => {
-                    // No new deliveries; those already handed out are finished below, and any the
-                    // broker pushed but we never read are requeued when the connection closes.
-                    let _ = channel.basic_cancel(deliveries.tag(), BasicCancelOptions { nowait: false }).await;
-                    break SessionEnd::Shutdown;
-                }
-            }
-        };
-        lanes.finish().await;
-        connection.close().await;
-        Ok(end)
-    }
-
     async fn process(&self, connection: &AmqpConnection, delivery: Delivery) {
         let attempt = headers::number(&delivery.properties, headers::ATTEMPT)
             .and_then(|n| u32::try_from(n).ok())
@@ -238,6 +160,63 @@ impl AmqpConsumer {
                 let _ = delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await;
             }
         }
+    }
+}
+
+impl Sessions for AmqpConsumer {
+    fn group(&self) -> &str {
+        &self.topology.group
+    }
+
+    async fn session<F: Future<Output = ()> + Send>(
+        self: &Arc<Self>,
+        mut shutdown: Pin<&mut F>,
+        backoff: &mut Duration,
+    ) -> Result<SessionEnd, BusError> {
+        let group = &self.topology.group;
+        let connection = Arc::new(AmqpConnection::connect(&self.url, &format!("voltbus-consumer-{group}")).await?);
+        connection.declare_exchanges().await?;
+        self.topology.declare(&connection.channel().await?).await?;
+        let tag = format!("{group}-{}", uuid::Uuid::now_v7());
+        let (channel, mut deliveries) =
+            connection.consume(&self.topology.work_queue(), &tag, self.options.prefetch).await?;
+        *backoff = FIRST_BACKOFF;
+        tracing::info!(%group, queue = %self.topology.work_queue(), prefetch = self.options.prefetch, lanes = self.options.lanes, "consuming");
+
+        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
+            let (this, connection) = (Arc::clone(self), Arc::clone(&connection));
+            move |delivery: Delivery| {
+                let (this, connection) = (Arc::clone(&this), Arc::clone(&connection));
+                async move { this.process(&connection, delivery).await }
+            }
+        });
+
+        let end = loop {
+            tokio::select! {
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let aggregate = headers::text(&delivery.properties, "subject");
+                        if !lanes.dispatch(aggregate.as_deref(), delivery.delivery_tag, delivery).await {
+                            break SessionEnd::Lost;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%group, %error, "delivery stream failed");
+                        break SessionEnd::Lost;
+                    }
+                    None => break SessionEnd::Lost,
+                },
+                () = shutdown.as_mut() => {
+                    // No new deliveries; those already handed out are finished below, and any the
+                    // broker pushed but we never read are requeued when the connection closes.
+                    let _ = channel.basic_cancel(deliveries.tag(), BasicCancelOptions { nowait: false }).await;
+                    break SessionEnd::Shutdown;
+                }
+            }
+        };
+        lanes.finish().await;
+        connection.close().await;
+        Ok(end)
     }
 }
 

@@ -34,15 +34,13 @@ use tracing::Instrument;
 use super::{NatsConnection, decode_parts};
 use crate::amqp::ConsumerOptions;
 use crate::handler::Handler;
-use crate::runtime::{Lanes, Processor, Verdict};
+use crate::runtime::{FIRST_BACKOFF, Lanes, Processor, SessionEnd, Sessions, Verdict, supervise};
 use crate::{BusError, PublishError};
 
 /// Default of [`JetStreamGroup::crash_redeliveries`], as RabbitMQ's delivery limit.
 const CRASH_REDELIVERIES: u32 = 20;
 /// Default of [`JetStreamGroup::ack_wait`].
 const ACK_WAIT: Duration = Duration::from_secs(30);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Header names the runtime adds to a dead letter.
 pub(crate) mod headers {
@@ -138,11 +136,6 @@ pub struct JetStreamConsumer {
     processor: Processor,
 }
 
-enum SessionEnd {
-    Shutdown,
-    Lost,
-}
-
 /// The server's max-deliveries advisory (only the fields used).
 #[derive(Deserialize)]
 struct MaxDeliveries {
@@ -168,88 +161,11 @@ impl JetStreamConsumer {
     }
 
     /// Runs until `shutdown` resolves, re-creating the consumer when it is lost.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let this = Arc::new(self);
-        tokio::pin!(shutdown);
         let advisories = tokio::spawn(Arc::clone(&this).watch_max_deliveries());
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match this.session(shutdown.as_mut(), &mut backoff).await {
-                Ok(SessionEnd::Shutdown) => break,
-                Ok(SessionEnd::Lost) => {
-                    tracing::warn!(group = %this.topology.group, "JetStream consumer lost; re-creating")
-                }
-                Err(error) => {
-                    tracing::warn!(group = %this.topology.group, %error, ?backoff, "cannot consume; retrying")
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shutdown.as_mut() => break,
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        supervise(this, shutdown).await;
         advisories.abort();
-    }
-
-    async fn session(
-        self: &Arc<Self>,
-        mut shutdown: Pin<&mut impl Future<Output = ()>>,
-        backoff: &mut Duration,
-    ) -> Result<SessionEnd, BusError> {
-        let group = &self.topology.group;
-        let consumer = self.topology.declare(&self.nats, self.options.prefetch).await?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(usize::from(self.options.prefetch))
-            .messages()
-            .await
-            .map_err(|e| BusError::Consume { source_name: group.clone(), reason: e.to_string() })?;
-        *backoff = FIRST_BACKOFF;
-        tracing::info!(%group, stream = %self.topology.stream, filter = %self.topology.filter_subject, "consuming");
-
-        // Acks leave on a connection of their own, not queued behind the inbound messages of the
-        // consuming connection: 0.83-0.94 of a bare loop against 0.69-0.77 on one connection.
-        let acker = self.nats.sibling(&format!("voltbus-acks-{group}")).await?;
-        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
-            let (this, acker) = (Arc::clone(self), acker.clone());
-            move |message: Message| {
-                let (this, acker) = (Arc::clone(&this), acker.clone());
-                async move { this.process(&acker, message).await }
-            }
-        });
-
-        let end = loop {
-            tokio::select! {
-                next = messages.next() => match next {
-                    Some(Ok(message)) => {
-                        let aggregate = message.headers.as_ref().and_then(|h| h.get("ce-subject")).map(|v| v.as_str().to_owned());
-                        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or_default();
-                        if !lanes.dispatch(aggregate.as_deref(), sequence, message).await {
-                            break SessionEnd::Lost;
-                        }
-                    }
-                    Some(Err(error)) => {
-                        use async_nats::jetstream::consumer::pull::MessagesErrorKind;
-                        if matches!(error.kind(), MessagesErrorKind::MissingHeartbeat) {
-                            // Heartbeats come as items; a missed one alone is not fatal.
-                            tracing::debug!(%group, "missed a JetStream heartbeat");
-                            continue;
-                        }
-                        tracing::warn!(%group, %error, "JetStream message stream failed");
-                        break SessionEnd::Lost;
-                    }
-                    None => break SessionEnd::Lost,
-                },
-                () = shutdown.as_mut() => break SessionEnd::Shutdown,
-            }
-        };
-        // Stop pulling; what was handed to lanes is finished, anything else is redelivered later.
-        drop(messages);
-        lanes.finish().await;
-        // Acks are buffered: send them before the connection goes.
-        let _ = acker.flush().await;
-        Ok(end)
     }
 
     async fn process(&self, acker: &async_nats::Client, message: Message) {
@@ -398,5 +314,71 @@ impl JetStreamConsumer {
             advisory.double_ack().await.map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+impl Sessions for JetStreamConsumer {
+    fn group(&self) -> &str {
+        &self.topology.group
+    }
+
+    async fn session<F: Future<Output = ()> + Send>(
+        self: &Arc<Self>,
+        mut shutdown: Pin<&mut F>,
+        backoff: &mut Duration,
+    ) -> Result<SessionEnd, BusError> {
+        let group = &self.topology.group;
+        let consumer = self.topology.declare(&self.nats, self.options.prefetch).await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(usize::from(self.options.prefetch))
+            .messages()
+            .await
+            .map_err(|e| BusError::Consume { source_name: group.clone(), reason: e.to_string() })?;
+        *backoff = FIRST_BACKOFF;
+        tracing::info!(%group, stream = %self.topology.stream, filter = %self.topology.filter_subject, "consuming");
+
+        // Acks leave on a connection of their own, not queued behind the inbound messages of the
+        // consuming connection: 0.83-0.94 of a bare loop against 0.69-0.77 on one connection.
+        let acker = self.nats.sibling(&format!("voltbus-acks-{group}")).await?;
+        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
+            let (this, acker) = (Arc::clone(self), acker.clone());
+            move |message: Message| {
+                let (this, acker) = (Arc::clone(&this), acker.clone());
+                async move { this.process(&acker, message).await }
+            }
+        });
+
+        let end = loop {
+            tokio::select! {
+                next = messages.next() => match next {
+                    Some(Ok(message)) => {
+                        let aggregate = message.headers.as_ref().and_then(|h| h.get("ce-subject")).map(|v| v.as_str().to_owned());
+                        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+                        if !lanes.dispatch(aggregate.as_deref(), sequence, message).await {
+                            break SessionEnd::Lost;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+                        if matches!(error.kind(), MessagesErrorKind::MissingHeartbeat) {
+                            // Heartbeats come as items; a missed one alone is not fatal.
+                            tracing::debug!(%group, "missed a JetStream heartbeat");
+                            continue;
+                        }
+                        tracing::warn!(%group, %error, "JetStream message stream failed");
+                        break SessionEnd::Lost;
+                    }
+                    None => break SessionEnd::Lost,
+                },
+                () = shutdown.as_mut() => break SessionEnd::Shutdown,
+            }
+        };
+        // Stop pulling; what was handed to lanes is finished, anything else is redelivered later.
+        drop(messages);
+        lanes.finish().await;
+        // Acks are buffered: send them before the connection goes.
+        let _ = acker.flush().await;
+        Ok(end)
     }
 }
