@@ -11,7 +11,6 @@ use schemas::rides::PauseRide;
 use schemas::routing;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::Harness;
 use crate::support::{amqp_url, init_logs, unique};
@@ -24,7 +23,7 @@ pub struct Amqp {
     handler: Arc<dyn Handler>,
     options: ConsumerOptions,
     database: Option<DatabaseConnection>,
-    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    running: super::Runner,
 }
 
 impl Amqp {
@@ -40,11 +39,7 @@ impl Amqp {
             self.handler.clone(),
             self.database.clone(),
         );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(consumer.run(async move {
-            let _ = stopped.await;
-        }));
-        self.running = Some((stop, task));
+        self.running.start(|stopped| consumer.run(stopped));
     }
 
     /// Closes the consumer's connection from the broker side, found by its name.
@@ -89,7 +84,8 @@ impl Harness for Amqp {
         // Declared before the consumer starts, so the first publish is routable.
         topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
         let requester = Requester::new(publisher.clone()).await.unwrap();
-        let mut harness = Self { topology, publisher, requester, handler, options, database, running: None };
+        let mut harness =
+            Self { topology, publisher, requester, handler, options, database, running: super::Runner::default() };
         harness.spawn();
         harness
     }
@@ -146,19 +142,14 @@ impl Harness for Amqp {
     }
 
     async fn kill_and_restart(&mut self) {
-        if let Some((_, task)) = self.running.take() {
-            task.abort();
-        }
+        self.running.kill();
         // An aborted task leaves lapin's socket open: the broker only requeues once it is closed.
         self.close_consumer_connection();
         self.spawn();
     }
 
     async fn stop(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(());
-            task.await.unwrap();
-        }
+        self.running.stop().await;
     }
 
     async fn finish(mut self) {

@@ -13,7 +13,6 @@ use schemas::rides::PauseRide;
 use schemas::routing;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::Harness;
 use crate::support::{init_logs, unique};
@@ -35,7 +34,7 @@ pub struct Embedded {
     handler: Arc<dyn Handler>,
     options: ConsumerOptions,
     database: Option<DatabaseConnection>,
-    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    running: super::Runner,
 }
 
 impl Embedded {
@@ -53,11 +52,7 @@ impl Embedded {
         );
         // Short, so a killed consumer's messages come back within the test.
         consumer.lease = Duration::from_secs(2);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(consumer.run(async move {
-            let _ = stopped.await;
-        }));
-        self.running = Some((stop, task));
+        self.running.start(|stopped| consumer.run(stopped));
     }
 }
 
@@ -79,7 +74,7 @@ impl Harness for Embedded {
             retry_delays,
         };
         bus.declare(&topology);
-        let mut harness = Self { bus, topology, handler, options, database, running: None };
+        let mut harness = Self { bus, topology, handler, options, database, running: super::Runner::default() };
         harness.spawn();
         harness
     }
@@ -140,17 +135,12 @@ impl Harness for Embedded {
     }
 
     async fn kill_and_restart(&mut self) {
-        if let Some((_, task)) = self.running.take() {
-            task.abort();
-        }
+        self.running.kill();
         self.spawn();
     }
 
     async fn stop(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(());
-            task.await.unwrap();
-        }
+        self.running.stop().await;
     }
 
     async fn finish(mut self) {
@@ -196,14 +186,11 @@ async fn confirmed_messages_survive_a_restart() {
     let bus = EmbeddedBus::new(open_embedded(&path).await);
     let handler = Arc::new(Scripted::new(|_, _| Ok(None)));
     let consumer = EmbeddedConsumer::new(bus.clone(), topology, ConsumerOptions::default(), handler.clone(), None);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(consumer.run(async move {
-        let _ = stopped.await;
-    }));
+    let mut running = super::Runner::default();
+    running.start(|stopped| consumer.run(stopped));
     assert!(eventually(Duration::from_secs(10), || handler.calls.lock().unwrap().len() == 50).await);
     let mut handled: Vec<_> = handler.calls.lock().unwrap().iter().map(|c| c.0).collect();
     handled.sort();
     assert_eq!(handled, sent, "every confirmed message, once (different rides run in parallel lanes)");
-    let _ = stop.send(());
-    task.await.unwrap();
+    running.stop().await;
 }

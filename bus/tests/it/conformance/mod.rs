@@ -21,6 +21,41 @@ use crate::support::{Scripted, eventually, fresh_database, pause_ride, tenant};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// A consumer runtime running in a task, stopped gracefully or killed.
+#[derive(Default)]
+pub struct Runner(Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>);
+
+impl Runner {
+    /// Starts `run`, which gets the future that resolves when the runner is stopped.
+    pub fn start<Fut>(
+        &mut self,
+        run: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    ) where
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(Box::pin(async move {
+            let _ = stopped.await;
+        })));
+        self.0 = Some((stop, task));
+    }
+
+    /// Aborts the task, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some((_, task)) = self.0.take() {
+            task.abort();
+        }
+    }
+
+    /// Asks the runtime to stop and waits until it has.
+    pub async fn stop(&mut self) {
+        if let Some((stop, task)) = self.0.take() {
+            let _ = stop.send(());
+            task.await.unwrap();
+        }
+    }
+}
+
 /// What the suite needs from a transport.
 pub trait Harness: Sized {
     /// Starts a consumer group of its own with `handler`.

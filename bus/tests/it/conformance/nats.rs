@@ -15,7 +15,6 @@ use schemas::rides::PauseRide;
 use schemas::subjects;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::Harness;
 use crate::support::{init_logs, unique};
@@ -89,7 +88,7 @@ pub struct Nats {
     handler: Arc<dyn Handler>,
     options: ConsumerOptions,
     database: Option<DatabaseConnection>,
-    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    running: super::Runner,
 }
 
 impl Nats {
@@ -102,11 +101,7 @@ impl Nats {
             self.handler.clone(),
             self.database.clone(),
         );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(consumer.run(async move {
-            let _ = stopped.await;
-        }));
-        self.running = Some((stop, task));
+        self.running.start(|stopped| consumer.run(stopped));
     }
 
     async fn publish(&self, headers: HeaderMap, body: Vec<u8>) {
@@ -141,7 +136,8 @@ impl Harness for Nats {
         // Short, so a killed consumer's message moves on within the test.
         topology.ack_wait = Duration::from_secs(2);
         topology.declare(&nats, 50).await.unwrap();
-        let mut harness = Self { server, nats, topology, handler, options, database, running: None };
+        let mut harness =
+            Self { server, nats, topology, handler, options, database, running: super::Runner::default() };
         harness.spawn().await;
         harness
     }
@@ -187,17 +183,12 @@ impl Harness for Nats {
     }
 
     async fn kill_and_restart(&mut self) {
-        if let Some((_, task)) = self.running.take() {
-            task.abort();
-        }
+        self.running.kill();
         self.spawn().await;
     }
 
     async fn stop(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(());
-            task.await.unwrap();
-        }
+        self.running.stop().await;
     }
 
     async fn finish(mut self) {
