@@ -74,6 +74,29 @@ where
     start.elapsed()
 }
 
+/// Starts a consumer runtime, returns how long it took to handle `n` messages, then stops it.
+async fn until_handled<Fut>(
+    handled: &AtomicUsize,
+    n: usize,
+    run: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+) -> Duration
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let task = tokio::spawn(run(Box::pin(async move {
+        let _ = stopped.await;
+    })));
+    while handled.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = start.elapsed();
+    let _ = stop.send(());
+    task.await.unwrap();
+    elapsed
+}
+
 struct Noop(Arc<AtomicUsize>);
 
 impl Handler for Noop {
@@ -181,17 +204,7 @@ async fn main() {
         Arc::new(Noop(handled.clone())),
         None,
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let start = Instant::now();
-    let task = tokio::spawn(runtime.run(async move {
-        let _ = stopped.await;
-    }));
-    while handled.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let bus_consume = start.elapsed();
-    let _ = stop.send(());
-    task.await.unwrap();
+    let bus_consume = until_handled(&handled, n, |stopped| runtime.run(stopped)).await;
     report.pair("RabbitMQ consume -> no-op -> ack", rate(n, bare_consume), rate(n, bus_consume));
     for queue in [topology.work_queue(), topology.dead_letter_queue()] {
         let _ = admin.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
@@ -278,17 +291,7 @@ async fn main() {
         Arc::new(Noop(handled.clone())),
         None,
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let start = Instant::now();
-    let task = tokio::spawn(runtime.run(async move {
-        let _ = stopped.await;
-    }));
-    while handled.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let bus_consume_js = start.elapsed();
-    let _ = stop.send(());
-    task.await.unwrap();
+    let bus_consume_js = until_handled(&handled, n, |stopped| runtime.run(stopped)).await;
     report.pair("NATS JetStream consume -> no-op -> ack", rate(n, bare_single), rate(n, bus_consume_js));
     report.single("  (bare loop waiting for each ack: double_ack)", rate(n, bare_double));
     for name in [format!("{group}_bare"), format!("{group}_bare_ack"), format!("{group}_bus")] {
