@@ -5,11 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bus::amqp::{AmqpConsumer, ConsumerOptions};
+use bus::embedded::EmbeddedConsumer;
 use bus::outbox::Relay;
 use migrations::{Migrator, MigratorTrait};
-use publishers::Edge;
+use publishers::{CommandBus, Edge, PartnerApi};
+use schemas::TenantId;
+use schemas::integrations::{CreateApiKey, KeyScope, RateLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::Settings;
 use crate::engines::{Engines, connect_database};
@@ -18,6 +23,8 @@ use crate::engines::{Engines, connect_database};
 const RELAY_BATCH: usize = 500;
 /// How often an idle relay looks for new outbox rows.
 const RELAY_IDLE: Duration = Duration::from_millis(50);
+/// How often expired idempotency records are deleted.
+const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Applies pending migrations and exits (`voltbus migrate`).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -45,10 +52,19 @@ impl Running {
     }
 }
 
-/// Connects the engines, migrates, and starts the outbox relay and the HTTP edge.
+/// Connects the engines, migrates, and starts the consumer groups, the outbox relay and the HTTP
+/// edge. Stopping goes in the reverse order of dependence: the edge finishes its requests (their
+/// commands still answered) and flushes its request log, then consumers and relay finish theirs,
+/// then the engines close.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let engines = Arc::new(Engines::connect(&settings, "voltbus").await?);
-    let edge = Edge::bind(settings.http.bind, engines.clone())
+    let commands = match &engines.amqp {
+        Some(amqp) => CommandBus::amqp(Arc::clone(amqp)).await.context("opening the command channel")?,
+        None => CommandBus::Embedded(engines.embedded.clone()),
+    };
+    let database = engines.database.connection().clone();
+    let (api, api_tasks) = PartnerApi::new(settings.partner.to_edge(), database.clone(), commands);
+    let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api))
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
     let addr = edge.local_addr()?;
@@ -57,13 +73,36 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tracing::info!(engine = report.engine, kind = report.kind, state = ?report.state, detail = %report.detail, "engine");
     }
     let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
+    let (drain, drained) = watch::channel(false);
+    let when = |signal: &watch::Receiver<bool>| {
+        let mut signal = signal.clone();
         async move {
             // An error means the sender is gone, which is a stop too.
-            let _ = stopped.wait_for(|stop| *stop).await;
+            let _ = signal.wait_for(|stop| *stop).await;
         }
     };
+
+    let mut background = Vec::new();
+    // The integrations group answers the edge's key commands and writes its request log.
+    let handler = Arc::new(consumers::integrations::Integrations);
+    let topology = consumers::integrations::topology();
+    background.push(match &settings.amqp.url {
+        Some(url) => {
+            let consumer =
+                AmqpConsumer::new(url, topology, ConsumerOptions::default(), handler, Some(database.clone()));
+            tokio::spawn(consumer.run(when(&drained)))
+        }
+        None => {
+            let consumer = EmbeddedConsumer::new(
+                engines.embedded.clone(),
+                topology,
+                ConsumerOptions::default(),
+                handler,
+                Some(database),
+            );
+            tokio::spawn(consumer.run(when(&drained)))
+        }
+    });
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
     let relay = Relay::new(
         engines.database.connection().clone(),
@@ -72,15 +111,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         Some(engines.embedded.clone()),
         RELAY_BATCH,
     );
-    let relay = tokio::spawn(relay.run(RELAY_IDLE, until_stopped()));
+    background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
+    background.push(tokio::spawn(purge_idempotency_records(Arc::clone(&api), when(&stopped))));
+    drop(api);
+
     let grace = Duration::from_secs(settings.http.shutdown_grace_seconds);
+    let until_stopped = when(&stopped);
     let task = tokio::spawn(async move {
-        edge.run(until_stopped(), grace).await;
-        // The relay finishes its pass (publishes confirmed and marked) before the engines close.
-        if relay.await.is_err() {
-            tracing::warn!("outbox relay task ended abnormally");
+        edge.run(until_stopped, grace).await;
+        // The edge and the purge task held the API; once both are gone its request log flushes.
+        api_tasks.finish().await;
+        let _ = drain.send(true);
+        for task in background {
+            if task.await.is_err() {
+                tracing::warn!("a background task ended abnormally");
+            }
         }
-        // The edge held the other reference; once it is done, the engines are ours to close.
         match Arc::try_unwrap(engines) {
             Ok(engines) => engines.close().await,
             Err(_) => {
@@ -90,4 +136,47 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tracing::info!("voltbus stopped");
     });
     Ok(Running { addr, stop, task })
+}
+
+/// Deletes expired idempotency records now and then, until `stop`.
+async fn purge_idempotency_records(api: Arc<PartnerApi>, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match api.purge_idempotency_records().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
+            Err(error) => tracing::warn!(%error, "could not purge idempotency records"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(IDEMPOTENCY_PURGE_EVERY) => {}
+            () = &mut stop => return,
+        }
+    }
+}
+
+/// Creates an organisation admin key outside the API (the operator's first key) and returns it
+/// with its secret, which is shown this once.
+pub async fn create_admin_key(settings: &Settings, tenant: &str, name: &str) -> anyhow::Result<(String, Uuid)> {
+    let tenant = TenantId::new(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    anyhow::ensure!(tenant.as_str() != publishers::ANONYMOUS_TENANT, "--tenant `{tenant}` is reserved");
+    let database = connect_database(settings).await?;
+    Migrator::up(database.connection(), None).await.context("applying database migrations")?;
+    let secret = publishers::api_keys::generate(&settings.partner.key_prefix, &ring::rand::SystemRandom::new())?;
+    let create = CreateApiKey {
+        key_id: Uuid::now_v7(),
+        name: name.to_owned(),
+        display_prefix: secret.display_prefix.clone(),
+        key_hash: secret.hash.to_hex(),
+        permissions: publishers::permissions::ALL.to_vec(),
+        scope: KeyScope::Global { allowed_subaccount_ids: Vec::new() },
+        rate_limits: RateLimits { per_minute: 600, per_hour: 10_000, per_day: 100_000 },
+        expires_at: None,
+        admin: true,
+    };
+    let key_id = create.key_id;
+    consumers::integrations::bootstrap_key(database.connection(), &tenant, create)
+        .await
+        .context("storing the admin key")?;
+    database.close().await;
+    Ok((secret.key.0, key_id))
 }

@@ -14,6 +14,6 @@ mod engines;
 pub mod settings;
 pub mod telemetry;
 
-pub use app::{Running, migrate, start};
+pub use app::{Running, create_admin_key, migrate, start};
 pub use engines::Engines;
 pub use settings::Settings;

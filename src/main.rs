@@ -24,6 +24,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Partner API keys.
+    ApiKeys {
+        #[command(subcommand)]
+        action: ApiKeyAction,
+    },
     /// Inspect or replay a consumer group's dead-letter queue (needs `amqp.url`).
     DeadLetters {
         #[command(subcommand)]
@@ -56,6 +61,20 @@ enum DeadLetterAction {
         /// Where the group runs (default: RabbitMQ when configured, else the embedded transport).
         #[arg(long, value_enum)]
         transport: Option<TransportArg>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyAction {
+    /// Create an organisation's admin key (the first key, from which the API manages the others).
+    /// Prints the key once; only its hash is stored.
+    CreateAdmin {
+        /// The organisation (tenant id: lower-case letters, digits, `_`, `-`).
+        #[arg(long)]
+        tenant: String,
+        /// The key's display name.
+        #[arg(long, default_value = "operator admin key")]
+        name: String,
     },
 }
 
@@ -107,6 +126,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Migrate => voltbus::migrate(&settings).await,
         Command::DeadLetters { action } => dead_letters(action, &settings).await,
+        Command::ApiKeys { action: ApiKeyAction::CreateAdmin { tenant, name } } => {
+            let (key, id) = voltbus::create_admin_key(&settings, &tenant, &name).await?;
+            println!("{}", serde_json::json!({ "id": id, "tenant": tenant, "key": key }));
+            eprintln!("voltbus: store this key now; it is not shown again");
+            Ok(())
+        }
         Command::Serve => {
             let running = voltbus::start(settings).await?;
             tracing::info!(addr = %running.addr, "voltbus is serving; GET /health to see its engines");

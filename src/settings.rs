@@ -17,6 +17,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The HTTP edge.
     pub http: HttpSettings,
+    /// The partner API.
+    pub partner: PartnerSettings,
     /// The consumers' database.
     pub database: UrlSettings,
     /// RabbitMQ.
@@ -38,6 +40,48 @@ pub struct HttpSettings {
 }
 
 /// An engine chosen by URL; none means the embedded one.
+/// `[partner]`: the partner REST API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSettings {
+    /// Keys are `<key_prefix>_pk_…` (2 to 8 lower-case letters).
+    pub key_prefix: String,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_seconds: u64,
+    /// Longest the edge waits for a command's reply, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// How long a key read from the database is trusted, in milliseconds.
+    pub key_cache_ttl_ms: u64,
+}
+
+impl PartnerSettings {
+    /// The edge's view of these settings.
+    pub fn to_edge(&self) -> publishers::PartnerSettings {
+        publishers::PartnerSettings {
+            key_prefix: self.key_prefix.clone(),
+            body_limit: self.body_limit_bytes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
+            command_timeout: std::time::Duration::from_millis(self.command_timeout_ms),
+            key_cache_ttl: std::time::Duration::from_millis(self.key_cache_ttl_ms),
+        }
+    }
+}
+
+impl Default for PartnerSettings {
+    fn default() -> Self {
+        let edge = publishers::PartnerSettings::default();
+        Self {
+            key_prefix: edge.key_prefix,
+            body_limit_bytes: edge.body_limit,
+            request_timeout_seconds: edge.request_timeout.as_secs(),
+            command_timeout_ms: u64::try_from(edge.command_timeout.as_millis()).unwrap_or(u64::MAX),
+            key_cache_ttl_ms: u64::try_from(edge.key_cache_ttl.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlSettings {
@@ -78,6 +122,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("voltbus-data"),
             http: HttpSettings { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_seconds: 30 },
+            partner: PartnerSettings::default(),
             database: UrlSettings::default(),
             amqp: UrlSettings::default(),
             nats: UrlSettings::default(),
@@ -130,6 +175,15 @@ impl Settings {
         check("database.url", &self.database.url, &["postgres://", "postgresql://", "sqlite:"])?;
         check("amqp.url", &self.amqp.url, &["amqp://", "amqps://"])?;
         check("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"])?;
+        let prefix = &self.partner.key_prefix;
+        if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(SettingsError(format!("partner.key_prefix `{prefix}` must be 2 to 8 lower-case letters")));
+        }
+        if self.partner.body_limit_bytes == 0 || self.partner.command_timeout_ms == 0 {
+            return Err(SettingsError(
+                "partner.body_limit_bytes and partner.command_timeout_ms must be above 0".into(),
+            ));
+        }
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return Err(SettingsError(format!("log.filter `{}` is not a tracing filter", self.log.filter)));
         }

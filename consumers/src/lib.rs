@@ -1,10 +1,13 @@
-//! The consumers: what takes messages off the bus and owns the database. Domain handlers (rides,
-//! wallets, vehicles, …) arrive with their issues; this crate already holds the database
-//! connection they share.
+//! The consumers: what takes messages off the bus and owns the database.
 //!
 //! Layout:
 //! - `database`: connecting to PostgreSQL or the embedded SQLite file, and its `/health` line.
+//! - `outcome`: the shape of a command's reply (done or refused with a code).
+//! - `integrations`: partner API keys and the partner request log.
 
 mod database;
+pub mod integrations;
+mod outcome;
 
 pub use database::{Database, DatabaseError};
+pub use outcome::{Outcome, Refusal};

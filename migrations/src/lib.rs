@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_bus_tables;
 mod m20261123_000002_embedded_queue;
+mod m20261123_000003_partner_keys;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -15,6 +16,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_bus_tables::Migration), Box::new(m20261123_000002_embedded_queue::Migration)]
+        vec![
+            Box::new(m20261123_000001_bus_tables::Migration),
+            Box::new(m20261123_000002_embedded_queue::Migration),
+            Box::new(m20261123_000003_partner_keys::Migration),
+        ]
     }
 }

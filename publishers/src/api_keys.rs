@@ -34,8 +34,15 @@ pub enum ApiKeyError {
 }
 
 /// SHA-256 of a whole key, the only form in which a key is stored.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Eq, Hash)]
 pub struct KeyHash([u8; 32]);
+
+/// Equality in time independent of where two hashes differ.
+impl PartialEq for KeyHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
 
 impl KeyHash {
     /// Hashes a key.
@@ -65,7 +72,7 @@ impl KeyHash {
     /// Whether `presented` is the key this hash was made from, in time independent of where
     /// they differ.
     pub fn matches(&self, presented: &str) -> bool {
-        KeyHash::of(presented).0.ct_eq(&self.0).into()
+        KeyHash::of(presented) == *self
     }
 }
 

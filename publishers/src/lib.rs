@@ -10,4 +10,4 @@ pub mod api_keys;
 pub mod edge;
 pub mod permissions;
 
-pub use edge::{Edge, HealthCheck};
+pub use edge::{ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, PartnerApi, PartnerSettings, PartnerTasks};

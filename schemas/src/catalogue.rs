@@ -98,6 +98,8 @@ catalogue! {
     integrations::ExternalIdentityLinked,
     integrations::CreateApiKey,
     integrations::RegenerateApiKey,
+    integrations::UpdateApiKey,
+    integrations::RecordApiRequests,
     integrations::SetApiKeyActive,
     integrations::DeleteApiKey,
     integrations::ApiKeyChanged,

@@ -269,8 +269,11 @@ pub struct CreateApiKey {
     pub rate_limits: RateLimits,
     /// Optional expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the key may manage the organisation's keys and read its request log.
+    #[serde(default)]
+    pub admin: bool,
 }
-message!(CreateApiKey, "api_key.create", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+message!(CreateApiKey, "api_key.create", (1, 1), Command, Integrations, |m| Some(m.key_id.to_string()));
 
 /// Replace a key's secret; the old key is dead at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -283,6 +286,35 @@ pub struct RegenerateApiKey {
     pub key_hash: String,
 }
 message!(RegenerateApiKey, "api_key.regenerate", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+
+/// Change a key's settings; fields left out stay as they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateApiKey {
+    /// Key.
+    pub key_id: Uuid,
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New permissions (replacing the old set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<Permission>>,
+    /// New subaccount scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<KeyScope>,
+    /// New request limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    /// New expiry (see `clear_expiry` to remove it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Removes the expiry: the key no longer expires.
+    #[serde(default)]
+    pub clear_expiry: bool,
+    /// Enables or disables the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+message!(UpdateApiKey, "api_key.update", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
 
 /// Enable or disable a key; disabled keys get 401.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -302,12 +334,45 @@ pub struct DeleteApiKey {
 }
 message!(DeleteApiKey, "api_key.delete", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
 
+/// One request the partner edge answered, for the request log (never a body, never a key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiRequestRecord {
+    /// The edge's `request_id`.
+    pub request_id: String,
+    /// The key that made it, when one was recognised.
+    pub key_id: Option<Uuid>,
+    /// Display prefix of the presented key, when it had a key's shape.
+    pub key_prefix: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// The route template (`/api/partner/v1/api-keys/{id}`), or the raw path when none matched.
+    pub route: String,
+    /// Subaccount the request acted on.
+    pub subaccount_id: Option<Uuid>,
+    /// Response status.
+    pub status: u16,
+    /// Time from request head to response, in microseconds.
+    pub latency_us: u64,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A batch of answered requests of one organisation, for its request log and key usage counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordApiRequests {
+    /// The requests, oldest first.
+    pub requests: Vec<ApiRequestRecord>,
+}
+message!(RecordApiRequests, "api_request.record", (1, 0), Command, Integrations, |_m| None);
+
 /// What happened to a key, so every edge refreshes or drops what it cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyChange {
     /// Created.
     Created,
+    /// Settings changed.
+    Updated,
     /// Secret replaced.
     Regenerated,
     /// Enabled.
@@ -326,4 +391,4 @@ pub struct ApiKeyChanged {
     /// What changed.
     pub change: ApiKeyChange,
 }
-message!(ApiKeyChanged, "api_key.changed", (1, 0), Event, Integrations, |m| Some(m.key_id.to_string()));
+message!(ApiKeyChanged, "api_key.changed", (1, 1), Event, Integrations, |m| Some(m.key_id.to_string()));

@@ -7,6 +7,7 @@ mod amqp;
 mod binary;
 mod embedded;
 mod nats;
+mod partner;
 mod postgres;
 mod production;
 mod settings;

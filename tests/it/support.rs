@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::Value;
@@ -66,15 +66,7 @@ pub fn embedded_settings() -> Settings {
 
 /// GET a path and return status and JSON body.
 pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> (u16, Value, http::HeaderMap) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers)
+    request(addr, "GET", path, &[], None).await
 }
 
 /// The engine entry of a `/health` body.
@@ -85,4 +77,52 @@ pub fn engine<'a>(health: &'a Value, role: &str) -> &'a Value {
         .iter()
         .find(|e| e["engine"] == role)
         .unwrap_or_else(|| panic!("no {role} in {health}"))
+}
+
+/// A RabbitMQ virtual host of one test, so that its consumer groups (same queue names as every
+/// other app's) see only its own commands. Returns the AMQP URL into it.
+pub fn fresh_vhost() -> String {
+    let vhost = unique("vb");
+    for args in
+        [vec!["add_vhost", vhost.as_str()], vec!["set_permissions", "-p", vhost.as_str(), "guest", ".*", ".*", ".*"]]
+    {
+        let output =
+            std::process::Command::new("rabbitmqctl").args(&args).output().expect("rabbitmqctl must be installed");
+        assert!(output.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let base = amqp_url();
+    format!("{}/{vhost}", base.rsplit_once('/').unwrap().0)
+}
+
+/// Deletes a virtual host made by [`fresh_vhost`].
+pub fn drop_vhost(url: &str) {
+    let vhost = url.rsplit_once('/').unwrap().1;
+    let _ = std::process::Command::new("rabbitmqctl").args(["delete_vhost", vhost]).output();
+}
+
+/// One HTTP request: method, path, headers, optional body; returns status, JSON body, headers.
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value, http::HeaderMap) {
+    use http_body_util::Full;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let mut builder = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    if body.is_some() && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+        builder = builder.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default().to_owned()))).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers)
 }

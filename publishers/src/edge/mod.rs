@@ -1,12 +1,28 @@
-//! The HTTP edge: accepts connections, answers routes, and on shutdown stops accepting while the
-//! requests already in flight finish.
+//! The HTTP edge: accepts connections, answers `/health` and the partner API, and on shutdown
+//! stops accepting while the requests already in flight finish.
 //!
-//! Layout: `server` (accept loop and shutdown), `health` (`GET /health`), `response` (the JSON
-//! envelope every answer uses).
+//! Layout:
+//! - `server`: accept loop and shutdown; `health`: `GET /health`.
+//! - `api`: one partner request from head to answer; `routes`: the route table.
+//! - `auth` (keys and subaccounts), `limits` (rate limits), `idempotency`, `audit` (request log).
+//! - `keys`: the key-management routes; `commands`: commands to the bus and their replies.
+//! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
+mod api;
+mod audit;
+mod auth;
+mod commands;
 mod health;
+mod idempotency;
+mod keys;
+mod limits;
+mod openapi;
 mod response;
+mod routes;
 mod server;
 
+pub use api::{PartnerApi, PartnerSettings, PartnerTasks};
+pub use audit::ANONYMOUS_TENANT;
+pub use commands::CommandBus;
 pub use health::HealthCheck;
 pub use server::Edge;

@@ -1,9 +1,11 @@
 //! The JSON envelope of every response (Levy Fleets shape): `{data, meta}` on success,
-//! `{error: {code, message, details}, meta}` on failure; `meta` carries the request id.
+//! `{data, pagination, meta}` for lists, `{error: {code, message, details}, meta}` on failure;
+//! `meta` carries the request id and time.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Header carrying the request id, also in `meta.request_id`.
@@ -21,9 +23,187 @@ fn meta(request_id: &str) -> Value {
     })
 }
 
+/// Where a list page is: `page` is 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Page {
+    /// 1-based page number.
+    pub page: u64,
+    /// Items per page.
+    pub limit: u64,
+}
+
+impl Page {
+    /// Rows to skip.
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.limit)
+    }
+}
+
+/// A successful answer before it is wrapped in the envelope.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub data: Value,
+    /// Set for lists: the page shown and the number of items in all.
+    pub pagination: Option<(Page, u64)>,
+    /// What an idempotent replay shows instead of `data`, when `data` holds a secret.
+    pub replay_data: Option<Value>,
+}
+
+impl Answer {
+    /// `200 {data}`.
+    pub fn ok(data: impl Serialize) -> Self {
+        Self::with_status(StatusCode::OK, data)
+    }
+
+    /// `{data}` with another success status (`201` on creation).
+    pub fn with_status(status: StatusCode, data: impl Serialize) -> Self {
+        // Answers are built from our own types: serialising them cannot fail.
+        Self { status, data: serde_json::to_value(data).unwrap_or(Value::Null), pagination: None, replay_data: None }
+    }
+
+    /// Keeps `field` of `data` out of the copy kept for idempotent replays: a secret is shown once.
+    pub fn withholding(mut self, field: &str) -> Self {
+        let mut kept = self.data.clone();
+        kept[field] = Value::Null;
+        self.replay_data = Some(kept);
+        self
+    }
+
+    /// `200 {data: [...], pagination}`.
+    pub fn list(items: impl Serialize, page: Page, total: u64) -> Self {
+        Self { pagination: Some((page, total)), ..Self::ok(items) }
+    }
+
+    /// The envelope's body.
+    pub fn body(&self, request_id: &str) -> Value {
+        let mut body = json!({ "data": self.data, "meta": meta(request_id) });
+        if let Some((page, total)) = self.pagination {
+            body["pagination"] = json!({
+                "page": page.page,
+                "limit": page.limit,
+                "total": total,
+                "has_next": page.offset().saturating_add(page.limit) < total,
+                "has_prev": page.page > 1,
+            });
+        }
+        body
+    }
+}
+
+/// A failed answer: status, stable code, message, details, and headers it needs (`Retry-After`).
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: json!({}), headers: Vec::new() }
+    }
+
+    /// Adds `details`.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// 401: no key, or not a usable one.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    /// 403: the key may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        let mut error = Self::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", format!("use {allowed}"));
+        if let Ok(value) = HeaderValue::from_str(allowed) {
+            error.headers.push((header::ALLOW, value));
+        }
+        error
+    }
+
+    /// 400: the body is not JSON at all (or a header is unreadable).
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
+    }
+
+    /// 422: a field (body path, query parameter or header) has a wrong type or value.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message).details(json!({ "field": field }))
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+    }
+
+    /// 413.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("request body over {limit} bytes"))
+            .details(json!({ "limit_bytes": limit }))
+    }
+
+    /// 415: a body that is not `application/json`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "VALIDATION_ERROR", "send bodies as application/json")
+            .details(json!({ "field": "content-type" }))
+    }
+
+    /// 422: an idempotency key reused with another request.
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used with a different request",
+        )
+        .details(json!({ "field": "idempotency-key" }))
+    }
+
+    /// 504: the bus did not answer in time; the command may still take effect.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "TIMEOUT", message)
+    }
+
+    /// 500: our fault; the detail goes to the log, not to the caller.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; quote the request_id when reporting it",
+        )
+    }
+
+    /// 503: a dependency is down.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+    }
+
+    /// The envelope's body.
+    pub fn body(&self, request_id: &str) -> Value {
+        json!({
+            "error": { "code": self.code, "message": self.message, "details": self.details },
+            "meta": meta(request_id),
+        })
+    }
+}
+
 /// A JSON response with the request id header.
-pub(crate) fn json_response(status: StatusCode, body: &Value, request_id: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+pub(crate) fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -31,13 +211,4 @@ pub(crate) fn json_response(status: StatusCode, body: &Value, request_id: &str) 
         headers.insert(REQUEST_ID, value);
     }
     response
-}
-
-/// `{error: {code, message, details}, meta}`.
-pub(crate) fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
-    let body = json!({
-        "error": { "code": code, "message": message, "details": {} },
-        "meta": meta(request_id),
-    });
-    json_response(status, &body, request_id)
 }

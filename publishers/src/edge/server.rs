@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -17,8 +17,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use super::api::PartnerApi;
 use super::health::{self, HealthCheck};
-use super::response;
+use super::response::{self, ApiError};
+use super::routes;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,12 +29,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Edge {
     listener: TcpListener,
     health: Arc<dyn HealthCheck>,
+    api: Arc<PartnerApi>,
 }
 
 impl Edge {
     /// Binds the listening socket (port 0 picks a free port, as tests do).
-    pub async fn bind(addr: SocketAddr, health: Arc<dyn HealthCheck>) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await?, health })
+    pub async fn bind(addr: SocketAddr, health: Arc<dyn HealthCheck>, api: Arc<PartnerApi>) -> std::io::Result<Self> {
+        Ok(Self { listener: TcpListener::bind(addr).await?, health, api })
     }
 
     /// The address actually bound.
@@ -59,9 +62,11 @@ impl Edge {
                 () = &mut shutdown => break,
             };
             let health = Arc::clone(&self.health);
+            let api = Arc::clone(&self.api);
             let service = service_fn(move |request| {
                 let health = Arc::clone(&health);
-                async move { Ok::<_, Infallible>(handle(request, health.as_ref()).await) }
+                let api = Arc::clone(&api);
+                async move { Ok::<_, Infallible>(handle(request, health.as_ref(), &api).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -81,19 +86,25 @@ impl Edge {
     }
 }
 
-async fn handle(request: Request<Incoming>, health: &dyn HealthCheck) -> Response<Full<Bytes>> {
+async fn handle(request: Request<Incoming>, health: &dyn HealthCheck, api: &PartnerApi) -> Response<Full<Bytes>> {
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
     async move {
-        let answer = match (request.method(), request.uri().path()) {
-            (&Method::GET, "/health") => {
-                let (status, body) = health::answer(health).await;
-                response::json_response(status, &body, &request_id)
-            }
-            (_, "/health") => {
-                response::error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "use GET", &request_id)
-            }
-            _ => response::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route", &request_id),
+        let path = request.uri().path();
+        let answer = if path == routes::BASE || path.starts_with(&format!("{}/", routes::BASE)) {
+            api.handle(request, &request_id).await
+        } else {
+            let error = match (request.method(), path) {
+                (&Method::GET, "/health") => {
+                    let (status, body) = health::answer(health).await;
+                    return response::json_response(status, body.to_string(), &request_id);
+                }
+                (_, "/health") => ApiError::method_not_allowed("GET"),
+                _ => ApiError::not_found("no such route"),
+            };
+            let mut answer = response::json_response(error.status, error.body(&request_id).to_string(), &request_id);
+            answer.headers_mut().extend(error.headers);
+            answer
         };
         tracing::debug!(status = answer.status().as_u16(), "answered");
         answer

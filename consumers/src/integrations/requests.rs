@@ -1,0 +1,161 @@
+//! The partner request log (`api_requests`) and the per-key daily counters it feeds.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use schemas::integrations::ApiRequestRecord;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::{ConnectionTrait, DbErr};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One logged request, as admins list them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoggedRequest {
+    /// The edge's request id.
+    pub request_id: String,
+    /// Display prefix of the key used.
+    pub key_prefix: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+    /// Subaccount acted on.
+    pub subaccount_id: Option<Uuid>,
+    /// Response status.
+    pub status: u16,
+    /// Microseconds from request head to response.
+    pub latency_us: u64,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Records a batch of `tenant`'s requests once (a redelivered batch adds nothing) and counts the
+/// new ones into their keys' daily usage and last-used time.
+pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequestRecord]) -> Result<(), DbErr> {
+    let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
+    let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    for request in requests {
+        let insert = Query::insert()
+            .into_table("api_requests")
+            .columns([
+                "request_id",
+                "tenant",
+                "key_id",
+                "key_prefix",
+                "method",
+                "route",
+                "subaccount_id",
+                "status",
+                "latency_us",
+                "received_at",
+            ])
+            .values_panic([
+                request.request_id.as_str().into(),
+                tenant.into(),
+                request.key_id.into(),
+                request.key_prefix.clone().into(),
+                request.method.as_str().into(),
+                request.route.as_str().into(),
+                request.subaccount_id.into(),
+                i16::try_from(request.status).unwrap_or(i16::MAX).into(),
+                i64::try_from(request.latency_us).unwrap_or(i64::MAX).into(),
+                request.received_at.into(),
+            ])
+            .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
+            .to_owned();
+        let inserted = db.execute(&insert).await?.rows_affected() == 1;
+        if let (true, Some(key)) = (inserted, request.key_id) {
+            *per_key_day.entry((key, request.received_at.date_naive())).or_default() += 1;
+            let latest = last_used.entry(key).or_insert(request.received_at);
+            *latest = Ord::max(*latest, request.received_at);
+        }
+    }
+    for ((key, day), count) in per_key_day {
+        let upsert = Query::insert()
+            .into_table("api_key_usage")
+            .columns(["key_id", "day", "requests"])
+            .values_panic([key.into(), day.into(), count.into()])
+            .on_conflict(
+                OnConflict::columns(["key_id", "day"])
+                    .value(
+                        "requests",
+                        Expr::col(("api_key_usage", "requests")).add(Expr::col(("excluded", "requests"))),
+                    )
+                    .to_owned(),
+            )
+            .to_owned();
+        db.execute(&upsert).await?;
+    }
+    for (key, at) in last_used {
+        // Batches may arrive out of order: last_used_at only moves forward.
+        let update = Query::update()
+            .table("api_keys")
+            .value("last_used_at", at)
+            .and_where(Expr::col("id").eq(key))
+            .and_where(Expr::col("tenant").eq(tenant))
+            .and_where(Expr::col("last_used_at").is_null().or(Expr::col("last_used_at").lt(at)))
+            .to_owned();
+        db.execute(&update).await?;
+    }
+    Ok(())
+}
+
+/// One page of the requests made with `tenant`'s key `key_id`, newest first, and the total.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    key_id: Uuid,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<LoggedRequest>, u64), DbErr> {
+    let query = Query::select()
+        .columns([
+            "request_id",
+            "key_prefix",
+            "method",
+            "route",
+            "subaccount_id",
+            "status",
+            "latency_us",
+            "received_at",
+        ])
+        .from("api_requests")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("key_id").eq(key_id))
+        .order_by("seq", Order::Desc)
+        .offset(offset)
+        .limit(limit)
+        .to_owned();
+    let requests = db
+        .query_all(&query)
+        .await?
+        .iter()
+        .map(|row| {
+            let status: i16 = row.try_get("", "status")?;
+            let latency: i64 = row.try_get("", "latency_us")?;
+            Ok(LoggedRequest {
+                request_id: row.try_get("", "request_id")?,
+                key_prefix: row.try_get("", "key_prefix")?,
+                method: row.try_get("", "method")?,
+                route: row.try_get("", "route")?,
+                subaccount_id: row.try_get("", "subaccount_id")?,
+                status: u16::try_from(status).unwrap_or(0),
+                latency_us: u64::try_from(latency).unwrap_or(0),
+                received_at: row.try_get("", "received_at")?,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    let count = Query::select()
+        .expr_as(Expr::col("seq").count(), "total")
+        .from("api_requests")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("key_id").eq(key_id))
+        .to_owned();
+    let total: i64 = match db.query_one(&count).await? {
+        Some(row) => row.try_get("", "total")?,
+        None => 0,
+    };
+    Ok((requests, u64::try_from(total).unwrap_or(0)))
+}

@@ -1,0 +1,40 @@
+//! What a command's reply says to the edge: done (with the resulting state) or refused (with a
+//! stable error code the edge answers with). A refusal is a normal answer, not a failure: the
+//! command was handled, committed in the inbox, and a retry gets the same refusal.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A refusal's code and message; codes are the edge's error codes (`NOT_FOUND`, `CONFLICT`, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Stable error code.
+    pub code: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl Refusal {
+    /// The thing the command is about does not exist (for this tenant).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { code: "NOT_FOUND".into(), message: message.into() }
+    }
+}
+
+/// A command's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "body", rename_all = "snake_case")]
+pub enum Outcome<T> {
+    /// Done; the body is the resulting state.
+    Done(T),
+    /// Refused; nothing changed.
+    Refused(Refusal),
+}
+
+impl<T: Serialize> Outcome<T> {
+    /// The reply the runtime sends (and stores in the inbox).
+    pub fn to_reply(&self) -> Value {
+        // Outcomes are built from database rows and ids: serialising them cannot fail.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}

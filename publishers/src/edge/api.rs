@@ -1,0 +1,329 @@
+//! One partner request from head to answer: route, authenticate, limit, authorise, read the body,
+//! claim the idempotency key, act, keep the answer for replay, and log the request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use ring::rand::SystemRandom;
+use schemas::TenantId;
+use schemas::integrations::ApiRequestRecord;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::audit::{ANONYMOUS_TENANT, AuditLog};
+use super::auth::{API_KEY_HEADER, Caller, KeyCache};
+use super::commands::CommandBus;
+use super::idempotency::{self, Begin, Claim};
+use super::limits::{self, RateLimiters};
+use super::openapi;
+use super::response::{self, ApiError};
+use super::routes::{self, Access, Call, Route};
+use crate::api_keys;
+
+/// Settings of the partner API.
+#[derive(Clone, Debug)]
+pub struct PartnerSettings {
+    /// Keys are `<key_prefix>_pk_…`.
+    pub key_prefix: String,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+    /// Longest a request may take, body reading included.
+    pub request_timeout: Duration,
+    /// Longest the edge waits for a command's reply.
+    pub command_timeout: Duration,
+    /// How long a key read from the database is trusted without reading it again.
+    pub key_cache_ttl: Duration,
+}
+
+impl Default for PartnerSettings {
+    fn default() -> Self {
+        Self {
+            key_prefix: "vb".into(),
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(10),
+            key_cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The partner API: its routes and everything they share.
+pub struct PartnerApi {
+    pub(crate) settings: PartnerSettings,
+    pub(crate) database: DatabaseConnection,
+    pub(crate) bus: Arc<CommandBus>,
+    pub(crate) keys: KeyCache,
+    pub(crate) random: SystemRandom,
+    limits: RateLimiters,
+    idempotency: idempotency::Store,
+    audit: AuditLog,
+    routes: Vec<Route>,
+    router: matchit::Router<Vec<usize>>,
+    openapi: Bytes,
+    /// The tenant requests without a recognised key are logged under.
+    anonymous: TenantId,
+}
+
+/// The background work of a running partner API: the request-log flusher.
+pub struct PartnerTasks {
+    audit: tokio::task::JoinHandle<()>,
+}
+
+impl PartnerTasks {
+    /// Waits for the request log to be flushed; call after the last request (and the API) is dropped.
+    pub async fn finish(self) {
+        if self.audit.await.is_err() {
+            tracing::warn!("request log flusher ended abnormally");
+        }
+    }
+}
+
+impl PartnerApi {
+    /// The API over `database` (reads, idempotency records) and `bus` (commands, request log).
+    pub fn new(settings: PartnerSettings, database: DatabaseConnection, bus: CommandBus) -> (Arc<Self>, PartnerTasks) {
+        let bus = Arc::new(bus);
+        let (audit, audit_task) = AuditLog::start(Arc::clone(&bus));
+        let routes = routes::table();
+        let mut router: matchit::Router<Vec<usize>> = matchit::Router::new();
+        let mut paths: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (index, route) in routes.iter().enumerate() {
+            match paths.iter_mut().find(|(path, _)| *path == route.path) {
+                Some((_, indices)) => indices.push(index),
+                None => paths.push((route.path, vec![index])),
+            }
+        }
+        for (path, indices) in paths {
+            // The table is ours and its paths distinct: a conflict is a bug caught by every test.
+            router.insert(path, indices).expect("route table paths are valid and distinct");
+        }
+        let openapi = Bytes::from(openapi::document(&routes).to_string());
+        let api = Self {
+            keys: KeyCache::new(database.clone(), settings.key_cache_ttl),
+            idempotency: idempotency::Store::new(database.clone()),
+            settings,
+            database,
+            bus,
+            random: SystemRandom::new(),
+            limits: RateLimiters::default(),
+            audit,
+            routes,
+            router,
+            openapi,
+            anonymous: TenantId::new(ANONYMOUS_TENANT).expect("the anonymous tenant id is valid"),
+        };
+        (Arc::new(api), PartnerTasks { audit: audit_task })
+    }
+
+    /// Deletes idempotency records past their retention; the serve loop calls it now and then.
+    pub async fn purge_idempotency_records(&self) -> Result<u64, sea_orm::DbErr> {
+        self.idempotency.purge().await
+    }
+
+    /// Answers one request under [`routes::BASE`].
+    pub(crate) async fn handle(&self, request: Request<Incoming>, request_id: &str) -> Response<Full<Bytes>> {
+        let received_at = Utc::now();
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let presented_prefix = request
+            .headers()
+            .get(API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|k| api_keys::check_shape(k).is_ok())
+            .map(api_keys::display_prefix);
+        let mut outcome = Outcome { caller: None, route: None, rate_headers: Vec::new(), replayed: false };
+        let answer =
+            tokio::time::timeout(self.settings.request_timeout, self.answer(request, &mut outcome, request_id))
+                .await
+                .unwrap_or_else(|_| Err(ApiError::timeout("the request took too long")));
+        let Rendered { status, body, headers: extra_headers } =
+            answer.unwrap_or_else(|error| Rendered::error(error, request_id));
+        let mut response = response::json_response(status, body, request_id);
+        let headers = response.headers_mut();
+        for (name, value) in outcome.rate_headers.into_iter().chain(extra_headers) {
+            headers.insert(name, value);
+        }
+        if outcome.replayed {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        let route = outcome.route.map_or(path, |r| format!("{}{}", routes::BASE, r));
+        let (tenant, key_id, subaccount_id) = match &outcome.caller {
+            Some(caller) => (caller.tenant.clone(), Some(caller.key.key.id), caller.subaccount),
+            None => (self.anonymous.clone(), None, None),
+        };
+        self.audit.record(
+            tenant,
+            ApiRequestRecord {
+                request_id: request_id.to_owned(),
+                key_id,
+                key_prefix: outcome.caller.as_ref().map(|c| c.key.key.prefix.clone()).or(presented_prefix),
+                method: method.to_string(),
+                route,
+                subaccount_id,
+                status: status.as_u16(),
+                latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                received_at,
+            },
+        );
+        response
+    }
+
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        outcome: &mut Outcome,
+        request_id: &str,
+    ) -> Result<Rendered, ApiError> {
+        let path = request.uri().path();
+        let relative = path.strip_prefix(routes::BASE).filter(|p| !p.is_empty()).unwrap_or("/");
+        let matched = self.router.at(relative).map_err(|_| ApiError::not_found("no such route"))?;
+        let params: Vec<(String, String)> = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let candidates = matched.value;
+        let Some(&index) = candidates.iter().find(|&&i| self.routes[i].method == request.method()) else {
+            let allowed: Vec<&str> = candidates.iter().map(|&i| self.routes[i].method.as_str()).collect();
+            return Err(ApiError::method_not_allowed(&allowed.join(", ")));
+        };
+        let route = &self.routes[index];
+        outcome.route = Some(route.path);
+        routes::check_query(route.returns, request.uri().query())?;
+        if route.access == Access::Public {
+            let body = String::from_utf8_lossy(&self.openapi).into_owned();
+            return Ok(Rendered { status: StatusCode::OK, body, headers: Vec::new() });
+        }
+
+        let caller = self.keys.authenticate(request.headers()).await?;
+        outcome.caller = Some(caller.clone());
+        let standing = self.limits.check(caller.key.key.id, caller.key.key.rate_limits)?;
+        outcome.rate_headers = limits::headers(&standing);
+        match route.access {
+            Access::Admin if !caller.key.key.admin => {
+                return Err(ApiError::forbidden("this route needs an organisation admin key"));
+            }
+            Access::Permission(permission) if !caller.may(permission) => {
+                let name = serde_json::to_value(permission).unwrap_or_default();
+                return Err(ApiError::forbidden(format!(
+                    "this key lacks the {} permission",
+                    name.as_str().unwrap_or("")
+                ))
+                .details(serde_json::json!({ "required_permission": name })));
+            }
+            _ => {}
+        }
+
+        let query = request.uri().query().map(str::to_owned);
+        let path = path.to_owned();
+        let method = request.method().clone();
+        let headers = request.headers().clone();
+        let body = self.read_body(request).await?;
+        let claim = if matches!(method, Method::POST | Method::PATCH | Method::DELETE) {
+            Claim::from_request(&caller.tenant, &headers, method.as_str(), &path, caller.subaccount, &body)?
+        } else {
+            None
+        };
+        let claim = match claim {
+            None => None,
+            Some(claim) => match self.idempotency.begin(claim).await? {
+                Begin::Fresh(claim) => Some(claim),
+                Begin::Replay { status, body } => {
+                    outcome.replayed = true;
+                    return Ok(Rendered { status, body, headers: Vec::new() });
+                }
+            },
+        };
+        let Some(action) = route.action else {
+            return Err(ApiError::internal());
+        };
+        let command_id = claim.as_ref().map_or_else(Uuid::now_v7, Claim::command_id);
+        let call = Call { caller, params, query, body, command_id };
+        let result = action(self, call).await;
+        let (rendered, kept) = match result {
+            Ok(answer) => {
+                let body = answer.body(request_id);
+                let kept = answer.replay_data.map(|data| {
+                    let mut kept = body.clone();
+                    kept["data"] = data;
+                    kept.to_string()
+                });
+                (Rendered { status: answer.status, body: body.to_string(), headers: Vec::new() }, kept)
+            }
+            Err(error) => (Rendered::error(error, request_id), None),
+        };
+        if let Some(claim) = &claim {
+            if rendered.status.is_server_error() {
+                // Nothing to replay: the retry runs again, and its command (same id) is
+                // de-duplicated by the consumer's inbox if the first one did arrive.
+                self.idempotency.abandon(claim).await;
+            } else {
+                self.idempotency.finish(claim, rendered.status, kept.as_deref().unwrap_or(&rendered.body)).await;
+            }
+        }
+        Ok(rendered)
+    }
+
+    /// Reads the body, refusing more than the limit and anything but JSON.
+    async fn read_body(&self, request: Request<Incoming>) -> Result<Bytes, ApiError> {
+        let limit = self.settings.body_limit;
+        let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(ApiError::too_large(limit));
+        }
+        let is_json =
+            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        let body = Limited::new(request.into_body(), limit).collect().await.map_err(|error| {
+            if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::malformed("the request body could not be read")
+            }
+        })?;
+        let body = body.to_bytes();
+        if !body.is_empty() && !is_json {
+            return Err(ApiError::unsupported_media_type());
+        }
+        Ok(body)
+    }
+}
+
+/// What the pipeline learned on the way, for headers and the request log.
+struct Outcome {
+    caller: Option<Caller>,
+    route: Option<&'static str>,
+    rate_headers: Vec<(http::HeaderName, HeaderValue)>,
+    replayed: bool,
+}
+
+/// A status, the envelope's text, and headers the answer needs.
+struct Rendered {
+    status: StatusCode,
+    body: String,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+}
+
+impl Rendered {
+    fn error(error: ApiError, request_id: &str) -> Self {
+        if error.status.is_server_error() {
+            tracing::warn!(code = error.code, message = %error.message, "answered with an error");
+        }
+        Self { status: error.status, body: error.body(request_id).to_string(), headers: error.headers }
+    }
+}
+
+/// Parses a JSON body into `T`, naming the field that is wrong.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+    // Syntax first: not JSON at all is 400; JSON of the wrong shape is 422 naming the field.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let field = error.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        ApiError::invalid(&field, error.inner().to_string())
+    })
+}

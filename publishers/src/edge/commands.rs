@@ -1,0 +1,86 @@
+//! The edge's side of the bus: a command published and its reply awaited, on RabbitMQ or on the
+//! embedded transport, whichever the platform runs on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::amqp::{AmqpConnection, Requester};
+use bus::embedded::EmbeddedBus;
+use bus::{PublishError, RequestError};
+use consumers::{Outcome, Refusal};
+use schemas::{Envelope, Message, routing};
+use serde::de::DeserializeOwned;
+
+use super::response::ApiError;
+
+/// Where commands go.
+pub enum CommandBus {
+    /// RabbitMQ: commands on the commands exchange, replies by direct reply-to.
+    Amqp {
+        /// Confirmed publishes (fire-and-forget commands).
+        connection: Arc<AmqpConnection>,
+        /// Request/reply.
+        requester: Requester,
+    },
+    /// The embedded transport.
+    Embedded(EmbeddedBus),
+}
+
+impl CommandBus {
+    /// Commands over RabbitMQ.
+    pub async fn amqp(connection: Arc<AmqpConnection>) -> Result<Self, bus::BusError> {
+        let requester = Requester::new(Arc::clone(&connection)).await?;
+        Ok(Self::Amqp { connection, requester })
+    }
+
+    /// Publishes `command` and waits up to `timeout` for its outcome.
+    pub(crate) async fn request<M: Message, T: DeserializeOwned>(
+        &self,
+        command: &Envelope<M>,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
+        let reply = match self {
+            Self::Amqp { requester, .. } => requester.request(command, timeout).await,
+            Self::Embedded(bus) => bus.request(command, timeout).await,
+        };
+        let reply = reply.map_err(|error| match error {
+            RequestError::Timeout(after) => ApiError::timeout(format!(
+                "no answer within {} ms; the command may still take effect: retry with the same Idempotency-Key",
+                after.as_millis()
+            )),
+            RequestError::Publish(error) => {
+                tracing::warn!(%error, "command not published");
+                ApiError::unavailable("the bus is not reachable; nothing was done")
+            }
+            RequestError::Disconnected => {
+                ApiError::unavailable("the bus went away while waiting; retry with the same Idempotency-Key")
+            }
+            RequestError::Failed { kind, message } => {
+                tracing::warn!(%kind, %message, "command failed");
+                ApiError::internal()
+            }
+        })?;
+        match serde_json::from_value::<Outcome<T>>(reply) {
+            Ok(Outcome::Done(value)) => Ok(value),
+            Ok(Outcome::Refused(Refusal { code, message })) => Err(match code.as_str() {
+                "NOT_FOUND" => ApiError::not_found(message),
+                "CONFLICT" => ApiError::conflict(message),
+                _ => ApiError::invalid("", message),
+            }),
+            Err(error) => {
+                tracing::error!(%error, "reply of unexpected shape");
+                Err(ApiError::internal())
+            }
+        }
+    }
+
+    /// Publishes `command` without waiting for a reply; returns once the broker (or the embedded
+    /// queue) has it.
+    pub(crate) async fn publish<M: Message>(&self, command: &Envelope<M>) -> Result<(), PublishError> {
+        let key = routing::command_key_of::<M>();
+        match self {
+            Self::Amqp { connection, .. } => connection.publish(routing::COMMANDS_EXCHANGE, &key, command).await,
+            Self::Embedded(bus) => bus.publish(routing::COMMANDS_EXCHANGE, &key, command).await,
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The partner API's routes, as one table: the router is built from it and the OpenAPI document
+//! is generated from it, so the two cannot disagree.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http::Method;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemas::integrations::Permission;
+use uuid::Uuid;
+
+use super::api::PartnerApi;
+use super::auth::Caller;
+use super::keys;
+use super::response::{Answer, ApiError};
+
+/// Every partner route is under this path.
+pub(crate) const BASE: &str = "/api/partner/v1";
+
+/// What a caller needs to use a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone (the OpenAPI document).
+    Public,
+    /// Any valid key.
+    Key,
+    /// A key with this permission (the domain routes of later issues).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Permission(Permission),
+    /// An organisation admin key (key management, request log).
+    Admin,
+}
+
+/// A JSON Schema, generated on demand for the OpenAPI document.
+pub(crate) type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema of `T`, as a [`SchemaOf`].
+pub(crate) fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// What a route answers on success.
+#[derive(Clone, Copy)]
+pub(crate) enum Returns {
+    /// `{data: T, meta}`.
+    Item(SchemaOf),
+    /// `{data: [T], pagination, meta}`; the route takes `page` and `limit`.
+    List(SchemaOf),
+    /// The OpenAPI document itself, not enveloped.
+    Document,
+}
+
+/// One call of a route, after authentication, limits and idempotency.
+pub(crate) struct Call {
+    /// Who calls.
+    pub caller: Caller,
+    /// Path parameters by name.
+    pub params: Vec<(String, String)>,
+    /// The query string.
+    pub query: Option<String>,
+    /// The request body (checked to be JSON when not empty).
+    pub body: Bytes,
+    /// The message id of the command this call sends: fixed by its Idempotency-Key, else fresh.
+    pub command_id: Uuid,
+}
+
+impl Call {
+    /// A UUID path parameter; one that is no UUID names nothing, so it is 404.
+    pub fn id(&self, name: &str) -> Result<Uuid, ApiError> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| Uuid::parse_str(v).ok())
+            .ok_or_else(|| ApiError::not_found(format!("no such {name}")))
+    }
+}
+
+/// What a route does.
+pub(crate) type Action =
+    for<'a> fn(&'a PartnerApi, Call) -> Pin<Box<dyn Future<Output = Result<Answer, ApiError>> + Send + 'a>>;
+
+/// One route of the partner API.
+pub(crate) struct Route {
+    pub method: Method,
+    /// Below [`BASE`], with `{name}` parameters as matchit and OpenAPI both write them.
+    pub path: &'static str,
+    /// OpenAPI `operationId`.
+    pub operation: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    pub access: Access,
+    /// The request body's schema, when the route takes one.
+    pub body: Option<SchemaOf>,
+    /// Success status.
+    pub status: u16,
+    pub returns: Returns,
+    pub action: Option<Action>,
+}
+
+/// The partner API.
+pub(crate) fn table() -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route {
+            method: Method::GET,
+            path: "/openapi.json",
+            operation: "getOpenApi",
+            summary: "This document.",
+            access: Public,
+            body: None,
+            status: 200,
+            returns: Returns::Document,
+            action: None,
+        },
+        Route {
+            method: Method::GET,
+            path: "/me",
+            operation: "getCurrentKey",
+            summary: "The calling key: organisation, subaccount, permissions, limits.",
+            access: Key,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<keys::CurrentKey>),
+            action: Some(|api, call| Box::pin(keys::current(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api-keys",
+            operation: "listApiKeys",
+            summary: "The organisation's API keys.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::integrations::ApiKey>),
+            action: Some(|api, call| Box::pin(keys::list(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api-keys",
+            operation: "createApiKey",
+            summary: "Creates a key; its secret is in this answer and nowhere else.",
+            access: Admin,
+            body: Some(schema_of::<keys::NewKey>),
+            status: 201,
+            returns: Returns::Item(schema_of::<keys::KeyWithSecret>),
+            action: Some(|api, call| Box::pin(keys::create(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api-keys/{id}",
+            operation: "getApiKey",
+            summary: "One key, with its usage.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<keys::KeyWithUsage>),
+            action: Some(|api, call| Box::pin(keys::get(api, call))),
+        },
+        Route {
+            method: Method::PATCH,
+            path: "/api-keys/{id}",
+            operation: "updateApiKey",
+            summary: "Changes a key's name, permissions, scope, limits, expiry or active flag.",
+            access: Admin,
+            body: Some(schema_of::<keys::KeyChanges>),
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::integrations::ApiKey>),
+            action: Some(|api, call| Box::pin(keys::update(api, call))),
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/api-keys/{id}",
+            operation: "deleteApiKey",
+            summary: "Deletes a key for good.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<keys::Deleted>),
+            action: Some(|api, call| Box::pin(keys::delete(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api-keys/{id}/regenerate",
+            operation: "regenerateApiKey",
+            summary: "Replaces a key's secret; the old one stops working at once.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<keys::KeyWithSecret>),
+            action: Some(|api, call| Box::pin(keys::regenerate(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api-keys/{id}/requests",
+            operation: "listApiKeyRequests",
+            summary: "The request log of one key, newest first.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::integrations::LoggedRequest>),
+            action: Some(|api, call| Box::pin(keys::requests(api, call))),
+        },
+    ]
+}
+
+/// Reads `page` and `limit` from a list route's query (defaults 1 and 50, limit at most 100).
+pub(crate) fn page_of(query: Option<&str>) -> Result<super::response::Page, ApiError> {
+    let mut page = super::response::Page { page: 1, limit: 50 };
+    for (name, value) in query_pairs(query) {
+        let number = |max: u64| value.parse::<u64>().ok().filter(|n| (1..=max).contains(n));
+        match name {
+            "page" => {
+                page.page = number(1_000_000).ok_or_else(|| ApiError::invalid("page", "page must be 1 to 1000000"))?
+            }
+            "limit" => page.limit = number(100).ok_or_else(|| ApiError::invalid("limit", "limit must be 1 to 100"))?,
+            _ => unreachable_param(name)?,
+        }
+    }
+    Ok(page)
+}
+
+/// Refuses query parameters a route does not take.
+pub(crate) fn check_query(returns: Returns, query: Option<&str>) -> Result<(), ApiError> {
+    match returns {
+        Returns::List(_) => page_of(query).map(|_| ()),
+        Returns::Item(_) | Returns::Document => match query_pairs(query).next() {
+            Some((name, _)) => unreachable_param(name),
+            None => Ok(()),
+        },
+    }
+}
+
+fn unreachable_param(name: &str) -> Result<(), ApiError> {
+    Err(ApiError::invalid(name, format!("unknown query parameter `{name}`")))
+}
+
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query.unwrap_or_default().split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+}

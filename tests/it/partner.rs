@@ -1,0 +1,364 @@
+//! The partner REST edge end to end: real HTTP into `voltbus::start` on PostgreSQL and RabbitMQ
+//! (a virtual host per test), key commands through the integrations consumers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{drop_vhost, embedded_settings, fresh_postgres_database, fresh_vhost, request, unique};
+
+const BASE: &str = "/api/partner/v1";
+
+/// A running platform on its own database and virtual host, with one admin key per organisation.
+struct Platform {
+    running: voltbus::Running,
+    settings: voltbus::Settings,
+    database_url: String,
+}
+
+impl Platform {
+    async fn start() -> Self {
+        let database_url = fresh_postgres_database().await;
+        let mut settings = embedded_settings();
+        settings.database.url = Some(database_url.clone());
+        settings.amqp.url = Some(fresh_vhost());
+        let running = voltbus::start(settings.clone()).await.unwrap();
+        Self { running, settings, database_url }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.running.addr
+    }
+
+    /// A new organisation and its admin key (as the operator's command line makes it).
+    async fn organisation(&self) -> (String, String) {
+        let tenant = unique("org");
+        let (key, _) = voltbus::create_admin_key(&self.settings, &tenant, "admin").await.unwrap();
+        (tenant, key)
+    }
+
+    async fn call(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value, http::HeaderMap) {
+        let body = body.map(|b| b.to_string());
+        request(self.addr(), method, &format!("{BASE}{path}"), &[("x-partner-api-key", key)], body.as_deref()).await
+    }
+
+    async fn create_key(&self, admin: &str, body: Value) -> (String, String) {
+        let (status, created, _) = self.call(admin, "POST", "/api-keys", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        (created["data"]["id"].as_str().unwrap().to_owned(), created["data"]["key"].as_str().unwrap().to_owned())
+    }
+
+    async fn sql(&self, query: &str) -> Vec<sea_orm::QueryResult> {
+        let db = Database::connect(&self.database_url).await.unwrap();
+        let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), query.to_owned())).await.unwrap();
+        db.close().await.unwrap();
+        rows
+    }
+
+    async fn stop(self) {
+        let vhost = self.settings.amqp.url.clone().unwrap();
+        self.running.stop().await.unwrap();
+        drop_vhost(&vhost);
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error envelope: {body}"))
+}
+
+#[tokio::test]
+async fn a_key_lives_through_create_disable_regenerate_and_delete() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+
+    // No key, a malformed one, an unknown one: 401 with the envelope and a request id.
+    let (status, body, headers) = request(platform.addr(), "GET", &format!("{BASE}/me"), &[], None).await;
+    assert_eq!((status, error_code(&body)), (401, "UNAUTHORIZED"));
+    assert_eq!(headers["x-request-id"].to_str().unwrap(), body["meta"]["request_id"]);
+    assert_eq!(platform.call("nonsense", "GET", "/me", None).await.0, 401);
+    assert_eq!(platform.call("vb_pk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "GET", "/me", None).await.0, 401);
+
+    let (id, key) = platform.create_key(&admin, json!({ "name": "reader" })).await;
+    assert!(key.starts_with("vb_pk_") && key.len() == 38, "{key}");
+    let (status, me, headers) = platform.call(&key, "GET", "/me", None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me["data"]["key"]["permissions"],
+        json!(["vehicles:read", "rides:read", "customers:read", "zones:read", "pricing:read"])
+    );
+    assert_eq!(me["data"]["key"]["rate_limits"], json!({ "per_minute": 60, "per_hour": 1000, "per_day": 10000 }));
+    assert!(me["data"]["key"].get("key").is_none(), "the secret is shown at creation only");
+    assert_eq!(headers["x-ratelimit-limit"], "60");
+    assert_eq!(headers["x-ratelimit-remaining"], "59");
+
+    // Read-only keys cannot manage keys.
+    let (status, body, _) = platform.call(&key, "GET", "/api-keys", None).await;
+    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"));
+    // And an admin cannot grant what it does not hold (here: a reader tries through PATCH of itself
+    // is refused before that, as it is not an admin).
+    let (status, _, _) = platform.call(&key, "POST", "/api-keys", Some(json!({ "name": "x" }))).await;
+    assert_eq!(status, 403);
+
+    // Disabled: 401 at once; enabled again: back.
+    let (status, body, _) =
+        platform.call(&admin, "PATCH", &format!("/api-keys/{id}"), Some(json!({ "active": false }))).await;
+    assert_eq!((status, body["data"]["active"].clone()), (200, json!(false)), "{body}");
+    let (status, body, _) = platform.call(&key, "GET", "/me", None).await;
+    assert_eq!((status, error_code(&body)), (401, "UNAUTHORIZED"));
+    platform.call(&admin, "PATCH", &format!("/api-keys/{id}"), Some(json!({ "active": true }))).await;
+    assert_eq!(platform.call(&key, "GET", "/me", None).await.0, 200);
+
+    // Regenerated: the old key is dead at once, the new one works.
+    let (status, regenerated, _) = platform.call(&admin, "POST", &format!("/api-keys/{id}/regenerate"), None).await;
+    assert_eq!(status, 200, "{regenerated}");
+    let new_key = regenerated["data"]["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    assert_eq!(platform.call(&key, "GET", "/me", None).await.0, 401);
+    assert_eq!(platform.call(&new_key, "GET", "/me", None).await.0, 200);
+
+    // Expired keys are refused.
+    let past_soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let (status, body, _) =
+        platform.call(&admin, "PATCH", &format!("/api-keys/{id}"), Some(json!({ "expires_at": past_soon }))).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(platform.call(&new_key, "GET", "/me", None).await.0, 401);
+    platform.call(&admin, "PATCH", &format!("/api-keys/{id}"), Some(json!({ "expires_at": null }))).await;
+    assert_eq!(platform.call(&new_key, "GET", "/me", None).await.0, 200);
+
+    // Only the prefix and the SHA-256 are stored; no secret anywhere in the database.
+    let rows = platform.sql(&format!("SELECT display_prefix, key_hash FROM api_keys WHERE id = '{id}'")).await;
+    let prefix: String = rows[0].try_get("", "display_prefix").unwrap();
+    let hash: String = rows[0].try_get("", "key_hash").unwrap();
+    assert_eq!(prefix, &new_key[..12]);
+    assert_eq!(hash, publishers::api_keys::KeyHash::of(&new_key).to_hex());
+    for secret in [&key, &new_key, &admin] {
+        for table in ["api_keys", "api_requests", "idempotency_keys", "inbox", "outbox"] {
+            let found = platform.sql(&format!("SELECT 1 FROM {table} t WHERE t::text LIKE '%{}%'", &secret[6..])).await;
+            assert!(found.is_empty(), "a secret is stored in {table}");
+        }
+    }
+
+    // Deleted: 401, and gone from the API.
+    let (status, body, _) = platform.call(&admin, "DELETE", &format!("/api-keys/{id}"), None).await;
+    assert_eq!((status, body["data"]["deleted"].clone()), (200, json!(true)), "{body}");
+    assert_eq!(platform.call(&new_key, "GET", "/me", None).await.0, 401);
+    let (status, body, _) = platform.call(&admin, "GET", &format!("/api-keys/{id}"), None).await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"));
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn every_request_is_logged_through_the_bus_and_counted_per_key() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let (id, key) = platform.create_key(&admin, json!({ "name": "logged" })).await;
+    let mut request_ids = Vec::new();
+    for path in ["/me", "/me", "/api-keys"] {
+        let (_, body, _) = platform.call(&key, "GET", path, None).await;
+        request_ids.push(body["meta"]["request_id"].as_str().unwrap().to_owned());
+    }
+    // The log is written by the integrations consumers after the edge's next flush.
+    let mut logged = Value::Null;
+    for _ in 0..100 {
+        logged = platform.call(&admin, "GET", &format!("/api-keys/{id}/requests"), None).await.1;
+        if logged["pagination"]["total"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(logged["pagination"]["total"], 3, "{logged}");
+    let entries = logged["data"].as_array().unwrap();
+    let statuses: Vec<_> = entries.iter().map(|e| e["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [403, 200, 200], "newest first");
+    assert_eq!(entries[0]["route"], "/api/partner/v1/api-keys");
+    assert_eq!(entries[1]["route"], "/api/partner/v1/me");
+    assert_eq!(entries[0]["key_prefix"], &key[..12]);
+    let mut logged_ids: Vec<String> = entries.iter().map(|e| e["request_id"].as_str().unwrap().to_owned()).collect();
+    logged_ids.reverse();
+    assert_eq!(logged_ids, request_ids);
+    let (_, with_usage, _) = platform.call(&admin, "GET", &format!("/api-keys/{id}"), None).await;
+    assert_eq!(with_usage["data"]["usage"]["requests_today"], 3, "{with_usage}");
+    assert!(with_usage["data"]["last_used_at"].is_string());
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn each_window_refuses_with_429_and_says_when_to_retry() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    for (window, limits) in [
+        ("minute", json!({ "per_minute": 3 })),
+        ("hour", json!({ "per_minute": 60, "per_hour": 3 })),
+        ("day", json!({ "per_minute": 60, "per_hour": 1000, "per_day": 3 })),
+    ] {
+        let (_, key) = platform.create_key(&admin, json!({ "name": window, "rate_limits": limits })).await;
+        for remaining in (0..3).rev() {
+            let (status, _, headers) = platform.call(&key, "GET", "/me", None).await;
+            assert_eq!(status, 200);
+            assert_eq!(headers["x-ratelimit-remaining"], remaining.to_string().as_str(), "{window}");
+            assert_eq!(headers["x-ratelimit-limit"], "3", "{window}");
+            assert!(headers["ratelimit"].to_str().unwrap().starts_with(&format!("\"{window}\";r={remaining};t=")));
+            assert!(headers.contains_key("ratelimit-policy") && headers.contains_key("x-ratelimit-reset"));
+        }
+        let (status, body, headers) = platform.call(&key, "GET", "/me", None).await;
+        assert_eq!((status, error_code(&body)), (429, "RATE_LIMIT_EXCEEDED"), "{window}");
+        assert_eq!(body["error"]["details"]["window"], window);
+        assert_eq!(body["error"]["details"]["limit"], 3);
+        let retry_after = body["error"]["details"]["retry_after"].as_u64().unwrap();
+        assert!(retry_after >= 1);
+        assert_eq!(headers["retry-after"], retry_after.to_string().as_str());
+        assert_eq!(headers["x-ratelimit-remaining"], "0");
+    }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotent_post_replays_its_first_answer_and_refuses_another_body() {
+    let platform = Platform::start().await;
+    let (tenant, admin) = platform.organisation().await;
+    let headers =
+        |idempotency_key: &'static str| [("x-partner-api-key", admin.as_str()), ("idempotency-key", idempotency_key)];
+    let body = json!({ "name": "once", "permissions": ["rides:read"] }).to_string();
+    let path = format!("{BASE}/api-keys");
+    let (status, first, _) = request(platform.addr(), "POST", &path, &headers("create-1"), Some(&body)).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again, replay_headers) =
+        request(platform.addr(), "POST", &path, &headers("create-1"), Some(&body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(replay_headers["idempotent-replayed"], "true");
+    assert_eq!(again["data"]["id"], first["data"]["id"]);
+    assert_eq!(again["meta"], first["meta"], "the first answer, as it was");
+    assert!(first["data"]["key"].is_string() && again["data"]["key"].is_null(), "a secret is shown once, not replayed");
+
+    let other = json!({ "name": "twice" }).to_string();
+    let (status, refused, _) = request(platform.addr(), "POST", &path, &headers("create-1"), Some(&other)).await;
+    assert_eq!((status, error_code(&refused)), (422, "IDEMPOTENCY_KEY_REUSED"));
+
+    // One key was made, and the bus saw one command for it.
+    let (_, listed, _) = platform.call(&admin, "GET", "/api-keys", None).await;
+    assert_eq!(listed["pagination"]["total"], 2, "the admin key and one more: {listed}");
+    let commands =
+        platform.sql(&format!("SELECT 1 FROM inbox WHERE tenant = '{tenant}' AND type_name = 'api_key.create'")).await;
+    assert_eq!(commands.len(), 1);
+
+    // PATCH and DELETE take keys too.
+    let id = first["data"]["id"].as_str().unwrap();
+    let rename = json!({ "name": "renamed" }).to_string();
+    let key_path = format!("{BASE}/api-keys/{id}");
+    let (s1, b1, _) = request(platform.addr(), "PATCH", &key_path, &headers("rename-1"), Some(&rename)).await;
+    let (s2, b2, h2) = request(platform.addr(), "PATCH", &key_path, &headers("rename-1"), Some(&rename)).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(b1, b2);
+    assert_eq!(h2["idempotent-replayed"], "true");
+    let (s1, _, _) = request(platform.addr(), "DELETE", &key_path, &headers("delete-1"), None).await;
+    let (s2, b2, _) = request(platform.addr(), "DELETE", &key_path, &headers("delete-1"), None).await;
+    assert_eq!((s1, s2), (200, 200), "the replay answers as the first time, not 404: {b2}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn no_organisation_reaches_another_ones_keys() {
+    let platform = Platform::start().await;
+    let (_, admin_a) = platform.organisation().await;
+    let (_, admin_b) = platform.organisation().await;
+    let (id_a, key_a) = platform.create_key(&admin_a, json!({ "name": "a's" })).await;
+
+    for (method, path, body) in [
+        ("GET", format!("/api-keys/{id_a}"), None),
+        ("GET", format!("/api-keys/{id_a}/requests"), None),
+        ("PATCH", format!("/api-keys/{id_a}"), Some(json!({ "active": false }))),
+        ("POST", format!("/api-keys/{id_a}/regenerate"), None),
+        ("DELETE", format!("/api-keys/{id_a}"), None),
+    ] {
+        let (status, answer, _) = platform.call(&admin_b, method, &path, body).await;
+        assert_eq!((status, error_code(&answer)), (404, "NOT_FOUND"), "{method} {path}");
+    }
+    let (_, listed, _) = platform.call(&admin_b, "GET", "/api-keys", None).await;
+    assert_eq!(listed["pagination"]["total"], 1, "b sees its own admin key only: {listed}");
+    assert!(!listed.to_string().contains(&id_a));
+    // A's key is untouched.
+    let (status, me, _) = platform.call(&key_a, "GET", "/me", None).await;
+    assert_eq!((status, me["data"]["key"]["active"].clone()), (200, json!(true)));
+
+    // Subaccounts: a global key acts on the subaccounts it lists, a subaccount key on its own.
+    let (allowed, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let (_, global) = platform
+        .create_key(&admin_a, json!({ "name": "g", "scope": "global", "allowed_subaccount_ids": [allowed] }))
+        .await;
+    let (_, single) = platform.create_key(&admin_a, json!({ "name": "s", "subaccount_id": allowed })).await;
+    let me_on = |key: String, subaccount: String| {
+        let addr = platform.addr();
+        async move {
+            let headers = [("x-partner-api-key", key.as_str()), ("x-subaccount-id", subaccount.as_str())];
+            request(addr, "GET", &format!("{BASE}/me"), &headers, None).await
+        }
+    };
+    let (status, me, _) = me_on(global.clone(), allowed.to_string()).await;
+    assert_eq!((status, me["data"]["subaccount_id"].clone()), (200, json!(allowed)));
+    let (status, refused, _) = me_on(global.clone(), other.to_string()).await;
+    assert_eq!((status, error_code(&refused)), (403, "FORBIDDEN"));
+    assert_eq!(me_on(single.clone(), other.to_string()).await.0, 403);
+    let (status, me, _) = platform.call(&single, "GET", "/me", None).await;
+    assert_eq!((status, me["data"]["subaccount_id"].clone()), (200, json!(allowed)));
+    let (status, refused, _) = me_on(global, "not-a-uuid".into()).await;
+    assert_eq!((status, refused["error"]["details"]["field"].clone()), (422, json!("x-subaccount-id")));
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_typed_error_naming_the_field_never_a_500() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let addr = platform.addr();
+    let auth = [("x-partner-api-key", admin.as_str())];
+    let post = |body: &'static str| {
+        let auth = auth;
+        async move { request(addr, "POST", &format!("{BASE}/api-keys"), &auth, Some(body)).await }
+    };
+    let cases: Vec<(&str, u16, Option<&str>)> = vec![
+        ("{\"name\":", 400, None),
+        ("[1, 2]", 422, None),
+        ("{\"name\": \"x\", \"colour\": \"red\"}", 422, Some("colour")),
+        ("{\"name\": 7}", 422, Some("name")),
+        ("{}", 422, None),
+        ("{\"name\": \"\"}", 422, Some("name")),
+        ("{\"name\": \"x\", \"rate_limits\": {\"per_minute\": 0}}", 422, Some("rate_limits.per_minute")),
+        ("{\"name\": \"x\", \"rate_limits\": {\"per_minute\": -1}}", 422, Some("rate_limits.per_minute")),
+        ("{\"name\": \"x\", \"permissions\": [\"vehicles:delete\"]}", 422, Some("permissions[0]")),
+        ("{\"name\": \"x\", \"expires_at\": \"2001-01-01T00:00:00Z\"}", 422, Some("expires_at")),
+        ("{\"name\": \"x\", \"scope\": \"subaccount\"}", 422, Some("subaccount_id")),
+        ("{\"name\": \"x\", \"permissions\": [], \"bundle\": \"ALL_ACCESS\"}", 422, Some("bundle")),
+    ];
+    for (body, expected, field) in cases {
+        let (status, answer, _) = post(body).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert_eq!(error_code(&answer), "VALIDATION_ERROR", "{body}");
+        if let Some(field) = field {
+            assert_eq!(answer["error"]["details"]["field"], field, "{body}: {answer}");
+        }
+    }
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(100_000));
+    let (status, answer, _) = request(addr, "POST", &format!("{BASE}/api-keys"), &auth, Some(&huge)).await;
+    assert_eq!((status, error_code(&answer)), (413, "PAYLOAD_TOO_LARGE"));
+    let text = [auth[0], ("content-type", "text/plain")];
+    let (status, answer, _) =
+        request(addr, "POST", &format!("{BASE}/api-keys"), &text, Some("{\"name\": \"x\"}")).await;
+    assert_eq!((status, answer["error"]["details"]["field"].clone()), (415, json!("content-type")));
+    for (method, path, expected) in [
+        ("GET", "/nowhere", 404),
+        ("PUT", "/api-keys", 405),
+        ("GET", "/api-keys?limit=1000", 422),
+        ("GET", "/api-keys?colour=red", 422),
+        ("GET", "/api-keys/not-a-uuid", 404),
+        ("GET", "/me?x=1", 422),
+    ] {
+        let (status, answer, _) = request(addr, method, &format!("{BASE}{path}"), &auth, None).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(answer["error"]["code"].is_string() && answer["meta"]["request_id"].is_string());
+    }
+    platform.stop().await;
+}
