@@ -63,7 +63,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => CommandBus::Embedded(engines.embedded.clone()),
     };
     let database = engines.database.connection().clone();
-    let (api, api_tasks) = PartnerApi::new(settings.partner.to_edge(), database.clone(), commands);
+    // The edge reads, and writes only its idempotency records, which need no fsync of their own.
+    let edge_database = engines.database.relaxed().await.context("connecting the edge's database pool")?;
+    let (api, api_tasks) = PartnerApi::new(settings.partner.to_edge(), edge_database, commands);
     let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api))
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
@@ -83,26 +85,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     let mut background = Vec::new();
-    // The integrations group answers the edge's key commands and writes its request log.
+    // The integrations groups answer the edge's key commands and write its request log.
     let handler = Arc::new(consumers::integrations::Integrations);
-    let topology = consumers::integrations::topology();
-    background.push(match &settings.amqp.url {
-        Some(url) => {
-            let consumer =
-                AmqpConsumer::new(url, topology, ConsumerOptions::default(), handler, Some(database.clone()));
-            tokio::spawn(consumer.run(when(&drained)))
-        }
-        None => {
-            let consumer = EmbeddedConsumer::new(
-                engines.embedded.clone(),
-                topology,
-                ConsumerOptions::default(),
-                handler,
-                Some(database),
-            );
-            tokio::spawn(consumer.run(when(&drained)))
-        }
-    });
+    for topology in [consumers::integrations::topology(), consumers::integrations::request_log_topology()] {
+        let handler = handler.clone();
+        let database = Some(database.clone());
+        background.push(match (&settings.amqp.url, &engines.amqp) {
+            (Some(url), Some(amqp)) => {
+                // Declared before the edge takes a request, so no command finds its queue missing.
+                let channel = amqp.channel().await.context("opening a channel to declare queues")?;
+                topology.declare(&channel).await.with_context(|| format!("declaring the {} queues", topology.group))?;
+                let _ = channel.close(200, "declared".into()).await;
+                let consumer = AmqpConsumer::new(url, topology, ConsumerOptions::default(), handler, database);
+                tokio::spawn(consumer.run(when(&drained)))
+            }
+            _ => {
+                let embedded = engines.embedded.clone();
+                let consumer = EmbeddedConsumer::new(embedded, topology, ConsumerOptions::default(), handler, database);
+                tokio::spawn(consumer.run(when(&drained)))
+            }
+        });
+    }
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
     let relay = Relay::new(
         engines.database.connection().clone(),

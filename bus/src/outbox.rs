@@ -186,14 +186,24 @@ impl Relay {
         let envelope = Envelope::<Value>::parse(row.payload.as_bytes())
             .map_err(|e| PublishError::NotStored(format!("outbox row {}: {e}", row.seq)))?;
         let key = row.routing_key.as_deref().unwrap_or_default();
+        // An event is offered to whoever subscribes; with no subscriber it is done, not stuck.
+        // Anything else (a command) must reach a queue, or the publish fails and is retried.
+        let must_route = row.destination != routing::EVENTS_EXCHANGE;
+        let routed = |outcome: Result<(), PublishError>| match outcome {
+            Err(PublishError::Returned { .. }) if !must_route => Ok(()),
+            other => other,
+        };
         match (row.transport.as_str(), &self.amqp, &self.nats, &self.embedded) {
-            ("amqp", Some(amqp), _, _) => {
-                amqp.publish_raw(&row.destination, key, row.payload.as_bytes(), properties_of(&envelope), true).await
-            }
-            ("amqp", None, _, Some(embedded)) => embedded
-                .publish_raw(&row.destination, key, row.payload.as_bytes(), envelope.id, envelope.subject.clone())
-                .await
-                .map(|_| ()),
+            ("amqp", Some(amqp), _, _) => routed(
+                amqp.publish_raw(&row.destination, key, row.payload.as_bytes(), properties_of(&envelope), must_route)
+                    .await,
+            ),
+            ("amqp", None, _, Some(embedded)) => routed(
+                embedded
+                    .publish_raw(&row.destination, key, row.payload.as_bytes(), envelope.id, envelope.subject.clone())
+                    .await
+                    .map(|_| ()),
+            ),
             ("nats", _, Some(nats), _) => nats.publish_durable(row.destination.clone(), &envelope).await,
             // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
             ("nats", _, None, Some(embedded)) => {

@@ -107,6 +107,7 @@ impl Processor {
 
     /// Handles one delivery (`attempt` is 1-based) and says what to do with it.
     pub async fn process(&self, decoded: Result<Envelope<AnyMessage>, DecodeError>, attempt: u32) -> Verdict {
+        tracing::trace!("received");
         let verdict = match decoded {
             Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
             Ok(envelope) => match self.invoke(&envelope, attempt).await {

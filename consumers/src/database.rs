@@ -20,6 +20,7 @@ pub enum DatabaseError {
 #[derive(Clone)]
 pub struct Database {
     connection: DatabaseConnection,
+    url: String,
     kind: &'static str,
     detail: String,
 }
@@ -45,7 +46,7 @@ impl Database {
             options.max_connections(1);
         }
         let connection = sea_orm::Database::connect(options).await.map_err(DatabaseError::Connect)?;
-        Ok(Self { connection, kind, detail })
+        Ok(Self { connection, url: url.to_owned(), kind, detail })
     }
 
     /// The sea-orm connection.
@@ -56,6 +57,21 @@ impl Database {
     /// Which backend this is.
     pub fn backend(&self) -> DatabaseBackend {
         self.connection.get_database_backend()
+    }
+
+    /// A second pool on the same PostgreSQL database whose commits do not wait for the disk
+    /// (`synchronous_commit=off`), for records that can be rebuilt if a crash loses the last
+    /// instants of them (the edge's idempotency records: a lost one only lets a retry through
+    /// to the inbox, which answers it from its own, durable, record). On SQLite, the same pool.
+    pub async fn relaxed(&self) -> Result<DatabaseConnection, DatabaseError> {
+        if self.kind != "postgresql" {
+            return Ok(self.connection.clone());
+        }
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{separator}options[synchronous_commit]=off", self.url);
+        let mut options = ConnectOptions::new(url);
+        options.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+        sea_orm::Database::connect(options).await.map_err(DatabaseError::Connect)
     }
 
     /// Pings the database for `/health`.

@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_bus_tables;
 mod m20261123_000002_embedded_queue;
 mod m20261123_000003_partner_keys;
+mod m20261123_000004_outbox_pending;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_bus_tables::Migration),
             Box::new(m20261123_000002_embedded_queue::Migration),
             Box::new(m20261123_000003_partner_keys::Migration),
+            Box::new(m20261123_000004_outbox_pending::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table("api_keys")
                     .if_not_exists()
-                    .col(uuid("id").primary_key())
+                    .col(uuid("id"))
                     .col(string("tenant"))
                     .col(string("name"))
                     .col(string("display_prefix"))
@@ -33,12 +33,22 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .col(timestamp_with_time_zone_null("last_used_at"))
+                    // Tenant first: every lookup names both, so the planner never prefers a
+                    // scan of the tenant's keys to the one row.
+                    .primary_key(Index::create().col("tenant").col("id"))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(
-                Index::create().if_not_exists().name("api_keys_tenant").table("api_keys").col("tenant").to_owned(),
+                Index::create()
+                    .if_not_exists()
+                    .name("api_keys_listing")
+                    .table("api_keys")
+                    .col("tenant")
+                    .col("created_at")
+                    .col("id")
+                    .to_owned(),
             )
             .await?;
         manager

@@ -41,3 +41,48 @@ async fn embedded_database_survives_a_restart() {
     assert_eq!(status, 200);
     second.stop().await.unwrap();
 }
+
+/// The partner API on the embedded default: keys through the in-process bus, stored in SQLite.
+#[tokio::test]
+async fn partner_keys_work_on_the_embedded_default() {
+    use crate::support::request;
+    use serde_json::json;
+
+    let settings = embedded_settings();
+    let (admin, _) = voltbus::create_admin_key(&settings, "acme", "admin").await.unwrap();
+    let running = voltbus::start(settings).await.unwrap();
+    let addr = running.addr;
+    let body = json!({ "name": "reader", "bundle": "CLIENT_ACCESS" }).to_string();
+    let (status, created, _) = request(
+        addr,
+        "POST",
+        "/api/partner/v1/api-keys",
+        &[("x-partner-api-key", &admin), ("idempotency-key", "k1")],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let (status, me, _) = request(addr, "GET", "/api/partner/v1/me", &[("x-partner-api-key", &key)], None).await;
+    assert_eq!((status, me["data"]["organization_id"].clone()), (200, json!("acme")), "{me}");
+    assert_eq!(me["data"]["key"]["permissions"].as_array().unwrap().len(), 6);
+    let mut logged = serde_json::Value::Null;
+    for _ in 0..100 {
+        logged = request(
+            addr,
+            "GET",
+            &format!("/api/partner/v1/api-keys/{id}/requests"),
+            &[("x-partner-api-key", &admin)],
+            None,
+        )
+        .await
+        .1;
+        if logged["pagination"]["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(logged["data"][0]["route"], "/api/partner/v1/me", "{logged}");
+    running.stop().await.unwrap();
+}

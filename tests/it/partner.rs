@@ -142,6 +142,18 @@ async fn a_key_lives_through_create_disable_regenerate_and_delete() {
         }
     }
 
+    // No key changes itself, not even an admin key.
+    let (_, me, _) = platform.call(&admin, "GET", "/me", None).await;
+    let admin_id = me["data"]["key"]["id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        ("PATCH", format!("/api-keys/{admin_id}"), Some(json!({ "rate_limits": { "per_minute": 100000 } }))),
+        ("POST", format!("/api-keys/{admin_id}/regenerate"), None),
+        ("DELETE", format!("/api-keys/{admin_id}"), None),
+    ] {
+        let (status, answer, _) = platform.call(&admin, method, &path, body).await;
+        assert_eq!((status, error_code(&answer)), (403, "FORBIDDEN"), "{method} {path}");
+    }
+
     // Deleted: 401, and gone from the API.
     let (status, body, _) = platform.call(&admin, "DELETE", &format!("/api-keys/{id}"), None).await;
     assert_eq!((status, body["data"]["deleted"].clone()), (200, json!(true)), "{body}");
@@ -360,5 +372,46 @@ async fn bad_input_gets_a_typed_error_naming_the_field_never_a_500() {
         assert_eq!(status, expected, "{method} {path}: {answer}");
         assert!(answer["error"]["code"].is_string() && answer["meta"]["request_id"].is_string());
     }
+    platform.stop().await;
+}
+
+/// schemathesis (pinned, from PyPI: `scripts/schemathesis.sh`) against the running edge: every
+/// documented operation, valid and invalid requests, no 5xx, and every answer as documented.
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let limits = json!({ "per_minute": 100_000, "per_hour": 1_000_000, "per_day": 10_000_000 });
+    let (_, key) = platform
+        .create_key(
+            &admin,
+            json!({ "name": "schemathesis", "admin": true, "bundle": "ALL_ACCESS", "rate_limits": limits }),
+        )
+        .await;
+    let workdir = crate::support::scratch_dir();
+    // Its cache and any schemathesis.toml of the checkout stay out of the run.
+    std::fs::write(
+        workdir.join("schemathesis.toml"),
+        "[cache]\nenabled = false\n\n[warnings]\nfail-on = [\"missing_auth\"]\n",
+    )
+    .unwrap();
+    let base = format!("http://{}{BASE}", platform.addr());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
+    let output = tokio::process::Command::new("bash")
+        .arg(script)
+        .args(["run", &format!("{base}/openapi.json"), "--url", &base])
+        .args(["-H", &format!("X-Partner-Api-Key: {key}")])
+        .args(["--max-examples", "25", "--seed", "1", "--generation-database", "none", "--workers", "1"])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing", "--no-color"])
+        .current_dir(&workdir)
+        .output()
+        .await
+        .expect("bash runs scripts/schemathesis.sh");
+    let report = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "schemathesis failed:\n{report}");
     platform.stop().await;
 }

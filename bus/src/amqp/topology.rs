@@ -45,6 +45,12 @@ impl GroupTopology {
         }
     }
 
+    /// A group that handles the commands with these routing keys (`routing::command_key_of`).
+    pub fn commands(group: impl Into<String>, keys: Vec<String>, retry_delays: Vec<Duration>) -> Self {
+        let bindings = keys.into_iter().map(|key| (routing::COMMANDS_EXCHANGE, key)).collect();
+        Self { group: group.into(), bindings, retry_delays }
+    }
+
     /// The work queue's name.
     pub fn work_queue(&self) -> String {
         routing::work_queue(&self.group)

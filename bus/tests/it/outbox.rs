@@ -169,3 +169,27 @@ async fn concurrent_relays_do_not_double_send_or_reorder() {
     assert_eq!(total, 50, "every row sent by exactly one relay");
     assert_eq!(by_ride(&receive(&amqp, &queue, 50).await), expected);
 }
+
+/// An event nobody subscribes to is done once the broker has it: it must not block the outbox.
+#[tokio::test]
+async fn an_event_without_subscribers_is_relayed_not_retried() {
+    let db = fresh_database().await;
+    let tenant = tenant();
+    let amqp = Arc::new(AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap());
+    amqp.declare_exchanges().await.unwrap();
+    let tx = db.begin().await.unwrap();
+    enqueue(&tx, &paused(Uuid::now_v7(), &tenant), &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+    tx.commit().await.unwrap();
+    let relay = Relay::new(db.clone(), Some(amqp.clone()), None, None, 10);
+    assert_eq!(relay.relay_once().await.unwrap(), 1);
+    assert_eq!(unsent(&db).await, 0);
+
+    // The embedded transport, with no binding for the event, the same.
+    let embedded = bus::embedded::EmbeddedBus::new(db.clone());
+    let tx = db.begin().await.unwrap();
+    enqueue(&tx, &paused(Uuid::now_v7(), &tenant), &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+    tx.commit().await.unwrap();
+    let relay = Relay::new(db.clone(), None, None, Some(embedded), 10);
+    assert_eq!(relay.relay_once().await.unwrap(), 1);
+    assert_eq!(unsent(&db).await, 0);
+}

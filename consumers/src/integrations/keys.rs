@@ -121,6 +121,14 @@ fn limit(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
+/// The row a statement with `RETURNING` wrote, if any: one round trip for the change and its result.
+async fn returned(
+    db: &impl ConnectionTrait,
+    statement: &impl sea_orm::StatementBuilder,
+) -> Result<Option<StoredKey>, DbErr> {
+    db.query_one(statement).await?.as_ref().map(from_row).transpose()
+}
+
 /// The key whose SHA-256 is `key_hash` (hex), whatever its tenant: authentication.
 pub async fn find_by_hash(db: &impl ConnectionTrait, key_hash: &str) -> Result<Option<StoredKey>, DbErr> {
     let query = select().and_where(Expr::col("key_hash").eq(key_hash)).to_owned();
@@ -160,13 +168,13 @@ pub async fn list(
     Ok((keys, u64::try_from(total).unwrap_or(0)))
 }
 
-/// Stores a new key of `tenant`.
+/// Stores a new key of `tenant` and returns it.
 pub async fn insert(
     db: &impl ConnectionTrait,
     tenant: &str,
     command: &CreateApiKey,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<StoredKey, DbErr> {
     let insert = Query::insert()
         .into_table("api_keys")
         .columns(COLUMNS)
@@ -188,18 +196,18 @@ pub async fn insert(
             Option::<DateTime<Utc>>::None.into(),
             command.key_hash.as_str().into(),
         ])
+        .returning(Query::returning().columns(COLUMNS))
         .to_owned();
-    db.execute(&insert).await?;
-    Ok(())
+    returned(db, &insert).await?.ok_or(DbErr::RecordNotInserted)
 }
 
-/// Applies `command` to `tenant`'s key; false when there is no such key.
+/// Applies `command` to `tenant`'s key and returns it; `None` when there is no such key.
 pub async fn update(
     db: &impl ConnectionTrait,
     tenant: &str,
     command: &UpdateApiKey,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<Option<StoredKey>, DbErr> {
     let mut update = Query::update();
     update.table("api_keys").value("updated_at", now);
     if let Some(name) = &command.name {
@@ -226,10 +234,11 @@ pub async fn update(
         update.value("active", active);
     }
     update.and_where(Expr::col("tenant").eq(tenant)).and_where(Expr::col("id").eq(command.key_id));
-    Ok(db.execute(&update).await?.rows_affected() == 1)
+    update.returning(Query::returning().columns(COLUMNS));
+    returned(db, &update).await
 }
 
-/// Replaces a key's secret (its hash and display prefix); false when there is no such key.
+/// Replaces a key's secret (its hash and display prefix); `None` when there is no such key.
 pub async fn replace_secret(
     db: &impl ConnectionTrait,
     tenant: &str,
@@ -237,7 +246,7 @@ pub async fn replace_secret(
     display_prefix: &str,
     key_hash: &str,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<Option<StoredKey>, DbErr> {
     let update = Query::update()
         .table("api_keys")
         .value("display_prefix", display_prefix)
@@ -245,8 +254,9 @@ pub async fn replace_secret(
         .value("updated_at", now)
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("id").eq(id))
+        .returning(Query::returning().columns(COLUMNS))
         .to_owned();
-    Ok(db.execute(&update).await?.rows_affected() == 1)
+    returned(db, &update).await
 }
 
 /// Deletes a key and its usage counters (its request log stays); false when there is no such key.

@@ -15,8 +15,11 @@ use bus::amqp::GroupTopology;
 use bus::outbox::{self, Destination};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
-use schemas::integrations::{ApiKeyChange, ApiKeyChanged, UpdateApiKey};
-use schemas::{AnyMessage, Domain, Envelope, TenantId};
+use schemas::integrations::{
+    ApiKeyChange, ApiKeyChanged, CreateApiKey, DeleteApiKey, RecordApiRequests, RegenerateApiKey, SetApiKeyActive,
+    UpdateApiKey,
+};
+use schemas::{AnyMessage, Envelope, TenantId, routing};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -25,15 +28,34 @@ use crate::outcome::{Outcome, Refusal};
 pub use keys::{ApiKey, StoredKey};
 pub use requests::LoggedRequest;
 
-/// The group's name: its queues are `voltbus.integrations…`.
+/// The key group's name: its queues are `voltbus.integrations…`.
 pub const GROUP: &str = "integrations";
+/// The request log's group: a queue of its own, so a burst of logged requests never delays a
+/// partner's key command behind it.
+pub const REQUEST_LOG_GROUP: &str = "integrations-request-log";
 
 /// Delays before the retries of a failed command.
 const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(2), Duration::from_secs(10)];
 
-/// The group's queues: every integrations command.
+/// The key commands' queues.
 pub fn topology() -> GroupTopology {
-    GroupTopology::commands_of(GROUP, Domain::Integrations, RETRY_DELAYS.to_vec())
+    let keys = vec![
+        routing::command_key_of::<CreateApiKey>(),
+        routing::command_key_of::<UpdateApiKey>(),
+        routing::command_key_of::<SetApiKeyActive>(),
+        routing::command_key_of::<RegenerateApiKey>(),
+        routing::command_key_of::<DeleteApiKey>(),
+    ];
+    GroupTopology::commands(GROUP, keys, RETRY_DELAYS.to_vec())
+}
+
+/// The request log's queues.
+pub fn request_log_topology() -> GroupTopology {
+    GroupTopology::commands(
+        REQUEST_LOG_GROUP,
+        vec![routing::command_key_of::<RecordApiRequests>()],
+        RETRY_DELAYS.to_vec(),
+    )
 }
 
 /// Handles the integrations commands.
@@ -49,8 +71,8 @@ impl Handler for Integrations {
                 return Err(HandlerError::Permanent("the integrations group needs a database".into()));
             };
             if !handled_here(&context.message.data) {
-                // Integration commands of later issues: kept in the dead-letter queue, replayable
-                // once a handler exists, instead of acknowledged and lost.
+                // Only bound keys arrive; anything else (a replayed letter of another group) is
+                // kept in the dead-letter queue rather than acknowledged and lost.
                 let type_name = context.message.type_name.as_str();
                 return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
             }
@@ -74,17 +96,9 @@ fn handled_here(message: &AnyMessage) -> bool {
 async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Result<Reply, DbErr> {
     let tenant = message.tenant.as_str();
     let now = Utc::now();
-    let (key_id, change) = match &message.data {
-        AnyMessage::CreateApiKey(create) => {
-            keys::insert(tx, tenant, create, now).await?;
-            (create.key_id, ApiKeyChange::Created)
-        }
-        AnyMessage::UpdateApiKey(update) => {
-            if !keys::update(tx, tenant, update, now).await? {
-                return Ok(Some(not_found(update.key_id)));
-            }
-            (update.key_id, ApiKeyChange::Updated)
-        }
+    let (stored, change) = match &message.data {
+        AnyMessage::CreateApiKey(create) => (Some(keys::insert(tx, tenant, create, now).await?), ApiKeyChange::Created),
+        AnyMessage::UpdateApiKey(update) => (keys::update(tx, tenant, update, now).await?, ApiKeyChange::Updated),
         AnyMessage::SetApiKeyActive(set) => {
             let update = UpdateApiKey {
                 key_id: set.key_id,
@@ -96,25 +110,12 @@ async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Res
                 clear_expiry: false,
                 active: Some(set.active),
             };
-            if !keys::update(tx, tenant, &update, now).await? {
-                return Ok(Some(not_found(set.key_id)));
-            }
-            (set.key_id, if set.active { ApiKeyChange::Enabled } else { ApiKeyChange::Disabled })
+            let change = if set.active { ApiKeyChange::Enabled } else { ApiKeyChange::Disabled };
+            (keys::update(tx, tenant, &update, now).await?, change)
         }
         AnyMessage::RegenerateApiKey(regenerate) => {
-            let replaced = keys::replace_secret(
-                tx,
-                tenant,
-                regenerate.key_id,
-                &regenerate.display_prefix,
-                &regenerate.key_hash,
-                now,
-            )
-            .await?;
-            if !replaced {
-                return Ok(Some(not_found(regenerate.key_id)));
-            }
-            (regenerate.key_id, ApiKeyChange::Regenerated)
+            let (id, prefix, hash) = (regenerate.key_id, &regenerate.display_prefix, &regenerate.key_hash);
+            (keys::replace_secret(tx, tenant, id, prefix, hash, now).await?, ApiKeyChange::Regenerated)
         }
         AnyMessage::DeleteApiKey(delete) => {
             if !keys::delete(tx, tenant, delete.key_id).await? {
@@ -129,11 +130,11 @@ async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Res
         }
         _ => return Ok(None),
     };
-    announce(tx, message, key_id, change).await?;
-    match keys::find(tx, tenant, key_id).await? {
-        Some(stored) => Ok(Some(Outcome::Done(stored.key).to_reply())),
-        None => Ok(Some(not_found(key_id))),
-    }
+    let Some(stored) = stored else {
+        return Ok(Some(not_found(message.data.aggregate().and_then(|id| id.parse().ok()).unwrap_or_default())));
+    };
+    announce(tx, message, stored.key.id, change).await?;
+    Ok(Some(Outcome::Done(stored.key).to_reply()))
 }
 
 fn not_found(key_id: Uuid) -> serde_json::Value {
@@ -170,14 +171,13 @@ pub async fn bootstrap_key(
         .to_owned();
     tx.execute(&register).await?;
     let now = Utc::now();
-    keys::insert(&tx, tenant.as_str(), &create, now).await?;
+    let stored = keys::insert(&tx, tenant.as_str(), &create, now).await?;
     let envelope = Envelope::new(
         tenant.clone(),
         "voltbus/cli",
         ApiKeyChanged { key_id: create.key_id, change: ApiKeyChange::Created },
     );
     outbox::enqueue(&tx, &envelope, &Destination::event::<ApiKeyChanged>(tenant)).await?;
-    let stored = keys::find(&tx, tenant.as_str(), create.key_id).await?;
     tx.commit().await?;
-    stored.map(|s| s.key).ok_or_else(|| DbErr::RecordNotFound(format!("api key {}", create.key_id)))
+    Ok(stored.key)
 }

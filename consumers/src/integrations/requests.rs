@@ -32,45 +32,50 @@ pub struct LoggedRequest {
 }
 
 /// Records a batch of `tenant`'s requests once (a redelivered batch adds nothing) and counts the
-/// new ones into their keys' daily usage and last-used time.
+/// new ones into their keys' daily usage and last-used time. One multi-row insert per batch.
 pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequestRecord]) -> Result<(), DbErr> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Query::insert();
+    insert.into_table("api_requests").columns([
+        "request_id",
+        "tenant",
+        "key_id",
+        "key_prefix",
+        "method",
+        "route",
+        "subaccount_id",
+        "status",
+        "latency_us",
+        "received_at",
+    ]);
+    for request in requests {
+        insert.values_panic([
+            request.request_id.as_str().into(),
+            tenant.into(),
+            request.key_id.into(),
+            request.key_prefix.clone().into(),
+            request.method.as_str().into(),
+            request.route.as_str().into(),
+            request.subaccount_id.into(),
+            i16::try_from(request.status).unwrap_or(i16::MAX).into(),
+            i64::try_from(request.latency_us).unwrap_or(i64::MAX).into(),
+            request.received_at.into(),
+        ]);
+    }
+    insert
+        .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
+        .returning(Query::returning().columns(["key_id", "received_at"]));
+    // Only the rows inserted now come back: a redelivered batch counts nothing twice.
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
-    for request in requests {
-        let insert = Query::insert()
-            .into_table("api_requests")
-            .columns([
-                "request_id",
-                "tenant",
-                "key_id",
-                "key_prefix",
-                "method",
-                "route",
-                "subaccount_id",
-                "status",
-                "latency_us",
-                "received_at",
-            ])
-            .values_panic([
-                request.request_id.as_str().into(),
-                tenant.into(),
-                request.key_id.into(),
-                request.key_prefix.clone().into(),
-                request.method.as_str().into(),
-                request.route.as_str().into(),
-                request.subaccount_id.into(),
-                i16::try_from(request.status).unwrap_or(i16::MAX).into(),
-                i64::try_from(request.latency_us).unwrap_or(i64::MAX).into(),
-                request.received_at.into(),
-            ])
-            .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
-            .to_owned();
-        let inserted = db.execute(&insert).await?.rows_affected() == 1;
-        if let (true, Some(key)) = (inserted, request.key_id) {
-            *per_key_day.entry((key, request.received_at.date_naive())).or_default() += 1;
-            let latest = last_used.entry(key).or_insert(request.received_at);
-            *latest = Ord::max(*latest, request.received_at);
-        }
+    for row in db.query_all(&insert).await? {
+        let Some(key) = row.try_get::<Option<Uuid>>("", "key_id")? else { continue };
+        let received_at: DateTime<Utc> = row.try_get("", "received_at")?;
+        *per_key_day.entry((key, received_at.date_naive())).or_default() += 1;
+        let latest = last_used.entry(key).or_insert(received_at);
+        *latest = Ord::max(*latest, received_at);
     }
     for ((key, day), count) in per_key_day {
         let upsert = Query::insert()

@@ -174,6 +174,16 @@ pub(crate) struct Deleted {
     deleted: bool,
 }
 
+/// A key may not change, regenerate or delete itself: another admin key does that, so no key
+/// can lock its organisation out, raise its own limits, or cut the branch it sits on mid-session.
+fn not_itself(call: &Call, id: Uuid) -> Result<Uuid, ApiError> {
+    if call.caller.key.key.id == id {
+        return Err(ApiError::forbidden("a key cannot change itself; use another admin key")
+            .details(serde_json::json!({ "key_id": id })));
+    }
+    Ok(id)
+}
+
 fn db_error(error: sea_orm::DbErr) -> ApiError {
     tracing::error!(%error, "database read failed");
     ApiError::unavailable("cannot read right now")
@@ -365,7 +375,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let current = find(api, &call).await?;
     let caller = &call.caller;
     let update = UpdateApiKey {
-        key_id: current.id,
+        key_id: not_itself(&call, current.id)?,
         name: changes.name.as_deref().map(name_of).transpose()?,
         permissions: permissions_of(caller, changes.permissions, changes.bundle)?,
         scope: scope_of(caller, changes.scope, changes.subaccount_id, changes.allowed_subaccount_ids)?,
@@ -386,7 +396,7 @@ pub(crate) async fn regenerate(api: &PartnerApi, call: Call) -> Result<Answer, A
     if let Some(field) = fields.keys().next() {
         return Err(ApiError::invalid(field, format!("unknown field `{field}`")));
     }
-    let id = call.id("id")?;
+    let id = not_itself(&call, call.id("id")?)?;
     let secret = new_secret(api)?;
     let regenerate =
         RegenerateApiKey { key_id: id, display_prefix: secret.display_prefix.clone(), key_hash: secret.hash.to_hex() };
@@ -397,7 +407,7 @@ pub(crate) async fn regenerate(api: &PartnerApi, call: Call) -> Result<Answer, A
 
 /// `DELETE /api-keys/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let id = call.id("id")?;
+    let id = not_itself(&call, call.id("id")?)?;
     let deleted: Deleted =
         api.bus.request(&command(&call, DeleteApiKey { key_id: id }), api.settings.command_timeout).await?;
     api.keys.evict(deleted.id);
