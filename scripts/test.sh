@@ -113,10 +113,19 @@ ensure_nextest() {
   fi
 }
 
+# schemathesis (pinned, from PyPI) tests the partner API against its OpenAPI document.
+ensure_schemathesis() {
+  if ! command -v python3 >/dev/null; then apt_install python3 python3-venv; fi
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
+  "$(dirname "$0")/schemathesis.sh" --install-only
+  log "schemathesis is installed"
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_nats
 ensure_nextest
+ensure_schemathesis
 
 profile=default
 [ -n "${CI:-}" ] && profile=ci

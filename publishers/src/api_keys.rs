@@ -34,8 +34,14 @@ pub enum ApiKeyError {
 }
 
 /// SHA-256 of a whole key, the only form in which a key is stored.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct KeyHash([u8; 32]);
+
+impl std::hash::Hash for KeyHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 /// Equality in time independent of where two hashes differ.
 impl PartialEq for KeyHash {

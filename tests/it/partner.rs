@@ -327,10 +327,8 @@ async fn bad_input_gets_a_typed_error_naming_the_field_never_a_500() {
     let (_, admin) = platform.organisation().await;
     let addr = platform.addr();
     let auth = [("x-partner-api-key", admin.as_str())];
-    let post = |body: &'static str| {
-        let auth = auth;
-        async move { request(addr, "POST", &format!("{BASE}/api-keys"), &auth, Some(body)).await }
-    };
+    let post =
+        |body: &'static str| async move { request(addr, "POST", &format!("{BASE}/api-keys"), &auth, Some(body)).await };
     let cases: Vec<(&str, u16, Option<&str>)> = vec![
         ("{\"name\":", 400, None),
         ("[1, 2]", 422, None),

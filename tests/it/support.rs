@@ -83,21 +83,26 @@ pub fn engine<'a>(health: &'a Value, role: &str) -> &'a Value {
 /// other app's) see only its own commands. Returns the AMQP URL into it.
 pub fn fresh_vhost() -> String {
     let vhost = unique("vb");
-    for args in
-        [vec!["add_vhost", vhost.as_str()], vec!["set_permissions", "-p", vhost.as_str(), "guest", ".*", ".*", ".*"]]
-    {
-        let output =
-            std::process::Command::new("rabbitmqctl").args(&args).output().expect("rabbitmqctl must be installed");
-        assert!(output.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    rabbitmqctl(&["add_vhost", &vhost]);
+    rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
     let base = amqp_url();
     format!("{}/{vhost}", base.rsplit_once('/').unwrap().0)
 }
 
 /// Deletes a virtual host made by [`fresh_vhost`].
 pub fn drop_vhost(url: &str) {
-    let vhost = url.rsplit_once('/').unwrap().1;
-    let _ = std::process::Command::new("rabbitmqctl").args(["delete_vhost", vhost]).output();
+    rabbitmqctl(&["delete_vhost", url.rsplit_once('/').unwrap().1]);
+}
+
+/// Runs `rabbitmqctl` (which needs the node's cookie: as root, or through `sudo -n`).
+fn rabbitmqctl(args: &[&str]) {
+    let direct = std::process::Command::new("rabbitmqctl").args(args).output();
+    if direct.as_ref().is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let output = std::process::Command::new("sudo").arg("-n").arg("rabbitmqctl").args(args).output();
+    let ok = output.as_ref().is_ok_and(|o| o.status.success());
+    assert!(ok, "rabbitmqctl {args:?} failed: {direct:?} / {output:?}");
 }
 
 /// One HTTP request: method, path, headers, optional body; returns status, JSON body, headers.
