@@ -163,6 +163,77 @@ async fn a_key_lives_through_create_disable_regenerate_and_delete() {
     platform.stop().await;
 }
 
+/// Every operation the OpenAPI document lists, with the access it says it needs: a key without it
+/// gets 403 `FORBIDDEN`, a key with just it does not. As routes guarded by the seed's permissions
+/// arrive, they are covered here without a new line.
+#[tokio::test]
+async fn every_route_refuses_a_key_without_its_permission_and_admits_one_with_it() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let (_, document, _) = request(platform.addr(), "GET", &format!("{BASE}/openapi.json"), &[], None).await;
+    let all = publishers::permissions::ALL.map(|p| serde_json::to_value(p).unwrap());
+    let (_, not_admin) = platform.create_key(&admin, json!({ "name": "all but admin", "bundle": "ALL_ACCESS" })).await;
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let path = path.replace("{id}", &Uuid::now_v7().to_string());
+            let method = method.to_uppercase();
+            let body = operation.get("requestBody").map(|_| json!({ "name": "probe" }));
+            let (without, with) = match &operation["x-required-access"] {
+                access if access == "public" || access == "key" => continue,
+                access if access == "admin" => (not_admin.clone(), admin.clone()),
+                permission => {
+                    let others: Vec<_> = all.iter().filter(|p| *p != permission).collect();
+                    let (_, without) =
+                        platform.create_key(&admin, json!({ "name": "without", "permissions": others })).await;
+                    let (_, with) =
+                        platform.create_key(&admin, json!({ "name": "with", "permissions": [permission] })).await;
+                    (without, with)
+                }
+            };
+            let (status, refused, _) = platform.call(&without, &method, &path, body.clone()).await;
+            assert_eq!((status, error_code(&refused)), (403, "FORBIDDEN"), "{method} {path} without its access");
+            let (status, admitted, _) = platform.call(&with, &method, &path, body).await;
+            assert!(status != 403 && status != 401, "{method} {path} with its access: {status} {admitted}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} guarded operations in the document");
+    platform.stop().await;
+}
+
+/// Two edges on one database and broker: a key disabled through one is refused by the other at
+/// once (its `api_key.changed` event evicts it), long before the other's cache would expire.
+#[tokio::test]
+async fn a_key_disabled_through_one_edge_is_refused_by_another_at_once() {
+    let first = Platform::start().await;
+    let mut settings = first.settings.clone();
+    settings.partner.key_cache_ttl_ms = 600_000;
+    settings.data_dir = crate::support::scratch_dir();
+    let second = voltbus::start(settings).await.unwrap();
+    let (_, admin) = first.organisation().await;
+    let (id, key) = first.create_key(&admin, json!({ "name": "roaming" })).await;
+    let me = |addr| {
+        let key = key.clone();
+        async move { request(addr, "GET", &format!("{BASE}/me"), &[("x-partner-api-key", &key)], None).await.0 }
+    };
+    assert_eq!(me(second.addr).await, 200, "the second edge has the key cached now");
+    let (status, _, _) =
+        first.call(&admin, "PATCH", &format!("/api-keys/{id}"), Some(json!({ "active": false }))).await;
+    assert_eq!(status, 200);
+    let mut refused = false;
+    for _ in 0..50 {
+        if me(second.addr).await == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the second edge still accepts a disabled key 2.5 s later");
+    second.stop().await.unwrap();
+    first.stop().await;
+}
+
 #[tokio::test]
 async fn every_request_is_logged_through_the_bus_and_counted_per_key() {
     let platform = Platform::start().await;

@@ -19,6 +19,7 @@ use super::audit::{ANONYMOUS_TENANT, AuditLog};
 use super::auth::{API_KEY_HEADER, Caller, KeyCache};
 use super::commands::CommandBus;
 use super::idempotency::{self, Begin, Claim};
+use super::key_events;
 use super::limits::{self, RateLimiters};
 use super::openapi;
 use super::response::{self, ApiError};
@@ -57,7 +58,7 @@ pub struct PartnerApi {
     pub(crate) settings: PartnerSettings,
     pub(crate) database: DatabaseConnection,
     pub(crate) bus: Arc<CommandBus>,
-    pub(crate) keys: KeyCache,
+    pub(crate) keys: Arc<KeyCache>,
     pub(crate) random: SystemRandom,
     limits: RateLimiters,
     idempotency: idempotency::Store,
@@ -72,11 +73,15 @@ pub struct PartnerApi {
 /// The background work of a running partner API: the request-log flusher.
 pub struct PartnerTasks {
     audit: tokio::task::JoinHandle<()>,
+    key_events: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl PartnerTasks {
     /// Waits for the request log to be flushed; call after the last request (and the API) is dropped.
     pub async fn finish(self) {
+        if let Some(key_events) = self.key_events {
+            key_events.abort();
+        }
         if self.audit.await.is_err() {
             tracing::warn!("request log flusher ended abnormally");
         }
@@ -102,8 +107,11 @@ impl PartnerApi {
             router.insert(path, indices).expect("route table paths are valid and distinct");
         }
         let openapi = Bytes::from(openapi::document(&routes).to_string());
+        let keys = Arc::new(KeyCache::new(database.clone(), settings.key_cache_ttl));
+        let key_events =
+            bus.amqp_connection().map(|amqp| tokio::spawn(key_events::follow(Arc::clone(amqp), Arc::clone(&keys))));
         let api = Self {
-            keys: KeyCache::new(database.clone(), settings.key_cache_ttl),
+            keys,
             idempotency: idempotency::Store::new(database.clone()),
             settings,
             database,
@@ -116,7 +124,7 @@ impl PartnerApi {
             openapi,
             anonymous: TenantId::new(ANONYMOUS_TENANT).expect("the anonymous tenant id is valid"),
         };
-        (Arc::new(api), PartnerTasks { audit: audit_task })
+        (Arc::new(api), PartnerTasks { audit: audit_task, key_events })
     }
 
     /// Deletes idempotency records past their retention; the serve loop calls it now and then.

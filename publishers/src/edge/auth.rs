@@ -45,8 +45,8 @@ struct Cached {
 }
 
 /// Keys by hash, each kept for a short time so that a busy key costs no database read per request.
-/// A change made through this edge evicts the key at once; changes made elsewhere are seen when
-/// the entry expires (see docs/ARCHITECTURE.md).
+/// A change made through this edge evicts the key at once; on RabbitMQ every edge also evicts it
+/// when its `api_key.changed` event arrives (`key_events`); otherwise at expiry.
 pub(crate) struct KeyCache {
     database: DatabaseConnection,
     ttl: Duration,
@@ -82,6 +82,13 @@ impl KeyCache {
             entries.insert(hash, Cached { key: Arc::clone(&stored), fetched: Instant::now() });
         }
         Ok(Some(stored))
+    }
+
+    /// Forgets every key.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
     }
 
     /// Forgets key `id`, after a change to it.

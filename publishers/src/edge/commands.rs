@@ -33,6 +33,14 @@ impl CommandBus {
         Ok(Self::Amqp { connection, requester })
     }
 
+    /// The RabbitMQ connection, when commands go there.
+    pub(crate) fn amqp_connection(&self) -> Option<&Arc<AmqpConnection>> {
+        match self {
+            Self::Amqp { connection, .. } => Some(connection),
+            Self::Embedded(_) => None,
+        }
+    }
+
     /// Publishes `command` and waits up to `timeout` for its outcome.
     pub(crate) async fn request<M: Message, T: DeserializeOwned>(
         &self,

@@ -4,7 +4,7 @@
 //! Layout:
 //! - `server`: accept loop and shutdown; `health`: `GET /health`.
 //! - `api`: one partner request from head to answer; `routes`: the route table.
-//! - `auth` (keys and subaccounts), `limits` (rate limits), `idempotency`, `audit` (request log).
+//! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
 //! - `keys`: the key-management routes; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
@@ -14,6 +14,7 @@ mod auth;
 mod commands;
 mod health;
 mod idempotency;
+mod key_events;
 mod keys;
 mod limits;
 mod openapi;

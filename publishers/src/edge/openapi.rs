@@ -151,6 +151,13 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         operation["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": body(generator) } } });
     }
+    // Who may call it, machine-readable: tests (and partners' tooling) read it from the document.
+    operation["x-required-access"] = match route.access {
+        Access::Public => json!("public"),
+        Access::Key => json!("key"),
+        Access::Admin => json!("admin"),
+        Access::Permission(permission) => json!(permission),
+    };
     if route.access == Access::Public {
         operation["security"] = json!([]);
     }

@@ -1,0 +1,72 @@
+//! Follows `api_key.changed` events on RabbitMQ, so that a key disabled, regenerated, changed or
+//! deleted through one edge is dropped from every edge's key cache within milliseconds, not when
+//! the cache entry expires. Each edge has its own exclusive queue bound to the event of every
+//! organisation; when the subscription breaks, the whole cache is dropped (events may have been
+//! missed) and the subscription is made again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::amqp::AmqpConnection;
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
+use schemas::integrations::ApiKeyChanged;
+use schemas::{Envelope, Message, routing};
+
+use super::auth::KeyCache;
+
+/// Binding for the event of every tenant: `*.integrations.api_key.changed`.
+fn binding() -> String {
+    format!("*.{}.{}", ApiKeyChanged::DOMAIN, ApiKeyChanged::TYPE)
+}
+
+/// Evicts keys as their change events arrive, until the task is aborted.
+pub(crate) async fn follow(amqp: Arc<AmqpConnection>, keys: Arc<KeyCache>) {
+    loop {
+        if let Err(error) = subscribe(&amqp, &keys).await {
+            tracing::warn!(%error, "key change events interrupted; resubscribing");
+        }
+        keys.clear();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn subscribe(amqp: &AmqpConnection, keys: &KeyCache) -> Result<(), String> {
+    let channel = amqp.channel().await.map_err(|e| e.to_string())?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            Default::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            routing::EVENTS_EXCHANGE.into(),
+            binding().into(),
+            QueueBindOptions::default(),
+            Default::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    // Anything cached before the subscription began may have changed unseen.
+    keys.clear();
+    let (_channel, mut deliveries) =
+        amqp.consume(queue.name().as_str(), "edge-key-events", 100).await.map_err(|e| e.to_string())?;
+    while let Some(delivery) = deliveries.next().await {
+        let delivery = delivery.map_err(|e| e.to_string())?;
+        match Envelope::<ApiKeyChanged>::decode(&delivery.data) {
+            Ok(event) => keys.evict(event.data.key_id),
+            Err(error) => {
+                tracing::warn!(%error, "unreadable key change event; dropping every cached key");
+                keys.clear();
+            }
+        }
+        if delivery.ack(BasicAckOptions::default()).await.is_err() {
+            return Err("ack failed".into());
+        }
+    }
+    Err("the subscription ended".into())
+}
