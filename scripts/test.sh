@@ -123,6 +123,11 @@ ensure_schemathesis() {
 
 ensure_postgres
 ensure_rabbitmq
+# Tests make a virtual host each (vb_…) and delete it; one left by an interrupted run would keep
+# its quorum queues busy in RabbitMQ.
+for vhost in $(as_root rabbitmqctl list_vhosts -q 2>/dev/null | grep '^vb_' || true); do
+  as_root rabbitmqctl delete_vhost -q "$vhost" >/dev/null 2>&1 || true
+done
 ensure_nats
 ensure_nextest
 ensure_schemathesis
