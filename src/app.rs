@@ -23,8 +23,8 @@ use crate::engines::{Engines, connect_database};
 const RELAY_BATCH: usize = 500;
 /// How often an idle relay looks for new outbox rows.
 const RELAY_IDLE: Duration = Duration::from_millis(50);
-/// How often expired idempotency records are deleted.
-const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often the partner API's housekeeping runs.
+const TIDY_EVERY: Duration = Duration::from_secs(300);
 
 /// Applies pending migrations and exits (`voltbus migrate`).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -65,7 +65,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let database = engines.database.connection().clone();
     // The edge reads, and writes only its idempotency records, which need no fsync of their own.
     let edge_database = engines.database.relaxed().await.context("connecting the edge's database pool")?;
-    let (api, api_tasks) = PartnerApi::new(settings.partner.to_edge(), edge_database, commands);
+    let (api, mut api_tasks) = PartnerApi::new(settings.partner.to_edge(), edge_database, commands);
+    if !api_tasks.ready(Duration::from_secs(10)).await {
+        tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
+    }
     let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api))
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
@@ -115,7 +118,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         RELAY_BATCH,
     );
     background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
-    background.push(tokio::spawn(purge_idempotency_records(Arc::clone(&api), when(&stopped))));
+    background.push(tokio::spawn(tidy(Arc::clone(&api), when(&stopped))));
     drop(api);
 
     let grace = Duration::from_secs(settings.http.shutdown_grace_seconds);
@@ -141,17 +144,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running { addr, stop, task })
 }
 
-/// Deletes expired idempotency records now and then, until `stop`.
-async fn purge_idempotency_records(api: Arc<PartnerApi>, stop: impl std::future::Future<Output = ()>) {
+/// The partner API's housekeeping now and then, until `stop`.
+async fn tidy(api: Arc<PartnerApi>, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
-        match api.purge_idempotency_records().await {
+        match api.tidy().await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
             Err(error) => tracing::warn!(%error, "could not purge idempotency records"),
         }
         tokio::select! {
-            () = tokio::time::sleep(IDEMPOTENCY_PURGE_EVERY) => {}
+            () = tokio::time::sleep(TIDY_EVERY) => {}
             () = &mut stop => return,
         }
     }

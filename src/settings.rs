@@ -54,6 +54,8 @@ pub struct PartnerSettings {
     pub command_timeout_ms: u64,
     /// How long a key read from the database is trusted, in milliseconds.
     pub key_cache_ttl_ms: u64,
+    /// Failed authentications a client address may make per minute before it gets 429.
+    pub failed_authentications_per_minute: u32,
 }
 
 impl PartnerSettings {
@@ -65,6 +67,7 @@ impl PartnerSettings {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
             command_timeout: std::time::Duration::from_millis(self.command_timeout_ms),
             key_cache_ttl: std::time::Duration::from_millis(self.key_cache_ttl_ms),
+            failed_authentications_per_minute: self.failed_authentications_per_minute,
         }
     }
 }
@@ -78,6 +81,7 @@ impl Default for PartnerSettings {
             request_timeout_seconds: edge.request_timeout.as_secs(),
             command_timeout_ms: u64::try_from(edge.command_timeout.as_millis()).unwrap_or(u64::MAX),
             key_cache_ttl_ms: u64::try_from(edge.key_cache_ttl.as_millis()).unwrap_or(u64::MAX),
+            failed_authentications_per_minute: edge.failed_authentications_per_minute,
         }
     }
 }

@@ -21,10 +21,15 @@ struct Platform {
 
 impl Platform {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
         let database_url = fresh_postgres_database().await;
         let mut settings = embedded_settings();
         settings.database.url = Some(database_url.clone());
         settings.amqp.url = Some(fresh_vhost());
+        adjust(&mut settings);
         let running = voltbus::start(settings.clone()).await.unwrap();
         Self { running, settings, database_url }
     }
@@ -296,6 +301,27 @@ async fn each_window_refuses_with_429_and_says_when_to_retry() {
         assert_eq!(headers["retry-after"], retry_after.to_string().as_str());
         assert_eq!(headers["x-ratelimit-remaining"], "0");
     }
+    platform.stop().await;
+}
+
+/// An address that keeps presenting unknown keys gets 429 without a database lookup; keys the
+/// edge already knows keep working from the same address.
+#[tokio::test]
+async fn guessing_keys_is_refused_but_known_keys_keep_working() {
+    let platform = Platform::start_with(|settings| settings.partner.failed_authentications_per_minute = 5).await;
+    let (_, admin) = platform.organisation().await;
+    assert_eq!(platform.call(&admin, "GET", "/me", None).await.0, 200);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let guess = format!("vb_pk_{}", Uuid::now_v7().simple());
+        statuses.push(platform.call(&guess[..38], "GET", "/me", None).await.0);
+    }
+    // Five failures allowed; the sixth uses the allowance up; from then on, no lookups.
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 429, 429]);
+    let (_, refused, headers) = platform.call("vb_pk_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "GET", "/me", None).await;
+    assert_eq!(error_code(&refused), "RATE_LIMIT_EXCEEDED");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(platform.call(&admin, "GET", "/me", None).await.0, 200, "a known key is still served");
     platform.stop().await;
 }
 

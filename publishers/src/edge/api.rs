@@ -1,6 +1,7 @@
 //! One partner request from head to answer: route, authenticate, limit, authorise, read the body,
 //! claim the idempotency key, act, keep the answer for replay, and log the request.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use super::auth::{API_KEY_HEADER, Caller, KeyCache};
 use super::commands::CommandBus;
 use super::idempotency::{self, Begin, Claim};
 use super::key_events;
-use super::limits::{self, RateLimiters};
+use super::limits::{self, FailedAuthentications, RateLimiters};
 use super::openapi;
 use super::response::{self, ApiError};
 use super::routes::{self, Access, Call, Route};
@@ -39,6 +40,8 @@ pub struct PartnerSettings {
     pub command_timeout: Duration,
     /// How long a key read from the database is trusted without reading it again.
     pub key_cache_ttl: Duration,
+    /// Failed authentications a client address may make per minute before it gets 429.
+    pub failed_authentications_per_minute: u32,
 }
 
 impl Default for PartnerSettings {
@@ -49,6 +52,7 @@ impl Default for PartnerSettings {
             request_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(10),
             key_cache_ttl: Duration::from_secs(5),
+            failed_authentications_per_minute: 30,
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct PartnerApi {
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) random: SystemRandom,
     limits: RateLimiters,
+    failed_authentications: FailedAuthentications,
     idempotency: idempotency::Store,
     audit: AuditLog,
     routes: Vec<Route>,
@@ -73,13 +78,22 @@ pub struct PartnerApi {
 /// The background work of a running partner API: the request-log flusher.
 pub struct PartnerTasks {
     audit: tokio::task::JoinHandle<()>,
-    key_events: Option<tokio::task::JoinHandle<()>>,
+    key_events: Option<(tokio::task::JoinHandle<()>, Option<tokio::sync::oneshot::Receiver<()>>)>,
 }
 
 impl PartnerTasks {
     /// Waits for the request log to be flushed; call after the last request (and the API) is dropped.
+    /// Waits up to `limit` for the edge to follow key changes made elsewhere (RabbitMQ only), so
+    /// that no request is served on a cache that would miss them; false if it did not in time.
+    pub async fn ready(&mut self, limit: Duration) -> bool {
+        match self.key_events.as_mut().and_then(|(_, ready)| ready.take()) {
+            Some(ready) => matches!(tokio::time::timeout(limit, ready).await, Ok(Ok(()))),
+            None => true,
+        }
+    }
+
     pub async fn finish(self) {
-        if let Some(key_events) = self.key_events {
+        if let Some((key_events, _)) = self.key_events {
             key_events.abort();
         }
         if self.audit.await.is_err() {
@@ -108,9 +122,12 @@ impl PartnerApi {
         }
         let openapi = Bytes::from(openapi::document(&routes).to_string());
         let keys = Arc::new(KeyCache::new(database.clone(), settings.key_cache_ttl));
-        let key_events =
-            bus.amqp_connection().map(|amqp| tokio::spawn(key_events::follow(Arc::clone(amqp), Arc::clone(&keys))));
+        let key_events = bus.amqp_connection().map(|amqp| {
+            let (ready, is_ready) = tokio::sync::oneshot::channel();
+            (tokio::spawn(key_events::follow(Arc::clone(amqp), Arc::clone(&keys), ready)), Some(is_ready))
+        });
         let api = Self {
+            failed_authentications: FailedAuthentications::new(settings.failed_authentications_per_minute),
             keys,
             idempotency: idempotency::Store::new(database.clone()),
             settings,
@@ -127,13 +144,20 @@ impl PartnerApi {
         (Arc::new(api), PartnerTasks { audit: audit_task, key_events })
     }
 
-    /// Deletes idempotency records past their retention; the serve loop calls it now and then.
-    pub async fn purge_idempotency_records(&self) -> Result<u64, sea_orm::DbErr> {
+    /// Housekeeping the serve loop runs now and then: deletes idempotency records past their
+    /// retention and forgets client addresses whose failed authentications have aged out.
+    pub async fn tidy(&self) -> Result<u64, sea_orm::DbErr> {
+        self.failed_authentications.forget_idle();
         self.idempotency.purge().await
     }
 
     /// Answers one request under [`routes::BASE`].
-    pub(crate) async fn handle(&self, request: Request<Incoming>, request_id: &str) -> Response<Full<Bytes>> {
+    pub(crate) async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: IpAddr,
+        request_id: &str,
+    ) -> Response<Full<Bytes>> {
         let received_at = Utc::now();
         let started = Instant::now();
         let method = request.method().clone();
@@ -146,7 +170,7 @@ impl PartnerApi {
             .map(api_keys::display_prefix);
         let mut outcome = Outcome { caller: None, route: None, rate_headers: Vec::new(), replayed: false };
         let answer =
-            tokio::time::timeout(self.settings.request_timeout, self.answer(request, &mut outcome, request_id))
+            tokio::time::timeout(self.settings.request_timeout, self.answer(request, peer, &mut outcome, request_id))
                 .await
                 .unwrap_or_else(|_| Err(ApiError::timeout("the request took too long")));
         let Rendered { status, body, headers: extra_headers } =
@@ -184,6 +208,7 @@ impl PartnerApi {
     async fn answer(
         &self,
         request: Request<Incoming>,
+        peer: IpAddr,
         outcome: &mut Outcome,
         request_id: &str,
     ) -> Result<Rendered, ApiError> {
@@ -204,7 +229,14 @@ impl PartnerApi {
             return Ok(Rendered { status: StatusCode::OK, body, headers: Vec::new() });
         }
 
-        let caller = self.keys.authenticate(request.headers()).await?;
+        // Keys already known are served whatever the address did; only database lookups are
+        // refused to an address that keeps failing.
+        let may_read = || self.failed_authentications.check(peer);
+        let caller = self.keys.authenticate(request.headers(), may_read).await.inspect_err(|error| {
+            if error.status == StatusCode::UNAUTHORIZED {
+                self.failed_authentications.failed(peer);
+            }
+        })?;
         outcome.caller = Some(caller.clone());
         let standing = self.limits.check(caller.key.key.id, caller.key.key.rate_limits)?;
         outcome.rate_headers = limits::headers(&standing);

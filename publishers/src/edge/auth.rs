@@ -58,12 +58,17 @@ impl KeyCache {
         Self { database, ttl, entries: RwLock::default() }
     }
 
-    async fn lookup(&self, hash: KeyHash) -> Result<Option<Arc<StoredKey>>, ApiError> {
+    async fn lookup(
+        &self,
+        hash: KeyHash,
+        may_read: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<Option<Arc<StoredKey>>, ApiError> {
         if let Ok(entries) = self.entries.read()
             && let Some(cached) = entries.get(&hash).filter(|c| c.fetched.elapsed() < self.ttl)
         {
             return Ok(Some(Arc::clone(&cached.key)));
         }
+        may_read()?;
         let stored = keys::find_by_hash(&self.database, &hash.to_hex()).await.map_err(|error| {
             tracing::error!(%error, "key lookup failed");
             ApiError::unavailable("cannot check API keys right now")
@@ -98,16 +103,23 @@ impl KeyCache {
         }
     }
 
-    /// The caller of a request with `headers`, or 401/403 with why.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// The caller of a request with `headers`, or 401/403 with why. A key not in the cache is
+    /// read from the database only if `may_read` allows it (the client is not refused for guessing).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        may_read: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<Caller, ApiError> {
         let presented = headers
             .get(API_KEY_HEADER)
             .ok_or_else(|| ApiError::unauthorized("missing X-Partner-Api-Key header"))?
             .to_str()
             .map_err(|_| ApiError::unauthorized("invalid API key"))?;
         api_keys::check_shape(presented).map_err(|_| ApiError::unauthorized("invalid API key"))?;
-        let stored =
-            self.lookup(KeyHash::of(presented)).await?.ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+        let stored = self
+            .lookup(KeyHash::of(presented), may_read)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
         if !stored.usable_at(Utc::now()) {
             return Err(ApiError::unauthorized("API key disabled or expired"));
         }

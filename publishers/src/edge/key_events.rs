@@ -10,8 +10,9 @@ use std::time::Duration;
 use bus::amqp::AmqpConnection;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
-use schemas::integrations::ApiKeyChanged;
+use schemas::integrations::{ApiKeyChange, ApiKeyChanged};
 use schemas::{Envelope, Message, routing};
+use tokio::sync::oneshot;
 
 use super::auth::KeyCache;
 
@@ -20,10 +21,12 @@ fn binding() -> String {
     format!("*.{}.{}", ApiKeyChanged::DOMAIN, ApiKeyChanged::TYPE)
 }
 
-/// Evicts keys as their change events arrive, until the task is aborted.
-pub(crate) async fn follow(amqp: Arc<AmqpConnection>, keys: Arc<KeyCache>) {
+/// Evicts keys as their change events arrive, until the task is aborted; `ready` hears when the
+/// first subscription is in place.
+pub(crate) async fn follow(amqp: Arc<AmqpConnection>, keys: Arc<KeyCache>, ready: oneshot::Sender<()>) {
+    let mut ready = Some(ready);
     loop {
-        if let Err(error) = subscribe(&amqp, &keys).await {
+        if let Err(error) = subscribe(&amqp, &keys, &mut ready).await {
             tracing::warn!(%error, "key change events interrupted; resubscribing");
         }
         keys.clear();
@@ -31,7 +34,11 @@ pub(crate) async fn follow(amqp: Arc<AmqpConnection>, keys: Arc<KeyCache>) {
     }
 }
 
-async fn subscribe(amqp: &AmqpConnection, keys: &KeyCache) -> Result<(), String> {
+async fn subscribe(
+    amqp: &AmqpConnection,
+    keys: &KeyCache,
+    ready: &mut Option<oneshot::Sender<()>>,
+) -> Result<(), String> {
     let channel = amqp.channel().await.map_err(|e| e.to_string())?;
     let queue = channel
         .queue_declare(
@@ -55,9 +62,14 @@ async fn subscribe(amqp: &AmqpConnection, keys: &KeyCache) -> Result<(), String>
     keys.clear();
     let (_channel, mut deliveries) =
         amqp.consume(queue.name().as_str(), "edge-key-events", 100).await.map_err(|e| e.to_string())?;
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(());
+    }
     while let Some(delivery) = deliveries.next().await {
         let delivery = delivery.map_err(|e| e.to_string())?;
         match Envelope::<ApiKeyChanged>::decode(&delivery.data) {
+            // A key just created cannot be in any cache yet.
+            Ok(event) if event.data.change == ApiKeyChange::Created => {}
             Ok(event) => keys.evict(event.data.key_id),
             Err(error) => {
                 tracing::warn!(%error, "unreadable key change event; dropping every cached key");

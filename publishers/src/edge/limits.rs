@@ -6,13 +6,15 @@
 //! on its own share (see docs/ARCHITECTURE.md).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use http::{HeaderName, HeaderValue};
@@ -123,6 +125,71 @@ impl RateLimiters {
     }
 }
 
+/// Failed authentications per client address: past the allowance, a key the edge does not already
+/// know gets 429 from that address without a database lookup, so guessing keys costs the guesser
+/// time and the database nothing, while known keys behind the same address keep working.
+pub(crate) struct FailedAuthentications {
+    limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
+    allowance: u32,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl FailedAuthentications {
+    /// `per_minute` failures allowed per address (at least one).
+    pub fn new(per_minute: u32) -> Self {
+        let allowance = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(allowance)),
+            allowance: allowance.get(),
+            blocked: Mutex::default(),
+        }
+    }
+
+    /// Refuses an address that used up its allowance, until it has some again.
+    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let Ok(mut blocked) = self.blocked.lock() else { return Ok(()) };
+        match blocked.get(&ip) {
+            Some(until) if *until > now => Err(self.refusal(*until - now)),
+            Some(_) => {
+                blocked.remove(&ip);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure of `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        if let Err(not_until) = self.limiter.check_key(&ip) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            if let Ok(mut blocked) = self.blocked.lock() {
+                blocked.insert(ip, Instant::now() + wait);
+            }
+        }
+    }
+
+    /// Forgets addresses that are back to a full allowance (called now and then).
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        let now = Instant::now();
+        if let Ok(mut blocked) = self.blocked.lock() {
+            blocked.retain(|_, until| *until > now);
+        }
+    }
+
+    fn refusal(&self, wait: Duration) -> ApiError {
+        let retry_after = whole_seconds(wait).max(1);
+        ApiError {
+            status: http::StatusCode::TOO_MANY_REQUESTS,
+            code: "RATE_LIMIT_EXCEEDED",
+            message: format!("too many failed authentications from this address; retry after {retry_after} s"),
+            details: json!({ "limit": self.allowance, "window": "minute", "retry_after": retry_after }),
+            headers: vec![(http::header::RETRY_AFTER, HeaderValue::from(retry_after))],
+        }
+    }
+}
+
 fn whole_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
@@ -216,5 +283,19 @@ mod tests {
             ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit-policy", "ratelimit"]
         );
         assert_eq!(headers[3].1, "\"minute\";q=60;w=60, \"hour\";q=3;w=3600, \"day\";q=10000;w=86400");
+    }
+
+    #[test]
+    fn an_address_that_keeps_failing_is_refused_and_others_are_not() {
+        let guard = FailedAuthentications::new(3);
+        let (guesser, other): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..3 {
+            assert!(guard.check(guesser).is_ok());
+            guard.failed(guesser);
+        }
+        guard.failed(guesser);
+        let refused = guard.check(guesser).unwrap_err();
+        assert_eq!((refused.status.as_u16(), refused.code), (429, "RATE_LIMIT_EXCEEDED"));
+        assert!(guard.check(other).is_ok());
     }
 }

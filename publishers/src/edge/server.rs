@@ -66,7 +66,7 @@ impl Edge {
             let service = service_fn(move |request| {
                 let health = Arc::clone(&health);
                 let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(handle(request, health.as_ref(), &api).await) }
+                async move { Ok::<_, Infallible>(handle(request, peer.ip(), health.as_ref(), &api).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -86,13 +86,18 @@ impl Edge {
     }
 }
 
-async fn handle(request: Request<Incoming>, health: &dyn HealthCheck, api: &PartnerApi) -> Response<Full<Bytes>> {
+async fn handle(
+    request: Request<Incoming>,
+    peer: std::net::IpAddr,
+    health: &dyn HealthCheck,
+    api: &PartnerApi,
+) -> Response<Full<Bytes>> {
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
     async move {
         let path = request.uri().path();
         let answer = if path == routes::BASE || path.starts_with(&format!("{}/", routes::BASE)) {
-            api.handle(request, &request_id).await
+            api.handle(request, peer, &request_id).await
         } else {
             let error = match (request.method(), path) {
                 (&Method::GET, "/health") => {
