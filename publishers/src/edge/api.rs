@@ -183,7 +183,10 @@ impl PartnerApi {
         if outcome.replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
-        let route = outcome.route.map_or(path, |r| format!("{}{}", routes::BASE, r));
+        // An unmatched path is logged as sent, cut short: the log is no place to store what a
+        // client cares to put in a URL.
+        let route =
+            outcome.route.map_or_else(|| path.chars().take(256).collect(), |r| format!("{}{}", routes::BASE, r));
         let (tenant, key_id, subaccount_id) = match &outcome.caller {
             Some(caller) => (caller.tenant.clone(), Some(caller.key.key.id), caller.subaccount),
             None => (self.anonymous.clone(), None, None),
