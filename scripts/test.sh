@@ -123,6 +123,13 @@ ensure_schemathesis() {
 
 ensure_postgres
 ensure_rabbitmq
+# Tests make a database each (vb_…) and leave it for inspection until the next run: hundreds of
+# them keep PostgreSQL's autovacuum cycling through databases. Drop the previous run's.
+for database in $(PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d test -tAc \
+    "select datname from pg_database where datname like 'vb\_%'" 2>/dev/null || true); do
+  PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" \
+    >/dev/null 2>&1 || true
+done
 # Tests make a virtual host each (vb_…) and delete it; one left by an interrupted run would keep
 # its quorum queues busy in RabbitMQ.
 for vhost in $(as_root rabbitmqctl list_vhosts -q 2>/dev/null | grep '^vb_' || true); do

@@ -61,6 +61,11 @@ impl Edge {
                 },
                 () = &mut shutdown => break,
             };
+            // Answers are small and written whole: send them at once rather than wait for the
+            // client's delayed ACK (Nagle).
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+            }
             let health = Arc::clone(&self.health);
             let api = Arc::clone(&self.api);
             let service = service_fn(move |request| {
