@@ -152,20 +152,10 @@ pub async fn list(
         .and_where(Expr::col("tenant").eq(tenant))
         .order_by("created_at", Order::Asc)
         .order_by("id", Order::Asc)
-        .offset(offset)
-        .limit(limit)
         .to_owned();
-    let keys = db.query_all(&query).await?.iter().map(|row| from_row(row).map(|k| k.key)).collect::<Result<_, _>>()?;
-    let count = Query::select()
-        .expr_as(Expr::col("id").count(), "total")
-        .from("api_keys")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .to_owned();
-    let total: i64 = match db.query_one(&count).await? {
-        Some(row) => row.try_get("", "total")?,
-        None => 0,
-    };
-    Ok((keys, u64::try_from(total).unwrap_or(0)))
+    let (rows, total) = super::page_of(db, &query, offset, limit).await?;
+    let keys = rows.iter().map(|row| from_row(row).map(|k| k.key)).collect::<Result<_, _>>()?;
+    Ok((keys, total))
 }
 
 /// Stores a new key of `tenant` and returns it.

@@ -20,7 +20,8 @@ use schemas::integrations::{
     UpdateApiKey,
 };
 use schemas::{AnyMessage, Envelope, TenantId, routing};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sea_orm::sea_query::{Expr, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
 use uuid::Uuid;
 
 use crate::outcome::{Outcome, Refusal};
@@ -79,6 +80,22 @@ impl Handler for Integrations {
             handle(tx, context.message).await.map_err(|error| HandlerError::Retryable(error.to_string()))
         })
     }
+}
+
+/// One page of `query`'s rows, and how many rows it matches in all (the same filter, counted).
+async fn page_of(
+    db: &impl ConnectionTrait,
+    query: &SelectStatement,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<QueryResult>, u64), DbErr> {
+    let rows = db.query_all(&query.clone().offset(offset).limit(limit).to_owned()).await?;
+    let count = query.clone().clear_selects().clear_order_by().expr_as(Expr::cust("COUNT(*)"), "total").to_owned();
+    let total: i64 = match db.query_one(&count).await? {
+        Some(row) => row.try_get("", "total")?,
+        None => 0,
+    };
+    Ok((rows, u64::try_from(total).unwrap_or(0)))
 }
 
 fn handled_here(message: &AnyMessage) -> bool {
@@ -153,12 +170,13 @@ async fn announce(
     outbox::enqueue(tx, &event, &Destination::event::<ApiKeyChanged>(&cause.tenant)).await
 }
 
-/// Creates a key outside the bus, for the operator's bootstrap command: the same rows, in one
-/// transaction, as the handler would write. Registers the tenant if it is new.
+/// Creates a key outside the bus, for the operator's bootstrap command: the command goes through
+/// the handler's own code in one transaction, so the rows and the event are the ones the bus would
+/// make. Registers the tenant if it is new.
 pub async fn bootstrap_key(
     db: &sea_orm::DatabaseConnection,
     tenant: &TenantId,
-    create: schemas::integrations::CreateApiKey,
+    create: CreateApiKey,
 ) -> Result<ApiKey, DbErr> {
     use sea_orm::TransactionTrait;
     use sea_orm::sea_query::{OnConflict, Query};
@@ -170,14 +188,11 @@ pub async fn bootstrap_key(
         .on_conflict(OnConflict::column("id").do_nothing().to_owned())
         .to_owned();
     tx.execute(&register).await?;
-    let now = Utc::now();
-    let stored = keys::insert(&tx, tenant.as_str(), &create, now).await?;
-    let envelope = Envelope::new(
-        tenant.clone(),
-        "voltbus/cli",
-        ApiKeyChanged { key_id: create.key_id, change: ApiKeyChange::Created },
-    );
-    outbox::enqueue(&tx, &envelope, &Destination::event::<ApiKeyChanged>(tenant)).await?;
+    let command = Envelope::new(tenant.clone(), "voltbus/cli", create).map(AnyMessage::CreateApiKey);
+    let reply = handle(&tx, &command).await?;
     tx.commit().await?;
-    Ok(stored.key)
+    match reply.map(serde_json::from_value::<Outcome<ApiKey>>) {
+        Some(Ok(Outcome::Done(key))) => Ok(key),
+        other => Err(DbErr::Custom(format!("the key was not created: {other:?}"))),
+    }
 }

@@ -130,12 +130,9 @@ pub async fn list(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("key_id").eq(key_id))
         .order_by("seq", Order::Desc)
-        .offset(offset)
-        .limit(limit)
         .to_owned();
-    let requests = db
-        .query_all(&query)
-        .await?
+    let (rows, total) = super::page_of(db, &query, offset, limit).await?;
+    let requests = rows
         .iter()
         .map(|row| {
             let status: i16 = row.try_get("", "status")?;
@@ -152,15 +149,5 @@ pub async fn list(
             })
         })
         .collect::<Result<_, DbErr>>()?;
-    let count = Query::select()
-        .expr_as(Expr::col("seq").count(), "total")
-        .from("api_requests")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("key_id").eq(key_id))
-        .to_owned();
-    let total: i64 = match db.query_one(&count).await? {
-        Some(row) => row.try_get("", "total")?,
-        None => 0,
-    };
-    Ok((requests, u64::try_from(total).unwrap_or(0)))
+    Ok((requests, total))
 }

@@ -261,10 +261,18 @@ impl PartnerApi {
         let query = request.uri().query().map(str::to_owned);
         let path = path.to_owned();
         let method = request.method().clone();
-        let headers = request.headers().clone();
+        // Only the one header outlives the body read: no copy of the whole map per request.
+        let idempotency_key = request.headers().get(idempotency::HEADER).cloned();
         let body = self.read_body(request).await?;
         let claim = if matches!(method, Method::POST | Method::PATCH | Method::DELETE) {
-            Claim::from_request(&caller.tenant, &headers, method.as_str(), &path, caller.subaccount, &body)?
+            Claim::from_request(
+                &caller.tenant,
+                idempotency_key.as_ref(),
+                method.as_str(),
+                &path,
+                caller.subaccount,
+                &body,
+            )?
         } else {
             None
         };

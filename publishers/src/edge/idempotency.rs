@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderValue, StatusCode};
 use ring::digest;
 use schemas::TenantId;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -45,16 +45,16 @@ pub(crate) enum Begin {
 }
 
 impl Claim {
-    /// Reads the header, if present, and fingerprints the request.
+    /// Reads the `Idempotency-Key` header's value, if present, and fingerprints the request.
     pub fn from_request(
         tenant: &TenantId,
-        headers: &HeaderMap,
+        header: Option<&HeaderValue>,
         method: &str,
         path: &str,
         subaccount: Option<Uuid>,
         body: &[u8],
     ) -> Result<Option<Self>, ApiError> {
-        let Some(value) = headers.get(HEADER) else { return Ok(None) };
+        let Some(value) = header else { return Ok(None) };
         let key = value
             .to_str()
             .ok()

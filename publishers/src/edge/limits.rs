@@ -180,13 +180,19 @@ impl FailedAuthentications {
 
     fn refusal(&self, wait: Duration) -> ApiError {
         let retry_after = whole_seconds(wait).max(1);
-        ApiError {
-            status: http::StatusCode::TOO_MANY_REQUESTS,
-            code: "RATE_LIMIT_EXCEEDED",
-            message: format!("too many failed authentications from this address; retry after {retry_after} s"),
-            details: json!({ "limit": self.allowance, "window": "minute", "retry_after": retry_after }),
-            headers: vec![(http::header::RETRY_AFTER, HeaderValue::from(retry_after))],
-        }
+        let message = format!("too many failed authentications from this address; retry after {retry_after} s");
+        rate_limited(message, self.allowance, "minute", retry_after)
+    }
+}
+
+/// The seed's 429: `RATE_LIMIT_EXCEEDED` with limit, window and `retry_after`, and `Retry-After`.
+fn rate_limited(message: String, limit: u32, window: &str, retry_after: u64) -> ApiError {
+    ApiError {
+        status: http::StatusCode::TOO_MANY_REQUESTS,
+        code: "RATE_LIMIT_EXCEEDED",
+        message,
+        details: json!({ "limit": limit, "window": window, "retry_after": retry_after }),
+        headers: vec![(http::header::RETRY_AFTER, HeaderValue::from(retry_after))],
     }
 }
 
@@ -198,16 +204,9 @@ fn exceeded(limits: RateLimits, window: usize, wait: Duration) -> ApiError {
     let retry_after = whole_seconds(wait).max(1);
     let at = Utc::now() + chrono::Duration::seconds(i64::try_from(retry_after).unwrap_or(i64::MAX / 1000));
     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let limit = limit_of(&limits, window);
     let name = WINDOWS[window].name;
-    let mut error = ApiError {
-        status: http::StatusCode::TOO_MANY_REQUESTS,
-        code: "RATE_LIMIT_EXCEEDED",
-        message: format!("rate limit exceeded for the {name} window; retry after {at}"),
-        details: json!({ "limit": limit, "window": name, "retry_after": retry_after }),
-        headers: Vec::new(),
-    };
-    error.headers.push((http::header::RETRY_AFTER, HeaderValue::from(retry_after)));
+    let message = format!("rate limit exceeded for the {name} window; retry after {at}");
+    let mut error = rate_limited(message, limit_of(&limits, window), name, retry_after);
     error.headers.extend(headers(&Standing { limits, window, remaining: 0, reset: Duration::from_secs(retry_after) }));
     error
 }
