@@ -78,7 +78,7 @@ async fn partner_keys_work_on_the_embedded_default() {
         )
         .await
         .1;
-        if logged["pagination"]["total"] == 1 {
+        if logged["pagination"]["total"] == 1 && logged["data"].as_array().is_some_and(|d| d.len() == 1) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -253,7 +253,8 @@ async fn every_request_is_logged_through_the_bus_and_counted_per_key() {
     let mut logged = Value::Null;
     for _ in 0..100 {
         logged = platform.call(&admin, "GET", &format!("/api-keys/{id}/requests"), None).await.1;
-        if logged["pagination"]["total"] == 3 {
+        // Page and total are two queries: wait until both see the three rows.
+        if logged["pagination"]["total"] == 3 && logged["data"].as_array().is_some_and(|d| d.len() == 3) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
