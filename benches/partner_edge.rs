@@ -219,6 +219,10 @@ async fn run() {
     settings.database.url = Some(format!("{}/{database}?sslmode=disable", postgres.rsplit_once('/').expect("url").0));
     settings.amqp.url = Some(amqp);
     settings.log.filter = "warn".into();
+    // `RUST_LOG` turns on the platform's own logs, to see where a request's time goes.
+    if std::env::var_os("RUST_LOG").is_some() {
+        voltbus::telemetry::init(&settings.log);
+    }
     let running = voltbus::start(settings.clone()).await.expect("voltbus starts");
     let addr = running.addr;
     let (admin_key, _) = voltbus::create_admin_key(&settings, "bench", "bench admin").await.expect("admin key");

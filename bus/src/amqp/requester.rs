@@ -157,7 +157,9 @@ impl Requester {
             )
             .await
             .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+        tracing::trace!("command sent");
         settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)?;
+        tracing::trace!("command confirmed");
         await_reply(async { receiver.await.ok() }, timeout).await
     }
 }

@@ -291,7 +291,9 @@ impl PartnerApi {
         };
         let command_id = claim.as_ref().map_or_else(Uuid::now_v7, Claim::command_id);
         let call = Call { caller, params, query, body, command_id };
+        tracing::trace!("idempotency key taken");
         let result = action(self, call).await;
+        tracing::trace!("action done");
         let (rendered, kept) = match result {
             Ok(answer) => {
                 let body = answer.body(request_id);

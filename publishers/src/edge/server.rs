@@ -100,6 +100,7 @@ async fn handle(
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
     async move {
+        tracing::trace!("received");
         let path = request.uri().path();
         let answer = if path == routes::BASE || path.starts_with(&format!("{}/", routes::BASE)) {
             api.handle(request, peer, &request_id).await
