@@ -121,6 +121,11 @@ ensure_schemathesis() {
   log "schemathesis is installed"
 }
 
+# The webhook signature tests run the Levy Fleets seed's own Node.js verifier on our deliveries.
+ensure_node() {
+  if ! command -v node >/dev/null; then apt_install nodejs; fi
+}
+
 ensure_postgres
 ensure_rabbitmq
 # Tests make a database each (vb_…) and leave it for inspection until the next run: hundreds of
@@ -137,6 +142,7 @@ for vhost in $(as_root rabbitmqctl list_vhosts -q 2>/dev/null | grep '^vb_' || t
 done
 ensure_nats
 ensure_nextest
+ensure_node
 ensure_schemathesis
 
 profile=default

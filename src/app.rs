@@ -65,7 +65,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let database = engines.database.connection().clone();
     // The edge reads, and writes only its idempotency records, which need no fsync of their own.
     let edge_database = engines.database.relaxed().await.context("connecting the edge's database pool")?;
-    let (api, mut api_tasks) = PartnerApi::new(settings.partner.to_edge(), edge_database, commands);
+    let vault = webhook_vault(&settings)?;
+    let webhooks = publishers::WebhookSetup { vault: vault.clone(), policy: settings.webhooks.url_policy() };
+    let (api, mut api_tasks) = PartnerApi::new(settings.partner.to_edge(), edge_database, commands, webhooks);
     if !api_tasks.ready(Duration::from_secs(10)).await {
         tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
     }
@@ -88,11 +90,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     let mut background = Vec::new();
-    // The integrations groups answer the edge's key commands and write its request log.
-    let handler = Arc::new(consumers::integrations::Integrations);
-    for topology in [consumers::integrations::topology(), consumers::integrations::request_log_topology()] {
-        let handler = handler.clone();
-        let database = Some(database.clone());
+    let policy = settings.webhooks.policy();
+    let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout);
+    let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(database.clone(), client, vault, policy.clone()));
+    let integrations: Arc<dyn bus::Handler> = Arc::new(consumers::integrations::Integrations);
+    let webhooks: Arc<dyn bus::Handler> = Arc::new(consumers::webhooks::Webhooks::new(policy.clone()));
+    let db = Some(database.clone());
+    let groups = [
+        // The integrations groups answer the edge's key commands and write its request log.
+        (consumers::integrations::topology(), integrations.clone(), db.clone()),
+        (consumers::integrations::request_log_topology(), integrations, db.clone()),
+        // Webhooks: endpoint commands, events turned into deliveries, and the attempts, which
+        // run outside any transaction (the dispatcher keeps its own short ones).
+        (consumers::webhooks::topology(), webhooks.clone(), db.clone()),
+        (consumers::webhooks::fanout_topology(), webhooks, db),
+        (
+            consumers::webhooks::delivery_topology(),
+            Arc::new(consumers::webhooks::DispatchHandler(Arc::clone(&dispatcher))) as Arc<dyn bus::Handler>,
+            None,
+        ),
+    ];
+    for (topology, handler, database) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {
             (Some(url), Some(amqp)) => {
                 // Declared before the edge takes a request, so no command finds its queue missing.
@@ -118,6 +136,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         RELAY_BATCH,
     );
     background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
+    let every = Duration::from_millis(settings.webhooks.scheduler_interval_ms.max(10));
+    background.push(tokio::spawn(consumers::webhooks::run_scheduler(
+        database.clone(),
+        policy.clone(),
+        every,
+        when(&drained),
+    )));
+    background.push(tokio::spawn(purge_webhooks(database.clone(), policy, when(&stopped))));
     background.push(tokio::spawn(tidy(Arc::clone(&api), when(&stopped))));
     drop(api);
 
@@ -133,6 +159,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 tracing::warn!("a background task ended abnormally");
             }
         }
+        // Attempts already handed to the network get their answer and their log line.
+        dispatcher.finish(grace).await;
         match Arc::try_unwrap(engines) {
             Ok(engines) => engines.close().await,
             Err(_) => {
@@ -157,6 +185,56 @@ async fn tidy(api: Arc<PartnerApi>, stop: impl std::future::Future<Output = ()>)
             () = tokio::time::sleep(TIDY_EVERY) => {}
             () = &mut stop => return,
         }
+    }
+}
+
+/// Deletes webhook payloads and logs past their retention now and then, until `stop`.
+async fn purge_webhooks(
+    db: sea_orm::DatabaseConnection,
+    policy: consumers::webhooks::DeliveryPolicy,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        match consumers::webhooks::purge(&db, &policy).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),
+            Err(error) => tracing::warn!(%error, "could not purge webhook logs"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TIDY_EVERY) => {}
+            () = &mut stop => return,
+        }
+    }
+}
+
+/// The vault sealing webhook secrets: the configured key, or the key file in `data_dir`
+/// (made on first start, readable by this user only).
+fn webhook_vault(settings: &Settings) -> anyhow::Result<consumers::webhooks::Vault> {
+    use std::io::Write;
+    if let Some(key) = &settings.webhooks.encryption_key {
+        return consumers::webhooks::Vault::new(key).context("webhooks.encryption_key");
+    }
+    let path = settings.data_dir.join("webhook-secrets.key");
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            let key = consumers::webhooks::Vault::generate_key()?;
+            file.write_all(key.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "made a new webhook encryption key; keep it with the database backups");
+            consumers::webhooks::Vault::new(&key).context("the new webhook key")
+        }
+        // Made by an earlier start (or a concurrent one): read it.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let key = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            consumers::webhooks::Vault::new(&key).with_context(|| format!("the key in {}", path.display()))
+        }
+        Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The partner API.
     pub partner: PartnerSettings,
+    /// Outbound webhooks.
+    pub webhooks: WebhookSettings,
     /// The consumers' database.
     pub database: UrlSettings,
     /// RabbitMQ.
@@ -86,6 +88,83 @@ impl Default for PartnerSettings {
     }
 }
 
+/// `[webhooks]`: outbound webhook deliveries.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// An attempt without a 2xx within this many milliseconds failed.
+    pub timeout_ms: u64,
+    /// Milliseconds before attempt 2, 3, …: the seed's 1, 2, 4, 8 s by default; minutes to
+    /// hours for a longer schedule.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Longest wait, in seconds, a receiver's `Retry-After` can ask for.
+    pub retry_after_max_seconds: u64,
+    /// Attempts to one endpoint at once, per process.
+    pub concurrency_per_endpoint: usize,
+    /// Hours an endpoint may fail without a success before it is disabled.
+    pub disable_after_hours: u64,
+    /// Days payloads and attempt logs are kept.
+    pub retention_days: u64,
+    /// Hosts allowed plain HTTP and private addresses (tests, on-premise receivers).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Base64 of the 32-byte key that seals signing secrets at rest. Unset: a key file in
+    /// `data_dir`, made on first start.
+    pub encryption_key: Option<String>,
+    /// How often the scheduler looks for due attempts, in milliseconds.
+    pub scheduler_interval_ms: u64,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The encryption key is a secret: never printed.
+        f.debug_struct("WebhookSettings")
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retry_schedule_ms", &self.retry_schedule_ms)
+            .field("allow_hosts", &self.allow_hosts)
+            .field("encryption_key", &self.encryption_key.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        let policy = consumers::webhooks::DeliveryPolicy::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            timeout_ms: ms(policy.timeout),
+            retry_schedule_ms: policy.retry_delays.iter().map(|d| ms(*d)).collect(),
+            retry_after_max_seconds: policy.retry_after_max.as_secs(),
+            concurrency_per_endpoint: policy.concurrency_per_endpoint,
+            disable_after_hours: policy.disable_after.as_secs() / 3600,
+            retention_days: policy.retention.as_secs() / 86_400,
+            allow_hosts: Vec::new(),
+            encryption_key: None,
+            scheduler_interval_ms: 100,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The dispatcher's policy.
+    pub fn policy(&self) -> consumers::webhooks::DeliveryPolicy {
+        use std::time::Duration;
+        consumers::webhooks::DeliveryPolicy {
+            timeout: Duration::from_millis(self.timeout_ms),
+            retry_delays: self.retry_schedule_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            retry_after_max: Duration::from_secs(self.retry_after_max_seconds),
+            concurrency_per_endpoint: self.concurrency_per_endpoint.max(1),
+            disable_after: Duration::from_secs(self.disable_after_hours.saturating_mul(3600)),
+            retention: Duration::from_secs(self.retention_days.saturating_mul(86_400)),
+        }
+    }
+
+    /// The URL rules.
+    pub fn url_policy(&self) -> consumers::webhooks::ssrf::UrlPolicy {
+        consumers::webhooks::ssrf::UrlPolicy { allow_hosts: self.allow_hosts.clone() }
+    }
+}
+
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlSettings {
@@ -127,6 +206,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("voltbus-data"),
             http: HttpSettings { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_seconds: 30 },
             partner: PartnerSettings::default(),
+            webhooks: WebhookSettings::default(),
             database: UrlSettings::default(),
             amqp: UrlSettings::default(),
             nats: UrlSettings::default(),
@@ -187,6 +267,14 @@ impl Settings {
             return Err(SettingsError(
                 "partner.body_limit_bytes and partner.command_timeout_ms must be above 0".into(),
             ));
+        }
+        if self.webhooks.timeout_ms == 0 || self.webhooks.retry_schedule_ms.len() > 50 {
+            return Err(SettingsError(
+                "webhooks.timeout_ms must be above 0 and webhooks.retry_schedule_ms at most 50 long".into(),
+            ));
+        }
+        if self.webhooks.encryption_key.as_deref().is_some_and(|key| consumers::webhooks::Vault::new(key).is_err()) {
+            return Err(SettingsError("webhooks.encryption_key must be 32 bytes in standard base64".into()));
         }
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return Err(SettingsError(format!("log.filter `{}` is not a tracing filter", self.log.filter)));

@@ -4,10 +4,14 @@
 //! - `database`: connecting to PostgreSQL or the embedded SQLite file, and its `/health` line.
 //! - `outcome`: the shape of a command's reply (done or refused with a code).
 //! - `integrations`: partner API keys and the partner request log.
+//! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
+//! - `pages`: one page of rows and the total, for listings.
 
 mod database;
 pub mod integrations;
 mod outcome;
+mod pages;
+pub mod webhooks;
 
 pub use database::{Database, DatabaseError};
 pub use outcome::{Outcome, Refusal};

@@ -9,6 +9,7 @@ mod m20261123_000001_bus_tables;
 mod m20261123_000002_embedded_queue;
 mod m20261123_000003_partner_keys;
 mod m20261123_000004_outbox_pending;
+mod m20261124_000005_webhooks;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_embedded_queue::Migration),
             Box::new(m20261123_000003_partner_keys::Migration),
             Box::new(m20261123_000004_outbox_pending::Migration),
+            Box::new(m20261124_000005_webhooks::Migration),
         ]
     }
 }

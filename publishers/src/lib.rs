@@ -10,4 +10,6 @@ pub mod api_keys;
 pub mod edge;
 pub mod permissions;
 
-pub use edge::{ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, PartnerApi, PartnerSettings, PartnerTasks};
+pub use edge::{
+    ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, PartnerApi, PartnerSettings, PartnerTasks, WebhookSetup,
+};

@@ -167,6 +167,7 @@ catalogue! {
     webhooks::RotateWebhookSecret,
     webhooks::DeliverWebhook,
     webhooks::ReplayWebhookDeliveries,
+    webhooks::SendTestWebhook,
     webhooks::WebhookEndpointChanged,
     webhooks::WebhookDeliveryAttempted,
     marketplace::UserCreate,

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::Sensitive;
@@ -28,8 +27,14 @@ pub struct CreateWebhookEndpoint {
     pub active: bool,
     /// Signing secret, encrypted at rest and in flight.
     pub secret_ciphertext: Sensitive,
+    /// Each event only after the previous one succeeded or finally failed.
+    #[serde(default)]
+    pub ordered: bool,
+    /// Most deliveries per second; more wait without using up attempts. None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
 }
-message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 0), Command, Webhooks, |m| Some(
+message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 1), Command, Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 
@@ -48,8 +53,14 @@ pub struct UpdateWebhookEndpoint {
     pub description: Option<String>,
     /// New state.
     pub active: Option<bool>,
+    /// New ordering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
+    /// New rate limit; 0 removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
 }
-message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 0), Command, Webhooks, |m| Some(
+message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 1), Command, Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 
@@ -77,7 +88,8 @@ message!(RotateWebhookSecret, "webhook_endpoint.rotate_secret", (1, 0), Command,
     m.endpoint_id.to_string()
 ));
 
-/// Deliver one event to one endpoint (the dispatcher's work item).
+/// Make one attempt of one delivery (the dispatcher's work item). The payload stays in the
+/// database: the command names the attempt, so a duplicate of it has no second effect.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeliverWebhook {
     /// Delivery.
@@ -88,10 +100,20 @@ pub struct DeliverWebhook {
     pub event_id: String,
     /// Event type.
     pub event: String,
-    /// The payload's `data`.
-    pub data: Value,
+    /// 1-based attempt this command is for.
+    pub attempt: u32,
 }
-message!(DeliverWebhook, "webhook.deliver", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+message!(DeliverWebhook, "webhook.deliver", (2, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+
+/// Send a `webhook.test` event to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SendTestWebhook {
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// The test event's id (`evt_…`), chosen by the edge so it can answer with it.
+    pub event_id: String,
+}
+message!(SendTestWebhook, "webhook.test", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
 
 /// Replay one delivery, or every failed delivery since a time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

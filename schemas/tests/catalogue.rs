@@ -69,7 +69,14 @@ fn sample(root: &Value, schema: &Value) -> Value {
                 (Some("date-time"), _) => json!("2025-01-15T10:30:00Z"),
                 (_, Some("^[A-Z]{3}$")) => json!("EUR"),
                 (_, Some(p)) if p.starts_with("^[a-z0-9]") => json!("acme"),
-                (_, Some(p)) if p.starts_with("^[0-9]") || p.starts_with("^1\\.") => json!("1.0"),
+                (_, Some(p)) if p.starts_with("^[0-9]") => json!("1.0"),
+                // `dataversion` of a type at major version N: `^N\.…`.
+                (_, Some(p))
+                    if p.strip_prefix('^').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())) =>
+                {
+                    let major: String = p[1..].chars().take_while(char::is_ascii_digit).collect();
+                    json!(format!("{major}.0"))
+                }
                 _ => json!("text"),
             }
         }

@@ -70,7 +70,10 @@ async fn publish_confirm_consume_ack_round_trip() {
 
 #[tokio::test]
 async fn an_unroutable_publish_is_an_error_not_a_silent_drop() {
-    let amqp = AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap();
+    // A virtual host of its own: on the shared one, a platform started by another test binds
+    // every tenant's webhook events (`*.rides.ride.started`).
+    let vhost = crate::support::fresh_vhost();
+    let amqp = AmqpConnection::connect(&vhost, "voltbus-test").await.unwrap();
     amqp.declare_exchanges().await.unwrap();
     // No queue is bound for this fresh tenant: with `mandatory` the broker returns the message,
     // and RabbitMQ still acks the publish (BUS-NOTES), so only the return tells.
@@ -83,6 +86,7 @@ async fn an_unroutable_publish_is_an_error_not_a_silent_drop() {
         other => panic!("expected a returned message, got {other:?}"),
     }
     amqp.close().await;
+    crate::support::drop_vhost(&vhost);
 }
 
 #[tokio::test]

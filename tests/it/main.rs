@@ -11,3 +11,4 @@ mod partner;
 mod postgres;
 mod production;
 mod settings;
+mod webhooks;

@@ -13,18 +13,18 @@ use crate::support::{drop_vhost, embedded_settings, fresh_postgres_database, fre
 const BASE: &str = "/api/partner/v1";
 
 /// A running platform on its own database and virtual host, with one admin key per organisation.
-struct Platform {
+pub(crate) struct Platform {
     running: voltbus::Running,
-    settings: voltbus::Settings,
+    pub(crate) settings: voltbus::Settings,
     database_url: String,
 }
 
 impl Platform {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    async fn start_with(adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
         let database_url = fresh_postgres_database().await;
         let mut settings = embedded_settings();
         settings.database.url = Some(database_url.clone());
@@ -34,18 +34,24 @@ impl Platform {
         Self { running, settings, database_url }
     }
 
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.running.addr
     }
 
     /// A new organisation and its admin key (as the operator's command line makes it).
-    async fn organisation(&self) -> (String, String) {
+    pub(crate) async fn organisation(&self) -> (String, String) {
         let tenant = unique("org");
         let (key, _) = voltbus::create_admin_key(&self.settings, &tenant, "admin").await.unwrap();
         (tenant, key)
     }
 
-    async fn call(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value, http::HeaderMap) {
+    pub(crate) async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, http::HeaderMap) {
         let body = body.map(|b| b.to_string());
         request(self.addr(), method, &format!("{BASE}{path}"), &[("x-partner-api-key", key)], body.as_deref()).await
     }
@@ -56,21 +62,21 @@ impl Platform {
         (created["data"]["id"].as_str().unwrap().to_owned(), created["data"]["key"].as_str().unwrap().to_owned())
     }
 
-    async fn sql(&self, query: &str) -> Vec<sea_orm::QueryResult> {
+    pub(crate) async fn sql(&self, query: &str) -> Vec<sea_orm::QueryResult> {
         let db = Database::connect(&self.database_url).await.unwrap();
         let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), query.to_owned())).await.unwrap();
         db.close().await.unwrap();
         rows
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let vhost = self.settings.amqp.url.clone().unwrap();
         self.running.stop().await.unwrap();
         drop_vhost(&vhost);
     }
 }
 
-fn error_code(body: &Value) -> &str {
+pub(crate) fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error envelope: {body}"))
 }
 

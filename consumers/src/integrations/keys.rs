@@ -153,7 +153,7 @@ pub async fn list(
         .order_by("created_at", Order::Asc)
         .order_by("id", Order::Asc)
         .to_owned();
-    let (rows, total) = super::page_of(db, &query, offset, limit).await?;
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     let keys = rows.iter().map(|row| from_row(row).map(|k| k.key)).collect::<Result<_, _>>()?;
     Ok((keys, total))
 }

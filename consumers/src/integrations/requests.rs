@@ -131,7 +131,7 @@ pub async fn list(
         .and_where(Expr::col("key_id").eq(key_id))
         .order_by("seq", Order::Desc)
         .to_owned();
-    let (rows, total) = super::page_of(db, &query, offset, limit).await?;
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     let requests = rows
         .iter()
         .map(|row| {

@@ -25,6 +25,7 @@ use super::limits::{self, FailedAuthentications, RateLimiters};
 use super::openapi;
 use super::response::{self, ApiError};
 use super::routes::{self, Access, Call, Route};
+use super::webhooks::WebhookSetup;
 use crate::api_keys;
 
 /// Settings of the partner API.
@@ -64,6 +65,7 @@ pub struct PartnerApi {
     pub(crate) bus: Arc<CommandBus>,
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) random: SystemRandom,
+    pub(crate) webhooks: WebhookSetup,
     limits: RateLimiters,
     failed_authentications: FailedAuthentications,
     idempotency: idempotency::Store,
@@ -104,7 +106,12 @@ impl PartnerTasks {
 
 impl PartnerApi {
     /// The API over `database` (reads, idempotency records) and `bus` (commands, request log).
-    pub fn new(settings: PartnerSettings, database: DatabaseConnection, bus: CommandBus) -> (Arc<Self>, PartnerTasks) {
+    pub fn new(
+        settings: PartnerSettings,
+        database: DatabaseConnection,
+        bus: CommandBus,
+        webhooks: WebhookSetup,
+    ) -> (Arc<Self>, PartnerTasks) {
         let bus = Arc::new(bus);
         let (audit, audit_task) = AuditLog::start(Arc::clone(&bus));
         let routes = routes::table();
@@ -134,6 +141,7 @@ impl PartnerApi {
             database,
             bus,
             random: SystemRandom::new(),
+            webhooks,
             limits: RateLimiters::default(),
             audit,
             routes,

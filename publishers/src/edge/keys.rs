@@ -184,7 +184,7 @@ fn not_itself(call: &Call, id: Uuid) -> Result<Uuid, ApiError> {
     Ok(id)
 }
 
-fn db_error(error: sea_orm::DbErr) -> ApiError {
+pub(crate) fn db_error(error: sea_orm::DbErr) -> ApiError {
     tracing::error!(%error, "database read failed");
     ApiError::unavailable("cannot read right now")
 }
@@ -328,7 +328,7 @@ fn new_secret(api: &PartnerApi) -> Result<NewApiKey, ApiError> {
     })
 }
 
-fn command<M: schemas::Message>(call: &Call, data: M) -> Envelope<M> {
+pub(crate) fn command<M: schemas::Message>(call: &Call, data: M) -> Envelope<M> {
     let mut envelope = Envelope::new(call.caller.tenant.clone(), SOURCE, data);
     envelope.id = call.command_id;
     envelope

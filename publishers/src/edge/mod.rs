@@ -5,7 +5,7 @@
 //! - `server`: accept loop and shutdown; `health`: `GET /health`.
 //! - `api`: one partner request from head to answer; `routes`: the route table.
 //! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
-//! - `keys`: the key-management routes; `commands`: commands to the bus and their replies.
+//! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
 mod api;
@@ -21,9 +21,11 @@ mod openapi;
 mod response;
 mod routes;
 mod server;
+mod webhooks;
 
 pub use api::{PartnerApi, PartnerSettings, PartnerTasks};
 pub use audit::ANONYMOUS_TENANT;
 pub use commands::CommandBus;
 pub use health::HealthCheck;
 pub use server::Edge;
+pub use webhooks::WebhookSetup;

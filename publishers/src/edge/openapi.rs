@@ -93,7 +93,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
             "required": ["data", "meta"],
             "properties": { "data": schema(generator), "meta": meta },
         }),
-        Returns::List(schema) => json!({
+        Returns::List(schema, _) => json!({
             "type": "object",
             "required": ["data", "pagination", "meta"],
             "properties": {
@@ -121,11 +121,20 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }))
         .collect();
-    if let Returns::List(_) = route.returns {
+    if let Returns::List(_, filters) = route.returns {
         parameters.push(json!({ "name": "page", "in": "query", "required": false,
             "schema": { "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1 } }));
         parameters.push(json!({ "name": "limit", "in": "query", "required": false,
             "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 50 } }));
+        for filter in filters {
+            let schema = if filter.values.is_empty() {
+                json!({ "type": "string", "minLength": 1, "maxLength": 200 })
+            } else {
+                json!({ "type": "string", "enum": filter.values })
+            };
+            parameters.push(json!({ "name": filter.name, "in": "query", "required": false,
+                "description": filter.description, "schema": schema }));
+        }
     }
     if route.access != Access::Public {
         parameters.push(header_parameter(

@@ -14,6 +14,7 @@ use super::api::PartnerApi;
 use super::auth::Caller;
 use super::keys;
 use super::response::{Answer, ApiError};
+use super::webhooks;
 
 /// Every partner route is under this path.
 pub(crate) const BASE: &str = "/api/partner/v1";
@@ -25,8 +26,7 @@ pub(crate) enum Access {
     Public,
     /// Any valid key.
     Key,
-    /// A key with this permission (the domain routes of later issues).
-    #[allow(dead_code, reason = "the first permission-gated routes (webhooks, fleet, rides) come with their issues")]
+    /// A key with this permission.
     Permission(Permission),
     /// An organisation admin key (key management, request log).
     Admin,
@@ -45,10 +45,21 @@ pub(crate) fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schem
 pub(crate) enum Returns {
     /// `{data: T, meta}`.
     Item(SchemaOf),
-    /// `{data: [T], pagination, meta}`; the route takes `page` and `limit`.
-    List(SchemaOf),
+    /// `{data: [T], pagination, meta}`; the route takes `page`, `limit` and these filters.
+    List(SchemaOf, &'static [QueryFilter]),
     /// The OpenAPI document itself, not enveloped.
     Document,
+}
+
+/// A query parameter a list route filters by.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueryFilter {
+    /// Parameter name.
+    pub name: &'static str,
+    /// The values it takes; empty: any text up to 200 characters.
+    pub values: &'static [&'static str],
+    /// One line for the OpenAPI document.
+    pub description: &'static str,
 }
 
 /// One call of a route, after authentication, limits and idempotency.
@@ -132,7 +143,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::integrations::ApiKey>),
+            returns: Returns::List(schema_of::<consumers::integrations::ApiKey>, &[]),
             action: Some(|api, call| Box::pin(keys::list(api, call))),
         },
         Route {
@@ -198,15 +209,159 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::integrations::LoggedRequest>),
+            returns: Returns::List(schema_of::<consumers::integrations::LoggedRequest>, &[]),
             action: Some(|api, call| Box::pin(keys::requests(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/webhooks",
+            operation: "listWebhooks",
+            summary: "The organisation's webhook endpoints.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::webhooks::Endpoint>, &[]),
+            action: Some(|api, call| Box::pin(webhooks::list(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/webhooks",
+            operation: "createWebhook",
+            summary: "Registers an endpoint; its signing secret is shown once.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: Some(schema_of::<webhooks::NewEndpoint>),
+            status: 201,
+            returns: Returns::Item(schema_of::<webhooks::EndpointWithSecret>),
+            action: Some(|api, call| Box::pin(webhooks::create(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/webhooks/{id}",
+            operation: "getWebhook",
+            summary: "One endpoint.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::webhooks::Endpoint>),
+            action: Some(|api, call| Box::pin(webhooks::get(api, call))),
+        },
+        Route {
+            method: Method::PATCH,
+            path: "/webhooks/{id}",
+            operation: "updateWebhook",
+            summary: "Changes an endpoint; re-enabling one clears its failure record.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: Some(schema_of::<webhooks::EndpointChanges>),
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::webhooks::Endpoint>),
+            action: Some(|api, call| Box::pin(webhooks::update(api, call))),
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/webhooks/{id}",
+            operation: "deleteWebhook",
+            summary: "Deletes an endpoint; its delivery log stays until purged.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<webhooks::Deleted>),
+            action: Some(|api, call| Box::pin(webhooks::delete(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/webhooks/{id}/rotate-secret",
+            operation: "rotateWebhookSecret",
+            summary: "A new signing secret, shown once; the old one signs too during the grace period.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: Some(schema_of::<webhooks::Rotation>),
+            status: 200,
+            returns: Returns::Item(schema_of::<webhooks::EndpointWithSecret>),
+            action: Some(|api, call| Box::pin(webhooks::rotate(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/webhooks/{id}/test",
+            operation: "testWebhook",
+            summary: "Sends a `webhook.test` event to the endpoint.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: None,
+            status: 202,
+            returns: Returns::Item(schema_of::<webhooks::TestSent>),
+            action: Some(|api, call| Box::pin(webhooks::test(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/webhooks/{id}/deliveries",
+            operation: "listWebhookDeliveries",
+            summary: "The endpoint's deliveries, newest first.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Delivery>, webhooks::DELIVERY_FILTERS),
+            action: Some(|api, call| Box::pin(webhooks::deliveries(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/webhooks/{id}/attempts",
+            operation: "listWebhookAttempts",
+            summary: "Every attempt to the endpoint: time, status, latency, error, answer.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Attempt>, webhooks::ATTEMPT_FILTERS),
+            action: Some(|api, call| Box::pin(webhooks::attempts(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/webhooks/{id}/deliveries/{delivery_id}/replay",
+            operation: "replayWebhookDelivery",
+            summary: "Sends one delivery again, as a new delivery.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: None,
+            status: 202,
+            returns: Returns::Item(schema_of::<webhooks::Queued>),
+            action: Some(|api, call| Box::pin(webhooks::replay_one(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/webhooks/{id}/replay",
+            operation: "replayFailedWebhookDeliveries",
+            summary: "Sends again every failed delivery of the endpoint since a time.",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
+            body: Some(schema_of::<webhooks::ReplaySince>),
+            status: 202,
+            returns: Returns::Item(schema_of::<webhooks::Queued>),
+            action: Some(|api, call| Box::pin(webhooks::replay_failed(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/webhook-deliveries",
+            operation: "listEventDeliveries",
+            summary: "One event's deliveries to every endpoint (`event_id` required).",
+            access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Delivery>, webhooks::EVENT_FILTERS),
+            action: Some(|api, call| Box::pin(webhooks::event_deliveries(api, call))),
         },
     ]
 }
 
 /// Reads `page` and `limit` from a list route's query (defaults 1 and 50, limit at most 100).
 pub(crate) fn page_of(query: Option<&str>) -> Result<super::response::Page, ApiError> {
+    page_and_filters(query, &[]).map(|(page, _)| page)
+}
+
+/// The filters a request gave, by name.
+pub(crate) type FilterValues = Vec<(&'static str, String)>;
+
+/// The page asked for and the values of `filters` given; any other parameter is refused.
+pub(crate) fn page_and_filters(
+    query: Option<&str>,
+    filters: &[QueryFilter],
+) -> Result<(super::response::Page, FilterValues), ApiError> {
     let mut page = super::response::Page { page: 1, limit: 50 };
+    let mut values = Vec::new();
     for (name, value) in query_pairs(query) {
         let number = |max: u64| value.parse::<u64>().ok().filter(|n| (1..=max).contains(n));
         match name {
@@ -214,16 +369,34 @@ pub(crate) fn page_of(query: Option<&str>) -> Result<super::response::Page, ApiE
                 page.page = number(1_000_000).ok_or_else(|| ApiError::invalid("page", "page must be 1 to 1000000"))?
             }
             "limit" => page.limit = number(100).ok_or_else(|| ApiError::invalid("limit", "limit must be 1 to 100"))?,
-            _ => unreachable_param(name)?,
+            _ => {
+                let Some(filter) = filters.iter().find(|f| f.name == name) else {
+                    return unreachable_param(name).map(|()| (page, values));
+                };
+                let accepted = if filter.values.is_empty() {
+                    !value.is_empty() && value.len() <= 200
+                } else {
+                    filter.values.contains(&value)
+                };
+                if !accepted {
+                    let expected = if filter.values.is_empty() {
+                        "1 to 200 characters".to_owned()
+                    } else {
+                        filter.values.join(", ")
+                    };
+                    return Err(ApiError::invalid(filter.name, format!("{} must be {expected}", filter.name)));
+                }
+                values.push((filter.name, value.to_owned()));
+            }
         }
     }
-    Ok(page)
+    Ok((page, values))
 }
 
 /// Refuses query parameters a route does not take.
 pub(crate) fn check_query(returns: Returns, query: Option<&str>) -> Result<(), ApiError> {
     match returns {
-        Returns::List(_) => page_of(query).map(|_| ()),
+        Returns::List(_, filters) => page_and_filters(query, filters).map(|_| ()),
         Returns::Item(_) | Returns::Document => match query_pairs(query).next() {
             Some((name, _)) => unreachable_param(name),
             None => Ok(()),

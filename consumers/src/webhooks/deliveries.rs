@@ -1,0 +1,555 @@
+//! The `webhook_deliveries` and `webhook_attempts` tables. A delivery is one event for one
+//! endpoint; it is the source of truth for what happens next: `attempts` says which attempt a
+//! command may make (a duplicate command finds it taken and does nothing), `next_attempt_at`
+//! says when the scheduler queues the next one. A queued or running attempt holds a lease
+//! (`next_attempt_at` in the future): if voltbus dies in the middle, the scheduler queues the
+//! delivery again when the lease ends, so nothing acknowledged is ever lost.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use schemas::webhooks::DeliverWebhook;
+use schemas::{Envelope, TenantId, routing};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use bus::outbox::{self, Destination};
+
+/// Not finished: an attempt is queued, running, or scheduled.
+pub const PENDING: &str = "pending";
+/// A 2xx arrived.
+pub const SUCCEEDED: &str = "succeeded";
+/// Every attempt failed (or the endpoint went away).
+pub const FAILED: &str = "failed";
+
+const COLUMNS: [&str; 10] = [
+    "id",
+    "endpoint_id",
+    "event_id",
+    "event",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "created_at",
+    "updated_at",
+];
+
+/// A delivery as the delivery log shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Delivery {
+    /// Delivery id.
+    pub id: Uuid,
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// Event id (`evt_…`).
+    pub event_id: String,
+    /// Event type.
+    pub event: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    /// Attempts made (or under way).
+    pub attempts: u32,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last answer's status code.
+    pub last_status_code: Option<u16>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One attempt, as the delivery log shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Attempt {
+    /// Delivery.
+    pub delivery_id: Uuid,
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// Event id.
+    pub event_id: String,
+    /// 1-based.
+    pub attempt: u32,
+    /// `succeeded`, `failed` or `gave_up`.
+    pub outcome: String,
+    /// The receiver's status code, when it answered.
+    pub status_code: Option<u16>,
+    /// Time to the answer or the failure.
+    pub latency_ms: u32,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The first KiB of the answer.
+    pub response: Option<String>,
+    /// When.
+    pub attempted_at: DateTime<Utc>,
+}
+
+/// A delivery to create.
+#[derive(Debug)]
+pub struct NewDelivery<'a> {
+    /// Owner.
+    pub tenant: &'a str,
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// Event id.
+    pub event_id: &'a str,
+    /// Event type.
+    pub event: &'a str,
+}
+
+fn small(code: Option<u16>) -> Option<i16> {
+    code.map(|c| i16::try_from(c).unwrap_or(i16::MAX))
+}
+
+fn from_row(row: &QueryResult) -> Result<Delivery, DbErr> {
+    let attempts: i32 = row.try_get("", "attempts")?;
+    let code: Option<i16> = row.try_get("", "last_status_code")?;
+    Ok(Delivery {
+        id: row.try_get("", "id")?,
+        endpoint_id: row.try_get("", "endpoint_id")?,
+        event_id: row.try_get("", "event_id")?,
+        event: row.try_get("", "event")?,
+        status: row.try_get("", "status")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        next_attempt_at: row.try_get("", "next_attempt_at")?,
+        last_status_code: code.and_then(|c| u16::try_from(c).ok()),
+        created_at: row.try_get("", "created_at")?,
+        updated_at: row.try_get("", "updated_at")?,
+    })
+}
+
+/// Creates a delivery; with `lease`, its first attempt is queued now (the command goes into the
+/// outbox in the caller's transaction), else it waits for its turn.
+pub async fn insert(
+    tx: &impl ConnectionTrait,
+    cause: Option<Uuid>,
+    delivery: &NewDelivery<'_>,
+    lease: Option<chrono::Duration>,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    let insert = Query::insert()
+        .into_table("webhook_deliveries")
+        .columns([
+            "id",
+            "tenant",
+            "endpoint_id",
+            "event_id",
+            "event",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+            "updated_at",
+        ])
+        .values_panic([
+            id.into(),
+            delivery.tenant.into(),
+            delivery.endpoint_id.into(),
+            delivery.event_id.into(),
+            delivery.event.into(),
+            PENDING.into(),
+            0i32.into(),
+            lease.map(|lease| now + lease).into(),
+            now.into(),
+            now.into(),
+        ])
+        .to_owned();
+    tx.execute(&insert).await?;
+    if lease.is_some() {
+        queue_attempt(tx, cause, delivery, id, 1).await?;
+    }
+    Ok(id)
+}
+
+/// Puts the command for attempt `attempt` of delivery `id` into the outbox.
+async fn queue_attempt(
+    tx: &impl ConnectionTrait,
+    cause: Option<Uuid>,
+    delivery: &NewDelivery<'_>,
+    id: Uuid,
+    attempt: u32,
+) -> Result<(), DbErr> {
+    let tenant = TenantId::new(delivery.tenant).map_err(|e| DbErr::Custom(format!("stored tenant: {e}")))?;
+    let command = DeliverWebhook {
+        delivery_id: id,
+        endpoint_id: delivery.endpoint_id,
+        event_id: delivery.event_id.to_owned(),
+        event: delivery.event.to_owned(),
+        attempt,
+    };
+    let mut envelope = Envelope::new(tenant, "voltbus/webhooks", command);
+    if let Some(cause) = cause {
+        envelope.causationid = Some(cause);
+    }
+    let destination = Destination::Amqp {
+        exchange: routing::COMMANDS_EXCHANGE.into(),
+        routing_key: routing::command_key_of::<DeliverWebhook>(),
+    };
+    outbox::enqueue(tx, &envelope, &destination).await
+}
+
+/// Whether endpoint `endpoint_id` has a delivery still pending.
+pub async fn has_unfinished(db: &impl ConnectionTrait, tenant: &str, endpoint_id: Uuid) -> Result<bool, DbErr> {
+    let query = Query::select()
+        .column("id")
+        .from("webhook_deliveries")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("endpoint_id").eq(endpoint_id))
+        .and_where(Expr::col("status").eq(PENDING))
+        .limit(1)
+        .to_owned();
+    Ok(db.query_one(&query).await?.is_some())
+}
+
+/// Takes attempt `attempt` of delivery `id` for this worker until `lease_until`; false when the
+/// attempt was already taken (a duplicate command) or the delivery is finished.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    attempt: u32,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let previous = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+    let update = Query::update()
+        .table("webhook_deliveries")
+        .value("attempts", previous.saturating_add(1))
+        .value("next_attempt_at", lease_until)
+        .value("updated_at", Utc::now())
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("id").eq(id))
+        .and_where(Expr::col("status").eq(PENDING))
+        .and_where(Expr::col("attempts").eq(previous))
+        .to_owned();
+    Ok(db.execute(&update).await?.rows_affected() == 1)
+}
+
+/// Moves the not-yet-taken attempt `attempt` of delivery `id` to `until` without using it up
+/// (the endpoint's rate or concurrency limit said "not now").
+pub async fn defer(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    attempt: u32,
+    until: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let previous = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+    let update = Query::update()
+        .table("webhook_deliveries")
+        .value("next_attempt_at", until)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("id").eq(id))
+        .and_where(Expr::col("status").eq(PENDING))
+        .and_where(Expr::col("attempts").eq(previous))
+        .to_owned();
+    db.execute(&update).await?;
+    Ok(())
+}
+
+/// The body of event `event_id`, unless purged.
+pub async fn payload(db: &impl ConnectionTrait, tenant: &str, event_id: &str) -> Result<Option<String>, DbErr> {
+    let query = Query::select()
+        .column("payload")
+        .from("webhook_messages")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("event_id").eq(event_id))
+        .to_owned();
+    match db.query_one(&query).await? {
+        Some(row) => Ok(Some(row.try_get("", "payload")?)),
+        None => Ok(None),
+    }
+}
+
+/// What an attempt came to, for the log and the delivery's next step.
+#[derive(Debug)]
+pub struct Settled<'a> {
+    /// Owner.
+    pub tenant: &'a str,
+    /// Delivery.
+    pub delivery_id: Uuid,
+    /// Endpoint.
+    pub endpoint_id: Uuid,
+    /// Event id.
+    pub event_id: &'a str,
+    /// 1-based.
+    pub attempt: u32,
+    /// `succeeded`, `failed` or `gave_up`.
+    pub outcome: &'a str,
+    /// Status code, if answered.
+    pub status_code: Option<u16>,
+    /// Latency.
+    pub latency_ms: u32,
+    /// Error.
+    pub error: Option<&'a str>,
+    /// Answer's first KiB.
+    pub response: Option<&'a str>,
+    /// The next attempt's time, when there is one.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Logs the attempt and moves the delivery on: finished, or due again at `next_attempt_at`.
+pub async fn settle(tx: &impl ConnectionTrait, settled: &Settled<'_>, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let log = Query::insert()
+        .into_table("webhook_attempts")
+        .columns([
+            "tenant",
+            "delivery_id",
+            "endpoint_id",
+            "event_id",
+            "attempt",
+            "outcome",
+            "status_code",
+            "latency_ms",
+            "error",
+            "response",
+            "attempted_at",
+        ])
+        .values_panic([
+            settled.tenant.into(),
+            settled.delivery_id.into(),
+            settled.endpoint_id.into(),
+            settled.event_id.into(),
+            i32::try_from(settled.attempt).unwrap_or(i32::MAX).into(),
+            settled.outcome.into(),
+            small(settled.status_code).into(),
+            i32::try_from(settled.latency_ms).unwrap_or(i32::MAX).into(),
+            settled.error.map(str::to_owned).into(),
+            settled.response.map(str::to_owned).into(),
+            now.into(),
+        ])
+        .to_owned();
+    tx.execute(&log).await?;
+    let status = match settled.outcome {
+        "succeeded" => SUCCEEDED,
+        "gave_up" => FAILED,
+        _ => PENDING,
+    };
+    let update = Query::update()
+        .table("webhook_deliveries")
+        .value("status", status)
+        .value("next_attempt_at", settled.next_attempt_at)
+        .value("last_status_code", small(settled.status_code))
+        .value("updated_at", now)
+        .and_where(Expr::col("tenant").eq(settled.tenant))
+        .and_where(Expr::col("id").eq(settled.delivery_id))
+        .to_owned();
+    tx.execute(&update).await?;
+    Ok(())
+}
+
+/// Queues the oldest waiting delivery of an ordered endpoint, if any (its predecessor finished).
+pub async fn release_next(
+    tx: &impl ConnectionTrait,
+    tenant: &str,
+    endpoint_id: Uuid,
+    lease: chrono::Duration,
+) -> Result<(), DbErr> {
+    let query = Query::select()
+        .columns(["id", "event_id", "event"])
+        .from("webhook_deliveries")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("endpoint_id").eq(endpoint_id))
+        .and_where(Expr::col("status").eq(PENDING))
+        .and_where(Expr::col("next_attempt_at").is_null())
+        .order_by("created_at", Order::Asc)
+        .order_by("id", Order::Asc)
+        .limit(1)
+        .to_owned();
+    let Some(row) = tx.query_one(&query).await? else { return Ok(()) };
+    let id: Uuid = row.try_get("", "id")?;
+    let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
+    let update = Query::update()
+        .table("webhook_deliveries")
+        .value("next_attempt_at", Utc::now() + lease)
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    tx.execute(&update).await?;
+    let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event };
+    queue_attempt(tx, None, &delivery, id, 1).await
+}
+
+/// The scheduler's pass: queues every delivery whose next attempt is due (up to `limit`),
+/// leasing each so the next pass leaves it alone; returns how many. Several voltbus processes
+/// may run it at once: each takes rows the others have not locked.
+pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration, limit: u64) -> Result<usize, DbErr> {
+    let tx = db.begin().await?;
+    let now = Utc::now();
+    let mut due = Query::select()
+        .columns(["id", "tenant", "endpoint_id", "event_id", "event", "attempts"])
+        .from("webhook_deliveries")
+        .and_where(Expr::col("status").eq(PENDING))
+        .and_where(Expr::col("next_attempt_at").lte(now))
+        .order_by("next_attempt_at", Order::Asc)
+        .limit(limit)
+        .to_owned();
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = tx.query_all(&due).await?;
+    for row in &rows {
+        let id: Uuid = row.try_get("", "id")?;
+        let tenant: String = row.try_get("", "tenant")?;
+        let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
+        let attempts: i32 = row.try_get("", "attempts")?;
+        let update = Query::update()
+            .table("webhook_deliveries")
+            .value("next_attempt_at", now + lease)
+            .and_where(Expr::col("id").eq(id))
+            .to_owned();
+        tx.execute(&update).await?;
+        let delivery = NewDelivery {
+            tenant: &tenant,
+            endpoint_id: row.try_get("", "endpoint_id")?,
+            event_id: &event_id,
+            event: &event,
+        };
+        queue_attempt(&tx, None, &delivery, id, u32::try_from(attempts).unwrap_or(0).saturating_add(1)).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// Which deliveries or attempts to list.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// One endpoint's.
+    pub endpoint_id: Option<Uuid>,
+    /// One event's.
+    pub event_id: Option<String>,
+    /// Deliveries: `pending`, `succeeded`, `failed`; attempts: `succeeded`, `failed`, `gave_up`.
+    pub status: Option<String>,
+}
+
+fn filtered(mut query: SelectStatement, tenant: &str, filter: &Filter, status_column: &'static str) -> SelectStatement {
+    query.and_where(Expr::col("tenant").eq(tenant));
+    if let Some(endpoint) = filter.endpoint_id {
+        query.and_where(Expr::col("endpoint_id").eq(endpoint));
+    }
+    if let Some(event) = &filter.event_id {
+        query.and_where(Expr::col("event_id").eq(event.as_str()));
+    }
+    if let Some(status) = &filter.status {
+        query.and_where(Expr::col(status_column).eq(status.as_str()));
+    }
+    query
+}
+
+/// One page of deliveries, newest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    filter: &Filter,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Delivery>, u64), DbErr> {
+    let query = Query::select().columns(COLUMNS).from("webhook_deliveries").to_owned();
+    let query = filtered(query, tenant, filter, "status")
+        .order_by("created_at", Order::Desc)
+        .order_by("id", Order::Desc)
+        .to_owned();
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
+    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+}
+
+/// One page of attempts, newest first.
+pub async fn attempts(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    filter: &Filter,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Attempt>, u64), DbErr> {
+    let columns = [
+        "delivery_id",
+        "endpoint_id",
+        "event_id",
+        "attempt",
+        "outcome",
+        "status_code",
+        "latency_ms",
+        "error",
+        "response",
+        "attempted_at",
+    ];
+    let query = Query::select().columns(columns).from("webhook_attempts").to_owned();
+    let query = filtered(query, tenant, filter, "outcome").order_by("seq", Order::Desc).to_owned();
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
+    let attempts = rows
+        .iter()
+        .map(|row| {
+            let (attempt, latency): (i32, i32) = (row.try_get("", "attempt")?, row.try_get("", "latency_ms")?);
+            let code: Option<i16> = row.try_get("", "status_code")?;
+            Ok(Attempt {
+                delivery_id: row.try_get("", "delivery_id")?,
+                endpoint_id: row.try_get("", "endpoint_id")?,
+                event_id: row.try_get("", "event_id")?,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                outcome: row.try_get("", "outcome")?,
+                status_code: code.and_then(|c| u16::try_from(c).ok()),
+                latency_ms: u32::try_from(latency).unwrap_or(0),
+                error: row.try_get("", "error")?,
+                response: row.try_get("", "response")?,
+                attempted_at: row.try_get("", "attempted_at")?,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    Ok((attempts, total))
+}
+
+/// Sends again, as new deliveries, delivery `one` or every failed delivery of the endpoint
+/// created since `failed_since`; returns the new deliveries' ids. History is never rewritten:
+/// the old deliveries and their attempts stay in the log.
+pub async fn replay(
+    tx: &impl ConnectionTrait,
+    cause: Option<Uuid>,
+    tenant: &str,
+    endpoint_id: Uuid,
+    one: Option<Uuid>,
+    failed_since: Option<DateTime<Utc>>,
+    lease: chrono::Duration,
+) -> Result<Vec<Uuid>, DbErr> {
+    let mut query = Query::select()
+        .columns(["event_id", "event"])
+        .from("webhook_deliveries")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("endpoint_id").eq(endpoint_id))
+        .order_by("created_at", Order::Asc)
+        .to_owned();
+    match (one, failed_since) {
+        (Some(id), _) => query.and_where(Expr::col("id").eq(id)),
+        (None, Some(since)) => {
+            query.and_where(Expr::col("status").eq(FAILED)).and_where(Expr::col("created_at").gte(since))
+        }
+        (None, None) => return Ok(Vec::new()),
+    };
+    let rows = tx.query_all(&query).await?;
+    let now = Utc::now();
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
+        let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event };
+        ids.push(insert(tx, cause, &delivery, Some(lease), now).await?);
+    }
+    Ok(ids)
+}
+
+/// Deletes attempts, finished deliveries and payloads older than `before`; returns rows deleted.
+pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let mut deleted = 0;
+    let attempts =
+        Query::delete().from_table("webhook_attempts").and_where(Expr::col("attempted_at").lt(before)).to_owned();
+    deleted += db.execute(&attempts).await?.rows_affected();
+    let finished = Query::delete()
+        .from_table("webhook_deliveries")
+        .and_where(Expr::col("created_at").lt(before))
+        .and_where(Expr::col("status").ne(PENDING))
+        .to_owned();
+    deleted += db.execute(&finished).await?.rows_affected();
+    let messages =
+        Query::delete().from_table("webhook_messages").and_where(Expr::col("created_at").lt(before)).to_owned();
+    deleted += db.execute(&messages).await?.rows_affected();
+    Ok(deleted)
+}

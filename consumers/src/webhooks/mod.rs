@@ -1,0 +1,372 @@
+//! Outbound webhooks: partners' endpoints, and every event they subscribe to delivered signed,
+//! retried on a schedule, logged and replayable.
+//!
+//! Three consumer groups and a scheduler:
+//! - `webhooks` (commands): endpoints created, changed, rotated, deleted; replays; test events.
+//! - `webhook-fanout` (events): each subscribed event becomes one stored payload and one
+//!   delivery per endpoint (`messages`), the first attempt's command queued in the outbox.
+//! - `webhook-deliveries` (`webhook.deliver` commands): the dispatcher (`dispatch`) makes an
+//!   attempt (`http`, with the `ssrf` guard) and logs it (`deliveries`).
+//! - the scheduler ([`run_scheduler`]) queues attempts that fall due: retries, deliveries an
+//!   endpoint's limits deferred, and any attempt whose worker died (its lease ran out).
+//!
+//! Also `endpoints` (the table), `vault` (secrets sealed at rest), `operational` (voltbus's own
+//! `endpoint.disabled`, `message.attempt.exhausted`, `message.attempt.recovered`).
+
+pub mod deliveries;
+pub mod dispatch;
+pub mod endpoints;
+pub mod http;
+pub mod messages;
+pub mod operational;
+pub mod ssrf;
+pub mod vault;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bus::amqp::GroupTopology;
+use bus::outbox::{self, Destination};
+use bus::{Context, Handler, HandlerError, Reply};
+use schemas::webhooks::{
+    CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointChange, ReplayWebhookDeliveries, RotateWebhookSecret,
+    SendTestWebhook, UpdateWebhookEndpoint, WebhookEndpointChanged,
+};
+use schemas::{AnyMessage, Envelope, routing};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use uuid::Uuid;
+
+use crate::outcome::{Outcome, Refusal};
+
+pub use dispatch::{DispatchHandler, Dispatcher};
+pub use endpoints::Endpoint;
+pub use vault::{Vault, VaultError};
+
+/// The endpoint commands' group.
+pub const GROUP: &str = "webhooks";
+/// The group that turns events into deliveries.
+pub const FANOUT_GROUP: &str = "webhook-fanout";
+/// The dispatcher's group.
+pub const DELIVERY_GROUP: &str = "webhook-deliveries";
+
+/// The seed's webhook event types, each a catalogue event.
+pub const EVENT_TYPES: [&str; 11] = [
+    "ride.started",
+    "ride.ended",
+    "ride.paused",
+    "ride.resumed",
+    "customer.created",
+    "customer.updated",
+    "customer.blocked",
+    "customer.unblocked",
+    "vehicle.status_changed",
+    "vehicle.battery_low",
+    "vehicle.location_updated",
+];
+
+/// The test event's type.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// Delays before the bus retries a command whose database work failed (not HTTP attempts:
+/// those follow [`DeliveryPolicy::retry_delays`]).
+const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(2), Duration::from_secs(10)];
+
+/// How deliveries are made; one per deployment.
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    /// An attempt without a 2xx within this long failed.
+    pub timeout: Duration,
+    /// Wait before attempt 2, 3, …; attempts = delays + 1.
+    pub retry_delays: Vec<Duration>,
+    /// Longest wait a receiver's `Retry-After` can ask for.
+    pub retry_after_max: Duration,
+    /// Attempts to one endpoint at once, per process.
+    pub concurrency_per_endpoint: usize,
+    /// An endpoint failing without a success for longer than this is disabled.
+    pub disable_after: Duration,
+    /// Payloads and attempt logs older than this are deleted.
+    pub retention: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            // The Levy Fleets seed: immediately, then after 1, 2, 4 and 8 seconds.
+            retry_delays: [1, 2, 4, 8].map(Duration::from_secs).to_vec(),
+            retry_after_max: Duration::from_secs(3600),
+            concurrency_per_endpoint: 8,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// Attempts per delivery.
+    pub fn max_attempts(&self) -> u32 {
+        u32::try_from(self.retry_delays.len()).unwrap_or(u32::MAX).saturating_add(1)
+    }
+
+    /// How long a queued or running attempt keeps its delivery before the scheduler takes it back.
+    pub fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.timeout + Duration::from_secs(30)).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The endpoint commands' queues.
+pub fn topology() -> GroupTopology {
+    let keys = vec![
+        routing::command_key_of::<CreateWebhookEndpoint>(),
+        routing::command_key_of::<UpdateWebhookEndpoint>(),
+        routing::command_key_of::<DeleteWebhookEndpoint>(),
+        routing::command_key_of::<RotateWebhookSecret>(),
+        routing::command_key_of::<ReplayWebhookDeliveries>(),
+        routing::command_key_of::<SendTestWebhook>(),
+    ];
+    GroupTopology::commands(GROUP, keys, RETRY_DELAYS.to_vec())
+}
+
+/// The fan-out's queues: every tenant's events of the webhook types.
+pub fn fanout_topology() -> GroupTopology {
+    let bindings = EVENT_TYPES
+        .iter()
+        .filter_map(|name| schemas::descriptor_of(name))
+        .map(|descriptor| (routing::EVENTS_EXCHANGE, format!("*.{}.{}", descriptor.domain, descriptor.type_name)))
+        .collect();
+    GroupTopology { group: FANOUT_GROUP.into(), bindings, retry_delays: RETRY_DELAYS.to_vec() }
+}
+
+/// The dispatcher's queues.
+pub fn delivery_topology() -> GroupTopology {
+    GroupTopology::commands(
+        DELIVERY_GROUP,
+        vec![routing::command_key_of::<schemas::webhooks::DeliverWebhook>()],
+        RETRY_DELAYS.to_vec(),
+    )
+}
+
+/// Handles the endpoint commands, and the events the fan-out takes.
+pub struct Webhooks {
+    policy: DeliveryPolicy,
+}
+
+impl Webhooks {
+    /// Handlers under `policy`.
+    pub fn new(policy: DeliveryPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl Handler for Webhooks {
+    fn handle<'a>(
+        &'a self,
+        context: Context<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(tx) = context.transaction else {
+                return Err(HandlerError::Permanent("the webhooks groups need a database".into()));
+            };
+            let message = context.message;
+            let result = match &message.data {
+                AnyMessage::CreateWebhookEndpoint(_)
+                | AnyMessage::UpdateWebhookEndpoint(_)
+                | AnyMessage::DeleteWebhookEndpoint(_)
+                | AnyMessage::RotateWebhookSecret(_) => change_endpoint(tx, message).await,
+                AnyMessage::ReplayWebhookDeliveries(replay) => self.replay(tx, message, replay).await,
+                AnyMessage::SendTestWebhook(test) => self.test(tx, message, test).await,
+                data if EVENT_TYPES.contains(&message.type_name.as_str()) => self.fan_out(tx, message, data).await,
+                _ => {
+                    let type_name = message.type_name.as_str();
+                    return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
+                }
+            };
+            result.map_err(|error| HandlerError::Retryable(error.to_string()))
+        })
+    }
+}
+
+impl Webhooks {
+    async fn fan_out(
+        &self,
+        tx: &DatabaseTransaction,
+        message: &Envelope<AnyMessage>,
+        data: &AnyMessage,
+    ) -> Result<Reply, DbErr> {
+        let tenant = message.tenant.as_str();
+        let event = message.type_name.as_str();
+        let endpoints = endpoints::subscribed(tx, tenant, event).await?;
+        if endpoints.is_empty() {
+            return Ok(None);
+        }
+        let data = js_json(data).map_err(|e| DbErr::Custom(format!("event data: {e}")))?;
+        let event_id = messages::event_id(message.id);
+        let payload = messages::payload(event, &event_id, message.time, &data);
+        let outgoing = messages::Outgoing { tenant, event, event_id: &event_id, payload: &payload };
+        messages::enqueue(tx, Some(message.id), &outgoing, &endpoints, self.policy.lease()).await?;
+        Ok(None)
+    }
+
+    async fn replay(
+        &self,
+        tx: &DatabaseTransaction,
+        message: &Envelope<AnyMessage>,
+        replay: &ReplayWebhookDeliveries,
+    ) -> Result<Reply, DbErr> {
+        let tenant = message.tenant.as_str();
+        if endpoints::find(tx, tenant, replay.endpoint_id).await?.is_none() {
+            return Ok(Some(not_found(replay.endpoint_id)));
+        }
+        let lease = self.policy.lease();
+        let ids = deliveries::replay(
+            tx,
+            Some(message.id),
+            tenant,
+            replay.endpoint_id,
+            replay.delivery_id,
+            replay.failed_since,
+            lease,
+        )
+        .await?;
+        if replay.delivery_id.is_some() && ids.is_empty() {
+            let refusal =
+                Refusal::not_found(format!("no delivery {} of this endpoint", replay.delivery_id.unwrap_or_default()));
+            return Ok(Some(Outcome::<()>::Refused(refusal).to_reply()));
+        }
+        Ok(Some(Outcome::Done(serde_json::json!({ "replayed": ids.len(), "delivery_ids": ids })).to_reply()))
+    }
+
+    async fn test(
+        &self,
+        tx: &DatabaseTransaction,
+        message: &Envelope<AnyMessage>,
+        test: &SendTestWebhook,
+    ) -> Result<Reply, DbErr> {
+        let tenant = message.tenant.as_str();
+        let Some(endpoint) = endpoints::find(tx, tenant, test.endpoint_id).await? else {
+            return Ok(Some(not_found(test.endpoint_id)));
+        };
+        let data =
+            serde_json::json!({ "endpoint_id": test.endpoint_id, "message": "This is a test event from voltbus." });
+        let payload = messages::payload(TEST_EVENT, &test.event_id, message.time, &data.to_string());
+        let outgoing = messages::Outgoing { tenant, event: TEST_EVENT, event_id: &test.event_id, payload: &payload };
+        let ids = messages::enqueue(tx, Some(message.id), &outgoing, &[endpoint], self.policy.lease()).await?;
+        Ok(Some(Outcome::Done(serde_json::json!({ "event_id": test.event_id, "delivery_id": ids.first() })).to_reply()))
+    }
+}
+
+async fn change_endpoint(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Result<Reply, DbErr> {
+    let tenant = message.tenant.as_str();
+    let now = chrono::Utc::now();
+    let (stored, change, id) = match &message.data {
+        AnyMessage::CreateWebhookEndpoint(create) => {
+            (Some(endpoints::insert(tx, tenant, create, now).await?), EndpointChange::Created, create.endpoint_id)
+        }
+        AnyMessage::UpdateWebhookEndpoint(update) => {
+            (endpoints::update(tx, tenant, update, now).await?, EndpointChange::Updated, update.endpoint_id)
+        }
+        AnyMessage::RotateWebhookSecret(rotate) => {
+            (endpoints::rotate(tx, tenant, rotate, now).await?, EndpointChange::SecretRotated, rotate.endpoint_id)
+        }
+        AnyMessage::DeleteWebhookEndpoint(delete) => {
+            if !endpoints::delete(tx, tenant, delete.endpoint_id).await? {
+                return Ok(Some(not_found(delete.endpoint_id)));
+            }
+            announce(tx, message, delete.endpoint_id, EndpointChange::Deleted).await?;
+            return Ok(Some(
+                Outcome::Done(serde_json::json!({ "id": delete.endpoint_id, "deleted": true })).to_reply(),
+            ));
+        }
+        _ => return Ok(None),
+    };
+    let Some(stored) = stored else { return Ok(Some(not_found(id))) };
+    announce(tx, message, id, change).await?;
+    Ok(Some(Outcome::Done(stored.endpoint).to_reply()))
+}
+
+fn not_found(id: Uuid) -> serde_json::Value {
+    Outcome::<()>::Refused(Refusal::not_found(format!("no webhook endpoint {id}"))).to_reply()
+}
+
+async fn announce(
+    tx: &impl ConnectionTrait,
+    cause: &Envelope<AnyMessage>,
+    endpoint_id: Uuid,
+    change: EndpointChange,
+) -> Result<(), DbErr> {
+    let event = Envelope::new(cause.tenant.clone(), "voltbus/webhooks", WebhookEndpointChanged { endpoint_id, change })
+        .caused_by(cause);
+    outbox::enqueue(tx, &event, &Destination::event::<WebhookEndpointChanged>(&cause.tenant)).await
+}
+
+/// Compact JSON as JavaScript's `JSON.stringify` writes it, so a receiver that verifies the
+/// signature over `JSON.stringify(JSON.parse(body))` (the seed's own example) gets our bytes:
+/// a whole float is written as an integer (`80`, not `80.0`). Field order is the type's.
+fn js_json(data: &impl serde::Serialize) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(256);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, JsNumbers);
+    data.serialize(&mut serializer)?;
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+struct JsNumbers;
+
+impl serde_json::ser::Formatter for JsNumbers {
+    fn write_f64<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: f64) -> std::io::Result<()> {
+        if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e21 {
+            // Exact: |value| < 2^70 fits i128, and a whole f64 converts without rounding.
+            #[allow(clippy::cast_possible_truncation)]
+            return write!(writer, "{}", value as i128);
+        }
+        serde_json::ser::CompactFormatter.write_f64(writer, value)
+    }
+
+    fn write_f32<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: f32) -> std::io::Result<()> {
+        self.write_f64(writer, f64::from(value))
+    }
+}
+
+/// Queues due attempts every `every` until `shutdown`; several processes may run it.
+pub async fn run_scheduler(
+    db: sea_orm::DatabaseConnection,
+    policy: DeliveryPolicy,
+    every: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let lease = policy.lease();
+    loop {
+        match deliveries::queue_due(&db, lease, 500).await {
+            // A full batch: more are probably due; go again at once.
+            Ok(500) => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "webhook scheduler pass failed; trying again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = &mut shutdown => return,
+        }
+    }
+}
+
+/// Deletes payloads and logs past the retention period; returns how many rows went.
+pub async fn purge(db: &impl ConnectionTrait, policy: &DeliveryPolicy) -> Result<u64, DbErr> {
+    let before = chrono::Utc::now() - chrono::Duration::from_std(policy.retention).unwrap_or(chrono::Duration::MAX);
+    deliveries::purge(db, before).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn writes_numbers_as_javascript_does() {
+        let value = serde_json::json!({ "b": 80.0, "a": 5.2, "n": 12345, "neg": -3.0 });
+        assert_eq!(super::js_json(&value).unwrap(), r#"{"a":5.2,"b":80,"n":12345,"neg":-3}"#);
+    }
+
+    #[test]
+    fn the_message_trait_is_in_scope() {
+        use schemas::Message;
+        assert_eq!(<schemas::webhooks::SendTestWebhook as Message>::TYPE, super::TEST_EVENT);
+    }
+}

@@ -1,0 +1,304 @@
+//! Outbound webhooks end to end: a real receiver (a small hyper server on 127.0.0.1) that fails,
+//! hangs past the timeout, then recovers; events published on RabbitMQ; the partner API's
+//! delivery log, replay and test event; signatures checked with the project's own verifier.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use schemas::rides::RideEnded;
+use schemas::{Envelope, TenantId, routing};
+use serde_json::{Value, json};
+
+use crate::partner::{Platform, error_code};
+
+/// What the receiver does with request number n (0-based): answer this status, or hang.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Status(u16),
+    Hang,
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    at: Instant,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+/// A webhook receiver following a script; after the script, it answers 200.
+struct Receiver {
+    addr: SocketAddr,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(script: Vec<Answer>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let log = Arc::clone(&got);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (log, script) = (Arc::clone(&log), script.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                        let (log, script) = (Arc::clone(&log), script.clone());
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let index = {
+                                let mut log = log.lock().unwrap();
+                                log.push(Received { at: Instant::now(), headers: parts.headers, body });
+                                log.len() - 1
+                            };
+                            let status = match script.get(index).copied().unwrap_or(Answer::Status(200)) {
+                                Answer::Status(status) => status,
+                                Answer::Hang => {
+                                    tokio::time::sleep(Duration::from_secs(30)).await;
+                                    200
+                                }
+                            };
+                            let response = http::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(format!("answer {index}"))))
+                                .unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { addr, got }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks", self.addr.port())
+    }
+
+    async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            if got.len() >= count || Instant::now() > deadline {
+                assert!(got.len() >= count, "expected {count} requests, got {}", got.len());
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn fast_retries(settings: &mut voltbus::Settings) {
+    settings.webhooks.allow_hosts = vec!["127.0.0.1".into()];
+    settings.webhooks.timeout_ms = 1000;
+    settings.webhooks.retry_schedule_ms = vec![300, 600, 1200, 2400];
+    settings.webhooks.scheduler_interval_ms = 50;
+}
+
+fn ride_ended() -> RideEnded {
+    serde_json::from_value(json!({
+        "ride_id": "0192f0c4-5b1e-7c3a-9d2e-1a2b3c4d5e6f",
+        "customer_id": "0192f0c4-5b1e-7c3a-9d2e-1a2b3c4d5e70",
+        "customer_number": 12345,
+        "vehicle_id": "0192f0c4-5b1e-7c3a-9d2e-1a2b3c4d5e71",
+        "vehicle_number": "V001",
+        "start_time": "2025-01-15T10:00:00Z",
+        "end_time": "2025-01-15T10:30:00Z",
+        "duration_minutes": 30,
+        "distance_km": 5.0,
+        "pricing": { "total_cents": 850, "unlock_cents": 100, "time_cents": 750, "distance_cents": 0,
+                     "discount_cents": 0, "currency": "EUR" },
+        "payment_status": "paid",
+        "subaccount_id": "0192f0c4-5b1e-7c3a-9d2e-1a2b3c4d5e72"
+    }))
+    .unwrap()
+}
+
+async fn publish_ride_ended(platform: &Platform, tenant: &str) -> Envelope<RideEnded> {
+    let url = platform.settings.amqp.url.clone().unwrap();
+    let amqp = bus::amqp::AmqpConnection::connect(&url, "webhook-test").await.unwrap();
+    let tenant = TenantId::new(tenant).unwrap();
+    let event = Envelope::new(tenant.clone(), "test/rides", ride_ended());
+    amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<RideEnded>(&tenant), &event).await.unwrap();
+    event
+}
+
+fn verified(received: &Received, secret: &signatures::Secret) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let header = |name: &str| received.headers[name].to_str().unwrap().to_owned();
+    signatures::verify(secret, &header("x-voltbus-signature"), &received.body, now, 300).expect("voltbus signature");
+    signatures::verify_standard(
+        secret,
+        &header("webhook-id"),
+        &header("webhook-timestamp"),
+        &header("webhook-signature"),
+        &received.body,
+        now,
+        300,
+    )
+    .expect("Standard Webhooks signature");
+    serde_json::from_slice(&received.body).unwrap()
+}
+
+async fn attempts_of(platform: &Platform, key: &str, endpoint: &str, want: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, log, _) = platform.call(key, "GET", &format!("/webhooks/{endpoint}/attempts"), None).await;
+        assert_eq!(status, 200, "{log}");
+        if log["data"].as_array().unwrap().len() >= want || Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_retried_on_schedule_logged_and_replayable() {
+    let platform = Platform::start_with(fast_retries).await;
+    let (tenant, admin) = platform.organisation().await;
+    // 500, then no answer within the 1 s timeout, then 200.
+    let receiver = Receiver::start(vec![Answer::Status(500), Answer::Hang]).await;
+    let (status, created, _) = platform
+        .call(
+            &admin,
+            "POST",
+            "/webhooks",
+            Some(json!({ "url": receiver.url(), "events": ["ride.ended"], "headers": { "X-Partner": "p1" },
+                         "description": "ops" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let endpoint = created["data"]["id"].as_str().unwrap().to_owned();
+    let secret = signatures::Secret::parse(created["data"]["secret"].as_str().unwrap()).unwrap();
+    let (_, shown, _) = platform.call(&admin, "GET", &format!("/webhooks/{endpoint}"), None).await;
+    assert!(shown["data"].get("secret").is_none(), "the secret is shown at creation only");
+    let stored = platform.sql("SELECT secrets FROM webhook_endpoints").await;
+    let sealed: String = stored[0].try_get("", "secrets").unwrap();
+    assert!(!sealed.contains(secret.expose()), "only the sealed secret is stored");
+
+    let event = publish_ride_ended(&platform, &tenant).await;
+    let got = receiver.wait_for(3, Duration::from_secs(15)).await;
+    let bodies: Vec<Value> = got.iter().map(|r| verified(r, &secret)).collect();
+    let event_id = format!("evt_{}", event.id.simple());
+    for (body, received) in bodies.iter().zip(&got) {
+        assert_eq!(body["event"], "ride.ended");
+        assert_eq!(body["event_id"], event_id.as_str(), "stable across retries");
+        assert_eq!(received.headers["webhook-id"], event_id.as_str());
+        assert_eq!(received.headers["x-partner"], "p1");
+        assert_eq!(body["data"]["pricing"]["total_cents"], 850);
+    }
+    // The seed's shape, and JSON.stringify's numbers (5, not 5.0) so its verifier matches.
+    assert!(std::str::from_utf8(&got[0].body).unwrap().starts_with(r#"{"event":"ride.ended","event_id":"#));
+    assert!(std::str::from_utf8(&got[0].body).unwrap().contains(r#""distance_km":5,"#));
+    // The schedule: ~0.3 s after the 500; ~0.6 s after the 1 s timeout (jitter adds up to 20 %).
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(gap1 >= Duration::from_millis(300) && gap1 < Duration::from_secs(3), "{gap1:?}");
+    assert!(gap2 >= Duration::from_millis(1500) && gap2 < Duration::from_secs(5), "{gap2:?}");
+
+    let log = attempts_of(&platform, &admin, &endpoint, 3).await;
+    let attempts = log["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{log}");
+    // Newest first.
+    assert_eq!((attempts[2]["attempt"].as_u64(), attempts[2]["status_code"].as_u64()), (Some(1), Some(500)));
+    assert_eq!(attempts[2]["outcome"], "failed");
+    assert_eq!(attempts[2]["response"], "answer 0");
+    assert_eq!(attempts[1]["status_code"], Value::Null);
+    assert!(attempts[1]["error"].as_str().unwrap().contains("no answer within"), "{}", attempts[1]);
+    assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["status_code"].as_u64()), (Some("succeeded"), Some(200)));
+    let (_, failed_only, _) =
+        platform.call(&admin, "GET", &format!("/webhooks/{endpoint}/attempts?status=failed"), None).await;
+    assert_eq!(failed_only["pagination"]["total"], 2, "{failed_only}");
+    let (_, deliveries, _) = platform.call(&admin, "GET", &format!("/webhooks/{endpoint}/deliveries"), None).await;
+    let delivery = &deliveries["data"][0];
+    assert_eq!(
+        (delivery["status"].as_str(), delivery["attempts"].as_u64()),
+        (Some("succeeded"), Some(3)),
+        "{deliveries}"
+    );
+    let (_, by_event, _) =
+        platform.call(&admin, "GET", &format!("/webhook-deliveries?event_id={event_id}"), None).await;
+    assert_eq!(by_event["pagination"]["total"], 1, "{by_event}");
+
+    // Replay: the same event again, as a new delivery.
+    let delivery_id = delivery["id"].as_str().unwrap();
+    let (status, replayed, _) =
+        platform.call(&admin, "POST", &format!("/webhooks/{endpoint}/deliveries/{delivery_id}/replay"), None).await;
+    assert_eq!(status, 202, "{replayed}");
+    let got = receiver.wait_for(4, Duration::from_secs(10)).await;
+    assert_eq!(verified(&got[3], &secret)["event_id"], event_id.as_str());
+
+    // The test event.
+    let (status, sent, _) = platform.call(&admin, "POST", &format!("/webhooks/{endpoint}/test"), None).await;
+    assert_eq!(status, 202, "{sent}");
+    let got = receiver.wait_for(5, Duration::from_secs(10)).await;
+    let test = verified(&got[4], &secret);
+    assert_eq!(
+        (test["event"].as_str(), test["event_id"].as_str()),
+        (Some("webhook.test"), sent["data"]["event_id"].as_str())
+    );
+
+    // Rotation: both secrets sign during the grace period, the new one first.
+    let (status, rotated, _) =
+        platform.call(&admin, "POST", &format!("/webhooks/{endpoint}/rotate-secret"), Some(json!({}))).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = signatures::Secret::parse(rotated["data"]["secret"].as_str().unwrap()).unwrap();
+    platform.call(&admin, "POST", &format!("/webhooks/{endpoint}/test"), None).await;
+    let got = receiver.wait_for(6, Duration::from_secs(10)).await;
+    verified(&got[5], &new_secret);
+    verified(&got[5], &secret);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn endpoints_are_guarded_and_private_to_their_tenant() {
+    let platform = Platform::start_with(|s| s.webhooks.allow_hosts = vec!["127.0.0.1".into()]).await;
+    let (_, admin) = platform.organisation().await;
+    let (_, other) = platform.organisation().await;
+    for (url, why) in [
+        ("http://example.com/x", "https"),
+        ("https://10.1.2.3/x", "not a public address"),
+        ("https://169.254.169.254/latest/meta-data", "not a public address"),
+        ("https://[::1]/x", "not a public address"),
+        ("https://user:pw@example.com/x", "password"),
+    ] {
+        let (status, body, _) =
+            platform.call(&admin, "POST", "/webhooks", Some(json!({ "url": url, "events": ["ride.ended"] }))).await;
+        assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"), "{url}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(why), "{url}: {body}");
+    }
+    let bad = [
+        json!({ "url": "http://127.0.0.1:9/x", "events": ["ride.exploded"] }),
+        json!({ "url": "http://127.0.0.1:9/x", "events": [] }),
+        json!({ "url": "http://127.0.0.1:9/x", "events": ["ride.ended"], "headers": { "X-Voltbus-Signature": "x" } }),
+        json!({ "url": "http://127.0.0.1:9/x", "events": ["ride.ended"], "rate_limit_per_second": 0 }),
+        json!({ "url": "http://127.0.0.1:9/x", "events": ["ride.ended"], "colour": "red" }),
+    ];
+    for body in bad {
+        let (status, answer, _) = platform.call(&admin, "POST", "/webhooks", Some(body.clone())).await;
+        assert!(status == 422 || status == 400, "{body}: {answer}");
+    }
+    let (status, created, _) = platform
+        .call(&admin, "POST", "/webhooks", Some(json!({ "url": "http://127.0.0.1:9/x", "events": ["*"] })))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let endpoint = created["data"]["id"].as_str().unwrap();
+    // Another organisation sees nothing of it, and cannot change, test or delete it.
+    assert_eq!(platform.call(&other, "GET", &format!("/webhooks/{endpoint}"), None).await.0, 404);
+    assert_eq!(platform.call(&other, "GET", "/webhooks", None).await.1["pagination"]["total"], 0);
+    assert_eq!(platform.call(&other, "GET", &format!("/webhooks/{endpoint}/attempts"), None).await.0, 404);
+    assert_eq!(platform.call(&other, "POST", &format!("/webhooks/{endpoint}/test"), None).await.0, 404);
+    assert_eq!(platform.call(&other, "DELETE", &format!("/webhooks/{endpoint}"), None).await.0, 404);
+    assert_eq!(platform.call(&admin, "DELETE", &format!("/webhooks/{endpoint}"), None).await.0, 200);
+    platform.stop().await;
+}
