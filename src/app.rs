@@ -143,8 +143,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         every,
         when(&drained),
     )));
-    background.push(tokio::spawn(purge_webhooks(database.clone(), policy, when(&stopped))));
-    background.push(tokio::spawn(tidy(Arc::clone(&api), when(&stopped))));
+    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, when(&stopped))));
     drop(api);
 
     let grace = Duration::from_secs(settings.http.shutdown_grace_seconds);
@@ -172,8 +171,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running { addr, stop, task })
 }
 
-/// The partner API's housekeeping now and then, until `stop`.
-async fn tidy(api: Arc<PartnerApi>, stop: impl std::future::Future<Output = ()>) {
+/// Housekeeping now and then, until `stop`: expired idempotency records, and webhook payloads
+/// and logs past their retention.
+async fn tidy(
+    api: Arc<PartnerApi>,
+    db: sea_orm::DatabaseConnection,
+    policy: consumers::webhooks::DeliveryPolicy,
+    stop: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
         match api.tidy().await {
@@ -181,21 +186,6 @@ async fn tidy(api: Arc<PartnerApi>, stop: impl std::future::Future<Output = ()>)
             Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
             Err(error) => tracing::warn!(%error, "could not purge idempotency records"),
         }
-        tokio::select! {
-            () = tokio::time::sleep(TIDY_EVERY) => {}
-            () = &mut stop => return,
-        }
-    }
-}
-
-/// Deletes webhook payloads and logs past their retention now and then, until `stop`.
-async fn purge_webhooks(
-    db: sea_orm::DatabaseConnection,
-    policy: consumers::webhooks::DeliveryPolicy,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(stop);
-    loop {
         match consumers::webhooks::purge(&db, &policy).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),

@@ -49,6 +49,18 @@ impl Destination {
     }
 }
 
+/// Writes event `data`, caused by `cause`, into the outbox for the events exchange: how a handler
+/// tells the world what its transaction changed.
+pub async fn enqueue_event<M: Message, C>(
+    db: &impl ConnectionTrait,
+    cause: &Envelope<C>,
+    source: &str,
+    data: M,
+) -> Result<(), DbErr> {
+    let event = Envelope::new(cause.tenant.clone(), source, data).caused_by(cause);
+    enqueue(db, &event, &Destination::event::<M>(&cause.tenant)).await
+}
+
 /// Writes `envelope` into the outbox inside the caller's transaction.
 pub async fn enqueue<T: Serialize>(
     db: &impl ConnectionTrait,

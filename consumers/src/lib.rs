@@ -5,8 +5,9 @@
 //! - `outcome`: the shape of a command's reply (done or refused with a code).
 //! - `integrations`: partner API keys and the partner request log.
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
-//! - `pages`: one page of rows and the total, for listings.
+//! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
+mod columns;
 mod database;
 pub mod integrations;
 mod outcome;

@@ -51,6 +51,13 @@ pub fn tenant_event_binding(tenant: &TenantId, descriptor: &Descriptor) -> Strin
     event_key(tenant, descriptor)
 }
 
+/// Binding that takes one event type of every tenant (platform-wide groups, which read the
+/// tenant from each message).
+pub fn every_tenant_event_binding(descriptor: &Descriptor) -> String {
+    debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
+    format!("*.{}.{}", descriptor.domain, descriptor.type_name)
+}
+
 /// Binding that takes every event of one tenant.
 pub fn tenant_events_binding(tenant: &TenantId) -> String {
     format!("{tenant}.#")

@@ -9,6 +9,8 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::columns::{json_column, to_json};
+
 const COLUMNS: [&str; 16] = [
     "id",
     "tenant",
@@ -80,11 +82,6 @@ fn select() -> SelectStatement {
     Query::select().columns(COLUMNS).from("api_keys").to_owned()
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &QueryResult, column: &str) -> Result<T, DbErr> {
-    let text: String = row.try_get("", column)?;
-    serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("api_keys.{column}: {e}")))
-}
-
 fn limit_column(row: &QueryResult, column: &str) -> Result<u32, DbErr> {
     let value: i32 = row.try_get("", column)?;
     u32::try_from(value).map_err(|e| DbErr::Type(format!("api_keys.{column}: {e}")))
@@ -95,8 +92,8 @@ fn from_row(row: &QueryResult) -> Result<StoredKey, DbErr> {
         id: row.try_get("", "id")?,
         name: row.try_get("", "name")?,
         prefix: row.try_get("", "display_prefix")?,
-        permissions: json_column(row, "permissions")?,
-        scope: json_column(row, "scope")?,
+        permissions: json_column(row, "api_keys", "permissions")?,
+        scope: json_column(row, "api_keys", "scope")?,
         rate_limits: RateLimits {
             per_minute: limit_column(row, "per_minute")?,
             per_hour: limit_column(row, "per_hour")?,
@@ -110,11 +107,6 @@ fn from_row(row: &QueryResult) -> Result<StoredKey, DbErr> {
         last_used_at: row.try_get("", "last_used_at")?,
     };
     Ok(StoredKey { tenant: row.try_get("", "tenant")?, key_hash: row.try_get("", "key_hash")?, key })
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    // Permissions and scopes are plain enums, lists and ids: serialising them cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn limit(value: u32) -> i32 {

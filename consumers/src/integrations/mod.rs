@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bus::amqp::GroupTopology;
-use bus::outbox::{self, Destination};
+use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::integrations::{
@@ -148,9 +148,7 @@ async fn announce(
     key_id: Uuid,
     change: ApiKeyChange,
 ) -> Result<(), DbErr> {
-    let event =
-        Envelope::new(cause.tenant.clone(), "voltbus/integrations", ApiKeyChanged { key_id, change }).caused_by(cause);
-    outbox::enqueue(tx, &event, &Destination::event::<ApiKeyChanged>(&cause.tenant)).await
+    outbox::enqueue_event(tx, cause, "voltbus/integrations", ApiKeyChanged { key_id, change }).await
 }
 
 /// Creates a key outside the bus, for the operator's bootstrap command: the command goes through

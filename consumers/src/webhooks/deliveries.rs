@@ -36,6 +36,20 @@ const COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 
+/// The columns of an attempt as the log shows it (and as the dispatcher writes it, with `tenant`).
+const ATTEMPT_COLUMNS: [&str; 10] = [
+    "delivery_id",
+    "endpoint_id",
+    "event_id",
+    "attempt",
+    "outcome",
+    "status_code",
+    "latency_ms",
+    "error",
+    "response",
+    "attempted_at",
+];
+
 /// A delivery as the delivery log shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Delivery {
@@ -294,21 +308,8 @@ pub struct Settled<'a> {
 pub async fn settle(tx: &impl ConnectionTrait, settled: &Settled<'_>, now: DateTime<Utc>) -> Result<(), DbErr> {
     let log = Query::insert()
         .into_table("webhook_attempts")
-        .columns([
-            "tenant",
-            "delivery_id",
-            "endpoint_id",
-            "event_id",
-            "attempt",
-            "outcome",
-            "status_code",
-            "latency_ms",
-            "error",
-            "response",
-            "attempted_at",
-        ])
+        .columns(ATTEMPT_COLUMNS.into_iter().chain(["tenant"]))
         .values_panic([
-            settled.tenant.into(),
             settled.delivery_id.into(),
             settled.endpoint_id.into(),
             settled.event_id.into(),
@@ -319,6 +320,7 @@ pub async fn settle(tx: &impl ConnectionTrait, settled: &Settled<'_>, now: DateT
             settled.error.map(str::to_owned).into(),
             settled.response.map(str::to_owned).into(),
             now.into(),
+            settled.tenant.into(),
         ])
         .to_owned();
     tx.execute(&log).await?;
@@ -389,17 +391,22 @@ pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration
         due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     let rows = tx.query_all(&due).await?;
-    for row in &rows {
-        let id: Uuid = row.try_get("", "id")?;
+    if rows.is_empty() {
+        // Nothing due (the common case): the transaction only read.
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let ids = rows.iter().map(|row| row.try_get::<Uuid>("", "id")).collect::<Result<Vec<_>, _>>()?;
+    let lease_rows = Query::update()
+        .table("webhook_deliveries")
+        .value("next_attempt_at", now + lease)
+        .and_where(Expr::col("id").is_in(ids.iter().copied()))
+        .to_owned();
+    tx.execute(&lease_rows).await?;
+    for (row, id) in rows.iter().zip(ids) {
         let tenant: String = row.try_get("", "tenant")?;
         let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
         let attempts: i32 = row.try_get("", "attempts")?;
-        let update = Query::update()
-            .table("webhook_deliveries")
-            .value("next_attempt_at", now + lease)
-            .and_where(Expr::col("id").eq(id))
-            .to_owned();
-        tx.execute(&update).await?;
         let delivery = NewDelivery {
             tenant: &tenant,
             endpoint_id: row.try_get("", "endpoint_id")?,
@@ -462,19 +469,7 @@ pub async fn attempts(
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Attempt>, u64), DbErr> {
-    let columns = [
-        "delivery_id",
-        "endpoint_id",
-        "event_id",
-        "attempt",
-        "outcome",
-        "status_code",
-        "latency_ms",
-        "error",
-        "response",
-        "attempted_at",
-    ];
-    let query = Query::select().columns(columns).from("webhook_attempts").to_owned();
+    let query = Query::select().columns(ATTEMPT_COLUMNS).from("webhook_attempts").to_owned();
     let query = filtered(query, tenant, filter, "outcome").order_by("seq", Order::Desc).to_owned();
     let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     let attempts = rows

@@ -11,6 +11,10 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::columns::{json_column, to_json};
+
+const TABLE: &str = "webhook_endpoints";
+
 const COLUMNS: [&str; 14] = [
     "id",
     "tenant",
@@ -89,16 +93,6 @@ impl StoredEndpoint {
     }
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &QueryResult, column: &str) -> Result<T, DbErr> {
-    let text: String = row.try_get("", column)?;
-    serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("webhook_endpoints.{column}: {e}")))
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    // Lists and maps of strings: serialising them cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
-}
-
 fn rate(value: Option<u32>) -> Option<i32> {
     value.filter(|r| *r > 0).map(|r| i32::try_from(r).unwrap_or(i32::MAX))
 }
@@ -108,8 +102,8 @@ fn from_row(row: &QueryResult) -> Result<StoredEndpoint, DbErr> {
     let endpoint = Endpoint {
         id: row.try_get("", "id")?,
         url: row.try_get("", "url")?,
-        events: json_column(row, "events")?,
-        headers: json_column(row, "headers")?,
+        events: json_column(row, TABLE, "events")?,
+        headers: json_column(row, TABLE, "headers")?,
         description: row.try_get("", "description")?,
         active: row.try_get("", "active")?,
         ordered: row.try_get("", "ordered")?,
@@ -119,7 +113,7 @@ fn from_row(row: &QueryResult) -> Result<StoredEndpoint, DbErr> {
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     };
-    Ok(StoredEndpoint { tenant: row.try_get("", "tenant")?, endpoint, secrets: json_column(row, "secrets")? })
+    Ok(StoredEndpoint { tenant: row.try_get("", "tenant")?, endpoint, secrets: json_column(row, TABLE, "secrets")? })
 }
 
 fn select(tenant: &str) -> SelectStatement {

@@ -27,13 +27,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bus::amqp::GroupTopology;
-use bus::outbox::{self, Destination};
+use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use schemas::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointChange, ReplayWebhookDeliveries, RotateWebhookSecret,
     SendTestWebhook, UpdateWebhookEndpoint, WebhookEndpointChanged,
 };
-use schemas::{AnyMessage, Envelope, routing};
+use schemas::{AnyMessage, Envelope, Message, customers, rides, routing, vehicles};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -50,23 +50,23 @@ pub const FANOUT_GROUP: &str = "webhook-fanout";
 /// The dispatcher's group.
 pub const DELIVERY_GROUP: &str = "webhook-deliveries";
 
-/// The seed's webhook event types, each a catalogue event.
+/// The seed's webhook event types, named by their catalogue events.
 pub const EVENT_TYPES: [&str; 11] = [
-    "ride.started",
-    "ride.ended",
-    "ride.paused",
-    "ride.resumed",
-    "customer.created",
-    "customer.updated",
-    "customer.blocked",
-    "customer.unblocked",
-    "vehicle.status_changed",
-    "vehicle.battery_low",
-    "vehicle.location_updated",
+    <rides::RideStarted as Message>::TYPE,
+    <rides::RideEnded as Message>::TYPE,
+    <rides::RidePaused as Message>::TYPE,
+    <rides::RideResumed as Message>::TYPE,
+    <customers::CustomerCreated as Message>::TYPE,
+    <customers::CustomerUpdated as Message>::TYPE,
+    <customers::CustomerBlocked as Message>::TYPE,
+    <customers::CustomerUnblocked as Message>::TYPE,
+    <vehicles::VehicleStatusChanged as Message>::TYPE,
+    <vehicles::VehicleBatteryLow as Message>::TYPE,
+    <vehicles::VehicleLocationUpdated as Message>::TYPE,
 ];
 
-/// The test event's type.
-pub const TEST_EVENT: &str = "webhook.test";
+/// The test event's type: the command's own name.
+pub const TEST_EVENT: &str = <SendTestWebhook as Message>::TYPE;
 
 /// Delays before the bus retries a command whose database work failed (not HTTP attempts:
 /// those follow [`DeliveryPolicy::retry_delays`]).
@@ -133,7 +133,7 @@ pub fn fanout_topology() -> GroupTopology {
     let bindings = EVENT_TYPES
         .iter()
         .filter_map(|name| schemas::descriptor_of(name))
-        .map(|descriptor| (routing::EVENTS_EXCHANGE, format!("*.{}.{}", descriptor.domain, descriptor.type_name)))
+        .map(|descriptor| (routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding(descriptor)))
         .collect();
     GroupTopology { group: FANOUT_GROUP.into(), bindings, retry_delays: RETRY_DELAYS.to_vec() }
 }
@@ -295,9 +295,7 @@ async fn announce(
     endpoint_id: Uuid,
     change: EndpointChange,
 ) -> Result<(), DbErr> {
-    let event = Envelope::new(cause.tenant.clone(), "voltbus/webhooks", WebhookEndpointChanged { endpoint_id, change })
-        .caused_by(cause);
-    outbox::enqueue(tx, &event, &Destination::event::<WebhookEndpointChanged>(&cause.tenant)).await
+    outbox::enqueue_event(tx, cause, "voltbus/webhooks", WebhookEndpointChanged { endpoint_id, change }).await
 }
 
 /// Compact JSON as JavaScript's `JSON.stringify` writes it, so a receiver that verifies the
@@ -362,11 +360,5 @@ mod tests {
     fn writes_numbers_as_javascript_does() {
         let value = serde_json::json!({ "b": 80.0, "a": 5.2, "n": 12345, "neg": -3.0 });
         assert_eq!(super::js_json(&value).unwrap(), r#"{"a":5.2,"b":80,"n":12345,"neg":-3}"#);
-    }
-
-    #[test]
-    fn the_message_trait_is_in_scope() {
-        use schemas::Message;
-        assert_eq!(<schemas::webhooks::SendTestWebhook as Message>::TYPE, super::TEST_EVENT);
     }
 }

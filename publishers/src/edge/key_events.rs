@@ -18,7 +18,7 @@ use super::auth::KeyCache;
 
 /// Binding for the event of every tenant: `*.integrations.api_key.changed`.
 fn binding() -> String {
-    format!("*.{}.{}", ApiKeyChanged::DOMAIN, ApiKeyChanged::TYPE)
+    schemas::descriptor_of(ApiKeyChanged::TYPE).map(routing::every_tenant_event_binding).unwrap_or_default()
 }
 
 /// Evicts keys as their change events arrive, until the task is aborted; `ready` hears when the

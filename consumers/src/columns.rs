@@ -1,0 +1,18 @@
+//! JSON held in text columns: lists, maps and scopes that are read and written whole, never
+//! queried inside, so PostgreSQL and SQLite store them alike.
+
+use sea_orm::{DbErr, QueryResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Reads `table.column` of `row` as JSON.
+pub(crate) fn json_column<T: DeserializeOwned>(row: &QueryResult, table: &str, column: &str) -> Result<T, DbErr> {
+    let text: String = row.try_get("", column)?;
+    serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("{table}.{column}: {e}")))
+}
+
+/// `value` as JSON text; our column values are plain enums, lists, maps and ids, whose
+/// serialisation cannot fail.
+pub(crate) fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
