@@ -101,8 +101,8 @@ pub struct WebhookSettings {
     pub retry_after_max_seconds: u64,
     /// Attempts to one endpoint at once, per process.
     pub concurrency_per_endpoint: usize,
-    /// Hours an endpoint may fail without a success before it is disabled.
-    pub disable_after_hours: u64,
+    /// Seconds an endpoint may fail without a success before it is disabled (5 days).
+    pub disable_after_seconds: u64,
     /// Days payloads and attempt logs are kept.
     pub retention_days: u64,
     /// Hosts allowed plain HTTP and private addresses (tests, on-premise receivers).
@@ -136,7 +136,7 @@ impl Default for WebhookSettings {
             retry_schedule_ms: policy.retry_delays.iter().map(|d| ms(*d)).collect(),
             retry_after_max_seconds: policy.retry_after_max.as_secs(),
             concurrency_per_endpoint: policy.concurrency_per_endpoint,
-            disable_after_hours: policy.disable_after.as_secs() / 3600,
+            disable_after_seconds: policy.disable_after.as_secs(),
             retention_days: policy.retention.as_secs() / 86_400,
             allow_hosts: Vec::new(),
             encryption_key: None,
@@ -154,7 +154,7 @@ impl WebhookSettings {
             retry_delays: self.retry_schedule_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
             retry_after_max: Duration::from_secs(self.retry_after_max_seconds),
             concurrency_per_endpoint: self.concurrency_per_endpoint.max(1),
-            disable_after: Duration::from_secs(self.disable_after_hours.saturating_mul(3600)),
+            disable_after: Duration::from_secs(self.disable_after_seconds),
             retention: Duration::from_secs(self.retention_days.saturating_mul(86_400)),
         }
     }

@@ -9,6 +9,8 @@ mod embedded;
 mod nats;
 mod partner;
 mod postgres;
+#[path = "../../bus/tests/it/private_rabbit.rs"]
+mod private_rabbit;
 mod production;
 mod settings;
 mod webhooks;

@@ -69,6 +69,13 @@ impl Platform {
         rows
     }
 
+    /// Stops voltbus and starts it again on the same database and broker.
+    pub(crate) async fn restart(self) -> Self {
+        self.running.stop().await.unwrap();
+        let running = voltbus::start(self.settings.clone()).await.unwrap();
+        Self { running, settings: self.settings, database_url: self.database_url }
+    }
+
     pub(crate) async fn stop(self) {
         let vhost = self.settings.amqp.url.clone().unwrap();
         self.running.stop().await.unwrap();

@@ -89,9 +89,12 @@ pub fn fresh_vhost() -> String {
     format!("{}/{vhost}", base.rsplit_once('/').unwrap().0)
 }
 
-/// Deletes a virtual host made by [`fresh_vhost`].
+/// Deletes a virtual host made by [`fresh_vhost`]; any other (a private node's `/`) is left alone.
 pub fn drop_vhost(url: &str) {
-    rabbitmqctl(&["delete_vhost", url.rsplit_once('/').unwrap().1]);
+    let vhost = url.rsplit_once('/').unwrap().1;
+    if vhost.starts_with("vb_") {
+        rabbitmqctl(&["delete_vhost", vhost]);
+    }
 }
 
 /// Runs `rabbitmqctl` (which needs the node's cookie: as root, or through `sudo -n`).

@@ -302,3 +302,164 @@ async fn endpoints_are_guarded_and_private_to_their_tenant() {
     assert_eq!(platform.call(&admin, "DELETE", &format!("/webhooks/{endpoint}"), None).await.0, 200);
     platform.stop().await;
 }
+
+async fn create_endpoint(platform: &Platform, key: &str, body: Value) -> String {
+    let (status, created, _) = platform.call(key, "POST", "/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["data"]["id"].as_str().unwrap().to_owned()
+}
+
+fn event_ids(got: &[Received]) -> Vec<String> {
+    got.iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_never_delays_another_and_a_rate_limit_uses_no_attempts() {
+    // The default 30 s timeout: the dead endpoint's attempts stay in flight for the whole test.
+    let platform = Platform::start_with(|s| {
+        s.webhooks.allow_hosts = vec!["127.0.0.1".into()];
+        s.webhooks.scheduler_interval_ms = 50;
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let dead = Receiver::start(vec![Answer::Hang; 100]).await;
+    let healthy = Receiver::start(Vec::new()).await;
+    let limited = Receiver::start(Vec::new()).await;
+    create_endpoint(&platform, &admin, json!({ "url": dead.url(), "events": ["ride.ended"] })).await;
+    create_endpoint(&platform, &admin, json!({ "url": healthy.url(), "events": ["ride.ended"] })).await;
+    let slow = json!({ "url": limited.url(), "events": ["ride.ended"], "rate_limit_per_second": 5 });
+    let limited_id = create_endpoint(&platform, &admin, slow).await;
+
+    for _ in 0..20 {
+        publish_ride_ended(&platform, &tenant).await;
+    }
+    healthy.wait_for(20, Duration::from_secs(20)).await;
+    // Every healthy delivery arrived while the dead endpoint still held its first attempts:
+    // it got no more than its concurrency allows, and answered none.
+    let held = dead.got.lock().unwrap().len();
+    assert!((1..=8).contains(&held), "the dead endpoint holds {held} attempts");
+
+    // The limited endpoint gets all 20, paced at 5 per second, each on its first attempt.
+    let got = limited.wait_for(20, Duration::from_secs(30)).await;
+    let spread = got[19].at - got[0].at;
+    assert!(spread >= Duration::from_millis(3500), "20 deliveries at 5/s took only {spread:?}");
+    let (_, deliveries, _) =
+        platform.call(&admin, "GET", &format!("/webhooks/{limited_id}/deliveries?limit=100"), None).await;
+    let deliveries = deliveries["data"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 20);
+    for delivery in deliveries {
+        assert_eq!(
+            (delivery["status"].as_str(), delivery["attempts"].as_u64()),
+            (Some("succeeded"), Some(1)),
+            "{delivery}"
+        );
+    }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn an_ordered_endpoint_gets_each_event_after_the_previous_one_finished() {
+    let platform = Platform::start_with(fast_retries).await;
+    let (tenant, admin) = platform.organisation().await;
+    // The first attempt fails: the later events must wait for its retry.
+    let receiver = Receiver::start(vec![Answer::Status(500)]).await;
+    let body = json!({ "url": receiver.url(), "events": ["ride.ended"], "ordered": true });
+    create_endpoint(&platform, &admin, body).await;
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        sent.push(format!("evt_{}", publish_ride_ended(&platform, &tenant).await.id.simple()));
+    }
+    let got = receiver.wait_for(4, Duration::from_secs(15)).await;
+    assert_eq!(event_ids(&got), vec![sent[0].clone(), sent[0].clone(), sent[1].clone(), sent[2].clone()]);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_disabled_over_time_and_its_owner_is_told() {
+    let platform = Platform::start_with(|s| {
+        fast_retries(s);
+        s.webhooks.retry_schedule_ms = vec![200, 400];
+        s.webhooks.disable_after_seconds = 3;
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let failing = Receiver::start(vec![Answer::Status(503); 100]).await;
+    let flaky = Receiver::start(vec![Answer::Status(500)]).await;
+    let owner = Receiver::start(Vec::new()).await;
+    let failing_id =
+        create_endpoint(&platform, &admin, json!({ "url": failing.url(), "events": ["ride.ended"] })).await;
+    let flaky_id = create_endpoint(&platform, &admin, json!({ "url": flaky.url(), "events": ["ride.ended"] })).await;
+    let events = ["endpoint.disabled", "message.attempt.exhausted", "message.attempt.recovered"];
+    create_endpoint(&platform, &admin, json!({ "url": owner.url(), "events": events })).await;
+
+    // First event: the failing endpoint uses its 3 attempts (exhausted, but not yet failing for
+    // 3 s); the flaky one fails once, then recovers.
+    let started = Instant::now();
+    publish_ride_ended(&platform, &tenant).await;
+    let notices = owner.wait_for(2, Duration::from_secs(10)).await;
+    let mut kinds: Vec<(String, String)> = notices
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            (body["event"].as_str().unwrap().to_owned(), body["data"]["endpoint_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            ("message.attempt.exhausted".to_owned(), failing_id.clone()),
+            ("message.attempt.recovered".to_owned(), flaky_id.clone())
+        ]
+    );
+    assert_eq!(failing.got.lock().unwrap().len(), 3);
+
+    // Judged over time: once it has failed for longer than 3 s, its next failure disables it.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(500)).await;
+    publish_ride_ended(&platform, &tenant).await;
+    let notices = owner.wait_for(3, Duration::from_secs(10)).await;
+    let disabled: Value = serde_json::from_slice(&notices[2].body).unwrap();
+    assert_eq!(
+        (disabled["event"].as_str(), disabled["data"]["endpoint_id"].as_str()),
+        (Some("endpoint.disabled"), Some(failing_id.as_str()))
+    );
+    let (_, endpoint, _) = platform.call(&admin, "GET", &format!("/webhooks/{failing_id}"), None).await;
+    assert_eq!(endpoint["data"]["active"], false, "{endpoint}");
+    assert!(endpoint["data"]["disabled_reason"].as_str().unwrap().contains("failing"), "{endpoint}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_survive_a_restart_of_voltbus_and_of_the_broker() {
+    let rabbit = crate::private_rabbit::PrivateRabbit::start();
+    let platform = Platform::start_with(|s| {
+        fast_retries(s);
+        s.amqp.url = Some(rabbit.url());
+        s.webhooks.retry_schedule_ms = vec![1000, 1000, 1000, 1000, 1000];
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let receiver = Receiver::start(vec![Answer::Status(500), Answer::Status(500), Answer::Status(500)]).await;
+    let endpoint = create_endpoint(&platform, &admin, json!({ "url": receiver.url(), "events": ["ride.ended"] })).await;
+    let event = publish_ride_ended(&platform, &tenant).await;
+
+    // Voltbus stops with a retry scheduled and starts again: the retry still comes.
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let platform = platform.restart().await;
+    receiver.wait_for(2, Duration::from_secs(15)).await;
+    // The broker goes away with the next retry due, and comes back.
+    rabbit.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rabbit.boot();
+    let got = receiver.wait_for(4, Duration::from_secs(60)).await;
+    let id = format!("evt_{}", event.id.simple());
+    assert!(event_ids(&got).iter().all(|e| *e == id), "one event, retried");
+
+    let log = attempts_of(&platform, &admin, &endpoint, 4).await;
+    let outcomes: Vec<&str> = log["data"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.first(), Some(&"succeeded"), "{log}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 3, "{log}");
+    platform.stop().await;
+}

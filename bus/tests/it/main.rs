@@ -8,3 +8,4 @@ mod amqp_runtime;
 mod broker_restart;
 mod conformance;
 mod outbox;
+mod private_rabbit;
