@@ -20,54 +20,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::sync::Mutex;
 
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
+mod support;
 
-fn number(name: &str, default: u64) -> u64 {
-    env(name, &default.to_string()).parse().unwrap_or(default)
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).ok();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-    tokio::spawn(connection);
-    sender
-}
-
-fn request(
-    method: &str,
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Option<String>,
-) -> http::Request<Full<Bytes>> {
-    let mut builder = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
-    for (name, value) in headers {
-        builder = builder.header(*name, value);
-    }
-    if body.is_some() {
-        builder = builder.header("content-type", "application/json");
-    }
-    builder.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("request")
-}
-
-async fn send(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> (u16, Bytes) {
-    sender.ready().await.expect("connection ready");
-    let response = sender.send_request(request).await.expect("response");
-    let status = response.status().as_u16();
-    (status, response.into_body().collect().await.expect("body").to_bytes())
-}
+use support::{BenchPlatform, connect, number, percentile, request, send};
 
 /// Closed-loop load: `connections` clients sending back to back for `seconds`; answers per second.
 async fn saturate(
@@ -164,16 +125,6 @@ async fn paced(addr: SocketAddr, rate: u64, seconds: u64, key: &str) -> Vec<Dura
     latencies
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index]
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let status = std::process::Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl runs").status;
-    assert!(status.success(), "rabbitmqctl {args:?}");
-}
-
 /// Requests per second of a bare hello world, then of authenticated `GET /me`, in one run.
 async fn throughput(addr: SocketAddr, key: &str, connections: u64, seconds: u64) -> (f64, f64) {
     let hello = hello_world().await;
@@ -199,33 +150,10 @@ async fn run() {
     let seconds = number("BENCH_SECONDS", 10);
     let connections = number("BENCH_CONNECTIONS", 32);
     let rate = number("BENCH_RATE", 300);
-    let postgres = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
-    let amqp = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
-
-    // A database and a RabbitMQ virtual host of its own: no other voltbus shares its queues.
-    let name = format!("vb_bench_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let database = name.clone();
-    let admin = Database::connect(&postgres).await.expect("PostgreSQL");
-    admin
-        .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {database}")))
-        .await
-        .expect("create database");
-    rabbitmqctl(&["add_vhost", &name]);
-    rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-    let amqp = format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0);
-    let mut settings = voltbus::Settings::default();
-    settings.http.bind = "127.0.0.1:0".parse().expect("addr");
-    // Loopback: TLS would only measure rustls on both ends of one machine.
-    settings.database.url = Some(format!("{}/{database}?sslmode=disable", postgres.rsplit_once('/').expect("url").0));
-    settings.amqp.url = Some(amqp);
-    settings.log.filter = "warn".into();
-    // `RUST_LOG` turns on the platform's own logs, to see where a request's time goes.
-    if std::env::var_os("RUST_LOG").is_some() {
-        voltbus::telemetry::init(&settings.log);
-    }
-    let running = voltbus::start(settings.clone()).await.expect("voltbus starts");
+    let platform = BenchPlatform::start(|_| {}).await;
+    let (running, settings) = (&platform.running, &platform.settings);
     let addr = running.addr;
-    let (admin_key, _) = voltbus::create_admin_key(&settings, "bench", "bench admin").await.expect("admin key");
+    let (admin_key, _) = voltbus::create_admin_key(settings, "bench", "bench admin").await.expect("admin key");
     let create = serde_json::json!({
         "name": "bench", "admin": true, "bundle": "ALL_ACCESS",
         "rate_limits": { "per_minute": 100_000_000, "per_hour": 100_000_000, "per_day": 100_000_000 },
@@ -277,12 +205,5 @@ async fn run() {
     );
     print!("{report}");
     let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-partner-edge.txt"), &report);
-    running.stop().await.expect("voltbus stops");
-    rabbitmqctl(&["delete_vhost", &name]);
-    let _ = admin
-        .execute_raw(Statement::from_string(
-            admin.get_database_backend(),
-            format!("DROP DATABASE {database} WITH (FORCE)"),
-        ))
-        .await;
+    platform.stop().await;
 }

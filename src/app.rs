@@ -22,7 +22,7 @@ use crate::engines::{Engines, connect_database};
 /// Outbox rows published per relay pass.
 const RELAY_BATCH: usize = 500;
 /// How often an idle relay looks for new outbox rows.
-const RELAY_IDLE: Duration = Duration::from_millis(50);
+const RELAY_IDLE: Duration = Duration::from_millis(10);
 /// How often the partner API's housekeeping runs.
 const TIDY_EVERY: Duration = Duration::from_secs(300);
 

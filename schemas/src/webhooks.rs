@@ -103,7 +103,10 @@ pub struct DeliverWebhook {
     /// 1-based attempt this command is for.
     pub attempt: u32,
 }
-message!(DeliverWebhook, "webhook.deliver", (2, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+// The aggregate is the delivery: attempts of different deliveries are independent (an ordered
+// endpoint is sequenced by the database), so neither the outbox nor a consumer lane serialises
+// one endpoint's deliveries behind each other.
+message!(DeliverWebhook, "webhook.deliver", (2, 0), Command, Webhooks, |m| Some(m.delivery_id.to_string()));
 
 /// Send a `webhook.test` event to one endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,10 +1,17 @@
 //! The dispatcher: makes delivery attempts. For each `webhook.deliver` command it checks the
-//! endpoint's limits, claims the attempt in the database, and hands the HTTP call to a task of
-//! its own, so the message is acknowledged at once and a slow receiver holds no consumer lane:
-//! one dead endpoint never delays another. The claim's lease covers a crash in the middle.
-//! No HTTP call runs inside a database transaction: the claim and the result are two short ones.
+//! endpoint's limits and hands the attempt to a worker task, so the message is acknowledged at
+//! once and a slow receiver holds no consumer lane: one dead endpoint never delays another.
+//!
+//! Per endpoint and process: at most `concurrency_per_endpoint` workers; attempts beyond that
+//! wait in the endpoint's queue in memory, taken by its workers as they finish (a burst costs no
+//! database round trips). A rate-limited endpoint's attempts each book the next free slot and
+//! wait for it in memory. Whatever waits in memory is safe: its delivery's lease (set when the
+//! command was queued) brings it back through the scheduler if this process dies. Waits longer
+//! than a lease, and a full queue, go back to the database instead (`deliveries::defer`), which
+//! uses up no attempt. No HTTP call runs inside a database transaction: the claim and the result
+//! are two short ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -18,6 +25,7 @@ use schemas::{AnyMessage, Envelope};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use signatures::Secret;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use bus::{Context, Handler, HandlerError, Reply};
@@ -40,15 +48,44 @@ pub struct Dispatcher {
     random: SystemRandom,
 }
 
+/// One attempt to make.
+struct Job {
+    tenant: String,
+    command: DeliverWebhook,
+    endpoint: StoredEndpoint,
+    span: tracing::Span,
+}
+
 /// One endpoint's limits in this process.
 struct Gate {
-    permits: Arc<Semaphore>,
-    /// Earliest time the next attempt may start, when the endpoint has a rate limit.
+    workers: Arc<Semaphore>,
+    /// Attempts waiting for a worker of this endpoint.
+    waiting: VecDeque<Job>,
+    /// The next free slot, when the endpoint has a rate limit.
     next_slot: Instant,
+}
+
+/// A worker's right to run: one of the process's and one of its endpoint's.
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// What admission decided.
+enum Admission {
+    /// Run it now, on a new worker.
+    Run(Job, Permits),
+    /// Its rate-limit slot is this far ahead: wait in memory, then run.
+    Wait(Job, Duration),
+    /// In the endpoint's queue: a worker takes it.
+    Queued,
+    /// Back to the database until then.
+    Defer(Job, Duration),
 }
 
 /// Attempts in flight per process, across endpoints.
 const MAX_IN_FLIGHT: u32 = 1024;
+/// Attempts one endpoint may have waiting in memory.
+const MAX_WAITING: usize = 10_000;
+/// How far ahead an attempt may be scheduled when the process is full.
+const BUSY: Duration = Duration::from_millis(250);
 
 impl Dispatcher {
     /// A dispatcher writing `db`, sending with `client`, opening secrets with `vault`.
@@ -64,33 +101,115 @@ impl Dispatcher {
         }
     }
 
-    /// Waits (up to `limit`) for the attempts in flight to finish; for shutdown.
+    /// Waits (up to `limit`) for the attempts in flight to finish; for shutdown. Attempts still
+    /// waiting in memory are left to their leases.
     pub async fn finish(&self, limit: Duration) {
+        if let Ok(mut gates) = self.gates.lock() {
+            gates.values_mut().for_each(|gate| gate.waiting.clear());
+        }
         let all = self.in_flight.acquire_many(MAX_IN_FLIGHT);
         if tokio::time::timeout(limit, all).await.is_err() {
             tracing::warn!("webhook attempts still running at shutdown; their leases will bring them back");
         }
     }
 
-    /// A permit for one more attempt to `endpoint` now, or the time to try again.
-    fn admit(&self, endpoint: &StoredEndpoint) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Duration> {
-        let busy = Duration::from_millis(250);
-        let global = Arc::clone(&self.in_flight).try_acquire_owned().map_err(|_| busy)?;
-        let mut gates = self.gates.lock().map_err(|_| busy)?;
-        let gate = gates.entry(endpoint.endpoint.id).or_insert_with(|| Gate {
-            permits: Arc::new(Semaphore::new(self.policy.concurrency_per_endpoint)),
+    /// Decides when `job` runs; `booked` when it already waited for its rate-limit slot.
+    fn admit(&self, job: Job, booked: bool) -> Admission {
+        let Ok(mut gates) = self.gates.lock() else { return Admission::Defer(job, BUSY) };
+        let gate = gates.entry(job.endpoint.endpoint.id).or_insert_with(|| Gate {
+            workers: Arc::new(Semaphore::new(self.policy.concurrency_per_endpoint)),
+            waiting: VecDeque::new(),
             next_slot: Instant::now(),
         });
         let now = Instant::now();
-        if endpoint.endpoint.rate_limit_per_second.is_some_and(|r| r > 0) && gate.next_slot > now {
-            // Waiting for its slot uses up no attempt.
-            return Err(gate.next_slot - now);
+        if let Some(rate) = job.endpoint.endpoint.rate_limit_per_second.filter(|r| *r > 0 && !booked) {
+            let slot = gate.next_slot.max(now);
+            let wait = slot - now;
+            if wait > self.policy.timeout {
+                // Too far for memory: the database keeps it, and no slot is taken.
+                return Admission::Defer(job, wait);
+            }
+            gate.next_slot = slot + Duration::from_secs(1) / rate;
+            if !wait.is_zero() {
+                return Admission::Wait(job, wait);
+            }
         }
-        let permit = Arc::clone(&gate.permits).try_acquire_owned().map_err(|_| busy)?;
-        if let Some(rate) = endpoint.endpoint.rate_limit_per_second.filter(|r| *r > 0) {
-            gate.next_slot = gate.next_slot.max(now) + Duration::from_secs(1) / rate;
+        let Ok(global) = Arc::clone(&self.in_flight).try_acquire_owned() else { return Admission::Defer(job, BUSY) };
+        match Arc::clone(&gate.workers).try_acquire_owned() {
+            Ok(worker) => Admission::Run(job, (global, worker)),
+            Err(_) if gate.waiting.len() < MAX_WAITING => {
+                gate.waiting.push_back(job);
+                Admission::Queued
+            }
+            Err(_) => Admission::Defer(job, BUSY),
         }
-        Ok((global, permit))
+    }
+
+    /// Carries out an admission; returns the job when it must go back to the database.
+    fn launch(self: &Arc<Self>, admission: Admission) -> Option<(Job, Duration)> {
+        match admission {
+            Admission::Run(job, permits) => {
+                tokio::spawn(Arc::clone(self).work(permits, job));
+                None
+            }
+            Admission::Wait(job, wait) => {
+                let this = Arc::clone(self);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    if let Some((job, wait)) = this.launch(this.admit(job, true)) {
+                        this.defer(&job, wait).await;
+                    }
+                });
+                None
+            }
+            Admission::Queued => None,
+            Admission::Defer(job, wait) => Some((job, wait)),
+        }
+    }
+
+    async fn defer(&self, job: &Job, wait: Duration) {
+        let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let command = &job.command;
+        if let Err(error) = deliveries::defer(&self.db, &job.tenant, command.delivery_id, command.attempt, until).await
+        {
+            // The lease brings it back all the same.
+            tracing::warn!(%error, "could not put a webhook attempt back");
+        }
+    }
+
+    /// A worker: runs `job`, then whatever waits for its endpoint, then gives its permits back.
+    async fn work(self: Arc<Self>, permits: Permits, mut job: Job) {
+        loop {
+            let span = job.span.clone();
+            self.run(&job).instrument(span).await;
+            let Ok(mut gates) = self.gates.lock() else { return };
+            let next = gates.get_mut(&job.endpoint.endpoint.id).and_then(|gate| gate.waiting.pop_front());
+            match next {
+                Some(next) => job = next,
+                None => {
+                    // Released under the lock: an attempt queued meanwhile found no free worker,
+                    // and one queued from now on finds this one free.
+                    drop(permits);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Claims, makes and records one attempt.
+    async fn run(&self, job: &Job) {
+        let (tenant, command) = (job.tenant.as_str(), &job.command);
+        let lease_until = Utc::now() + self.policy.lease();
+        match deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await {
+            Ok(true) => {}
+            Ok(false) => return tracing::debug!("attempt already taken; skipping the duplicate"),
+            Err(error) => return tracing::warn!(%error, "could not claim a webhook attempt; its lease brings it back"),
+        }
+        let attempted = self.attempt(tenant, command, &job.endpoint).await;
+        if let Err(error) = self.settle(tenant, command, Some(&job.endpoint), &attempted, false).await {
+            // The lease brings the delivery back: the attempt is made again, not lost.
+            tracing::warn!(%error, "could not record a webhook attempt");
+        }
     }
 
     async fn dispatch(
@@ -99,13 +218,11 @@ impl Dispatcher {
         command: &DeliverWebhook,
     ) -> Result<(), DbErr> {
         let tenant = envelope.tenant.as_str();
-        let now = Utc::now();
-        let lease_until = now + self.policy.lease();
-        let endpoint = endpoints::find(&self.db, tenant, command.endpoint_id).await?;
-        let endpoint = match endpoint {
+        let endpoint = match endpoints::find(&self.db, tenant, command.endpoint_id).await? {
             Some(endpoint) if endpoint.endpoint.active => endpoint,
             other => {
                 // Kept in the log as a failure, so the owner can replay it once the endpoint is back.
+                let lease_until = Utc::now() + self.policy.lease();
                 if deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await? {
                     let why = if other.is_some() { "the endpoint is disabled" } else { "the endpoint was deleted" };
                     let attempted = Attempted { error: Some(why.into()), ..Attempted::default() };
@@ -114,31 +231,10 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        let permits = match self.admit(&endpoint) {
-            Ok(permits) => permits,
-            Err(wait) => {
-                let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                return deliveries::defer(&self.db, tenant, command.delivery_id, command.attempt, until).await;
-            }
-        };
-        if !deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await? {
-            tracing::debug!("attempt already taken; skipping the duplicate");
-            return Ok(());
+        let job = Job { tenant: tenant.to_owned(), command: command.clone(), endpoint, span: tracing::Span::current() };
+        if let Some((job, wait)) = self.launch(self.admit(job, false)) {
+            self.defer(&job, wait).await;
         }
-        let this = Arc::clone(self);
-        let (tenant, command) = (tenant.to_owned(), command.clone());
-        let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let _permits = permits;
-                let attempted = this.attempt(&tenant, &command, &endpoint).await;
-                if let Err(error) = this.settle(&tenant, &command, Some(&endpoint), &attempted, false).await {
-                    // The lease brings the delivery back: the attempt is made again, not lost.
-                    tracing::warn!(%error, "could not record a webhook attempt");
-                }
-            },
-            span,
-        ));
         Ok(())
     }
 

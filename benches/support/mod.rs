@@ -1,0 +1,117 @@
+//! What the benches share: settings from the environment, a voltbus of their own on a fresh
+//! PostgreSQL database and RabbitMQ virtual host (dropped at the end), an HTTP client, and
+//! percentiles.
+
+#![allow(dead_code, reason = "each bench uses the part it needs")]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+/// `name` from the environment, or `default`.
+pub fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+/// A number from the environment, or `default`.
+pub fn number(name: &str, default: u64) -> u64 {
+    env(name, &default.to_string()).parse().unwrap_or(default)
+}
+
+/// The `p` quantile of `sorted`.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+/// One HTTP/1 client connection.
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Opens a client connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> Sender {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).ok();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// A request with a JSON body, if any.
+pub fn request(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<String>,
+) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    builder.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("request")
+}
+
+/// Sends `request` and reads the whole answer.
+pub async fn send(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> (u16, Bytes) {
+    sender.ready().await.expect("connection ready");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    (status, response.into_body().collect().await.expect("body").to_bytes())
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl runs").status;
+    assert!(status.success(), "rabbitmqctl {args:?}");
+}
+
+/// A running voltbus on a database and virtual host of its own.
+pub struct BenchPlatform {
+    pub running: voltbus::Running,
+    pub settings: voltbus::Settings,
+    name: String,
+    admin: DatabaseConnection,
+}
+
+impl BenchPlatform {
+    /// Starts voltbus on a fresh database and virtual host, after `adjust` has had its say.
+    pub async fn start(adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
+        let postgres = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
+        let amqp = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
+        let name = format!("vb_bench_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let admin = Database::connect(&postgres).await.expect("PostgreSQL");
+        admin
+            .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create database");
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        let mut settings = voltbus::Settings::default();
+        settings.http.bind = "127.0.0.1:0".parse().expect("addr");
+        // Loopback: TLS would only measure rustls on both ends of one machine.
+        settings.database.url = Some(format!("{}/{name}?sslmode=disable", postgres.rsplit_once('/').expect("url").0));
+        settings.amqp.url = Some(format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0));
+        settings.log.filter = "warn".into();
+        adjust(&mut settings);
+        // `RUST_LOG` turns on the platform's own logs, to see where the time goes.
+        if std::env::var_os("RUST_LOG").is_some() {
+            voltbus::telemetry::init(&settings.log);
+        }
+        let running = voltbus::start(settings.clone()).await.expect("voltbus starts");
+        Self { running, settings, name, admin }
+    }
+
+    /// Stops voltbus and drops its database and virtual host.
+    pub async fn stop(self) {
+        self.running.stop().await.expect("voltbus stops");
+        rabbitmqctl(&["delete_vhost", &self.name]);
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        let _ = self.admin.execute_raw(Statement::from_string(self.admin.get_database_backend(), drop)).await;
+    }
+}
