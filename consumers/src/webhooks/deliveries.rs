@@ -146,29 +146,19 @@ pub async fn insert(
     let id = Uuid::now_v7();
     let insert = Query::insert()
         .into_table("webhook_deliveries")
-        .columns([
-            "id",
-            "tenant",
-            "endpoint_id",
-            "event_id",
-            "event",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "created_at",
-            "updated_at",
-        ])
+        .columns(COLUMNS.into_iter().chain(["tenant"]))
         .values_panic([
             id.into(),
-            delivery.tenant.into(),
             delivery.endpoint_id.into(),
             delivery.event_id.into(),
             delivery.event.into(),
             PENDING.into(),
             0i32.into(),
             lease.map(|lease| now + lease).into(),
+            Option::<i16>::None.into(),
             now.into(),
             now.into(),
+            delivery.tenant.into(),
         ])
         .to_owned();
     tx.execute(&insert).await?;
