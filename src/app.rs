@@ -95,6 +95,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(database.clone(), client, vault, policy.clone()));
     let integrations: Arc<dyn bus::Handler> = Arc::new(consumers::integrations::Integrations);
     let webhooks: Arc<dyn bus::Handler> = Arc::new(consumers::webhooks::Webhooks::new(policy.clone()));
+    let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
     let db = Some(database.clone());
     let groups = [
         // The integrations groups answer the edge's key commands and write its request log.
@@ -103,7 +104,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Webhooks: endpoint commands, events turned into deliveries, and the attempts, which
         // run outside any transaction (the dispatcher keeps its own short ones).
         (consumers::webhooks::topology(), webhooks.clone(), db.clone()),
-        (consumers::webhooks::fanout_topology(), webhooks, db),
+        (consumers::webhooks::fanout_topology(), webhooks, db.clone()),
+        // Marketplace partners' events (Etvas), answered with the ids the partner keeps.
+        (consumers::marketplace::topology(), marketplace, db),
         (
             consumers::webhooks::delivery_topology(),
             Arc::new(consumers::webhooks::DispatchHandler(Arc::clone(&dispatcher))) as Arc<dyn bus::Handler>,

@@ -5,13 +5,17 @@
 //! - `outcome`: the shape of a command's reply (done or refused with a code).
 //! - `integrations`: partner API keys and the partner request log.
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
+//! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
+//! - `sequences`: per-tenant counters that number what partners are shown.
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
 mod columns;
 mod database;
 pub mod integrations;
+pub mod marketplace;
 mod outcome;
 mod pages;
+mod sequences;
 pub mod webhooks;
 
 pub use database::{Database, DatabaseError};

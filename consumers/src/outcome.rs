@@ -19,6 +19,11 @@ impl Refusal {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self { code: "NOT_FOUND".into(), message: message.into() }
     }
+
+    /// The command contradicts the state it would change.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { code: "CONFLICT".into(), message: message.into() }
+    }
 }
 
 /// A command's answer.

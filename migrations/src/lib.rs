@@ -10,6 +10,7 @@ mod m20261123_000002_embedded_queue;
 mod m20261123_000003_partner_keys;
 mod m20261123_000004_outbox_pending;
 mod m20261124_000005_webhooks;
+mod m20261124_000006_marketplace;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_partner_keys::Migration),
             Box::new(m20261123_000004_outbox_pending::Migration),
             Box::new(m20261124_000005_webhooks::Migration),
+            Box::new(m20261124_000006_marketplace::Migration),
         ]
     }
 }

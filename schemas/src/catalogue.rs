@@ -176,6 +176,8 @@ catalogue! {
     marketplace::ProductCancel,
     marketplace::ProductSuspend,
     marketplace::ProductResume,
+    marketplace::MarketplaceUserChanged,
+    marketplace::MarketplacePurchaseChanged,
 }
 
 fn index() -> &'static (Vec<Descriptor>, HashMap<&'static str, usize>) {

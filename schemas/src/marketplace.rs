@@ -1,5 +1,8 @@
 //! Inbound marketplace partner events (Etvas seed): `user.create`, `user.update`,
 //! `product.purchase`, `product.cancel`, `product.suspend`, `product.resume`, with the seed's bodies.
+//! On the bus they are commands to the `marketplace` group: the partner expects an answer that
+//! maps its ids to ours, so each is request/reply. What they change is announced by
+//! `marketplace_user.changed` and `marketplace_purchase.changed`.
 //!
 //! One deviation: the seed sends `price` as a decimal number; here it is minor units plus
 //! `currency`, converted once where the partner's request enters voltbus.
@@ -137,34 +140,116 @@ pub struct PartnerEvent<D> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct UserCreate(pub PartnerEvent<UserData>);
-message!(UserCreate, "user.create", (1, 0), Event, Marketplace, |m| { Some(m.0.user.id.to_string()) });
+message!(UserCreate, "user.create", (1, 0), Command, Marketplace, |m| { Some(m.0.user.id.to_string()) });
 
 /// Etvas "User Profile Updated".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct UserUpdate(pub PartnerEvent<UserData>);
-message!(UserUpdate, "user.update", (1, 0), Event, Marketplace, |m| { Some(m.0.user.id.to_string()) });
+message!(UserUpdate, "user.update", (1, 0), Command, Marketplace, |m| { Some(m.0.user.id.to_string()) });
 
 /// Etvas "Product Purchased".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductPurchase(pub PartnerEvent<ProductData>);
-message!(ProductPurchase, "product.purchase", (1, 0), Event, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductPurchase, "product.purchase", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
 
 /// Etvas "Product Canceled".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductCancel(pub PartnerEvent<ProductData>);
-message!(ProductCancel, "product.cancel", (1, 0), Event, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductCancel, "product.cancel", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
 
 /// Etvas "Payment Failed".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductSuspend(pub PartnerEvent<ProductData>);
-message!(ProductSuspend, "product.suspend", (1, 0), Event, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductSuspend, "product.suspend", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
 
 /// Etvas "Payment Resumed".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductResume(pub PartnerEvent<ProductData>);
-message!(ProductResume, "product.resume", (1, 0), Event, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductResume, "product.resume", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
+
+/// Which marketplace a mapping belongs to; only Etvas today.
+pub const ETVAS: &str = "etvas";
+
+/// A partner's id and ours for the same thing (the seed's `{id, partnerId}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdPair {
+    /// The marketplace's id.
+    pub id: Uuid,
+    /// Ours (`u-000001`, `p-000001`).
+    pub partner_id: String,
+}
+
+/// What happened to a marketplace user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserChange {
+    /// First seen (`user.create`).
+    Created,
+    /// Profile changed (`user.update`).
+    Updated,
+}
+
+/// A marketplace user was mapped to one of ours, or changed their profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MarketplaceUserChanged {
+    /// `etvas`.
+    pub marketplace: String,
+    /// The marketplace's user id and ours.
+    pub user: IdPair,
+    /// The customer this user is (reserved for the customers domain).
+    pub customer_id: Uuid,
+    /// The profile as the marketplace last sent it.
+    pub profile: PartnerProfile,
+    /// What happened.
+    pub change: UserChange,
+}
+message!(MarketplaceUserChanged, "marketplace_user.changed", (1, 0), Event, Marketplace, |m| Some(
+    m.user.id.to_string()
+));
+
+/// What happened to a purchase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseChange {
+    /// Bought (again); active.
+    Purchased,
+    /// Canceled by the user.
+    Canceled,
+    /// The marketplace could not collect payment; access may be suspended.
+    Suspended,
+    /// Payment collected again; active.
+    Resumed,
+}
+
+/// A marketplace user's purchase of a product started, stopped or changed standing.
+/// Payment for it is collected by the marketplace, so voltbus must not charge the user for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MarketplacePurchaseChanged {
+    /// `etvas`.
+    pub marketplace: String,
+    /// The user who bought, both ids.
+    pub user: IdPair,
+    /// The product, both ids (ours numbers the purchase).
+    pub product: IdPair,
+    /// The product as last described.
+    pub name: Option<String>,
+    /// Price in minor units.
+    pub price: Option<i64>,
+    /// ISO-4217 currency of `price`.
+    pub currency: Option<Currency>,
+    /// `SUBSCRIPTION`, `ONE_TIME`, …
+    pub price_type: Option<String>,
+    /// `MONTHLY`, …
+    pub price_interval: Option<String>,
+    /// What happened.
+    pub change: PurchaseChange,
+}
+message!(MarketplacePurchaseChanged, "marketplace_purchase.changed", (1, 0), Event, Marketplace, |m| Some(
+    m.user.id.to_string()
+));

@@ -6,6 +6,7 @@ mod support;
 mod amqp;
 mod binary;
 mod embedded;
+mod marketplace;
 mod nats;
 mod partner;
 mod postgres;

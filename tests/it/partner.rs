@@ -56,7 +56,7 @@ impl Platform {
         request(self.addr(), method, &format!("{BASE}{path}"), &[("x-partner-api-key", key)], body.as_deref()).await
     }
 
-    async fn create_key(&self, admin: &str, body: Value) -> (String, String) {
+    pub(crate) async fn create_key(&self, admin: &str, body: Value) -> (String, String) {
         let (status, created, _) = self.call(admin, "POST", "/api-keys", Some(body)).await;
         assert_eq!(status, 201, "{created}");
         (created["data"]["id"].as_str().unwrap().to_owned(), created["data"]["key"].as_str().unwrap().to_owned())

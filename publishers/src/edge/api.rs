@@ -382,6 +382,11 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     // Syntax first: not JSON at all is 400; JSON of the wrong shape is 422 naming the field.
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
+    typed(value)
+}
+
+/// `value` as a `T`; a wrong shape is 422 naming the field.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let field = error.path().to_string();
         let field = if field == "." { String::new() } else { field };

@@ -5,7 +5,8 @@
 //! - `server`: accept loop and shutdown; `health`: `GET /health`.
 //! - `api`: one partner request from head to answer; `routes`: the route table.
 //! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
-//! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `commands`: commands to the bus and their replies.
+//! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
+//!   callback; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
 mod api;
@@ -17,6 +18,7 @@ mod idempotency;
 mod key_events;
 mod keys;
 mod limits;
+mod marketplace;
 mod openapi;
 mod response;
 mod routes;

@@ -88,6 +88,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
     let meta = generator.subschema_for::<Meta>();
     let success = match route.returns {
         Returns::Document => json!({ "type": "object" }),
+        Returns::Bare(schema) => schema(generator).into(),
         Returns::Item(schema) => json!({
             "type": "object",
             "required": ["data", "meta"],

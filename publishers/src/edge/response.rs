@@ -48,6 +48,8 @@ pub(crate) struct Answer {
     pub pagination: Option<(Page, u64)>,
     /// What an idempotent replay shows instead of `data`, when `data` holds a secret.
     pub replay_data: Option<Value>,
+    /// `data` is the whole body: a partner's protocol fixes the shape (the Etvas callback).
+    pub bare: bool,
 }
 
 impl Answer {
@@ -59,7 +61,13 @@ impl Answer {
     /// `{data}` with another success status (`201` on creation).
     pub fn with_status(status: StatusCode, data: impl Serialize) -> Self {
         // Answers are built from our own types: serialising them cannot fail.
-        Self { status, data: serde_json::to_value(data).unwrap_or(Value::Null), pagination: None, replay_data: None }
+        let data = serde_json::to_value(data).unwrap_or(Value::Null);
+        Self { status, data, pagination: None, replay_data: None, bare: false }
+    }
+
+    /// `200` with `body` as it is, outside the envelope.
+    pub fn bare(body: impl Serialize) -> Self {
+        Self { bare: true, ..Self::ok(body) }
     }
 
     /// Keeps `field` of `data` out of the copy kept for idempotent replays: a secret is shown once.
@@ -77,6 +85,9 @@ impl Answer {
 
     /// The envelope's body.
     pub fn body(&self, request_id: &str) -> Value {
+        if self.bare {
+            return self.data.clone();
+        }
         let mut body = json!({ "data": self.data, "meta": meta(request_id) });
         if let Some((page, total)) = self.pagination {
             body["pagination"] = json!({

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::api::PartnerApi;
 use super::auth::Caller;
 use super::keys;
+use super::marketplace;
 use super::response::{Answer, ApiError};
 use super::webhooks;
 
@@ -47,6 +48,8 @@ pub(crate) enum Returns {
     Item(SchemaOf),
     /// `{data: [T], pagination, meta}`; the route takes `page`, `limit` and these filters.
     List(SchemaOf, &'static [QueryFilter]),
+    /// `T` itself, not enveloped: a partner's protocol fixes the body.
+    Bare(SchemaOf),
     /// The OpenAPI document itself, not enveloped.
     Document,
 }
@@ -344,6 +347,17 @@ pub(crate) fn table() -> Vec<Route> {
             returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Delivery>, webhooks::EVENT_FILTERS),
             action: Some(|api, call| Box::pin(webhooks::event_deliveries(api, call))),
         },
+        Route {
+            method: Method::POST,
+            path: "/etvas-events",
+            operation: "receiveEtvasEvent",
+            summary: "The Etvas marketplace callback: user and product events, answered with our ids.",
+            access: Access::Permission(schemas::integrations::Permission::CustomersWrite),
+            body: Some(schema_of::<marketplace::Callback>),
+            status: 200,
+            returns: Returns::Bare(schema_of::<marketplace::CallbackReply>),
+            action: Some(|api, call| Box::pin(marketplace::receive(api, call))),
+        },
     ]
 }
 
@@ -397,7 +411,7 @@ pub(crate) fn page_and_filters(
 pub(crate) fn check_query(returns: Returns, query: Option<&str>) -> Result<(), ApiError> {
     match returns {
         Returns::List(_, filters) => page_and_filters(query, filters).map(|_| ()),
-        Returns::Item(_) | Returns::Document => match query_pairs(query).next() {
+        Returns::Item(_) | Returns::Bare(_) | Returns::Document => match query_pairs(query).next() {
             Some((name, _)) => unreachable_param(name),
             None => Ok(()),
         },
