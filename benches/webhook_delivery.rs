@@ -7,7 +7,8 @@
 //!    them; signed deliveries received per second, first publish to last delivery.
 //!
 //! `cargo bench --bench webhook_delivery`; `BENCH_SECONDS` (default 10), `BENCH_RATE` (500),
-//! `BENCH_EVENTS` (20000). Figures go to stdout and to `target/bench-webhooks.txt`.
+//! `BENCH_EVENTS` (20000), `BENCH_CONCURRENCY` (attempts to the endpoint at once; the deployment
+//! default, 8). Figures go to stdout and to `target/bench-webhooks.txt`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -97,8 +98,11 @@ async fn run() {
     let seconds = number("BENCH_SECONDS", 10);
     let rate = number("BENCH_RATE", 500);
     let events = number("BENCH_EVENTS", 20_000);
+    let concurrency =
+        number("BENCH_CONCURRENCY", voltbus::Settings::default().webhooks.concurrency_per_endpoint as u64);
     let platform = BenchPlatform::start(|s| {
         s.webhooks.allow_hosts = vec!["127.0.0.1".into()];
+        s.webhooks.concurrency_per_endpoint = usize::try_from(concurrency).expect("BENCH_CONCURRENCY");
     })
     .await;
     let arrivals = Arc::new(Arrivals::default());
@@ -161,8 +165,10 @@ async fn run() {
     let delivered = burst.elapsed();
 
     let mut report = String::new();
-    let _ =
-        writeln!(report, "webhook deliveries to a local receiver, one endpoint, load generator on the same 2 cores");
+    let _ = writeln!(
+        report,
+        "webhook deliveries to a local receiver, one endpoint ({concurrency} at once), load generator on the same 2 cores"
+    );
     let _ = writeln!(
         report,
         "  published at {rate}/s: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (publish to receipt, {} events)",

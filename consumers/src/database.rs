@@ -64,13 +64,29 @@ impl Database {
     /// instants of them (the edge's idempotency records: a lost one only lets a retry through
     /// to the inbox, which answers it from its own, durable, record). On SQLite, the same pool.
     pub async fn relaxed(&self) -> Result<DatabaseConnection, DatabaseError> {
+        self.pool(None, "&options[synchronous_commit]=off").await
+    }
+
+    /// A pool of its own, of at most `max_connections`, for work that must not wait behind the
+    /// consumer groups' transactions for a connection (webhook attempts: the fan-out of a burst
+    /// would otherwise hold every connection). On SQLite, the same pool.
+    pub async fn dedicated(&self, max_connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        self.pool(Some(max_connections), "").await
+    }
+
+    async fn pool(&self, max_connections: Option<u32>, parameters: &str) -> Result<DatabaseConnection, DatabaseError> {
         if self.kind != "postgresql" {
             return Ok(self.connection.clone());
         }
-        let separator = if self.url.contains('?') { '&' } else { '?' };
-        let url = format!("{}{separator}options[synchronous_commit]=off", self.url);
+        let url = match parameters.strip_prefix('&') {
+            Some(first) if !self.url.contains('?') => format!("{}?{first}", self.url),
+            _ => format!("{}{parameters}", self.url),
+        };
         let mut options = ConnectOptions::new(url);
         options.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+        if let Some(max) = max_connections {
+            options.max_connections(max);
+        }
         sea_orm::Database::connect(options).await.map_err(DatabaseError::Connect)
     }
 

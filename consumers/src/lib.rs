@@ -19,4 +19,9 @@ mod sequences;
 pub mod webhooks;
 
 pub use database::{Database, DatabaseError};
+
+/// Delays before the bus retries a message whose handler failed for a passing reason (a lock,
+/// a lost connection): quick, then patient. Not webhook attempts: those follow the delivery policy.
+pub(crate) const RETRY_DELAYS: [std::time::Duration; 3] =
+    [std::time::Duration::from_millis(200), std::time::Duration::from_secs(2), std::time::Duration::from_secs(10)];
 pub use outcome::{Outcome, Refusal};

@@ -13,9 +13,7 @@ pub(crate) async fn next(db: &impl ConnectionTrait, tenant: &str, name: &str) ->
         .columns(["tenant", "name", "value"])
         .values_panic([tenant.into(), name.into(), 1i64.into()])
         .on_conflict(
-            OnConflict::columns(["tenant", "name"])
-                .value("value", Expr::col(("sequences", "value")).add(1))
-                .to_owned(),
+            OnConflict::columns(["tenant", "name"]).value("value", Expr::col(("sequences", "value")).add(1)).to_owned(),
         )
         .returning_col("value")
         .to_owned();

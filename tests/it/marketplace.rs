@@ -61,7 +61,9 @@ async fn purchase_status(platform: &Platform, tenant: &str) -> Vec<(String, i64,
         ))
         .await;
     rows.iter()
-        .map(|r| (r.try_get("", "status").unwrap(), r.try_get("", "price").unwrap(), r.try_get("", "currency").unwrap()))
+        .map(|r| {
+            (r.try_get("", "status").unwrap(), r.try_get("", "price").unwrap(), r.try_get("", "currency").unwrap())
+        })
         .collect()
 }
 
@@ -132,7 +134,10 @@ async fn etvas_events_map_users_and_purchases_as_the_seed_shows() {
     assert_eq!(updated["data"], expected["data"]);
     let profile = platform.sql(&format!("SELECT profile FROM marketplace_users WHERE tenant = '{tenant}'")).await;
     let profile: Value = serde_json::from_str(&profile[0].try_get::<String>("", "profile").unwrap()).unwrap();
-    assert_eq!((profile["firstName"].as_str(), profile["region/state"].as_str()), (Some("Johnny"), Some("Brandenburg")));
+    assert_eq!(
+        (profile["firstName"].as_str(), profile["region/state"].as_str()),
+        (Some("Johnny"), Some("Brandenburg"))
+    );
 
     // Every change was announced, once: created and updated; bought, suspended, resumed,
     // canceled, bought again.
@@ -158,7 +163,8 @@ async fn etvas_callback_refuses_what_it_cannot_take_and_keeps_organisations_apar
     let (_, reader) = platform.create_key(&admin, json!({ "name": "reader", "permissions": ["customers:read"] })).await;
     let refused = platform.call(&reader, "POST", "/etvas-events", Some(user_create())).await;
     assert_eq!((refused.0, error_code(&refused.1)), (403, "FORBIDDEN"));
-    let refused = platform.call("vb_pk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "POST", "/etvas-events", Some(user_create())).await;
+    let refused =
+        platform.call("vb_pk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "POST", "/etvas-events", Some(user_create())).await;
     assert_eq!((refused.0, error_code(&refused.1)), (401, "UNAUTHORIZED"));
 
     // An event type the seed does not define, none at all, a body of the wrong shape.

@@ -9,7 +9,6 @@ pub mod requests;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
@@ -34,9 +33,6 @@ pub const GROUP: &str = "integrations";
 /// partner's key command behind it.
 pub const REQUEST_LOG_GROUP: &str = "integrations-request-log";
 
-/// Delays before the retries of a failed command.
-const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(2), Duration::from_secs(10)];
-
 /// The key commands' queues.
 pub fn topology() -> GroupTopology {
     let keys = vec![
@@ -46,7 +42,7 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<RegenerateApiKey>(),
         routing::command_key_of::<DeleteApiKey>(),
     ];
-    GroupTopology::commands(GROUP, keys, RETRY_DELAYS.to_vec())
+    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
 
 /// The request log's queues.
@@ -54,7 +50,7 @@ pub fn request_log_topology() -> GroupTopology {
     GroupTopology::commands(
         REQUEST_LOG_GROUP,
         vec![routing::command_key_of::<RecordApiRequests>()],
-        RETRY_DELAYS.to_vec(),
+        crate::RETRY_DELAYS.to_vec(),
     )
 }
 

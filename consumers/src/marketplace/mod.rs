@@ -14,7 +14,6 @@ pub mod users;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
@@ -40,9 +39,6 @@ pub const GROUP: &str = "marketplace";
 
 const SOURCE: &str = "voltbus/marketplace";
 
-/// Delays before the retries of a command whose database work failed.
-const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(2), Duration::from_secs(10)];
-
 /// The marketplace commands' queues.
 pub fn topology() -> GroupTopology {
     let keys = vec![
@@ -53,7 +49,7 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<ProductSuspend>(),
         routing::command_key_of::<ProductResume>(),
     ];
-    GroupTopology::commands(GROUP, keys, RETRY_DELAYS.to_vec())
+    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
 
 /// A marketplace command's answer: the user's ids, and the product's for product events.
@@ -158,7 +154,11 @@ async fn update_user(
 }
 
 /// The user an event names, if mapped and named consistently.
-async fn mapped_user(tx: &DatabaseTransaction, tenant: &str, named: &PartnerUser) -> Result<Result<User, Refusal>, DbErr> {
+async fn mapped_user(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    named: &PartnerUser,
+) -> Result<Result<User, Refusal>, DbErr> {
     let Some(user) = users::find(tx, tenant, ETVAS, named.id).await? else {
         return Ok(Err(Refusal::not_found(format!(
             "user {} is unknown here: send user.create for them first",
@@ -166,11 +166,7 @@ async fn mapped_user(tx: &DatabaseTransaction, tenant: &str, named: &PartnerUser
         ))));
     };
     if let Some(given) = named.partner_id.as_deref().filter(|given| *given != user.partner_id()) {
-        return Ok(Err(Refusal::conflict(format!(
-            "user {} is {} here, not {given}",
-            named.id,
-            user.partner_id()
-        ))));
+        return Ok(Err(Refusal::conflict(format!("user {} is {} here, not {given}", named.id, user.partner_id()))));
     }
     Ok(Ok(user))
 }
@@ -219,7 +215,9 @@ async fn change_purchase(
             match next_standing(change, current.standing) {
                 Err(why) => return Ok(Outcome::Refused(Refusal::conflict(why))),
                 Ok(None) => return Ok(answer(&current)),
-                Ok(Some(standing)) => purchases::set_standing(tx, tenant, ETVAS, user_id, product, standing, now).await?,
+                Ok(Some(standing)) => {
+                    purchases::set_standing(tx, tenant, ETVAS, user_id, product, standing, now).await?
+                }
             }
         }
         None if change == PurchaseChange::Purchased => {

@@ -62,7 +62,8 @@ fn partner_id(number: i64) -> String {
     format!("p-{number:06}")
 }
 
-const COLUMNS: [&str; 8] = ["product_id", "number", "status", "name", "price", "currency", "price_type", "price_interval"];
+const COLUMNS: [&str; 8] =
+    ["product_id", "number", "status", "name", "price", "currency", "price_type", "price_interval"];
 
 fn from_row(row: &QueryResult) -> Result<Purchase, DbErr> {
     let status: String = row.try_get("", "status")?;
@@ -76,7 +77,9 @@ fn from_row(row: &QueryResult) -> Result<Purchase, DbErr> {
             partner_id: Some(partner_id(number)),
             name: row.try_get("", "name")?,
             price: row.try_get("", "price")?,
-            currency: currency.map(|c| schemas::Currency::new(&c).map_err(|e| DbErr::Type(format!("{TABLE}.currency: {e}")))).transpose()?,
+            currency: currency
+                .map(|c| schemas::Currency::new(&c).map_err(|e| DbErr::Type(format!("{TABLE}.currency: {e}"))))
+                .transpose()?,
             price_type: row.try_get("", "price_type")?,
             price_interval: row.try_get("", "price_interval")?,
         },

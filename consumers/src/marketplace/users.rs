@@ -42,7 +42,12 @@ fn is(tenant: &str, marketplace: &str, user_id: Uuid) -> [sea_orm::sea_query::Si
 }
 
 /// The user `user_id` of `marketplace`, as `tenant` knows them.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, marketplace: &str, user_id: Uuid) -> Result<Option<User>, DbErr> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    marketplace: &str,
+    user_id: Uuid,
+) -> Result<Option<User>, DbErr> {
     let mut query = Query::select().columns(["number", "customer_id", "profile"]).from(TABLE).to_owned();
     for condition in is(tenant, marketplace, user_id) {
         query.and_where(condition);

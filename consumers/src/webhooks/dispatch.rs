@@ -22,7 +22,7 @@ use chrono::Utc;
 use ring::rand::{SecureRandom, SystemRandom};
 use schemas::webhooks::DeliverWebhook;
 use schemas::{AnyMessage, Envelope};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use signatures::Secret;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
@@ -31,9 +31,9 @@ use uuid::Uuid;
 use bus::{Context, Handler, HandlerError, Reply};
 
 use super::deliveries::{self, Settled};
-use super::endpoints::{self, Health, StoredEndpoint};
+use super::endpoints::{self, StoredEndpoint};
 use super::http::{Attempted, Client};
-use super::operational;
+use super::ledger::{Ledger, Settlement};
 use super::{DeliveryPolicy, Vault};
 
 /// Makes delivery attempts.
@@ -42,6 +42,10 @@ pub struct Dispatcher {
     client: Client,
     vault: Vault,
     policy: DeliveryPolicy,
+    /// Where attempts are logged, in batches.
+    ledger: Ledger,
+    /// Endpoints recently read.
+    endpoints: Arc<EndpointCache>,
     gates: Mutex<HashMap<Uuid, Gate>>,
     /// Bounds the attempts in flight in this process; all permits back means none is running.
     in_flight: Arc<Semaphore>,
@@ -80,6 +84,48 @@ enum Admission {
     Defer(Job, Duration),
 }
 
+/// Endpoints as the dispatcher last read them, each trusted for [`ENDPOINT_TTL`]: a burst to one
+/// endpoint reads it once, not once per attempt. Changes made in this process evict at once
+/// ([`EndpointCache::forget`]); made elsewhere, they show within the TTL.
+#[derive(Default)]
+pub struct EndpointCache {
+    entries: Mutex<HashMap<(String, Uuid), Cached>>,
+}
+
+/// An endpoint (none: deleted) and when it was read.
+type Cached = (Instant, Option<StoredEndpoint>);
+
+/// How long a read endpoint is trusted.
+const ENDPOINT_TTL: Duration = Duration::from_secs(1);
+
+impl EndpointCache {
+    /// Drops what is known of `tenant`'s endpoint `id`.
+    pub fn forget(&self, tenant: &str, id: Uuid) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&(tenant.to_owned(), id));
+        }
+    }
+
+    /// `tenant`'s endpoint `id` (none if deleted), from memory while fresh.
+    async fn get(&self, db: &DatabaseConnection, tenant: &str, id: Uuid) -> Result<Option<StoredEndpoint>, DbErr> {
+        let key = (tenant.to_owned(), id);
+        if let Ok(entries) = self.entries.lock()
+            && let Some((read_at, endpoint)) = entries.get(&key)
+            && read_at.elapsed() < ENDPOINT_TTL
+        {
+            return Ok(endpoint.clone());
+        }
+        let read_at = Instant::now();
+        let endpoint = endpoints::find(db, tenant, id).await?;
+        if let Ok(mut entries) = self.entries.lock() {
+            // Bounded by the endpoints that had deliveries within the TTL.
+            entries.retain(|_, (at, _)| at.elapsed() < ENDPOINT_TTL);
+            entries.insert(key, (read_at, endpoint.clone()));
+        }
+        Ok(endpoint)
+    }
+}
+
 /// Attempts in flight per process, across endpoints.
 const MAX_IN_FLIGHT: u32 = 1024;
 /// Attempts one endpoint may have waiting in memory.
@@ -88,9 +134,12 @@ const MAX_WAITING: usize = 10_000;
 const BUSY: Duration = Duration::from_millis(250);
 
 impl Dispatcher {
-    /// A dispatcher writing `db`, sending with `client`, opening secrets with `vault`.
+    /// A dispatcher writing `db`, sending with `client`, opening secrets with `vault`; starts
+    /// its attempt ledger's writer, so it must be made inside the runtime.
     pub fn new(db: DatabaseConnection, client: Client, vault: Vault, policy: DeliveryPolicy) -> Self {
         Self {
+            ledger: Ledger::start(db.clone(), policy.clone()),
+            endpoints: Arc::default(),
             db,
             client,
             vault,
@@ -99,6 +148,11 @@ impl Dispatcher {
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
             random: SystemRandom::new(),
         }
+    }
+
+    /// The endpoints this dispatcher has read, for the endpoint commands to evict what they change.
+    pub fn endpoints(&self) -> Arc<EndpointCache> {
+        Arc::clone(&self.endpoints)
     }
 
     /// Waits (up to `limit`) for the attempts in flight to finish; for shutdown. Attempts still
@@ -200,13 +254,17 @@ impl Dispatcher {
     async fn run(&self, job: &Job) {
         let (tenant, command) = (job.tenant.as_str(), &job.command);
         let lease_until = Utc::now() + self.policy.lease();
-        match deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await {
-            Ok(true) => {}
-            Ok(false) => return tracing::debug!("attempt already taken; skipping the duplicate"),
+        let payload = match deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await
+        {
+            Ok(Some(claimed)) => claimed.payload,
+            Ok(None) => return tracing::debug!("attempt already taken; skipping the duplicate"),
             Err(error) => return tracing::warn!(%error, "could not claim a webhook attempt; its lease brings it back"),
-        }
-        let attempted = self.attempt(tenant, command, &job.endpoint).await;
-        if let Err(error) = self.settle(tenant, command, Some(&job.endpoint), &attempted, false).await {
+        };
+        let attempted = match payload {
+            Some(body) => self.attempt(command, &job.endpoint, body).await,
+            None => Attempted { error: Some("the payload was purged".into()), ..Attempted::default() },
+        };
+        if let Err(error) = self.settle(tenant, command, Some(job.endpoint.clone()), attempted, false).await {
             // The lease brings the delivery back: the attempt is made again, not lost.
             tracing::warn!(%error, "could not record a webhook attempt");
         }
@@ -218,15 +276,18 @@ impl Dispatcher {
         command: &DeliverWebhook,
     ) -> Result<(), DbErr> {
         let tenant = envelope.tenant.as_str();
-        let endpoint = match endpoints::find(&self.db, tenant, command.endpoint_id).await? {
+        let endpoint = match self.endpoints.get(&self.db, tenant, command.endpoint_id).await? {
             Some(endpoint) if endpoint.endpoint.active => endpoint,
             other => {
                 // Kept in the log as a failure, so the owner can replay it once the endpoint is back.
                 let lease_until = Utc::now() + self.policy.lease();
-                if deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await? {
+                if deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until)
+                    .await?
+                    .is_some()
+                {
                     let why = if other.is_some() { "the endpoint is disabled" } else { "the endpoint was deleted" };
                     let attempted = Attempted { error: Some(why.into()), ..Attempted::default() };
-                    self.settle(tenant, command, other.as_ref(), &attempted, true).await?;
+                    self.settle(tenant, command, other, attempted, true).await?;
                 }
                 return Ok(());
             }
@@ -239,12 +300,7 @@ impl Dispatcher {
     }
 
     /// Signs and sends the payload.
-    async fn attempt(&self, tenant: &str, command: &DeliverWebhook, endpoint: &StoredEndpoint) -> Attempted {
-        let body = match deliveries::payload(&self.db, tenant, &command.event_id).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Attempted { error: Some("the payload was purged".into()), ..Attempted::default() },
-            Err(error) => return Attempted { error: Some(format!("database: {error}")), ..Attempted::default() },
-        };
+    async fn attempt(&self, command: &DeliverWebhook, endpoint: &StoredEndpoint, body: String) -> Attempted {
         let now = Utc::now();
         let mut secrets = Vec::new();
         for sealed in endpoint.live_secrets(now) {
@@ -264,13 +320,13 @@ impl Dispatcher {
         self.client.post(&endpoint.endpoint.url, &headers, Bytes::from(body)).await
     }
 
-    /// Logs the attempt and decides the delivery's next step, in one transaction.
+    /// Logs the attempt and decides the delivery's next step; returns once it is committed.
     async fn settle(
         &self,
         tenant: &str,
         command: &DeliverWebhook,
-        endpoint: Option<&StoredEndpoint>,
-        attempted: &Attempted,
+        endpoint: Option<StoredEndpoint>,
+        attempted: Attempted,
         final_now: bool,
     ) -> Result<(), DbErr> {
         let now = Utc::now();
@@ -282,44 +338,21 @@ impl Dispatcher {
             (false, false) => ("failed", Some(now + self.next_delay(command.attempt, attempted.retry_after))),
         };
         let latency_ms = u32::try_from(attempted.latency.as_millis()).unwrap_or(u32::MAX);
+        tracing::info!(delivery = %command.delivery_id, attempt = command.attempt, outcome, status = ?attempted.status, latency_ms, "webhook attempt");
         let settled = Settled {
-            tenant,
+            tenant: tenant.to_owned(),
             delivery_id: command.delivery_id,
             endpoint_id: command.endpoint_id,
-            event_id: &command.event_id,
+            event_id: command.event_id.clone(),
             attempt: command.attempt,
             outcome,
             status_code: attempted.status,
             latency_ms,
-            error: attempted.error.as_deref(),
-            response: attempted.response.as_deref(),
+            error: attempted.error,
+            response: attempted.response,
             next_attempt_at: next,
         };
-        tracing::info!(delivery = %command.delivery_id, attempt = command.attempt, outcome, status = ?attempted.status, latency_ms, "webhook attempt");
-        let tx = self.db.begin().await?;
-        deliveries::settle(&tx, &settled, now).await?;
-        if let Some(endpoint) = endpoint {
-            let lease = self.policy.lease();
-            if endpoint.endpoint.ordered && next.is_none() {
-                deliveries::release_next(&tx, tenant, endpoint.endpoint.id, lease).await?;
-            }
-            let disable_after = chrono::Duration::from_std(self.policy.disable_after).unwrap_or(chrono::Duration::MAX);
-            let health = endpoints::record_health(&tx, endpoint, succeeded, now, disable_after).await?;
-            // Operational events are not themselves reported on, or a failing endpoint subscribed
-            // to them would feed itself.
-            if !operational::is_operational(&command.event) {
-                let notice = match (health, outcome) {
-                    (Health::Disabled, _) => Some(operational::Notice::EndpointDisabled),
-                    (_, "gave_up") => Some(operational::Notice::AttemptExhausted),
-                    (Health::Recovered, _) => Some(operational::Notice::AttemptRecovered),
-                    _ => None,
-                };
-                if let Some(notice) = notice {
-                    operational::announce(&tx, tenant, notice, endpoint, command, lease).await?;
-                }
-            }
-        }
-        tx.commit().await
+        self.ledger.record(Settlement { settled, command: command.clone(), endpoint, succeeded }).await
     }
 
     /// The wait before the attempt after `attempt`: the schedule's, with up to 20 % jitter so

@@ -305,9 +305,11 @@ pub async fn record_health(
     let mut update = Query::update();
     update.table("webhook_endpoints").and_where(Expr::col("tenant").eq(tenant)).and_where(Expr::col("id").eq(id));
     let health = match (succeeded, endpoint.endpoint.failing_since) {
-        (true, None) => return Ok(Health::Unchanged),
-        (true, Some(_)) => {
-            update.value("failing_since", Option::<DateTime<Utc>>::None);
+        (true, _) => {
+            // The row decides, not the snapshot: the dispatcher's copy may predate a failure.
+            update
+                .value("failing_since", Option::<DateTime<Utc>>::None)
+                .and_where(Expr::col("failing_since").is_not_null());
             Health::Recovered
         }
         (false, None) => {

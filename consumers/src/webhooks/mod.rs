@@ -10,13 +10,14 @@
 //! - the scheduler ([`run_scheduler`]) queues attempts that fall due: retries, deliveries an
 //!   endpoint's limits deferred, and any attempt whose worker died (its lease ran out).
 //!
-//! Also `endpoints` (the table), `vault` (secrets sealed at rest), `operational` (voltbus's own
+//! Also `endpoints` (the table), `ledger` (attempt results written in batches), `vault` (secrets sealed at rest), `operational` (voltbus's own
 //! `endpoint.disabled`, `message.attempt.exhausted`, `message.attempt.recovered`).
 
 pub mod deliveries;
 pub mod dispatch;
 pub mod endpoints;
 pub mod http;
+mod ledger;
 pub mod messages;
 pub mod operational;
 pub mod ssrf;
@@ -24,6 +25,7 @@ pub mod vault;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bus::amqp::GroupTopology;
@@ -39,7 +41,7 @@ use uuid::Uuid;
 
 use crate::outcome::{Outcome, Refusal};
 
-pub use dispatch::{DispatchHandler, Dispatcher};
+pub use dispatch::{DispatchHandler, Dispatcher, EndpointCache};
 pub use endpoints::Endpoint;
 pub use vault::{Vault, VaultError};
 
@@ -67,10 +69,6 @@ pub const EVENT_TYPES: [&str; 11] = [
 
 /// The test event's type: the command's own name.
 pub const TEST_EVENT: &str = <SendTestWebhook as Message>::TYPE;
-
-/// Delays before the bus retries a command whose database work failed (not HTTP attempts:
-/// those follow [`DeliveryPolicy::retry_delays`]).
-const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(200), Duration::from_secs(2), Duration::from_secs(10)];
 
 /// How deliveries are made; one per deployment.
 #[derive(Clone, Debug)]
@@ -125,7 +123,7 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<ReplayWebhookDeliveries>(),
         routing::command_key_of::<SendTestWebhook>(),
     ];
-    GroupTopology::commands(GROUP, keys, RETRY_DELAYS.to_vec())
+    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
 
 /// The fan-out's queues: every tenant's events of the webhook types.
@@ -135,7 +133,7 @@ pub fn fanout_topology() -> GroupTopology {
         .filter_map(|name| schemas::descriptor_of(name))
         .map(|descriptor| (routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding(descriptor)))
         .collect();
-    GroupTopology { group: FANOUT_GROUP.into(), bindings, retry_delays: RETRY_DELAYS.to_vec() }
+    GroupTopology { group: FANOUT_GROUP.into(), bindings, retry_delays: crate::RETRY_DELAYS.to_vec() }
 }
 
 /// The dispatcher's queues.
@@ -143,19 +141,21 @@ pub fn delivery_topology() -> GroupTopology {
     GroupTopology::commands(
         DELIVERY_GROUP,
         vec![routing::command_key_of::<schemas::webhooks::DeliverWebhook>()],
-        RETRY_DELAYS.to_vec(),
+        crate::RETRY_DELAYS.to_vec(),
     )
 }
 
 /// Handles the endpoint commands, and the events the fan-out takes.
 pub struct Webhooks {
     policy: DeliveryPolicy,
+    /// What this process's dispatcher has read of the endpoints, evicted on every change.
+    dispatched: Arc<EndpointCache>,
 }
 
 impl Webhooks {
-    /// Handlers under `policy`.
-    pub fn new(policy: DeliveryPolicy) -> Self {
-        Self { policy }
+    /// Handlers under `policy`, evicting changed endpoints from `dispatched`.
+    pub fn new(policy: DeliveryPolicy, dispatched: Arc<EndpointCache>) -> Self {
+        Self { policy, dispatched }
     }
 }
 
@@ -173,7 +173,12 @@ impl Handler for Webhooks {
                 AnyMessage::CreateWebhookEndpoint(_)
                 | AnyMessage::UpdateWebhookEndpoint(_)
                 | AnyMessage::DeleteWebhookEndpoint(_)
-                | AnyMessage::RotateWebhookSecret(_) => change_endpoint(tx, message).await,
+                | AnyMessage::RotateWebhookSecret(_) => {
+                    if let Some(id) = message.data.aggregate().and_then(|id| id.parse().ok()) {
+                        self.dispatched.forget(message.tenant.as_str(), id);
+                    }
+                    change_endpoint(tx, message).await
+                }
                 AnyMessage::ReplayWebhookDeliveries(replay) => self.replay(tx, message, replay).await,
                 AnyMessage::SendTestWebhook(test) => self.test(tx, message, test).await,
                 data if EVENT_TYPES.contains(&message.type_name.as_str()) => self.fan_out(tx, message, data).await,

@@ -10,8 +10,8 @@
 use consumers::marketplace::Mapping;
 use schemars::JsonSchema;
 use schemas::marketplace::{
-    IdPair, PartnerEvent, PartnerEventRef, PartnerUser, Product, ProductCancel, ProductData,
-    ProductPurchase, ProductResume, ProductSuspend, UserCreate, UserUpdate,
+    IdPair, PartnerEvent, PartnerEventRef, PartnerUser, Product, ProductCancel, ProductData, ProductPurchase,
+    ProductResume, ProductSuspend, UserCreate, UserUpdate,
 };
 use schemas::{Currency, Message};
 use serde::{Deserialize, Serialize};
@@ -123,7 +123,8 @@ pub(crate) async fn receive(api: &PartnerApi, call: Call) -> Result<Answer, ApiE
     let body: Value = if call.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&call.body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?
+        serde_json::from_slice(&call.body)
+            .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?
     };
     let event_type = body.pointer("/event/type").and_then(Value::as_str).unwrap_or_default().to_owned();
     let event_id = match event_type.as_str() {
@@ -195,7 +196,12 @@ where
             user: Some(mapping.user),
             data: ReplyData { user: None, product: Some(product) },
         },
-        None => CallbackReply { status: 200, event, user: None, data: ReplyData { user: Some(mapping.user), product: None } },
+        None => CallbackReply {
+            status: 200,
+            event,
+            user: None,
+            data: ReplyData { user: Some(mapping.user), product: None },
+        },
     })
 }
 
@@ -214,4 +220,3 @@ macro_rules! partner_event_of {
     };
 }
 partner_event_of!(UserCreate, UserUpdate, ProductPurchase, ProductCancel, ProductSuspend, ProductResume);
-
