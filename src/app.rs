@@ -21,6 +21,8 @@ use crate::engines::{Engines, connect_database};
 
 /// Outbox rows published per relay pass.
 const RELAY_BATCH: usize = 500;
+/// Most events the webhook fan-out turns into deliveries in one transaction.
+const FANOUT_BATCH: usize = 64;
 /// How often an idle relay looks for new outbox rows.
 const RELAY_IDLE: Duration = Duration::from_millis(10);
 /// How often the partner API's housekeeping runs.
@@ -99,30 +101,34 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), dispatcher.endpoints()));
     let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
     let db = Some(database.clone());
+    // The last figure: most messages handled in one transaction (1: one at a time).
     let groups = [
         // The integrations groups answer the edge's key commands and write its request log.
-        (consumers::integrations::topology(), integrations.clone(), db.clone()),
-        (consumers::integrations::request_log_topology(), integrations, db.clone()),
-        // Webhooks: endpoint commands, events turned into deliveries, and the attempts, which
-        // run outside any transaction (the dispatcher keeps its own short ones).
-        (consumers::webhooks::topology(), webhooks.clone(), db.clone()),
-        (consumers::webhooks::fanout_topology(), webhooks, db.clone()),
-        // Marketplace partners' events (Etvas), answered with the ids the partner keeps.
-        (consumers::marketplace::topology(), marketplace, db),
+        (consumers::integrations::topology(), integrations.clone(), db.clone(), 1),
+        (consumers::integrations::request_log_topology(), integrations, db.clone(), 1),
+        // Webhooks: endpoint commands, events turned into deliveries (in batches: a burst of
+        // events is a few transactions, not one each), and the attempts, which run outside any
+        // transaction (the dispatcher keeps its own short ones).
+        (consumers::webhooks::topology(), webhooks.clone(), db.clone(), 1),
+        (consumers::webhooks::fanout_topology(), webhooks, db.clone(), FANOUT_BATCH),
         (
             consumers::webhooks::delivery_topology(),
             Arc::new(consumers::webhooks::DispatchHandler(Arc::clone(&dispatcher))) as Arc<dyn bus::Handler>,
             None,
+            1,
         ),
+        // Marketplace partners' events (Etvas), answered with the ids the partner keeps.
+        (consumers::marketplace::topology(), marketplace, db, 1),
     ];
-    for (topology, handler, database) in groups {
+    for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {
             (Some(url), Some(amqp)) => {
                 // Declared before the edge takes a request, so no command finds its queue missing.
                 let channel = amqp.channel().await.context("opening a channel to declare queues")?;
                 topology.declare(&channel).await.with_context(|| format!("declaring the {} queues", topology.group))?;
                 let _ = channel.close(200, "declared".into()).await;
-                let consumer = AmqpConsumer::new(url, topology, ConsumerOptions::default(), handler, database);
+                let consumer =
+                    AmqpConsumer::new(url, topology, ConsumerOptions::default(), handler, database).in_batches(batch);
                 tokio::spawn(consumer.run(when(&drained)))
             }
             _ => {

@@ -42,6 +42,31 @@ pub trait Handler: Send + Sync + 'static {
         &'a self,
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;
+
+    /// Handles a batch of messages (each with its attempt number) in one transaction, for a
+    /// group consumed in batches; none of them gets a reply. An error fails the whole batch, which
+    /// the runtime then hands over one message at a time. By default, [`handle_each`].
+    fn handle_batch<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        messages: &'a [(&'a Envelope<AnyMessage>, u32)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+        handle_each(self, transaction, messages)
+    }
+}
+
+/// Handles `messages` one after the other in `transaction`: a batch without a batch handler.
+pub fn handle_each<'a, H: Handler + ?Sized>(
+    handler: &'a H,
+    transaction: &'a DatabaseTransaction,
+    messages: &'a [(&'a Envelope<AnyMessage>, u32)],
+) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+    Box::pin(async move {
+        for (message, attempt) in messages {
+            handler.handle(Context { message, attempt: *attempt, transaction: Some(transaction) }).await?;
+        }
+        Ok(())
+    })
 }
 
 /// The body of a reply to a command, as the requester receives it.

@@ -5,6 +5,8 @@ use schemas::{AnyMessage, Envelope};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::Value;
+use std::collections::HashSet;
+use uuid::Uuid;
 
 use crate::handler::Reply;
 
@@ -47,6 +49,32 @@ pub async fn claim(tx: &DatabaseTransaction, group: &str, envelope: &Envelope<An
         None => None,
     };
     Ok(Claim::Duplicate(reply.and_then(|text| serde_json::from_str::<Value>(&text).ok())))
+}
+
+/// Records every message of a batch in the inbox in one statement; returns the ids that were new
+/// (the others were handled before and are skipped).
+pub async fn claim_all(
+    tx: &DatabaseTransaction,
+    group: &str,
+    envelopes: &[&Envelope<AnyMessage>],
+) -> Result<HashSet<Uuid>, DbErr> {
+    let mut insert = Query::insert()
+        .into_table("inbox")
+        .columns(["consumer_group", "message_id", "tenant", "type_name"])
+        .on_conflict(OnConflict::columns(["consumer_group", "message_id"]).do_nothing().to_owned())
+        .returning_col("message_id")
+        .to_owned();
+    let mut seen = HashSet::new();
+    for envelope in envelopes.iter().filter(|e| seen.insert(e.id)) {
+        insert.values_panic([
+            group.into(),
+            envelope.id.into(),
+            envelope.tenant.as_str().into(),
+            envelope.type_name.as_str().into(),
+        ]);
+    }
+    let rows = tx.query_all(&insert).await?;
+    rows.iter().map(|row| row.try_get::<Uuid>("", "message_id")).collect()
 }
 
 /// Stores a command's reply next to its inbox row, in the same transaction.

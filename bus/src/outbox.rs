@@ -67,12 +67,15 @@ pub async fn enqueue<T: Serialize>(
     envelope: &Envelope<T>,
     destination: &Destination,
 ) -> Result<(), DbErr> {
-    let (transport, target, routing_key) = match destination {
-        Destination::Amqp { exchange, routing_key } => ("amqp", exchange.clone(), Some(routing_key.clone())),
-        Destination::Nats { subject } => ("nats", subject.clone(), None),
-    };
-    let payload = String::from_utf8(envelope.encode()).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let insert = Query::insert()
+    enqueue_all(db, [(envelope, destination)]).await
+}
+
+/// Writes many envelopes into the outbox in one statement, in order (their `seq` follows it).
+pub async fn enqueue_all<'a, T: Serialize + 'a>(
+    db: &impl ConnectionTrait,
+    messages: impl IntoIterator<Item = (&'a Envelope<T>, &'a Destination)>,
+) -> Result<(), DbErr> {
+    let mut insert = Query::insert()
         .into_table("outbox")
         .columns([
             "message_id",
@@ -84,7 +87,15 @@ pub async fn enqueue<T: Serialize>(
             "routing_key",
             "payload",
         ])
-        .values_panic([
+        .to_owned();
+    let mut any = false;
+    for (envelope, destination) in messages {
+        let (transport, target, routing_key) = match destination {
+            Destination::Amqp { exchange, routing_key } => ("amqp", exchange.clone(), Some(routing_key.clone())),
+            Destination::Nats { subject } => ("nats", subject.clone(), None),
+        };
+        let payload = String::from_utf8(envelope.encode()).map_err(|e| DbErr::Custom(e.to_string()))?;
+        insert.values_panic([
             envelope.id.into(),
             envelope.tenant.as_str().into(),
             envelope.subject.clone().into(),
@@ -93,9 +104,12 @@ pub async fn enqueue<T: Serialize>(
             target.into(),
             routing_key.into(),
             payload.into(),
-        ])
-        .to_owned();
-    db.execute(&insert).await?;
+        ]);
+        any = true;
+    }
+    if any {
+        db.execute(&insert).await?;
+    }
     Ok(())
 }
 
@@ -140,6 +154,7 @@ impl Relay {
 
     /// One pass: publishes up to a batch of rows and returns how many were sent (0: nothing to do).
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        let started = std::time::Instant::now();
         let transaction = self.database.begin().await?;
         let backend = transaction.get_database_backend();
         let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
@@ -168,7 +183,9 @@ impl Relay {
             })
             .collect::<Result<_, DbErr>>()?;
 
+        let selected = started.elapsed();
         let outcomes = futures_util::future::join_all(rows.iter().map(|row| self.publish(row))).await;
+        let published = started.elapsed();
         let mut sent = Vec::new();
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
@@ -191,6 +208,7 @@ impl Relay {
             transaction.execute_raw(Statement::from_string(backend, mark)).await?;
         }
         transaction.commit().await?;
+        tracing::debug!(rows = rows.len(), sent = sent.len(), ?selected, ?published, done = ?started.elapsed(), "relay pass");
         Ok(sent.len())
     }
 

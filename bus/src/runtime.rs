@@ -157,6 +157,53 @@ impl Processor {
         Ok(reply)
     }
 
+    /// Handles a batch of messages in one transaction, with one inbox statement for all of them.
+    /// Returns a verdict per message, or `None` when the batch failed as a whole (the handler
+    /// failed, or the database): nothing of it was committed, and the caller hands the messages
+    /// over one at a time, so a poison message is dead-lettered alone and the others go through.
+    pub async fn process_batch(
+        &self,
+        messages: &[(Result<Envelope<AnyMessage>, DecodeError>, u32)],
+    ) -> Option<Vec<Verdict>> {
+        let database = self.database.as_ref()?;
+        let decoded: Vec<&Envelope<AnyMessage>> = messages.iter().filter_map(|(m, _)| m.as_ref().ok()).collect();
+        let failed = |stage: &str, error: &dyn std::fmt::Display| {
+            tracing::info!(size = messages.len(), %error, "batch failed at {stage}; handling its messages one by one");
+        };
+        let transaction = database.begin().await.inspect_err(|e| failed("begin", e)).ok()?;
+        let fresh =
+            inbox::claim_all(&transaction, &self.group, &decoded).await.inspect_err(|e| failed("inbox", e)).ok()?;
+        let mut taken = std::collections::HashSet::new();
+        let batch: Vec<(&Envelope<AnyMessage>, u32)> = messages
+            .iter()
+            .filter_map(|(m, attempt)| m.as_ref().ok().map(|m| (m, *attempt)))
+            .filter(|(m, _)| fresh.contains(&m.id) && taken.insert(m.id))
+            .collect();
+        if !batch.is_empty() {
+            let handled = AssertUnwindSafe(self.handler.handle_batch(&transaction, &batch)).catch_unwind().await;
+            if !matches!(handled, Ok(Ok(()))) {
+                let _ = transaction.rollback().await;
+                let reason = match handled {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => "the handler panicked".to_owned(),
+                };
+                failed("the handler", &reason);
+                return None;
+            }
+        }
+        transaction.commit().await.inspect_err(|e| failed("commit", e)).ok()?;
+        tracing::debug!(size = messages.len(), new = batch.len(), "batch handled");
+        Some(
+            messages
+                .iter()
+                .map(|(decoded, _)| match decoded {
+                    Ok(_) => Verdict::Done { reply: None },
+                    Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
+                })
+                .collect(),
+        )
+    }
+
     /// Calls the handler; a panic becomes a permanent error, so a poison message cannot take a
     /// worker down with it.
     async fn call(&self, context: Context<'_>) -> Result<Reply, HandlerError> {
@@ -185,7 +232,24 @@ impl<T: Send + 'static> Lanes<T> {
     /// Starts `count` lanes, each holding up to `capacity` waiting messages, running `work` on each.
     pub(crate) fn start<F, Fut>(count: usize, capacity: usize, work: F) -> Self
     where
-        F: Fn(T) -> Fut + Clone + Send + 'static,
+        F: Fn(T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        Self::start_batched(count, capacity, 1, move |batch: Vec<T>| {
+            let work = work.clone();
+            async move {
+                for item in batch {
+                    work(item).await;
+                }
+            }
+        })
+    }
+
+    /// Like [`Lanes::start`], but each lane hands `work` whatever waits for it, up to `batch`
+    /// messages at once, in arrival order: a batch never waits to fill up.
+    pub(crate) fn start_batched<F, Fut>(count: usize, capacity: usize, batch: usize, work: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
         let mut senders = Vec::with_capacity(count.max(1));
@@ -195,8 +259,9 @@ impl<T: Send + 'static> Lanes<T> {
             senders.push(sender);
             let work = work.clone();
             workers.spawn(async move {
-                while let Some(item) = receiver.recv().await {
-                    work(item).await;
+                let mut items = Vec::with_capacity(batch.max(1));
+                while receiver.recv_many(&mut items, batch.max(1)).await > 0 {
+                    work(std::mem::take(&mut items)).await;
                 }
             });
         }

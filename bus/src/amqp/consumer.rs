@@ -17,6 +17,11 @@
 //! message that waits in a delay queue lets later messages of its aggregate pass; handlers must
 //! therefore tolerate that (their state machines refuse what is not legal yet).
 //!
+//! A group may be consumed in batches (`in_batches`): a lane then takes whatever waits for it, up
+//! to the batch size, and handles it in one transaction with one inbox statement
+//! (`Handler::handle_batch`); a batch that fails is handled again one message at a time, so a
+//! poison message is dead-lettered alone. Only for messages that get no reply.
+//!
 //! When the connection drops, the runtime reconnects with backoff (100 ms doubling to 5 s),
 //! re-declares the topology and resumes; deliveries that were not acked come again, and the inbox
 //! makes the repeat harmless. On shutdown it cancels the consumer, finishes what it was given, and
@@ -66,6 +71,8 @@ pub struct AmqpConsumer {
     topology: GroupTopology,
     options: ConsumerOptions,
     processor: Processor,
+    /// Most messages a lane handles in one transaction; 1: one at a time.
+    batch: usize,
 }
 
 impl AmqpConsumer {
@@ -80,7 +87,15 @@ impl AmqpConsumer {
     ) -> Self {
         let options = ConsumerOptions { prefetch: options.prefetch.max(1), lanes: options.lanes.max(1) };
         let processor = Processor::new(topology.group.clone(), handler, database, topology.retry_delays.clone());
-        Self { url: url.into(), topology, options, processor }
+        Self { url: url.into(), topology, options, processor, batch: 1 }
+    }
+
+    /// Handles up to `max` waiting messages of a lane in one transaction (one inbox statement,
+    /// one commit), through [`Handler::handle_batch`]. For groups whose messages get no reply
+    /// (events); a batch that fails is handled again one message at a time.
+    pub fn in_batches(mut self, max: usize) -> Self {
+        self.batch = max.max(1);
+        self
     }
 
     /// Runs until `shutdown` resolves, reconnecting whenever the broker connection is lost.
@@ -88,10 +103,7 @@ impl AmqpConsumer {
         supervise(Arc::new(self), shutdown).await;
     }
     async fn process(&self, connection: &AmqpConnection, delivery: Delivery) {
-        let attempt = headers::number(&delivery.properties, headers::ATTEMPT)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1)
-            .max(1);
+        let attempt = attempt_of(&delivery);
         let decoded = super::decode(&delivery);
         let span = self.processor.span(&decoded, attempt);
         async {
@@ -103,6 +115,31 @@ impl AmqpConsumer {
         }
         .instrument(span)
         .await
+    }
+
+    /// Handles what a lane had waiting: in one transaction when there are several and none waits
+    /// for a reply, else one by one.
+    async fn process_all(&self, connection: &AmqpConnection, deliveries: Vec<Delivery>) {
+        if deliveries.len() < 2 || deliveries.iter().any(|d| d.properties.reply_to().is_some()) {
+            for delivery in deliveries {
+                self.process(connection, delivery).await;
+            }
+            return;
+        }
+        let decoded: Vec<_> = deliveries.iter().map(|d| (super::decode(d), attempt_of(d))).collect();
+        let span = tracing::info_span!("batch", group = %self.topology.group, size = deliveries.len());
+        match self.processor.process_batch(&decoded).instrument(span.clone()).await {
+            Some(verdicts) => {
+                for ((delivery, verdict), (_, attempt)) in deliveries.into_iter().zip(verdicts).zip(decoded) {
+                    self.settle(connection, delivery, verdict, attempt).instrument(span.clone()).await;
+                }
+            }
+            None => {
+                for delivery in deliveries {
+                    self.process(connection, delivery).await;
+                }
+            }
+        }
     }
 
     /// Answers a request, if the delivery asked for an answer (`reply_to`).
@@ -163,6 +200,11 @@ impl AmqpConsumer {
     }
 }
 
+/// The delivery's attempt number (1-based), from the header retries carry.
+fn attempt_of(delivery: &Delivery) -> u32 {
+    headers::number(&delivery.properties, headers::ATTEMPT).and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1)
+}
+
 impl Sessions for AmqpConsumer {
     fn group(&self) -> &str {
         &self.topology.group
@@ -183,11 +225,11 @@ impl Sessions for AmqpConsumer {
         *backoff = FIRST_BACKOFF;
         tracing::info!(%group, queue = %self.topology.work_queue(), prefetch = self.options.prefetch, lanes = self.options.lanes, "consuming");
 
-        let lanes = Lanes::start(self.options.lanes, usize::from(self.options.prefetch), {
+        let lanes = Lanes::start_batched(self.options.lanes, usize::from(self.options.prefetch), self.batch, {
             let (this, connection) = (Arc::clone(self), Arc::clone(&connection));
-            move |delivery: Delivery| {
+            move |deliveries: Vec<Delivery>| {
                 let (this, connection) = (Arc::clone(&this), Arc::clone(&connection));
-                async move { this.process(&connection, delivery).await }
+                async move { this.process_all(&connection, deliveries).await }
             }
         });
 

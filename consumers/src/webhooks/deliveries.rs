@@ -134,8 +134,7 @@ fn from_row(row: &QueryResult) -> Result<Delivery, DbErr> {
     })
 }
 
-/// Creates a delivery; with `lease`, its first attempt is queued now (the command goes into the
-/// outbox in the caller's transaction), else it waits for its turn.
+/// Stores a new delivery; with a lease, its first attempt's command goes into the outbox too.
 pub async fn insert(
     tx: &impl ConnectionTrait,
     cause: Option<Uuid>,
@@ -143,29 +142,77 @@ pub async fn insert(
     lease: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
-    let id = Uuid::now_v7();
-    let insert = Query::insert()
-        .into_table("webhook_deliveries")
-        .columns(COLUMNS.into_iter().chain(["tenant"]))
-        .values_panic([
+    let ids = insert_all(tx, &[(cause, delivery, lease.is_some())], lease.unwrap_or_default(), now).await?;
+    ids.first().copied().ok_or_else(|| DbErr::Custom("no delivery inserted".into()))
+}
+
+/// Stores new deliveries in one statement, each with the message that caused it; those marked
+/// to go now get `lease` and their first attempt's command in the outbox (one statement too).
+/// Returns their ids, in order.
+pub async fn insert_all(
+    tx: &impl ConnectionTrait,
+    deliveries: &[(Option<Uuid>, &NewDelivery<'_>, bool)],
+    lease: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut insert =
+        Query::insert().into_table("webhook_deliveries").columns(COLUMNS.into_iter().chain(["tenant"])).to_owned();
+    let mut ids = Vec::with_capacity(deliveries.len());
+    let mut commands = Vec::new();
+    for (cause, delivery, go_now) in deliveries {
+        let id = Uuid::now_v7();
+        insert.values_panic([
             id.into(),
             delivery.endpoint_id.into(),
             delivery.event_id.into(),
             delivery.event.into(),
             PENDING.into(),
             0i32.into(),
-            lease.map(|lease| now + lease).into(),
+            go_now.then(|| now + lease).into(),
             Option::<i16>::None.into(),
             now.into(),
             now.into(),
             delivery.tenant.into(),
-        ])
-        .to_owned();
-    tx.execute(&insert).await?;
-    if lease.is_some() {
-        queue_attempt(tx, cause, delivery, id, 1).await?;
+        ]);
+        ids.push(id);
+        if *go_now {
+            commands.push(attempt_command(*cause, delivery, id, 1)?);
+        }
     }
-    Ok(id)
+    tx.execute(&insert).await?;
+    let destination = attempt_destination();
+    outbox::enqueue_all(tx, commands.iter().map(|command| (command, &destination))).await?;
+    Ok(ids)
+}
+
+/// The command for attempt `attempt` of delivery `id`.
+fn attempt_command(
+    cause: Option<Uuid>,
+    delivery: &NewDelivery<'_>,
+    id: Uuid,
+    attempt: u32,
+) -> Result<Envelope<DeliverWebhook>, DbErr> {
+    let tenant = TenantId::new(delivery.tenant).map_err(|e| DbErr::Custom(format!("stored tenant: {e}")))?;
+    let command = DeliverWebhook {
+        delivery_id: id,
+        endpoint_id: delivery.endpoint_id,
+        event_id: delivery.event_id.to_owned(),
+        event: delivery.event.to_owned(),
+        attempt,
+    };
+    let mut envelope = Envelope::new(tenant, "voltbus/webhooks", command);
+    envelope.causationid = cause;
+    Ok(envelope)
+}
+
+fn attempt_destination() -> Destination {
+    Destination::Amqp {
+        exchange: routing::COMMANDS_EXCHANGE.into(),
+        routing_key: routing::command_key_of::<DeliverWebhook>(),
+    }
 }
 
 /// Puts the command for attempt `attempt` of delivery `id` into the outbox.
@@ -176,23 +223,7 @@ async fn queue_attempt(
     id: Uuid,
     attempt: u32,
 ) -> Result<(), DbErr> {
-    let tenant = TenantId::new(delivery.tenant).map_err(|e| DbErr::Custom(format!("stored tenant: {e}")))?;
-    let command = DeliverWebhook {
-        delivery_id: id,
-        endpoint_id: delivery.endpoint_id,
-        event_id: delivery.event_id.to_owned(),
-        event: delivery.event.to_owned(),
-        attempt,
-    };
-    let mut envelope = Envelope::new(tenant, "voltbus/webhooks", command);
-    if let Some(cause) = cause {
-        envelope.causationid = Some(cause);
-    }
-    let destination = Destination::Amqp {
-        exchange: routing::COMMANDS_EXCHANGE.into(),
-        routing_key: routing::command_key_of::<DeliverWebhook>(),
-    };
-    outbox::enqueue(tx, &envelope, &destination).await
+    outbox::enqueue(tx, &attempt_command(cause, delivery, id, attempt)?, &attempt_destination()).await
 }
 
 /// Whether endpoint `endpoint_id` has a delivery still pending.

@@ -49,19 +49,7 @@ pub async fn enqueue(
     lease: chrono::Duration,
 ) -> Result<Vec<Uuid>, DbErr> {
     let now = Utc::now();
-    let insert = Query::insert()
-        .into_table("webhook_messages")
-        .columns(["tenant", "event_id", "event", "payload", "created_at"])
-        .values_panic([
-            message.tenant.into(),
-            message.event_id.into(),
-            message.event.into(),
-            message.payload.into(),
-            now.into(),
-        ])
-        .on_conflict(OnConflict::columns(["tenant", "event_id"]).do_nothing().to_owned())
-        .to_owned();
-    tx.execute(&insert).await?;
+    store(tx, [message], now).await?;
     let mut ids = Vec::with_capacity(endpoints.len());
     for endpoint in endpoints {
         let id = endpoint.endpoint.id;
@@ -81,4 +69,65 @@ pub async fn enqueue(
         ids.push(deliveries::insert(tx, cause, &delivery, go_now.then_some(lease), now).await?);
     }
     Ok(ids)
+}
+
+/// Stores many events and their deliveries. Events whose endpoints are all unordered take one
+/// statement per table between them; an event for an ordered endpoint goes through [`enqueue`],
+/// which takes that endpoint's turn.
+pub async fn enqueue_all(
+    tx: &impl ConnectionTrait,
+    events: &[(Option<Uuid>, Outgoing<'_>, &[StoredEndpoint])],
+    lease: chrono::Duration,
+) -> Result<(), DbErr> {
+    let (ordered, free): (Vec<_>, Vec<_>) =
+        events.iter().partition(|(_, _, endpoints)| endpoints.iter().any(|e| e.endpoint.ordered));
+    for (cause, message, endpoints) in ordered {
+        enqueue(tx, *cause, message, endpoints, lease).await?;
+    }
+    if free.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    store(tx, free.iter().map(|(_, message, _)| message), now).await?;
+    let deliveries: Vec<(Option<Uuid>, deliveries::NewDelivery)> = free
+        .iter()
+        .flat_map(|(cause, message, endpoints)| {
+            endpoints.iter().map(move |endpoint| {
+                let delivery = deliveries::NewDelivery {
+                    tenant: message.tenant,
+                    endpoint_id: endpoint.endpoint.id,
+                    event_id: message.event_id,
+                    event: message.event,
+                };
+                (*cause, delivery)
+            })
+        })
+        .collect();
+    let rows: Vec<_> = deliveries.iter().map(|(cause, delivery)| (*cause, delivery, true)).collect();
+    deliveries::insert_all(tx, &rows, lease, now).await?;
+    Ok(())
+}
+
+/// Stores the events' bodies, once each: a replayed event keeps the body it was first sent with.
+async fn store<'a>(
+    tx: &impl ConnectionTrait,
+    messages: impl IntoIterator<Item = &'a Outgoing<'a>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut insert = Query::insert()
+        .into_table("webhook_messages")
+        .columns(["tenant", "event_id", "event", "payload", "created_at"])
+        .on_conflict(OnConflict::columns(["tenant", "event_id"]).do_nothing().to_owned())
+        .to_owned();
+    for message in messages {
+        insert.values_panic([
+            message.tenant.into(),
+            message.event_id.into(),
+            message.event.into(),
+            message.payload.into(),
+            now.into(),
+        ]);
+    }
+    tx.execute(&insert).await?;
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub mod operational;
 pub mod ssrf;
 pub mod vault;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -181,7 +183,9 @@ impl Handler for Webhooks {
                 }
                 AnyMessage::ReplayWebhookDeliveries(replay) => self.replay(tx, message, replay).await,
                 AnyMessage::SendTestWebhook(test) => self.test(tx, message, test).await,
-                data if EVENT_TYPES.contains(&message.type_name.as_str()) => self.fan_out(tx, message, data).await,
+                _ if EVENT_TYPES.contains(&message.type_name.as_str()) => {
+                    self.fan_out(tx, &[(message, context.attempt)]).await.map(|()| None)
+                }
                 _ => {
                     let type_name = message.type_name.as_str();
                     return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
@@ -190,27 +194,49 @@ impl Handler for Webhooks {
             result.map_err(|error| HandlerError::Retryable(error.to_string()))
         })
     }
+
+    fn handle_batch<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        messages: &'a [(&'a Envelope<AnyMessage>, u32)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+        if !messages.iter().all(|(message, _)| EVENT_TYPES.contains(&message.type_name.as_str())) {
+            return bus::handle_each(self, transaction, messages);
+        }
+        Box::pin(async move {
+            self.fan_out(transaction, messages).await.map_err(|error| HandlerError::Retryable(error.to_string()))
+        })
+    }
 }
 
 impl Webhooks {
-    async fn fan_out(
-        &self,
-        tx: &DatabaseTransaction,
-        message: &Envelope<AnyMessage>,
-        data: &AnyMessage,
-    ) -> Result<Reply, DbErr> {
-        let tenant = message.tenant.as_str();
-        let event = message.type_name.as_str();
-        let endpoints = endpoints::subscribed(tx, tenant, event).await?;
-        if endpoints.is_empty() {
-            return Ok(None);
+    /// Turns events into deliveries: each tenant's subscribers read once per event type, every
+    /// table written with one statement for the lot (see `messages::enqueue_all`).
+    async fn fan_out(&self, tx: &DatabaseTransaction, events: &[(&Envelope<AnyMessage>, u32)]) -> Result<(), DbErr> {
+        let mut subscribed: HashMap<(&str, &str), Vec<endpoints::StoredEndpoint>> = HashMap::new();
+        let mut prepared = Vec::with_capacity(events.len());
+        for (message, _) in events {
+            let (tenant, event) = (message.tenant.as_str(), message.type_name.as_str());
+            let listeners = match subscribed.entry((tenant, event)) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(endpoints::subscribed(tx, tenant, event).await?),
+            };
+            if listeners.is_empty() {
+                continue;
+            }
+            let data = js_json(&message.data).map_err(|e| DbErr::Custom(format!("event data: {e}")))?;
+            let event_id = messages::event_id(message.id);
+            let payload = messages::payload(event, &event_id, message.time, &data);
+            prepared.push((message.id, tenant, event, event_id, payload));
         }
-        let data = js_json(data).map_err(|e| DbErr::Custom(format!("event data: {e}")))?;
-        let event_id = messages::event_id(message.id);
-        let payload = messages::payload(event, &event_id, message.time, &data);
-        let outgoing = messages::Outgoing { tenant, event, event_id: &event_id, payload: &payload };
-        messages::enqueue(tx, Some(message.id), &outgoing, &endpoints, self.policy.lease()).await?;
-        Ok(None)
+        let outgoing: Vec<_> = prepared
+            .iter()
+            .map(|(id, tenant, event, event_id, payload)| {
+                let message = messages::Outgoing { tenant, event, event_id, payload };
+                (Some(*id), message, subscribed[&(*tenant, *event)].as_slice())
+            })
+            .collect();
+        messages::enqueue_all(tx, &outgoing, self.policy.lease()).await
     }
 
     async fn replay(

@@ -24,6 +24,8 @@ pub struct Amqp {
     options: ConsumerOptions,
     database: Option<DatabaseConnection>,
     running: super::Runner,
+    /// Most messages per transaction (`AmqpConsumer::in_batches`); 1 unless a test sets it.
+    pub batch: usize,
 }
 
 impl Amqp {
@@ -31,14 +33,16 @@ impl Amqp {
         format!("test.{}", self.topology.group)
     }
 
-    fn spawn(&mut self) {
+    /// Starts the consumer (again, after `stop`).
+    pub fn spawn(&mut self) {
         let consumer = AmqpConsumer::new(
             amqp_url(),
             self.topology.clone(),
             self.options,
             self.handler.clone(),
             self.database.clone(),
-        );
+        )
+        .in_batches(self.batch);
         self.running.start(|stopped| consumer.run(stopped));
     }
 
@@ -84,8 +88,16 @@ impl Harness for Amqp {
         // Declared before the consumer starts, so the first publish is routable.
         topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
         let requester = Requester::new(publisher.clone()).await.unwrap();
-        let mut harness =
-            Self { topology, publisher, requester, handler, options, database, running: super::Runner::default() };
+        let mut harness = Self {
+            topology,
+            publisher,
+            requester,
+            handler,
+            options,
+            database,
+            running: super::Runner::default(),
+            batch: 1,
+        };
         harness.spawn();
         harness
     }
