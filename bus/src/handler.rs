@@ -8,6 +8,7 @@ use schemas::{AnyMessage, Envelope};
 use sea_orm::DatabaseTransaction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 /// A command's answer to its requester; events answer `None`.
 pub type Reply = Option<Value>;
@@ -63,7 +64,17 @@ pub fn handle_each<'a, H: Handler + ?Sized>(
 ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
     Box::pin(async move {
         for (message, attempt) in messages {
-            handler.handle(Context { message, attempt: *attempt, transaction: Some(transaction) }).await?;
+            // Each message keeps its own span inside the batch's.
+            let span = tracing::info_span!(
+                "message",
+                message_id = %message.id,
+                correlation_id = %message.correlationid,
+                tenant = %message.tenant,
+                r#type = %message.type_name,
+                attempt,
+            );
+            let context = Context { message, attempt: *attempt, transaction: Some(transaction) };
+            handler.handle(context).instrument(span).await?;
         }
         Ok(())
     })

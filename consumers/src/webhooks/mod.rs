@@ -217,6 +217,7 @@ impl Webhooks {
         let mut prepared = Vec::with_capacity(events.len());
         for (message, _) in events {
             let (tenant, event) = (message.tenant.as_str(), message.type_name.as_str());
+            tracing::debug!(message_id = %message.id, correlation_id = %message.correlationid, tenant, event, "fan-out");
             let listeners = match subscribed.entry((tenant, event)) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(new) => new.insert(endpoints::subscribed(tx, tenant, event).await?),
