@@ -122,17 +122,16 @@ async fn create_user(
     }
     let number = sequences::next(tx, tenant, "marketplace_user").await?;
     let user = match users::insert(tx, tenant, ETVAS, user_id, number, &event.data, now).await? {
-        Some(user) => user,
+        Some(user) => {
+            announce_user(tx, message, &user, user_pair(&event.user, &user), UserChange::Created).await?;
+            user
+        }
         // Mapped by a concurrent command since the read above: answer with its mapping.
         None => users::find(tx, tenant, ETVAS, user_id)
             .await?
             .ok_or_else(|| DbErr::Custom(format!("marketplace user {user_id} neither inserted nor found")))?,
     };
-    let pair = user_pair(&event.user, &user);
-    if user.number == number {
-        announce_user(tx, message, &user, pair.clone(), UserChange::Created).await?;
-    }
-    Ok(Outcome::Done(Mapping { user: pair, product: None }))
+    Ok(Outcome::Done(Mapping { user: user_pair(&event.user, &user), product: None }))
 }
 
 async fn update_user(

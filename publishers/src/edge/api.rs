@@ -378,11 +378,14 @@ impl Rendered {
 
 /// Parses a JSON body into `T`, naming the field that is wrong.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
     // Syntax first: not JSON at all is 400; JSON of the wrong shape is 422 naming the field.
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
-    typed(value)
+    typed(json_of(body)?)
+}
+
+/// The body as JSON (an empty one as `{}`); not JSON at all is 400.
+pub(crate) fn json_of(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))
 }
 
 /// `value` as a `T`; a wrong shape is 422 naming the field.

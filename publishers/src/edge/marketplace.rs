@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::api::{PartnerApi, typed};
+use super::api::{PartnerApi, json_of, typed};
 use super::idempotency::derived_id;
 use super::keys::command;
 use super::response::{Answer, ApiError};
@@ -120,12 +120,7 @@ struct ReplyData {
 
 /// `POST /etvas-events`.
 pub(crate) async fn receive(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let body: Value = if call.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&call.body)
-            .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?
-    };
+    let body = json_of(&call.body)?;
     let event_type = body.pointer("/event/type").and_then(Value::as_str).unwrap_or_default().to_owned();
     let event_id = match event_type.as_str() {
         "user.create" => send(api, &call, UserCreate(typed(body)?)).await?,
