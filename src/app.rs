@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bus::amqp::{AmqpConsumer, ConsumerOptions};
 use bus::embedded::EmbeddedConsumer;
+use bus::nats::JetStreamConsumer;
 use bus::outbox::Relay;
 use migrations::{Migrator, MigratorTrait};
 use publishers::{CommandBus, Edge, PartnerApi};
@@ -25,6 +26,8 @@ const RELAY_BATCH: usize = 500;
 const FANOUT_BATCH: usize = 64;
 /// How often an idle relay looks for new outbox rows.
 const RELAY_IDLE: Duration = Duration::from_millis(10);
+/// The ingest's window: enough reports in flight for full batches on every lane.
+const TELEMETRY_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 4_000, lanes: 4 };
 /// How often the partner API's housekeeping runs.
 const TIDY_EVERY: Duration = Duration::from_secs(300);
 
@@ -100,6 +103,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let webhooks: Arc<dyn bus::Handler> =
         Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), dispatcher.endpoints()));
     let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
+    let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet);
     let db = Some(database.clone());
     // The last figure: most messages handled in one transaction (1: one at a time).
     let groups = [
@@ -118,7 +122,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             1,
         ),
         // Marketplace partners' events (Etvas), answered with the ids the partner keeps.
-        (consumers::marketplace::topology(), marketplace, db, 1),
+        (consumers::marketplace::topology(), marketplace, db.clone(), 1),
+        // Vehicles added, changed and removed.
+        (consumers::fleet::topology(), fleet, db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {
@@ -138,6 +144,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             }
         });
     }
+    // Telemetry comes from vehicles over NATS: without NATS there is none to take in.
+    if let Some(nats) = &engines.nats {
+        let telemetry = Arc::new(consumers::fleet::telemetry::Telemetry::new(settings.fleet.thresholds()));
+        let consumer = JetStreamConsumer::new(
+            nats.clone(),
+            consumers::fleet::telemetry::topology(),
+            TELEMETRY_OPTIONS,
+            telemetry,
+            Some(database.clone()),
+        )
+        .in_batches(settings.fleet.telemetry_batch)
+        .without_inbox();
+        background.push(tokio::spawn(consumer.run(when(&drained))));
+    }
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
     let relay = Relay::new(
         engines.database.connection().clone(),
@@ -154,7 +174,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         every,
         when(&drained),
     )));
-    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, when(&stopped))));
+    let history = Duration::from_secs(settings.fleet.history_days.saturating_mul(86_400));
+    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, history, when(&stopped))));
     drop(api);
 
     let grace = Duration::from_secs(settings.http.shutdown_grace_seconds);
@@ -182,12 +203,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running { addr, stop, task })
 }
 
-/// Housekeeping now and then, until `stop`: expired idempotency records, and webhook payloads
-/// and logs past their retention.
+/// Housekeeping now and then, until `stop`: expired idempotency records, webhook payloads and
+/// logs past their retention, and vehicle state history older than `history`.
 async fn tidy(
     api: Arc<PartnerApi>,
     db: sea_orm::DatabaseConnection,
     policy: consumers::webhooks::DeliveryPolicy,
+    history: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -201,6 +223,11 @@ async fn tidy(
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),
             Err(error) => tracing::warn!(%error, "could not purge webhook logs"),
+        }
+        match consumers::fleet::states::purge_history(&db, history).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "vehicle states past retention deleted"),
+            Err(error) => tracing::warn!(%error, "could not purge vehicle state history"),
         }
         tokio::select! {
             () = tokio::time::sleep(TIDY_EVERY) => {}

@@ -21,6 +21,8 @@ pub struct Settings {
     pub partner: PartnerSettings,
     /// Outbound webhooks.
     pub webhooks: WebhookSettings,
+    /// Vehicles and their telemetry.
+    pub fleet: FleetSettings,
     /// The consumers' database.
     pub database: UrlSettings,
     /// RabbitMQ.
@@ -165,6 +167,43 @@ impl WebhookSettings {
     }
 }
 
+/// `[fleet]`: vehicles and the telemetry ingest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSettings {
+    /// `vehicle.battery_low` when a vehicle's charge falls below this percentage.
+    pub battery_low_percent: u8,
+    /// `vehicle.location_updated` when a vehicle is this many metres from where the last one
+    /// placed it.
+    pub moved_metres: u32,
+    /// Days the state history is kept.
+    pub history_days: u64,
+    /// Most reports the ingest takes in one transaction.
+    pub telemetry_batch: usize,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        let thresholds = consumers::fleet::telemetry::Thresholds::default();
+        Self {
+            battery_low_percent: thresholds.battery_low_percent,
+            moved_metres: thresholds.moved_metres,
+            history_days: 30,
+            telemetry_batch: 500,
+        }
+    }
+}
+
+impl FleetSettings {
+    /// When telemetry becomes an event.
+    pub fn thresholds(&self) -> consumers::fleet::telemetry::Thresholds {
+        consumers::fleet::telemetry::Thresholds {
+            battery_low_percent: self.battery_low_percent,
+            moved_metres: self.moved_metres,
+        }
+    }
+}
+
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlSettings {
@@ -207,6 +246,7 @@ impl Default for Settings {
             http: HttpSettings { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_seconds: 30 },
             partner: PartnerSettings::default(),
             webhooks: WebhookSettings::default(),
+            fleet: FleetSettings::default(),
             database: UrlSettings::default(),
             amqp: UrlSettings::default(),
             nats: UrlSettings::default(),
@@ -275,6 +315,11 @@ impl Settings {
         }
         if self.webhooks.encryption_key.as_deref().is_some_and(|key| consumers::webhooks::Vault::new(key).is_err()) {
             return Err(SettingsError("webhooks.encryption_key must be 32 bytes in standard base64".into()));
+        }
+        if self.fleet.battery_low_percent > 100 || self.fleet.telemetry_batch == 0 {
+            return Err(SettingsError(
+                "fleet.battery_low_percent must be 0 to 100 and fleet.telemetry_batch above 0".into(),
+            ));
         }
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return Err(SettingsError(format!("log.filter `{}` is not a tracing filter", self.log.filter)));

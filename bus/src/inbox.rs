@@ -58,6 +58,9 @@ pub async fn claim_all(
     group: &str,
     envelopes: &[&Envelope<AnyMessage>],
 ) -> Result<HashSet<Uuid>, DbErr> {
+    if envelopes.is_empty() {
+        return Ok(HashSet::new());
+    }
     let mut insert = Query::insert()
         .into_table("inbox")
         .columns(["consumer_group", "message_id", "tenant", "type_name"])

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schemas::{Envelope, Message, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait,
 };
@@ -74,6 +74,8 @@ pub async fn enqueue<T: Serialize>(
 }
 
 /// Writes many envelopes into the outbox in one statement, in order (their `seq` follows it).
+/// An envelope whose id the outbox holds already is skipped: it is the same message, written
+/// again by a handler that derives its events' ids from their cause.
 pub async fn enqueue_all<'a, T: Serialize + 'a>(
     db: &impl ConnectionTrait,
     messages: impl IntoIterator<Item = (&'a Envelope<T>, &'a Destination)>,
@@ -90,6 +92,7 @@ pub async fn enqueue_all<'a, T: Serialize + 'a>(
             "routing_key",
             "payload",
         ])
+        .on_conflict(OnConflict::column("message_id").do_nothing().to_owned())
         .to_owned();
     let mut any = false;
     for (envelope, destination) in messages {

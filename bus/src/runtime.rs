@@ -66,6 +66,8 @@ pub struct Processor {
     database: Option<DatabaseConnection>,
     /// Delay before each retry; attempts = retries + 1.
     retry_delays: Vec<Duration>,
+    /// Whether each message gets an inbox row (see [`Processor::without_inbox`]).
+    inbox: bool,
 }
 
 impl Processor {
@@ -76,7 +78,15 @@ impl Processor {
         database: Option<DatabaseConnection>,
         retry_delays: Vec<Duration>,
     ) -> Self {
-        Self { group: group.into(), handler, database, retry_delays }
+        Self { group: group.into(), handler, database, retry_delays, inbox: true }
+    }
+
+    /// Keeps no inbox rows: for a handler whose writes are idempotent by themselves (the
+    /// telemetry ingest: newest reading wins, history and events keyed by the report), where an
+    /// inbox row per message would be the largest table of all. Its messages get no reply.
+    pub fn without_inbox(mut self) -> Self {
+        self.inbox = false;
+        self
     }
 
     /// The consumer group.
@@ -137,6 +147,15 @@ impl Processor {
         };
         let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
         let transaction = database.begin().await.map_err(retryable)?;
+        if !self.inbox {
+            let handled = self.call(Context { message: envelope, attempt, transaction: Some(&transaction) }).await;
+            if let Err(error) = handled {
+                let _ = transaction.rollback().await;
+                return Err(error);
+            }
+            transaction.commit().await.map_err(retryable)?;
+            return Ok(None);
+        }
         if let Claim::Duplicate(reply) = inbox::claim(&transaction, &self.group, envelope).await.map_err(retryable)? {
             // Rolling back a transaction that only read cannot lose anything.
             let _ = transaction.rollback().await;
@@ -171,13 +190,16 @@ impl Processor {
             tracing::info!(size = messages.len(), %error, "batch failed at {stage}; handling its messages one by one");
         };
         let transaction = database.begin().await.inspect_err(|e| failed("begin", e)).ok()?;
-        let fresh =
-            inbox::claim_all(&transaction, &self.group, &decoded).await.inspect_err(|e| failed("inbox", e)).ok()?;
+        let fresh = if self.inbox {
+            Some(inbox::claim_all(&transaction, &self.group, &decoded).await.inspect_err(|e| failed("inbox", e)).ok()?)
+        } else {
+            None
+        };
         let mut taken = std::collections::HashSet::new();
         let batch: Vec<(&Envelope<AnyMessage>, u32)> = messages
             .iter()
             .filter_map(|(m, attempt)| m.as_ref().ok().map(|m| (m, *attempt)))
-            .filter(|(m, _)| fresh.contains(&m.id) && taken.insert(m.id))
+            .filter(|(m, _)| fresh.as_ref().is_none_or(|fresh| fresh.contains(&m.id)) && taken.insert(m.id))
             .collect();
         if !batch.is_empty() {
             let handled = AssertUnwindSafe(self.handler.handle_batch(&transaction, &batch)).catch_unwind().await;

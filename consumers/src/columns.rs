@@ -1,5 +1,5 @@
 //! JSON held in text columns: lists, maps and scopes that are read and written whole, never
-//! queried inside, so PostgreSQL and SQLite store them alike.
+//! queried inside, so PostgreSQL and SQLite store them alike; and enums stored as their names.
 
 use sea_orm::{DbErr, QueryResult};
 use serde::Serialize;
@@ -15,4 +15,18 @@ pub(crate) fn json_column<T: DeserializeOwned>(row: &QueryResult, table: &str, c
 /// serialisation cannot fail.
 pub(crate) fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A unit enum as the name it has in JSON (`in_use`, `LOCKED`), for a text column.
+pub(crate) fn name_of(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// Reads a unit enum stored by [`name_of`].
+pub(crate) fn from_name<T: DeserializeOwned>(name: &str, table: &str, column: &str) -> Result<T, DbErr> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|e| DbErr::Type(format!("{table}.{column}: `{name}`: {e}")))
 }

@@ -6,11 +6,15 @@
 //! - `integrations`: partner API keys and the partner request log.
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
+//! - `fleet`: vehicles, their commands, and the telemetry ingest.
+//! - `ids`: ids derived from other ids, for messages that must come out the same every time.
 //! - `sequences`: per-tenant counters that number what partners are shown.
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
 mod columns;
 mod database;
+pub mod fleet;
+pub mod ids;
 pub mod integrations;
 pub mod marketplace;
 mod outcome;

@@ -11,6 +11,7 @@ mod m20261123_000003_partner_keys;
 mod m20261123_000004_outbox_pending;
 mod m20261124_000005_webhooks;
 mod m20261124_000006_marketplace;
+mod m20261124_000007_fleet;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_outbox_pending::Migration),
             Box::new(m20261124_000005_webhooks::Migration),
             Box::new(m20261124_000006_marketplace::Migration),
+            Box::new(m20261124_000007_fleet::Migration),
         ]
     }
 }

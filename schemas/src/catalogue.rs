@@ -111,6 +111,7 @@ catalogue! {
     vehicles::AddVehicle,
     vehicles::RemoveVehicle,
     vehicles::UpdateMasterData,
+    vehicles::UpdateVehicle,
     vehicles::ChangeCustomFields,
     vehicles::BulkChangeCustomField,
     vehicles::SetOperationStatus,

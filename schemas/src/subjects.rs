@@ -59,6 +59,11 @@ pub fn vehicle_state(tenant: &TenantId, vehicle: Uuid) -> String {
     format!("{ROOT}.{tenant}.vehicles.{vehicle}.state")
 }
 
+/// Every vehicle's state subject, of every tenant.
+pub fn every_vehicle_state() -> String {
+    format!("{ROOT}.*.vehicles.*.state")
+}
+
 /// Where a charger publishes OCPP status notifications.
 pub fn charger_status(tenant: &TenantId, charger: Uuid) -> String {
     format!("{ROOT}.{tenant}.chargers.{charger}.status")
@@ -102,7 +107,7 @@ pub fn tenant_wildcard(tenant: &TenantId) -> String {
 
 /// Subjects the telemetry stream stores.
 pub fn telemetry_stream_subjects() -> Vec<String> {
-    vec![format!("{ROOT}.*.vehicles.*.state"), format!("{ROOT}.*.chargers.*.*")]
+    vec![every_vehicle_state(), format!("{ROOT}.*.chargers.*.*")]
 }
 
 /// Subjects the events stream stores.

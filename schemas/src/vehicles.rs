@@ -71,6 +71,9 @@ pub struct AddVehicle {
     pub master_data: MasterData,
     /// Operator-defined fields.
     pub custom_fields: BTreeMap<String, Value>,
+    /// Commands the vehicle can carry out; absent: every command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<VehicleCommand>>,
 }
 message!(AddVehicle, "vehicle.add", (1, 0), Command, Vehicles, |m| { Some(m.vehicle_id.to_string()) });
 
@@ -105,6 +108,27 @@ pub struct ChangeCustomFields {
 message!(ChangeCustomFields, "vehicle.change_custom_fields", (1, 0), Command, Vehicles, |m| Some(
     m.vehicle_id.to_string()
 ));
+
+/// Change master data, custom fields and operation status of one vehicle at once, all or
+/// nothing (`PATCH /vehicles/{id}`); what is absent stays as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateVehicle {
+    /// Vehicle.
+    pub vehicle_id: Uuid,
+    /// Master data to change; `null` properties are left as they are.
+    #[serde(default)]
+    pub master_data: MasterData,
+    /// Custom fields to add or overwrite.
+    #[serde(default)]
+    pub set_custom_fields: BTreeMap<String, Value>,
+    /// Custom fields to remove.
+    #[serde(default)]
+    pub remove_custom_fields: Vec<String>,
+    /// New operation status.
+    #[serde(default)]
+    pub status: Option<OperationStatus>,
+}
+message!(UpdateVehicle, "vehicle.update", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// What a bulk custom-field edit does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

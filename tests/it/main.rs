@@ -6,10 +6,13 @@ mod support;
 mod amqp;
 mod binary;
 mod embedded;
+mod fleet;
 mod marketplace;
 mod nats;
 mod partner;
 mod postgres;
+#[path = "../../bus/tests/it/private_nats.rs"]
+mod private_nats;
 #[path = "../../bus/tests/it/private_rabbit.rs"]
 mod private_rabbit;
 mod production;

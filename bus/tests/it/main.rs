@@ -8,4 +8,5 @@ mod amqp_runtime;
 mod broker_restart;
 mod conformance;
 mod outbox;
+mod private_nats;
 mod private_rabbit;

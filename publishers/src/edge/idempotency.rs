@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use consumers::ids::derived_id;
 use http::{HeaderValue, StatusCode};
 use ring::digest;
 use schemas::TenantId;
@@ -182,13 +183,4 @@ impl Store {
             Query::delete().from_table("idempotency_keys").and_where(Expr::col("created_at").lt(cutoff)).to_owned();
         Ok(self.database.execute(&delete).await?.rows_affected())
     }
-}
-
-/// A message id fixed by `text`: the same request always sends the same command, which the
-/// consumer's inbox then takes once.
-pub(crate) fn derived_id(text: &str) -> Uuid {
-    let hash = digest::digest(&digest::SHA256, text.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash.as_ref()[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }

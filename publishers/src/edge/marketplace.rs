@@ -19,10 +19,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::api::{PartnerApi, json_of, typed};
-use super::idempotency::derived_id;
 use super::keys::command;
 use super::response::{Answer, ApiError};
 use super::routes::Call;
+use consumers::ids::derived_id;
 
 /// Etvas charges in euro and sends bare decimal prices.
 const ETVAS_CURRENCY: Currency = Currency::EUR;

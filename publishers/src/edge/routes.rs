@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::keys;
 use super::marketplace;
 use super::response::{Answer, ApiError};
+use super::vehicles;
 use super::webhooks;
 
 /// Every partner route is under this path.
@@ -348,6 +349,83 @@ pub(crate) fn table() -> Vec<Route> {
             action: Some(|api, call| Box::pin(webhooks::event_deliveries(api, call))),
         },
         Route {
+            method: Method::GET,
+            path: "/vehicles",
+            operation: "listVehicles",
+            summary: "The fleet's vehicles, with their latest state; filtered and searched.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::fleet::Vehicle>, vehicles::FILTERS),
+            action: Some(|api, call| Box::pin(vehicles::list(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/vehicles",
+            operation: "addVehicle",
+            summary: "Adds a vehicle to a fleet.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
+            body: Some(schema_of::<vehicles::NewVehicle>),
+            status: 201,
+            returns: Returns::Item(schema_of::<consumers::fleet::Vehicle>),
+            action: Some(|api, call| Box::pin(vehicles::create(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/vehicles/custom-fields",
+            operation: "bulkChangeCustomField",
+            summary: "Adds, changes or removes one custom field of many vehicles, all or nothing.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
+            body: Some(schema_of::<vehicles::BulkEdit>),
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::fleet::BulkResult>),
+            action: Some(|api, call| Box::pin(vehicles::bulk(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/vehicles/{id}",
+            operation: "getVehicle",
+            summary: "One vehicle: master data, custom fields, status, capabilities, latest state.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::fleet::Vehicle>),
+            action: Some(|api, call| Box::pin(vehicles::get(api, call))),
+        },
+        Route {
+            method: Method::PATCH,
+            path: "/vehicles/{id}",
+            operation: "updateVehicle",
+            summary: "Changes master data, custom fields and operation status at once.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
+            body: Some(schema_of::<vehicles::VehicleChanges>),
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::fleet::Vehicle>),
+            action: Some(|api, call| Box::pin(vehicles::update(api, call))),
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/vehicles/{id}",
+            operation: "removeVehicle",
+            summary: "Removes a vehicle from its fleet; its state history stays until it ages out.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::fleet::Removed>),
+            action: Some(|api, call| Box::pin(vehicles::delete(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/vehicles/{id}/state",
+            operation: "getVehicleState",
+            summary: "The latest reading of each property the vehicle reported, each with its time.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::fleet::LatestState>),
+            action: Some(|api, call| Box::pin(vehicles::state(api, call))),
+        },
+        Route {
             method: Method::POST,
             path: "/etvas-events",
             operation: "receiveEtvasEvent",
@@ -377,6 +455,8 @@ pub(crate) fn page_and_filters(
     let mut page = super::response::Page { page: 1, limit: 50 };
     let mut values = Vec::new();
     for (name, value) in query_pairs(query) {
+        let value = &percent_decoded(value)
+            .ok_or_else(|| ApiError::invalid(name, format!("`{name}` is not valid percent-encoded UTF-8")))?;
         let number = |max: u64| value.parse::<u64>().ok().filter(|n| (1..=max).contains(n));
         match name {
             "page" => {
@@ -390,7 +470,7 @@ pub(crate) fn page_and_filters(
                 let accepted = if filter.values.is_empty() {
                     !value.is_empty() && value.len() <= 200
                 } else {
-                    filter.values.contains(&value)
+                    filter.values.contains(&value.as_str())
                 };
                 if !accepted {
                     let expected = if filter.values.is_empty() {
@@ -400,7 +480,7 @@ pub(crate) fn page_and_filters(
                     };
                     return Err(ApiError::invalid(filter.name, format!("{} must be {expected}", filter.name)));
                 }
-                values.push((filter.name, value.to_owned()));
+                values.push((filter.name, value.clone()));
             }
         }
     }
@@ -420,6 +500,26 @@ pub(crate) fn check_query(returns: Returns, query: Option<&str>) -> Result<(), A
 
 fn unreachable_param(name: &str) -> Result<(), ApiError> {
     Err(ApiError::invalid(name, format!("unknown query parameter `{name}`")))
+}
+
+/// A query value as sent in a URL (`%2C` is `,`, `+` a space); `None` if it is not UTF-8.
+fn percent_decoded(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => decoded.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
+                decoded.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            byte => decoded.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(decoded).ok()
 }
 
 fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {

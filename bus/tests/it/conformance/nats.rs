@@ -1,8 +1,6 @@
 //! The conformance suite on NATS JetStream, each test on a nats-server of its own (its own port
 //! and store), so a test can restart its server without disturbing anyone.
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,68 +15,11 @@ use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
 use super::Harness;
+use crate::private_nats::PrivateNats;
 use crate::support::{init_logs, unique};
 
 /// The subject every test message is published on; the events stream stores it.
 const SUBJECT: &str = "voltbus.test.events.conformance.ride";
-
-/// A private nats-server with JetStream.
-struct PrivateNats {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateNats {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("nats"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, child: None };
-        server.boot();
-        server
-    }
-
-    fn boot(&mut self) {
-        let binary = ["/usr/sbin/nats-server", "nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("nats-server");
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (scripts/test.sh installs it)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("private nats-server did not listen on {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A JetStream consumer group on a private server.
 pub struct Nats {

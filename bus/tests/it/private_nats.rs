@@ -1,0 +1,67 @@
+//! A nats-server with JetStream of a test's own (own port and store), so the test may restart
+//! it, or keep durable consumers apart from every other test's. Shared by the bus's tests and
+//! the end-to-end tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use crate::support::unique;
+
+/// A private nats-server with JetStream.
+pub struct PrivateNats {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("nats"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self { port, dir, child: None };
+        server.boot();
+        server
+    }
+
+    pub fn boot(&mut self) {
+        let binary = ["/usr/sbin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private nats-server did not listen on {}", self.port);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,310 @@
+//! The fleet: vehicles added, changed and removed by commands (INVERS Vehicle Lifecycle and
+//! Management, Levy Fleets `PATCH /vehicles/{id}`), and their telemetry taken in from NATS.
+//!
+//! The `fleet` group answers each vehicle command with the vehicle as stored, or a refusal, and
+//! announces every change as `VehicleChanged` (plus `vehicle.status_changed` for the status).
+//! The `telemetry` group is the ingest (`telemetry`).
+//!
+//! Layout: `vehicles` and `states` (the tables), `edits` (what a change does to a vehicle),
+//! `telemetry` (the ingest).
+
+mod edits;
+pub mod states;
+pub mod telemetry;
+pub mod vehicles;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use bus::amqp::GroupTopology;
+use bus::outbox;
+use bus::{Context, Handler, HandlerError, Reply};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use schemas::vehicles::{
+    AddVehicle, BulkChangeCustomField, BulkOperation, ChangeCustomFields, MasterData, OperationStatus, RemoveVehicle,
+    SetOperationStatus, UpdateMasterData, UpdateVehicle, VehicleChangeType, VehicleChanged, VehicleCommand,
+    VehicleStatusChanged,
+};
+use schemas::{AnyMessage, Envelope, routing};
+use sea_orm::{DatabaseTransaction, DbErr};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::outcome::{Outcome, Refusal};
+pub use states::LatestState;
+pub use vehicles::{Filter, Vehicle};
+
+/// The vehicle commands' group: its queues are `voltbus.fleet…`.
+pub const GROUP: &str = "fleet";
+
+const SOURCE: &str = "voltbus/fleet";
+
+/// Every command a vehicle carries out; a vehicle added without a list has them all.
+pub const ALL_COMMANDS: [VehicleCommand; 5] = [
+    VehicleCommand::UnlockCentralLock,
+    VehicleCommand::LockCentralLock,
+    VehicleCommand::DisableImmobilizer,
+    VehicleCommand::EnableImmobilizer,
+    VehicleCommand::HonkAndFlash,
+];
+
+/// The vehicle commands' queues.
+pub fn topology() -> GroupTopology {
+    let keys = vec![
+        routing::command_key_of::<AddVehicle>(),
+        routing::command_key_of::<RemoveVehicle>(),
+        routing::command_key_of::<UpdateVehicle>(),
+        routing::command_key_of::<UpdateMasterData>(),
+        routing::command_key_of::<ChangeCustomFields>(),
+        routing::command_key_of::<SetOperationStatus>(),
+        routing::command_key_of::<BulkChangeCustomField>(),
+    ];
+    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+}
+
+/// A vehicle removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Removed {
+    /// The vehicle.
+    pub id: Uuid,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// What a bulk custom-field edit did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BulkResult {
+    /// The bulk operation's id.
+    pub bulk_id: Uuid,
+    /// The vehicles it changed.
+    pub changed: Vec<Uuid>,
+    /// How many of the named vehicles it left as they were (the field was already so, or, for
+    /// `add`, already there; for `change`, not there).
+    pub unchanged: usize,
+}
+
+/// Handles the vehicle commands.
+pub struct Fleet;
+
+impl Handler for Fleet {
+    fn handle<'a>(
+        &'a self,
+        context: Context<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(tx) = context.transaction else {
+                return Err(HandlerError::Permanent("the fleet group needs a database".into()));
+            };
+            let message = context.message;
+            let now = Utc::now();
+            let reply = match &message.data {
+                AnyMessage::AddVehicle(add) => add_vehicle(tx, message, add, now).await.map(|o| o.to_reply()),
+                AnyMessage::RemoveVehicle(remove) => {
+                    remove_vehicle(tx, message, remove.vehicle_id).await.map(|o| o.to_reply())
+                }
+                AnyMessage::UpdateVehicle(update) => {
+                    update_vehicle(tx, message, update, now).await.map(|o| o.to_reply())
+                }
+                AnyMessage::UpdateMasterData(update) => {
+                    let edit = UpdateVehicle {
+                        vehicle_id: update.vehicle_id,
+                        master_data: update.changes.clone(),
+                        ..UpdateVehicle::default()
+                    };
+                    update_vehicle(tx, message, &edit, now).await.map(|o| o.to_reply())
+                }
+                AnyMessage::ChangeCustomFields(change) => {
+                    let edit = UpdateVehicle {
+                        vehicle_id: change.vehicle_id,
+                        set_custom_fields: change.set.clone(),
+                        remove_custom_fields: change.remove.clone(),
+                        ..UpdateVehicle::default()
+                    };
+                    update_vehicle(tx, message, &edit, now).await.map(|o| o.to_reply())
+                }
+                AnyMessage::SetOperationStatus(set) => {
+                    let edit = UpdateVehicle {
+                        vehicle_id: set.vehicle_id,
+                        status: Some(set.status),
+                        ..UpdateVehicle::default()
+                    };
+                    update_vehicle(tx, message, &edit, now).await.map(|o| o.to_reply())
+                }
+                AnyMessage::BulkChangeCustomField(bulk) => {
+                    bulk_change(tx, message, bulk, now).await.map(|o| o.to_reply())
+                }
+                _ => {
+                    // Only bound keys arrive; anything else stays in the dead-letter queue.
+                    let type_name = message.type_name.as_str();
+                    return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
+                }
+            };
+            reply.map(Some).map_err(|error| HandlerError::Retryable(error.to_string()))
+        })
+    }
+}
+
+async fn add_vehicle(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    add: &AddVehicle,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Vehicle>, DbErr> {
+    let tenant = message.tenant.as_str();
+    let vehicle = Vehicle {
+        id: add.vehicle_id,
+        subaccount_id: add.subaccount_id,
+        master_data: MasterData { vin: Some(add.vin.clone()), ..add.master_data.clone() },
+        custom_fields: add.custom_fields.clone(),
+        capabilities: add.capabilities.clone().unwrap_or_else(|| ALL_COMMANDS.to_vec()),
+        status: OperationStatus::Available,
+        state: LatestState::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    if !vehicles::insert(tx, tenant, &vehicle).await? {
+        return Ok(Outcome::Refused(taken(tx, tenant, &vehicle).await?));
+    }
+    let changed = edits::properties_of(&vehicle);
+    announce(tx, message, &vehicle, VehicleChangeType::Created, changed).await?;
+    Ok(Outcome::Done(vehicle))
+}
+
+/// Why `vehicle` could not be stored as it is: its id, VIN or telematics unit is another's.
+async fn taken(tx: &DatabaseTransaction, tenant: &str, vehicle: &Vehicle) -> Result<Refusal, DbErr> {
+    let unit = vehicle.master_data.telematics_unit_id.as_deref();
+    Ok(match vehicles::taken_by(tx, tenant, vehicle.id, vehicle.vin(), unit).await? {
+        Some((other, "vin")) => Refusal::conflict(format!("vehicle {other} already has VIN {}", vehicle.vin())),
+        Some((other, _)) => {
+            Refusal::conflict(format!("vehicle {other} already has telematics unit {}", unit.unwrap_or_default()))
+        }
+        None => Refusal::conflict(format!("vehicle id {} is taken", vehicle.id)),
+    })
+}
+
+async fn remove_vehicle(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    id: Uuid,
+) -> Result<Outcome<Removed>, DbErr> {
+    let tenant = message.tenant.as_str();
+    let Some(vehicle) = vehicles::find_locked(tx, tenant, &[id]).await?.pop() else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}"))));
+    };
+    vehicles::delete(tx, tenant, id).await?;
+    let event = VehicleChanged {
+        vehicle_id: id,
+        subaccount_id: vehicle.subaccount_id,
+        change_type: VehicleChangeType::Deleted,
+        changed_properties: Vec::new(),
+        master_data: None,
+        custom_fields: BTreeMap::new(),
+        status: None,
+    };
+    outbox::enqueue_event(tx, message, SOURCE, event).await?;
+    Ok(Outcome::Done(Removed { id, deleted: true }))
+}
+
+async fn update_vehicle(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    update: &UpdateVehicle,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Vehicle>, DbErr> {
+    let tenant = message.tenant.as_str();
+    let id = update.vehicle_id;
+    let Some(mut vehicle) = vehicles::find_locked(tx, tenant, &[id]).await?.pop() else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}"))));
+    };
+    let before = vehicle.status;
+    let changed = edits::apply(&mut vehicle, update);
+    if changed.is_empty() {
+        return Ok(Outcome::Done(vehicle));
+    }
+    let identity_changed = changed.iter().any(|p| p == "vin" || p == "telematics_unit_id");
+    let unit = vehicle.master_data.telematics_unit_id.as_deref();
+    if identity_changed && vehicles::taken_by(tx, tenant, id, vehicle.vin(), unit).await?.is_some() {
+        return Ok(Outcome::Refused(taken(tx, tenant, &vehicle).await?));
+    }
+    vehicle.updated_at = now;
+    vehicles::update(tx, tenant, &vehicle).await?;
+    if vehicle.status != before {
+        let event = VehicleStatusChanged {
+            vehicle_id: id,
+            vehicle_number: vehicle.master_data.vehicle_number.clone(),
+            previous_status: before,
+            status: vehicle.status,
+            subaccount_id: vehicle.subaccount_id,
+        };
+        outbox::enqueue_event(tx, message, SOURCE, event).await?;
+    }
+    announce(tx, message, &vehicle, VehicleChangeType::Updated, changed).await?;
+    Ok(Outcome::Done(vehicle))
+}
+
+async fn bulk_change(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    bulk: &BulkChangeCustomField,
+    now: DateTime<Utc>,
+) -> Result<Outcome<BulkResult>, DbErr> {
+    let tenant = message.tenant.as_str();
+    let mut ids = bulk.vehicle_ids.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = vehicles::find_locked(tx, tenant, &ids).await?;
+    if found.len() < ids.len() {
+        let missing: Vec<String> =
+            ids.iter().filter(|id| !found.iter().any(|v| v.id == **id)).map(Uuid::to_string).collect();
+        let why = format!("no vehicle {}; nothing was changed", missing.join(", "));
+        return Ok(Outcome::Refused(Refusal::not_found(why)));
+    }
+    let mut changed = Vec::new();
+    for vehicle in &mut found {
+        let edit = match (bulk.operation, vehicle.custom_fields.get(&bulk.field)) {
+            (BulkOperation::Add, None) | (BulkOperation::Change, Some(_)) => UpdateVehicle {
+                vehicle_id: vehicle.id,
+                set_custom_fields: BTreeMap::from([(bulk.field.clone(), bulk.value.clone())]),
+                ..UpdateVehicle::default()
+            },
+            (BulkOperation::Remove, Some(_)) => UpdateVehicle {
+                vehicle_id: vehicle.id,
+                remove_custom_fields: vec![bulk.field.clone()],
+                ..UpdateVehicle::default()
+            },
+            _ => continue,
+        };
+        let properties = edits::apply(vehicle, &edit);
+        if properties.is_empty() {
+            continue;
+        }
+        vehicle.updated_at = now;
+        vehicles::update(tx, tenant, vehicle).await?;
+        announce(tx, message, vehicle, VehicleChangeType::Updated, properties).await?;
+        changed.push(vehicle.id);
+    }
+    let unchanged = ids.len() - changed.len();
+    Ok(Outcome::Done(BulkResult { bulk_id: bulk.bulk_id, changed, unchanged }))
+}
+
+/// Announces `vehicle` as it is now (`VehicleChanged`).
+async fn announce(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    vehicle: &Vehicle,
+    change_type: VehicleChangeType,
+    changed_properties: Vec<String>,
+) -> Result<(), DbErr> {
+    let event = VehicleChanged {
+        vehicle_id: vehicle.id,
+        subaccount_id: vehicle.subaccount_id,
+        change_type,
+        changed_properties,
+        master_data: Some(vehicle.master_data.clone()),
+        custom_fields: vehicle.custom_fields.clone(),
+        status: Some(vehicle.status),
+    };
+    outbox::enqueue_event(tx, cause, SOURCE, event).await
+}

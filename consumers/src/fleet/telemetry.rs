@@ -1,0 +1,266 @@
+//! The telemetry ingest, the platform's hottest path: vehicles publish `vehicle.state_reported`
+//! on `voltbus.{tenant}.vehicles.{vehicle}.state` (JetStream), and the `telemetry` group takes
+//! them in batches: per batch and tenant, one statement locks the vehicles' latest states, one
+//! writes them back merged (newest reading per property wins), one records the history, and
+//! one or a few put the events in the outbox: `VehicleStateReceived` for every report, and
+//! `vehicle.battery_low` / `vehicle.location_updated` where a report crossed their thresholds.
+//!
+//! The group keeps no inbox rows (one per report would be the largest table of all): every write
+//! is idempotent by itself. A report handled again finds its readings no newer than the held
+//! ones, its history row and its events (whose ids derive from the report's) already there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+
+use bus::nats::JetStreamGroup;
+use bus::outbox::{self, Destination};
+use bus::{Context, Handler, HandlerError, Reply};
+use chrono::Utc;
+use schemas::vehicles::{
+    Position, VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported,
+};
+use schemas::{AnyMessage, Envelope, Message, TenantId, subjects};
+use sea_orm::{DatabaseTransaction, DbErr};
+use uuid::Uuid;
+
+use super::states::{self, Report, Tracked};
+use crate::ids::derived_id;
+
+/// The ingest's group (JetStream durable consumer).
+pub const GROUP: &str = "telemetry";
+
+const SOURCE: &str = "voltbus/telemetry";
+
+/// When telemetry becomes an event of its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Thresholds {
+    /// `vehicle.battery_low` when the state of charge falls below this percentage.
+    pub battery_low_percent: u8,
+    /// `vehicle.location_updated` when a vehicle is this many metres from where the last one
+    /// placed it.
+    pub moved_metres: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { battery_low_percent: 20, moved_metres: 100 }
+    }
+}
+
+/// The ingest's JetStream consumer: every vehicle's state subject in the telemetry stream.
+pub fn topology() -> JetStreamGroup {
+    JetStreamGroup::new(
+        GROUP,
+        subjects::TELEMETRY_STREAM,
+        subjects::every_vehicle_state(),
+        crate::RETRY_DELAYS.to_vec(),
+    )
+    // Vehicles publish here, each with credentials for its own tenant's subjects.
+    .checking_tenant_in_subject()
+}
+
+/// Takes vehicle states in.
+pub struct Telemetry {
+    thresholds: Thresholds,
+}
+
+impl Telemetry {
+    /// An ingest that derives events at `thresholds`.
+    pub fn new(thresholds: Thresholds) -> Self {
+        Self { thresholds }
+    }
+}
+
+impl Handler for Telemetry {
+    fn handle<'a>(
+        &'a self,
+        context: Context<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(tx) = context.transaction else {
+                return Err(HandlerError::Permanent("the telemetry group needs a database".into()));
+            };
+            self.ingest(tx, &[(context.message, context.attempt)]).await.map(|()| None)
+        })
+    }
+
+    fn handle_batch<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        messages: &'a [(&'a Envelope<AnyMessage>, u32)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+        Box::pin(self.ingest(transaction, messages))
+    }
+}
+
+/// The events one batch of one tenant gives rise to.
+#[derive(Default)]
+struct Events {
+    received: Vec<Envelope<VehicleStateReceived>>,
+    battery_low: Vec<Envelope<VehicleBatteryLow>>,
+    moved: Vec<Envelope<VehicleLocationUpdated>>,
+}
+
+/// An event caused by `report`, with an id derived from the report's, so that handling the
+/// report again writes the same outbox row (which is then skipped).
+fn caused<M: Message>(report: &Envelope<AnyMessage>, data: M) -> Envelope<M> {
+    let mut event = Envelope::new(report.tenant.clone(), SOURCE, data).caused_by(report);
+    event.id = derived_id(&format!("{}\n{}", report.id, M::TYPE));
+    event
+}
+
+impl Telemetry {
+    async fn ingest(
+        &self,
+        tx: &DatabaseTransaction,
+        messages: &[(&Envelope<AnyMessage>, u32)],
+    ) -> Result<(), HandlerError> {
+        // A batch may hold several tenants' reports; each tenant's are handled together, in order.
+        let mut by_tenant: BTreeMap<&str, Vec<(&Envelope<AnyMessage>, &VehicleStateReported)>> = BTreeMap::new();
+        for (message, _) in messages {
+            let AnyMessage::VehicleStateReported(report) = &message.data else {
+                let type_name = message.type_name.as_str();
+                return Err(HandlerError::Permanent(format!("`{type_name}` is not telemetry")));
+            };
+            by_tenant.entry(message.tenant.as_str()).or_default().push((message, report));
+        }
+        for (tenant, reports) in by_tenant {
+            self.ingest_tenant(tx, tenant, &reports).await?;
+        }
+        Ok(())
+    }
+
+    async fn ingest_tenant(
+        &self,
+        tx: &DatabaseTransaction,
+        tenant: &str,
+        reports: &[(&Envelope<AnyMessage>, &VehicleStateReported)],
+    ) -> Result<(), HandlerError> {
+        let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
+        let mut ids: Vec<Uuid> = reports.iter().map(|(_, r)| r.vehicle_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut tracked: HashMap<Uuid, Tracked> =
+            states::track(tx, tenant, &ids).await.map_err(retryable)?.into_iter().map(|t| (t.vehicle_id, t)).collect();
+        if let Some(unknown) = ids.iter().find(|id| !tracked.contains_key(id)) {
+            // Not this organisation's vehicle (or removed): nothing to keep it for, and a
+            // retry will not change that.
+            return Err(HandlerError::Permanent(format!("vehicle {unknown} is not in the fleet of `{tenant}`")));
+        }
+        let now = Utc::now();
+        let mut events = Events::default();
+        for (message, report) in reports {
+            let Some(vehicle) = tracked.get_mut(&report.vehicle_id) else { continue };
+            vehicle.latest.received_at = Some(now);
+            let charge_before = vehicle.latest.state.charge_level.as_ref().map(|r| r.value);
+            if states::merge(&mut vehicle.latest.state, &report.state) {
+                self.derive(message, report, vehicle, charge_before, &mut events);
+            }
+            let received = VehicleStateReceived {
+                vehicle_id: report.vehicle_id,
+                subaccount_id: vehicle.subaccount_id,
+                state: report.state.clone(),
+            };
+            events.received.push(caused(message, received));
+        }
+        let written: Vec<&Tracked> = tracked.values().collect();
+        states::write(tx, tenant, &written).await.map_err(retryable)?;
+        let history: Vec<Report> = reports
+            .iter()
+            .map(|(message, report)| Report {
+                message_id: message.id,
+                vehicle_id: report.vehicle_id,
+                state: &report.state,
+            })
+            .collect();
+        states::record(tx, tenant, now, &history).await.map_err(retryable)?;
+        let tenant = TenantId::new(tenant).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let received = Destination::event::<VehicleStateReceived>(&tenant);
+        outbox::enqueue_all(tx, events.received.iter().map(|e| (e, &received))).await.map_err(retryable)?;
+        let low = Destination::event::<VehicleBatteryLow>(&tenant);
+        outbox::enqueue_all(tx, events.battery_low.iter().map(|e| (e, &low))).await.map_err(retryable)?;
+        let moved = Destination::event::<VehicleLocationUpdated>(&tenant);
+        outbox::enqueue_all(tx, events.moved.iter().map(|e| (e, &moved))).await.map_err(retryable)?;
+        Ok(())
+    }
+
+    /// The events a report that changed the latest state gives rise to.
+    fn derive(
+        &self,
+        message: &Envelope<AnyMessage>,
+        report: &VehicleStateReported,
+        vehicle: &mut Tracked,
+        charge_before: Option<u8>,
+        events: &mut Events,
+    ) {
+        let threshold = self.thresholds.battery_low_percent;
+        let latest = &vehicle.latest.state;
+        // Only a reading this report brought counts (an older one in it changed nothing).
+        let reported_charge = report.state.charge_level.as_ref().filter(|r| latest.charge_level.as_ref() == Some(*r));
+        if let Some(charge) = reported_charge
+            && charge.value < threshold
+            && charge_before.is_none_or(|before| before >= threshold)
+        {
+            let low = VehicleBatteryLow {
+                vehicle_id: vehicle.vehicle_id,
+                vehicle_number: vehicle.vehicle_number.clone(),
+                battery_level: charge.value,
+                threshold,
+                subaccount_id: vehicle.subaccount_id,
+            };
+            events.battery_low.push(caused(message, low));
+        }
+        let reported_position = report.state.position.as_ref().filter(|r| latest.position.as_ref() == Some(*r));
+        if let Some(position) = reported_position {
+            let distance = vehicle.announced.map_or(0.0, |from| metres_between(from, position.value));
+            if vehicle.announced.is_none() || distance > f64::from(self.thresholds.moved_metres) {
+                vehicle.announced = Some(position.value);
+                let moved = VehicleLocationUpdated {
+                    vehicle_id: vehicle.vehicle_id,
+                    vehicle_number: vehicle.vehicle_number.clone(),
+                    latitude: position.value.latitude,
+                    longitude: position.value.longitude,
+                    // Whole metres, and no vehicle is 4,000 km from its last report.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    distance_m: distance.round().min(f64::from(u32::MAX)) as u32,
+                    subaccount_id: vehicle.subaccount_id,
+                };
+                events.moved.push(caused(message, moved));
+            }
+        }
+    }
+}
+
+/// Mean Earth radius, metres (IUGG).
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Great-circle distance (haversine): right across the antimeridian and near the poles, where a
+/// flat approximation is not.
+pub fn metres_between(a: Position, b: Position) -> f64 {
+    let (lat1, lat2) = (a.latitude.to_radians(), b.latitude.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.longitude - a.longitude).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(latitude: f64, longitude: f64) -> Position {
+        Position { latitude, longitude }
+    }
+
+    #[test]
+    fn distances_hold_across_the_antimeridian_and_at_the_poles() {
+        // 0.002° of longitude at the equator is about 222 m, whichever side of 180° each is on.
+        let across = metres_between(at(0.0, 179.999), at(0.0, -179.999));
+        assert!((across - 222.4).abs() < 1.0, "{across}");
+        // At the pole every longitude is the same place.
+        assert!(metres_between(at(90.0, 0.0), at(90.0, 120.0)) < 0.001);
+        // One degree of latitude is about 111.2 km.
+        assert!((metres_between(at(10.0, 5.0), at(11.0, 5.0)) - 111_195.0).abs() < 10.0);
+    }
+}

@@ -1,0 +1,339 @@
+//! The `vehicles` table: master data, custom fields, capabilities and operation status, read
+//! with the latest state (`vehicle_states`). Every statement names the tenant.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use schemas::vehicles::{MasterData, OperationStatus, VehicleCommand};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::states::{self, LatestState};
+use crate::columns::{from_name, json_column, name_of, to_json};
+
+const TABLE: &str = "vehicles";
+
+/// Columns of `vehicles` a reader gets.
+const COLUMNS: [&str; 16] = [
+    "vehicle_id",
+    "tenant",
+    "subaccount_id",
+    "vin",
+    "vehicle_number",
+    "license_plate",
+    "vehicle_type",
+    "brand",
+    "model",
+    "transmission",
+    "telematics_unit_id",
+    "custom_fields",
+    "capabilities",
+    "status",
+    "created_at",
+    "updated_at",
+];
+
+/// A vehicle as partners see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Vehicle {
+    /// Vehicle id.
+    pub id: Uuid,
+    /// Subaccount (fleet) it belongs to.
+    pub subaccount_id: Uuid,
+    /// Master data.
+    #[serde(flatten)]
+    pub master_data: MasterData,
+    /// Operator-defined fields.
+    pub custom_fields: BTreeMap<String, Value>,
+    /// Commands it can carry out.
+    pub capabilities: Vec<VehicleCommand>,
+    /// Operation status.
+    pub status: OperationStatus,
+    /// The latest value of each property it reported, each with its own time.
+    pub state: LatestState,
+    /// Added to the fleet.
+    pub created_at: DateTime<Utc>,
+    /// Master data, custom fields or status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Vehicle {
+    /// The VIN (always set on a stored vehicle).
+    pub fn vin(&self) -> &str {
+        self.master_data.vin.as_deref().unwrap_or_default()
+    }
+}
+
+/// Which vehicles a listing shows.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only these subaccounts; `None`: all of the organisation's.
+    pub subaccounts: Option<Vec<Uuid>>,
+    /// Operation status.
+    pub status: Option<OperationStatus>,
+    /// Vehicle type.
+    pub vehicle_type: Option<String>,
+    /// Start of the VIN, license plate or vehicle number, any case.
+    pub search: Option<String>,
+    /// State of charge below this percentage.
+    pub battery_below: Option<u8>,
+    /// Inside this box (west, south, east, north); west > east crosses the antimeridian.
+    pub bbox: Option<[f64; 4]>,
+    /// A custom field with this value (compared as text).
+    pub custom_field: Option<(String, String)>,
+}
+
+fn from_row(row: &QueryResult) -> Result<Vehicle, DbErr> {
+    let transmission: Option<String> = row.try_get("", "transmission")?;
+    let status: String = row.try_get("", "status")?;
+    Ok(Vehicle {
+        id: row.try_get("", "vehicle_id")?,
+        subaccount_id: row.try_get("", "subaccount_id")?,
+        master_data: MasterData {
+            vin: Some(row.try_get("", "vin")?),
+            vehicle_number: row.try_get("", "vehicle_number")?,
+            license_plate: row.try_get("", "license_plate")?,
+            vehicle_type: row.try_get("", "vehicle_type")?,
+            brand: row.try_get("", "brand")?,
+            model: row.try_get("", "model")?,
+            transmission: transmission.map(|t| from_name(&t, TABLE, "transmission")).transpose()?,
+            telematics_unit_id: row.try_get("", "telematics_unit_id")?,
+        },
+        custom_fields: json_column(row, TABLE, "custom_fields")?,
+        capabilities: json_column(row, TABLE, "capabilities")?,
+        status: from_name(&status, TABLE, "status")?,
+        state: states::from_row(row)?,
+        created_at: row.try_get("", "created_at")?,
+        updated_at: row.try_get("", "updated_at")?,
+    })
+}
+
+/// Vehicles of `tenant` joined with their latest state.
+fn select(tenant: &str) -> SelectStatement {
+    let v = Alias::new("v");
+    let s = Alias::new("s");
+    let mut query = Query::select();
+    for column in COLUMNS {
+        query.column((v.clone(), Alias::new(column)));
+    }
+    for column in states::READ_COLUMNS {
+        query.column((s.clone(), Alias::new(column)));
+    }
+    query
+        .from_as(TABLE, v.clone())
+        .join_as(
+            sea_orm::sea_query::JoinType::LeftJoin,
+            Alias::new(states::TABLE),
+            s.clone(),
+            Expr::col((s.clone(), Alias::new("vehicle_id"))).equals((v.clone(), Alias::new("vehicle_id"))),
+        )
+        .and_where(Expr::col((v, Alias::new("tenant"))).eq(tenant))
+        .to_owned()
+}
+
+fn vehicle_column(column: &str) -> Expr {
+    Expr::col((Alias::new("v"), Alias::new(column)))
+}
+
+fn state_column(column: &str) -> Expr {
+    Expr::col((Alias::new("s"), Alias::new(column)))
+}
+
+/// Vehicle `id` of `tenant`, with its latest state.
+pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Vehicle>, DbErr> {
+    let query = select(tenant).and_where(vehicle_column("vehicle_id").eq(id)).to_owned();
+    db.query_one(&query).await?.as_ref().map(from_row).transpose()
+}
+
+/// Vehicles `ids` of `tenant`, in the order of `ids`; the ids not found are left out.
+pub async fn find_all(db: &impl ConnectionTrait, tenant: &str, ids: &[Uuid]) -> Result<Vec<Vehicle>, DbErr> {
+    find_many(db, tenant, ids, false).await
+}
+
+/// Like [`find_all`], the rows locked until the transaction ends (PostgreSQL).
+pub async fn find_locked(db: &impl ConnectionTrait, tenant: &str, ids: &[Uuid]) -> Result<Vec<Vehicle>, DbErr> {
+    find_many(db, tenant, ids, true).await
+}
+
+async fn find_many(db: &impl ConnectionTrait, tenant: &str, ids: &[Uuid], lock: bool) -> Result<Vec<Vehicle>, DbErr> {
+    let mut query = select(tenant).and_where(vehicle_column("vehicle_id").is_in(ids.iter().copied())).to_owned();
+    if lock && db.get_database_backend() == DatabaseBackend::Postgres {
+        query.lock_with_tables(sea_orm::sea_query::LockType::Update, [Alias::new("v")]);
+    }
+    let mut found = db.query_all(&query).await?.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    found.sort_by_key(|vehicle| ids.iter().position(|id| *id == vehicle.id));
+    Ok(found)
+}
+
+/// Text `pattern` for `LIKE … ESCAPE '\'` that matches what starts with `prefix`.
+fn starts_with(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn conditions(filter: &Filter, backend: DatabaseBackend) -> Vec<SimpleExpr> {
+    let mut all = Vec::new();
+    if let Some(subaccounts) = &filter.subaccounts {
+        all.push(vehicle_column("subaccount_id").is_in(subaccounts.iter().copied()));
+    }
+    if let Some(status) = filter.status {
+        all.push(vehicle_column("status").eq(name_of(&status)));
+    }
+    if let Some(vehicle_type) = &filter.vehicle_type {
+        all.push(vehicle_column("vehicle_type").eq(vehicle_type.as_str()));
+    }
+    if let Some(search) = &filter.search {
+        let pattern = starts_with(search);
+        let like =
+            |column: &str| Expr::cust_with_values(format!("LOWER(v.{column}) LIKE $1 ESCAPE '\\'"), [pattern.clone()]);
+        all.push(like("vin").or(like("license_plate")).or(like("vehicle_number")));
+    }
+    if let Some(level) = filter.battery_below {
+        all.push(state_column("charge_level").lt(i16::from(level)));
+    }
+    if let Some([west, south, east, north]) = filter.bbox {
+        all.push(state_column("latitude").between(south, north));
+        let longitude = if west <= east {
+            state_column("longitude").between(west, east)
+        } else {
+            // The box crosses the antimeridian: east of `west` or west of `east`.
+            state_column("longitude").gte(west).or(state_column("longitude").lte(east))
+        };
+        all.push(longitude);
+    }
+    if let Some((name, value)) = &filter.custom_field {
+        let field = match backend {
+            DatabaseBackend::Postgres => Expr::cust_with_values("(v.custom_fields::jsonb ->> $1)", [name.clone()]),
+            _ => Expr::cust_with_values(
+                "CAST(json_extract(v.custom_fields, '$.\"' || $1 || '\"') AS TEXT)",
+                [name.clone()],
+            ),
+        };
+        all.push(field.eq(value.as_str()));
+    }
+    all
+}
+
+/// One page of `tenant`'s vehicles that pass `filter`, oldest first, and how many pass.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    filter: &Filter,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Vehicle>, u64), DbErr> {
+    let mut query = select(tenant);
+    for condition in conditions(filter, db.get_database_backend()) {
+        query.and_where(condition);
+    }
+    query.order_by((Alias::new("v"), Alias::new("created_at")), Order::Asc);
+    query.order_by((Alias::new("v"), Alias::new("vehicle_id")), Order::Asc);
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
+    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+}
+
+/// The values of `vehicle`'s own columns, in [`COLUMNS`] order.
+fn values(tenant: &str, vehicle: &Vehicle) -> Vec<SimpleExpr> {
+    let m = &vehicle.master_data;
+    vec![
+        vehicle.id.into(),
+        tenant.into(),
+        vehicle.subaccount_id.into(),
+        vehicle.vin().into(),
+        m.vehicle_number.clone().into(),
+        m.license_plate.clone().into(),
+        m.vehicle_type.clone().into(),
+        m.brand.clone().into(),
+        m.model.clone().into(),
+        m.transmission.as_ref().map(name_of).into(),
+        m.telematics_unit_id.clone().into(),
+        to_json(&vehicle.custom_fields).into(),
+        to_json(&vehicle.capabilities).into(),
+        name_of(&vehicle.status).into(),
+        vehicle.created_at.into(),
+        vehicle.updated_at.into(),
+    ]
+}
+
+/// Adds `vehicle` and its empty state; false (and nothing written) if its id, VIN or telematics
+/// unit is taken in the organisation.
+pub async fn insert(db: &impl ConnectionTrait, tenant: &str, vehicle: &Vehicle) -> Result<bool, DbErr> {
+    let insert = Query::insert()
+        .into_table(TABLE)
+        .columns(COLUMNS)
+        .values_panic(values(tenant, vehicle))
+        // Any unique index: the id, the VIN or the unit.
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .to_owned();
+    if db.execute(&insert).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    states::insert_empty(db, tenant, vehicle.id).await?;
+    Ok(true)
+}
+
+/// Writes `vehicle`'s master data, custom fields, capabilities and status.
+pub async fn update(db: &impl ConnectionTrait, tenant: &str, vehicle: &Vehicle) -> Result<(), DbErr> {
+    let mut update = Query::update().table(TABLE).to_owned();
+    for (column, value) in COLUMNS.iter().zip(values(tenant, vehicle)) {
+        if !matches!(*column, "vehicle_id" | "tenant" | "created_at") {
+            update.value(Alias::new(*column), value);
+        }
+    }
+    update.and_where(Expr::col("tenant").eq(tenant)).and_where(Expr::col("vehicle_id").eq(vehicle.id));
+    db.execute(&update).await?;
+    Ok(())
+}
+
+/// Removes vehicle `id` and its latest state (its history stays until it ages out); false if
+/// `tenant` has no such vehicle.
+pub async fn delete(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<bool, DbErr> {
+    let delete = Query::delete()
+        .from_table(TABLE)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("vehicle_id").eq(id))
+        .to_owned();
+    if db.execute(&delete).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    states::delete(db, tenant, id).await?;
+    Ok(true)
+}
+
+/// Another vehicle of `tenant` than `id` with this VIN or telematics unit, and which of the two
+/// it shares.
+pub async fn taken_by(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    vin: &str,
+    unit: Option<&str>,
+) -> Result<Option<(Uuid, &'static str)>, DbErr> {
+    let mut same = Expr::col("vin").eq(vin);
+    if let Some(unit) = unit {
+        same = same.or(Expr::col("telematics_unit_id").eq(unit));
+    }
+    let query = Query::select()
+        .columns(["vehicle_id", "vin"])
+        .from(TABLE)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("vehicle_id").ne(id))
+        .and_where(same)
+        .limit(1)
+        .to_owned();
+    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
+    let other: Uuid = row.try_get("", "vehicle_id")?;
+    let other_vin: String = row.try_get("", "vin")?;
+    Ok(Some((other, if other_vin == vin { "vin" } else { "telematics_unit_id" })))
+}

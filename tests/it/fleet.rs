@@ -1,0 +1,416 @@
+//! The fleet end to end: vehicles added, listed, changed and removed through the partner API and
+//! the `fleet` consumers on PostgreSQL and RabbitMQ; telemetry published by vehicles on a real
+//! (private) NATS, taken in by the ingest, read back over REST and announced on RabbitMQ; and
+//! what neither another organisation nor another subaccount can see or touch.
+
+use std::time::Duration;
+
+use bus::amqp::AmqpConnection;
+use bus::nats::NatsConnection;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use schemas::vehicles::{Position, Reading, VehicleState, VehicleStateReported};
+use schemas::{AnyMessage, Envelope, TenantId, routing, subjects};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::partner::{Platform, error_code};
+use crate::private_nats::PrivateNats;
+
+/// A queue bound to every event of `tenant`, as a subscriber app would have.
+struct Subscriber {
+    _amqp: AmqpConnection,
+    _channels: [lapin::Channel; 2],
+    consumer: lapin::Consumer,
+}
+
+impl Subscriber {
+    async fn of(platform: &Platform, tenant: &str) -> Self {
+        let amqp =
+            AmqpConnection::connect(platform.settings.amqp.url.as_deref().unwrap(), "test-subscriber").await.unwrap();
+        amqp.declare_exchanges().await.unwrap();
+        let channel = amqp.channel().await.unwrap();
+        let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+        let queue = channel.queue_declare("".into(), options, FieldTable::default()).await.unwrap();
+        let binding = routing::tenant_events_binding(&TenantId::new(tenant).unwrap());
+        let (exchange, bind) = (routing::EVENTS_EXCHANGE.into(), QueueBindOptions::default());
+        channel.queue_bind(queue.name().clone(), exchange, binding.into(), bind, FieldTable::default()).await.unwrap();
+        let (consumer_channel, consumer) = amqp.consume(queue.name().as_str(), "test", 500).await.unwrap();
+        Self { _amqp: amqp, _channels: [channel, consumer_channel], consumer }
+    }
+
+    /// The events that arrive until `quiet` passes without one.
+    async fn drain(&mut self, quiet: Duration) -> Vec<Envelope<AnyMessage>> {
+        let mut events = Vec::new();
+        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, self.consumer.next()).await {
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+            events.push(bus::amqp::decode(&delivery).unwrap());
+        }
+        events
+    }
+
+    /// Waits until `count` events of type `type_name` came (and returns every event seen).
+    async fn until(&mut self, type_name: &str, count: usize) -> Vec<Envelope<AnyMessage>> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while events.iter().filter(|e: &&Envelope<AnyMessage>| e.type_name == type_name).count() < count {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Ok(Some(Ok(delivery))) = tokio::time::timeout(left, self.consumer.next()).await else {
+                panic!(
+                    "{count} × {type_name} expected; got {:?}",
+                    events.iter().map(|e| &e.type_name).collect::<Vec<_>>()
+                )
+            };
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+            events.push(bus::amqp::decode(&delivery).unwrap());
+        }
+        events
+    }
+}
+
+fn of_type<'a>(events: &'a [Envelope<AnyMessage>], type_name: &str) -> Vec<&'a Envelope<AnyMessage>> {
+    events.iter().filter(|e| e.type_name == type_name).collect()
+}
+
+async fn fleet_key(platform: &Platform, admin: &str, body: Value) -> String {
+    platform.create_key(admin, body).await.1
+}
+
+async fn add(platform: &Platform, key: &str, body: Value) -> Value {
+    let (status, created, _) = platform.call(key, "POST", "/vehicles", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created["data"].clone()
+}
+
+#[tokio::test]
+async fn vehicles_are_added_listed_changed_and_removed_with_their_events() {
+    let platform = Platform::start().await;
+    let (tenant, admin) = platform.organisation().await;
+    let fleet = Uuid::now_v7();
+    let key = fleet_key(
+        &platform,
+        &admin,
+        json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"], "scope": "subaccount", "subaccount_id": fleet }),
+    )
+    .await;
+    let mut subscriber = Subscriber::of(&platform, &tenant).await;
+
+    // Added: the fleet is the key's subaccount; every command unless told otherwise.
+    let first = add(
+        &platform,
+        &key,
+        json!({ "vin": "WVWZZZ1JZXW000001", "vehicle_number": "V001", "license_plate": "B-VB 101",
+                "vehicle_type": "scooter", "transmission": "AUTOMATIC", "telematics_unit_id": "unit-1",
+                "custom_fields": { "color": "red", "seats": 1 } }),
+    )
+    .await;
+    assert_eq!(first["subaccount_id"], json!(fleet));
+    assert_eq!(first["status"], "available");
+    assert_eq!(first["capabilities"].as_array().unwrap().len(), 5);
+    let second = add(
+        &platform,
+        &key,
+        json!({ "vin": "WVWZZZ1JZXW000002", "vehicle_number": "V002", "vehicle_type": "car",
+                "capabilities": ["honk-and-flash"], "custom_fields": { "color": "blue" } }),
+    )
+    .await;
+    let (first_id, second_id) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+    let created = subscriber.until("VehicleChanged", 2).await;
+    let event = of_type(&created, "VehicleChanged")
+        .into_iter()
+        .find_map(|e| match &e.data {
+            AnyMessage::VehicleChanged(event) if event.vehicle_id.to_string() == first_id => Some(event),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        event.changed_properties,
+        [
+            "vin",
+            "vehicle_number",
+            "license_plate",
+            "vehicle_type",
+            "telematics_unit_id",
+            "transmission",
+            "custom_fields.color",
+            "custom_fields.seats",
+            "status"
+        ]
+    );
+
+    // The same VIN, or the same telematics unit, is another vehicle's: 409, nothing added.
+    for taken in [json!({ "vin": "WVWZZZ1JZXW000001" }), json!({ "vin": "OTHER1", "telematics_unit_id": "unit-1" })] {
+        let (status, body, _) = platform.call(&key, "POST", "/vehicles", Some(taken)).await;
+        assert_eq!((status, error_code(&body)), (409, "CONFLICT"), "{body}");
+    }
+    // Bad input names its field.
+    for (body, field) in [
+        (json!({ "vin": "not a vin!" }), "vin"),
+        (json!({ "vin": "X1", "custom_fields": { "bad name": 1 } }), "custom_fields"),
+        (json!({ "vin": "X1", "custom_fields": { "nested": { "a": 1 } } }), "custom_fields"),
+        (json!({ "vin": "X1", "transmission": "CVT" }), "transmission"),
+        (json!({ "vin": "X1", "colour": "red" }), ""),
+    ] {
+        let (status, answer, _) = platform.call(&key, "POST", "/vehicles", Some(body.clone())).await;
+        assert_eq!((status, error_code(&answer)), (422, "VALIDATION_ERROR"), "{body} → {answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+        }
+    }
+
+    // Listed, filtered and searched.
+    let list = |query: &str| {
+        let path = format!("/vehicles{query}");
+        let platform = &platform;
+        let key = key.clone();
+        async move {
+            let (status, body, _) = platform.call(&key, "GET", &path, None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["vehicle_number"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("").await, ["V001", "V002"]);
+    assert_eq!(list("?vehicle_type=car").await, ["V002"]);
+    assert_eq!(list("?search=b-vb%201").await, ["V001"]);
+    assert_eq!(list("?search=v00").await, ["V001", "V002"]);
+    assert_eq!(list("?custom_field=color:blue").await, ["V002"]);
+    assert_eq!(list("?custom_field=seats:1").await, ["V001"]);
+    assert_eq!(list("?status=maintenance").await, Vec::<String>::new());
+    let (status, body, _) = platform.call(&key, "GET", "/vehicles?status=broken", None).await;
+    assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"));
+
+    // Changed at once: status, master data and custom fields; null removes a field.
+    let (status, patched, _) = platform
+        .call(
+            &key,
+            "PATCH",
+            &format!("/vehicles/{first_id}"),
+            Some(json!({ "status": "maintenance", "license_plate": "B-VB 102", "custom_fields": { "seats": null, "zone": "north" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["data"]["status"], "maintenance");
+    assert_eq!(patched["data"]["custom_fields"], json!({ "color": "red", "zone": "north" }));
+    let events = subscriber.until("vehicle.status_changed", 1).await;
+    let AnyMessage::VehicleStatusChanged(status_changed) = &of_type(&events, "vehicle.status_changed")[0].data else {
+        unreachable!()
+    };
+    assert_eq!(
+        (status_changed.vehicle_number.as_deref(), status_changed.previous_status),
+        (Some("V001"), schemas::vehicles::OperationStatus::Available)
+    );
+    let events = if of_type(&events, "VehicleChanged").is_empty() {
+        subscriber.until("VehicleChanged", 1).await
+    } else {
+        events
+    };
+    let AnyMessage::VehicleChanged(update) = &of_type(&events, "VehicleChanged")[0].data else { unreachable!() };
+    assert_eq!(update.changed_properties, ["license_plate", "custom_fields.zone", "custom_fields.seats", "status"]);
+    assert_eq!(list("?status=maintenance").await, ["V001"]);
+    // The same PATCH again changes nothing and announces nothing.
+    let (status, _, _) =
+        platform.call(&key, "PATCH", &format!("/vehicles/{first_id}"), Some(json!({ "status": "maintenance" }))).await;
+    assert_eq!(status, 200);
+    assert!(subscriber.drain(Duration::from_millis(500)).await.is_empty());
+
+    // Bulk: one unknown vehicle and nothing changes; then all of them at once.
+    let unknown = Uuid::now_v7();
+    let bulk = |ids: Vec<Value>| json!({ "vehicle_ids": ids, "operation": "add", "field": "depot", "value": "Mitte" });
+    let (status, body, _) =
+        platform.call(&key, "POST", "/vehicles/custom-fields", Some(bulk(vec![json!(first_id), json!(unknown)]))).await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
+    assert_eq!(list("?custom_field=depot:Mitte").await, Vec::<String>::new());
+    let (status, body, _) = platform
+        .call(&key, "POST", "/vehicles/custom-fields", Some(bulk(vec![json!(first_id), json!(second_id)])))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["changed"].as_array().unwrap().len(), 2);
+    assert_eq!(list("?custom_field=depot:Mitte").await, ["V001", "V002"]);
+    let remove = json!({ "vehicle_ids": [first_id], "operation": "remove", "field": "depot" });
+    let (status, body, _) = platform.call(&key, "POST", "/vehicles/custom-fields", Some(remove)).await;
+    assert_eq!((status, body["data"]["unchanged"].clone()), (200, json!(0)), "{body}");
+    assert_eq!(list("?custom_field=depot:Mitte").await, ["V002"]);
+
+    // Another organisation, and another subaccount of this one, see and touch none of it.
+    let (_, other_admin) = platform.organisation().await;
+    let stranger =
+        fleet_key(&platform, &other_admin, json!({ "name": "x", "permissions": ["vehicles:read", "vehicles:write"] }))
+            .await;
+    let neighbour = fleet_key(
+        &platform,
+        &admin,
+        json!({ "name": "n", "permissions": ["vehicles:read", "vehicles:write"], "scope": "subaccount", "subaccount_id": Uuid::now_v7() }),
+    )
+    .await;
+    for outsider in [&stranger, &neighbour] {
+        let (_, listed, _) = platform.call(outsider, "GET", "/vehicles", None).await;
+        assert_eq!(listed["data"], json!([]), "{listed}");
+        for (method, path, body) in [
+            ("GET", format!("/vehicles/{first_id}"), None),
+            ("GET", format!("/vehicles/{first_id}/state"), None),
+            ("PATCH", format!("/vehicles/{first_id}"), Some(json!({ "status": "available" }))),
+            ("DELETE", format!("/vehicles/{first_id}"), None),
+        ] {
+            let (status, answer, _) = platform.call(outsider, method, &path, body).await;
+            assert_eq!((status, error_code(&answer)), (404, "NOT_FOUND"), "{method} {path}: {answer}");
+        }
+        let (status, _, _) =
+            platform.call(outsider, "POST", "/vehicles/custom-fields", Some(bulk(vec![json!(first_id)]))).await;
+        assert_eq!(status, 404);
+    }
+    // A read-only key cannot write.
+    let reader = fleet_key(&platform, &admin, json!({ "name": "r", "permissions": ["vehicles:read"] })).await;
+    let (status, body, _) = platform.call(&reader, "DELETE", &format!("/vehicles/{first_id}"), None).await;
+    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"));
+    // The organisation's admin (a global key) sees every subaccount.
+    let (_, all, _) = platform.call(&admin, "GET", "/vehicles", None).await;
+    assert_eq!(all["pagination"]["total"], 2);
+
+    // Removed: gone, announced, and its VIN free again.
+    let (status, body, _) = platform.call(&key, "DELETE", &format!("/vehicles/{first_id}"), None).await;
+    assert_eq!((status, body["data"]["deleted"].clone()), (200, json!(true)), "{body}");
+    // Two from the bulk add, one from the bulk remove, then the removal.
+    let events = subscriber.until("VehicleChanged", 4).await;
+    let last = of_type(&events, "VehicleChanged").pop().unwrap();
+    let AnyMessage::VehicleChanged(deleted) = &last.data else { unreachable!() };
+    assert_eq!(deleted.change_type, schemas::vehicles::VehicleChangeType::Deleted);
+    assert_eq!(platform.call(&key, "GET", &format!("/vehicles/{first_id}"), None).await.0, 404);
+    add(&platform, &key, json!({ "vin": "WVWZZZ1JZXW000001" })).await;
+    platform.stop().await;
+}
+
+fn report(tenant: &TenantId, vehicle: Uuid, state: VehicleState) -> Envelope<VehicleStateReported> {
+    Envelope::new(
+        tenant.clone(),
+        "device/test",
+        VehicleStateReported { vehicle_id: vehicle, telematics_unit_id: None, state },
+    )
+}
+
+fn charge(level: u8, time: DateTime<Utc>) -> VehicleState {
+    VehicleState { charge_level: Some(Reading { value: level, time }), ..VehicleState::default() }
+}
+
+fn position(latitude: f64, longitude: f64, time: DateTime<Utc>) -> VehicleState {
+    VehicleState {
+        position: Some(Reading { value: Position { latitude, longitude }, time }),
+        ..VehicleState::default()
+    }
+}
+
+#[tokio::test]
+async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
+    // A NATS of this test's own: the ingest's durable consumer is the only one on its stream.
+    let nats_server = PrivateNats::start();
+    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url())).await;
+    let (tenant_name, admin) = platform.organisation().await;
+    let tenant = TenantId::new(&tenant_name).unwrap();
+    let key =
+        fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
+            .await;
+    let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
+    let fleet = Uuid::now_v7();
+    let scooter =
+        add(&platform, &key, json!({ "vin": "SCOOTER1", "vehicle_number": "S1", "subaccount_id": fleet })).await;
+    let scooter: Uuid = scooter["id"].as_str().unwrap().parse().unwrap();
+    subscriber.until("VehicleChanged", 1).await;
+    let device = NatsConnection::connect(&nats_server.url(), "test-device").await.unwrap();
+    let subject = subjects::vehicle_state(&tenant, scooter);
+    let t0 = Utc::now() - TimeDelta::minutes(10);
+    let at = |minutes: i64| t0 + TimeDelta::minutes(minutes);
+
+    // In order, then one from the past (arrives last, measured first), then a duplicate.
+    let first = report(
+        &tenant,
+        scooter,
+        VehicleState { position: position(52.52, 13.405, at(1)).position, ..charge(50, at(1)) },
+    );
+    let low = report(&tenant, scooter, charge(15, at(3)));
+    let late =
+        report(&tenant, scooter, VehicleState { position: position(48.0, 11.0, at(0)).position, ..charge(90, at(0)) });
+    let moved = report(&tenant, scooter, position(52.525, 13.405, at(4)));
+    for envelope in [&first, &low, &late, &moved, &low] {
+        device.publish_durable(subject.clone(), envelope).await.unwrap();
+    }
+    let events = subscriber.until("VehicleStateReceived", 4).await;
+    let events = [events, subscriber.drain(Duration::from_millis(700)).await].concat();
+    assert_eq!(of_type(&events, "VehicleStateReceived").len(), 4, "one per report, the duplicate dropped");
+    let AnyMessage::VehicleStateReceived(received) = &of_type(&events, "VehicleStateReceived")[0].data else {
+        unreachable!()
+    };
+    assert_eq!((received.subaccount_id, &received.state), (fleet, &first.data.state), "the state as transmitted");
+    let low_events = of_type(&events, "vehicle.battery_low");
+    assert_eq!(low_events.len(), 1, "50 → 15 crosses 20 once; the late 90 changes nothing");
+    let AnyMessage::VehicleBatteryLow(battery) = &low_events[0].data else { unreachable!() };
+    assert_eq!((battery.battery_level, battery.threshold, battery.vehicle_number.as_deref()), (15, 20, Some("S1")));
+    let moves: Vec<_> = of_type(&events, "vehicle.location_updated")
+        .iter()
+        .map(|e| match &e.data {
+            AnyMessage::VehicleLocationUpdated(m) => (m.latitude, m.distance_m),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(moves, [(52.52, 0), (52.525, 556)], "the first fix, then a move of 556 m; the late fix is older");
+
+    // The latest state keeps the newest reading of each property.
+    let (status, state, _) = platform.call(&key, "GET", &format!("/vehicles/{scooter}/state"), None).await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["data"]["charge_level"]["value"], 15);
+    assert_eq!(state["data"]["position"]["value"]["latitude"], 52.525);
+    let (_, low_list, _) = platform.call(&key, "GET", "/vehicles?battery_below=20", None).await;
+    assert_eq!(low_list["pagination"]["total"], 1);
+    let (_, boxed, _) = platform.call(&key, "GET", "/vehicles?bbox=13.3,52.4,13.5,52.6", None).await;
+    assert_eq!(boxed["pagination"]["total"], 1);
+    let (_, elsewhere, _) = platform.call(&key, "GET", "/vehicles?bbox=170,52.4,-170,52.6", None).await;
+    assert_eq!(elsewhere["pagination"]["total"], 0);
+    let history =
+        platform.sql(&format!("SELECT count(*) AS n FROM vehicle_state_history WHERE vehicle_id = '{scooter}'")).await;
+    assert_eq!(history[0].try_get::<i64>("", "n").unwrap(), 4);
+
+    // Malformed, not this tenant's vehicle, or published for another tenant: dead letters, each
+    // with its reason, and nothing written.
+    let stranger = platform.organisation().await.0;
+    let forged = Envelope::new(
+        TenantId::new(&stranger).unwrap(),
+        "device/test",
+        report(&tenant, scooter, charge(1, at(5))).data,
+    );
+    device.publish_durable(subject.clone(), &forged).await.unwrap();
+    device.publish_durable(subject.clone(), &report(&tenant, Uuid::now_v7(), charge(1, at(5)))).await.unwrap();
+    let raw = async_nats::connect(nats_server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(raw);
+    jetstream.publish(subject.clone(), "{not json".into()).await.unwrap().await.unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..100 {
+        let letters = bus::nats::list_dead_letters(&device, consumers::fleet::telemetry::GROUP, 10).await.unwrap();
+        kinds = letters
+            .iter()
+            .map(|l| (l.error_kind.clone().unwrap_or_default(), l.reason.clone().unwrap_or_default()))
+            .collect::<Vec<_>>();
+        if kinds.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kinds.sort();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(kinds[0].0, "malformed", "{kinds:?}");
+    assert!(kinds[1].0 == "permanent" && kinds[1].1.contains("is not in the fleet"), "{kinds:?}");
+    assert_eq!(kinds[2].0, "tenant_mismatch", "{kinds:?}");
+    let (_, state, _) = platform.call(&key, "GET", &format!("/vehicles/{scooter}/state"), None).await;
+    assert_eq!(state["data"]["charge_level"]["value"], 15, "nothing of the dead letters was written");
+
+    // The other organisation sees nothing of the vehicle or its state.
+    let (_, other_admin) = platform.organisation().await;
+    let (status, _, _) = platform.call(&other_admin, "GET", &format!("/vehicles/{scooter}/state"), None).await;
+    assert_eq!(status, 404);
+    device.close().await;
+    platform.stop().await;
+}
