@@ -155,17 +155,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             Some(database.clone()),
         )
         .in_batches(settings.fleet.telemetry_batch)
-        .without_inbox();
+        .without_inbox(engines.publisher());
         background.push(tokio::spawn(consumer.run(when(&drained))));
     }
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
-    let relay = Relay::new(
-        engines.database.connection().clone(),
-        engines.amqp.clone(),
-        engines.nats.clone(),
-        Some(engines.embedded.clone()),
-        RELAY_BATCH,
-    );
+    let relay = Relay::new(engines.database.connection().clone(), engines.publisher(), RELAY_BATCH);
     background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
     let every = Duration::from_millis(settings.webhooks.scheduler_interval_ms.max(10));
     background.push(tokio::spawn(consumers::webhooks::run_scheduler(

@@ -29,6 +29,15 @@ pub struct Engines {
 }
 
 impl Engines {
+    /// Publishes to the configured brokers, and to the embedded transport in place of the others.
+    pub fn publisher(&self) -> bus::outbox::Publisher {
+        bus::outbox::Publisher {
+            amqp: self.amqp.clone(),
+            nats: self.nats.clone(),
+            embedded: Some(self.embedded.clone()),
+        }
+    }
+
     /// Connects every configured engine, applies migrations, declares exchanges and streams.
     pub async fn connect(settings: &Settings, service: &str) -> anyhow::Result<Self> {
         let database = connect_database(settings).await?;

@@ -115,3 +115,8 @@ impl BenchPlatform {
         let _ = self.admin.execute_raw(Statement::from_string(self.admin.get_database_backend(), drop)).await;
     }
 }
+
+/// A name no other run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bus::amqp::{AmqpConnection, AmqpConsumer, ConsumerOptions, GroupTopology, properties_of};
 use bus::nats::NatsConnection;
-use bus::outbox::{Destination, Relay, enqueue};
+use bus::outbox::{Destination, Publisher, Relay, enqueue};
 use bus::{Context, Handler, HandlerError, Reply};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::options::{
@@ -322,7 +322,7 @@ async fn main() {
         }
         tx.commit().await.unwrap();
     }
-    let relay = Relay::new(db.clone(), Some(Arc::new(amqp)), None, None, 1000);
+    let relay = Relay::new(db.clone(), Publisher { amqp: Some(Arc::new(amqp)), ..Publisher::default() }, 1000);
     let start = Instant::now();
     let mut sent = 0;
     while sent < n {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::outbox::Outgoing;
+
 /// A command's answer to its requester; events answer `None`.
 pub type Reply = Option<Value>;
 
@@ -53,6 +55,19 @@ pub trait Handler: Send + Sync + 'static {
         messages: &'a [(&'a Envelope<AnyMessage>, u32)],
     ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
         handle_each(self, transaction, messages)
+    }
+
+    /// Handles a batch like [`Handler::handle_batch`] and hands back messages to publish once
+    /// the transaction committed and before the batch is acknowledged: for a group without
+    /// inbox (`Processor::without_inbox`) whose handling is idempotent, so that a batch handled
+    /// again hands back the same messages, and a crash between commit and publish loses none.
+    /// By default, [`Handler::handle_batch`], handing back nothing.
+    fn handle_publishing<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        messages: &'a [(&'a Envelope<AnyMessage>, u32)],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Outgoing>, HandlerError>> + Send + 'a>> {
+        Box::pin(async move { self.handle_batch(transaction, messages).await.map(|()| Vec::new()) })
     }
 }
 

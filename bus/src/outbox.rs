@@ -80,6 +80,16 @@ pub async fn enqueue_all<'a, T: Serialize + 'a>(
     db: &impl ConnectionTrait,
     messages: impl IntoIterator<Item = (&'a Envelope<T>, &'a Destination)>,
 ) -> Result<(), DbErr> {
+    let encoded: Vec<Outgoing> =
+        messages.into_iter().map(|(envelope, destination)| Outgoing::new(envelope, destination.clone())).collect();
+    enqueue_encoded(db, &encoded).await
+}
+
+/// Writes messages already encoded into the outbox, as [`enqueue_all`] does.
+pub async fn enqueue_encoded(db: &impl ConnectionTrait, messages: &[Outgoing]) -> Result<(), DbErr> {
+    if messages.is_empty() {
+        return Ok(());
+    }
     let mut insert = Query::insert()
         .into_table("outbox")
         .columns([
@@ -94,29 +104,23 @@ pub async fn enqueue_all<'a, T: Serialize + 'a>(
         ])
         .on_conflict(OnConflict::column("message_id").do_nothing().to_owned())
         .to_owned();
-    let mut any = false;
-    for (envelope, destination) in messages {
-        let (transport, target, routing_key) = match destination {
+    for message in messages {
+        let (transport, target, routing_key) = match &message.destination {
             Destination::Amqp { exchange, routing_key } => ("amqp", exchange.clone(), Some(routing_key.clone())),
             Destination::Nats { subject } => ("nats", subject.clone(), None),
         };
-        let payload = String::from_utf8(envelope.encode()).map_err(|e| DbErr::Custom(e.to_string()))?;
         insert.values_panic([
-            envelope.id.into(),
-            envelope.tenant.as_str().into(),
-            envelope.subject.clone().into(),
-            envelope.type_name.as_str().into(),
+            message.id.into(),
+            message.tenant.clone().into(),
+            message.aggregate.clone().into(),
+            message.type_name.clone().into(),
             transport.into(),
             target.into(),
             routing_key.into(),
-            payload.into(),
+            message.payload.clone().into(),
         ]);
-        any = true;
     }
-    if any {
-        db.execute(&insert).await?;
-    }
-    Ok(())
+    db.execute(&insert).await.map(|_| ())
 }
 
 /// Why a relay pass failed as a whole (a single row's publish failure is recorded on the row).
@@ -127,35 +131,114 @@ pub enum RelayError {
     Database(#[from] DbErr),
 }
 
+/// Where encoded messages go: the brokers that are configured, and the embedded transport in
+/// place of those that are not. Used by the relay for committed outbox rows, and by consumer
+/// groups that publish right after their commit (`Processor::publishing_through`).
+#[derive(Clone, Default)]
+pub struct Publisher {
+    /// RabbitMQ.
+    pub amqp: Option<Arc<AmqpConnection>>,
+    /// NATS.
+    pub nats: Option<NatsConnection>,
+    /// Stands in for a broker that is not configured (the embedded default).
+    pub embedded: Option<EmbeddedBus>,
+}
+
+/// A message encoded for publishing, with its destination and what the outbox files it under.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// The envelope's id.
+    pub id: uuid::Uuid,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its aggregate (subject), which orders it.
+    pub aggregate: Option<String>,
+    /// Its type.
+    pub type_name: String,
+    /// Where it goes.
+    pub destination: Destination,
+    /// The envelope, encoded (structured mode JSON).
+    pub payload: String,
+}
+
+impl Outgoing {
+    /// `envelope`, bound for `destination`.
+    pub fn new<T: Serialize>(envelope: &Envelope<T>, destination: Destination) -> Self {
+        Self {
+            id: envelope.id,
+            tenant: envelope.tenant.to_string(),
+            aggregate: envelope.subject.clone(),
+            type_name: envelope.type_name.to_string(),
+            destination,
+            // An envelope of our own types always encodes to UTF-8 JSON.
+            payload: String::from_utf8(envelope.encode()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Publisher {
+    /// Publishes one encoded message: with a broker's confirm, or into the embedded transport.
+    pub async fn publish(&self, destination: &Destination, payload: &str) -> Result<(), PublishError> {
+        let envelope = Envelope::<Value>::parse(payload.as_bytes())
+            .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+        match destination {
+            Destination::Amqp { exchange, routing_key } => {
+                // An event is offered to whoever subscribes; with no subscriber it is done, not
+                // stuck. Anything else (a command) must reach a queue, or the publish fails.
+                let must_route = exchange != routing::EVENTS_EXCHANGE;
+                let outcome = match (&self.amqp, &self.embedded) {
+                    (Some(amqp), _) => {
+                        let properties = properties_of(&envelope);
+                        amqp.publish_raw(exchange, routing_key, payload.as_bytes(), properties, must_route).await
+                    }
+                    (None, Some(embedded)) => embedded
+                        .publish_raw(exchange, routing_key, payload.as_bytes(), envelope.id, envelope.subject.clone())
+                        .await
+                        .map(|_| ()),
+                    (None, None) => Err(PublishError::Disconnected("no AMQP connection configured".into())),
+                };
+                match outcome {
+                    Err(PublishError::Returned { .. }) if !must_route => Ok(()),
+                    other => other,
+                }
+            }
+            Destination::Nats { subject } => match (&self.nats, &self.embedded) {
+                (Some(nats), _) => nats.publish_durable(subject.clone(), &envelope).await,
+                // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
+                (None, Some(embedded)) => {
+                    embedded.publish_realtime(subject.clone(), payload.as_bytes().to_vec());
+                    Ok(())
+                }
+                (None, None) => Err(PublishError::Disconnected("no NATS connection configured".into())),
+            },
+        }
+    }
+
+    /// Publishes `messages` all at once (confirms pipelined); the first failure, if any.
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), PublishError> {
+        let outcomes =
+            futures_util::future::join_all(messages.iter().map(|m| self.publish(&m.destination, &m.payload))).await;
+        outcomes.into_iter().collect()
+    }
+}
+
 /// Publishes committed outbox rows.
 pub struct Relay {
     database: DatabaseConnection,
-    amqp: Option<Arc<AmqpConnection>>,
-    nats: Option<NatsConnection>,
-    /// Stands in for a broker that is not configured (the embedded default).
-    embedded: Option<EmbeddedBus>,
+    publisher: Publisher,
     batch: usize,
 }
 
 struct Row {
     seq: i64,
-    transport: String,
-    destination: String,
-    routing_key: Option<String>,
+    destination: Destination,
     payload: String,
 }
 
 impl Relay {
-    /// A relay over `database`, publishing to whichever brokers are given, and to `embedded`
-    /// for a transport that has no broker.
-    pub fn new(
-        database: DatabaseConnection,
-        amqp: Option<Arc<AmqpConnection>>,
-        nats: Option<NatsConnection>,
-        embedded: Option<EmbeddedBus>,
-        batch: usize,
-    ) -> Self {
-        Self { database, amqp, nats, embedded, batch: batch.max(1) }
+    /// A relay over `database`, publishing through `publisher`.
+    pub fn new(database: DatabaseConnection, publisher: Publisher, batch: usize) -> Self {
+        Self { database, publisher, batch: batch.max(1) }
     }
 
     /// One pass: publishes up to a batch of rows and returns how many were sent (0: nothing to do).
@@ -168,7 +251,10 @@ impl Relay {
             return Ok(0);
         }
         let selected = started.elapsed();
-        let outcomes = futures_util::future::join_all(rows.iter().map(|row| self.publish(row))).await;
+        let outcomes = futures_util::future::join_all(
+            rows.iter().map(|row| self.publisher.publish(&row.destination, &row.payload)),
+        )
+        .await;
         let published = started.elapsed();
         let mut sent = Vec::new();
         for (row, outcome) in rows.iter().zip(outcomes) {
@@ -257,49 +343,18 @@ impl Relay {
             .await?
             .iter()
             .map(|r| {
-                Ok(Row {
-                    seq: r.try_get("", "seq")?,
-                    transport: r.try_get("", "transport")?,
-                    destination: r.try_get("", "destination")?,
-                    routing_key: r.try_get("", "routing_key")?,
-                    payload: r.try_get("", "payload")?,
-                })
+                let transport: String = r.try_get("", "transport")?;
+                let target: String = r.try_get("", "destination")?;
+                let destination = match transport.as_str() {
+                    "nats" => Destination::Nats { subject: target },
+                    _ => Destination::Amqp {
+                        exchange: target,
+                        routing_key: r.try_get::<Option<String>>("", "routing_key")?.unwrap_or_default(),
+                    },
+                };
+                Ok(Row { seq: r.try_get("", "seq")?, destination, payload: r.try_get("", "payload")? })
             })
             .collect()
-    }
-
-    async fn publish(&self, row: &Row) -> Result<(), PublishError> {
-        let envelope = Envelope::<Value>::parse(row.payload.as_bytes())
-            .map_err(|e| PublishError::NotStored(format!("outbox row {}: {e}", row.seq)))?;
-        let key = row.routing_key.as_deref().unwrap_or_default();
-        // An event is offered to whoever subscribes; with no subscriber it is done, not stuck.
-        // Anything else (a command) must reach a queue, or the publish fails and is retried.
-        let must_route = row.destination != routing::EVENTS_EXCHANGE;
-        let routed = |outcome: Result<(), PublishError>| match outcome {
-            Err(PublishError::Returned { .. }) if !must_route => Ok(()),
-            other => other,
-        };
-        match (row.transport.as_str(), &self.amqp, &self.nats, &self.embedded) {
-            ("amqp", Some(amqp), _, _) => routed(
-                amqp.publish_raw(&row.destination, key, row.payload.as_bytes(), properties_of(&envelope), must_route)
-                    .await,
-            ),
-            ("amqp", None, _, Some(embedded)) => routed(
-                embedded
-                    .publish_raw(&row.destination, key, row.payload.as_bytes(), envelope.id, envelope.subject.clone())
-                    .await
-                    .map(|_| ()),
-            ),
-            ("nats", _, Some(nats), _) => nats.publish_durable(row.destination.clone(), &envelope).await,
-            // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
-            ("nats", _, None, Some(embedded)) => {
-                embedded.publish_realtime(row.destination.clone(), row.payload.clone().into_bytes());
-                Ok(())
-            }
-            (transport, ..) => {
-                Err(PublishError::Disconnected(format!("no {transport} connection configured for the outbox relay")))
-            }
-        }
     }
 
     /// Relays until `shutdown` resolves: back to back while there is work, polling every

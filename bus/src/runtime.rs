@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::BusError;
 use crate::handler::{Context, Handler, HandlerError, Reply, ReplyBody};
 use crate::inbox::{self, Claim};
+use crate::outbox::{Outgoing, Publisher};
 
 /// What the transport must do with a message once the processor is done with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +69,8 @@ pub struct Processor {
     retry_delays: Vec<Duration>,
     /// Whether each message gets an inbox row (see [`Processor::without_inbox`]).
     inbox: bool,
+    /// Where a group without inbox publishes what its handler hands back after commit.
+    publisher: Option<Publisher>,
 }
 
 impl Processor {
@@ -78,7 +81,7 @@ impl Processor {
         database: Option<DatabaseConnection>,
         retry_delays: Vec<Duration>,
     ) -> Self {
-        Self { group: group.into(), handler, database, retry_delays, inbox: true }
+        Self { group: group.into(), handler, database, retry_delays, inbox: true, publisher: None }
     }
 
     /// Keeps no inbox rows: for a handler whose writes are idempotent by themselves (the
@@ -87,6 +90,24 @@ impl Processor {
     pub fn without_inbox(mut self) -> Self {
         self.inbox = false;
         self
+    }
+
+    /// Publishes, through `publisher`, what the handler hands back
+    /// ([`Handler::handle_publishing`]) once its transaction committed, before the messages are
+    /// acknowledged; for a group without inbox. A failed publish brings the messages back later,
+    /// handled again (harmless: idempotent) and published again.
+    pub fn publishing_through(mut self, publisher: Publisher) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// Publishes what a committed transaction handed back.
+    async fn publish_after_commit(&self, outgoing: &[Outgoing]) -> Result<(), HandlerError> {
+        let (Some(publisher), false) = (&self.publisher, outgoing.is_empty()) else { return Ok(()) };
+        publisher
+            .publish_all(outgoing)
+            .await
+            .map_err(|e| HandlerError::Retryable(format!("committed, but publishing after commit failed: {e}")))
     }
 
     /// The consumer group.
@@ -122,15 +143,7 @@ impl Processor {
             Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
             Ok(envelope) => match self.invoke(&envelope, attempt).await {
                 Ok(reply) => Verdict::Done { reply },
-                Err(HandlerError::Retryable(reason)) => match self.retry_delays.get(attempt.saturating_sub(1) as usize)
-                {
-                    Some(delay) => Verdict::Retry { delay: *delay, reason },
-                    None => Verdict::DeadLetter {
-                        kind: "retries_exhausted".into(),
-                        reason: format!("gave up after {attempt} attempts: {reason}"),
-                    },
-                },
-                Err(HandlerError::Permanent(reason)) => Verdict::DeadLetter { kind: "permanent".into(), reason },
+                Err(error) => self.verdict_of_failure(error, attempt),
             },
         };
         match &verdict {
@@ -141,6 +154,20 @@ impl Processor {
         verdict
     }
 
+    /// What becomes of a message whose attempt `attempt` failed with `error`.
+    fn verdict_of_failure(&self, error: HandlerError, attempt: u32) -> Verdict {
+        match error {
+            HandlerError::Retryable(reason) => match self.retry_delays.get(attempt.saturating_sub(1) as usize) {
+                Some(delay) => Verdict::Retry { delay: *delay, reason },
+                None => Verdict::DeadLetter {
+                    kind: "retries_exhausted".into(),
+                    reason: format!("gave up after {attempt} attempts: {reason}"),
+                },
+            },
+            HandlerError::Permanent(reason) => Verdict::DeadLetter { kind: "permanent".into(), reason },
+        }
+    }
+
     async fn invoke(&self, envelope: &Envelope<AnyMessage>, attempt: u32) -> Result<Reply, HandlerError> {
         let Some(database) = &self.database else {
             return self.call(Context { message: envelope, attempt, transaction: None }).await;
@@ -148,12 +175,21 @@ impl Processor {
         let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
         let transaction = database.begin().await.map_err(retryable)?;
         if !self.inbox {
-            let handled = self.call(Context { message: envelope, attempt, transaction: Some(&transaction) }).await;
-            if let Err(error) = handled {
-                let _ = transaction.rollback().await;
-                return Err(error);
-            }
+            let one = [(envelope, attempt)];
+            let handled = AssertUnwindSafe(self.handler.handle_publishing(&transaction, &one)).catch_unwind().await;
+            let outgoing = match handled {
+                Ok(Ok(outgoing)) => outgoing,
+                Ok(Err(error)) => {
+                    let _ = transaction.rollback().await;
+                    return Err(error);
+                }
+                Err(_) => {
+                    let _ = transaction.rollback().await;
+                    return Err(HandlerError::Permanent("the handler panicked".into()));
+                }
+            };
             transaction.commit().await.map_err(retryable)?;
+            self.publish_after_commit(&outgoing).await?;
             return Ok(None);
         }
         if let Claim::Duplicate(reply) = inbox::claim(&transaction, &self.group, envelope).await.map_err(retryable)? {
@@ -201,19 +237,42 @@ impl Processor {
             .filter_map(|(m, attempt)| m.as_ref().ok().map(|m| (m, *attempt)))
             .filter(|(m, _)| fresh.as_ref().is_none_or(|fresh| fresh.contains(&m.id)) && taken.insert(m.id))
             .collect();
+        let mut outgoing = Vec::new();
         if !batch.is_empty() {
-            let handled = AssertUnwindSafe(self.handler.handle_batch(&transaction, &batch)).catch_unwind().await;
-            if !matches!(handled, Ok(Ok(()))) {
-                let _ = transaction.rollback().await;
-                let reason = match handled {
-                    Ok(Err(error)) => error.to_string(),
-                    _ => "the handler panicked".to_owned(),
-                };
-                failed("the handler", &reason);
-                return None;
+            let handled = if self.inbox {
+                AssertUnwindSafe(self.handler.handle_batch(&transaction, &batch).map(|r| r.map(|()| Vec::new())))
+                    .catch_unwind()
+                    .await
+            } else {
+                AssertUnwindSafe(self.handler.handle_publishing(&transaction, &batch)).catch_unwind().await
+            };
+            match handled {
+                Ok(Ok(messages)) => outgoing = messages,
+                failure => {
+                    let _ = transaction.rollback().await;
+                    let reason = match failure {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => "the handler panicked".to_owned(),
+                    };
+                    failed("the handler", &reason);
+                    return None;
+                }
             }
         }
         transaction.commit().await.inspect_err(|e| failed("commit", e)).ok()?;
+        if let Err(error) = self.publish_after_commit(&outgoing).await {
+            // Committed: handling the batch again is harmless, so every message comes back.
+            tracing::warn!(size = messages.len(), %error, "batch committed but not published; it comes back");
+            return Some(
+                messages
+                    .iter()
+                    .map(|(decoded, attempt)| match decoded {
+                        Ok(_) => self.verdict_of_failure(error.clone(), *attempt),
+                        Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
+                    })
+                    .collect(),
+            );
+        }
         tracing::debug!(size = messages.len(), new = batch.len(), "batch handled");
         Some(
             messages

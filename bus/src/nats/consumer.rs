@@ -34,6 +34,7 @@ use tracing::Instrument;
 use super::{NatsConnection, decode_parts};
 use crate::amqp::ConsumerOptions;
 use crate::handler::Handler;
+use crate::outbox::Publisher;
 use crate::runtime::{FIRST_BACKOFF, Lanes, Processor, SessionEnd, Sessions, Verdict, supervise};
 use crate::{BusError, PublishError};
 
@@ -179,9 +180,10 @@ impl JetStreamConsumer {
         self
     }
 
-    /// Keeps no inbox rows: see [`Processor::without_inbox`].
-    pub fn without_inbox(mut self) -> Self {
-        self.processor = self.processor.without_inbox();
+    /// Keeps no inbox rows, and publishes through `publisher` what the handler hands back after
+    /// each commit: see [`Processor::without_inbox`] and [`Processor::publishing_through`].
+    pub fn without_inbox(mut self, publisher: Publisher) -> Self {
+        self.processor = self.processor.without_inbox().publishing_through(publisher);
         self
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::amqp::AmqpConnection;
-use bus::outbox::{Destination, Relay, enqueue};
+use bus::outbox::{Destination, Publisher, Relay, enqueue};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -124,7 +124,7 @@ async fn relays_committed_rows_once_in_aggregate_order() {
     let expected = fill(&db, &tenant).await;
     assert_eq!(unsent(&db).await, 50, "rolled-back rows never reach the outbox");
 
-    let relay = Relay::new(db.clone(), Some(amqp.clone()), None, None, 500);
+    let relay = Relay::new(db.clone(), Publisher { amqp: Some(amqp.clone()), ..Publisher::default() }, 500);
     let mut total = 0;
     loop {
         let sent = relay.relay_once().await.unwrap();
@@ -147,7 +147,9 @@ async fn concurrent_relays_do_not_double_send_or_reorder() {
     let queue = bound_queue(&amqp, &tenant).await;
     let expected = fill(&db, &tenant).await;
 
-    let relays: Vec<_> = (0..3).map(|_| Relay::new(db.clone(), Some(amqp.clone()), None, None, 7)).collect();
+    let relays: Vec<_> = (0..3)
+        .map(|_| Relay::new(db.clone(), Publisher { amqp: Some(amqp.clone()), ..Publisher::default() }, 7))
+        .collect();
     let mut handles = Vec::new();
     for relay in relays {
         let db = db.clone();
@@ -180,7 +182,7 @@ async fn an_event_without_subscribers_is_relayed_not_retried() {
     let tx = db.begin().await.unwrap();
     enqueue(&tx, &paused(Uuid::now_v7(), &tenant), &Destination::event::<RidePaused>(&tenant)).await.unwrap();
     tx.commit().await.unwrap();
-    let relay = Relay::new(db.clone(), Some(amqp.clone()), None, None, 10);
+    let relay = Relay::new(db.clone(), Publisher { amqp: Some(amqp.clone()), ..Publisher::default() }, 10);
     assert_eq!(relay.relay_once().await.unwrap(), 1);
     assert_eq!(unsent(&db).await, 0);
 
@@ -189,7 +191,7 @@ async fn an_event_without_subscribers_is_relayed_not_retried() {
     let tx = db.begin().await.unwrap();
     enqueue(&tx, &paused(Uuid::now_v7(), &tenant), &Destination::event::<RidePaused>(&tenant)).await.unwrap();
     tx.commit().await.unwrap();
-    let relay = Relay::new(db.clone(), None, None, Some(embedded), 10);
+    let relay = Relay::new(db.clone(), Publisher { embedded: Some(embedded), ..Publisher::default() }, 10);
     assert_eq!(relay.relay_once().await.unwrap(), 1);
     assert_eq!(unsent(&db).await, 0);
 }

@@ -8,13 +8,19 @@
 //! The group keeps no inbox rows (one per report would be the largest table of all): every write
 //! is idempotent by itself. A report handled again finds its readings no newer than the held
 //! ones, its history row and its events (whose ids derive from the report's) already there.
+//!
+//! `VehicleStateReceived` skips the outbox when the runtime can publish after the commit
+//! ([`Handler::handle_publishing`]): handling a report again makes the same event again, so a
+//! crash between commit and publish loses none, and the outbox's rows, relay passes and marks
+//! (three writes per report) are saved. The derived events stay in the outbox: a report handled
+//! again changes nothing, so it would not make them again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
 use bus::nats::JetStreamGroup;
-use bus::outbox::{self, Destination};
+use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::vehicles::{
@@ -81,7 +87,8 @@ impl Handler for Telemetry {
             let Some(tx) = context.transaction else {
                 return Err(HandlerError::Permanent("the telemetry group needs a database".into()));
             };
-            self.ingest(tx, &[(context.message, context.attempt)]).await.map(|()| None)
+            let received = self.ingest(tx, &[(context.message, context.attempt)]).await?;
+            enqueue(tx, received).await.map(|()| None)
         })
     }
 
@@ -90,14 +97,26 @@ impl Handler for Telemetry {
         transaction: &'a DatabaseTransaction,
         messages: &'a [(&'a Envelope<AnyMessage>, u32)],
     ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+        Box::pin(async move { enqueue(transaction, self.ingest(transaction, messages).await?).await })
+    }
+
+    fn handle_publishing<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        messages: &'a [(&'a Envelope<AnyMessage>, u32)],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Outgoing>, HandlerError>> + Send + 'a>> {
         Box::pin(self.ingest(transaction, messages))
     }
 }
 
-/// The events one batch of one tenant gives rise to.
+/// Puts `VehicleStateReceived` events into the outbox, for a runtime that does not publish after commit.
+async fn enqueue(tx: &DatabaseTransaction, received: Vec<Outgoing>) -> Result<(), HandlerError> {
+    outbox::enqueue_encoded(tx, &received).await.map_err(|e| HandlerError::Retryable(format!("database: {e}")))
+}
+
+/// The derived events one batch of one tenant gives rise to.
 #[derive(Default)]
-struct Events {
-    received: Vec<Envelope<VehicleStateReceived>>,
+struct Derived {
     battery_low: Vec<Envelope<VehicleBatteryLow>>,
     moved: Vec<Envelope<VehicleLocationUpdated>>,
 }
@@ -111,11 +130,12 @@ fn caused<M: Message>(report: &Envelope<AnyMessage>, data: M) -> Envelope<M> {
 }
 
 impl Telemetry {
+    /// Takes `messages` in; returns their `VehicleStateReceived` events, not yet published.
     async fn ingest(
         &self,
         tx: &DatabaseTransaction,
         messages: &[(&Envelope<AnyMessage>, u32)],
-    ) -> Result<(), HandlerError> {
+    ) -> Result<Vec<Outgoing>, HandlerError> {
         // A batch may hold several tenants' reports; each tenant's are handled together, in order.
         let mut by_tenant: BTreeMap<&str, Vec<(&Envelope<AnyMessage>, &VehicleStateReported)>> = BTreeMap::new();
         for (message, _) in messages {
@@ -125,10 +145,11 @@ impl Telemetry {
             };
             by_tenant.entry(message.tenant.as_str()).or_default().push((message, report));
         }
+        let mut received = Vec::with_capacity(messages.len());
         for (tenant, reports) in by_tenant {
-            self.ingest_tenant(tx, tenant, &reports).await?;
+            self.ingest_tenant(tx, tenant, &reports, &mut received).await?;
         }
-        Ok(())
+        Ok(received)
     }
 
     async fn ingest_tenant(
@@ -136,6 +157,7 @@ impl Telemetry {
         tx: &DatabaseTransaction,
         tenant: &str,
         reports: &[(&Envelope<AnyMessage>, &VehicleStateReported)],
+        received: &mut Vec<Outgoing>,
     ) -> Result<(), HandlerError> {
         let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
         let mut ids: Vec<Uuid> = reports.iter().map(|(_, r)| r.vehicle_id).collect();
@@ -148,21 +170,26 @@ impl Telemetry {
             // retry will not change that.
             return Err(HandlerError::Permanent(format!("vehicle {unknown} is not in the fleet of `{tenant}`")));
         }
+        let tenant_id = TenantId::new(tenant).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let destination = Destination::event::<VehicleStateReceived>(&tenant_id);
         let now = Utc::now();
-        let mut events = Events::default();
+        let mut derived = Derived::default();
         for (message, report) in reports {
             let Some(vehicle) = tracked.get_mut(&report.vehicle_id) else { continue };
             vehicle.latest.received_at = Some(now);
             let charge_before = vehicle.latest.state.charge_level.as_ref().map(|r| r.value);
             if states::merge(&mut vehicle.latest.state, &report.state) {
-                self.derive(message, report, vehicle, charge_before, &mut events);
+                self.derive(message, report, vehicle, charge_before, &mut derived);
             }
-            let received = VehicleStateReceived {
-                vehicle_id: report.vehicle_id,
-                subaccount_id: vehicle.subaccount_id,
-                state: report.state.clone(),
-            };
-            events.received.push(caused(message, received));
+            let event = caused(
+                message,
+                VehicleStateReceived {
+                    vehicle_id: report.vehicle_id,
+                    subaccount_id: vehicle.subaccount_id,
+                    state: report.state.clone(),
+                },
+            );
+            received.push(Outgoing::new(&event, destination.clone()));
         }
         let written: Vec<&Tracked> = tracked.values().collect();
         states::write(tx, tenant, &written).await.map_err(retryable)?;
@@ -175,13 +202,10 @@ impl Telemetry {
             })
             .collect();
         states::record(tx, tenant, now, &history).await.map_err(retryable)?;
-        let tenant = TenantId::new(tenant).map_err(|e| HandlerError::Permanent(e.to_string()))?;
-        let received = Destination::event::<VehicleStateReceived>(&tenant);
-        outbox::enqueue_all(tx, events.received.iter().map(|e| (e, &received))).await.map_err(retryable)?;
-        let low = Destination::event::<VehicleBatteryLow>(&tenant);
-        outbox::enqueue_all(tx, events.battery_low.iter().map(|e| (e, &low))).await.map_err(retryable)?;
-        let moved = Destination::event::<VehicleLocationUpdated>(&tenant);
-        outbox::enqueue_all(tx, events.moved.iter().map(|e| (e, &moved))).await.map_err(retryable)?;
+        let low = Destination::event::<VehicleBatteryLow>(&tenant_id);
+        outbox::enqueue_all(tx, derived.battery_low.iter().map(|e| (e, &low))).await.map_err(retryable)?;
+        let moved = Destination::event::<VehicleLocationUpdated>(&tenant_id);
+        outbox::enqueue_all(tx, derived.moved.iter().map(|e| (e, &moved))).await.map_err(retryable)?;
         Ok(())
     }
 
@@ -192,7 +216,7 @@ impl Telemetry {
         report: &VehicleStateReported,
         vehicle: &mut Tracked,
         charge_before: Option<u8>,
-        events: &mut Events,
+        events: &mut Derived,
     ) {
         let threshold = self.thresholds.battery_low_percent;
         let latest = &vehicle.latest.state;

@@ -1,0 +1,231 @@
+//! Sustained telemetry ingest on this machine's PostgreSQL and RabbitMQ and a nats-server of the
+//! bench's own, everything (load generator included) on the same 2 cores:
+//!
+//! - 10,000 vehicles (`BENCH_VEHICLES`) each report in turn, `BENCH_STATES` states in all
+//!   (default 200,000), published to JetStream as fast as the stream acknowledges them;
+//! - measured: from the first publish until the last `VehicleStateReceived` reached a subscriber's
+//!   RabbitMQ queue (so each state was in the latest state and the history, committed, and its
+//!   event confirmed by the broker);
+//! - in the same run, a bare async-nats pull consumer on the same stream that only counts (and
+//!   acks) the same messages, and the ratio of the two.
+//!
+//! `cargo bench --bench telemetry_ingest`; `BENCH_BATCH` sets the ingest's batch. Figures go to
+//! stdout and to `target/bench-telemetry.txt`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use chrono::{TimeDelta, Utc};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use schemas::vehicles::{IgnitionState, Position, Reading, VehicleState, VehicleStateReceived, VehicleStateReported};
+use schemas::{Envelope, TenantId, routing, subjects};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use uuid::Uuid;
+
+#[path = "../bus/tests/it/private_nats.rs"]
+mod private_nats;
+mod support;
+
+use support::{BenchPlatform, number};
+
+const TENANT: &str = "bench";
+
+/// Adds `count` vehicles straight into the database (setting up, not measured) and returns their ids.
+async fn vehicles(database_url: &str, count: u64) -> Vec<Uuid> {
+    let db = Database::connect(database_url).await.expect("PostgreSQL");
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let subaccount = Uuid::now_v7();
+    for chunk in ids.chunks(1_000) {
+        let rows = |f: &dyn Fn(&Uuid, usize) -> String| {
+            chunk.iter().enumerate().map(|(i, id)| f(id, i)).collect::<Vec<_>>().join(",")
+        };
+        let vehicles = rows(&|id, i| {
+            format!(
+                "('{id}', '{TENANT}', '{subaccount}', 'VIN{}', 'V{i}', 'scooter', '{{}}', '[]', 'available', now(), now())",
+                id.simple()
+            )
+        });
+        let states = rows(&|id, _| format!("('{id}', '{TENANT}')"));
+        for sql in [
+            format!(
+                "INSERT INTO vehicles (vehicle_id, tenant, subaccount_id, vin, vehicle_number, vehicle_type, \
+                 custom_fields, capabilities, status, created_at, updated_at) VALUES {vehicles}"
+            ),
+            format!("INSERT INTO vehicle_states (vehicle_id, tenant) VALUES {states}"),
+        ] {
+            db.execute_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("vehicles added");
+        }
+    }
+    db.close().await.expect("closed");
+    ids
+}
+
+fn report(tenant: &TenantId, vehicle: Uuid, n: u64) -> Envelope<VehicleStateReported> {
+    let time = Utc::now() - TimeDelta::seconds(1);
+    let wobble = (n % 100) as f64 * 1e-4;
+    let state = VehicleState {
+        charge_level: Some(Reading { value: 100 - (n % 90) as u8, time }),
+        position: Some(Reading { value: Position { latitude: 52.5 + wobble, longitude: 13.4 + wobble }, time }),
+        odometer: Some(Reading { value: 1_000 + n, time }),
+        remaining_range: Some(Reading { value: 30_000, time }),
+        speed: Some(Reading { value: 18.5, time }),
+        central_lock: None,
+        ignition: Some(Reading { value: IgnitionState::On, time }),
+    };
+    Envelope::new(
+        tenant.clone(),
+        "bench/device",
+        VehicleStateReported { vehicle_id: vehicle, telematics_unit_id: None, state },
+    )
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let vehicle_count = number("BENCH_VEHICLES", 10_000);
+    let states = number("BENCH_STATES", 200_000);
+    let batch = number("BENCH_BATCH", voltbus::Settings::default().fleet.telemetry_batch as u64);
+    let nats_server = private_nats::PrivateNats::start();
+    let platform = BenchPlatform::start(|s| {
+        s.nats.url = Some(nats_server.url());
+        s.fleet.telemetry_batch = usize::try_from(batch).expect("BENCH_BATCH");
+    })
+    .await;
+    let ids = vehicles(platform.settings.database.url.as_deref().expect("database"), vehicle_count).await;
+    let tenant = TenantId::new(TENANT).expect("tenant");
+
+    // The subscriber: a queue bound to the tenant's `VehicleStateReceived`, counting arrivals.
+    let amqp =
+        bus::amqp::AmqpConnection::connect(platform.settings.amqp.url.as_deref().expect("amqp"), "bench-subscriber")
+            .await
+            .expect("RabbitMQ");
+    let channel = amqp.channel().await.expect("channel");
+    let queue = channel
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("queue");
+    let key = routing::event_key_of::<VehicleStateReceived>(&tenant);
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            routing::EVENTS_EXCHANGE.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bound");
+    let (_consuming, mut deliveries) = amqp.consume(queue.name().as_str(), "bench", 2_000).await.expect("consume");
+    let received = Arc::new(AtomicU64::new(0));
+    let received_done = {
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = deliveries.next().await {
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                if received.fetch_add(1, Ordering::Relaxed) + 1 == states {
+                    return Instant::now();
+                }
+            }
+            Instant::now()
+        })
+    };
+
+    // The bare consumer: same stream, same subjects, counts and acks.
+    let nats = bus::nats::NatsConnection::connect(&nats_server.url(), "bench-device").await.expect("NATS");
+    let stream = nats.jetstream().get_stream(subjects::TELEMETRY_STREAM).await.expect("stream");
+    let bare = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("bench-bare".into()),
+            filter_subject: subjects::every_vehicle_state(),
+            ack_policy: AckPolicy::Explicit,
+            max_ack_pending: 4_000,
+            ..Default::default()
+        })
+        .await
+        .expect("bare consumer");
+    let bare_done = tokio::spawn(async move {
+        let mut messages = bare.messages().await.expect("messages");
+        let mut count = 0;
+        while let Some(Ok(message)) = messages.next().await {
+            let _ = message.ack().await;
+            count += 1;
+            if count == states {
+                break;
+            }
+        }
+        Instant::now()
+    });
+
+    // Publish: every vehicle in turn, as fast as the stream acknowledges (2,000 in flight).
+    let start = Instant::now();
+    futures_util::stream::iter(0..states)
+        .map(|n| {
+            let (nats, tenant) = (nats.clone(), tenant.clone());
+            let vehicle = ids[(n % vehicle_count) as usize];
+            async move {
+                let envelope = report(&tenant, vehicle, n);
+                nats.publish_durable(subjects::vehicle_state(&tenant, vehicle), &envelope).await.expect("stored");
+            }
+        })
+        .buffer_unordered(2_000)
+        .collect::<Vec<()>>()
+        .await;
+    let published = start.elapsed();
+    // When the last state was committed (the history holds every report).
+    let db = Database::connect(platform.settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
+    let count = Statement::from_string(db.get_database_backend(), "SELECT count(*) AS n FROM vehicle_state_history");
+    let committed = loop {
+        let row = db.query_one_raw(count.clone()).await.expect("count").expect("row");
+        if u64::try_from(row.try_get::<i64>("", "n").expect("n")).unwrap_or(0) >= states {
+            break start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    db.close().await.expect("closed");
+    let bare_at = tokio::time::timeout(Duration::from_secs(600), bare_done).await.expect("bare done").expect("bare");
+    let ingested_at = tokio::time::timeout(Duration::from_secs(1_200), received_done)
+        .await
+        .expect("every state ingested")
+        .expect("ingest");
+    let (bare, ingest) = (bare_at - start, ingested_at - start);
+    let rate = |d: Duration| states as f64 / d.as_secs_f64();
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "telemetry ingest: {states} states of {vehicle_count} vehicles, batches of up to {batch}, load generator on the same 2 cores"
+    );
+    let _ = writeln!(report, "  published to JetStream in {:.1} s ({:.0}/s)", published.as_secs_f64(), rate(published));
+    let _ = writeln!(
+        report,
+        "  ingest, NATS in → latest state + history committed: {:.0} states/s ({:.1} s)",
+        rate(committed),
+        committed.as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "  ingest, NATS in → latest state + history committed → VehicleStateReceived confirmed on RabbitMQ: {:.0} states/s ({:.1} s)",
+        rate(ingest),
+        ingest.as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "  bare async-nats pull consumer counting the same messages: {:.0} msg/s ({:.1} s)",
+        rate(bare),
+        bare.as_secs_f64()
+    );
+    let _ = writeln!(report, "  ratio ingest / bare: {:.2}", rate(ingest) / rate(bare));
+    print!("{report}");
+    let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-telemetry.txt"), &report);
+    nats.close().await;
+    amqp.close().await;
+    platform.stop().await;
+}
