@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use chrono::{TimeDelta, Utc};
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use schemas::vehicles::{IgnitionState, Position, Reading, VehicleState, VehicleStateReceived, VehicleStateReported};
 use schemas::{Envelope, TenantId, routing, subjects};
@@ -32,6 +32,10 @@ mod private_nats;
 mod support;
 
 use support::{BenchPlatform, number};
+
+// The allocator `voltbus serve` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TENANT: &str = "bench";
 
@@ -123,13 +127,15 @@ async fn run() {
         )
         .await
         .expect("bound");
-    let (_consuming, mut deliveries) = amqp.consume(queue.name().as_str(), "bench", 2_000).await.expect("consume");
+    // Acknowledged on delivery: the subscriber is the load generator's, on the same 2 cores.
+    let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let mut deliveries =
+        channel.basic_consume(queue.name().clone(), "bench".into(), no_ack, FieldTable::default()).await.expect("consume");
     let received = Arc::new(AtomicU64::new(0));
     let received_done = {
         let received = Arc::clone(&received);
         tokio::spawn(async move {
-            while let Some(Ok(delivery)) = deliveries.next().await {
-                let _ = delivery.ack(BasicAckOptions::default()).await;
+            while let Some(Ok(_)) = deliveries.next().await {
                 if received.fetch_add(1, Ordering::Relaxed) + 1 == states {
                     return Instant::now();
                 }

@@ -159,6 +159,8 @@ pub struct Outgoing {
     pub destination: Destination,
     /// The envelope, encoded (structured mode JSON).
     pub payload: String,
+    /// Its AMQP properties, made once from the envelope rather than parsed back from the payload.
+    properties: lapin::BasicProperties,
 }
 
 impl Outgoing {
@@ -172,27 +174,41 @@ impl Outgoing {
             destination,
             // An envelope of our own types always encodes to UTF-8 JSON.
             payload: String::from_utf8(envelope.encode()).unwrap_or_default(),
+            properties: properties_of(envelope),
         }
+    }
+
+    /// An encoded envelope (an outbox row's) bound for `destination`.
+    fn parse(destination: Destination, payload: String) -> Result<Self, PublishError> {
+        let envelope = Envelope::<Value>::parse(payload.as_bytes())
+            .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+        Ok(Self {
+            id: envelope.id,
+            tenant: envelope.tenant.to_string(),
+            aggregate: envelope.subject.clone(),
+            type_name: envelope.type_name.to_string(),
+            properties: properties_of(&envelope),
+            destination,
+            payload,
+        })
     }
 }
 
 impl Publisher {
-    /// Publishes one encoded message: with a broker's confirm, or into the embedded transport.
-    pub async fn publish(&self, destination: &Destination, payload: &str) -> Result<(), PublishError> {
-        let envelope = Envelope::<Value>::parse(payload.as_bytes())
-            .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
-        match destination {
+    /// Publishes one message: with a broker's confirm, or into the embedded transport.
+    pub async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
+        match &message.destination {
             Destination::Amqp { exchange, routing_key } => {
                 // An event is offered to whoever subscribes; with no subscriber it is done, not
                 // stuck. Anything else (a command) must reach a queue, or the publish fails.
                 let must_route = exchange != routing::EVENTS_EXCHANGE;
+                let body = message.payload.as_bytes();
                 let outcome = match (&self.amqp, &self.embedded) {
                     (Some(amqp), _) => {
-                        let properties = properties_of(&envelope);
-                        amqp.publish_raw(exchange, routing_key, payload.as_bytes(), properties, must_route).await
+                        amqp.publish_raw(exchange, routing_key, body, message.properties.clone(), must_route).await
                     }
                     (None, Some(embedded)) => embedded
-                        .publish_raw(exchange, routing_key, payload.as_bytes(), envelope.id, envelope.subject.clone())
+                        .publish_raw(exchange, routing_key, body, message.id, message.aggregate.clone())
                         .await
                         .map(|_| ()),
                     (None, None) => Err(PublishError::Disconnected("no AMQP connection configured".into())),
@@ -203,10 +219,14 @@ impl Publisher {
                 }
             }
             Destination::Nats { subject } => match (&self.nats, &self.embedded) {
-                (Some(nats), _) => nats.publish_durable(subject.clone(), &envelope).await,
+                (Some(nats), _) => {
+                    let envelope = Envelope::<Value>::parse(message.payload.as_bytes())
+                        .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+                    nats.publish_durable(subject.clone(), &envelope).await
+                }
                 // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
                 (None, Some(embedded)) => {
-                    embedded.publish_realtime(subject.clone(), payload.as_bytes().to_vec());
+                    embedded.publish_realtime(subject.clone(), message.payload.as_bytes().to_vec());
                     Ok(())
                 }
                 (None, None) => Err(PublishError::Disconnected("no NATS connection configured".into())),
@@ -216,8 +236,7 @@ impl Publisher {
 
     /// Publishes `messages` all at once (confirms pipelined); the first failure, if any.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), PublishError> {
-        let outcomes =
-            futures_util::future::join_all(messages.iter().map(|m| self.publish(&m.destination, &m.payload))).await;
+        let outcomes = futures_util::future::join_all(messages.iter().map(|m| self.publish(m))).await;
         outcomes.into_iter().collect()
     }
 }
@@ -251,9 +270,9 @@ impl Relay {
             return Ok(0);
         }
         let selected = started.elapsed();
-        let outcomes = futures_util::future::join_all(
-            rows.iter().map(|row| self.publisher.publish(&row.destination, &row.payload)),
-        )
+        let outcomes = futures_util::future::join_all(rows.iter().map(|row| async {
+            self.publisher.publish(&Outgoing::parse(row.destination.clone(), row.payload.clone())?).await
+        }))
         .await;
         let published = started.elapsed();
         let mut sent = Vec::new();
