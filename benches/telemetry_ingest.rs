@@ -129,8 +129,10 @@ async fn run() {
         .expect("bound");
     // Acknowledged on delivery: the subscriber is the load generator's, on the same 2 cores.
     let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
-    let mut deliveries =
-        channel.basic_consume(queue.name().clone(), "bench".into(), no_ack, FieldTable::default()).await.expect("consume");
+    let mut deliveries = channel
+        .basic_consume(queue.name().clone(), "bench".into(), no_ack, FieldTable::default())
+        .await
+        .expect("consume");
     let received = Arc::new(AtomicU64::new(0));
     let received_done = {
         let received = Arc::clone(&received);

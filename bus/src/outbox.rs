@@ -270,11 +270,24 @@ impl Relay {
             return Ok(0);
         }
         let selected = started.elapsed();
+        // On PostgreSQL the rows stay locked while they are published, so that no other relay
+        // takes them. SQLite has one process and one connection, which the embedded transport's
+        // publish needs too: there the choice is committed first and the marks written after.
+        let held = if transaction.get_database_backend() == DatabaseBackend::Postgres {
+            Some(transaction)
+        } else {
+            transaction.commit().await?;
+            None
+        };
         let outcomes = futures_util::future::join_all(rows.iter().map(|row| async {
             self.publisher.publish(&Outgoing::parse(row.destination.clone(), row.payload.clone())?).await
         }))
         .await;
         let published = started.elapsed();
+        let transaction = match held {
+            Some(transaction) => transaction,
+            None => self.database.begin().await?,
+        };
         let mut sent = Vec::new();
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {

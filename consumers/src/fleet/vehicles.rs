@@ -183,6 +183,8 @@ fn starts_with(prefix: &str) -> String {
 }
 
 fn conditions(filter: &Filter, backend: DatabaseBackend) -> Vec<SimpleExpr> {
+    // sea-query numbers a custom expression's own parameters `$1…` on PostgreSQL, `?` elsewhere.
+    let parameter = if backend == DatabaseBackend::Postgres { "$1" } else { "?" };
     let mut all = Vec::new();
     if let Some(subaccounts) = &filter.subaccounts {
         all.push(vehicle_column("subaccount_id").is_in(subaccounts.iter().copied()));
@@ -195,8 +197,9 @@ fn conditions(filter: &Filter, backend: DatabaseBackend) -> Vec<SimpleExpr> {
     }
     if let Some(search) = &filter.search {
         let pattern = starts_with(search);
-        let like =
-            |column: &str| Expr::cust_with_values(format!("LOWER(v.{column}) LIKE $1 ESCAPE '\\'"), [pattern.clone()]);
+        let like = |column: &str| {
+            Expr::cust_with_values(format!("LOWER(v.{column}) LIKE {parameter} ESCAPE '\\'"), [pattern.clone()])
+        };
         all.push(like("vin").or(like("license_plate")).or(like("vehicle_number")));
     }
     if let Some(level) = filter.battery_below {
@@ -216,7 +219,7 @@ fn conditions(filter: &Filter, backend: DatabaseBackend) -> Vec<SimpleExpr> {
         let field = match backend {
             DatabaseBackend::Postgres => Expr::cust_with_values("(v.custom_fields::jsonb ->> $1)", [name.clone()]),
             _ => Expr::cust_with_values(
-                "CAST(json_extract(v.custom_fields, '$.\"' || $1 || '\"') AS TEXT)",
+                "CAST(json_extract(v.custom_fields, '$.\"' || ? || '\"') AS TEXT)",
                 [name.clone()],
             ),
         };
