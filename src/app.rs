@@ -123,8 +123,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ),
         // Marketplace partners' events (Etvas), answered with the ids the partner keeps.
         (consumers::marketplace::topology(), marketplace, db.clone(), 1),
-        // Vehicles added, changed and removed.
-        (consumers::fleet::topology(), fleet, db, 1),
+        // Vehicles added, changed and removed; zones.
+        (consumers::fleet::topology(), fleet, db.clone(), 1),
+        (consumers::zones::topology(), Arc::new(consumers::zones::Zones) as Arc<dyn bus::Handler>, db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {

@@ -7,6 +7,8 @@
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
 //! - `fleet`: vehicles, their commands, and the telemetry ingest.
+//! - `zones`: parking, no-parking, no-ride, slow and operating areas.
+//! - `geometry`: distances and zones on the sphere.
 //! - `ids`: ids derived from other ids, for messages that must come out the same every time.
 //! - `sequences`: per-tenant counters that number what partners are shown.
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
@@ -14,6 +16,7 @@
 mod columns;
 mod database;
 pub mod fleet;
+pub mod geometry;
 pub mod ids;
 pub mod integrations;
 pub mod marketplace;
@@ -21,6 +24,7 @@ mod outcome;
 mod pages;
 mod sequences;
 pub mod webhooks;
+pub mod zones;
 
 pub use database::{Database, DatabaseError};
 

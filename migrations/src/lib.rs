@@ -12,6 +12,7 @@ mod m20261123_000004_outbox_pending;
 mod m20261124_000005_webhooks;
 mod m20261124_000006_marketplace;
 mod m20261124_000007_fleet;
+mod m20261124_000008_zones;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_webhooks::Migration),
             Box::new(m20261124_000006_marketplace::Migration),
             Box::new(m20261124_000007_fleet::Migration),
+            Box::new(m20261124_000008_zones::Migration),
         ]
     }
 }

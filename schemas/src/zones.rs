@@ -14,6 +14,8 @@ pub enum ZoneType {
     Parking,
     /// Where rides may not start or end.
     NoRide,
+    /// Where rides may pass but not end.
+    NoParking,
     /// Where speed is limited.
     Slow,
     /// The service area.

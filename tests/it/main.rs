@@ -18,3 +18,4 @@ mod private_rabbit;
 mod production;
 mod settings;
 mod webhooks;
+mod zones;

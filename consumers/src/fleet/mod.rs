@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::outcome::{Outcome, Refusal};
 pub use states::LatestState;
-pub use vehicles::{Filter, Vehicle};
+pub use vehicles::{Filter, Nearby, Vehicle};
 
 /// The vehicle commands' group: its queues are `voltbus.fleet…`.
 pub const GROUP: &str = "fleet";

@@ -23,14 +23,13 @@ use bus::nats::JetStreamGroup;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
-use schemas::vehicles::{
-    Position, VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported,
-};
+use schemas::vehicles::{VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported};
 use schemas::{AnyMessage, Envelope, Message, TenantId, subjects};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
 use super::states::{self, Report, Tracked};
+use crate::geometry::metres_between;
 use crate::ids::derived_id;
 
 /// The ingest's group (JetStream durable consumer).
@@ -253,38 +252,5 @@ impl Telemetry {
                 events.moved.push(caused(message, moved));
             }
         }
-    }
-}
-
-/// Mean Earth radius, metres (IUGG).
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
-
-/// Great-circle distance (haversine): right across the antimeridian and near the poles, where a
-/// flat approximation is not.
-pub fn metres_between(a: Position, b: Position) -> f64 {
-    let (lat1, lat2) = (a.latitude.to_radians(), b.latitude.to_radians());
-    let dlat = lat2 - lat1;
-    let dlon = (b.longitude - a.longitude).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(latitude: f64, longitude: f64) -> Position {
-        Position { latitude, longitude }
-    }
-
-    #[test]
-    fn distances_hold_across_the_antimeridian_and_at_the_poles() {
-        // 0.002° of longitude at the equator is about 222 m, whichever side of 180° each is on.
-        let across = metres_between(at(0.0, 179.999), at(0.0, -179.999));
-        assert!((across - 222.4).abs() < 1.0, "{across}");
-        // At the pole every longitude is the same place.
-        assert!(metres_between(at(90.0, 0.0), at(90.0, 120.0)) < 0.001);
-        // One degree of latitude is about 111.2 km.
-        assert!((metres_between(at(10.0, 5.0), at(11.0, 5.0)) - 111_195.0).abs() < 10.0);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use schemas::vehicles::{MasterData, OperationStatus, VehicleCommand};
+use schemas::vehicles::{MasterData, OperationStatus, Position, VehicleCommand};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
@@ -244,6 +244,58 @@ pub async fn list(
     query.order_by((Alias::new("v"), Alias::new("vehicle_id")), Order::Asc);
     let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+}
+
+/// A vehicle near a place, and how near.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Nearby {
+    /// The vehicle.
+    #[serde(flatten)]
+    pub vehicle: Vehicle,
+    /// Metres from the place asked about (great-circle distance).
+    pub distance_m: f64,
+}
+
+/// The vehicles of `tenant` (in `subaccounts`, if given) whose latest position is within
+/// `radius_m` of `centre`, nearest first. The database narrows them to the box around the
+/// circle (which wraps at the antimeridian and opens to every longitude over a pole); the exact
+/// distance decides.
+pub async fn nearby(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    subaccounts: Option<Vec<Uuid>>,
+    centre: Position,
+    radius_m: f64,
+) -> Result<Vec<Nearby>, DbErr> {
+    let bounds = crate::geometry::bounds_around(centre, radius_m);
+    let filter = Filter { subaccounts, ..Filter::default() };
+    let mut query = select(tenant);
+    for condition in conditions(&filter, db.get_database_backend()) {
+        query.and_where(condition);
+    }
+    query.and_where(state_column("latitude").between(bounds.south, bounds.north));
+    match bounds.longitudes {
+        Some((west, east)) if west <= east => {
+            query.and_where(state_column("longitude").between(west, east));
+        }
+        Some((west, east)) => {
+            query.and_where(state_column("longitude").gte(west).or(state_column("longitude").lte(east)));
+        }
+        None => {
+            query.and_where(state_column("longitude").is_not_null());
+        }
+    }
+    let mut found = Vec::new();
+    for row in db.query_all(&query).await? {
+        let vehicle = from_row(&row)?;
+        let Some(position) = vehicle.state.state.position.as_ref().map(|p| p.value) else { continue };
+        let distance_m = crate::geometry::metres_between(centre, position);
+        if distance_m <= radius_m {
+            found.push(Nearby { vehicle, distance_m });
+        }
+    }
+    found.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+    Ok(found)
 }
 
 /// The values of `vehicle`'s own columns, in [`COLUMNS`] order.

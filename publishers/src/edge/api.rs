@@ -272,7 +272,7 @@ impl PartnerApi {
         // Only the one header outlives the body read: no copy of the whole map per request.
         let idempotency_key = request.headers().get(idempotency::HEADER).cloned();
         let body = self.read_body(request).await?;
-        let claim = if matches!(method, Method::POST | Method::PATCH | Method::DELETE) {
+        let claim = if matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
             Claim::from_request(
                 &caller.tenant,
                 idempotency_key.as_ref(),

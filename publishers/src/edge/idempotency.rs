@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on POST, PATCH and DELETE: the first answer to a key is kept for 24 hours
+//! `Idempotency-Key` on POST, PUT, PATCH and DELETE: the first answer to a key is kept for 24 hours
 //! and replayed to every retry of the same request; the same key with another request is refused.
 //! The key also fixes the command's message id, so the bus inbox drops a command that a lost
 //! answer made the partner send again.

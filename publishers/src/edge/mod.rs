@@ -6,7 +6,7 @@
 //! - `api`: one partner request from head to answer; `routes`: the route table.
 //! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
 //! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
-//!   callback; `vehicles`: the fleet; `commands`: commands to the bus and their replies.
+//!   callback; `vehicles`: the fleet; `zones`: zones; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
 mod api;
@@ -25,6 +25,7 @@ mod routes;
 mod server;
 mod vehicles;
 mod webhooks;
+mod zones;
 
 pub use api::{PartnerApi, PartnerSettings, PartnerTasks};
 pub use audit::ANONYMOUS_TENANT;

@@ -144,7 +144,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
             json!({ "type": "string", "format": "uuid" }),
         ));
     }
-    if matches!(route.method, http::Method::POST | http::Method::PATCH | http::Method::DELETE) {
+    if matches!(route.method, http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE) {
         parameters.push(header_parameter(
             idempotency::HEADER,
             "Replays the first answer to a retry of the same request for 24 hours.",

@@ -17,6 +17,7 @@ use super::marketplace;
 use super::response::{Answer, ApiError};
 use super::vehicles;
 use super::webhooks;
+use super::zones;
 
 /// Every partner route is under this path.
 pub(crate) const BASE: &str = "/api/partner/v1";
@@ -383,6 +384,17 @@ pub(crate) fn table() -> Vec<Route> {
         },
         Route {
             method: Method::GET,
+            path: "/vehicles/nearby",
+            operation: "listNearbyVehicles",
+            summary: "Vehicles within `radius` metres of `lat`/`lng`, nearest first.",
+            access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::fleet::Nearby>, vehicles::NEARBY),
+            action: Some(|api, call| Box::pin(vehicles::nearby(api, call))),
+        },
+        Route {
+            method: Method::GET,
             path: "/vehicles/{id}",
             operation: "getVehicle",
             summary: "One vehicle: master data, custom fields, status, capabilities, latest state.",
@@ -424,6 +436,72 @@ pub(crate) fn table() -> Vec<Route> {
             status: 200,
             returns: Returns::Item(schema_of::<consumers::fleet::LatestState>),
             action: Some(|api, call| Box::pin(vehicles::state(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/zones",
+            operation: "listZones",
+            summary: "The zones: parking, no-parking, no-ride, slow and operating areas.",
+            access: Access::Permission(schemas::integrations::Permission::ZonesRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::zones::StoredZone>, zones::FILTERS),
+            action: Some(|api, call| Box::pin(zones::list(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/zones",
+            operation: "createZone",
+            summary: "Creates a zone (organisation admins).",
+            access: Admin,
+            body: Some(schema_of::<zones::ZoneBody>),
+            status: 201,
+            returns: Returns::Item(schema_of::<consumers::zones::StoredZone>),
+            action: Some(|api, call| Box::pin(zones::create(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/zones/containing",
+            operation: "listZonesContaining",
+            summary: "The zones that hold the point `lat`/`lng`.",
+            access: Access::Permission(schemas::integrations::Permission::ZonesRead),
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::zones::StoredZone>, zones::POINT),
+            action: Some(|api, call| Box::pin(zones::containing(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/zones/{id}",
+            operation: "getZone",
+            summary: "One zone.",
+            access: Access::Permission(schemas::integrations::Permission::ZonesRead),
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::zones::StoredZone>),
+            action: Some(|api, call| Box::pin(zones::get(api, call))),
+        },
+        Route {
+            method: Method::PUT,
+            path: "/zones/{id}",
+            operation: "replaceZone",
+            summary: "Replaces a zone (organisation admins).",
+            access: Admin,
+            body: Some(schema_of::<zones::ZoneBody>),
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::zones::StoredZone>),
+            action: Some(|api, call| Box::pin(zones::replace(api, call))),
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/zones/{id}",
+            operation: "deleteZone",
+            summary: "Deletes a zone (organisation admins).",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::zones::Deleted>),
+            action: Some(|api, call| Box::pin(zones::delete(api, call))),
         },
         Route {
             method: Method::POST,

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use consumers::fleet::{BulkResult, Filter, LatestState, Removed, Vehicle, vehicles};
+use consumers::fleet::{BulkResult, Filter, LatestState, Nearby, Removed, Vehicle, vehicles};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::integrations::KeyScope;
 use schemas::vehicles::{
-    AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, RemoveVehicle, Transmission,
-    UpdateVehicle, VehicleCommand,
+    AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, Position, RemoveVehicle,
+    Transmission, UpdateVehicle, VehicleCommand,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -51,6 +51,17 @@ pub(crate) const FILTERS: &[QueryFilter] = &[
         description: "Inside `west,south,east,north` (degrees; west > east crosses the antimeridian).",
     },
     QueryFilter { name: "custom_field", values: &[], description: "`name:value`: a custom field with this value." },
+];
+
+/// Radius of `nearby` when none is given, and the largest one, metres.
+const DEFAULT_RADIUS_M: f64 = 500.0;
+const MAX_RADIUS_M: f64 = 50_000.0;
+
+/// Parameters of `GET /vehicles/nearby`.
+pub(crate) const NEARBY: &[QueryFilter] = &[
+    QueryFilter { name: "lat", values: &[], description: "Latitude, degrees (required)." },
+    QueryFilter { name: "lng", values: &[], description: "Longitude, degrees (required)." },
+    QueryFilter { name: "radius", values: &[], description: "Metres, 1 to 50,000 (default 500)." },
 ];
 
 /// `POST /vehicles`: a vehicle added to a fleet (INVERS Vehicle Lifecycle).
@@ -142,7 +153,7 @@ pub(crate) struct BulkEdit {
 }
 
 /// The subaccounts a request sees; `None`: all of the organisation's.
-fn fleets(caller: &Caller) -> Option<Vec<Uuid>> {
+pub(crate) fn fleets(caller: &Caller) -> Option<Vec<Uuid>> {
     match (caller.subaccount, &caller.key.key.scope) {
         (Some(subaccount), _) => Some(vec![subaccount]),
         (None, KeyScope::Global { allowed_subaccount_ids }) if !allowed_subaccount_ids.is_empty() => {
@@ -248,6 +259,43 @@ fn bbox_of(text: &str) -> Result<[f64; 4], ApiError> {
         return Err(refused());
     }
     Ok([west, south, east, north])
+}
+
+/// The place of a `lat`/`lng` query.
+pub(crate) fn position_of(values: &[(&'static str, String)]) -> Result<Position, ApiError> {
+    let number = |name: &str, range: std::ops::RangeInclusive<f64>| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| ApiError::invalid(name, format!("{name} is required, {} to {}", range.start(), range.end())))
+    };
+    Ok(Position { latitude: number("lat", -90.0..=90.0)?, longitude: number("lng", -180.0..=180.0)? })
+}
+
+/// `GET /vehicles/nearby?lat=…&lng=…&radius=…`.
+pub(crate) async fn nearby(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let (page, values) = page_and_filters(call.query.as_deref(), NEARBY)?;
+    let centre = position_of(&values)?;
+    let radius = match values.iter().find(|(n, _)| *n == "radius") {
+        None => DEFAULT_RADIUS_M,
+        Some((_, v)) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (1.0..=MAX_RADIUS_M).contains(r))
+            .ok_or_else(|| ApiError::invalid("radius", format!("radius is 1 to {MAX_RADIUS_M} metres")))?,
+    };
+    let tenant = call.caller.tenant.as_str();
+    let found =
+        vehicles::nearby(&api.database, tenant, fleets(&call.caller), centre, radius).await.map_err(db_error)?;
+    let total = found.len() as u64;
+    let items: Vec<Nearby> = found
+        .into_iter()
+        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+        .take(page.limit as usize)
+        .collect();
+    Ok(Answer::list(items, page, total))
 }
 
 /// `GET /vehicles`.
