@@ -26,6 +26,14 @@ pub struct Context<'a> {
     pub transaction: Option<&'a DatabaseTransaction>,
 }
 
+impl<'a> Context<'a> {
+    /// The transaction of a group that writes the database; a group run without one cannot
+    /// handle anything, which is a permanent error.
+    pub fn database(&self, group: &str) -> Result<&'a DatabaseTransaction, HandlerError> {
+        self.transaction.ok_or_else(|| HandlerError::Permanent(format!("the {group} group needs a database")))
+    }
+}
+
 /// Why a handler did not succeed; decides between retry and dead-letter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandlerError {
@@ -35,6 +43,15 @@ pub enum HandlerError {
     /// Will never succeed (a rule refused it, the data is wrong); goes to the dead-letter queue.
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl HandlerError {
+    /// A message of a type the group does not handle. Only bound keys arrive, so it is a
+    /// replayed letter of another group: it stays in the dead letters rather than being
+    /// acknowledged and lost.
+    pub fn unhandled(message: &Envelope<AnyMessage>) -> Self {
+        HandlerError::Permanent(format!("`{}` has no handler in this version", message.type_name))
+    }
 }
 
 /// Handles the messages of one consumer group.

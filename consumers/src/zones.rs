@@ -159,19 +159,14 @@ impl Handler for Zones {
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(tx) = context.transaction else {
-                return Err(HandlerError::Permanent("the zones group needs a database".into()));
-            };
+            let tx = context.database("zones")?;
             let message = context.message;
             let reply = match &message.data {
                 AnyMessage::UpsertZone(upsert) => upsert_zone(tx, message, upsert).await.map(|o| o.to_reply()),
                 AnyMessage::DeleteZone(DeleteZone { zone_id }) => {
                     delete_zone(tx, message, *zone_id).await.map(|o| o.to_reply())
                 }
-                _ => {
-                    let type_name = message.type_name.as_str();
-                    return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
-                }
+                _ => return Err(HandlerError::unhandled(message)),
             };
             reply.map(Some).map_err(|error| HandlerError::Retryable(error.to_string()))
         })

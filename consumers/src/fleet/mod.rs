@@ -94,9 +94,7 @@ impl Handler for Fleet {
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(tx) = context.transaction else {
-                return Err(HandlerError::Permanent("the fleet group needs a database".into()));
-            };
+            let tx = context.database("fleet")?;
             let message = context.message;
             let now = Utc::now();
             let reply = match &message.data {
@@ -135,11 +133,7 @@ impl Handler for Fleet {
                 AnyMessage::BulkChangeCustomField(bulk) => {
                     bulk_change(tx, message, bulk, now).await.map(|o| o.to_reply())
                 }
-                _ => {
-                    // Only bound keys arrive; anything else stays in the dead-letter queue.
-                    let type_name = message.type_name.as_str();
-                    return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
-                }
+                _ => return Err(HandlerError::unhandled(message)),
             };
             reply.map(Some).map_err(|error| HandlerError::Retryable(error.to_string()))
         })

@@ -83,9 +83,7 @@ impl Handler for Telemetry {
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(tx) = context.transaction else {
-                return Err(HandlerError::Permanent("the telemetry group needs a database".into()));
-            };
+            let tx = context.database("telemetry")?;
             let received = self.ingest(tx, &[(context.message, context.attempt)]).await?;
             enqueue(tx, received).await.map(|()| None)
         })

@@ -63,14 +63,9 @@ impl Handler for Integrations {
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(tx) = context.transaction else {
-                return Err(HandlerError::Permanent("the integrations group needs a database".into()));
-            };
+            let tx = context.database("integrations")?;
             if !handled_here(&context.message.data) {
-                // Only bound keys arrive; anything else (a replayed letter of another group) is
-                // kept in the dead-letter queue rather than acknowledged and lost.
-                let type_name = context.message.type_name.as_str();
-                return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
+                return Err(HandlerError::unhandled(context.message));
             }
             handle(tx, context.message).await.map_err(|error| HandlerError::Retryable(error.to_string()))
         })

@@ -71,9 +71,7 @@ impl Handler for Marketplace {
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(tx) = context.transaction else {
-                return Err(HandlerError::Permanent("the marketplace group needs a database".into()));
-            };
+            let tx = context.database("marketplace")?;
             let message = context.message;
             let now = Utc::now();
             let outcome = match &message.data {
@@ -91,12 +89,7 @@ impl Handler for Marketplace {
                 AnyMessage::ProductResume(ProductResume(event)) => {
                     change_purchase(tx, message, event, PurchaseChange::Resumed, now).await
                 }
-                _ => {
-                    // Only bound keys arrive; anything else (a replayed letter of another group)
-                    // stays in the dead-letter queue rather than being acknowledged and lost.
-                    let type_name = message.type_name.as_str();
-                    return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
-                }
+                _ => return Err(HandlerError::unhandled(message)),
             };
             outcome.map(|o| Some(o.to_reply())).map_err(|error| HandlerError::Retryable(error.to_string()))
         })

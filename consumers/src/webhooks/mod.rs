@@ -167,9 +167,7 @@ impl Handler for Webhooks {
         context: Context<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(tx) = context.transaction else {
-                return Err(HandlerError::Permanent("the webhooks groups need a database".into()));
-            };
+            let tx = context.database("webhooks")?;
             let message = context.message;
             let result = match &message.data {
                 AnyMessage::CreateWebhookEndpoint(_)
@@ -186,10 +184,7 @@ impl Handler for Webhooks {
                 _ if EVENT_TYPES.contains(&message.type_name.as_str()) => {
                     self.fan_out(tx, &[(message, context.attempt)]).await.map(|()| None)
                 }
-                _ => {
-                    let type_name = message.type_name.as_str();
-                    return Err(HandlerError::Permanent(format!("`{type_name}` has no handler in this version")));
-                }
+                _ => return Err(HandlerError::unhandled(message)),
             };
             result.map_err(|error| HandlerError::Retryable(error.to_string()))
         })

@@ -83,6 +83,15 @@ impl Answer {
         Self { pagination: Some((page, total)), ..Self::ok(items) }
     }
 
+    /// [`Answer::list`] of the page `page` of `all`, which were found whole (sorted in memory).
+    pub fn page_of<T: Serialize>(all: Vec<T>, page: Page) -> Self {
+        let total = all.len() as u64;
+        let skip = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let items: Vec<T> =
+            all.into_iter().skip(skip).take(usize::try_from(page.limit).unwrap_or(usize::MAX)).collect();
+        Self::list(items, page, total)
+    }
+
     /// The envelope's body.
     pub fn body(&self, request_id: &str) -> Value {
         if self.bare {

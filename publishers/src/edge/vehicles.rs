@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use consumers::fleet::{BulkResult, Filter, LatestState, Nearby, Removed, Vehicle, vehicles};
+use consumers::fleet::{BulkResult, Filter, LatestState, Removed, Vehicle, vehicles};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::integrations::KeyScope;
@@ -289,13 +289,7 @@ pub(crate) async fn nearby(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let tenant = call.caller.tenant.as_str();
     let found =
         vehicles::nearby(&api.database, tenant, fleets(&call.caller), centre, radius).await.map_err(db_error)?;
-    let total = found.len() as u64;
-    let items: Vec<Nearby> = found
-        .into_iter()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(page.limit as usize)
-        .collect();
-    Ok(Answer::list(items, page, total))
+    Ok(Answer::page_of(found, page))
 }
 
 /// `GET /vehicles`.

@@ -122,13 +122,7 @@ pub(crate) async fn containing(api: &PartnerApi, call: Call) -> Result<Answer, A
     let fleets = fleets(&call.caller);
     let tenant = call.caller.tenant.as_str();
     let found = zones::containing(&api.database, tenant, fleets.as_deref(), point).await.map_err(db_error)?;
-    let total = found.len() as u64;
-    let items: Vec<StoredZone> = found
-        .into_iter()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(page.limit as usize)
-        .collect();
-    Ok(Answer::list(items, page, total))
+    Ok(Answer::page_of(found, page))
 }
 
 /// `POST /zones`.
