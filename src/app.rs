@@ -103,7 +103,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let webhooks: Arc<dyn bus::Handler> =
         Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), dispatcher.endpoints()));
     let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
-    let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet);
+    let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet::new(settings.fleet.command_timeout()));
     let db = Some(database.clone());
     // The last figure: most messages handled in one transaction (1: one at a time).
     let groups = [
@@ -158,7 +158,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .in_batches(settings.fleet.telemetry_batch)
         .without_inbox(engines.publisher());
         background.push(tokio::spawn(consumer.run(when(&drained))));
+        // Devices' answers to the commands sent to them.
+        let results = JetStreamConsumer::new(
+            nats.clone(),
+            consumers::fleet::commands::results_topology(),
+            ConsumerOptions::default(),
+            Arc::new(consumers::fleet::commands::CommandResults),
+            Some(database.clone()),
+        );
+        background.push(tokio::spawn(results.run(when(&drained))));
     }
+    background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
     let relay = Relay::new(engines.database.connection().clone(), engines.publisher(), RELAY_BATCH);
     background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
@@ -226,6 +236,22 @@ async fn tidy(
         }
         tokio::select! {
             () = tokio::time::sleep(TIDY_EVERY) => {}
+            () = &mut stop => return,
+        }
+    }
+}
+
+/// Marks commands to vehicles that got no answer in time as timed out, every second, until `stop`.
+async fn expire_commands(db: sea_orm::DatabaseConnection, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match consumers::fleet::commands::expire(&db).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "vehicle commands timed out"),
+            Err(error) => tracing::warn!(%error, "could not time out vehicle commands"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = &mut stop => return,
         }
     }

@@ -7,11 +7,13 @@
 //! - `engines`: the database and transports chosen by configuration, and their `/health`.
 //! - `app`: `migrate`, `start` and graceful stop ([`Running`]).
 //! - `dead_letters`: listing and replaying a consumer group's dead letters on any transport.
+//! - `simulator`: simulated vehicle devices that answer commands.
 
 mod app;
 pub mod dead_letters;
 mod engines;
 pub mod settings;
+pub mod simulator;
 pub mod telemetry;
 
 pub use app::{Running, create_admin_key, migrate, start};

@@ -33,6 +33,15 @@ enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+    /// Simulate the vehicles' devices: answer every command sent to a vehicle (needs `nats.url`).
+    SimulateDevices {
+        /// Vehicles that refuse every command.
+        #[arg(long)]
+        refusing: Vec<uuid::Uuid>,
+        /// Milliseconds a device takes to carry a command out.
+        #[arg(long, default_value_t = 200)]
+        delay_ms: u64,
+    },
     /// Inspect or replay a consumer group's dead-letter queue (needs `amqp.url`).
     DeadLetters {
         #[command(subcommand)]
@@ -134,6 +143,22 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (key, id) = voltbus::create_admin_key(&settings, &tenant, &name).await?;
             println!("{}", serde_json::json!({ "id": id, "tenant": tenant, "key": key }));
             eprintln!("voltbus: store this key now; it is not shown again");
+            Ok(())
+        }
+        Command::SimulateDevices { refusing, delay_ms } => {
+            let url = settings.nats.url.as_deref().context("simulate-devices needs nats.url (VOLTBUS__NATS__URL)")?;
+            let nats = bus::nats::NatsConnection::connect(url, "voltbus-device-simulator").await?;
+            nats.ensure_streams().await?;
+            let devices = voltbus::simulator::Devices {
+                refusing: refusing.into_iter().collect(),
+                delay: std::time::Duration::from_millis(delay_ms),
+                ..Default::default()
+            };
+            tracing::info!("simulating vehicle devices; Ctrl-C stops");
+            let stop = async {
+                let _ = shutdown_signal().await;
+            };
+            voltbus::simulator::run(nats, devices, stop).await?;
             Ok(())
         }
         Command::Serve => {

@@ -180,6 +180,9 @@ pub struct FleetSettings {
     pub history_days: u64,
     /// Most reports the ingest takes in one transaction.
     pub telemetry_batch: usize,
+    /// Seconds a command to a vehicle waits for its device's answer before it has timed out
+    /// (and the device must no longer carry it out).
+    pub command_timeout_seconds: u64,
 }
 
 impl Default for FleetSettings {
@@ -190,11 +193,17 @@ impl Default for FleetSettings {
             moved_metres: thresholds.moved_metres,
             history_days: 30,
             telemetry_batch: 500,
+            command_timeout_seconds: 30,
         }
     }
 }
 
 impl FleetSettings {
+    /// How long a command to a vehicle waits for its device's answer.
+    pub fn command_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.command_timeout_seconds.max(1))
+    }
+
     /// When telemetry becomes an event.
     pub fn thresholds(&self) -> consumers::fleet::telemetry::Thresholds {
         consumers::fleet::telemetry::Thresholds {

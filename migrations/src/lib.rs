@@ -13,6 +13,7 @@ mod m20261124_000005_webhooks;
 mod m20261124_000006_marketplace;
 mod m20261124_000007_fleet;
 mod m20261124_000008_zones;
+mod m20261124_000009_vehicle_commands;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_marketplace::Migration),
             Box::new(m20261124_000007_fleet::Migration),
             Box::new(m20261124_000008_zones::Migration),
+            Box::new(m20261124_000009_vehicle_commands::Migration),
         ]
     }
 }

@@ -123,6 +123,8 @@ catalogue! {
     vehicles::VehicleBatteryLow,
     vehicles::VehicleLocationUpdated,
     vehicles::VehicleCommandCompleted,
+    vehicles::DeviceCommand,
+    vehicles::DeviceCommandResult,
     rides::StartRide,
     rides::PauseRide,
     rides::ResumeRide,

@@ -14,6 +14,9 @@ use crate::{Descriptor, Message, TenantId};
 pub const ROOT: &str = "voltbus";
 /// JetStream stream of vehicle and charger telemetry.
 pub const TELEMETRY_STREAM: &str = "VOLTBUS_TELEMETRY";
+/// JetStream stream of commands to vehicles and their devices' answers: kept apart from
+/// telemetry so that a device consumes only what is meant for it.
+pub const VEHICLE_COMMANDS_STREAM: &str = "VOLTBUS_VEHICLE_COMMANDS";
 /// JetStream stream of domain events.
 pub const EVENTS_STREAM: &str = "VOLTBUS_EVENTS";
 /// JetStream stream of dead letters from JetStream consumer groups.
@@ -62,6 +65,31 @@ pub fn vehicle_state(tenant: &TenantId, vehicle: Uuid) -> String {
 /// Every vehicle's state subject, of every tenant.
 pub fn every_vehicle_state() -> String {
     format!("{ROOT}.*.vehicles.*.state")
+}
+
+/// Where a vehicle's device takes the commands sent to it.
+pub fn vehicle_commands(tenant: &TenantId, vehicle: Uuid) -> String {
+    format!("{ROOT}.{tenant}.vehicles.{vehicle}.commands")
+}
+
+/// Where a vehicle's device answers a command.
+pub fn vehicle_command_results(tenant: &TenantId, vehicle: Uuid) -> String {
+    format!("{ROOT}.{tenant}.vehicles.{vehicle}.command-results")
+}
+
+/// Every vehicle's commands, of every tenant.
+pub fn every_vehicle_commands() -> String {
+    format!("{ROOT}.*.vehicles.*.commands")
+}
+
+/// Every device's command answers, of every tenant.
+pub fn every_vehicle_command_result() -> String {
+    format!("{ROOT}.*.vehicles.*.command-results")
+}
+
+/// Subjects the vehicle commands stream stores.
+pub fn vehicle_commands_stream_subjects() -> Vec<String> {
+    vec![every_vehicle_commands(), every_vehicle_command_result()]
 }
 
 /// Where a charger publishes OCPP status notifications.
@@ -137,6 +165,8 @@ mod tests {
         let d = crate::descriptor_of("ride.started").unwrap();
         for s in [
             vehicle_state(&t, Uuid::nil()),
+            vehicle_commands(&t, Uuid::nil()),
+            vehicle_command_results(&t, Uuid::nil()),
             charger_status(&t, Uuid::nil()),
             charger_meter(&t, Uuid::nil()),
             event(&t, d),

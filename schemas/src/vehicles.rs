@@ -366,6 +366,38 @@ message!(VehicleLocationUpdated, "vehicle.location_updated", (1, 0), Event, Vehi
     m.vehicle_id.to_string()
 ));
 
+/// A command for a vehicle's device, on `voltbus.{tenant}.vehicles.{vehicle}.commands`; a device
+/// that takes it after `expires_at` must not carry it out (the platform has reported it timed
+/// out by then: a car unlocked an hour late is a car unlocked for nobody).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceCommand {
+    /// The command's id, to answer with.
+    pub command_id: Uuid,
+    /// Vehicle.
+    pub vehicle_id: Uuid,
+    /// What to do.
+    pub command: VehicleCommand,
+    /// Not to be carried out after this.
+    pub expires_at: DateTime<Utc>,
+}
+message!(DeviceCommand, "vehicle.device_command", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
+
+/// A device's answer to a command, on `voltbus.{tenant}.vehicles.{vehicle}.command-results`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceCommandResult {
+    /// The command answered.
+    pub command_id: Uuid,
+    /// Vehicle.
+    pub vehicle_id: Uuid,
+    /// `succeeded` or `failed` (a device never answers `timed_out`).
+    pub outcome: CommandOutcome,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+message!(DeviceCommandResult, "vehicle.device_command_result", (1, 0), Event, Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
+
 /// How a vehicle command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

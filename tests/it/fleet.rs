@@ -414,3 +414,103 @@ async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
     device.close().await;
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
+    let nats_server = PrivateNats::start();
+    let platform = Platform::start_with(|settings| {
+        settings.nats.url = Some(nats_server.url());
+        settings.fleet.command_timeout_seconds = 2;
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let key =
+        fleet_key(&platform, &admin, json!({ "name": "app", "permissions": ["vehicles:read", "vehicles:write"] }))
+            .await;
+    let mut subscriber = Subscriber::of(&platform, &tenant).await;
+    let fleet = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for vin in ["CAR1", "MUTE1", "STUBBORN1"] {
+        let body = json!({ "vin": vin, "subaccount_id": fleet,
+                           "capabilities": ["unlock-central-lock", "lock-central-lock", "honk-and-flash"] });
+        ids.push(add(&platform, &key, body).await["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    let (car, mute, stubborn) = (ids[0], ids[1], ids[2]);
+    let devices = voltbus::simulator::Devices {
+        refusing: [stubborn].into(),
+        silent: [mute].into(),
+        delay: Duration::from_millis(50),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let device_nats = NatsConnection::connect(&nats_server.url(), "test-devices").await.unwrap();
+    let simulator = tokio::spawn(voltbus::simulator::run(device_nats, devices, async move {
+        let _ = stopped.await;
+    }));
+
+    // Sent, carried out, answered: the request waits for it.
+    let (status, done, _) =
+        platform.call(&key, "POST", &format!("/vehicles/{car}/commands/unlock-central-lock"), None).await;
+    assert_eq!((status, done["data"]["status"].clone()), (200, json!("succeeded")), "{done}");
+    // What the vehicle cannot do, and what no vehicle does.
+    let (status, body, _) =
+        platform.call(&key, "POST", &format!("/vehicles/{car}/commands/enable-immobilizer"), None).await;
+    assert_eq!((status, error_code(&body)), (409, "CONFLICT"), "{body}");
+    let (status, _, _) = platform.call(&key, "POST", &format!("/vehicles/{car}/commands/fly"), None).await;
+    assert_eq!(status, 404);
+    // Not waiting: 202 with the id, then polled.
+    let (status, queued, _) = platform
+        .call(&key, "POST", &format!("/vehicles/{car}/commands/honk-and-flash"), Some(json!({ "wait": false })))
+        .await;
+    assert_eq!((status, queued["data"]["status"].clone()), (202, json!("pending")), "{queued}");
+    let id = queued["data"]["id"].as_str().unwrap().to_owned();
+    let mut polled = Value::Null;
+    for _ in 0..100 {
+        polled = platform.call(&key, "GET", &format!("/vehicle-commands/{id}"), None).await.1;
+        if polled["data"]["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(polled["data"]["status"], "succeeded", "{polled}");
+    // Refused by the vehicle; and no answer at all, which times out.
+    let (_, refused, _) =
+        platform.call(&key, "POST", &format!("/vehicles/{stubborn}/commands/lock-central-lock"), None).await;
+    assert_eq!(refused["data"]["status"], "failed", "{refused}");
+    assert!(refused["data"]["reason"].as_str().unwrap().contains("refused"));
+    let (_, silent, _) =
+        platform.call(&key, "POST", &format!("/vehicles/{mute}/commands/lock-central-lock"), None).await;
+    let mut outcome = silent["data"]["status"].clone();
+    let silent_id = silent["data"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if outcome != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        outcome = platform.call(&key, "GET", &format!("/vehicle-commands/{silent_id}"), None).await.1["data"]["status"]
+            .clone();
+    }
+    assert_eq!(outcome, "timed_out");
+
+    // Each end announced.
+    let events = subscriber.until("vehicle.command_completed", 4).await;
+    let mut outcomes: Vec<String> = of_type(&events, "vehicle.command_completed")
+        .iter()
+        .map(|e| match &e.data {
+            AnyMessage::VehicleCommandCompleted(c) => format!("{:?}", c.outcome),
+            _ => unreachable!(),
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["Failed", "Succeeded", "Succeeded", "TimedOut"]);
+
+    // Another organisation can neither send nor look.
+    let (_, other_admin) = platform.organisation().await;
+    let (status, _, _) =
+        platform.call(&other_admin, "POST", &format!("/vehicles/{car}/commands/unlock-central-lock"), None).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = platform.call(&other_admin, "GET", &format!("/vehicle-commands/{id}"), None).await;
+    assert_eq!(status, 404);
+    let _ = stop.send(());
+    simulator.await.unwrap().unwrap();
+    platform.stop().await;
+}

@@ -57,6 +57,7 @@ impl NatsConnection {
         let streams = [
             (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects()),
             (subjects::EVENTS_STREAM, subjects::events_stream_subjects()),
+            (subjects::VEHICLE_COMMANDS_STREAM, subjects::vehicle_commands_stream_subjects()),
             (subjects::DEAD_LETTER_STREAM, subjects::dead_letter_stream_subjects()),
             (subjects::ADVISORY_STREAM, subjects::advisory_stream_subjects()),
         ];

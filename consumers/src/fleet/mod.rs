@@ -6,8 +6,9 @@
 //! The `telemetry` group is the ingest (`telemetry`).
 //!
 //! Layout: `vehicles` and `states` (the tables), `edits` (what a change does to a vehicle),
-//! `telemetry` (the ingest).
+//! `telemetry` (the ingest), `commands` (commands to vehicles and their devices' answers).
 
+pub mod commands;
 mod edits;
 pub mod states;
 pub mod telemetry;
@@ -16,6 +17,7 @@ pub mod vehicles;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
@@ -24,8 +26,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use schemas::vehicles::{
     AddVehicle, BulkChangeCustomField, BulkOperation, ChangeCustomFields, MasterData, OperationStatus, RemoveVehicle,
-    SetOperationStatus, UpdateMasterData, UpdateVehicle, VehicleChangeType, VehicleChanged, VehicleCommand,
-    VehicleStatusChanged,
+    SendVehicleCommand, SetOperationStatus, UpdateMasterData, UpdateVehicle, VehicleChangeType, VehicleChanged,
+    VehicleCommand, VehicleStatusChanged,
 };
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::{DatabaseTransaction, DbErr};
@@ -60,6 +62,7 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<ChangeCustomFields>(),
         routing::command_key_of::<SetOperationStatus>(),
         routing::command_key_of::<BulkChangeCustomField>(),
+        routing::command_key_of::<SendVehicleCommand>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
@@ -86,7 +89,17 @@ pub struct BulkResult {
 }
 
 /// Handles the vehicle commands.
-pub struct Fleet;
+pub struct Fleet {
+    /// How long a command to a vehicle may wait for its device's answer.
+    command_timeout: Duration,
+}
+
+impl Fleet {
+    /// The handler; commands to vehicles time out after `command_timeout`.
+    pub fn new(command_timeout: Duration) -> Self {
+        Self { command_timeout }
+    }
+}
 
 impl Handler for Fleet {
     fn handle<'a>(
@@ -129,6 +142,9 @@ impl Handler for Fleet {
                         ..UpdateVehicle::default()
                     };
                     update_vehicle(tx, message, &edit, now).await.map(|o| o.to_reply())
+                }
+                AnyMessage::SendVehicleCommand(command) => {
+                    send_command(tx, message, command, self.command_timeout).await.map(|o| o.to_reply())
                 }
                 AnyMessage::BulkChangeCustomField(bulk) => {
                     bulk_change(tx, message, bulk, now).await.map(|o| o.to_reply())
@@ -236,6 +252,19 @@ async fn update_vehicle(
     }
     announce(tx, message, &vehicle, VehicleChangeType::Updated, changed).await?;
     Ok(Outcome::Done(vehicle))
+}
+
+async fn send_command(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    command: &SendVehicleCommand,
+    timeout: Duration,
+) -> Result<Outcome<commands::CommandStatus>, DbErr> {
+    let id = command.vehicle_id;
+    match vehicles::find_locked(tx, message.tenant.as_str(), &[id]).await?.first() {
+        Some(vehicle) => commands::send(tx, message, command, vehicle, timeout).await,
+        None => Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}")))),
+    }
 }
 
 async fn bulk_change(

@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use consumers::fleet::commands::{self, CommandState, CommandStatus};
 use consumers::fleet::{BulkResult, Filter, LatestState, Removed, Vehicle, vehicles};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::integrations::KeyScope;
 use schemas::vehicles::{
     AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, Position, RemoveVehicle,
-    Transmission, UpdateVehicle, VehicleCommand,
+    SendVehicleCommand, Transmission, UpdateVehicle, VehicleCommand,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -402,6 +403,59 @@ pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         .request(&command(&call, RemoveVehicle { vehicle_id: vehicle.id }), api.settings.command_timeout)
         .await?;
     Ok(Answer::ok(removed))
+}
+
+/// `POST /vehicles/{id}/commands/{command}`: whether to wait for the vehicle's answer.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandRequest {
+    /// Wait for the answer (default true, up to the command's timeout); false: 202 at once with
+    /// the command's id to poll at `GET /vehicle-commands/{id}`.
+    wait: Option<bool>,
+}
+
+/// How often a waiting request looks whether its command was answered.
+const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `POST /vehicles/{id}/commands/{command}`.
+pub(crate) async fn send_command(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let request: CommandRequest =
+        if call.body.is_empty() { CommandRequest::default() } else { parse_body(&call.body)? };
+    let name = call.params.iter().find(|(n, _)| n == "command").map(|(_, v)| v.clone()).unwrap_or_default();
+    let asked: VehicleCommand = serde_json::from_value(Value::String(name.clone())).map_err(|_| {
+        ApiError::not_found(format!("no vehicle command `{name}`"))
+            .details(serde_json::json!({ "commands": consumers::fleet::ALL_COMMANDS }))
+    })?;
+    let vehicle = find(api, &call).await?;
+    let send = SendVehicleCommand { command_id: call.command_id, vehicle_id: vehicle.id, command: asked };
+    let mut status: CommandStatus = api.bus.request(&command(&call, send), api.settings.command_timeout).await?;
+    let tenant = call.caller.tenant.as_str();
+    if request.wait.unwrap_or(true) {
+        // The device answers through its own stream; the answer lands in the table.
+        while status.status == CommandState::Pending && chrono::Utc::now() <= status.expires_at {
+            tokio::time::sleep(ANSWER_POLL).await;
+            status = commands::find(&api.database, tenant, status.id).await.map_err(db_error)?.unwrap_or(status);
+        }
+    }
+    let code = if status.status == CommandState::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok(Answer::with_status(code, status))
+}
+
+/// `GET /vehicle-commands/{id}`.
+pub(crate) async fn command_status(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let id = call.id("id")?;
+    let tenant = call.caller.tenant.as_str();
+    let status = commands::find(&api.database, tenant, id).await.map_err(db_error)?;
+    // A command of a vehicle outside the request's fleets is as unknown as another organisation's.
+    let status = match status {
+        Some(status) if fleets(&call.caller).is_some() => {
+            let vehicle = vehicles::find(&api.database, tenant, status.vehicle_id).await.map_err(db_error)?;
+            let seen = vehicle.is_some_and(|v| fleets(&call.caller).is_none_or(|f| f.contains(&v.subaccount_id)));
+            seen.then_some(status)
+        }
+        other => other,
+    };
+    Ok(Answer::ok(status.ok_or_else(|| ApiError::not_found(format!("no vehicle command {id}")))?))
 }
 
 /// `POST /vehicles/custom-fields`.
