@@ -73,7 +73,13 @@ ensure_rabbitmq() {
     wait_until 120 RabbitMQ port_open 5672
     as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
   fi
-  log "RabbitMQ is up"
+  # Subscriptions (an integration's own queue and broker user) are set up through the
+  # management API; enabling the plugin needs no restart.
+  if ! port_open 15672; then
+    as_root rabbitmq-plugins enable rabbitmq_management >/dev/null
+    wait_until 60 "RabbitMQ management API" port_open 15672
+  fi
+  log "RabbitMQ is up (management API on 15672)"
 }
 
 # --- NATS with JetStream ----------------------------------------------------------------------

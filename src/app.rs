@@ -72,7 +72,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge_database = engines.database.relaxed().await.context("connecting the edge's database pool")?;
     let vault = webhook_vault(&settings)?;
     let webhooks = publishers::WebhookSetup { vault: vault.clone(), policy: settings.webhooks.url_policy() };
-    let (api, mut api_tasks) = PartnerApi::new(settings.partner.to_edge(), edge_database, commands, webhooks);
+    let edge_settings =
+        publishers::PartnerSettings { amqp_url: settings.amqp.url.clone(), ..settings.partner.to_edge() };
+    let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database, commands, webhooks);
     if !api_tasks.ready(Duration::from_secs(10)).await {
         tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
     }
@@ -104,6 +106,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), dispatcher.endpoints()));
     let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
     let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet::new(settings.fleet.command_timeout()));
+    let broker = match &settings.amqp.url {
+        Some(url) => Some(
+            consumers::subscriptions::BrokerAdmin::new(url, settings.amqp.management_url.as_deref())
+                .context("amqp.management_url")?,
+        ),
+        None => None,
+    };
+    let subscriptions: Arc<dyn bus::Handler> = Arc::new(consumers::subscriptions::Subscriptions::new(broker));
     let db = Some(database.clone());
     // The last figure: most messages handled in one transaction (1: one at a time).
     let groups = [
@@ -125,7 +135,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         (consumers::marketplace::topology(), marketplace, db.clone(), 1),
         // Vehicles added, changed and removed; zones.
         (consumers::fleet::topology(), fleet, db.clone(), 1),
-        (consumers::zones::topology(), Arc::new(consumers::zones::Zones) as Arc<dyn bus::Handler>, db, 1),
+        (consumers::zones::topology(), Arc::new(consumers::zones::Zones) as Arc<dyn bus::Handler>, db.clone(), 1),
+        // Integrations' own queues of their tenant's events, set up on the broker.
+        (consumers::subscriptions::topology(), subscriptions, db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {

@@ -26,7 +26,7 @@ pub struct Settings {
     /// The consumers' database.
     pub database: UrlSettings,
     /// RabbitMQ.
-    pub amqp: UrlSettings,
+    pub amqp: AmqpSettings,
     /// NATS.
     pub nats: UrlSettings,
     /// Logging.
@@ -72,6 +72,7 @@ impl PartnerSettings {
             command_timeout: std::time::Duration::from_millis(self.command_timeout_ms),
             key_cache_ttl: std::time::Duration::from_millis(self.key_cache_ttl_ms),
             failed_authentications_per_minute: self.failed_authentications_per_minute,
+            amqp_url: None,
         }
     }
 }
@@ -228,6 +229,27 @@ impl std::fmt::Debug for UrlSettings {
     }
 }
 
+/// `[amqp]`: RabbitMQ.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSettings {
+    /// Connection URL, which may hold a password.
+    pub url: Option<String>,
+    /// Its management API, where subscriptions are set up; unset: the same host, port 15672,
+    /// HTTP, with the AMQP credentials.
+    pub management_url: Option<String>,
+}
+
+impl std::fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Both URLs may carry a password: never print them whole.
+        f.debug_struct("AmqpSettings")
+            .field("url", &self.url.as_deref().map(bus::redact_url))
+            .field("management_url", &self.management_url.as_deref().map(bus::redact_url))
+            .finish()
+    }
+}
+
 /// Logging.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,7 +279,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             fleet: FleetSettings::default(),
             database: UrlSettings::default(),
-            amqp: UrlSettings::default(),
+            amqp: AmqpSettings::default(),
             nats: UrlSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }

@@ -7,6 +7,7 @@
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
 //! - `fleet`: vehicles, their commands, and the telemetry ingest.
+//! - `subscriptions`: integrations' own AMQP queues of their tenant's events.
 //! - `zones`: parking, no-parking, no-ride, slow and operating areas.
 //! - `geometry`: distances and zones on the sphere.
 //! - `ids`: ids derived from other ids, for messages that must come out the same every time.
@@ -23,6 +24,7 @@ pub mod marketplace;
 mod outcome;
 mod pages;
 mod sequences;
+pub mod subscriptions;
 pub mod webhooks;
 pub mod zones;
 

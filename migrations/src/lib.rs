@@ -14,6 +14,7 @@ mod m20261124_000006_marketplace;
 mod m20261124_000007_fleet;
 mod m20261124_000008_zones;
 mod m20261124_000009_vehicle_commands;
+mod m20261124_000010_subscriptions;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_fleet::Migration),
             Box::new(m20261124_000008_zones::Migration),
             Box::new(m20261124_000009_vehicle_commands::Migration),
+            Box::new(m20261124_000010_subscriptions::Migration),
         ]
     }
 }

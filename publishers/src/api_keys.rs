@@ -105,19 +105,25 @@ pub fn generate(prefix: &str, random: &dyn SecureRandom) -> Result<NewApiKey, Ap
     if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
         return Err(ApiKeyError::Prefix(prefix.to_owned()));
     }
-    let mut secret = String::with_capacity(SECRET_LEN);
-    let mut pool = [0u8; 64];
-    while secret.len() < SECRET_LEN {
-        random.fill(&mut pool).map_err(|_| ApiKeyError::Random)?;
-        for byte in pool.iter().copied().filter(|b| *b < UNBIASED_LIMIT) {
-            if secret.len() == SECRET_LEN {
-                break;
-            }
-            secret.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
-        }
-    }
+    let secret = random_text(SECRET_LEN, random)?;
     let key = format!("{prefix}_pk_{secret}");
     Ok(NewApiKey { display_prefix: display_prefix(&key), hash: KeyHash::of(&key), key: Sensitive(key) })
+}
+
+/// `len` characters of the key alphabet from `random`, each equally likely.
+pub fn random_text(len: usize, random: &dyn SecureRandom) -> Result<String, ApiKeyError> {
+    let mut text = String::with_capacity(len);
+    let mut pool = [0u8; 64];
+    while text.len() < len {
+        random.fill(&mut pool).map_err(|_| ApiKeyError::Random)?;
+        for byte in pool.iter().copied().filter(|b| *b < UNBIASED_LIMIT) {
+            if text.len() == len {
+                break;
+            }
+            text.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
+        }
+    }
+    Ok(text)
 }
 
 /// The display prefix of a key.

@@ -103,6 +103,8 @@ catalogue! {
     integrations::SetApiKeyActive,
     integrations::DeleteApiKey,
     integrations::ApiKeyChanged,
+    integrations::CreateSubscription,
+    integrations::DeleteSubscription,
     billing::RecordUsage,
     billing::InitializePayment,
     billing::UsageRecorded,

@@ -392,3 +392,33 @@ pub struct ApiKeyChanged {
     pub change: ApiKeyChange,
 }
 message!(ApiKeyChanged, "api_key.changed", (1, 1), Event, Integrations, |m| Some(m.key_id.to_string()));
+
+/// Give an integration its own AMQP queue of its tenant's events, and a broker user that may
+/// read that queue and nothing else (INVERS Messaging API). The password never travels: only
+/// the broker's salted SHA-256 of it, which the broker stores as it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateSubscription {
+    /// The subscription's id.
+    pub subscription_id: Uuid,
+    /// Its name: `[a-z0-9-]`, 1 to 40; the queue is `voltbus.subscriber.{tenant}.{name}`.
+    pub name: String,
+    /// Event types delivered to the queue (`VehicleChanged`, `VehicleStateReceived`, …).
+    pub events: Vec<String>,
+    /// The broker user that reads the queue.
+    pub username: String,
+    /// `rabbit_password_hashing_sha256` of its password: base64(salt ‖ SHA-256(salt ‖ password)).
+    pub password_hash: String,
+}
+message!(CreateSubscription, "subscription.create", (1, 0), Command, Integrations, |m| Some(
+    m.subscription_id.to_string()
+));
+
+/// Remove a subscription: its queue, its bindings and its broker user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteSubscription {
+    /// The subscription.
+    pub subscription_id: Uuid,
+}
+message!(DeleteSubscription, "subscription.delete", (1, 0), Command, Integrations, |m| Some(
+    m.subscription_id.to_string()
+));

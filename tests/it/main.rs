@@ -17,5 +17,6 @@ mod private_nats;
 mod private_rabbit;
 mod production;
 mod settings;
+mod subscriptions;
 mod webhooks;
 mod zones;

@@ -43,6 +43,9 @@ pub struct PartnerSettings {
     pub key_cache_ttl: Duration,
     /// Failed authentications a client address may make per minute before it gets 429.
     pub failed_authentications_per_minute: u32,
+    /// The broker subscribers connect to (`amqp.url`; its credentials are replaced by each
+    /// subscription's); none: no subscriptions.
+    pub amqp_url: Option<String>,
 }
 
 impl Default for PartnerSettings {
@@ -54,6 +57,7 @@ impl Default for PartnerSettings {
             command_timeout: Duration::from_secs(10),
             key_cache_ttl: Duration::from_secs(5),
             failed_authentications_per_minute: 30,
+            amqp_url: None,
         }
     }
 }

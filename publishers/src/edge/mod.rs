@@ -6,7 +6,7 @@
 //! - `api`: one partner request from head to answer; `routes`: the route table.
 //! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
 //! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
-//!   callback; `vehicles`: the fleet; `zones`: zones; `commands`: commands to the bus and their replies.
+//!   callback; `vehicles`: the fleet; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
 mod api;
@@ -23,6 +23,7 @@ mod openapi;
 mod response;
 mod routes;
 mod server;
+mod subscriptions;
 mod vehicles;
 mod webhooks;
 mod zones;

@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::keys;
 use super::marketplace;
 use super::response::{Answer, ApiError};
+use super::subscriptions;
 use super::vehicles;
 use super::webhooks;
 use super::zones;
@@ -458,6 +459,39 @@ pub(crate) fn table() -> Vec<Route> {
             status: 200,
             returns: Returns::Item(schema_of::<consumers::fleet::commands::CommandStatus>),
             action: Some(|api, call| Box::pin(vehicles::command_status(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/subscriptions",
+            operation: "listSubscriptions",
+            summary: "The organisation's event subscriptions (AMQP queues).",
+            access: Key,
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::subscriptions::Subscription>, &[]),
+            action: Some(|api, call| Box::pin(subscriptions::list(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/subscriptions",
+            operation: "createSubscription",
+            summary: "An AMQP queue of the organisation's events the key may read, with credentials that read it only (shown once).",
+            access: Key,
+            body: Some(schema_of::<subscriptions::NewSubscription>),
+            status: 201,
+            returns: Returns::Item(schema_of::<subscriptions::SubscriptionWithCredentials>),
+            action: Some(|api, call| Box::pin(subscriptions::create(api, call))),
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/subscriptions/{id}",
+            operation: "deleteSubscription",
+            summary: "Deletes a subscription: its queue and its broker user.",
+            access: Key,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::subscriptions::Removed>),
+            action: Some(|api, call| Box::pin(subscriptions::delete(api, call))),
         },
         Route {
             method: Method::GET,

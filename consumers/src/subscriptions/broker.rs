@@ -1,0 +1,171 @@
+//! The broker's side of a subscription, through RabbitMQ's management API: the queue and its
+//! bindings, and a user that may read that queue and nothing else (no configure, no write).
+//! Every call is idempotent (PUT, or DELETE where a missing thing is fine), so a retried command
+//! provisions the same things again.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use url::Url;
+
+/// Port of the management API when its URL is derived from the AMQP one.
+pub const MANAGEMENT_PORT: u16 = 15672;
+
+/// Why the broker could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The URLs cannot be used.
+    #[error("broker management: {0}")]
+    Config(String),
+    /// The management API could not be reached.
+    #[error("broker management unreachable: {0}")]
+    Unreachable(String),
+    /// It answered with an error.
+    #[error("broker management answered {status} to {what}: {body}")]
+    Refused {
+        /// Its status.
+        status: u16,
+        /// What was asked.
+        what: String,
+        /// The start of its answer.
+        body: String,
+    },
+}
+
+/// RabbitMQ's management API, for one virtual host.
+#[derive(Clone, Debug)]
+pub struct BrokerAdmin {
+    base: Url,
+    authorization: String,
+    vhost: String,
+}
+
+impl BrokerAdmin {
+    /// The management API of the broker at `amqp_url` (its virtual host and credentials), at
+    /// `management_url` or else the same host on port 15672 over HTTP.
+    pub fn new(amqp_url: &str, management_url: Option<&str>) -> Result<Self, BrokerError> {
+        use base64::Engine as _;
+        let amqp = Url::parse(amqp_url).map_err(|e| BrokerError::Config(format!("amqp url: {e}")))?;
+        let vhost = match amqp.path().trim_start_matches('/') {
+            "" => "/".to_owned(),
+            path => percent_decoded(path)?,
+        };
+        let base = match management_url {
+            Some(url) => Url::parse(url).map_err(|e| BrokerError::Config(format!("management url: {e}")))?,
+            None => {
+                let host = amqp.host_str().ok_or_else(|| BrokerError::Config("amqp url has no host".into()))?;
+                Url::parse(&format!("http://{host}:{MANAGEMENT_PORT}/"))
+                    .map_err(|e| BrokerError::Config(format!("management url: {e}")))?
+            }
+        };
+        let (user, password) = match (base.username(), &amqp) {
+            ("", amqp) => (percent_decoded(amqp.username())?, percent_decoded(amqp.password().unwrap_or_default())?),
+            (user, _) => (percent_decoded(user)?, percent_decoded(base.password().unwrap_or_default())?),
+        };
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Ok(Self { base, authorization: format!("Basic {token}"), vhost })
+    }
+
+    async fn call(&self, method: Method, segments: &[&str], body: Option<Value>) -> Result<StatusCode, BrokerError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| BrokerError::Config("management url cannot take a path".into()))?
+            .pop_if_empty()
+            .push("api")
+            .extend(segments);
+        let what = format!("{method} {}", url.path());
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url.port_or_known_default().unwrap_or(MANAGEMENT_PORT);
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(url.path())
+            .header(http::header::HOST, format!("{host}:{port}"))
+            .header(http::header::AUTHORIZATION, &self.authorization)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| BrokerError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(status);
+        }
+        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        Err(BrokerError::Refused { status: status.as_u16(), what, body })
+    }
+
+    async fn must(&self, method: Method, segments: &[&str], body: Value) -> Result<(), BrokerError> {
+        match self.call(method.clone(), segments, Some(body)).await? {
+            StatusCode::NOT_FOUND => Err(BrokerError::Refused {
+                status: 404,
+                what: format!("{method} /api/{}", segments.join("/")),
+                body: "not found".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Declares `queue` (durable, quorum) bound to the events exchange under `keys`, and a user
+    /// `username` (with that password hash) who may read `queue` and do nothing else.
+    pub async fn provision(
+        &self,
+        queue: &str,
+        keys: &[String],
+        username: &str,
+        password_hash: &str,
+    ) -> Result<(), BrokerError> {
+        let vhost = self.vhost.as_str();
+        let declare = json!({ "durable": true, "auto_delete": false, "arguments": { "x-queue-type": "quorum" } });
+        self.must(Method::PUT, &["queues", vhost, queue], declare).await?;
+        for key in keys {
+            let binding = json!({ "routing_key": key });
+            self.must(Method::POST, &["bindings", vhost, "e", schemas::routing::EVENTS_EXCHANGE, "q", queue], binding)
+                .await?;
+        }
+        let user = json!({
+            "password_hash": password_hash,
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": "",
+        });
+        self.must(Method::PUT, &["users", username], user).await?;
+        let read = format!("^{}$", queue.replace('.', "\\."));
+        let permissions = json!({ "configure": "^$", "write": "^$", "read": read });
+        self.must(Method::PUT, &["permissions", vhost, username], permissions).await
+    }
+
+    /// Removes the user (its connections can no longer open) and the queue with its bindings.
+    pub async fn remove(&self, queue: &str, username: &str) -> Result<(), BrokerError> {
+        self.call(Method::DELETE, &["users", username], None).await?;
+        self.call(Method::DELETE, &["queues", &self.vhost, queue], None).await.map(|_| ())
+    }
+}
+
+fn percent_decoded(text: &str) -> Result<String, BrokerError> {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| BrokerError::Config(format!("cannot decode `{text}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_management_api_is_found_from_the_amqp_url() {
+        let admin = BrokerAdmin::new("amqp://guest:guest@127.0.0.1:5672/%2f", None).unwrap();
+        assert_eq!((admin.base.as_str(), admin.vhost.as_str()), ("http://127.0.0.1:15672/", "/"));
+        let admin = BrokerAdmin::new("amqp://u:p%40ss@rabbit:5672/vb_x", Some("https://admin:s@mgmt:443")).unwrap();
+        assert_eq!(admin.vhost, "vb_x");
+        assert_eq!(admin.authorization, "Basic YWRtaW46cw==");
+    }
+}

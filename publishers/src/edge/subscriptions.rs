@@ -1,0 +1,149 @@
+//! The subscription routes (INVERS Messaging API): an integration asks for its own AMQP queue of
+//! its tenant's events, among those its key may read (`VehicleChanged` needs `vehicles:read`,
+//! `ride.ended` needs `rides:read`, …), and gets a broker user and password, shown once, that
+//! can read that queue and nothing else. The password never leaves this request: the command
+//! carries the broker's salted hash of it.
+
+use consumers::subscriptions::{Removed, Subscription};
+use http::StatusCode;
+use ring::digest;
+use ring::rand::SecureRandom;
+use schemars::JsonSchema;
+use schemas::integrations::{CreateSubscription, DeleteSubscription, Permission};
+use schemas::{Domain, Kind};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::api::{PartnerApi, parse_body};
+use super::keys::{command, db_error};
+use super::response::{Answer, ApiError};
+use super::routes::Call;
+use crate::api_keys;
+
+/// Length of a subscription's broker password.
+const PASSWORD_LEN: usize = 32;
+
+/// `POST /subscriptions`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSubscription {
+    /// `[a-z0-9-]`, 1 to 40: the queue is `voltbus.subscriber.{organisation}.{name}`.
+    #[schemars(length(min = 1, max = 40))]
+    name: String,
+    /// Event types to receive (1 to 50), among those the key may read.
+    #[schemars(length(min = 1, max = 50))]
+    events: Vec<String>,
+}
+
+/// How to connect, shown once.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Credentials {
+    /// `amqp://user:password@host:port/vhost`.
+    url: String,
+    /// Broker user.
+    username: String,
+    /// Its password: only in this answer.
+    password: String,
+}
+
+/// A new subscription with its credentials.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SubscriptionWithCredentials {
+    #[serde(flatten)]
+    subscription: Subscription,
+    /// How to connect (shown once).
+    amqp: Option<Credentials>,
+}
+
+/// The read permission an event's domain needs; `None`: not offered to subscribers.
+fn read_permission(domain: Domain) -> Option<Permission> {
+    Some(match domain {
+        Domain::Vehicles => Permission::VehiclesRead,
+        Domain::Rides => Permission::RidesRead,
+        Domain::Customers => Permission::CustomersRead,
+        Domain::Wallets => Permission::WalletRead,
+        Domain::Zones => Permission::ZonesRead,
+        Domain::Pricing => Permission::PricingRead,
+        _ => return None,
+    })
+}
+
+/// `rabbit_password_hashing_sha256`: base64(salt ‖ SHA-256(salt ‖ password)), which the broker
+/// stores as given.
+fn broker_hash(password: &str, random: &dyn SecureRandom) -> Result<String, ApiError> {
+    use base64::Engine as _;
+    let mut salted = [0u8; 4].to_vec();
+    random.fill(&mut salted).map_err(|_| ApiError::internal())?;
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(&salted);
+    context.update(password.as_bytes());
+    salted.extend_from_slice(context.finish().as_ref());
+    Ok(base64::engine::general_purpose::STANDARD.encode(salted))
+}
+
+/// `POST /subscriptions`.
+pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let request: NewSubscription = parse_body(&call.body)?;
+    let name = request.name;
+    let fine = (1..=40).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !fine {
+        return Err(ApiError::invalid("name", "name must be 1 to 40 of a-z, 0-9 and -"));
+    }
+    if request.events.is_empty() || request.events.len() > 50 {
+        return Err(ApiError::invalid("events", "1 to 50 event types"));
+    }
+    for event in &request.events {
+        let descriptor = schemas::descriptor_of(event).filter(|d| d.kind == Kind::Event);
+        let needed = descriptor.and_then(|d| read_permission(d.domain));
+        let Some(needed) = needed else {
+            return Err(ApiError::invalid("events", format!("`{event}` is not an event subscribers can receive")));
+        };
+        if !call.caller.may(needed) {
+            let permission = serde_json::to_value(needed).unwrap_or_default();
+            return Err(ApiError::forbidden(format!("`{event}` needs {permission}")));
+        }
+    }
+    let Some(broker) = api.settings.amqp_url.as_deref() else {
+        return Err(ApiError::conflict("subscriptions need RabbitMQ; this platform runs without it"));
+    };
+    let password = api_keys::random_text(PASSWORD_LEN, &api.random).map_err(|_| ApiError::internal())?;
+    let username = format!("vbsub-{}-{name}", call.caller.tenant);
+    let create = CreateSubscription {
+        subscription_id: Uuid::now_v7(),
+        name,
+        events: request.events,
+        username: username.clone(),
+        password_hash: broker_hash(&password, &api.random)?,
+    };
+    let subscription: Subscription = api.bus.request(&command(&call, create), api.settings.command_timeout).await?;
+    let mut url = url::Url::parse(broker).map_err(|_| ApiError::internal())?;
+    let credentials_set = url.set_username(&username).is_ok() && url.set_password(Some(&password)).is_ok();
+    if !credentials_set {
+        return Err(ApiError::internal());
+    }
+    let amqp = Credentials { url: url.to_string(), username, password };
+    let answer = SubscriptionWithCredentials { subscription, amqp: Some(amqp) };
+    Ok(Answer::with_status(StatusCode::CREATED, answer).withholding("amqp"))
+}
+
+/// `GET /subscriptions`.
+pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let all = consumers::subscriptions::list(&api.database, call.caller.tenant.as_str()).await.map_err(db_error)?;
+    let page = super::routes::page_of(call.query.as_deref())?;
+    Ok(Answer::page_of(all, page))
+}
+
+/// `DELETE /subscriptions/{id}`.
+pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let id = call.id("id")?;
+    consumers::subscriptions::find(&api.database, call.caller.tenant.as_str(), id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))?;
+    let removed: Removed = api
+        .bus
+        .request(&command(&call, DeleteSubscription { subscription_id: id }), api.settings.command_timeout)
+        .await?;
+    Ok(Answer::ok(removed))
+}
