@@ -101,7 +101,9 @@ pub(crate) struct NewVehicle {
     capabilities: Option<Vec<VehicleCommand>>,
 }
 
-/// `PATCH /vehicles/{id}`: what is given changes, all at once or not at all.
+/// `PATCH /vehicles/{id}`: what is given changes, all at once or not at all. The master data
+/// fields are spelled out again, not flattened from one struct: serde cannot refuse unknown
+/// fields through `flatten`, and a misspelt field must be a 422, not ignored.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VehicleChanges {
