@@ -198,6 +198,7 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     db.close().await.expect("closed");
+    eprintln!("  (all {states} states committed after {:.1} s)", committed.as_secs_f64());
     let bare_at = tokio::time::timeout(Duration::from_secs(600), bare_done).await.expect("bare done").expect("bare");
     let ingested_at = tokio::time::timeout(Duration::from_secs(1_200), received_done)
         .await
