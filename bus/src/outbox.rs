@@ -179,9 +179,8 @@ impl Outgoing {
     }
 
     /// An encoded envelope (an outbox row's) bound for `destination`.
-    fn parse(destination: Destination, payload: String) -> Result<Self, PublishError> {
-        let envelope = Envelope::<Value>::parse(payload.as_bytes())
-            .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+    fn parse(destination: Destination, payload: String) -> Result<Self, String> {
+        let envelope = Envelope::<Value>::parse(payload.as_bytes()).map_err(|e| format!("not an envelope: {e}"))?;
         Ok(Self {
             id: envelope.id,
             tenant: envelope.tenant.to_string(),
@@ -250,8 +249,8 @@ pub struct Relay {
 
 struct Row {
     seq: i64,
-    destination: Destination,
-    payload: String,
+    /// The row's message, or why it cannot be published (kept on the row as its last error).
+    message: Result<Outgoing, String>,
 }
 
 impl Relay {
@@ -280,7 +279,10 @@ impl Relay {
             None
         };
         let outcomes = futures_util::future::join_all(rows.iter().map(|row| async {
-            self.publisher.publish(&Outgoing::parse(row.destination.clone(), row.payload.clone())?).await
+            match &row.message {
+                Ok(message) => self.publisher.publish(message).await,
+                Err(error) => Err(PublishError::NotStored(error.clone())),
+            }
         }))
         .await;
         let published = started.elapsed();
@@ -384,7 +386,8 @@ impl Relay {
                         routing_key: r.try_get::<Option<String>>("", "routing_key")?.unwrap_or_default(),
                     },
                 };
-                Ok(Row { seq: r.try_get("", "seq")?, destination, payload: r.try_get("", "payload")? })
+                let message = Outgoing::parse(destination, r.try_get("", "payload")?);
+                Ok(Row { seq: r.try_get("", "seq")?, message })
             })
             .collect()
     }

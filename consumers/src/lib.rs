@@ -34,4 +34,4 @@ pub use database::{Database, DatabaseError};
 /// a lost connection): quick, then patient. Not webhook attempts: those follow the delivery policy.
 pub(crate) const RETRY_DELAYS: [std::time::Duration; 3] =
     [std::time::Duration::from_millis(200), std::time::Duration::from_secs(2), std::time::Duration::from_secs(10)];
-pub use outcome::{Outcome, Refusal};
+pub use outcome::{Deleted, Outcome, Refusal};

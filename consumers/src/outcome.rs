@@ -2,8 +2,10 @@
 //! stable error code the edge answers with). A refusal is a normal answer, not a failure: the
 //! command was handled, committed in the inbox, and a retry gets the same refusal.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use uuid::Uuid;
 
 /// A refusal's code and message; codes are the edge's error codes (`NOT_FOUND`, `CONFLICT`, …).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,22 @@ impl Refusal {
     /// The command contradicts the state it would change.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self { code: "CONFLICT".into(), message: message.into() }
+    }
+}
+
+/// The answer of a command that deleted something (a key, an endpoint, a vehicle, a zone).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Deleted {
+    /// What was deleted.
+    pub id: Uuid,
+    /// Always true.
+    pub deleted: bool,
+}
+
+impl Deleted {
+    /// `id` deleted.
+    pub fn of(id: Uuid) -> Self {
+        Self { id, deleted: true }
     }
 }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::columns::{from_name, json_column, name_of, to_json};
 use crate::geometry::{self, Bounds};
-use crate::outcome::{Outcome, Refusal};
+use crate::outcome::{Deleted, Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.zones…`.
 pub const GROUP: &str = "zones";
@@ -67,15 +67,6 @@ pub struct StoredZone {
     pub created_at: DateTime<Utc>,
     /// Last replaced.
     pub updated_at: DateTime<Utc>,
-}
-
-/// A zone deleted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Deleted {
-    /// The zone.
-    pub id: Uuid,
-    /// Always true.
-    pub deleted: bool,
 }
 
 fn from_row(row: &QueryResult) -> Result<StoredZone, DbErr> {
@@ -264,5 +255,5 @@ async fn delete_zone(
     tx.execute(&delete).await?;
     let event = ZoneChanged { zone_id: id, subaccount_id: zone.subaccount_id, zone: None };
     outbox::enqueue_event(tx, message, SOURCE, event).await?;
-    Ok(Outcome::Done(Deleted { id, deleted: true }))
+    Ok(Outcome::Done(Deleted::of(id)))
 }

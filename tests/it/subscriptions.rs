@@ -22,7 +22,7 @@ async fn connect(url: &str) -> Result<Connection, lapin::Error> {
 #[tokio::test]
 async fn an_integration_reads_its_own_queue_of_its_own_events_and_nothing_else() {
     let platform = Platform::start().await;
-    let (_, admin) = platform.organisation().await;
+    let (tenant, admin) = platform.organisation().await;
     let app = platform.create_key(&admin, json!({ "name": "sync", "permissions": ["vehicles:read"] })).await.1;
 
     // Only events its key may read.
@@ -60,7 +60,7 @@ async fn an_integration_reads_its_own_queue_of_its_own_events_and_nothing_else()
     let delivery = tokio::time::timeout(Duration::from_secs(15), deliveries.next()).await.unwrap().unwrap().unwrap();
     let event = bus::amqp::decode(&delivery).unwrap();
     assert!(matches!(event.data, AnyMessage::VehicleChanged(_)), "{}", event.type_name);
-    assert_ne!(event.tenant.as_str(), "", "tenant is set");
+    assert_eq!(event.tenant.as_str(), tenant, "its own organisation's event");
     delivery.ack(BasicAckOptions::default()).await.unwrap();
     let more = tokio::time::timeout(Duration::from_millis(1_500), deliveries.next()).await;
     assert!(more.is_err(), "the other organisation's vehicle never arrives");

@@ -34,7 +34,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal};
+use crate::outcome::{Deleted, Outcome, Refusal};
 pub use states::LatestState;
 pub use vehicles::{Filter, Nearby, Vehicle};
 
@@ -65,15 +65,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SendVehicleCommand>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// A vehicle removed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Removed {
-    /// The vehicle.
-    pub id: Uuid,
-    /// Always true.
-    pub deleted: bool,
 }
 
 /// What a bulk custom-field edit did.
@@ -198,7 +189,7 @@ async fn remove_vehicle(
     tx: &DatabaseTransaction,
     message: &Envelope<AnyMessage>,
     id: Uuid,
-) -> Result<Outcome<Removed>, DbErr> {
+) -> Result<Outcome<Deleted>, DbErr> {
     let tenant = message.tenant.as_str();
     let Some(vehicle) = vehicles::find_locked(tx, tenant, &[id]).await?.pop() else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}"))));
@@ -214,7 +205,7 @@ async fn remove_vehicle(
         status: None,
     };
     outbox::enqueue_event(tx, message, SOURCE, event).await?;
-    Ok(Outcome::Done(Removed { id, deleted: true }))
+    Ok(Outcome::Done(Deleted::of(id)))
 }
 
 async fn update_vehicle(

@@ -113,7 +113,7 @@ async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Res
                 return Ok(Some(not_found(delete.key_id)));
             }
             announce(tx, message, delete.key_id, ApiKeyChange::Deleted).await?;
-            return Ok(Some(Outcome::Done(serde_json::json!({ "id": delete.key_id, "deleted": true })).to_reply()));
+            return Ok(Some(Outcome::Done(crate::Deleted::of(delete.key_id)).to_reply()));
         }
         AnyMessage::RecordApiRequests(batch) => {
             requests::record(tx, tenant, &batch.requests).await?;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::columns::{json_column, to_json};
-use crate::outcome::{Outcome, Refusal};
+use crate::outcome::{Deleted, Outcome, Refusal};
 pub use broker::{BrokerAdmin, BrokerError};
 
 /// The group's name: its queues are `voltbus.subscriptions…`.
@@ -55,15 +55,6 @@ pub struct Subscription {
     pub events: Vec<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
-}
-
-/// A subscription removed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Removed {
-    /// The subscription.
-    pub id: Uuid,
-    /// Always true.
-    pub deleted: bool,
 }
 
 fn from_row(row: &QueryResult) -> Result<Subscription, DbErr> {
@@ -199,7 +190,7 @@ async fn delete_one(
     broker: &BrokerAdmin,
     tenant: &str,
     id: Uuid,
-) -> Result<Outcome<Removed>, Failure> {
+) -> Result<Outcome<Deleted>, Failure> {
     let Some(subscription) = find(tx, tenant, id).await? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no subscription {id}"))));
     };
@@ -210,5 +201,5 @@ async fn delete_one(
         .to_owned();
     tx.execute(&delete).await?;
     broker.remove(&subscription.queue, &subscription.username).await?;
-    Ok(Outcome::Done(Removed { id, deleted: true }))
+    Ok(Outcome::Done(Deleted::of(id)))
 }

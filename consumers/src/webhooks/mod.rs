@@ -301,9 +301,7 @@ async fn change_endpoint(tx: &DatabaseTransaction, message: &Envelope<AnyMessage
                 return Ok(Some(not_found(delete.endpoint_id)));
             }
             announce(tx, message, delete.endpoint_id, EndpointChange::Deleted).await?;
-            return Ok(Some(
-                Outcome::Done(serde_json::json!({ "id": delete.endpoint_id, "deleted": true })).to_reply(),
-            ));
+            return Ok(Some(Outcome::Done(crate::Deleted::of(delete.endpoint_id)).to_reply()));
         }
         _ => return Ok(None),
     };

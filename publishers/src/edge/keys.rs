@@ -165,15 +165,6 @@ pub(crate) struct CurrentKey {
     key: ApiKey,
 }
 
-/// `DELETE /api-keys/{id}`'s answer.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-pub(crate) struct Deleted {
-    /// The key that was deleted.
-    id: Uuid,
-    /// Always true.
-    deleted: bool,
-}
-
 /// A key may not change, regenerate or delete itself: another admin key does that, so no key
 /// can lock its organisation out, raise its own limits, or cut the branch it sits on mid-session.
 fn not_itself(call: &Call, id: Uuid) -> Result<Uuid, ApiError> {
@@ -408,7 +399,7 @@ pub(crate) async fn regenerate(api: &PartnerApi, call: Call) -> Result<Answer, A
 /// `DELETE /api-keys/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let id = not_itself(&call, call.id("id")?)?;
-    let deleted: Deleted =
+    let deleted: consumers::Deleted =
         api.bus.request(&command(&call, DeleteApiKey { key_id: id }), api.settings.command_timeout).await?;
     api.keys.evict(deleted.id);
     Ok(Answer::ok(deleted))

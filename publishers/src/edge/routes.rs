@@ -193,7 +193,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<keys::Deleted>),
+            returns: Returns::Item(schema_of::<consumers::Deleted>),
             action: Some(|api, call| Box::pin(keys::delete(api, call))),
         },
         Route {
@@ -270,7 +270,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<webhooks::Deleted>),
+            returns: Returns::Item(schema_of::<consumers::Deleted>),
             action: Some(|api, call| Box::pin(webhooks::delete(api, call))),
         },
         Route {
@@ -424,7 +424,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::Removed>),
+            returns: Returns::Item(schema_of::<consumers::Deleted>),
             action: Some(|api, call| Box::pin(vehicles::delete(api, call))),
         },
         Route {
@@ -490,7 +490,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Key,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::subscriptions::Removed>),
+            returns: Returns::Item(schema_of::<consumers::Deleted>),
             action: Some(|api, call| Box::pin(subscriptions::delete(api, call))),
         },
         Route {
@@ -556,7 +556,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::zones::Deleted>),
+            returns: Returns::Item(schema_of::<consumers::Deleted>),
             action: Some(|api, call| Box::pin(zones::delete(api, call))),
         },
         Route {

@@ -4,7 +4,8 @@
 //! can read that queue and nothing else. The password never leaves this request: the command
 //! carries the broker's salted hash of it.
 
-use consumers::subscriptions::{Removed, Subscription};
+use consumers::Deleted;
+use consumers::subscriptions::Subscription;
 use http::StatusCode;
 use ring::digest;
 use ring::rand::SecureRandom;
@@ -141,7 +142,7 @@ pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))?;
-    let removed: Removed = api
+    let removed: Deleted = api
         .bus
         .request(&command(&call, DeleteSubscription { subscription_id: id }), api.settings.command_timeout)
         .await?;

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use consumers::Deleted;
 use consumers::fleet::commands::{self, CommandState, CommandStatus};
-use consumers::fleet::{BulkResult, Filter, LatestState, Removed, Vehicle, vehicles};
+use consumers::fleet::{BulkResult, Filter, LatestState, Vehicle, vehicles};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::integrations::KeyScope;
@@ -400,7 +401,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 /// `DELETE /vehicles/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let vehicle = find(api, &call).await?;
-    let removed: Removed = api
+    let removed: Deleted = api
         .bus
         .request(&command(&call, RemoveVehicle { vehicle_id: vehicle.id }), api.settings.command_timeout)
         .await?;

@@ -145,15 +145,6 @@ pub(crate) struct TestSent {
     delivery_id: Option<Uuid>,
 }
 
-/// An endpoint deleted.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-pub(crate) struct Deleted {
-    /// The endpoint.
-    id: Uuid,
-    /// Always true.
-    deleted: bool,
-}
-
 /// Filters of the delivery list.
 pub(crate) const DELIVERY_FILTERS: &[super::routes::QueryFilter] = &[super::routes::QueryFilter {
     name: "status",
@@ -332,7 +323,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 /// `DELETE /webhooks/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let delete = DeleteWebhookEndpoint { endpoint_id: call.id("id")? };
-    let deleted: Deleted = api.bus.request(&command(&call, delete), api.settings.command_timeout).await?;
+    let deleted: consumers::Deleted = api.bus.request(&command(&call, delete), api.settings.command_timeout).await?;
     Ok(Answer::ok(deleted))
 }
 

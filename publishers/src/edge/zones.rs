@@ -2,7 +2,8 @@
 //! zones hold a point, and zones created, replaced and deleted by an organisation admin, each a
 //! command answered by the `zones` consumers.
 
-use consumers::zones::{self, Deleted, StoredZone};
+use consumers::Deleted;
+use consumers::zones::{self, StoredZone};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::vehicles::Position;
