@@ -136,6 +136,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Vehicles added, changed and removed; zones.
         (consumers::fleet::topology(), fleet, db.clone(), 1),
         (consumers::zones::topology(), Arc::new(consumers::zones::Zones) as Arc<dyn bus::Handler>, db.clone(), 1),
+        // Customers, their wallets, pricing plans and rides.
+        (
+            consumers::customers::topology(),
+            Arc::new(consumers::customers::Customers) as Arc<dyn bus::Handler>,
+            db.clone(),
+            1,
+        ),
+        (consumers::wallets::topology(), Arc::new(consumers::wallets::Wallets) as Arc<dyn bus::Handler>, db.clone(), 1),
+        (consumers::pricing::topology(), Arc::new(consumers::pricing::Pricing) as Arc<dyn bus::Handler>, db.clone(), 1),
+        (consumers::rides::topology(), Arc::new(consumers::rides::Rides) as Arc<dyn bus::Handler>, db.clone(), 1),
         // Integrations' own queues of their tenant's events, set up on the broker.
         (consumers::subscriptions::topology(), subscriptions, db, 1),
     ];

@@ -8,6 +8,8 @@
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
 //! - `fleet`: vehicles, their commands, and the telemetry ingest.
 //! - `subscriptions`: integrations' own AMQP queues of their tenant's events.
+//! - `customers`, `wallets` (an append-only ledger each), `pricing` (plans and the price of a
+//!   ride), `rides` (start, pause, resume, end, charged at the end).
 //! - `zones`: parking, no-parking, no-ride, slow and operating areas.
 //! - `geometry`: distances and zones on the sphere.
 //! - `ids`: ids derived from other ids, for messages that must come out the same every time.
@@ -15,6 +17,7 @@
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
 mod columns;
+pub mod customers;
 mod database;
 pub mod fleet;
 pub mod geometry;
@@ -23,8 +26,11 @@ pub mod integrations;
 pub mod marketplace;
 mod outcome;
 mod pages;
+pub mod pricing;
+pub mod rides;
 mod sequences;
 pub mod subscriptions;
+pub mod wallets;
 pub mod webhooks;
 pub mod zones;
 
@@ -34,4 +40,4 @@ pub use database::{Database, DatabaseError};
 /// a lost connection): quick, then patient. Not webhook attempts: those follow the delivery policy.
 pub(crate) const RETRY_DELAYS: [std::time::Duration; 3] =
     [std::time::Duration::from_millis(200), std::time::Duration::from_secs(2), std::time::Duration::from_secs(10)];
-pub use outcome::{Deleted, Outcome, Refusal};
+pub use outcome::{Deleted, Outcome, Refusal, codes};

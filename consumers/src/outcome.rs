@@ -19,13 +19,43 @@ pub struct Refusal {
 impl Refusal {
     /// The thing the command is about does not exist (for this tenant).
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { code: "NOT_FOUND".into(), message: message.into() }
+        Self::coded(codes::NOT_FOUND, message)
     }
 
     /// The command contradicts the state it would change.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self { code: "CONFLICT".into(), message: message.into() }
+        Self::coded(codes::CONFLICT, message)
     }
+
+    /// The command's data breaks a rule the edge would have checked (it came another way).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::coded(codes::VALIDATION_ERROR, message)
+    }
+
+    /// Refused for the reason `code` (one of [`codes`]).
+    pub fn coded(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+}
+
+/// The refusal codes, shared with the edge, which answers each with its own status.
+pub mod codes {
+    /// Nothing of that id for this tenant.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// The state does not allow it.
+    pub const CONFLICT: &str = "CONFLICT";
+    /// The data breaks a rule.
+    pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
+    /// A ride cannot go from its status to the one asked (a second `end`, a pause while paused).
+    pub const INVALID_TRANSITION: &str = "INVALID_TRANSITION";
+    /// The customer is blocked.
+    pub const CUSTOMER_BLOCKED: &str = "CUSTOMER_BLOCKED";
+    /// The wallet cannot cover it, even with its overdraft.
+    pub const INSUFFICIENT_FUNDS: &str = "INSUFFICIENT_FUNDS";
+    /// The vehicle is not available to ride.
+    pub const VEHICLE_UNAVAILABLE: &str = "VEHICLE_UNAVAILABLE";
+    /// The place is in a no-ride zone.
+    pub const NO_RIDE_ZONE: &str = "NO_RIDE_ZONE";
 }
 
 /// The answer of a command that deleted something (a key, an endpoint, a vehicle, a zone).

@@ -15,6 +15,7 @@ mod m20261124_000007_fleet;
 mod m20261124_000008_zones;
 mod m20261124_000009_vehicle_commands;
 mod m20261124_000010_subscriptions;
+mod m20261124_000011_rides;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000008_zones::Migration),
             Box::new(m20261124_000009_vehicle_commands::Migration),
             Box::new(m20261124_000010_subscriptions::Migration),
+            Box::new(m20261124_000011_rides::Migration),
         ]
     }
 }

@@ -145,6 +145,7 @@ catalogue! {
     customers::CustomerUnblocked,
     wallets::PostWalletEntry,
     wallets::RefundWalletEntry,
+    wallets::SetWalletOverdraft,
     wallets::WalletEntryPosted,
     zones::UpsertZone,
     zones::DeleteZone,

@@ -22,8 +22,8 @@ pub struct CustomerProfile {
 pub struct CreateCustomer {
     /// New customer's id.
     pub customer_id: Uuid,
-    /// Subaccount.
-    pub subaccount_id: Uuid,
+    /// The subaccount the customer signed up in; none: the whole organisation's (a marketplace's users).
+    pub subaccount_id: Option<Uuid>,
     /// Profile.
     pub profile: CustomerProfile,
     /// The id a partner knows the customer by (marketplace user id).
@@ -70,8 +70,8 @@ pub struct CustomerCreated {
     pub customer_number: u64,
     /// Profile.
     pub profile: CustomerProfile,
-    /// Subaccount.
-    pub subaccount_id: Uuid,
+    /// Subaccount; none for a customer of the whole organisation.
+    pub subaccount_id: Option<Uuid>,
 }
 message!(CustomerCreated, "customer.created", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
 
@@ -84,8 +84,8 @@ pub struct CustomerUpdated {
     pub profile: CustomerProfile,
     /// Names of the changed fields.
     pub changed_fields: Vec<String>,
-    /// Subaccount.
-    pub subaccount_id: Uuid,
+    /// Subaccount; none for a customer of the whole organisation.
+    pub subaccount_id: Option<Uuid>,
 }
 message!(CustomerUpdated, "customer.updated", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
 
@@ -96,8 +96,8 @@ pub struct CustomerBlocked {
     pub customer_id: Uuid,
     /// Why.
     pub reason: String,
-    /// Subaccount.
-    pub subaccount_id: Uuid,
+    /// Subaccount; none for a customer of the whole organisation.
+    pub subaccount_id: Option<Uuid>,
 }
 message!(CustomerBlocked, "customer.blocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
 
@@ -108,7 +108,7 @@ pub struct CustomerUnblocked {
     pub customer_id: Uuid,
     /// Why.
     pub reason: String,
-    /// Subaccount.
-    pub subaccount_id: Uuid,
+    /// Subaccount; none for a customer of the whole organisation.
+    pub subaccount_id: Option<Uuid>,
 }
 message!(CustomerUnblocked, "customer.unblocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));

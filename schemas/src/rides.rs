@@ -117,6 +117,10 @@ pub struct RidePricing {
     pub distance_cents: i64,
     /// Discounts applied (positive number, subtracted).
     pub discount_cents: i64,
+    /// What the plan's minimum fare added (positive) or its cap took off (negative), so that
+    /// `total = unlock + time + distance + adjustment - discount` always holds.
+    #[serde(default)]
+    pub adjustment_cents: i64,
     /// ISO-4217 currency of every amount above.
     pub currency: Currency,
 }
@@ -161,4 +165,4 @@ pub struct RideEnded {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideEnded, "ride.ended", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
+message!(RideEnded, "ride.ended", (1, 1), Event, Rides, |m| Some(m.ride_id.to_string()));

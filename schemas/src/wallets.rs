@@ -65,6 +65,16 @@ pub struct RefundWalletEntry {
 }
 message!(RefundWalletEntry, "wallet.refund_entry", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
 
+/// Set how far below zero a wallet may go (0: never).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetWalletOverdraft {
+    /// Wallet owner.
+    pub customer_id: Uuid,
+    /// Minor units the balance may fall below zero, 0 or more.
+    pub overdraft_limit_cents: i64,
+}
+message!(SetWalletOverdraft, "wallet.set_overdraft", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
+
 /// An entry was appended to a wallet's ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WalletEntryPosted {

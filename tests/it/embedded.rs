@@ -153,3 +153,59 @@ async fn vehicles_work_on_the_embedded_default() {
     }
     running.stop().await.unwrap();
 }
+
+/// Rides and wallets on the embedded default: SQLite has no row locks, its one writer at a time
+/// serialises the ledger instead; a ride without odometer readings is charged the straight line.
+#[tokio::test]
+async fn rides_and_wallets_work_on_the_embedded_default() {
+    use crate::support::request;
+    use serde_json::{Value, json};
+
+    let settings = embedded_settings();
+    let (admin, _) = voltbus::create_admin_key(&settings, "acme", "admin").await.unwrap();
+    let running = voltbus::start(settings).await.unwrap();
+    let addr = running.addr;
+    let fleet = uuid::Uuid::now_v7().to_string();
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (admin, fleet) = (admin.clone(), fleet.clone());
+        async move {
+            let body = body.map(|b| b.to_string());
+            let headers = [("x-partner-api-key", admin.as_str()), ("x-subaccount-id", fleet.as_str())];
+            let (status, answer, _) =
+                request(addr, method, &format!("/api/partner/v1{path}"), &headers, body.as_deref()).await;
+            (status, answer)
+        }
+    };
+    let plan = json!({ "currency": "EUR", "unlock_cents": 100, "per_minute_cents": 20, "per_km_cents": 100 });
+    assert_eq!(call("PUT", "/pricing".into(), Some(plan)).await.0, 200);
+    let vehicle = call("POST", "/vehicles".into(), Some(json!({ "vin": "E1" }))).await.1["data"]["id"].clone();
+    let customer = call("POST", "/customers".into(), Some(json!({ "email": "e@example.com" }))).await.1;
+    let customer = customer["data"]["id"].as_str().unwrap_or_else(|| panic!("{customer}")).to_owned();
+    let wallet = format!("/customers/{customer}/wallet");
+    let credit = json!({ "action": "credit", "amount_cents": 1_000, "description": "top-up" });
+    assert_eq!(call("POST", wallet.clone(), Some(credit)).await.0, 201);
+    let debit = json!({ "action": "debit", "amount_cents": 100, "description": "fee" });
+    let debits =
+        futures_util::future::join_all((0..12).map(|_| call("POST", wallet.clone(), Some(debit.clone())))).await;
+    let statuses: Vec<u16> = debits.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{debits:?}");
+    let top_up = json!({ "action": "credit", "amount_cents": 600, "description": "top-up" });
+    assert_eq!(call("POST", wallet.clone(), Some(top_up)).await.0, 201);
+
+    // 0.01° of latitude is 1,111.95 m: 1.11 at 1.00 a km, with the unlock fee and a minute.
+    let start =
+        json!({ "customer_id": customer, "vehicle_id": vehicle, "start_latitude": 52.0, "start_longitude": 13.0 });
+    let (status, ride) = call("POST", "/rides".into(), Some(start)).await;
+    assert_eq!(status, 201, "{ride}");
+    let ride = ride["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(call("POST", format!("/rides/{ride}/pause"), None).await.0, 200);
+    assert_eq!(call("POST", format!("/rides/{ride}/resume"), None).await.0, 200);
+    let end = json!({ "end_latitude": 52.01, "end_longitude": 13.0 });
+    let (status, ended) = call("POST", format!("/rides/{ride}/end"), Some(end.clone())).await;
+    assert_eq!((status, ended["data"]["distance_m"].clone()), (200, json!(1_112)), "{ended}");
+    assert_eq!(ended["data"]["pricing"]["total_cents"], 100 + 20 + 111, "{ended}");
+    assert_eq!(call("POST", format!("/rides/{ride}/end"), Some(end)).await.0, 409);
+    let balance = call("GET", wallet, None).await.1["data"]["balance_cents"].clone();
+    assert_eq!(balance, json!(600 - 231));
+    running.stop().await.unwrap();
+}

@@ -286,7 +286,7 @@ async fn vehicles_are_added_listed_changed_and_removed_with_their_events() {
     platform.stop().await;
 }
 
-fn report(tenant: &TenantId, vehicle: Uuid, state: VehicleState) -> Envelope<VehicleStateReported> {
+pub(crate) fn report(tenant: &TenantId, vehicle: Uuid, state: VehicleState) -> Envelope<VehicleStateReported> {
     Envelope::new(
         tenant.clone(),
         "device/test",

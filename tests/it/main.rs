@@ -16,6 +16,7 @@ mod private_nats;
 #[path = "../../bus/tests/it/private_rabbit.rs"]
 mod private_rabbit;
 mod production;
+mod rides;
 mod settings;
 mod subscriptions;
 mod webhooks;

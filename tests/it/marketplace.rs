@@ -138,6 +138,22 @@ async fn etvas_events_map_users_and_purchases_as_the_seed_shows() {
         (profile["firstName"].as_str(), profile["region/state"].as_str()),
         (Some("Johnny"), Some("Brandenburg"))
     );
+    // The user is one of the organisation's customers, changed along, each change announced.
+    let customers = platform
+        .sql(&format!("SELECT name, external_ref, subaccount_id FROM customers WHERE tenant = '{tenant}'"))
+        .await;
+    assert_eq!(customers.len(), 1);
+    let name: String = customers[0].try_get("", "name").unwrap();
+    assert!(name.starts_with("Johnny "), "{name}");
+    assert_eq!(customers[0].try_get::<String>("", "external_ref").unwrap(), format!("etvas:{USER}"));
+    assert_eq!(customers[0].try_get::<Option<uuid::Uuid>>("", "subaccount_id").unwrap(), None);
+    let announced = platform
+        .sql(&format!(
+            "SELECT type_name FROM outbox WHERE tenant = '{tenant}' AND transport = 'amqp' AND type_name LIKE 'customer.%' ORDER BY seq"
+        ))
+        .await;
+    let announced: Vec<String> = announced.iter().map(|r| r.try_get("", "type_name").unwrap()).collect();
+    assert_eq!(announced, ["customer.created", "customer.updated"]);
 
     // Every change was announced, once: created and updated; bought, suspended, resumed,
     // canceled, bought again.

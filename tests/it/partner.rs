@@ -56,6 +56,20 @@ impl Platform {
         request(self.addr(), method, &format!("{BASE}{path}"), &[("x-partner-api-key", key)], body.as_deref()).await
     }
 
+    /// A call acting on `subaccount` (`X-Subaccount-Id`).
+    pub(crate) async fn call_in(
+        &self,
+        key: &str,
+        subaccount: Uuid,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, http::HeaderMap) {
+        let body = body.map(|b| b.to_string());
+        let headers = [("x-partner-api-key", key), ("x-subaccount-id", &subaccount.to_string())];
+        request(self.addr(), method, &format!("{BASE}{path}"), &headers, body.as_deref()).await
+    }
+
     pub(crate) async fn create_key(&self, admin: &str, body: Value) -> (String, String) {
         let (status, created, _) = self.call(admin, "POST", "/api-keys", Some(body)).await;
         assert_eq!(status, 201, "{created}");
@@ -425,6 +439,9 @@ async fn no_organisation_reaches_another_ones_keys() {
     let (status, refused, _) = me_on(global.clone(), other.to_string()).await;
     assert_eq!((status, error_code(&refused)), (403, "FORBIDDEN"));
     assert_eq!(me_on(single.clone(), other.to_string()).await.0, 403);
+    // The organisation's admin lists none: every subaccount is its own.
+    let (status, me, _) = me_on(admin_a.clone(), other.to_string()).await;
+    assert_eq!((status, me["data"]["subaccount_id"].clone()), (200, json!(other)));
     let (status, me, _) = platform.call(&single, "GET", "/me", None).await;
     assert_eq!((status, me["data"]["subaccount_id"].clone()), (200, json!(allowed)));
     let (status, refused, _) = me_on(global, "not-a-uuid".into()).await;

@@ -83,8 +83,10 @@ pub fn engine<'a>(health: &'a Value, role: &str) -> &'a Value {
 /// other app's) see only its own commands. Returns the AMQP URL into it.
 pub fn fresh_vhost() -> String {
     let vhost = unique("vb");
-    rabbitmqctl(&["add_vhost", &vhost]);
-    rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+    broker_admin("PUT", &format!("/api/vhosts/{vhost}"), "", &["add_vhost", &vhost]);
+    let everything = r#"{"configure":".*","write":".*","read":".*"}"#;
+    let permissions = ["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"];
+    broker_admin("PUT", &format!("/api/permissions/{vhost}/guest"), everything, &permissions);
     let base = amqp_url();
     format!("{}/{vhost}", base.rsplit_once('/').unwrap().0)
 }
@@ -93,11 +95,39 @@ pub fn fresh_vhost() -> String {
 pub fn drop_vhost(url: &str) {
     let vhost = url.rsplit_once('/').unwrap().1;
     if vhost.starts_with("vb_") {
-        rabbitmqctl(&["delete_vhost", vhost]);
+        broker_admin("DELETE", &format!("/api/vhosts/{vhost}"), "", &["delete_vhost", vhost]);
     }
 }
 
-/// Runs `rabbitmqctl` (which needs the node's cookie: as root, or through `sudo -n`).
+/// RabbitMQ's management API of the test machine (scripts/test.sh enables it).
+fn management_addr() -> String {
+    std::env::var("VOLTBUS_TEST_RABBIT_MANAGEMENT").unwrap_or_else(|_| "127.0.0.1:15672".into())
+}
+
+/// One change to the broker's virtual hosts: through the management API, or, where it is not
+/// enabled, `rabbitmqctl`. The API first: two `rabbitmqctl` run at once (tests run in parallel
+/// processes) were seen to hang each other for good.
+fn broker_admin(method: &str, path: &str, body: &str, rabbitmqctl_args: &[&str]) {
+    use std::io::{Read, Write};
+    if let Ok(mut stream) = std::net::TcpStream::connect(management_addr()) {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        // guest:guest, the test broker's account.
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            management_addr(),
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer.split(' ').nth(1).unwrap_or_default();
+        assert!(matches!(status, "201" | "204" | "404"), "{method} {path}: {answer}");
+        return;
+    }
+    rabbitmqctl(rabbitmqctl_args);
+}
+
 fn rabbitmqctl(args: &[&str]) {
     let direct = std::process::Command::new("rabbitmqctl").args(args).output();
     if direct.as_ref().is_ok_and(|o| o.status.success()) {

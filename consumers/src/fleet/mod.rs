@@ -208,7 +208,9 @@ async fn remove_vehicle(
     Ok(Outcome::Done(Deleted::of(id)))
 }
 
-async fn update_vehicle(
+/// Applies `update` to its vehicle and announces what changed; the rides move vehicles' status
+/// through here too.
+pub(crate) async fn update_vehicle(
     tx: &DatabaseTransaction,
     message: &Envelope<AnyMessage>,
     update: &UpdateVehicle,

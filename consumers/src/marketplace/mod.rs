@@ -20,17 +20,18 @@ use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
+use schemas::customers::{CreateCustomer, CustomerProfile};
 use schemas::marketplace::{
-    ETVAS, IdPair, MarketplacePurchaseChanged, MarketplaceUserChanged, PartnerEvent, PartnerUser, ProductCancel,
-    ProductData, ProductPurchase, ProductResume, ProductSuspend, PurchaseChange, UserChange, UserCreate, UserData,
-    UserUpdate,
+    ETVAS, IdPair, MarketplacePurchaseChanged, MarketplaceUserChanged, PartnerEvent, PartnerProfile, PartnerUser,
+    ProductCancel, ProductData, ProductPurchase, ProductResume, ProductSuspend, PurchaseChange, UserChange, UserCreate,
+    UserData, UserUpdate,
 };
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::{DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Outcome, Refusal};
-use crate::sequences;
+use crate::{customers, sequences};
 use purchases::Standing;
 use users::User;
 
@@ -117,6 +118,14 @@ async fn create_user(
     let user = match users::insert(tx, tenant, ETVAS, user_id, number, &event.data, now).await? {
         Some(user) => {
             announce_user(tx, message, &user, user_pair(&event.user, &user), UserChange::Created).await?;
+            // The user is one of the organisation's customers from now on, in no one subaccount.
+            let customer = CreateCustomer {
+                customer_id: user.customer_id,
+                subaccount_id: None,
+                profile: customer_profile(&user.profile),
+                external_ref: Some(format!("{ETVAS}:{user_id}")),
+            };
+            customers::create(tx, message, &customer, now).await?;
             user
         }
         // Mapped by a concurrent command since the read above: answer with its mapping.
@@ -142,7 +151,23 @@ async fn update_user(
         .ok_or_else(|| DbErr::Custom(format!("marketplace user {} vanished", event.user.id)))?;
     let pair = user_pair(&event.user, &user);
     announce_user(tx, message, &user, pair.clone(), UserChange::Updated).await?;
+    // A user mapped before customers existed has none: the update leaves it at that.
+    if let Outcome::Refused(refusal) =
+        customers::update(tx, message, user.customer_id, &customer_profile(&user.profile), now).await?
+    {
+        tracing::debug!(customer = %user.customer_id, reason = %refusal.message, "marketplace user has no customer");
+    }
     Ok(Outcome::Done(Mapping { user: pair, product: None }))
+}
+
+/// The customer profile a marketplace's user profile amounts to.
+fn customer_profile(profile: &PartnerProfile) -> CustomerProfile {
+    let name = [profile.first_name.as_deref(), profile.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>();
+    CustomerProfile {
+        email: profile.email.clone(),
+        name: (!name.is_empty()).then(|| name.join(" ")),
+        phone: profile.phone.clone(),
+    }
 }
 
 /// The user an event names, if mapped and named consistently.

@@ -133,7 +133,7 @@ impl KeyCache {
 }
 
 /// The subaccount a request acts on: a subaccount key's own, or the one a global key names in
-/// `X-Subaccount-Id` among those it may use.
+/// `X-Subaccount-Id` among those it may use (any, if it lists none).
 fn subaccount(scope: &KeyScope, headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
     let requested = match headers.get(SUBACCOUNT_HEADER) {
         None => None,
@@ -149,8 +149,9 @@ fn subaccount(scope: &KeyScope, headers: &HeaderMap) -> Result<Option<Uuid>, Api
         (KeyScope::Subaccount { subaccount_id }, None) => Ok(Some(*subaccount_id)),
         (KeyScope::Subaccount { subaccount_id }, Some(requested)) if requested == *subaccount_id => Ok(Some(requested)),
         (KeyScope::Global { .. }, None) => Ok(None),
+        // A global key that lists none is the whole organisation's: it may act on any subaccount.
         (KeyScope::Global { allowed_subaccount_ids }, Some(requested))
-            if allowed_subaccount_ids.contains(&requested) =>
+            if allowed_subaccount_ids.is_empty() || allowed_subaccount_ids.contains(&requested) =>
         {
             Ok(Some(requested))
         }

@@ -70,11 +70,7 @@ impl CommandBus {
         })?;
         match serde_json::from_value::<Outcome<T>>(reply) {
             Ok(Outcome::Done(value)) => Ok(value),
-            Ok(Outcome::Refused(Refusal { code, message })) => Err(match code.as_str() {
-                "NOT_FOUND" => ApiError::not_found(message),
-                "CONFLICT" => ApiError::conflict(message),
-                _ => ApiError::invalid("", message),
-            }),
+            Ok(Outcome::Refused(Refusal { code, message })) => Err(ApiError::refused(&code, message)),
             Err(error) => {
                 tracing::error!(%error, "reply of unexpected shape");
                 Err(ApiError::internal())

@@ -6,13 +6,14 @@
 //! - `api`: one partner request from head to answer; `routes`: the route table.
 //! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
 //! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
-//!   callback; `vehicles`: the fleet; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
+//!   callback; `vehicles`: the fleet; `customers` (and their wallets), `rides`, `pricing`; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 
 mod api;
 mod audit;
 mod auth;
 mod commands;
+mod customers;
 mod health;
 mod idempotency;
 mod key_events;
@@ -20,7 +21,9 @@ mod keys;
 mod limits;
 mod marketplace;
 mod openapi;
+mod pricing;
 mod response;
+mod rides;
 mod routes;
 mod server;
 mod subscriptions;

@@ -4,6 +4,7 @@
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
+use schemas::integrations::Permission;
 use serde_json::{Map, Value, json};
 
 use super::auth::{API_KEY_HEADER, SUBACCOUNT_HEADER};
@@ -79,6 +80,11 @@ fn errors_of(route: &Route) -> Vec<(&'static str, &'static str)> {
             ("415", "The body is not application/json."),
             ("504", "The bus did not answer in time; retry with the same Idempotency-Key."),
         ]);
+    }
+    // Money moves on these: a wallet that cannot cover it is its own answer.
+    let pays = [Permission::WalletWrite, Permission::RidesWrite].map(Access::Permission);
+    if pays.contains(&route.access) && route.method == http::Method::POST {
+        errors.push(("402", "The wallet cannot cover it, even with its overdraft (`INSUFFICIENT_FUNDS`)."));
     }
     errors.sort();
     errors

@@ -171,6 +171,23 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "CONFLICT", message)
     }
 
+    /// A command's refusal, as the status its code stands for: a ride's rules are 409s with
+    /// their own codes, an empty wallet is 402, anything unknown a 422.
+    pub fn refused(code: &str, message: String) -> Self {
+        use consumers::codes;
+        let (status, code) = match code {
+            codes::NOT_FOUND => return Self::not_found(message),
+            codes::CONFLICT => return Self::conflict(message),
+            codes::INSUFFICIENT_FUNDS => (StatusCode::PAYMENT_REQUIRED, codes::INSUFFICIENT_FUNDS),
+            codes::INVALID_TRANSITION => (StatusCode::CONFLICT, codes::INVALID_TRANSITION),
+            codes::CUSTOMER_BLOCKED => (StatusCode::CONFLICT, codes::CUSTOMER_BLOCKED),
+            codes::VEHICLE_UNAVAILABLE => (StatusCode::CONFLICT, codes::VEHICLE_UNAVAILABLE),
+            codes::NO_RIDE_ZONE => (StatusCode::CONFLICT, codes::NO_RIDE_ZONE),
+            _ => return Self::invalid("", message),
+        };
+        Self::new(status, code, message)
+    }
+
     /// 413.
     pub fn too_large(limit: usize) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("request body over {limit} bytes"))
