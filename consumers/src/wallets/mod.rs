@@ -132,6 +132,12 @@ fn entry_of(row: &QueryResult) -> Result<Entry, DbErr> {
     })
 }
 
+/// The entry of `customer_id`'s ledger posted under `key`, if any.
+async fn by_key(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid, key: &str) -> Result<Option<Entry>, DbErr> {
+    let query = entries(tenant, customer_id).and_where(Expr::col("idempotency_key").eq(key)).to_owned();
+    db.query_one(&query).await?.as_ref().map(entry_of).transpose()
+}
+
 fn entries(tenant: &str, customer_id: Uuid) -> SelectStatement {
     Query::select()
         .columns(ENTRY_COLUMNS)
@@ -234,9 +240,7 @@ pub(crate) async fn post(
     let account = account(tx, tenant, customer_id, true)
         .await?
         .ok_or_else(|| DbErr::Custom(format!("wallet of {customer_id} neither created nor found")))?;
-    let by_key =
-        entries(tenant, customer_id).and_where(Expr::col("idempotency_key").eq(&posting.idempotency_key)).to_owned();
-    if let Some(existing) = tx.query_one(&by_key).await?.as_ref().map(entry_of).transpose()? {
+    if let Some(existing) = by_key(tx, tenant, customer_id, &posting.idempotency_key).await? {
         let same = existing.action == posting.action
             && existing.amount_cents == posting.amount_cents
             && existing.currency == posting.currency;
@@ -334,10 +338,7 @@ async fn refund(
         idempotency_key: format!("refund:{}", original.id),
         reverses: Some(original.id),
     };
-    let key = entries(tenant, command.customer_id)
-        .and_where(Expr::col("idempotency_key").eq(&posting.idempotency_key))
-        .to_owned();
-    if tx.query_one(&key).await?.is_some() {
+    if by_key(tx, tenant, command.customer_id, &posting.idempotency_key).await?.is_some() {
         return Ok(Outcome::Refused(Refusal::conflict(format!("entry {} is already refunded", original.id))));
     }
     post(tx, cause, command.customer_id, &posting).await

@@ -204,19 +204,23 @@ fn reason_of(call: &Call) -> Result<String, ApiError> {
 
 /// `POST /customers/{id}/block`.
 pub(crate) async fn block(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let reason = reason_of(&call)?;
-    let customer = find(api, &call).await?;
-    let block = BlockCustomer { customer_id: customer.id, reason };
-    let stored: Customer = api.bus.request(&command(&call, block), api.settings.command_timeout).await?;
-    Ok(Answer::ok(stored))
+    set_blocked(api, call, true).await
 }
 
 /// `POST /customers/{id}/unblock`.
 pub(crate) async fn unblock(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    set_blocked(api, call, false).await
+}
+
+async fn set_blocked(api: &PartnerApi, call: Call, blocked: bool) -> Result<Answer, ApiError> {
     let reason = reason_of(&call)?;
-    let customer = find(api, &call).await?;
-    let unblock = UnblockCustomer { customer_id: customer.id, reason };
-    let stored: Customer = api.bus.request(&command(&call, unblock), api.settings.command_timeout).await?;
+    let customer_id = find(api, &call).await?.id;
+    let timeout = api.settings.command_timeout;
+    let stored: Customer = if blocked {
+        api.bus.request(&command(&call, BlockCustomer { customer_id, reason }), timeout).await?
+    } else {
+        api.bus.request(&command(&call, UnblockCustomer { customer_id, reason }), timeout).await?
+    };
     Ok(Answer::ok(stored))
 }
 

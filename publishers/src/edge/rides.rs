@@ -6,6 +6,7 @@ use consumers::fleet::vehicles;
 use consumers::rides::{Filter, Ride, RideStatus, store};
 use http::StatusCode;
 use schemars::JsonSchema;
+use schemas::Message;
 use schemas::rides::{EndRide, PauseRide, ResumeRide, StartRide};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -126,26 +127,25 @@ pub(crate) async fn start(api: &PartnerApi, call: Call) -> Result<Answer, ApiErr
 
 /// `POST /rides/{id}/pause`.
 pub(crate) async fn pause(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let ride = find(api, &call).await?;
-    let paused: Ride =
-        api.bus.request(&command(&call, PauseRide { ride_id: ride.id }), api.settings.command_timeout).await?;
-    Ok(Answer::ok(paused))
+    step(api, call, |ride_id| PauseRide { ride_id }).await
 }
 
 /// `POST /rides/{id}/resume`.
 pub(crate) async fn resume(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    step(api, call, |ride_id| ResumeRide { ride_id }).await
+}
+
+/// Sends the command `step` makes of ride `{id}`, if the request may see it.
+async fn step<M: Message>(api: &PartnerApi, call: Call, step: impl FnOnce(Uuid) -> M) -> Result<Answer, ApiError> {
     let ride = find(api, &call).await?;
-    let resumed: Ride =
-        api.bus.request(&command(&call, ResumeRide { ride_id: ride.id }), api.settings.command_timeout).await?;
-    Ok(Answer::ok(resumed))
+    let moved: Ride = api.bus.request(&command(&call, step(ride.id)), api.settings.command_timeout).await?;
+    Ok(Answer::ok(moved))
 }
 
 /// `POST /rides/{id}/end`.
 pub(crate) async fn end(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let request: RideEnd = parse_body(&call.body)?;
     check_position(request.end_latitude, request.end_longitude, "end_latitude")?;
-    let ride = find(api, &call).await?;
-    let end = EndRide { ride_id: ride.id, end_latitude: request.end_latitude, end_longitude: request.end_longitude };
-    let ended: Ride = api.bus.request(&command(&call, end), api.settings.command_timeout).await?;
-    Ok(Answer::ok(ended))
+    let (end_latitude, end_longitude) = (request.end_latitude, request.end_longitude);
+    step(api, call, |ride_id| EndRide { ride_id, end_latitude, end_longitude }).await
 }
