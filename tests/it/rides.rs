@@ -417,3 +417,91 @@ async fn a_hundred_debits_racing_on_one_wallet_never_overspend_and_replays_chang
     db.close().await.unwrap();
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn an_unpaid_ride_is_collected_before_the_next_and_the_organisations_customers_are_its_own() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let operator = Operator { platform: &platform, admin, fleet: Uuid::now_v7() };
+    // A minute costs more than the wallet holds.
+    let plan = json!({ "currency": "EUR", "unlock_cents": 100, "per_minute_cents": 5_000 });
+    operator.expect(200, "PUT", "/pricing", Some(plan)).await;
+    let vehicle = operator.expect(201, "POST", "/vehicles", Some(json!({ "vin": "OWE1" }))).await["id"].clone();
+    let customer = operator.expect(201, "POST", "/customers", Some(json!({ "name": "Owes" }))).await;
+    let customer_id = customer["id"].as_str().unwrap().to_owned();
+    let wallet = format!("/customers/{customer_id}/wallet");
+    let entry = |action: &str, amount: i64| json!({ "action": action, "amount_cents": amount, "description": "x" });
+
+    // A refused first entry opens no wallet.
+    operator.refused(402, "INSUFFICIENT_FUNDS", "POST", &wallet, Some(entry("debit", 10))).await;
+    assert_eq!(operator.expect(200, "GET", &wallet, None).await["currency"], Value::Null);
+    let overdraft = format!("{wallet}/overdraft");
+    operator.refused(409, "CONFLICT", "PUT", &overdraft, Some(json!({ "overdraft_limit_cents": 100 }))).await;
+    operator.expect(201, "POST", &wallet, Some(entry("credit", 150))).await;
+
+    // The ride costs 5,100; the wallet has 150: it ends owed.
+    let start = json!({ "customer_id": customer_id, "vehicle_id": vehicle });
+    let ride = operator.expect(201, "POST", "/rides", Some(start.clone())).await;
+    let ride_id = ride["id"].as_str().unwrap().to_owned();
+    // The operator marks the vehicle available mid-ride: the ride still holds it.
+    let other = operator.expect(201, "POST", "/customers", Some(json!({ "name": "Other" }))).await;
+    operator
+        .expect(
+            201,
+            "POST",
+            &format!("/customers/{}/wallet", other["id"].as_str().unwrap()),
+            Some(entry("credit", 500)),
+        )
+        .await;
+    operator
+        .expect(
+            200,
+            "PATCH",
+            &format!("/vehicles/{}", vehicle.as_str().unwrap()),
+            Some(json!({ "status": "available" })),
+        )
+        .await;
+    let taken = json!({ "customer_id": other["id"], "vehicle_id": vehicle });
+    operator.refused(409, "VEHICLE_UNAVAILABLE", "POST", "/rides", Some(taken)).await;
+    let end = json!({ "end_latitude": 52.0, "end_longitude": 13.0 });
+    let ended = operator.expect(200, "POST", &format!("/rides/{ride_id}/end"), Some(end)).await;
+    assert_eq!(
+        (ended["payment_status"].clone(), ended["pricing"]["total_cents"].clone()),
+        (json!("failed"), json!(5_100))
+    );
+    assert_eq!(operator.balance(&customer_id).await, 150, "nothing posted for a charge the wallet cannot cover");
+
+    // No second ride while the first is owed; topped up, the next start collects it first.
+    operator.refused(402, "INSUFFICIENT_FUNDS", "POST", "/rides", Some(start.clone())).await;
+    operator.expect(201, "POST", &wallet, Some(entry("credit", 5_200))).await;
+    let second = operator.expect(201, "POST", "/rides", Some(start)).await;
+    assert_eq!(second["status"], "active");
+    let first = operator.expect(200, "GET", &format!("/rides/{ride_id}"), None).await;
+    assert_eq!(first["payment_status"], "paid", "{first}");
+    assert!(first["charge_entry_id"].is_string());
+    assert_eq!(operator.balance(&customer_id).await, 150 + 5_200 - 5_100);
+
+    // The organisation's own customers (no subaccount) are seen by a fleet's key but changed
+    // only by organisation-wide ones.
+    let (status, own, _) =
+        platform.call(&operator.admin, "POST", "/customers", Some(json!({ "name": "Shared" }))).await;
+    assert_eq!((status, own["data"]["subaccount_id"].clone()), (201, Value::Null), "{own}");
+    let own_id = own["data"]["id"].as_str().unwrap().to_owned();
+    let fleet_key = platform
+        .create_key(
+            &operator.admin,
+            json!({ "name": "fleet", "bundle": "ALL_ACCESS", "scope": "subaccount", "subaccount_id": operator.fleet }),
+        )
+        .await
+        .1;
+    assert_eq!(platform.call(&fleet_key, "GET", &format!("/customers/{own_id}"), None).await.0, 200);
+    for (method, path, body) in [
+        ("POST", format!("/customers/{own_id}/block"), json!({ "reason": "x" })),
+        ("PATCH", format!("/customers/{own_id}"), json!({ "name": "Mine" })),
+        ("POST", format!("/customers/{own_id}/wallet"), entry("credit", 1)),
+    ] {
+        let (status, body, _) = platform.call(&fleet_key, method, &path, Some(body)).await;
+        assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"), "{method} {path}: {body}");
+    }
+    platform.stop().await;
+}

@@ -66,7 +66,9 @@ impl Handler for Rides {
         Box::pin(async move {
             let tx = context.database(GROUP)?;
             let message = context.message;
-            let now = Utc::now();
+            // A step happens when the edge took the request (the envelope's time), not when a
+            // backlog or a retry lets it run: queueing must not bill minutes. Never in the future.
+            let now = message.time.min(Utc::now());
             let outcome = match &message.data {
                 AnyMessage::StartRide(start) => start_ride(tx, message, start, now).await,
                 AnyMessage::PauseRide(PauseRide { ride_id }) => {
@@ -115,7 +117,11 @@ async fn start_ride(
         let status = crate::columns::name_of(&vehicle.status);
         return refused(codes::VEHICLE_UNAVAILABLE, format!("vehicle {} is {status}", vehicle.id));
     }
-    if let Some(ride) = store::in_progress(tx, tenant, customer.id).await? {
+    // The status is the operator's to change: a ride in progress holds the vehicle regardless.
+    if let Some(ride) = store::in_progress(tx, tenant, "vehicle_id", vehicle.id).await? {
+        return refused(codes::VEHICLE_UNAVAILABLE, format!("vehicle {} is on ride {ride}", vehicle.id));
+    }
+    if let Some(ride) = store::in_progress(tx, tenant, "customer_id", customer.id).await? {
         return refused(codes::CONFLICT, format!("customer {} is already on ride {ride}", customer.id));
     }
     let position = match (start.start_latitude, start.start_longitude) {
@@ -133,18 +139,26 @@ async fn start_ride(
         return refused(codes::CONFLICT, format!("subaccount {} has no pricing plan", vehicle.subaccount_id));
     };
     let plan = plan.plan;
+    // An unpaid ride is collected before another starts, or the start is refused: a wallet that
+    // could not pay for one ride does not get the next one free.
+    if let Some(unpaid) = store::unpaid(tx, tenant, customer.id).await?
+        && !collect(tx, message, unpaid.ride.clone()).await?
+    {
+        let owed = unpaid.ride.pricing.map_or(0, |p| p.total_cents);
+        let why =
+            format!("ride {} is unpaid ({owed} {}); top up the wallet first", unpaid.ride.id, unpaid.plan.currency);
+        return refused(codes::INSUFFICIENT_FUNDS, why);
+    }
     let needed = plan.unlock_cents.saturating_add(plan.minimum_balance_cents);
-    match wallets::funds(tx, tenant, customer.id).await? {
-        Some((currency, _, _)) if currency != plan.currency => {
-            let why = format!("the wallet is in {currency}, the plan in {}", plan.currency);
-            return refused(codes::CONFLICT, why);
-        }
-        Some((_, balance, overdraft)) if balance.saturating_add(overdraft) >= needed => {}
-        funds => {
-            let balance = funds.map_or(0, |(_, balance, _)| balance);
-            let why = format!("a ride needs {needed} {} in the wallet; it has {balance}", plan.currency);
-            return refused(codes::INSUFFICIENT_FUNDS, why);
-        }
+    // No wallet yet is an empty one.
+    let (currency, balance, overdraft) =
+        wallets::funds(tx, tenant, customer.id).await?.unwrap_or((plan.currency, 0, 0));
+    if currency != plan.currency {
+        return refused(codes::CONFLICT, format!("the wallet is in {currency}, the plan in {}", plan.currency));
+    }
+    if balance.saturating_add(overdraft) < needed {
+        let why = format!("a ride needs {needed} {currency} in the wallet; it has {balance}");
+        return refused(codes::INSUFFICIENT_FUNDS, why);
     }
     let ride = Ride {
         id: start.ride_id,
@@ -211,6 +225,8 @@ async fn step(
     let Some(Stored { mut ride, plan, start_odometer }) = store::find_locked(tx, tenant, ride_id).await? else {
         return refused(codes::NOT_FOUND, format!("no ride {ride_id}"));
     };
+    // Steps keep their order even if their requests' clocks disagree.
+    let now = now.max(ride.updated_at);
     let to = match machine::next(ride.status, step) {
         Ok(to) => to,
         Err(why) => return refused(codes::INVALID_TRANSITION, format!("ride {ride_id}: {why}")),
@@ -251,49 +267,30 @@ async fn end(
 ) -> Result<(), DbErr> {
     let tenant = message.tenant.as_str();
     let vehicle = vehicles::find_locked(tx, tenant, &[ride.vehicle_id]).await?.pop();
-    // The odometer is the vehicle's own measure of the way it went; without one at both ends,
-    // the straight line from start to end is the least the ride covered.
+    // The odometer is the vehicle's own measure of the way it went; the great-circle line from
+    // start to end is the least the ride covered, so a missing or stale odometer never bills less.
     let odometer_now =
         vehicle.as_ref().and_then(|v| v.state.state.odometer.as_ref()).and_then(|o| i64::try_from(o.value).ok());
-    let distance_m = match (start_odometer, odometer_now) {
+    let odometer_m = match (start_odometer, odometer_now) {
         (Some(from), Some(to)) if to >= from => to - from,
-        _ => match (ride.start_position, end_at) {
-            (Some(from), Some(to)) => geometry::metres_between(from, to).round() as i64,
-            _ => 0,
-        },
+        _ => 0,
     };
+    let line_m = match (ride.start_position, end_at) {
+        (Some(from), Some(to)) => geometry::metres_between(from, to).round() as i64,
+        _ => 0,
+    };
+    let distance_m = odometer_m.max(line_m);
     let usage = Usage {
         riding_ms: (elapsed_ms(ride.start_time, now) - ride.paused_ms).max(0),
         paused_ms: ride.paused_ms,
         distance_m,
     };
     let price = pricing::price(plan, usage);
-    let (payment_status, charge) = if price.total_cents == 0 {
-        (PaymentStatus::Paid, None)
-    } else {
-        let posting = Posting {
-            action: WalletAction::Debit,
-            amount_cents: price.total_cents,
-            currency: price.currency,
-            description: format!("Ride {}", ride.id),
-            source: EntrySource::Ride,
-            // One charge per ride, whatever retries.
-            idempotency_key: format!("ride:{}", ride.id),
-            reverses: None,
-        };
-        match wallets::post(tx, message, ride.customer_id, &posting).await? {
-            Outcome::Done(entry) => (PaymentStatus::Paid, Some(entry.id)),
-            // The ride happened: it is recorded as owed, for the operator to collect.
-            Outcome::Refused(refusal) => {
-                tracing::warn!(ride = %ride.id, reason = %refusal.message, "ride charge failed");
-                (PaymentStatus::Failed, None)
-            }
-        }
-    };
+    ride.pricing = Some(price);
+    let (payment_status, charge) = charge(tx, message, ride).await?;
     ride.end_time = Some(now);
     ride.end_position = end_at;
     ride.distance_m = Some(distance_m);
-    ride.pricing = Some(price);
     ride.payment_status = Some(payment_status);
     ride.charge_entry_id = charge;
     store::update(tx, tenant, ride).await?;
@@ -318,4 +315,42 @@ async fn end(
         subaccount_id: ride.subaccount_id,
     };
     outbox::enqueue_event(tx, message, SOURCE, event).await
+}
+
+/// Debits `ride`'s price from its customer's wallet, once (`ride:{id}`): paid, or failed when the
+/// wallet cannot cover it, in which case the ride is owed and nothing is posted.
+async fn charge(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    ride: &Ride,
+) -> Result<(PaymentStatus, Option<Uuid>), DbErr> {
+    let Some(price) = ride.pricing.filter(|p| p.total_cents > 0) else { return Ok((PaymentStatus::Paid, None)) };
+    let posting = Posting {
+        action: WalletAction::Debit,
+        amount_cents: price.total_cents,
+        currency: price.currency,
+        description: format!("Ride {}", ride.id),
+        source: EntrySource::Ride,
+        idempotency_key: format!("ride:{}", ride.id),
+        reverses: None,
+    };
+    Ok(match wallets::post(tx, message, ride.customer_id, &posting).await? {
+        Outcome::Done(entry) => (PaymentStatus::Paid, Some(entry.id)),
+        Outcome::Refused(refusal) => {
+            tracing::warn!(ride = %ride.id, reason = %refusal.message, "ride charge failed; the ride is owed");
+            (PaymentStatus::Failed, None)
+        }
+    })
+}
+
+/// Charges an ended ride that was not paid; whether it is paid now.
+async fn collect(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>, mut ride: Ride) -> Result<bool, DbErr> {
+    let (payment_status, entry) = charge(tx, message, &ride).await?;
+    if payment_status != PaymentStatus::Paid {
+        return Ok(false);
+    }
+    ride.payment_status = Some(payment_status);
+    ride.charge_entry_id = entry;
+    store::update(tx, message.tenant.as_str(), &ride).await?;
+    Ok(true)
 }

@@ -152,20 +152,39 @@ pub(crate) async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uui
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
-/// The ride `customer_id` has in progress, if any.
+/// The ride in progress whose `column` (`customer_id`, `vehicle_id`) is `id`, if any.
 pub(crate) async fn in_progress(
     db: &impl ConnectionTrait,
     tenant: &str,
-    customer_id: Uuid,
+    column: &'static str,
+    id: Uuid,
 ) -> Result<Option<Uuid>, DbErr> {
     let query = Query::select()
         .column("ride_id")
         .from(TABLE)
         .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(customer_id))
+        .and_where(Expr::col(column).eq(id))
         .and_where(Expr::col("status").ne(name_of(&RideStatus::Ended)))
         .to_owned();
     db.query_one(&query).await?.map(|row| row.try_get("", "ride_id")).transpose()
+}
+
+/// An ended ride of `customer_id` that its wallet could not pay, locked, if any.
+pub(crate) async fn unpaid(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<Option<Stored>, DbErr> {
+    let mut query = select(tenant)
+        .and_where(Expr::col("customer_id").eq(customer_id))
+        .and_where(Expr::col("payment_status").eq(name_of(&PaymentStatus::Failed)))
+        .order_by("started_at", Order::Asc)
+        .limit(1)
+        .to_owned();
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        query.lock(sea_orm::sea_query::LockType::Update);
+    }
+    db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
 /// One page of `tenant`'s rides that pass `filter`, newest first.

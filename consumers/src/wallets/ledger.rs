@@ -36,19 +36,18 @@ pub fn next_balance(balance: i64, overdraft: i64, action: WalletAction, amount: 
     }
 }
 
-/// `amount` with the sign `action` gives it.
-pub fn signed(action: WalletAction, amount: i64) -> i64 {
-    match action {
-        WalletAction::Credit => amount,
-        WalletAction::Debit => -amount,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn signed(action: WalletAction, amount: i64) -> i64 {
+        match action {
+            WalletAction::Credit => amount,
+            WalletAction::Debit => -amount,
+        }
+    }
 
     #[test]
     fn a_debit_stops_at_the_overdraft_limit() {

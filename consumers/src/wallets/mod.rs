@@ -197,10 +197,11 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid, re
     let account = account(db, tenant, customer_id, false).await?;
     let query = entries(tenant, customer_id).order_by("seq", Order::Desc).limit(recent).to_owned();
     let entries = db.query_all(&query).await?.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
+    let (_, balance_cents) = last(db, tenant, customer_id).await?;
     Ok(Wallet {
         customer_id,
         currency: account.as_ref().map(|a| a.currency),
-        balance_cents: entries.first().map_or(0, |e| e.balance_cents),
+        balance_cents,
         overdraft_limit_cents: account.map_or(0, |a| a.overdraft_limit_cents),
         entries,
     })
@@ -218,6 +219,35 @@ pub(crate) async fn funds(
     Ok(Some((account.currency, balance, account.overdraft_limit_cents)))
 }
 
+/// The refusal a ledger rule amounts to.
+fn refusal_of(refused: ledger::Refused) -> Refusal {
+    match refused {
+        ledger::Refused::Shortfall { .. } => Refusal::coded(codes::INSUFFICIENT_FUNDS, refused.to_string()),
+        ledger::Refused::Overflow => Refusal::invalid(refused.to_string()),
+    }
+}
+
+/// Opens customer `customer_id`'s wallet in `currency` and locks it. Its row is the lock every
+/// writer of the ledger queues on; a concurrent opener waits here, then finds it open.
+async fn open(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    customer_id: Uuid,
+    currency: Currency,
+    now: DateTime<Utc>,
+) -> Result<Account, DbErr> {
+    let open = Query::insert()
+        .into_table("wallets")
+        .columns(["tenant", "customer_id", "currency", "overdraft_limit_cents", "created_at"])
+        .values_panic([tenant.into(), customer_id.into(), currency.as_str().into(), 0i64.into(), now.into()])
+        .on_conflict(OnConflict::columns(["tenant", "customer_id"]).do_nothing().to_owned())
+        .to_owned();
+    tx.execute(&open).await?;
+    account(tx, tenant, customer_id, true)
+        .await?
+        .ok_or_else(|| DbErr::Custom(format!("wallet of {customer_id} neither created nor found")))
+}
+
 /// Appends `posting` to customer `customer_id`'s ledger, or answers the entry already posted
 /// under its idempotency key; announces a new entry.
 pub(crate) async fn post(
@@ -228,18 +258,17 @@ pub(crate) async fn post(
 ) -> Result<Outcome<Entry>, DbErr> {
     let tenant = cause.tenant.as_str();
     let now = Utc::now();
-    // The wallet's row is the lock every writer of this ledger queues on; the first entry
-    // creates it in its currency.
-    let open = Query::insert()
-        .into_table("wallets")
-        .columns(["tenant", "customer_id", "currency", "overdraft_limit_cents", "created_at"])
-        .values_panic([tenant.into(), customer_id.into(), posting.currency.as_str().into(), 0i64.into(), now.into()])
-        .on_conflict(OnConflict::columns(["tenant", "customer_id"]).do_nothing().to_owned())
-        .to_owned();
-    tx.execute(&open).await?;
-    let account = account(tx, tenant, customer_id, true)
-        .await?
-        .ok_or_else(|| DbErr::Custom(format!("wallet of {customer_id} neither created nor found")))?;
+    let account = match account(tx, tenant, customer_id, true).await? {
+        Some(account) => account,
+        None => {
+            // No wallet yet: an entry that could not land on an empty one leaves none behind
+            // (the refusal commits; a wallet in its currency would stay).
+            if let Err(refused) = ledger::next_balance(0, 0, posting.action, posting.amount_cents) {
+                return Ok(Outcome::Refused(refusal_of(refused)));
+            }
+            open(tx, tenant, customer_id, posting.currency, now).await?
+        }
+    };
     if let Some(existing) = by_key(tx, tenant, customer_id, &posting.idempotency_key).await? {
         let same = existing.action == posting.action
             && existing.amount_cents == posting.amount_cents
@@ -263,7 +292,7 @@ pub(crate) async fn post(
     let after = match ledger::next_balance(balance, account.overdraft_limit_cents, posting.action, posting.amount_cents)
     {
         Ok(after) => after,
-        Err(refused) => return Ok(Outcome::Refused(Refusal::coded(codes::INSUFFICIENT_FUNDS, refused.to_string()))),
+        Err(refused) => return Ok(Outcome::Refused(refusal_of(refused))),
     };
     let entry = Entry {
         id: Uuid::now_v7(),
@@ -318,6 +347,8 @@ async fn refund(
     command: &RefundWalletEntry,
 ) -> Result<Outcome<Entry>, DbErr> {
     let tenant = cause.tenant.as_str();
+    // Queue behind other writers first, so two refunds of one entry see each other.
+    account(tx, tenant, command.customer_id, true).await?;
     let by_id = entries(tenant, command.customer_id).and_where(Expr::col("entry_id").eq(command.entry_id)).to_owned();
     let Some(original) = tx.query_one(&by_id).await?.as_ref().map(entry_of).transpose()? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no wallet entry {}", command.entry_id))));

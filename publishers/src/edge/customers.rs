@@ -135,6 +135,17 @@ pub(crate) async fn find(api: &PartnerApi, call: &Call) -> Result<Customer, ApiE
     })
 }
 
+/// Customer `{id}`, if the request may change it: a customer of the whole organisation (a
+/// marketplace's user) is changed only by requests that act on the whole organisation.
+async fn find_to_change(api: &PartnerApi, call: &Call) -> Result<Customer, ApiError> {
+    let customer = find(api, call).await?;
+    if customer.subaccount_id.is_none() && fleets(&call.caller).is_some() {
+        return Err(ApiError::forbidden("the organisation's own customers are changed by organisation-wide keys only")
+            .details(serde_json::json!({ "customer_id": customer.id })));
+    }
+    Ok(customer)
+}
+
 /// `GET /customers`.
 pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), FILTERS)?;
@@ -187,7 +198,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let changes: CustomerChanges = parse_body(&call.body)?;
     let changes = CustomerProfile { email: changes.email, name: changes.name, phone: changes.phone };
     check_profile(&changes)?;
-    let customer = find(api, &call).await?;
+    let customer = find_to_change(api, &call).await?;
     let update = UpdateCustomer { customer_id: customer.id, changes };
     let stored: Customer = api.bus.request(&command(&call, update), api.settings.command_timeout).await?;
     Ok(Answer::ok(stored))
@@ -214,7 +225,7 @@ pub(crate) async fn unblock(api: &PartnerApi, call: Call) -> Result<Answer, ApiE
 
 async fn set_blocked(api: &PartnerApi, call: Call, blocked: bool) -> Result<Answer, ApiError> {
     let reason = reason_of(&call)?;
-    let customer_id = find(api, &call).await?.id;
+    let customer_id = find_to_change(api, &call).await?.id;
     let timeout = api.settings.command_timeout;
     let stored: Customer = if blocked {
         api.bus.request(&command(&call, BlockCustomer { customer_id, reason }), timeout).await?
@@ -242,7 +253,7 @@ pub(crate) async fn post_entry(api: &PartnerApi, call: Call) -> Result<Answer, A
     if description.is_empty() || description.chars().count() > 200 {
         return Err(ApiError::invalid("description", "description must be 1 to 200 characters"));
     }
-    let customer = find(api, &call).await?;
+    let customer = find_to_change(api, &call).await?;
     let tenant = call.caller.tenant.as_str();
     // The wallet's currency, else its subaccount's plan's: a partner names it only for a first
     // entry that neither decides.
@@ -280,7 +291,7 @@ pub(crate) async fn post_entry(api: &PartnerApi, call: Call) -> Result<Answer, A
 /// `POST /customers/{id}/wallet/entries/{entry_id}/refund`.
 pub(crate) async fn refund(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let reason = reason_of(&call)?;
-    let customer = find(api, &call).await?;
+    let customer = find_to_change(api, &call).await?;
     let refund = RefundWalletEntry { customer_id: customer.id, entry_id: call.id("entry_id")?, reason };
     let entry: Entry = api.bus.request(&command(&call, refund), api.settings.command_timeout).await?;
     Ok(Answer::with_status(StatusCode::CREATED, entry))
@@ -292,7 +303,7 @@ pub(crate) async fn set_overdraft(api: &PartnerApi, call: Call) -> Result<Answer
     if !(0..=MAX_ENTRY_CENTS).contains(&overdraft_limit_cents) {
         return Err(ApiError::invalid("overdraft_limit_cents", format!("0 to {MAX_ENTRY_CENTS}")));
     }
-    let customer = find(api, &call).await?;
+    let customer = find_to_change(api, &call).await?;
     let set = SetWalletOverdraft { customer_id: customer.id, overdraft_limit_cents };
     let wallet: Wallet = api.bus.request(&command(&call, set), api.settings.command_timeout).await?;
     Ok(Answer::ok(wallet))

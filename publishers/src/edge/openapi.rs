@@ -4,7 +4,6 @@
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
-use schemas::integrations::Permission;
 use serde_json::{Map, Value, json};
 
 use super::auth::{API_KEY_HEADER, SUBACCOUNT_HEADER};
@@ -82,8 +81,7 @@ fn errors_of(route: &Route) -> Vec<(&'static str, &'static str)> {
         ]);
     }
     // Money moves on these: a wallet that cannot cover it is its own answer.
-    let pays = [Permission::WalletWrite, Permission::RidesWrite].map(Access::Permission);
-    if pays.contains(&route.access) && route.method == http::Method::POST {
+    if super::routes::PAYING.contains(&route.operation) {
         errors.push(("402", "The wallet cannot cover it, even with its overdraft (`INSUFFICIENT_FUNDS`)."));
     }
     errors.sort();

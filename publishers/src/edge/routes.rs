@@ -26,6 +26,9 @@ use super::zones;
 /// Every partner route is under this path.
 pub(crate) const BASE: &str = "/api/partner/v1";
 
+/// The operations that answer 402 when a wallet cannot cover them.
+pub(crate) const PAYING: [&str; 3] = ["postWalletEntry", "refundWalletEntry", "startRide"];
+
 /// What a caller needs to use a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
