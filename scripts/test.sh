@@ -151,6 +151,25 @@ ensure_nextest
 ensure_node
 ensure_schemathesis
 
+# Virtual hosts (`vb_…`) that earlier runs' failed tests left behind hold dozens of quorum queues
+# each; piled up, they slow the broker for everyone (a command's round trip doubled) and once
+# wedged its vhost supervisor. One suite at a time owns the test broker, so clear them first.
+clear_test_vhosts() {
+  python3 - <<'PY' || log "could not clear leftover virtual hosts (management API unreachable?)"
+import base64, json, urllib.request
+auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+def call(method, path):
+    request = urllib.request.Request("http://127.0.0.1:15672" + path, method=method, headers=auth)
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return answer.read()
+left = [v["name"] for v in json.loads(call("GET", "/api/vhosts")) if v["name"].startswith("vb_")]
+for name in left:
+    call("DELETE", "/api/vhosts/" + name)
+print(f"[test.sh] cleared {len(left)} leftover test virtual hosts")
+PY
+}
+clear_test_vhosts
+
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 log "doc tests"
