@@ -19,7 +19,7 @@ use schemas::customers::{
 };
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -124,9 +124,7 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
 /// transaction at a time anyway).
 pub(crate) async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>, DbErr> {
     let mut query = select(tenant).and_where(Expr::col("customer_id").eq(id)).to_owned();
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
-    }
+    crate::database::for_update(db, &mut query);
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 

@@ -18,7 +18,7 @@ use schemas::vehicles::Position;
 use schemas::zones::{DeleteZone, UpsertZone, Zone, ZoneChanged, ZoneType};
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -167,9 +167,7 @@ impl Handler for Zones {
 /// The row's tenant, locked until the transaction ends (PostgreSQL).
 async fn owner(tx: &DatabaseTransaction, id: Uuid) -> Result<Option<String>, DbErr> {
     let mut query = Query::select().column("tenant").from(TABLE).and_where(Expr::col("zone_id").eq(id)).to_owned();
-    if tx.get_database_backend() == DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
-    }
+    crate::database::for_update(tx, &mut query);
     tx.query_one(&query).await?.map(|row| row.try_get("", "tenant")).transpose()
 }
 

@@ -6,7 +6,7 @@ use schemas::pricing::PricingPlan;
 use schemas::rides::{PaymentStatus, RidePricing};
 use schemas::vehicles::Position;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -146,9 +146,7 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
 /// Ride `id`, locked until the transaction ends (PostgreSQL).
 pub(crate) async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Stored>, DbErr> {
     let mut query = select(tenant).and_where(Expr::col("ride_id").eq(id)).to_owned();
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
-    }
+    crate::database::for_update(db, &mut query);
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
@@ -181,9 +179,7 @@ pub(crate) async fn unpaid(
         .order_by("started_at", Order::Asc)
         .limit(1)
         .to_owned();
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
-    }
+    crate::database::for_update(db, &mut query);
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 

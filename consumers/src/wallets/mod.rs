@@ -25,7 +25,7 @@ use schemas::wallets::{
 };
 use schemas::{AnyMessage, Currency, Envelope, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -165,8 +165,8 @@ async fn account(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("customer_id").eq(customer_id))
         .to_owned();
-    if lock && db.get_database_backend() == DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
+    if lock {
+        crate::database::for_update(db, &mut query);
     }
     let Some(row) = db.query_one(&query).await? else { return Ok(None) };
     let currency: String = row.try_get("", "currency")?;
@@ -205,6 +205,11 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid, re
         overdraft_limit_cents: account.map_or(0, |a| a.overdraft_limit_cents),
         entries,
     })
+}
+
+/// The currency of customer `customer_id`'s wallet; `None` before its first entry.
+pub async fn currency(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid) -> Result<Option<Currency>, DbErr> {
+    Ok(account(db, tenant, customer_id, false).await?.map(|a| a.currency))
 }
 
 /// What a wallet can pay right now, locked until the transaction ends: currency, balance and

@@ -136,9 +136,7 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
 /// deliveries to one endpoint are decided one transaction at a time.
 pub async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredEndpoint>, DbErr> {
     let mut query = select(tenant).and_where(Expr::col("id").eq(id)).to_owned();
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
-    }
+    crate::database::for_update(db, &mut query);
     returned(db, &query).await
 }
 

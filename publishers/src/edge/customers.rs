@@ -260,15 +260,14 @@ pub(crate) async fn post_entry(api: &PartnerApi, call: Call) -> Result<Answer, A
     let currency = match request.currency {
         Some(currency) => currency,
         None => {
-            let wallet = wallets::find(&api.database, tenant, customer.id, 0).await.map_err(db_error)?;
-            let plan = match (wallet.currency, customer.subaccount_id) {
+            let wallet = wallets::currency(&api.database, tenant, customer.id).await.map_err(db_error)?;
+            let plan = match (wallet, customer.subaccount_id) {
                 (None, Some(subaccount)) => {
                     consumers::pricing::find(&api.database, tenant, subaccount).await.map_err(db_error)?
                 }
                 _ => None,
             };
             wallet
-                .currency
                 .or(plan.map(|p| p.plan.currency))
                 .ok_or_else(|| ApiError::invalid("currency", "name the currency of the wallet's first entry"))?
         }
