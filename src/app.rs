@@ -99,11 +99,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut background = Vec::new();
     let policy = settings.webhooks.policy();
     let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout);
-    let attempts_db = engines.database.dedicated(4).await.context("connecting the webhook attempts' database pool")?;
+    let attempts_db = engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
     let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
     let integrations: Arc<dyn bus::Handler> = Arc::new(consumers::integrations::Integrations);
     let webhooks: Arc<dyn bus::Handler> =
-        Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), dispatcher.endpoints()));
+        Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), Arc::clone(&dispatcher)));
     let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
     let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet::new(settings.fleet.command_timeout()));
     let broker = match &settings.amqp.url {

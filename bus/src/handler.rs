@@ -74,17 +74,37 @@ pub trait Handler: Send + Sync + 'static {
         handle_each(self, transaction, messages)
     }
 
-    /// Handles a batch like [`Handler::handle_batch`] and hands back messages to publish once
-    /// the transaction committed and before the batch is acknowledged: for a group without
-    /// inbox (`Processor::without_inbox`) whose handling is idempotent, so that a batch handled
-    /// again hands back the same messages, and a crash between commit and publish loses none.
-    /// By default, [`Handler::handle_batch`], handing back nothing.
+    /// Handles a batch like [`Handler::handle_batch`] and hands back what must happen once the
+    /// transaction committed and before the batch is acknowledged ([`Handled`]). Messages to
+    /// publish are for a group without inbox (`Processor::without_inbox`) whose handling is
+    /// idempotent, so that a batch handled again hands back the same messages, and a crash
+    /// between commit and publish loses none. By default, [`Handler::handle_batch`], handing
+    /// back nothing.
     fn handle_publishing<'a>(
         &'a self,
         transaction: &'a DatabaseTransaction,
         messages: &'a [(&'a Envelope<AnyMessage>, u32)],
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Outgoing>, HandlerError>> + Send + 'a>> {
-        Box::pin(async move { self.handle_batch(transaction, messages).await.map(|()| Vec::new()) })
+    ) -> Pin<Box<dyn Future<Output = Result<Handled, HandlerError>> + Send + 'a>> {
+        Box::pin(async move { self.handle_batch(transaction, messages).await.map(|()| Handled::default()) })
+    }
+}
+
+/// What a batch handler leaves for after its transaction committed.
+#[derive(Default)]
+pub struct Handled {
+    /// Messages to publish (groups without inbox only).
+    pub publish: Vec<Outgoing>,
+    /// In-process hand-offs of what the transaction wrote, which nobody may see before it
+    /// committed (the webhook fan-out hands its deliveries to this process's dispatcher). Run
+    /// after the commit, never after a rollback; what they start must survive their loss (a
+    /// lease in the database, say), since the process may die right after.
+    pub then: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl Handled {
+    /// Messages to publish after commit.
+    pub fn publishing(publish: Vec<Outgoing>) -> Self {
+        Self { publish, then: Vec::new() }
     }
 }
 

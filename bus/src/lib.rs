@@ -26,6 +26,6 @@ mod runtime;
 
 pub use dead_letter::DeadLetter;
 pub use error::{BusError, PublishError, redact_url};
-pub use handler::{Context, Handler, HandlerError, Reply, ReplyBody, RequestError, handle_each};
+pub use handler::{Context, Handled, Handler, HandlerError, Reply, ReplyBody, RequestError, handle_each};
 pub use health::{EngineReport, EngineState};
 pub use runtime::{Processor, Verdict};

@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::BusError;
-use crate::handler::{Context, Handler, HandlerError, Reply, ReplyBody};
+use crate::handler::{Context, Handled, Handler, HandlerError, Reply, ReplyBody};
 use crate::inbox::{self, Claim};
-use crate::outbox::{Outgoing, Publisher};
+use crate::outbox::Publisher;
 
 /// What the transport must do with a message once the processor is done with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,13 +101,21 @@ impl Processor {
         self
     }
 
-    /// Publishes what a committed transaction handed back.
-    async fn publish_after_commit(&self, outgoing: &[Outgoing]) -> Result<(), HandlerError> {
-        let (Some(publisher), false) = (&self.publisher, outgoing.is_empty()) else { return Ok(()) };
-        publisher
-            .publish_all(outgoing)
-            .await
-            .map_err(|e| HandlerError::Retryable(format!("committed, but publishing after commit failed: {e}")))
+    /// Carries out what a committed transaction handed back: publishes its messages, then runs
+    /// its hand-offs.
+    async fn after_commit(&self, handled: Handled) -> Result<(), HandlerError> {
+        if !handled.publish.is_empty() {
+            let Some(publisher) = &self.publisher else {
+                // A handler bug, kept visible: the messages come back and end in the dead letters.
+                return Err(HandlerError::Retryable("messages to publish after commit, but no publisher".into()));
+            };
+            publisher
+                .publish_all(&handled.publish)
+                .await
+                .map_err(|e| HandlerError::Retryable(format!("committed, but publishing after commit failed: {e}")))?;
+        }
+        handled.then.into_iter().for_each(|then| then());
+        Ok(())
     }
 
     /// The consumer group.
@@ -177,8 +185,8 @@ impl Processor {
         if !self.inbox {
             let one = [(envelope, attempt)];
             let handled = AssertUnwindSafe(self.handler.handle_publishing(&transaction, &one)).catch_unwind().await;
-            let outgoing = match handled {
-                Ok(Ok(outgoing)) => outgoing,
+            let handled = match handled {
+                Ok(Ok(handled)) => handled,
                 Ok(Err(error)) => {
                     let _ = transaction.rollback().await;
                     return Err(error);
@@ -189,7 +197,7 @@ impl Processor {
                 }
             };
             transaction.commit().await.map_err(retryable)?;
-            self.publish_after_commit(&outgoing).await?;
+            self.after_commit(handled).await?;
             return Ok(None);
         }
         if let Claim::Duplicate(reply) = inbox::claim(&transaction, &self.group, envelope).await.map_err(retryable)? {
@@ -237,17 +245,11 @@ impl Processor {
             .filter_map(|(m, attempt)| m.as_ref().ok().map(|m| (m, *attempt)))
             .filter(|(m, _)| fresh.as_ref().is_none_or(|fresh| fresh.contains(&m.id)) && taken.insert(m.id))
             .collect();
-        let mut outgoing = Vec::new();
+        let mut after = Handled::default();
         if !batch.is_empty() {
-            let handled = if self.inbox {
-                AssertUnwindSafe(self.handler.handle_batch(&transaction, &batch).map(|r| r.map(|()| Vec::new())))
-                    .catch_unwind()
-                    .await
-            } else {
-                AssertUnwindSafe(self.handler.handle_publishing(&transaction, &batch)).catch_unwind().await
-            };
+            let handled = AssertUnwindSafe(self.handler.handle_publishing(&transaction, &batch)).catch_unwind().await;
             match handled {
-                Ok(Ok(messages)) => outgoing = messages,
+                Ok(Ok(handled)) => after = handled,
                 failure => {
                     let _ = transaction.rollback().await;
                     let reason = match failure {
@@ -260,7 +262,7 @@ impl Processor {
             }
         }
         transaction.commit().await.inspect_err(|e| failed("commit", e)).ok()?;
-        if let Err(error) = self.publish_after_commit(&outgoing).await {
+        if let Err(error) = self.after_commit(after).await {
             // Committed: handling the batch again is harmless, so every message comes back.
             tracing::warn!(size = messages.len(), %error, "batch committed but not published; it comes back");
             return Some(

@@ -67,11 +67,14 @@ impl Database {
         self.pool(None, "&options[synchronous_commit]=off").await
     }
 
-    /// A pool of its own, of at most `max_connections`, for work that must not wait behind the
-    /// consumer groups' transactions for a connection (webhook attempts: the fan-out of a burst
-    /// would otherwise hold every connection). On SQLite, the same pool.
-    pub async fn dedicated(&self, max_connections: u32) -> Result<DatabaseConnection, DatabaseError> {
-        self.pool(Some(max_connections), "").await
+    /// A pool of its own, of at most `max_connections`, whose commits do not wait for the disk,
+    /// for the webhook attempts: they must not wait behind the consumer groups' transactions for
+    /// a connection (the fan-out of a burst would otherwise hold every connection), nor for a WAL
+    /// flush per claim. A crash of PostgreSQL that loses the last instants of claims and results
+    /// leaves those deliveries as they were before the attempt, and their leases bring them back:
+    /// the attempt is made again (same event id), never lost. On SQLite, the same pool.
+    pub async fn attempts_pool(&self, max_connections: u32) -> Result<DatabaseConnection, DatabaseError> {
+        self.pool(Some(max_connections), "&options[synchronous_commit]=off").await
     }
 
     async fn pool(&self, max_connections: Option<u32>, parameters: &str) -> Result<DatabaseConnection, DatabaseError> {

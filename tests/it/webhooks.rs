@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use schemas::rides::RideEnded;
 use schemas::{Envelope, TenantId, routing};
 use serde_json::{Value, json};
@@ -37,17 +38,26 @@ struct Received {
 struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Received>>>,
+    /// Connections accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Receiver {
     async fn start(script: Vec<Answer>) -> Self {
+        Self::closing_idle_after(script, None).await
+    }
+
+    /// A receiver that closes a connection idle for `idle` (as Node.js servers do after 5 s).
+    async fn closing_idle_after(script: Vec<Answer>, idle: Option<Duration>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let log = Arc::clone(&got);
+        let connections: Arc<AtomicUsize> = Arc::default();
+        let (log, accepted) = (Arc::clone(&got), Arc::clone(&connections));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (log, script) = (Arc::clone(&log), script.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -74,11 +84,16 @@ impl Receiver {
                             Ok::<_, Infallible>(response)
                         }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let mut builder = http1::Builder::new();
+                    if let Some(idle) = idle {
+                        // Waiting for the next request's head is the idle time of a kept connection.
+                        builder.timer(TokioTimer::new()).header_read_timeout(idle);
+                    }
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
-        Self { addr, got }
+        Self { addr, got, connections }
     }
 
     fn url(&self) -> String {
@@ -340,6 +355,9 @@ async fn a_dead_endpoint_never_delays_another_and_a_rate_limit_uses_no_attempts(
     // it got no more than its concurrency allows, and answered none.
     let held = dead.got.lock().unwrap().len();
     assert!((1..=8).contains(&held), "the dead endpoint holds {held} attempts");
+    // Connections are kept: 20 deliveries came over no more connections than attempts at once.
+    let connections = healthy.connections.load(Ordering::SeqCst);
+    assert!(connections <= 8, "20 deliveries opened {connections} connections");
 
     // The limited endpoint gets all 20, paced at 5 per second, each on its first attempt.
     let got = limited.wait_for(20, Duration::from_secs(30)).await;
@@ -356,6 +374,26 @@ async fn a_dead_endpoint_never_delays_another_and_a_rate_limit_uses_no_attempts(
             "{delivery}"
         );
     }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_closing_idle_connections_still_gets_every_delivery_on_its_first_attempt() {
+    let platform = Platform::start_with(|s| s.webhooks.allow_hosts = vec!["127.0.0.1".into()]).await;
+    let (tenant, admin) = platform.organisation().await;
+    let receiver = Receiver::closing_idle_after(Vec::new(), Some(Duration::from_millis(150))).await;
+    let endpoint = create_endpoint(&platform, &admin, json!({ "url": receiver.url(), "events": ["ride.ended"] })).await;
+    // Each event finds the connection the one before it left, closed by the receiver meanwhile
+    // (or about to be): the attempt goes out on a new one, not counted as a failure.
+    for sent in 1..=6 {
+        publish_ride_ended(&platform, &tenant).await;
+        receiver.wait_for(sent, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(if sent % 2 == 0 { 300 } else { 150 })).await;
+    }
+    let log = attempts_of(&platform, &admin, &endpoint, 6).await;
+    let outcomes: Vec<&str> = log["data"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["succeeded"; 6], "{log}");
+    assert_eq!(receiver.got.lock().unwrap().len(), 6, "no delivery twice");
     platform.stop().await;
 }
 

@@ -117,10 +117,11 @@ impl AmqpConsumer {
         .await
     }
 
-    /// Handles what a lane had waiting: in one transaction when there are several and none waits
-    /// for a reply, else one by one.
+    /// Handles what a lane had waiting: in one transaction when the group is consumed in
+    /// batches and none waits for a reply, else one by one. A lone message of a batched group
+    /// is a batch of one, so it gets the same after-commit hand-offs (`Handled::then`).
     async fn process_all(&self, connection: &AmqpConnection, deliveries: Vec<Delivery>) {
-        if deliveries.len() < 2 || deliveries.iter().any(|d| d.properties.reply_to().is_some()) {
+        if self.batch < 2 || deliveries.iter().any(|d| d.properties.reply_to().is_some()) {
             for delivery in deliveries {
                 self.process(connection, delivery).await;
             }

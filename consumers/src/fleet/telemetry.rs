@@ -21,7 +21,7 @@ use std::pin::Pin;
 
 use bus::nats::JetStreamGroup;
 use bus::outbox::{self, Destination, Outgoing};
-use bus::{Context, Handler, HandlerError, Reply};
+use bus::{Context, Handled, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::vehicles::{VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported};
 use schemas::{AnyMessage, Envelope, Message, TenantId, subjects};
@@ -101,8 +101,8 @@ impl Handler for Telemetry {
         &'a self,
         transaction: &'a DatabaseTransaction,
         messages: &'a [(&'a Envelope<AnyMessage>, u32)],
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Outgoing>, HandlerError>> + Send + 'a>> {
-        Box::pin(self.ingest(transaction, messages))
+    ) -> Pin<Box<dyn Future<Output = Result<Handled, HandlerError>> + Send + 'a>> {
+        Box::pin(async move { self.ingest(transaction, messages).await.map(Handled::publishing) })
     }
 }
 

@@ -134,6 +134,16 @@ fn from_row(row: &QueryResult) -> Result<Delivery, DbErr> {
     })
 }
 
+/// Where the first attempt of a delivery that may go now is queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstAttempt {
+    /// A `webhook.deliver` command in the outbox, for any process's dispatcher.
+    Outbox,
+    /// Nowhere: the caller hands it to this process's dispatcher once its transaction
+    /// committed; the delivery's lease brings it back through the scheduler if that never happens.
+    InProcess,
+}
+
 /// Stores a new delivery; with a lease, its first attempt's command goes into the outbox too.
 pub async fn insert(
     tx: &impl ConnectionTrait,
@@ -142,17 +152,19 @@ pub async fn insert(
     lease: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
-    let ids = insert_all(tx, &[(cause, delivery, lease.is_some())], lease.unwrap_or_default(), now).await?;
+    let rows = [(cause, delivery, lease.is_some())];
+    let ids = insert_all(tx, &rows, lease.unwrap_or_default(), FirstAttempt::Outbox, now).await?;
     ids.first().copied().ok_or_else(|| DbErr::Custom("no delivery inserted".into()))
 }
 
 /// Stores new deliveries in one statement, each with the message that caused it; those marked
-/// to go now get `lease` and their first attempt's command in the outbox (one statement too).
-/// Returns their ids, in order.
+/// to go now get `lease` and, through the outbox, their first attempt's command (one statement
+/// too) unless `first` says the caller dispatches them. Returns their ids, in order.
 pub async fn insert_all(
     tx: &impl ConnectionTrait,
     deliveries: &[(Option<Uuid>, &NewDelivery<'_>, bool)],
     lease: chrono::Duration,
+    first: FirstAttempt,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, DbErr> {
     if deliveries.is_empty() {
@@ -178,7 +190,7 @@ pub async fn insert_all(
             delivery.tenant.into(),
         ]);
         ids.push(id);
-        if *go_now {
+        if *go_now && first == FirstAttempt::Outbox {
             commands.push(attempt_command(*cause, delivery, id, 1)?);
         }
     }

@@ -1,6 +1,7 @@
-//! The dispatcher: makes delivery attempts. For each `webhook.deliver` command it checks the
-//! endpoint's limits and hands the attempt to a worker task, so the message is acknowledged at
-//! once and a slow receiver holds no consumer lane: one dead endpoint never delays another.
+//! The dispatcher: makes delivery attempts. For each `webhook.deliver` command, and for each
+//! first attempt the fan-out hands over after its commit ([`Dispatcher::hand_over`]), it checks
+//! the endpoint's limits and hands the attempt to a worker task, so the message is acknowledged
+//! at once and a slow receiver holds no consumer lane: one dead endpoint never delays another.
 //!
 //! Per endpoint and process: at most `concurrency_per_endpoint` workers; attempts beyond that
 //! wait in the endpoint's queue in memory, taken by its workers as they finish (a burst costs no
@@ -50,6 +51,17 @@ pub struct Dispatcher {
     /// Bounds the attempts in flight in this process; all permits back means none is running.
     in_flight: Arc<Semaphore>,
     random: SystemRandom,
+}
+
+/// A first attempt the fan-out hands over once the delivery is committed, leased.
+#[derive(Debug)]
+pub struct Handover {
+    /// Owner.
+    pub tenant: String,
+    /// The attempt, as a `webhook.deliver` command would carry it.
+    pub command: DeliverWebhook,
+    /// The endpoint, as the fan-out read it (active).
+    pub endpoint: StoredEndpoint,
 }
 
 /// One attempt to make.
@@ -270,6 +282,28 @@ impl Dispatcher {
         }
     }
 
+    /// Takes first attempts straight from the fan-out, saving each a trip through the outbox
+    /// and the broker. Each delivery is committed with a lease, so an attempt this process never
+    /// makes (it died, or deferring failed) is queued again by the scheduler.
+    pub fn hand_over(self: &Arc<Self>, handovers: Vec<Handover>) {
+        let span = tracing::Span::current();
+        let deferred: Vec<(Job, Duration)> = handovers
+            .into_iter()
+            .filter_map(|Handover { tenant, command, endpoint }| {
+                let job = Job { tenant, command, endpoint, span: span.clone() };
+                self.launch(self.admit(job, false))
+            })
+            .collect();
+        if !deferred.is_empty() {
+            let this = Arc::clone(self);
+            tokio::spawn(async move {
+                for (job, wait) in deferred {
+                    this.defer(&job, wait).await;
+                }
+            });
+        }
+    }
+
     async fn dispatch(
         self: &Arc<Self>,
         envelope: &Envelope<AnyMessage>,
@@ -317,7 +351,7 @@ impl Dispatcher {
         let mut headers: Vec<(String, String)> =
             endpoint.endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
         headers.extend(signed.headers().iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
-        self.client.post(&endpoint.endpoint.url, &headers, Bytes::from(body)).await
+        self.client.post(endpoint.endpoint.id, &endpoint.endpoint.url, &headers, Bytes::from(body)).await
     }
 
     /// Logs the attempt and decides the delivery's next step; returns once it is committed.

@@ -1,20 +1,30 @@
 //! One delivery attempt over HTTP: resolve and check the address (see `ssrf`), connect to it,
 //! TLS when the URL is `https`, POST the signed body, and read the status and the first KiB of
-//! the answer, all within the attempt's timeout. A connection per attempt: nothing from one
-//! endpoint's connection can leak into another's.
+//! the answer, all within the attempt's timeout.
+//!
+//! Connections are kept alive between attempts, but only for the endpoint (and URL) that opened
+//! them: nothing from one endpoint's connection can leak into another's. A kept connection goes
+//! to the address that was checked when it was opened, so reuse cannot be steered by a changed
+//! DNS answer; a new connection resolves and checks again. A burst to one endpoint then costs a
+//! request per attempt instead of a TCP (and TLS) handshake per attempt.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use uuid::Uuid;
 
 use super::ssrf::{Target, UrlPolicy};
 
@@ -49,6 +59,61 @@ pub struct Client {
     policy: UrlPolicy,
     timeout: Duration,
     tls: TlsConnector,
+    idle: Arc<Idle>,
+}
+
+/// How long an idle connection is kept. Below the shortest keep-alive of common servers
+/// (Node.js closes idle connections after 5 s), so a kept one is rarely found closed.
+const IDLE_FOR: Duration = Duration::from_secs(4);
+/// Idle connections kept per endpoint: more than its concurrent attempts, by default 8.
+const IDLE_PER_ENDPOINT: usize = 32;
+
+/// Idle connections, by the endpoint and URL they were opened for.
+#[derive(Default)]
+struct Idle {
+    connections: Mutex<HashMap<(Uuid, String), Vec<Connection>>>,
+}
+
+/// An open HTTP/1.1 connection and the task that drives it.
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    driver: JoinHandle<()>,
+    idle_since: Instant,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Idle {
+    /// A kept connection of `key` that is still open, if any.
+    fn take(&self, key: &(Uuid, String)) -> Option<Connection> {
+        let mut connections = self.connections.lock().ok()?;
+        let kept = connections.get_mut(key)?;
+        while let Some(connection) = kept.pop() {
+            if connection.idle_since.elapsed() < IDLE_FOR && connection.sender.is_ready() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// Keeps `connection` for the next attempt of `key`.
+    fn put(&self, key: (Uuid, String), mut connection: Connection) {
+        let Ok(mut connections) = self.connections.lock() else { return };
+        if connections.len() > 1024 {
+            // Endpoints that went quiet: their connections are past IDLE_FOR anyway.
+            connections.retain(|_, kept| kept.iter().any(|c| c.idle_since.elapsed() < IDLE_FOR));
+        }
+        let kept = connections.entry(key).or_default();
+        kept.retain(|c| c.idle_since.elapsed() < IDLE_FOR);
+        if kept.len() < IDLE_PER_ENDPOINT {
+            connection.idle_since = Instant::now();
+            kept.push(connection);
+        }
+    }
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -60,7 +125,7 @@ impl Client {
         let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         // Only the ring provider is compiled in, so this is the platform's one TLS stack.
         let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        Self { policy, timeout, tls: TlsConnector::from(Arc::new(config)) }
+        Self { policy, timeout, tls: TlsConnector::from(Arc::new(config)), idle: Arc::default() }
     }
 
     /// The URL rules this client applies.
@@ -68,10 +133,10 @@ impl Client {
         &self.policy
     }
 
-    /// POSTs `body` to `url` with `headers`.
-    pub async fn post(&self, url: &str, headers: &[(String, String)], body: Bytes) -> Attempted {
+    /// POSTs `body` to endpoint `endpoint`'s `url` with `headers`.
+    pub async fn post(&self, endpoint: Uuid, url: &str, headers: &[(String, String)], body: Bytes) -> Attempted {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await;
+        let outcome = tokio::time::timeout(self.timeout, self.exchange(endpoint, url, headers, body)).await;
         let mut attempted = match outcome {
             Ok(Ok(attempted)) => attempted,
             Ok(Err(error)) => Attempted { error: Some(error), ..Attempted::default() },
@@ -87,9 +152,33 @@ impl Client {
         attempted
     }
 
-    async fn exchange(&self, url: &str, headers: &[(String, String)], body: Bytes) -> Result<Attempted, String> {
+    async fn exchange(
+        &self,
+        endpoint: Uuid,
+        url: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<Attempted, String> {
         let target = self.policy.check(url).map_err(|e| e.to_string())?;
-        let addresses = self.policy.resolve(&target).await.map_err(|e| e.to_string())?;
+        let key = (endpoint, url.to_owned());
+        if let Some(mut kept) = self.idle.take(&key) {
+            match kept.sender.send_request(build(&target, headers, body.clone())?).await {
+                Ok(answer) => return Ok(self.read(key, kept, answer).await),
+                // The server closed the kept connection as the request went out: nothing was
+                // answered, so the attempt goes on a new connection.
+                Err(error) if error.is_canceled() || error.is_incomplete_message() || error.is_closed() => {}
+                Err(error) => return Err(format!("HTTP: {error}")),
+            }
+        }
+        let mut connection = self.open(&target).await?;
+        let answer = connection.sender.send_request(build(&target, headers, body)?).await;
+        let answer = answer.map_err(|e| format!("HTTP: {e}"))?;
+        Ok(self.read(key, connection, answer).await)
+    }
+
+    /// Resolves, checks and connects to `target`'s address.
+    async fn open(&self, target: &Target) -> Result<Connection, String> {
+        let addresses = self.policy.resolve(target).await.map_err(|e| e.to_string())?;
         let stream = connect(&addresses).await?;
         let stream: Box<dyn Stream> = if target.https {
             let name = ServerName::try_from(target.host.clone()).map_err(|e| format!("bad TLS server name: {e}"))?;
@@ -97,23 +186,28 @@ impl Client {
         } else {
             Box::new(stream)
         };
-        let (mut sender, connection) =
+        let (sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("HTTP: {e}"))?;
-        let driver = tokio::spawn(connection);
-        let request = build(&target, headers, body)?;
-        let answer = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"));
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                driver.abort();
-                return Err(error);
-            }
-        };
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection { sender, driver, idle_since: Instant::now() })
+    }
+
+    /// Reads the answer; the connection is kept when the whole answer was read.
+    async fn read(
+        &self,
+        key: (Uuid, String),
+        connection: Connection,
+        answer: http::Response<hyper::body::Incoming>,
+    ) -> Attempted {
         let status = answer.status().as_u16();
         let retry_after = answer.headers().get(hyper::header::RETRY_AFTER).and_then(retry_after);
-        let response = read_start(answer.into_body()).await;
-        driver.abort();
-        Ok(Attempted { status: Some(status), response, retry_after, ..Attempted::default() })
+        let (response, finished) = read_start(answer.into_body()).await;
+        if finished {
+            self.idle.put(key, connection);
+        }
+        Attempted { status: Some(status), response, retry_after, ..Attempted::default() }
     }
 }
 
@@ -154,10 +248,15 @@ fn build(target: &Target, headers: &[(String, String)], body: Bytes) -> Result<h
     Ok(request)
 }
 
-/// Reads at most [`RESPONSE_KEPT`] bytes of the body; the rest is never read.
-async fn read_start(mut body: hyper::body::Incoming) -> Option<String> {
+/// Reads at most [`RESPONSE_KEPT`] bytes of the body, and whether that was all of it (the
+/// connection can then carry another request); the rest is never read.
+async fn read_start(mut body: hyper::body::Incoming) -> (Option<String>, bool) {
+    use hyper::body::Body as _;
     let mut kept = Vec::new();
-    while kept.len() < RESPONSE_KEPT {
+    let finished = loop {
+        if kept.len() >= RESPONSE_KEPT {
+            break body.is_end_stream();
+        }
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -165,10 +264,11 @@ async fn read_start(mut body: hyper::body::Incoming) -> Option<String> {
                     kept.extend_from_slice(&data[..data.len().min(room)]);
                 }
             }
-            _ => break,
+            Some(Err(_)) => break false,
+            None => break true,
         }
-    }
-    (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned())
+    };
+    ((!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned()), finished)
 }
 
 /// `Retry-After` as seconds or as an HTTP date.

@@ -1,6 +1,7 @@
 //! One event becoming deliveries: its payload stored once (`webhook_messages`), one delivery per
-//! endpoint that takes it, and the first attempt's command in the outbox for each delivery that
-//! may go now. An ordered endpoint's delivery waits while an earlier one of it is unfinished.
+//! endpoint that takes it, and for each delivery that may go now its first attempt queued: in
+//! the outbox, or handed to this process's dispatcher after commit (the fan-out's batches). An
+//! ordered endpoint's delivery waits while an earlier one of it is unfinished.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::{OnConflict, Query};
@@ -71,41 +72,61 @@ pub async fn enqueue(
     Ok(ids)
 }
 
+/// A delivery [`enqueue_all`] stored to go now whose first attempt the caller dispatches.
+#[derive(Debug)]
+pub struct Queued {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// Which of the events it delivers.
+    pub event: usize,
+    /// Which of that event's endpoints it goes to.
+    pub endpoint: usize,
+}
+
 /// Stores many events and their deliveries. Events whose endpoints are all unordered take one
-/// statement per table between them; an event for an ordered endpoint goes through [`enqueue`],
-/// which takes that endpoint's turn.
+/// statement per table between them, and their first attempts are queued as `first` says (the
+/// deliveries to dispatch in process are returned); an event for an ordered endpoint goes
+/// through [`enqueue`], which takes that endpoint's turn and queues through the outbox.
 pub async fn enqueue_all(
     tx: &impl ConnectionTrait,
     events: &[(Option<Uuid>, Outgoing<'_>, &[StoredEndpoint])],
     lease: chrono::Duration,
-) -> Result<(), DbErr> {
+    first: deliveries::FirstAttempt,
+) -> Result<Vec<Queued>, DbErr> {
     let (ordered, free): (Vec<_>, Vec<_>) =
-        events.iter().partition(|(_, _, endpoints)| endpoints.iter().any(|e| e.endpoint.ordered));
-    for (cause, message, endpoints) in ordered {
+        events.iter().enumerate().partition(|(_, (_, _, endpoints))| endpoints.iter().any(|e| e.endpoint.ordered));
+    for (_, (cause, message, endpoints)) in ordered {
         enqueue(tx, *cause, message, endpoints, lease).await?;
     }
     if free.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let now = Utc::now();
-    store(tx, free.iter().map(|(_, message, _)| message), now).await?;
-    let deliveries: Vec<(Option<Uuid>, deliveries::NewDelivery)> = free
+    store(tx, free.iter().map(|(_, (_, message, _))| message), now).await?;
+    let deliveries: Vec<(Option<Uuid>, deliveries::NewDelivery, usize, usize)> = free
         .iter()
-        .flat_map(|(cause, message, endpoints)| {
-            endpoints.iter().map(move |endpoint| {
+        .flat_map(|(index, (cause, message, endpoints))| {
+            endpoints.iter().enumerate().map(move |(at, endpoint)| {
                 let delivery = deliveries::NewDelivery {
                     tenant: message.tenant,
                     endpoint_id: endpoint.endpoint.id,
                     event_id: message.event_id,
                     event: message.event,
                 };
-                (*cause, delivery)
+                (*cause, delivery, *index, at)
             })
         })
         .collect();
-    let rows: Vec<_> = deliveries.iter().map(|(cause, delivery)| (*cause, delivery, true)).collect();
-    deliveries::insert_all(tx, &rows, lease, now).await?;
-    Ok(())
+    let rows: Vec<_> = deliveries.iter().map(|(cause, delivery, _, _)| (*cause, delivery, true)).collect();
+    let ids = deliveries::insert_all(tx, &rows, lease, first, now).await?;
+    if first == deliveries::FirstAttempt::Outbox {
+        return Ok(Vec::new());
+    }
+    Ok(ids
+        .into_iter()
+        .zip(&deliveries)
+        .map(|(delivery_id, (_, _, event, endpoint))| Queued { delivery_id, event: *event, endpoint: *endpoint })
+        .collect())
 }
 
 /// Stores the events' bodies, once each: a replayed event keeps the body it was first sent with.

@@ -4,9 +4,11 @@
 //! Three consumer groups and a scheduler:
 //! - `webhooks` (commands): endpoints created, changed, rotated, deleted; replays; test events.
 //! - `webhook-fanout` (events): each subscribed event becomes one stored payload and one
-//!   delivery per endpoint (`messages`), the first attempt's command queued in the outbox.
-//! - `webhook-deliveries` (`webhook.deliver` commands): the dispatcher (`dispatch`) makes an
-//!   attempt (`http`, with the `ssrf` guard) and logs it (`deliveries`).
+//!   delivery per endpoint (`messages`); once committed, the first attempts go straight to this
+//!   process's dispatcher (a lone event handled outside a batch queues them in the outbox).
+//! - `webhook-deliveries` (`webhook.deliver` commands: retries, replays, test events, ordered
+//!   endpoints' next deliveries): the dispatcher (`dispatch`) makes an attempt (`http`, with the
+//!   `ssrf` guard) and logs it (`deliveries`).
 //! - the scheduler ([`run_scheduler`]) queues attempts that fall due: retries, deliveries an
 //!   endpoint's limits deferred, and any attempt whose worker died (its lease ran out).
 //!
@@ -32,7 +34,7 @@ use std::time::Duration;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
-use bus::{Context, Handler, HandlerError, Reply};
+use bus::{Context, Handled, Handler, HandlerError, Reply};
 use schemas::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointChange, ReplayWebhookDeliveries, RotateWebhookSecret,
     SendTestWebhook, UpdateWebhookEndpoint, WebhookEndpointChanged,
@@ -43,7 +45,7 @@ use uuid::Uuid;
 
 use crate::outcome::{Outcome, Refusal};
 
-pub use dispatch::{DispatchHandler, Dispatcher, EndpointCache};
+pub use dispatch::{DispatchHandler, Dispatcher, EndpointCache, Handover};
 pub use endpoints::Endpoint;
 pub use vault::{Vault, VaultError};
 
@@ -150,14 +152,15 @@ pub fn delivery_topology() -> GroupTopology {
 /// Handles the endpoint commands, and the events the fan-out takes.
 pub struct Webhooks {
     policy: DeliveryPolicy,
-    /// What this process's dispatcher has read of the endpoints, evicted on every change.
-    dispatched: Arc<EndpointCache>,
+    /// This process's dispatcher: takes the fan-out's first attempts, and forgets the endpoints
+    /// the commands change.
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Webhooks {
-    /// Handlers under `policy`, evicting changed endpoints from `dispatched`.
-    pub fn new(policy: DeliveryPolicy, dispatched: Arc<EndpointCache>) -> Self {
-        Self { policy, dispatched }
+    /// Handlers under `policy`, working with this process's `dispatcher`.
+    pub fn new(policy: DeliveryPolicy, dispatcher: Arc<Dispatcher>) -> Self {
+        Self { policy, dispatcher }
     }
 }
 
@@ -175,14 +178,16 @@ impl Handler for Webhooks {
                 | AnyMessage::DeleteWebhookEndpoint(_)
                 | AnyMessage::RotateWebhookSecret(_) => {
                     if let Some(id) = message.data.aggregate().and_then(|id| id.parse().ok()) {
-                        self.dispatched.forget(message.tenant.as_str(), id);
+                        self.dispatcher.endpoints().forget(message.tenant.as_str(), id);
                     }
                     change_endpoint(tx, message).await
                 }
                 AnyMessage::ReplayWebhookDeliveries(replay) => self.replay(tx, message, replay).await,
                 AnyMessage::SendTestWebhook(test) => self.test(tx, message, test).await,
                 _ if EVENT_TYPES.contains(&message.type_name.as_str()) => {
-                    self.fan_out(tx, &[(message, context.attempt)]).await.map(|()| None)
+                    // Outside a batch there is no after-commit hand-off: the outbox queues them.
+                    let one = [(message, context.attempt)];
+                    self.fan_out(tx, &one, deliveries::FirstAttempt::Outbox).await.map(|_| None)
                 }
                 _ => return Err(HandlerError::unhandled(message)),
             };
@@ -190,24 +195,39 @@ impl Handler for Webhooks {
         })
     }
 
-    fn handle_batch<'a>(
+    fn handle_publishing<'a>(
         &'a self,
         transaction: &'a DatabaseTransaction,
         messages: &'a [(&'a Envelope<AnyMessage>, u32)],
-    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
-        if !messages.iter().all(|(message, _)| EVENT_TYPES.contains(&message.type_name.as_str())) {
-            return bus::handle_each(self, transaction, messages);
-        }
+    ) -> Pin<Box<dyn Future<Output = Result<Handled, HandlerError>> + Send + 'a>> {
         Box::pin(async move {
-            self.fan_out(transaction, messages).await.map_err(|error| HandlerError::Retryable(error.to_string()))
+            if !messages.iter().all(|(message, _)| EVENT_TYPES.contains(&message.type_name.as_str())) {
+                return bus::handle_each(self, transaction, messages).await.map(|()| Handled::default());
+            }
+            let handovers = self
+                .fan_out(transaction, messages, deliveries::FirstAttempt::InProcess)
+                .await
+                .map_err(|error| HandlerError::Retryable(error.to_string()))?;
+            let mut handled = Handled::default();
+            if !handovers.is_empty() {
+                let dispatcher = Arc::clone(&self.dispatcher);
+                handled.then.push(Box::new(move || dispatcher.hand_over(handovers)));
+            }
+            Ok(handled)
         })
     }
 }
 
 impl Webhooks {
     /// Turns events into deliveries: each tenant's subscribers read once per event type, every
-    /// table written with one statement for the lot (see `messages::enqueue_all`).
-    async fn fan_out(&self, tx: &DatabaseTransaction, events: &[(&Envelope<AnyMessage>, u32)]) -> Result<(), DbErr> {
+    /// table written with one statement for the lot (see `messages::enqueue_all`). Returns the
+    /// first attempts to hand to the dispatcher once committed, when `first` says so.
+    async fn fan_out(
+        &self,
+        tx: &DatabaseTransaction,
+        events: &[(&Envelope<AnyMessage>, u32)],
+        first: deliveries::FirstAttempt,
+    ) -> Result<Vec<Handover>, DbErr> {
         let mut subscribed: HashMap<(&str, &str), Vec<endpoints::StoredEndpoint>> = HashMap::new();
         let mut prepared = Vec::with_capacity(events.len());
         for (message, _) in events {
@@ -232,7 +252,22 @@ impl Webhooks {
                 (Some(*id), message, subscribed[&(*tenant, *event)].as_slice())
             })
             .collect();
-        messages::enqueue_all(tx, &outgoing, self.policy.lease()).await
+        let queued = messages::enqueue_all(tx, &outgoing, self.policy.lease(), first).await?;
+        Ok(queued
+            .into_iter()
+            .map(|queued| {
+                let (_, message, endpoints) = &outgoing[queued.event];
+                let endpoint = endpoints[queued.endpoint].clone();
+                let command = schemas::webhooks::DeliverWebhook {
+                    delivery_id: queued.delivery_id,
+                    endpoint_id: endpoint.endpoint.id,
+                    event_id: message.event_id.to_owned(),
+                    event: message.event.to_owned(),
+                    attempt: 1,
+                };
+                Handover { tenant: message.tenant.to_owned(), command, endpoint }
+            })
+            .collect())
     }
 
     async fn replay(
