@@ -139,8 +139,9 @@ fn from_row(row: &QueryResult) -> Result<Delivery, DbErr> {
 pub enum FirstAttempt {
     /// A `webhook.deliver` command in the outbox, for any process's dispatcher.
     Outbox,
-    /// Nowhere: the caller hands it to this process's dispatcher once its transaction
-    /// committed; the delivery's lease brings it back through the scheduler if that never happens.
+    /// Claimed at once (`attempts` = 1, leased) for this process's dispatcher, to which the
+    /// caller hands it once its transaction committed; the lease brings it back through the
+    /// scheduler (as attempt 2) if it is never made.
     InProcess,
 }
 
@@ -182,7 +183,7 @@ pub async fn insert_all(
             delivery.event_id.into(),
             delivery.event.into(),
             PENDING.into(),
-            0i32.into(),
+            i32::from(*go_now && first == FirstAttempt::InProcess).into(),
             go_now.then(|| now + lease).into(),
             Option::<i16>::None.into(),
             now.into(),
@@ -292,23 +293,27 @@ pub struct Claimed {
     pub payload: Option<String>,
 }
 
-/// Moves the not-yet-taken attempt `attempt` of delivery `id` to `until` without using it up
-/// (the endpoint's rate or concurrency limit said "not now").
+/// Moves attempt `attempt` of delivery `id`, not made, to `until` without using it up (the
+/// endpoint's rate or concurrency limit said "not now"); a `claimed` one (a hand-over) is given
+/// back.
 pub async fn defer(
     db: &impl ConnectionTrait,
     tenant: &str,
     id: Uuid,
     attempt: u32,
+    claimed: bool,
     until: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let previous = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+    let current = if claimed { previous.saturating_add(1) } else { previous };
     let update = Query::update()
         .table("webhook_deliveries")
+        .value("attempts", previous)
         .value("next_attempt_at", until)
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("id").eq(id))
         .and_where(Expr::col("status").eq(PENDING))
-        .and_where(Expr::col("attempts").eq(previous))
+        .and_where(Expr::col("attempts").eq(current))
         .to_owned();
     db.execute(&update).await?;
     Ok(())

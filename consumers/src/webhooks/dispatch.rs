@@ -53,7 +53,8 @@ pub struct Dispatcher {
     random: SystemRandom,
 }
 
-/// A first attempt the fan-out hands over once the delivery is committed, leased.
+/// A first attempt the fan-out hands over once the delivery is committed, already claimed
+/// (`attempts` = 1) and leased.
 #[derive(Debug)]
 pub struct Handover {
     /// Owner.
@@ -61,15 +62,27 @@ pub struct Handover {
     /// The attempt, as a `webhook.deliver` command would carry it.
     pub command: DeliverWebhook,
     /// The endpoint, as the fan-out read it (active).
-    pub endpoint: StoredEndpoint,
+    pub endpoint: Arc<StoredEndpoint>,
+    /// The body, as stored.
+    pub payload: String,
+    /// When the delivery's lease, taken at commit, runs out.
+    pub leased_until: Instant,
 }
 
 /// One attempt to make.
 struct Job {
     tenant: String,
     command: DeliverWebhook,
-    endpoint: StoredEndpoint,
+    endpoint: Arc<StoredEndpoint>,
+    /// Set when the attempt was claimed before it reached the dispatcher (a hand-over).
+    claimed: Option<Claimed>,
     span: tracing::Span,
+}
+
+/// An attempt claimed in advance: its body, and until when its lease keeps the scheduler away.
+struct Claimed {
+    payload: String,
+    leased_until: Instant,
 }
 
 /// One endpoint's limits in this process.
@@ -105,7 +118,7 @@ pub struct EndpointCache {
 }
 
 /// An endpoint (none: deleted) and when it was read.
-type Cached = (Instant, Option<StoredEndpoint>);
+type Cached = (Instant, Option<Arc<StoredEndpoint>>);
 
 /// How long a read endpoint is trusted.
 const ENDPOINT_TTL: Duration = Duration::from_secs(1);
@@ -119,7 +132,12 @@ impl EndpointCache {
     }
 
     /// `tenant`'s endpoint `id` (none if deleted), from memory while fresh.
-    async fn get(&self, db: &DatabaseConnection, tenant: &str, id: Uuid) -> Result<Option<StoredEndpoint>, DbErr> {
+    async fn get(
+        &self,
+        db: &DatabaseConnection,
+        tenant: &str,
+        id: Uuid,
+    ) -> Result<Option<Arc<StoredEndpoint>>, DbErr> {
         let key = (tenant.to_owned(), id);
         if let Ok(entries) = self.entries.lock()
             && let Some((read_at, endpoint)) = entries.get(&key)
@@ -128,7 +146,7 @@ impl EndpointCache {
             return Ok(endpoint.clone());
         }
         let read_at = Instant::now();
-        let endpoint = endpoints::find(db, tenant, id).await?;
+        let endpoint = endpoints::find(db, tenant, id).await?.map(Arc::new);
         if let Ok(mut entries) = self.entries.lock() {
             // Bounded by the endpoints that had deliveries within the TTL.
             entries.retain(|_, (at, _)| at.elapsed() < ENDPOINT_TTL);
@@ -140,8 +158,9 @@ impl EndpointCache {
 
 /// Attempts in flight per process, across endpoints.
 const MAX_IN_FLIGHT: u32 = 1024;
-/// Attempts one endpoint may have waiting in memory.
-const MAX_WAITING: usize = 10_000;
+/// Attempts one endpoint may have waiting in memory (a few hundred bytes each): a burst must
+/// fit, or the overflow churns through the database and the scheduler.
+const MAX_WAITING: usize = 100_000;
 /// How far ahead an attempt may be scheduled when the process is full.
 const BUSY: Duration = Duration::from_millis(250);
 
@@ -167,14 +186,18 @@ impl Dispatcher {
         Arc::clone(&self.endpoints)
     }
 
-    /// Waits (up to `limit`) for the attempts in flight to finish; for shutdown. Attempts still
-    /// waiting in memory are left to their leases.
+    /// Waits (up to `limit`) for the attempts in flight to finish and their results to be
+    /// written; for shutdown. Attempts still waiting in memory are left to their leases.
     pub async fn finish(&self, limit: Duration) {
         if let Ok(mut gates) = self.gates.lock() {
             gates.values_mut().for_each(|gate| gate.waiting.clear());
         }
         let all = self.in_flight.acquire_many(MAX_IN_FLIGHT);
-        if tokio::time::timeout(limit, all).await.is_err() {
+        let finished = async {
+            let _all = all.await;
+            self.ledger.flushed().await;
+        };
+        if tokio::time::timeout(limit, finished).await.is_err() {
             tracing::warn!("webhook attempts still running at shutdown; their leases will bring them back");
         }
     }
@@ -235,9 +258,9 @@ impl Dispatcher {
 
     async fn defer(&self, job: &Job, wait: Duration) {
         let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        let command = &job.command;
-        if let Err(error) = deliveries::defer(&self.db, &job.tenant, command.delivery_id, command.attempt, until).await
-        {
+        let (command, claimed) = (&job.command, job.claimed.is_some());
+        let deferred = deliveries::defer(&self.db, &job.tenant, command.delivery_id, command.attempt, claimed, until);
+        if let Err(error) = deferred.await {
             // The lease brings it back all the same.
             tracing::warn!(%error, "could not put a webhook attempt back");
         }
@@ -246,10 +269,10 @@ impl Dispatcher {
     /// A worker: runs `job`, then whatever waits for its endpoint, then gives its permits back.
     async fn work(self: Arc<Self>, permits: Permits, mut job: Job) {
         loop {
-            let span = job.span.clone();
-            self.run(&job).instrument(span).await;
+            let (span, endpoint_id) = (job.span.clone(), job.endpoint.endpoint.id);
+            self.run(job).instrument(span).await;
             let Ok(mut gates) = self.gates.lock() else { return };
-            let next = gates.get_mut(&job.endpoint.endpoint.id).and_then(|gate| gate.waiting.pop_front());
+            let next = gates.get_mut(&endpoint_id).and_then(|gate| gate.waiting.pop_front());
             match next {
                 Some(next) => job = next,
                 None => {
@@ -262,24 +285,34 @@ impl Dispatcher {
         }
     }
 
-    /// Claims, makes and records one attempt.
-    async fn run(&self, job: &Job) {
+    /// Claims (unless claimed already), makes and records one attempt.
+    async fn run(&self, job: Job) {
         let (tenant, command) = (job.tenant.as_str(), &job.command);
-        let lease_until = Utc::now() + self.policy.lease();
-        let payload = match deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await
-        {
-            Ok(Some(claimed)) => claimed.payload,
-            Ok(None) => return tracing::debug!("attempt already taken; skipping the duplicate"),
-            Err(error) => return tracing::warn!(%error, "could not claim a webhook attempt; its lease brings it back"),
+        let payload = match job.claimed {
+            Some(Claimed { payload, leased_until }) => {
+                if Instant::now() + self.policy.timeout >= leased_until {
+                    // It waited so long that the lease could run out mid-attempt and the
+                    // scheduler send the next one alongside: leave it to the scheduler.
+                    return tracing::info!("a handed-over attempt outwaited its lease; the scheduler queues it");
+                }
+                Some(payload)
+            }
+            None => {
+                let lease_until = Utc::now() + self.policy.lease();
+                match deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await {
+                    Ok(Some(claimed)) => claimed.payload,
+                    Ok(None) => return tracing::debug!("attempt already taken; skipping the duplicate"),
+                    Err(error) => {
+                        return tracing::warn!(%error, "could not claim a webhook attempt; its lease brings it back");
+                    }
+                }
+            }
         };
         let attempted = match payload {
             Some(body) => self.attempt(command, &job.endpoint, body).await,
             None => Attempted { error: Some("the payload was purged".into()), ..Attempted::default() },
         };
-        if let Err(error) = self.settle(tenant, command, Some(job.endpoint.clone()), attempted, false).await {
-            // The lease brings the delivery back: the attempt is made again, not lost.
-            tracing::warn!(%error, "could not record a webhook attempt");
-        }
+        self.settle(tenant, command, Some(job.endpoint), attempted, false).await;
     }
 
     /// Takes first attempts straight from the fan-out, saving each a trip through the outbox
@@ -289,8 +322,9 @@ impl Dispatcher {
         let span = tracing::Span::current();
         let deferred: Vec<(Job, Duration)> = handovers
             .into_iter()
-            .filter_map(|Handover { tenant, command, endpoint }| {
-                let job = Job { tenant, command, endpoint, span: span.clone() };
+            .filter_map(|Handover { tenant, command, endpoint, payload, leased_until }| {
+                let claimed = Some(Claimed { payload, leased_until });
+                let job = Job { tenant, command, endpoint, claimed, span: span.clone() };
                 self.launch(self.admit(job, false))
             })
             .collect();
@@ -321,12 +355,13 @@ impl Dispatcher {
                 {
                     let why = if other.is_some() { "the endpoint is disabled" } else { "the endpoint was deleted" };
                     let attempted = Attempted { error: Some(why.into()), ..Attempted::default() };
-                    self.settle(tenant, command, other, attempted, true).await?;
+                    self.settle(tenant, command, other, attempted, true).await;
                 }
                 return Ok(());
             }
         };
-        let job = Job { tenant: tenant.to_owned(), command: command.clone(), endpoint, span: tracing::Span::current() };
+        let span = tracing::Span::current();
+        let job = Job { tenant: tenant.to_owned(), command: command.clone(), endpoint, claimed: None, span };
         if let Some((job, wait)) = self.launch(self.admit(job, false)) {
             self.defer(&job, wait).await;
         }
@@ -354,15 +389,15 @@ impl Dispatcher {
         self.client.post(endpoint.endpoint.id, &endpoint.endpoint.url, &headers, Bytes::from(body)).await
     }
 
-    /// Logs the attempt and decides the delivery's next step; returns once it is committed.
+    /// Hands the attempt to the ledger, which logs it and decides the delivery's next step.
     async fn settle(
         &self,
         tenant: &str,
         command: &DeliverWebhook,
-        endpoint: Option<StoredEndpoint>,
+        endpoint: Option<Arc<StoredEndpoint>>,
         attempted: Attempted,
         final_now: bool,
-    ) -> Result<(), DbErr> {
+    ) {
         let now = Utc::now();
         let succeeded = attempted.succeeded();
         let last = final_now || command.attempt >= self.policy.max_attempts();
@@ -386,7 +421,7 @@ impl Dispatcher {
             response: attempted.response,
             next_attempt_at: next,
         };
-        self.ledger.record(Settlement { settled, command: command.clone(), endpoint, succeeded }).await
+        self.ledger.record(Settlement { settled, command: command.clone(), endpoint, succeeded }).await;
     }
 
     /// The wait before the attempt after `attempt`: the schedule's, with up to 20 % jitter so

@@ -1,10 +1,14 @@
 //! The attempt ledger: results of delivery attempts, written in batches. A worker hands its
-//! result over and waits until it is committed; one writer takes whatever has gathered since its
-//! last commit and writes it in one transaction. Under load many attempts share the round trips
-//! and the WAL flush; when idle, an attempt is written at once. Should a batch fail, its results
-//! are written one by one, so one bad row cannot fail the others.
+//! result over and goes on to its endpoint's next attempt; one writer takes whatever has
+//! gathered since its last commit and writes it in one transaction. Under load many attempts
+//! share the round trips; when idle, an attempt is written at once. The hand-over waits only
+//! when the writer is a full channel behind, so a slow database slows the workers instead of
+//! filling memory. Should a batch fail, its results are written one by one, so one bad row
+//! cannot fail the others; a result that cannot be written is logged, and its delivery's lease
+//! brings it back (the attempt is made again, never lost).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use schemas::webhooks::DeliverWebhook;
@@ -24,12 +28,16 @@ pub(crate) struct Settlement {
     /// The command the attempt carried out.
     pub command: DeliverWebhook,
     /// The endpoint as the attempt saw it; none when it was deleted.
-    pub endpoint: Option<StoredEndpoint>,
+    pub endpoint: Option<Arc<StoredEndpoint>>,
     /// Whether the attempt succeeded.
     pub succeeded: bool,
 }
 
-type Entry = (Settlement, oneshot::Sender<Result<(), DbErr>>);
+enum Entry {
+    Result(Settlement),
+    /// Answered once everything handed over before it is written.
+    Barrier(oneshot::Sender<()>),
+}
 
 /// Results written together.
 pub(crate) struct Ledger {
@@ -39,10 +47,6 @@ pub(crate) struct Ledger {
 /// Most results in one transaction.
 const MAX_BATCH: usize = 256;
 
-fn stopped() -> DbErr {
-    DbErr::Custom("the attempt ledger has stopped".into())
-}
-
 impl Ledger {
     /// Starts the writer; it stops when the ledger is dropped, after writing what it was given.
     pub fn start(db: DatabaseConnection, policy: DeliveryPolicy) -> Self {
@@ -51,33 +55,55 @@ impl Ledger {
         Self { sender }
     }
 
-    /// Writes `settlement`; returns once it is committed.
-    pub async fn record(&self, settlement: Settlement) -> Result<(), DbErr> {
-        let (done, committed) = oneshot::channel();
-        self.sender.send((settlement, done)).await.map_err(|_| stopped())?;
-        committed.await.unwrap_or_else(|_| Err(stopped()))
+    /// Hands `settlement` to the writer.
+    pub async fn record(&self, settlement: Settlement) {
+        if self.sender.send(Entry::Result(settlement)).await.is_err() {
+            tracing::warn!("the attempt ledger has stopped; the delivery's lease brings the attempt back");
+        }
+    }
+
+    /// Returns once every result handed over so far is written (or failed to be); for shutdown.
+    pub async fn flushed(&self) {
+        let (done, written) = oneshot::channel();
+        if self.sender.send(Entry::Barrier(done)).await.is_ok() {
+            let _ = written.await;
+        }
     }
 }
 
 async fn write(writer: Writer, mut receiver: mpsc::Receiver<Entry>) {
     let mut batch: Vec<Entry> = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let settlements: Vec<&Settlement> = batch.iter().map(|(settlement, _)| settlement).collect();
-        match writer.commit(&settlements).await {
-            Ok(()) => batch.drain(..).for_each(|(_, done)| {
-                let _ = done.send(Ok(()));
-            }),
-            Err(error) if batch.len() > 1 => {
-                tracing::warn!(%error, size = batch.len(), "a batch of webhook attempts failed; writing them one by one");
-                for (settlement, done) in batch.drain(..) {
-                    let _ = done.send(writer.commit(&[&settlement]).await);
+        let mut barriers = Vec::new();
+        let mut settlements = Vec::with_capacity(batch.len());
+        for entry in batch.drain(..) {
+            match entry {
+                Entry::Result(settlement) => settlements.push(settlement),
+                Entry::Barrier(done) => barriers.push(done),
+            }
+        }
+        let all: Vec<&Settlement> = settlements.iter().collect();
+        match writer.commit(&all).await {
+            Ok(()) => {}
+            Err(error) if all.len() > 1 => {
+                tracing::warn!(%error, size = all.len(), "a batch of webhook attempts failed; writing them one by one");
+                for settlement in all {
+                    if let Err(error) = writer.commit(&[settlement]).await {
+                        unwritten(settlement, &error);
+                    }
                 }
             }
-            Err(error) => batch.drain(..).for_each(|(_, done)| {
-                let _ = done.send(Err(DbErr::Custom(error.to_string())));
-            }),
+            Err(error) => all.iter().for_each(|settlement| unwritten(settlement, &error)),
         }
+        barriers.into_iter().for_each(|done| {
+            let _ = done.send(());
+        });
     }
+}
+
+fn unwritten(settlement: &Settlement, error: &DbErr) {
+    let delivery = settlement.settled.delivery_id;
+    tracing::warn!(%error, %delivery, attempt = settlement.settled.attempt, "could not record a webhook attempt; its lease brings it back");
 }
 
 struct Writer {
@@ -88,6 +114,9 @@ struct Writer {
 impl Writer {
     /// Logs the attempts and decides their deliveries' next steps, in one transaction.
     async fn commit(&self, settlements: &[&Settlement]) -> Result<(), DbErr> {
+        if settlements.is_empty() {
+            return Ok(());
+        }
         let now = Utc::now();
         let tx = self.db.begin().await?;
         let settled: Vec<&Settled> = settlements.iter().map(|s| &s.settled).collect();

@@ -30,7 +30,7 @@ use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
@@ -252,12 +252,16 @@ impl Webhooks {
                 (Some(*id), message, subscribed[&(*tenant, *event)].as_slice())
             })
             .collect();
+        // Taken before the rows' own clock, so it never outlives the lease they hold.
+        let leased_until = Instant::now() + self.policy.lease().to_std().unwrap_or_default();
         let queued = messages::enqueue_all(tx, &outgoing, self.policy.lease(), first).await?;
+        let mut shared: HashMap<Uuid, Arc<endpoints::StoredEndpoint>> = HashMap::new();
         Ok(queued
             .into_iter()
             .map(|queued| {
                 let (_, message, endpoints) = &outgoing[queued.event];
-                let endpoint = endpoints[queued.endpoint].clone();
+                let stored = &endpoints[queued.endpoint];
+                let endpoint = Arc::clone(shared.entry(stored.endpoint.id).or_insert_with(|| Arc::new(stored.clone())));
                 let command = schemas::webhooks::DeliverWebhook {
                     delivery_id: queued.delivery_id,
                     endpoint_id: endpoint.endpoint.id,
@@ -265,7 +269,8 @@ impl Webhooks {
                     event: message.event.to_owned(),
                     attempt: 1,
                 };
-                Handover { tenant: message.tenant.to_owned(), command, endpoint }
+                let payload = message.payload.to_owned();
+                Handover { tenant: message.tenant.to_owned(), command, endpoint, payload, leased_until }
             })
             .collect())
     }
