@@ -24,6 +24,9 @@ use crate::engines::{Engines, connect_database};
 const RELAY_BATCH: usize = 500;
 /// Most events the webhook fan-out turns into deliveries in one transaction.
 const FANOUT_BATCH: usize = 64;
+/// The fan-out's window: few lanes, so a burst makes full batches (few transactions) rather
+/// than sixteen small ones at a time, and enough unacked for the next batch of each lane.
+const FANOUT_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 512, lanes: 4 };
 /// How often an idle relay looks for new outbox rows.
 const RELAY_IDLE: Duration = Duration::from_millis(10);
 /// The ingest's window: enough reports in flight for full batches on every lane.
@@ -156,8 +159,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 let channel = amqp.channel().await.context("opening a channel to declare queues")?;
                 topology.declare(&channel).await.with_context(|| format!("declaring the {} queues", topology.group))?;
                 let _ = channel.close(200, "declared".into()).await;
-                let consumer =
-                    AmqpConsumer::new(url, topology, ConsumerOptions::default(), handler, database).in_batches(batch);
+                let options = if batch > 1 { FANOUT_OPTIONS } else { ConsumerOptions::default() };
+                let consumer = AmqpConsumer::new(url, topology, options, handler, database).in_batches(batch);
                 tokio::spawn(consumer.run(when(&drained)))
             }
             _ => {

@@ -23,6 +23,8 @@ use crate::partner::{Platform, error_code};
 #[derive(Clone, Copy, Debug)]
 enum Answer {
     Status(u16),
+    /// 200 after this long.
+    Late(Duration),
     Hang,
 }
 
@@ -72,6 +74,10 @@ impl Receiver {
                             };
                             let status = match script.get(index).copied().unwrap_or(Answer::Status(200)) {
                                 Answer::Status(status) => status,
+                                Answer::Late(after) => {
+                                    tokio::time::sleep(after).await;
+                                    200
+                                }
                                 Answer::Hang => {
                                     tokio::time::sleep(Duration::from_secs(30)).await;
                                     200
@@ -466,6 +472,47 @@ async fn a_failing_endpoint_is_disabled_over_time_and_its_owner_is_told() {
     let (_, endpoint, _) = platform.call(&admin, "GET", &format!("/webhooks/{failing_id}"), None).await;
     assert_eq!(endpoint["data"]["active"], false, "{endpoint}");
     assert!(endpoint["data"]["disabled_reason"].as_str().unwrap().contains("failing"), "{endpoint}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn attempts_waiting_at_a_restart_are_given_back_and_made_at_once_as_first_attempts() {
+    // One attempt at a time to a receiver that takes 300 ms: a burst waits in memory.
+    let platform = Platform::start_with(|s| {
+        s.webhooks.allow_hosts = vec!["127.0.0.1".into()];
+        s.webhooks.concurrency_per_endpoint = 1;
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let receiver = Receiver::start(vec![Answer::Late(Duration::from_millis(300)); 10]).await;
+    let endpoint = create_endpoint(&platform, &admin, json!({ "url": receiver.url(), "events": ["ride.ended"] })).await;
+    for _ in 0..10 {
+        publish_ride_ended(&platform, &tenant).await;
+    }
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let restarted = Instant::now();
+    let platform = platform.restart().await;
+    // Given back at the stop, they are due at once: none waits for its lease (a minute), and
+    // none lost the attempt its hand-over had claimed.
+    receiver.wait_for(10, Duration::from_secs(20)).await;
+    assert!(restarted.elapsed() < Duration::from_secs(30), "the rest came after {:?}", restarted.elapsed());
+    // The last answers take 300 ms, then their results are written.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let deliveries = loop {
+        let (_, page, _) =
+            platform.call(&admin, "GET", &format!("/webhooks/{endpoint}/deliveries?limit=100"), None).await;
+        let deliveries = page["data"].as_array().unwrap().clone();
+        if deliveries.iter().all(|d| d["status"] != "pending") || Instant::now() > deadline {
+            break deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(deliveries.len(), 10);
+    for delivery in &deliveries {
+        let state = (delivery["status"].as_str(), delivery["attempts"].as_u64());
+        assert_eq!(state, (Some("succeeded"), Some(1)), "{delivery}");
+    }
+    assert_eq!(receiver.got.lock().unwrap().len(), 10, "each event once");
     platform.stop().await;
 }
 

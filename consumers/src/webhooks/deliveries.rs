@@ -293,13 +293,13 @@ pub struct Claimed {
     pub payload: Option<String>,
 }
 
-/// Moves attempt `attempt` of delivery `id`, not made, to `until` without using it up (the
-/// endpoint's rate or concurrency limit said "not now"); a `claimed` one (a hand-over) is given
-/// back.
+/// Moves attempt `attempt` of `tenant`'s deliveries `ids`, not made, to `until` without using
+/// it up (the endpoint's rate or concurrency limit said "not now", or the process is stopping);
+/// `claimed` ones (hand-overs) are given back.
 pub async fn defer(
     db: &impl ConnectionTrait,
     tenant: &str,
-    id: Uuid,
+    ids: &[Uuid],
     attempt: u32,
     claimed: bool,
     until: DateTime<Utc>,
@@ -311,7 +311,7 @@ pub async fn defer(
         .value("attempts", previous)
         .value("next_attempt_at", until)
         .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("id").eq(id))
+        .and_where(Expr::col("id").is_in(ids.iter().copied()))
         .and_where(Expr::col("status").eq(PENDING))
         .and_where(Expr::col("attempts").eq(current))
         .to_owned();

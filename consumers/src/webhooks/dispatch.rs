@@ -186,11 +186,27 @@ impl Dispatcher {
         Arc::clone(&self.endpoints)
     }
 
-    /// Waits (up to `limit`) for the attempts in flight to finish and their results to be
-    /// written; for shutdown. Attempts still waiting in memory are left to their leases.
+    /// For shutdown: gives the attempts waiting in memory back to the database, due at once
+    /// (else they would wait for their leases to run out, and a hand-over's claim would cost an
+    /// attempt), then waits (up to `limit`) for the attempts in flight to finish and their
+    /// results to be written.
     pub async fn finish(&self, limit: Duration) {
-        if let Ok(mut gates) = self.gates.lock() {
-            gates.values_mut().for_each(|gate| gate.waiting.clear());
+        let waiting: Vec<Job> = match self.gates.lock() {
+            Ok(mut gates) => gates.values_mut().flat_map(|gate| gate.waiting.drain(..)).collect(),
+            Err(_) => Vec::new(),
+        };
+        // (tenant, attempt, claimed) → deliveries: one statement for each.
+        let mut back: HashMap<(&str, u32, bool), Vec<Uuid>> = HashMap::new();
+        for job in &waiting {
+            let key = (job.tenant.as_str(), job.command.attempt, job.claimed.is_some());
+            back.entry(key).or_default().push(job.command.delivery_id);
+        }
+        for ((tenant, attempt, claimed), ids) in back {
+            for ids in ids.chunks(1000) {
+                if let Err(error) = deliveries::defer(&self.db, tenant, ids, attempt, claimed, Utc::now()).await {
+                    tracing::warn!(%error, "could not give waiting webhook attempts back; their leases bring them back");
+                }
+            }
         }
         let all = self.in_flight.acquire_many(MAX_IN_FLIGHT);
         let finished = async {
@@ -259,7 +275,8 @@ impl Dispatcher {
     async fn defer(&self, job: &Job, wait: Duration) {
         let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
         let (command, claimed) = (&job.command, job.claimed.is_some());
-        let deferred = deliveries::defer(&self.db, &job.tenant, command.delivery_id, command.attempt, claimed, until);
+        let ids = [command.delivery_id];
+        let deferred = deliveries::defer(&self.db, &job.tenant, &ids, command.attempt, claimed, until);
         if let Err(error) = deferred.await {
             // The lease brings it back all the same.
             tracing::warn!(%error, "could not put a webhook attempt back");
