@@ -6,8 +6,10 @@
 //! durable, de-duplicated by `Nats-Msg-Id` = envelope id within the stream's duplicate window.
 //!
 //! Layout: this file (connection, streams, publishing), `consumer` (the JetStream consumer
-//! runtime), `dead_letters` (the dead-letter stream: listing and replaying).
+//! runtime), `dead_letters` (the dead-letter stream: listing and replaying), `accounts`
+//! (credentials the server checks: operator, account, users).
 
+pub mod accounts;
 mod consumer;
 mod dead_letters;
 

@@ -7,6 +7,7 @@ mod support;
 mod amqp_runtime;
 mod broker_restart;
 mod conformance;
+mod nats_accounts;
 mod outbox;
 mod private_nats;
 mod private_rabbit;

@@ -13,14 +13,31 @@ pub struct PrivateNats {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Extra configuration (`-c` file), e.g. operator mode.
+    config: Option<PathBuf>,
 }
 
 impl PrivateNats {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// One whose configuration file also holds `config` (e.g. the operator-mode lines).
+    #[allow(dead_code)]
+    pub fn with_config(config: &str) -> Self {
+        Self::start_with(Some(config))
+    }
+
+    fn start_with(config: Option<&str>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("nats"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, child: None };
+        let config = config.map(|config| {
+            let path = dir.join("server.conf");
+            std::fs::write(&path, config).unwrap();
+            path
+        });
+        let mut server = Self { port, dir, child: None, config };
         server.boot();
         server
     }
@@ -30,11 +47,15 @@ impl PrivateNats {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("nats-server");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.dir)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("nats.log")).map_or_else(|_| std::process::Stdio::null(), Into::into))
             .spawn()
             .expect("nats-server is installed (scripts/test.sh installs it)");
         self.child = Some(child);
@@ -44,7 +65,8 @@ impl PrivateNats {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("private nats-server did not listen on {}", self.port);
+        let log = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
+        panic!("private nats-server did not listen on {}:\n{log}", self.port);
     }
 
     pub fn kill(&mut self) {
