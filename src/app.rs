@@ -77,11 +77,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let webhooks = publishers::WebhookSetup { vault: vault.clone(), policy: settings.webhooks.url_policy() };
     let edge_settings =
         publishers::PartnerSettings { amqp_url: settings.amqp.url.clone(), ..settings.partner.to_edge() };
-    let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database, commands, webhooks);
+    let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database.clone(), commands, webhooks);
     if !api_tasks.ready(Duration::from_secs(10)).await {
         tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
     }
-    let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api))
+    let mobile = mobile_api(&settings, edge_database, &api)?;
+    let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api), mobile)
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
     let addr = edge.local_addr()?;
@@ -142,7 +143,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Customers, their wallets, pricing plans and rides.
         (
             consumers::customers::topology(),
-            Arc::new(consumers::customers::Customers) as Arc<dyn bus::Handler>,
+            Arc::new(consumers::customers::Customers::new(settings.mobile.sign_in_policy())) as Arc<dyn bus::Handler>,
             db.clone(),
             1,
         ),
@@ -259,6 +260,11 @@ async fn tidy(
             Ok(purged) => tracing::info!(purged, "vehicle states past retention deleted"),
             Err(error) => tracing::warn!(%error, "could not purge vehicle state history"),
         }
+        match consumers::sign_in::purge(&db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "ended mobile sessions and old sign-in codes deleted"),
+            Err(error) => tracing::warn!(%error, "could not purge mobile sessions"),
+        }
         tokio::select! {
             () = tokio::time::sleep(TIDY_EVERY) => {}
             () = &mut stop => return,
@@ -285,28 +291,70 @@ async fn expire_commands(db: sea_orm::DatabaseConnection, stop: impl std::future
 /// The vault sealing webhook secrets: the configured key, or the key file in `data_dir`
 /// (made on first start, readable by this user only).
 fn webhook_vault(settings: &Settings) -> anyhow::Result<consumers::webhooks::Vault> {
-    use std::io::Write;
     if let Some(key) = &settings.webhooks.encryption_key {
         return consumers::webhooks::Vault::new(key).context("webhooks.encryption_key");
     }
     let path = settings.data_dir.join("webhook-secrets.key");
+    let key = key_file(settings, &path, consumers::webhooks::Vault::generate_key)?;
+    consumers::webhooks::Vault::new(&key).with_context(|| format!("the key in {}", path.display()))
+}
+
+/// The mobile app's API, with the key of its sign-in codes and the NATS accounts that sign its
+/// users' credentials.
+fn mobile_api(
+    settings: &Settings,
+    database: sea_orm::DatabaseConnection,
+    partner: &PartnerApi,
+) -> anyhow::Result<Arc<publishers::MobileApi>> {
+    let key = match &settings.mobile.code_key {
+        Some(key) => key.clone(),
+        None => key_file(settings, &settings.data_dir.join("sign-in-codes.key"), consumers::webhooks::Vault::generate_key)?,
+    };
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .context("mobile.code_key must be 32 bytes in standard base64")?;
+    let accounts = settings.nats.accounts()?.map(Arc::new);
+    let mobile = &settings.mobile;
+    let edge = publishers::MobileSettings {
+        tenant: mobile.tenant.as_deref().map(TenantId::new).transpose().context("mobile.tenant")?,
+        code_ttl: Duration::from_secs(mobile.code_ttl_seconds),
+        session_ttl: Duration::from_secs(mobile.session_ttl_seconds),
+        dev_code: mobile.dev_code.clone(),
+        nats_servers: settings.nats.public_url.clone().or_else(|| settings.nats.url.as_deref().map(bus::redact_url)),
+        command_timeout: Duration::from_millis(settings.partner.command_timeout_ms),
+        body_limit: settings.partner.body_limit_bytes,
+    };
+    if mobile.dev_code.is_some() {
+        tracing::warn!("mobile.dev_code is set: every sign-in code is the fixed one; never do this in production");
+    }
+    Ok(publishers::MobileApi::new(edge, database, partner, &bytes, accounts, Arc::new(publishers::LogSms)))
+}
+
+/// The secret in the 0600 file at `path`, made by `generate` on first use (several processes
+/// starting at once agree on the first one written).
+fn key_file(
+    settings: &Settings,
+    path: &std::path::Path,
+    generate: impl FnOnce() -> Result<String, consumers::webhooks::VaultError>,
+) -> anyhow::Result<String> {
+    use std::io::Write;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
+    match options.open(path) {
         Ok(mut file) => {
-            let key = consumers::webhooks::Vault::generate_key()?;
+            let key = generate()?;
             file.write_all(key.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            tracing::info!(path = %path.display(), "made a new webhook encryption key; keep it with the database backups");
-            consumers::webhooks::Vault::new(&key).context("the new webhook key")
+            tracing::info!(path = %path.display(), "made a new key; keep it with the database backups");
+            Ok(key)
         }
         // Made by an earlier start (or a concurrent one): read it.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            let key = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            consumers::webhooks::Vault::new(&key).with_context(|| format!("the key in {}", path.display()))
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
         }
         Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
     }

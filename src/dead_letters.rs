@@ -80,7 +80,7 @@ async fn amqp(settings: &Settings) -> anyhow::Result<bus::amqp::AmqpConnection> 
 
 async fn nats(settings: &Settings) -> anyhow::Result<bus::nats::NatsConnection> {
     let url = settings.nats.url.as_deref().context("JetStream dead letters need nats.url (VOLTBUS__NATS__URL)")?;
-    Ok(bus::nats::NatsConnection::connect(url, "voltbus-cli").await?)
+    crate::engines::connect_nats(settings, url, "voltbus-cli").await
 }
 
 async fn embedded(settings: &Settings) -> anyhow::Result<bus::embedded::EmbeddedBus> {

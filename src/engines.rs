@@ -53,7 +53,7 @@ impl Engines {
         };
         let nats = match &settings.nats.url {
             Some(url) => {
-                let nats = NatsConnection::connect(url, service).await?;
+                let nats = connect_nats(settings, url, service).await?;
                 nats.ensure_streams().await?;
                 Some(nats)
             }
@@ -98,4 +98,17 @@ pub(crate) async fn connect_database(settings: &Settings) -> anyhow::Result<Data
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     }
     Ok(Database::connect(&settings.database_url()).await?)
+}
+
+/// Connects to NATS at `url` as `service`: on a server in operator mode (`nats.operator_seed`
+/// and `nats.account_seed` set), as a user of voltbus's account, which voltbus signs itself.
+pub async fn connect_nats(settings: &Settings, url: &str, service: &str) -> anyhow::Result<NatsConnection> {
+    let credentials = match settings.nats.accounts()? {
+        Some(accounts) => {
+            let user = accounts.user(service, &bus::nats::accounts::Permissions::All, None)?;
+            Some(user.creds_file())
+        }
+        None => None,
+    };
+    Ok(NatsConnection::connect_with(url, service, credentials).await?)
 }

@@ -17,5 +17,5 @@ pub mod simulator;
 pub mod telemetry;
 
 pub use app::{Running, create_admin_key, migrate, start};
-pub use engines::Engines;
+pub use engines::{Engines, connect_nats};
 pub use settings::Settings;

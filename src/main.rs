@@ -42,6 +42,9 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         delay_ms: u64,
     },
+    /// Make a NATS operator and account for mobile credentials: prints the seeds to configure
+    /// (`nats.operator_seed`, `nats.account_seed`) and the lines nats-server's configuration needs.
+    NatsAccounts,
     /// Inspect or replay a consumer group's dead-letter queue (needs `amqp.url`).
     DeadLetters {
         #[command(subcommand)]
@@ -145,9 +148,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             eprintln!("voltbus: store this key now; it is not shown again");
             Ok(())
         }
+        Command::NatsAccounts => {
+            let accounts = bus::nats::accounts::Accounts::generate();
+            let (operator, account) = accounts.seeds()?;
+            println!("# voltbus settings (secrets: keep them like a database password)");
+            println!("VOLTBUS__NATS__OPERATOR_SEED={operator}");
+            println!("VOLTBUS__NATS__ACCOUNT_SEED={account}\n");
+            println!("# nats-server configuration: trust voltbus's operator\n{}", accounts.server_config()?);
+            Ok(())
+        }
         Command::SimulateDevices { refusing, delay_ms } => {
             let url = settings.nats.url.as_deref().context("simulate-devices needs nats.url (VOLTBUS__NATS__URL)")?;
-            let nats = bus::nats::NatsConnection::connect(url, "voltbus-device-simulator").await?;
+            let nats = voltbus::connect_nats(&settings, url, "voltbus-device-simulator").await?;
             nats.ensure_streams().await?;
             let devices = voltbus::simulator::Devices {
                 refusing: refusing.into_iter().collect(),

@@ -28,7 +28,9 @@ pub struct Settings {
     /// RabbitMQ.
     pub amqp: AmqpSettings,
     /// NATS.
-    pub nats: UrlSettings,
+    pub nats: NatsSettings,
+    /// The mobile app's API (`/api/v1`).
+    pub mobile: MobileSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -229,6 +231,102 @@ impl std::fmt::Debug for UrlSettings {
     }
 }
 
+/// `[nats]`: NATS, and the accounts that sign mobile users' credentials.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Connection URL.
+    pub url: Option<String>,
+    /// Operator nkey seed (`SO…`) of a server in operator mode (`voltbus nats-accounts` makes
+    /// one and prints the server's configuration); with `account_seed`, voltbus connects as a
+    /// user of that account and signs each mobile user's credentials.
+    pub operator_seed: Option<String>,
+    /// Account nkey seed (`SA…`).
+    pub account_seed: Option<String>,
+    /// What mobile apps are told to connect to (`nats.servers`); unset: `url`.
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for NatsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |seed: &Option<String>| seed.as_ref().map(|_| "***");
+        f.debug_struct("NatsSettings")
+            .field("url", &self.url.as_deref().map(bus::redact_url))
+            .field("operator_seed", &hidden(&self.operator_seed))
+            .field("account_seed", &hidden(&self.account_seed))
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl NatsSettings {
+    /// The accounts that sign credentials, when both seeds are set.
+    pub fn accounts(&self) -> Result<Option<bus::nats::accounts::Accounts>, SettingsError> {
+        match (&self.operator_seed, &self.account_seed) {
+            (Some(operator), Some(account)) => bus::nats::accounts::Accounts::from_seeds(operator, account)
+                .map(Some)
+                .map_err(|e| SettingsError(e.to_string())),
+            (None, None) => Ok(None),
+            _ => Err(SettingsError("nats.operator_seed and nats.account_seed go together".into())),
+        }
+    }
+}
+
+/// `[mobile]`: the mobile app's API (EVM seed).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobileSettings {
+    /// The organisation of requests whose `X-Tenant` names none.
+    pub tenant: Option<String>,
+    /// How long a sign-in code works.
+    pub code_ttl_seconds: u64,
+    /// Wrong guesses a code survives.
+    pub code_max_attempts: u32,
+    /// Codes a phone may ask for in an hour.
+    pub codes_per_hour: u32,
+    /// How long a session (and its NATS credentials) lasts.
+    pub session_ttl_seconds: u64,
+    /// A fixed code for development (e.g. the seed's `0000`); unset, codes are random.
+    pub dev_code: Option<String>,
+    /// Base64 of 32 bytes keying the codes' hashes; unset: a key file in `data_dir`.
+    pub code_key: Option<String>,
+}
+
+impl std::fmt::Debug for MobileSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MobileSettings")
+            .field("tenant", &self.tenant)
+            .field("code_ttl_seconds", &self.code_ttl_seconds)
+            .field("code_max_attempts", &self.code_max_attempts)
+            .field("codes_per_hour", &self.codes_per_hour)
+            .field("session_ttl_seconds", &self.session_ttl_seconds)
+            .field("dev_code", &self.dev_code.as_ref().map(|_| "***"))
+            .field("code_key", &self.code_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Default for MobileSettings {
+    fn default() -> Self {
+        Self {
+            tenant: None,
+            code_ttl_seconds: 300,
+            code_max_attempts: 5,
+            codes_per_hour: 5,
+            session_ttl_seconds: 30 * 86_400,
+            dev_code: None,
+            code_key: None,
+        }
+    }
+}
+
+impl MobileSettings {
+    /// The limits the customers group keeps.
+    pub fn sign_in_policy(&self) -> consumers::sign_in::SignInPolicy {
+        consumers::sign_in::SignInPolicy { max_attempts: self.code_max_attempts, codes_per_hour: self.codes_per_hour }
+    }
+}
+
 /// `[amqp]`: RabbitMQ.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,7 +378,8 @@ impl Default for Settings {
             fleet: FleetSettings::default(),
             database: UrlSettings::default(),
             amqp: AmqpSettings::default(),
-            nats: UrlSettings::default(),
+            nats: NatsSettings::default(),
+            mobile: MobileSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }
@@ -351,6 +450,20 @@ impl Settings {
             return Err(SettingsError(
                 "fleet.battery_low_percent must be 0 to 100 and fleet.telemetry_batch above 0".into(),
             ));
+        }
+        self.nats.accounts()?;
+        if let Some(tenant) = &self.mobile.tenant
+            && schemas::TenantId::new(tenant).is_err()
+        {
+            return Err(SettingsError(format!("mobile.tenant `{tenant}` is not an organisation id")));
+        }
+        if self.mobile.code_ttl_seconds == 0 || self.mobile.session_ttl_seconds == 0 || self.mobile.code_max_attempts == 0 {
+            return Err(SettingsError(
+                "mobile.code_ttl_seconds, mobile.session_ttl_seconds and mobile.code_max_attempts must be above 0".into(),
+            ));
+        }
+        if self.mobile.dev_code.as_ref().is_some_and(|code| code.is_empty() || code.len() > 16) {
+            return Err(SettingsError("mobile.dev_code must be 1 to 16 characters".into()));
         }
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return Err(SettingsError(format!("log.filter `{}` is not a tracing filter", self.log.filter)));

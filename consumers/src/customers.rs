@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use schemas::customers::{
     BlockCustomer, CreateCustomer, CustomerBlocked, CustomerCreated, CustomerProfile, CustomerUnblocked,
-    CustomerUpdated, UnblockCustomer, UpdateCustomer,
+    CustomerUpdated, RequestSignInCode, SetNotificationToken, SignIn, UnblockCustomer, UpdateCustomer,
 };
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::outcome::{Outcome, Refusal};
 use crate::sequences;
+use crate::sign_in::{self, SignInPolicy};
 
 /// The group's name: its queues are `voltbus.customers…`.
 pub const GROUP: &str = "customers";
@@ -52,6 +53,9 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<UpdateCustomer>(),
         routing::command_key_of::<BlockCustomer>(),
         routing::command_key_of::<UnblockCustomer>(),
+        routing::command_key_of::<RequestSignInCode>(),
+        routing::command_key_of::<SignIn>(),
+        routing::command_key_of::<SetNotificationToken>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
@@ -307,8 +311,18 @@ async fn set_blocked(
     Ok(Outcome::Done(customer))
 }
 
-/// Handles the customer commands.
-pub struct Customers;
+/// Handles the customer commands, mobile sign-in included.
+#[derive(Default)]
+pub struct Customers {
+    sign_in: SignInPolicy,
+}
+
+impl Customers {
+    /// Customers whose mobile sign-in follows `sign_in`.
+    pub fn new(sign_in: SignInPolicy) -> Self {
+        Self { sign_in }
+    }
+}
 
 impl Handler for Customers {
     fn handle<'a>(
@@ -336,9 +350,26 @@ impl Handler for Customers {
                 AnyMessage::UnblockCustomer(command) => {
                     set_blocked(tx, message, command.customer_id, false, &command.reason, now).await
                 }
+                AnyMessage::RequestSignInCode(command) => {
+                    let tenant = message.tenant.as_str();
+                    let (phone, hash) = (command.phone.as_str(), command.code_hash.as_str());
+                    let requested = sign_in::request_code(tx, tenant, phone, hash, command.expires_at, self.sign_in, now);
+                    return reply(requested.await);
+                }
+                AnyMessage::SignIn(command) => return reply(sign_in::sign_in(tx, message, command, self.sign_in, now).await),
+                AnyMessage::SetNotificationToken(command) => {
+                    let tenant = message.tenant.as_str();
+                    let set = sign_in::set_notification_token(tx, tenant, command.customer_id, &command.token, now);
+                    return reply(set.await);
+                }
                 _ => return Err(HandlerError::unhandled(message)),
             };
-            outcome.map(|o| Some(o.to_reply())).map_err(|error| HandlerError::Retryable(error.to_string()))
+            reply(outcome)
         })
     }
+}
+
+/// A command's outcome as its reply; a database error is worth another try.
+fn reply<T: Serialize>(outcome: Result<Outcome<T>, DbErr>) -> Result<Reply, HandlerError> {
+    outcome.map(|o| Some(o.to_reply())).map_err(|error| HandlerError::Retryable(error.to_string()))
 }

@@ -29,6 +29,7 @@ mod pages;
 pub mod pricing;
 pub mod rides;
 mod sequences;
+pub mod sign_in;
 pub mod subscriptions;
 pub mod wallets;
 pub mod webhooks;

@@ -56,6 +56,12 @@ pub mod codes {
     pub const VEHICLE_UNAVAILABLE: &str = "VEHICLE_UNAVAILABLE";
     /// The place is in a no-ride zone.
     pub const NO_RIDE_ZONE: &str = "NO_RIDE_ZONE";
+    /// A sign-in code that is wrong, expired, used, or was never asked for.
+    pub const INVALID_CODE: &str = "INVALID_CODE";
+    /// A sign-in code guessed wrong too often.
+    pub const TOO_MANY_ATTEMPTS: &str = "TOO_MANY_ATTEMPTS";
+    /// Too many requests of one kind (sign-in codes for one phone).
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// The answer of a command that deleted something (a key, an endpoint, a vehicle, a zone).

@@ -16,6 +16,7 @@ mod m20261124_000008_zones;
 mod m20261124_000009_vehicle_commands;
 mod m20261124_000010_subscriptions;
 mod m20261124_000011_rides;
+mod m20261129_000012_mobile_sign_in;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_vehicle_commands::Migration),
             Box::new(m20261124_000010_subscriptions::Migration),
             Box::new(m20261124_000011_rides::Migration),
+            Box::new(m20261129_000012_mobile_sign_in::Migration),
         ]
     }
 }

@@ -11,5 +11,6 @@ pub mod edge;
 pub mod permissions;
 
 pub use edge::{
-    ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, PartnerApi, PartnerSettings, PartnerTasks, WebhookSetup,
+    ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, LogSms, MOBILE_BASE, MobileApi, MobileSettings, PartnerApi,
+    PartnerSettings, PartnerTasks, SmsSender, WebhookSetup,
 };

@@ -112,3 +112,46 @@ pub struct CustomerUnblocked {
     pub subaccount_id: Option<Uuid>,
 }
 message!(CustomerUnblocked, "customer.unblocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+
+/// A mobile app's sign-in code (EVM `otp-request`): the edge made the code and sends it by
+/// SMS; only its keyed hash travels and rests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestSignInCode {
+    /// Phone in international format, digits only after the `+`.
+    pub phone: String,
+    /// HMAC-SHA256 of the phone and the code under the edge's key, hex.
+    pub code_hash: String,
+    /// When the code stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+message!(RequestSignInCode, "customer.request_sign_in_code", (1, 0), Command, Customers, |m| Some(m.phone.clone()));
+
+/// A mobile app's sign-in (EVM `otp-check`): the code's hash is checked against the latest
+/// one requested; on success the phone's customer (made on first sight) gets a session whose
+/// token the edge made (only its hash travels and rests).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SignIn {
+    /// Phone in international format.
+    pub phone: String,
+    /// HMAC-SHA256 of the phone and the code given, hex.
+    pub code_hash: String,
+    /// The customer to create when the phone is new.
+    pub new_customer_id: Uuid,
+    /// SHA-256 of the session token, hex.
+    pub session_hash: String,
+    /// When the session ends.
+    pub session_expires_at: chrono::DateTime<chrono::Utc>,
+}
+message!(SignIn, "customer.sign_in", (1, 0), Command, Customers, |m| Some(m.phone.clone()));
+
+/// A mobile customer's push notification token (EVM `update-notification-token`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetNotificationToken {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// The app's Firebase Cloud Messaging token.
+    pub token: String,
+}
+message!(SetNotificationToken, "customer.set_notification_token", (1, 0), Command, Customers, |m| Some(
+    m.customer_id.to_string()
+));

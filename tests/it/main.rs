@@ -8,6 +8,7 @@ mod binary;
 mod embedded;
 mod fleet;
 mod marketplace;
+mod mobile;
 mod nats;
 mod partner;
 mod postgres;

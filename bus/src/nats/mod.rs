@@ -36,6 +36,8 @@ pub struct NatsConnection {
     jetstream: jetstream::Context,
     /// Where to open sibling connections (with credentials; never printed).
     connect_url: String,
+    /// The `.creds` text of a server in operator mode (never printed).
+    credentials: Option<String>,
     url: String,
 }
 
@@ -43,15 +45,14 @@ impl NatsConnection {
     /// Connects. The first connection attempt retries in the background, so a service whose NATS
     /// is still starting boots anyway and reports NATS down until it is up.
     pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
-        let client = ConnectOptions::new()
-            .name(service)
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| BusError::Connect { engine: "nats", url: redact_url(url), reason: e.to_string() })?;
+        Self::connect_with(url, service, None).await
+    }
+
+    /// Connects as the user of `credentials` (`.creds` text), for a server in operator mode.
+    pub async fn connect_with(url: &str, service: &str, credentials: Option<String>) -> Result<Self, BusError> {
+        let client = open(url, service, credentials.as_deref()).await?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Self { client, jetstream, connect_url: url.to_owned(), url: redact_url(url) })
+        Ok(Self { client, jetstream, connect_url: url.to_owned(), credentials, url: redact_url(url) })
     }
 
     /// Creates the JetStream streams voltbus stores durable subjects in, if they do not exist.
@@ -157,13 +158,7 @@ impl NatsConnection {
     /// A second connection to the same server, for traffic that must not queue behind this
     /// connection's inbound flood (acks of a busy consumer).
     pub(crate) async fn sibling(&self, service: &str) -> Result<Client, BusError> {
-        ConnectOptions::new()
-            .name(service)
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(&self.connect_url)
-            .await
-            .map_err(|e| BusError::Connect { engine: "nats", url: self.url.clone(), reason: e.to_string() })
+        open(&self.connect_url, service, self.credentials.as_deref()).await
     }
 
     /// The core client, for replies and advisories.
@@ -246,4 +241,21 @@ pub(crate) fn binary<T: Serialize>(envelope: &Envelope<T>) -> (HeaderMap, Vec<u8
     }
     headers.insert("content-type", "application/json");
     (headers, message.body)
+}
+
+/// A connection as `service`, with `credentials` when the server checks them. The first attempt
+/// retries in the background, so a service whose NATS is still starting boots anyway.
+async fn open(url: &str, service: &str, credentials: Option<&str>) -> Result<Client, BusError> {
+    let failed = |reason: String| BusError::Connect { engine: "nats", url: redact_url(url), reason };
+    let options = match credentials {
+        Some(creds) => ConnectOptions::with_credentials(creds).map_err(|e| failed(format!("credentials: {e}")))?,
+        None => ConnectOptions::new(),
+    };
+    options
+        .name(service)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| failed(e.to_string()))
 }

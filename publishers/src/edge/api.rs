@@ -332,28 +332,31 @@ impl PartnerApi {
 
     /// Reads the body, refusing more than the limit and anything but JSON.
     async fn read_body(&self, request: Request<Incoming>) -> Result<Bytes, ApiError> {
-        let limit = self.settings.body_limit;
-        let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
-            return Err(ApiError::too_large(limit));
-        }
-        let is_json =
-            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-                v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-            });
-        let body = Limited::new(request.into_body(), limit).collect().await.map_err(|error| {
-            if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                ApiError::too_large(limit)
-            } else {
-                ApiError::malformed("the request body could not be read")
-            }
-        })?;
-        let body = body.to_bytes();
-        if !body.is_empty() && !is_json {
-            return Err(ApiError::unsupported_media_type());
-        }
-        Ok(body)
+        read_body(request, self.settings.body_limit).await
     }
+}
+
+/// A request's body, at most `limit` bytes, which must be JSON when there is one.
+pub(crate) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    let is_json = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    let body = Limited::new(request.into_body(), limit).collect().await.map_err(|error| {
+        if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::malformed("the request body could not be read")
+        }
+    })?;
+    let body = body.to_bytes();
+    if !body.is_empty() && !is_json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    Ok(body)
 }
 
 /// What the pipeline learned on the way, for headers and the request log.

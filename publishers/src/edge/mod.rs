@@ -8,6 +8,8 @@
 //! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
 //!   callback; `vehicles`: the fleet; `customers` (and their wallets), `rides`, `pricing`; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
+//! - `mobile`: the mobile app's API under `/api/v1` (EVM seed: sign-in by SMS code, profile,
+//!   NATS credentials), with its own bearer sessions.
 
 mod api;
 mod audit;
@@ -20,6 +22,7 @@ mod key_events;
 mod keys;
 mod limits;
 mod marketplace;
+mod mobile;
 mod openapi;
 mod pricing;
 mod response;
@@ -35,5 +38,6 @@ pub use api::{PartnerApi, PartnerSettings, PartnerTasks};
 pub use audit::ANONYMOUS_TENANT;
 pub use commands::CommandBus;
 pub use health::HealthCheck;
+pub use mobile::{LogSms, MOBILE_BASE, MobileApi, MobileSettings, SmsSender};
 pub use server::Edge;
 pub use webhooks::WebhookSetup;

@@ -183,6 +183,9 @@ impl ApiError {
             codes::CUSTOMER_BLOCKED => (StatusCode::CONFLICT, codes::CUSTOMER_BLOCKED),
             codes::VEHICLE_UNAVAILABLE => (StatusCode::CONFLICT, codes::VEHICLE_UNAVAILABLE),
             codes::NO_RIDE_ZONE => (StatusCode::CONFLICT, codes::NO_RIDE_ZONE),
+            codes::INVALID_CODE => (StatusCode::UNAUTHORIZED, codes::INVALID_CODE),
+            codes::TOO_MANY_ATTEMPTS => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY_ATTEMPTS),
+            codes::RATE_LIMITED => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
             _ => return Self::invalid("", message),
         };
         Self::new(status, code, message)

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::api::PartnerApi;
 use super::health::{self, HealthCheck};
+use super::mobile::{MOBILE_BASE, MobileApi};
 use super::response::{self, ApiError};
 use super::routes;
 
@@ -30,12 +31,18 @@ pub struct Edge {
     listener: TcpListener,
     health: Arc<dyn HealthCheck>,
     api: Arc<PartnerApi>,
+    mobile: Arc<MobileApi>,
 }
 
 impl Edge {
     /// Binds the listening socket (port 0 picks a free port, as tests do).
-    pub async fn bind(addr: SocketAddr, health: Arc<dyn HealthCheck>, api: Arc<PartnerApi>) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await?, health, api })
+    pub async fn bind(
+        addr: SocketAddr,
+        health: Arc<dyn HealthCheck>,
+        api: Arc<PartnerApi>,
+        mobile: Arc<MobileApi>,
+    ) -> std::io::Result<Self> {
+        Ok(Self { listener: TcpListener::bind(addr).await?, health, api, mobile })
     }
 
     /// The address actually bound.
@@ -66,12 +73,10 @@ impl Edge {
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
             }
-            let health = Arc::clone(&self.health);
-            let api = Arc::clone(&self.api);
+            let (health, api, mobile) = (Arc::clone(&self.health), Arc::clone(&self.api), Arc::clone(&self.mobile));
             let service = service_fn(move |request| {
-                let health = Arc::clone(&health);
-                let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(handle(request, peer.ip(), health.as_ref(), &api).await) }
+                let (health, api, mobile) = (Arc::clone(&health), Arc::clone(&api), Arc::clone(&mobile));
+                async move { Ok::<_, Infallible>(handle(request, peer.ip(), health.as_ref(), &api, &mobile).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -96,6 +101,7 @@ async fn handle(
     peer: std::net::IpAddr,
     health: &dyn HealthCheck,
     api: &PartnerApi,
+    mobile: &MobileApi,
 ) -> Response<Full<Bytes>> {
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
@@ -104,6 +110,8 @@ async fn handle(
         let path = request.uri().path();
         let answer = if path == routes::BASE || path.starts_with(&format!("{}/", routes::BASE)) {
             api.handle(request, peer, &request_id).await
+        } else if path.starts_with(&format!("{MOBILE_BASE}/")) {
+            mobile.handle(request, &request_id).await
         } else {
             let error = match (request.method(), path) {
                 (&Method::GET, "/health") => {

@@ -1,0 +1,364 @@
+//! The mobile app's API (EVM seed) under `/api/v1`: sign-in by a code sent to the phone, the
+//! profile, and the credentials of the app's realtime channel on NATS.
+//!
+//! - `POST /user/otp-request {phone}`: a code (random, six digits; a fixed one only when
+//!   `mobile.dev_code` is set) goes to the phone through the [`SmsSender`]; only its keyed
+//!   hash goes on the bus and into the database. The customers group keeps the limits.
+//! - `POST /user/otp-check {phone, code}`: a session token (`vbs_…`, only its SHA-256 kept),
+//!   the profile, and `nats: {servers, topic, user, pass}`: `user` is a user JWT signed by
+//!   voltbus's NATS account, `pass` that user's nkey seed (connect with both, as a `.creds`
+//!   file holds them). The server lets it subscribe to `topic` and below, nothing else, and
+//!   publish nothing. Without NATS accounts configured, `nats` is null.
+//! - `POST /user/me`, `POST /customer/update-notification-token {FCMToken}`,
+//!   `POST /customer/update-info {name, email}`: with `Authorization: Bearer <token>`.
+//!
+//! Bodies are the seed's, bare; errors use the partner API's envelope (`error.code`). The
+//! organisation is the one the `X-Tenant` header names, else `mobile.tenant`; a session knows
+//! its own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::nats::accounts::{Accounts, Permissions};
+use bytes::Bytes;
+use chrono::Utc;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use schemas::customers::{CustomerProfile, RequestSignInCode, SetNotificationToken, SignIn, UpdateCustomer};
+use schemas::{Envelope, Message, TenantId, subjects};
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::api::{PartnerApi, parse_body, read_body};
+use super::commands::CommandBus;
+use super::response::{self, ApiError};
+
+/// Where the mobile API lives.
+pub const MOBILE_BASE: &str = "/api/v1";
+
+/// How the mobile API behaves.
+#[derive(Clone, Debug)]
+pub struct MobileSettings {
+    /// The organisation of requests that name none (`X-Tenant`).
+    pub tenant: Option<TenantId>,
+    /// How long a code works.
+    pub code_ttl: Duration,
+    /// How long a session lasts (and the NATS credentials given with it).
+    pub session_ttl: Duration,
+    /// A fixed code for development; never set in production.
+    pub dev_code: Option<String>,
+    /// What apps are told to connect to (`nats.servers`).
+    pub nats_servers: Option<String>,
+    /// Wait for a command's reply.
+    pub command_timeout: Duration,
+    /// Largest body.
+    pub body_limit: usize,
+}
+
+/// Sends a text message to a phone.
+pub trait SmsSender: Send + Sync {
+    /// Sends `text` to `phone`.
+    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
+/// The default sender: writes the message to the log, for development and for operators who
+/// have not connected an SMS provider yet. The message holds the code, so this log is as secret
+/// as the codes; production plugs in a real sender.
+pub struct LogSms;
+
+impl SmsSender for LogSms {
+    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            tracing::info!(phone, text, "SMS (log sender: no SMS provider configured)");
+            Ok(())
+        })
+    }
+}
+
+/// The mobile app's API.
+pub struct MobileApi {
+    settings: MobileSettings,
+    database: DatabaseConnection,
+    bus: Arc<CommandBus>,
+    /// Keys the codes' hashes, so a copy of the database does not give the codes away.
+    code_key: hmac::Key,
+    accounts: Option<Arc<Accounts>>,
+    sms: Arc<dyn SmsSender>,
+    random: SystemRandom,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtpRequest {
+    phone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtpCheck {
+    phone: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationToken {
+    #[serde(rename = "FCMToken")]
+    fcm_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Info {
+    name: Option<String>,
+    email: Option<String>,
+}
+
+/// A signed-in caller.
+struct Caller {
+    tenant: TenantId,
+    customer_id: Uuid,
+    token: String,
+    expires_at: chrono::DateTime<Utc>,
+}
+
+impl MobileApi {
+    /// The API, sending commands on the partner API's bus; `code_key` keys the codes' hashes.
+    pub fn new(
+        settings: MobileSettings,
+        database: DatabaseConnection,
+        partner: &PartnerApi,
+        code_key: &[u8; 32],
+        accounts: Option<Arc<Accounts>>,
+        sms: Arc<dyn SmsSender>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            database,
+            bus: Arc::clone(&partner.bus),
+            code_key: hmac::Key::new(hmac::HMAC_SHA256, code_key),
+            accounts,
+            sms,
+            random: SystemRandom::new(),
+        })
+    }
+
+    /// Answers one request under [`MOBILE_BASE`].
+    pub(crate) async fn handle(&self, request: Request<Incoming>, request_id: &str) -> Response<Full<Bytes>> {
+        match self.answer(request).await {
+            Ok((status, body)) => response::json_response(status, body.to_string(), request_id),
+            Err(error) => {
+                let mut answer = response::json_response(error.status, error.body(request_id).to_string(), request_id);
+                answer.headers_mut().extend(error.headers);
+                answer
+            }
+        }
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> Result<(StatusCode, Value), ApiError> {
+        let path = request.uri().path().strip_prefix(MOBILE_BASE).unwrap_or_default().trim_end_matches('/').to_owned();
+        let known = ["/user/otp-request", "/user/otp-check", "/user/me", "/customer/update-notification-token", "/customer/update-info"];
+        if !known.contains(&path.as_str()) {
+            return Err(ApiError::not_found("no such route"));
+        }
+        if request.method() != Method::POST {
+            return Err(ApiError::method_not_allowed("POST"));
+        }
+        let tenant = self.tenant_of(&request)?;
+        let caller = match path.as_str() {
+            "/user/otp-request" | "/user/otp-check" => None,
+            _ => Some(self.caller(&request).await?),
+        };
+        let body = read_body(request, self.settings.body_limit).await?;
+        let ok = |body: Value| Ok((StatusCode::OK, body));
+        match (path.as_str(), caller) {
+            ("/user/otp-request", _) => ok(self.request_code(tenant?, parse_body(&body)?).await?),
+            ("/user/otp-check", _) => ok(self.sign_in(tenant?, parse_body(&body)?).await?),
+            ("/user/me", Some(caller)) => ok(self.me(&caller).await?),
+            ("/customer/update-notification-token", Some(caller)) => {
+                let NotificationToken { fcm_token } = parse_body(&body)?;
+                if fcm_token.is_empty() || fcm_token.len() > 4096 {
+                    return Err(ApiError::invalid("FCMToken", "FCMToken must be 1 to 4096 characters"));
+                }
+                let command = SetNotificationToken { customer_id: caller.customer_id, token: fcm_token };
+                let _: Value = self.command(&caller.tenant, command).await?;
+                ok(json!({}))
+            }
+            ("/customer/update-info", Some(caller)) => {
+                let Info { name, email } = parse_body(&body)?;
+                if name.as_ref().is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
+                    return Err(ApiError::invalid("name", "name must be 1 to 200 characters"));
+                }
+                if email.as_ref().is_some_and(|e| !e.contains('@') || e.len() > 254) {
+                    return Err(ApiError::invalid("email", "email must be an e-mail address"));
+                }
+                let changes = CustomerProfile { name, email, phone: None };
+                let _: Value = self.command(&caller.tenant, UpdateCustomer { customer_id: caller.customer_id, changes }).await?;
+                ok(json!({}))
+            }
+            _ => Err(ApiError::unauthorized("send Authorization: Bearer <token> from otp-check")),
+        }
+    }
+
+    /// The organisation a request names, else the configured one; an error only matters to
+    /// the routes that sign in.
+    fn tenant_of(&self, request: &Request<Incoming>) -> Result<Result<TenantId, ApiError>, ApiError> {
+        let named = request.headers().get("x-tenant").map(|v| v.to_str().map(str::to_owned));
+        Ok(match named {
+            Some(Ok(name)) => TenantId::new(&name).map_err(|e| ApiError::invalid("x-tenant", e.to_string())),
+            Some(Err(_)) => Err(ApiError::invalid("x-tenant", "X-Tenant is not text")),
+            None => self.settings.tenant.clone().ok_or_else(|| ApiError::invalid("x-tenant", "name the organisation in X-Tenant")),
+        })
+    }
+
+    /// The session a bearer token opens.
+    async fn caller(&self, request: &Request<Incoming>) -> Result<Caller, ApiError> {
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| t.starts_with("vbs_") && t.len() < 200)
+            .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token> from otp-check"))?;
+        let session = consumers::sign_in::session(&self.database, &session_hash(token), Utc::now())
+            .await
+            .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+            .ok_or_else(|| ApiError::unauthorized("the session is unknown or has ended; sign in again"))?;
+        let tenant = TenantId::new(&session.tenant).map_err(|_| ApiError::internal())?;
+        Ok(Caller { tenant, customer_id: session.customer_id, token: token.to_owned(), expires_at: session.expires_at })
+    }
+
+    async fn request_code(&self, tenant: TenantId, request: OtpRequest) -> Result<Value, ApiError> {
+        let phone = phone(&request.phone)?;
+        let code = match &self.settings.dev_code {
+            Some(code) => code.clone(),
+            None => {
+                let mut bytes = [0u8; 4];
+                self.random.fill(&mut bytes).map_err(|_| ApiError::internal())?;
+                format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000)
+            }
+        };
+        let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.code_ttl).unwrap_or_default();
+        let command = RequestSignInCode { code_hash: self.code_hash(&tenant, &phone, &code), phone: phone.clone(), expires_at };
+        let _: Value = self.command(&tenant, command).await?;
+        let text = format!("Your voltbus code is {code}. It works for {} minutes.", self.settings.code_ttl.as_secs() / 60);
+        if let Err(error) = self.sms.send(&phone, &text).await {
+            tracing::warn!(%error, "the sign-in code could not be sent");
+            return Err(ApiError::unavailable("the code could not be sent; try again"));
+        }
+        Ok(json!({}))
+    }
+
+    async fn sign_in(&self, tenant: TenantId, check: OtpCheck) -> Result<Value, ApiError> {
+        let phone = phone(&check.phone)?;
+        if check.code.is_empty() || check.code.len() > 16 {
+            return Err(ApiError::invalid("code", "code must be the one sent to the phone"));
+        }
+        let mut secret = [0u8; 32];
+        self.random.fill(&mut secret).map_err(|_| ApiError::internal())?;
+        let token = format!("vbs_{}", base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret));
+        let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.session_ttl).unwrap_or_default();
+        let command = SignIn {
+            code_hash: self.code_hash(&tenant, &phone, &check.code),
+            phone,
+            new_customer_id: Uuid::now_v7(),
+            session_hash: session_hash(&token),
+            session_expires_at: expires_at,
+        };
+        let signed: consumers::sign_in::SignedIn = self.command(&tenant, command).await?;
+        self.me(&Caller { tenant, customer_id: signed.customer_id, token, expires_at }).await
+    }
+
+    /// The seed's sign-in answer: token, profile, the active device (none until charging
+    /// lands), and fresh NATS credentials.
+    async fn me(&self, caller: &Caller) -> Result<Value, ApiError> {
+        let tenant = caller.tenant.as_str();
+        let unavailable = |_| ApiError::unavailable("the database is not reachable");
+        let customer = consumers::customers::find(&self.database, tenant, caller.customer_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| ApiError::unauthorized("the customer of this session is gone"))?;
+        let wallet = consumers::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(unavailable)?;
+        let nats = match &self.accounts {
+            Some(accounts) => {
+                let topic = subjects::user_topic(&caller.tenant, caller.customer_id);
+                let permissions = Permissions::SubscribeOnly(vec![topic.clone(), format!("{topic}.>")]);
+                let name = format!("{tenant}/{}", caller.customer_id);
+                let credentials = accounts
+                    .user(&name, &permissions, Some(caller.expires_at.timestamp()))
+                    .map_err(|_| ApiError::internal())?;
+                json!({
+                    "servers": self.settings.nats_servers,
+                    "topic": topic,
+                    "user": credentials.jwt,
+                    "pass": credentials.seed,
+                })
+            }
+            None => Value::Null,
+        };
+        let profile = &customer.profile;
+        Ok(json!({
+            "token": caller.token,
+            "profile": {
+                "name": profile.name.clone().unwrap_or_default(),
+                "email": profile.email.clone().unwrap_or_default(),
+                "phone": profile.phone.clone().unwrap_or_default(),
+                "balance": wallet.balance_cents,
+            },
+            "device": Value::Null,
+            "nats": nats,
+        }))
+    }
+
+    async fn command<M: Message, T: serde::de::DeserializeOwned>(&self, tenant: &TenantId, data: M) -> Result<T, ApiError> {
+        self.bus.request(&Envelope::new(tenant.clone(), "voltbus/mobile", data), self.settings.command_timeout).await
+    }
+
+    /// HMAC-SHA256 of the organisation, phone and code, hex.
+    fn code_hash(&self, tenant: &TenantId, phone: &str, code: &str) -> String {
+        let tag = hmac::sign(&self.code_key, format!("{tenant}\n{phone}\n{code}").as_bytes());
+        hex(tag.as_ref())
+    }
+}
+
+/// SHA-256 of a session token, hex: what the database keeps.
+fn session_hash(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A phone in international format, as `+` and digits (the seed writes `+976 8666 1488`).
+fn phone(given: &str) -> Result<String, ApiError> {
+    let compact: String = given.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+    let digits = compact.strip_prefix('+').unwrap_or_default();
+    let valid = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    if !valid {
+        return Err(ApiError::invalid("phone", "phone must be in international format, like +976 8666 1488"));
+    }
+    Ok(compact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_taken_in_international_format_only() {
+        assert_eq!(phone("+976 8666 1488").unwrap(), "+97686661488");
+        assert_eq!(phone("+1 (415) 555-0100").unwrap(), "+14155550100");
+        for bad in ["86661488", "+0 123 456 789", "+976 8666", "+976 8666 1488 1234 5", "+976 8666 14a8", ""] {
+            assert!(phone(bad).is_err(), "{bad}");
+        }
+    }
+}
