@@ -329,9 +329,9 @@ impl MobileApi {
     }
 }
 
-/// SHA-256 of a session token, hex: what the database keeps.
+/// SHA-256 of a session token, hex (as partner keys are kept): what the database keeps.
 fn session_hash(token: &str) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+    crate::api_keys::KeyHash::of(token).to_hex()
 }
 
 fn hex(bytes: &[u8]) -> String {
