@@ -103,7 +103,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut background = Vec::new();
     let policy = settings.webhooks.policy();
     let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout);
-    let attempts_db = engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
+    let attempts_db =
+        engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
     let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
     let integrations: Arc<dyn bus::Handler> = Arc::new(consumers::integrations::Integrations);
     let webhooks: Arc<dyn bus::Handler> =
@@ -308,7 +309,9 @@ fn mobile_api(
 ) -> anyhow::Result<Arc<publishers::MobileApi>> {
     let key = match &settings.mobile.code_key {
         Some(key) => key.clone(),
-        None => key_file(settings, &settings.data_dir.join("sign-in-codes.key"), consumers::webhooks::Vault::generate_key)?,
+        None => {
+            key_file(settings, &settings.data_dir.join("sign-in-codes.key"), consumers::webhooks::Vault::generate_key)?
+        }
     };
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
         .ok()

@@ -457,9 +457,13 @@ impl Settings {
         {
             return Err(SettingsError(format!("mobile.tenant `{tenant}` is not an organisation id")));
         }
-        if self.mobile.code_ttl_seconds == 0 || self.mobile.session_ttl_seconds == 0 || self.mobile.code_max_attempts == 0 {
+        if self.mobile.code_ttl_seconds == 0
+            || self.mobile.session_ttl_seconds == 0
+            || self.mobile.code_max_attempts == 0
+        {
             return Err(SettingsError(
-                "mobile.code_ttl_seconds, mobile.session_ttl_seconds and mobile.code_max_attempts must be above 0".into(),
+                "mobile.code_ttl_seconds, mobile.session_ttl_seconds and mobile.code_max_attempts must be above 0"
+                    .into(),
             ));
         }
         if self.mobile.dev_code.as_ref().is_some_and(|code| code.is_empty() || code.len() > 16) {

@@ -353,10 +353,13 @@ impl Handler for Customers {
                 AnyMessage::RequestSignInCode(command) => {
                     let tenant = message.tenant.as_str();
                     let (phone, hash) = (command.phone.as_str(), command.code_hash.as_str());
-                    let requested = sign_in::request_code(tx, tenant, phone, hash, command.expires_at, self.sign_in, now);
+                    let requested =
+                        sign_in::request_code(tx, tenant, phone, hash, command.expires_at, self.sign_in, now);
                     return reply(requested.await);
                 }
-                AnyMessage::SignIn(command) => return reply(sign_in::sign_in(tx, message, command, self.sign_in, now).await),
+                AnyMessage::SignIn(command) => {
+                    return reply(sign_in::sign_in(tx, message, command, self.sign_in, now).await);
+                }
                 AnyMessage::SetNotificationToken(command) => {
                     let tenant = message.tenant.as_str();
                     let set = sign_in::set_notification_token(tx, tenant, command.customer_id, &command.token, now);

@@ -222,7 +222,11 @@ pub(crate) async fn set_notification_token(
 }
 
 /// The live session whose token hashes to `session_hash`.
-pub async fn session(db: &impl ConnectionTrait, session_hash: &str, now: DateTime<Utc>) -> Result<Option<Session>, DbErr> {
+pub async fn session(
+    db: &impl ConnectionTrait,
+    session_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Session>, DbErr> {
     let query = Query::select()
         .columns(["tenant", "customer_id", "expires_at"])
         .from("mobile_sessions")
@@ -240,7 +244,9 @@ pub async fn session(db: &impl ConnectionTrait, session_hash: &str, now: DateTim
 /// Deletes expired sessions and codes older than a day; returns rows deleted.
 pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let sessions = Query::delete().from_table("mobile_sessions").and_where(Expr::col("expires_at").lt(now)).to_owned();
-    let codes =
-        Query::delete().from_table("sign_in_codes").and_where(Expr::col("created_at").lt(now - Duration::days(1))).to_owned();
+    let codes = Query::delete()
+        .from_table("sign_in_codes")
+        .and_where(Expr::col("created_at").lt(now - Duration::days(1)))
+        .to_owned();
     Ok(db.execute(&sessions).await?.rows_affected() + db.execute(&codes).await?.rows_affected())
 }

@@ -41,11 +41,12 @@ impl App<'_> {
     }
 }
 
-async fn listen(server: &PrivateNats, nats: &Value) -> (async_nats::Client, async_nats::Subscriber, async_nats::Subscriber) {
-    let credentials = Credentials {
-        jwt: nats["user"].as_str().unwrap().to_owned(),
-        seed: nats["pass"].as_str().unwrap().to_owned(),
-    };
+async fn listen(
+    server: &PrivateNats,
+    nats: &Value,
+) -> (async_nats::Client, async_nats::Subscriber, async_nats::Subscriber) {
+    let credentials =
+        Credentials { jwt: nats["user"].as_str().unwrap().to_owned(), seed: nats["pass"].as_str().unwrap().to_owned() };
     let client =
         ConnectOptions::with_credentials(&credentials.creds_file()).unwrap().connect(server.url()).await.unwrap();
     let topic = nats["topic"].as_str().unwrap();
@@ -93,9 +94,11 @@ async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
     assert_eq!(customers[0].try_get::<i64>("", "n").unwrap(), 1);
 
     // The session: the profile, changed by the app.
-    let (status, body) = app.post("/customer/update-info", Some(token), json!({ "name": "Alice", "email": "a@example.com" })).await;
+    let (status, body) =
+        app.post("/customer/update-info", Some(token), json!({ "name": "Alice", "email": "a@example.com" })).await;
     assert_eq!((status, &body), (200, &json!({})));
-    let (status, body) = app.post("/customer/update-notification-token", Some(token), json!({ "FCMToken": "fcm-1" })).await;
+    let (status, body) =
+        app.post("/customer/update-notification-token", Some(token), json!({ "FCMToken": "fcm-1" })).await;
     assert_eq!((status, &body), (200, &json!({})));
     let (status, me) = app.post("/user/me", Some(token), json!({})).await;
     assert_eq!(status, 200, "{me}");
@@ -176,7 +179,10 @@ async fn codes_expire_are_used_once_survive_five_wrong_guesses_and_a_phone_gets_
 
     // Bad input: a typed error naming the field.
     let (status, body) = app.post("/user/otp-request", None, json!({ "phone": "8666 1488" })).await;
-    assert_eq!((status, error_code(&body), body["error"]["details"]["field"].as_str()), (422, "VALIDATION_ERROR", Some("phone")));
+    assert_eq!(
+        (status, error_code(&body), body["error"]["details"]["field"].as_str()),
+        (422, "VALIDATION_ERROR", Some("phone"))
+    );
     let (status, body) = app.post("/user/otp-request", None, json!({ "phone": "+97686661488", "extra": 1 })).await;
     assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"), "{body}");
     let path = "/api/v1/user/otp-request";

@@ -45,7 +45,8 @@ async fn a_user_reads_its_own_subjects_only_and_publishes_nothing() {
     let own = |user: &str| Permissions::SubscribeOnly(vec![format!("voltbus.acme.users.{user}.>")]);
     let expires = Some(chrono::Utc::now().timestamp() + 600);
     let (service, _) = connect(&server, &service).await.expect("voltbus connects");
-    let (alice, alice_heard) = connect(&server, &accounts.user("alice", &own("alice"), expires).unwrap()).await.unwrap();
+    let (alice, alice_heard) =
+        connect(&server, &accounts.user("alice", &own("alice"), expires).unwrap()).await.unwrap();
     let (bob, _) = connect(&server, &accounts.user("bob", &own("bob"), expires).unwrap()).await.unwrap();
 
     let mut alice_own = alice.subscribe("voltbus.acme.users.alice.>").await.unwrap();

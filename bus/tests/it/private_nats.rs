@@ -55,7 +55,10 @@ impl PrivateNats {
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.dir)
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("nats.log")).map_or_else(|_| std::process::Stdio::null(), Into::into))
+            .stderr(
+                std::fs::File::create(self.dir.join("nats.log"))
+                    .map_or_else(|_| std::process::Stdio::null(), Into::into),
+            )
             .spawn()
             .expect("nats-server is installed (scripts/test.sh installs it)");
         self.child = Some(child);

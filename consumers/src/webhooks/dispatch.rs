@@ -132,12 +132,7 @@ impl EndpointCache {
     }
 
     /// `tenant`'s endpoint `id` (none if deleted), from memory while fresh.
-    async fn get(
-        &self,
-        db: &DatabaseConnection,
-        tenant: &str,
-        id: Uuid,
-    ) -> Result<Option<Arc<StoredEndpoint>>, DbErr> {
+    async fn get(&self, db: &DatabaseConnection, tenant: &str, id: Uuid) -> Result<Option<Arc<StoredEndpoint>>, DbErr> {
         let key = (tenant.to_owned(), id);
         if let Ok(entries) = self.entries.lock()
             && let Some((read_at, endpoint)) = entries.get(&key)

@@ -33,6 +33,9 @@ pub(crate) struct Settlement {
     pub succeeded: bool,
 }
 
+// Nearly every entry is a result: boxing it would cost an allocation per attempt to save the
+// few bytes of the rare barrier.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Result(Settlement),
     /// Answered once everything handed over before it is written.

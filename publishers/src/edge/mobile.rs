@@ -65,7 +65,11 @@ pub struct MobileSettings {
 /// Sends a text message to a phone.
 pub trait SmsSender: Send + Sync {
     /// Sends `text` to `phone`.
-    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+    fn send<'a>(
+        &'a self,
+        phone: &'a str,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
 /// The default sender: writes the message to the log, for development and for operators who
@@ -74,7 +78,11 @@ pub trait SmsSender: Send + Sync {
 pub struct LogSms;
 
 impl SmsSender for LogSms {
-    fn send<'a>(&'a self, phone: &'a str, text: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+    fn send<'a>(
+        &'a self,
+        phone: &'a str,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
             tracing::info!(phone, text, "SMS (log sender: no SMS provider configured)");
             Ok(())
@@ -164,7 +172,13 @@ impl MobileApi {
 
     async fn answer(&self, request: Request<Incoming>) -> Result<(StatusCode, Value), ApiError> {
         let path = request.uri().path().strip_prefix(MOBILE_BASE).unwrap_or_default().trim_end_matches('/').to_owned();
-        let known = ["/user/otp-request", "/user/otp-check", "/user/me", "/customer/update-notification-token", "/customer/update-info"];
+        let known = [
+            "/user/otp-request",
+            "/user/otp-check",
+            "/user/me",
+            "/customer/update-notification-token",
+            "/customer/update-info",
+        ];
         if !known.contains(&path.as_str()) {
             return Err(ApiError::not_found("no such route"));
         }
@@ -200,7 +214,8 @@ impl MobileApi {
                     return Err(ApiError::invalid("email", "email must be an e-mail address"));
                 }
                 let changes = CustomerProfile { name, email, phone: None };
-                let _: Value = self.command(&caller.tenant, UpdateCustomer { customer_id: caller.customer_id, changes }).await?;
+                let _: Value =
+                    self.command(&caller.tenant, UpdateCustomer { customer_id: caller.customer_id, changes }).await?;
                 ok(json!({}))
             }
             _ => Err(ApiError::unauthorized("send Authorization: Bearer <token> from otp-check")),
@@ -214,7 +229,11 @@ impl MobileApi {
         Ok(match named {
             Some(Ok(name)) => TenantId::new(&name).map_err(|e| ApiError::invalid("x-tenant", e.to_string())),
             Some(Err(_)) => Err(ApiError::invalid("x-tenant", "X-Tenant is not text")),
-            None => self.settings.tenant.clone().ok_or_else(|| ApiError::invalid("x-tenant", "name the organisation in X-Tenant")),
+            None => self
+                .settings
+                .tenant
+                .clone()
+                .ok_or_else(|| ApiError::invalid("x-tenant", "name the organisation in X-Tenant")),
         })
     }
 
@@ -247,9 +266,11 @@ impl MobileApi {
             }
         };
         let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.code_ttl).unwrap_or_default();
-        let command = RequestSignInCode { code_hash: self.code_hash(&tenant, &phone, &code), phone: phone.clone(), expires_at };
+        let command =
+            RequestSignInCode { code_hash: self.code_hash(&tenant, &phone, &code), phone: phone.clone(), expires_at };
         let _: Value = self.command(&tenant, command).await?;
-        let text = format!("Your voltbus code is {code}. It works for {} minutes.", self.settings.code_ttl.as_secs() / 60);
+        let text =
+            format!("Your voltbus code is {code}. It works for {} minutes.", self.settings.code_ttl.as_secs() / 60);
         if let Err(error) = self.sms.send(&phone, &text).await {
             tracing::warn!(%error, "the sign-in code could not be sent");
             return Err(ApiError::unavailable("the code could not be sent; try again"));
@@ -264,7 +285,8 @@ impl MobileApi {
         }
         let mut secret = [0u8; 32];
         self.random.fill(&mut secret).map_err(|_| ApiError::internal())?;
-        let token = format!("vbs_{}", base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret));
+        let token =
+            format!("vbs_{}", base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret));
         let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.session_ttl).unwrap_or_default();
         let command = SignIn {
             code_hash: self.code_hash(&tenant, &phone, &check.code),
@@ -286,7 +308,8 @@ impl MobileApi {
             .await
             .map_err(unavailable)?
             .ok_or_else(|| ApiError::unauthorized("the customer of this session is gone"))?;
-        let wallet = consumers::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(unavailable)?;
+        let wallet =
+            consumers::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(unavailable)?;
         let nats = match &self.accounts {
             Some(accounts) => {
                 let topic = subjects::user_topic(&caller.tenant, caller.customer_id);
@@ -318,7 +341,11 @@ impl MobileApi {
         }))
     }
 
-    async fn command<M: Message, T: serde::de::DeserializeOwned>(&self, tenant: &TenantId, data: M) -> Result<T, ApiError> {
+    async fn command<M: Message, T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &TenantId,
+        data: M,
+    ) -> Result<T, ApiError> {
         self.bus.request(&Envelope::new(tenant.clone(), "voltbus/mobile", data), self.settings.command_timeout).await
     }
 
@@ -342,7 +369,8 @@ fn hex(bytes: &[u8]) -> String {
 fn phone(given: &str) -> Result<String, ApiError> {
     let compact: String = given.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
     let digits = compact.strip_prefix('+').unwrap_or_default();
-    let valid = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    let valid =
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
     if !valid {
         return Err(ApiError::invalid("phone", "phone must be in international format, like +976 8666 1488"));
     }
