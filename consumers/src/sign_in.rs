@@ -1,6 +1,7 @@
 //! Mobile sign-in (EVM seed): a code by SMS, then a session. The edge makes the code and the
 //! session token and sends only their hashes; this side keeps the rules:
 //!
+//! - codes are given for organisations that exist and are active only;
 //! - a phone may ask for `codes_per_hour` codes an hour (`RATE_LIMITED` past that);
 //! - only the phone's latest code counts, until it expires, is used, or has been guessed
 //!   wrong `max_attempts` times (`TOO_MANY_ATTEMPTS`); a wrong guess is committed, so retrying
@@ -65,6 +66,16 @@ pub(crate) async fn request_code(
     policy: SignInPolicy,
     now: DateTime<Utc>,
 ) -> Result<Outcome<serde_json::Value>, DbErr> {
+    // Anyone may sign up to an organisation's app, but only to an organisation that exists.
+    let organisation = Query::select()
+        .column("id")
+        .from("tenants")
+        .and_where(Expr::col("id").eq(tenant))
+        .and_where(Expr::col("active").eq(true))
+        .to_owned();
+    if tx.query_one(&organisation).await?.is_none() {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no organisation {tenant}"))));
+    }
     let recent = Query::select()
         .expr(Expr::col("code_id").count())
         .from("sign_in_codes")

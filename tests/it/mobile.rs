@@ -190,6 +190,9 @@ async fn codes_expire_are_used_once_survive_five_wrong_guesses_and_a_phone_gets_
     assert_eq!((status, body["error"]["details"]["field"].as_str()), (422, Some("x-tenant")), "{body}");
     let (status, _, _) = request(platform.addr(), "GET", path, &[("x-tenant", "acme")], None).await;
     assert_eq!(status, 405);
+    let (status, body, _) =
+        request(platform.addr(), "POST", path, &[("x-tenant", "nobody")], Some(r#"{"phone":"+97686661488"}"#)).await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
     // Without NATS accounts configured, sign-in works and says there is no realtime channel.
     app.post("/user/otp-request", None, json!({ "phone": "+97655555555" })).await;
     let (status, body) = check("+97655555555", "0000").await;
