@@ -328,6 +328,10 @@ fn mobile_api(
         command_timeout: Duration::from_millis(settings.partner.command_timeout_ms),
         body_limit: settings.partner.body_limit_bytes,
     };
+    // No SMS provider is wired in yet: the log sender is what sends codes.
+    tracing::warn!(
+        "sign-in codes are sent through the log (no SMS provider configured): keep the log as secret as the codes"
+    );
     if mobile.dev_code.is_some() {
         tracing::warn!("mobile.dev_code is set: every sign-in code is the fixed one; never do this in production");
     }

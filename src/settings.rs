@@ -284,6 +284,8 @@ pub struct MobileSettings {
     pub code_max_attempts: u32,
     /// Codes a phone may ask for in an hour.
     pub codes_per_hour: u32,
+    /// Codes a phone may ask for in a day.
+    pub codes_per_day: u32,
     /// How long a session (and its NATS credentials) lasts.
     pub session_ttl_seconds: u64,
     /// A fixed code for development (e.g. the seed's `0000`); unset, codes are random.
@@ -299,6 +301,7 @@ impl std::fmt::Debug for MobileSettings {
             .field("code_ttl_seconds", &self.code_ttl_seconds)
             .field("code_max_attempts", &self.code_max_attempts)
             .field("codes_per_hour", &self.codes_per_hour)
+            .field("codes_per_day", &self.codes_per_day)
             .field("session_ttl_seconds", &self.session_ttl_seconds)
             .field("dev_code", &self.dev_code.as_ref().map(|_| "***"))
             .field("code_key", &self.code_key.as_ref().map(|_| "***"))
@@ -313,6 +316,7 @@ impl Default for MobileSettings {
             code_ttl_seconds: 300,
             code_max_attempts: 5,
             codes_per_hour: 5,
+            codes_per_day: 10,
             session_ttl_seconds: 30 * 86_400,
             dev_code: None,
             code_key: None,
@@ -323,7 +327,11 @@ impl Default for MobileSettings {
 impl MobileSettings {
     /// The limits the customers group keeps.
     pub fn sign_in_policy(&self) -> consumers::sign_in::SignInPolicy {
-        consumers::sign_in::SignInPolicy { max_attempts: self.code_max_attempts, codes_per_hour: self.codes_per_hour }
+        consumers::sign_in::SignInPolicy {
+            max_attempts: self.code_max_attempts,
+            codes_per_hour: self.codes_per_hour,
+            codes_per_day: self.codes_per_day,
+        }
     }
 }
 

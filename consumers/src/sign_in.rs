@@ -2,7 +2,9 @@
 //! session token and sends only their hashes; this side keeps the rules:
 //!
 //! - codes are given for organisations that exist and are active only;
-//! - a phone may ask for `codes_per_hour` codes an hour (`RATE_LIMITED` past that);
+//! - a phone may ask for `codes_per_hour` codes an hour and `codes_per_day` a day
+//!   (`RATE_LIMITED` past that), so a guesser gets at most `codes_per_day × max_attempts`
+//!   guesses at a six-digit code a day;
 //! - only the phone's latest code counts, until it expires, is used, or has been guessed
 //!   wrong `max_attempts` times (`TOO_MANY_ATTEMPTS`); a wrong guess is committed, so retrying
 //!   the request cannot reset the count;
@@ -28,11 +30,13 @@ pub struct SignInPolicy {
     pub max_attempts: u32,
     /// Codes a phone may ask for in an hour.
     pub codes_per_hour: u32,
+    /// Codes a phone may ask for in a day: with `max_attempts`, the most guesses a day.
+    pub codes_per_day: u32,
 }
 
 impl Default for SignInPolicy {
     fn default() -> Self {
-        Self { max_attempts: 5, codes_per_hour: 5 }
+        Self { max_attempts: 5, codes_per_hour: 5, codes_per_day: 10 }
     }
 }
 
@@ -76,18 +80,22 @@ pub(crate) async fn request_code(
     if tx.query_one(&organisation).await?.is_none() {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no organisation {tenant}"))));
     }
-    let recent = Query::select()
-        .expr(Expr::col("code_id").count())
-        .from("sign_in_codes")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("phone").eq(phone))
-        .and_where(Expr::col("created_at").gt(now - Duration::hours(1)))
-        .to_owned();
-    let count: i64 = match tx.query_one(&recent).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
+    let count_since = |since: DateTime<Utc>| {
+        Query::select()
+            .expr(Expr::col("code_id").count())
+            .from("sign_in_codes")
+            .and_where(Expr::col("tenant").eq(tenant))
+            .and_where(Expr::col("phone").eq(phone))
+            .and_where(Expr::col("created_at").gt(since))
+            .to_owned()
     };
-    if count >= i64::from(policy.codes_per_hour) {
+    let mut counts = [0i64; 2];
+    for (count, since) in counts.iter_mut().zip([now - Duration::hours(1), now - Duration::days(1)]) {
+        if let Some(row) = tx.query_one(&count_since(since)).await? {
+            *count = row.try_get_by_index(0)?;
+        }
+    }
+    if counts[0] >= i64::from(policy.codes_per_hour) || counts[1] >= i64::from(policy.codes_per_day) {
         let refusal = Refusal::coded(codes::RATE_LIMITED, "too many codes asked for this phone; try again later");
         return Ok(Outcome::Refused(refusal));
     }
@@ -158,7 +166,12 @@ pub(crate) async fn sign_in(
     tx.execute(&used).await?;
 
     let (customer_id, created) = match account(tx, tenant, &command.phone).await? {
-        Some(customer_id) => (customer_id, false),
+        Some(customer_id) => {
+            if crate::customers::find(tx, tenant, customer_id).await?.is_some_and(|c| c.blocked) {
+                return refused(codes::CUSTOMER_BLOCKED, "this customer is blocked");
+            }
+            (customer_id, false)
+        }
         None => {
             let create = CreateCustomer {
                 customer_id: command.new_customer_id,

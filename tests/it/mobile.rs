@@ -73,7 +73,7 @@ async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
         s.mobile.dev_code = Some("0000".into());
     })
     .await;
-    let (tenant, _) = platform.organisation().await;
+    let (tenant, admin) = platform.organisation().await;
     let app = App { platform: &platform, tenant: tenant.clone() };
 
     let alice = app.sign_in("+976 8666 1488", "0000").await;
@@ -135,6 +135,18 @@ async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
     assert!(nothing(&mut bob_snooping).await, "bob read alice's channel");
     assert!(nothing(&mut bob_own).await, "bob got alice's message");
     assert!(nothing(&mut alice_everything).await, "alice subscribed to everything");
+
+    // The operator blocks alice: her sessions stop working, and she gets no new one.
+    let customer = topic.rsplit('.').next().unwrap();
+    let (status, body, _) = platform
+        .call(&admin, "POST", &format!("/customers/{customer}/block"), Some(json!({ "reason": "fraud" })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.post("/user/me", Some(token), json!({})).await;
+    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"), "{body}");
+    app.post("/user/otp-request", None, json!({ "phone": "+976 8666 1488" })).await;
+    let (status, body) = app.post("/user/otp-check", None, json!({ "phone": "+976 8666 1488", "code": "0000" })).await;
+    assert_eq!((status, error_code(&body)), (409, "CUSTOMER_BLOCKED"), "{body}");
     platform.stop().await;
 }
 

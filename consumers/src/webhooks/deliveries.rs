@@ -374,8 +374,8 @@ pub async fn settle(tx: &impl ConnectionTrait, settled: &[&Settled], now: DateTi
     }
     tx.execute(&log).await?;
     // Deliveries going the same way (most often: succeeded with 200) move in one statement.
-    // (status, next attempt, last status code, tenant) → deliveries.
-    type Step<'a> = (&'a str, Option<DateTime<Utc>>, Option<i16>, &'a str);
+    // (status, next attempt, last status code, tenant, attempt) → deliveries.
+    type Step<'a> = (&'a str, Option<DateTime<Utc>>, Option<i16>, &'a str, u32);
     let mut groups: Vec<(Step, Vec<Uuid>)> = Vec::new();
     for settled in settled {
         let status = match settled.outcome {
@@ -383,13 +383,16 @@ pub async fn settle(tx: &impl ConnectionTrait, settled: &[&Settled], now: DateTi
             "gave_up" => FAILED,
             _ => PENDING,
         };
-        let key = (status, settled.next_attempt_at, small(settled.status_code), settled.tenant.as_str());
+        let key =
+            (status, settled.next_attempt_at, small(settled.status_code), settled.tenant.as_str(), settled.attempt);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, ids)) => ids.push(settled.delivery_id),
             None => groups.push((key, vec![settled.delivery_id])),
         }
     }
-    for ((status, next_attempt_at, status_code, tenant), ids) in groups {
+    for ((status, next_attempt_at, status_code, tenant, attempt), ids) in groups {
+        // Only the attempt the delivery is at moves it: a late result of an attempt the
+        // scheduler has since replaced (its lease ran out) is logged but changes nothing.
         let update = Query::update()
             .table("webhook_deliveries")
             .value("status", status)
@@ -398,6 +401,8 @@ pub async fn settle(tx: &impl ConnectionTrait, settled: &[&Settled], now: DateTi
             .value("updated_at", now)
             .and_where(Expr::col("tenant").eq(tenant))
             .and_where(Expr::col("id").is_in(ids))
+            .and_where(Expr::col("status").eq(PENDING))
+            .and_where(Expr::col("attempts").eq(i32::try_from(attempt).unwrap_or(i32::MAX)))
             .to_owned();
         tx.execute(&update).await?;
     }

@@ -7,10 +7,12 @@
 //! wait in the endpoint's queue in memory, taken by its workers as they finish (a burst costs no
 //! database round trips). A rate-limited endpoint's attempts each book the next free slot and
 //! wait for it in memory. Whatever waits in memory is safe: its delivery's lease (set when the
-//! command was queued) brings it back through the scheduler if this process dies. Waits longer
-//! than a lease, and a full queue, go back to the database instead (`deliveries::defer`), which
-//! uses up no attempt. No HTTP call runs inside a database transaction: the claim and the result
-//! are two short ones.
+//! command was queued or the fan-out handed it over) brings it back through the scheduler if
+//! this process dies. Rate-limit waits longer than the timeout, a full queue, a hand-over whose
+//! lease ran short while it waited, and whatever waits at shutdown go back to the database
+//! instead (`deliveries::defer`), which uses up no attempt. Each attempt goes to the endpoint as
+//! it is when the attempt starts. No HTTP call runs inside a database transaction: the claim and
+//! the result are two short ones.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -50,6 +52,8 @@ pub struct Dispatcher {
     gates: Mutex<HashMap<Uuid, Gate>>,
     /// Bounds the attempts in flight in this process; all permits back means none is running.
     in_flight: Arc<Semaphore>,
+    /// Set by [`Dispatcher::finish`]: an attempt that wakes from its rate-limit wait goes back.
+    stopping: std::sync::atomic::AtomicBool,
     random: SystemRandom,
 }
 
@@ -158,6 +162,9 @@ const MAX_IN_FLIGHT: u32 = 1024;
 const MAX_WAITING: usize = 100_000;
 /// How far ahead an attempt may be scheduled when the process is full.
 const BUSY: Duration = Duration::from_millis(250);
+/// Lease a handed-over attempt must have left beyond its timeout to be made: room for the
+/// result to be written, and for the clocks of other processes' schedulers.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 impl Dispatcher {
     /// A dispatcher writing `db`, sending with `client`, opening secrets with `vault`; starts
@@ -172,6 +179,7 @@ impl Dispatcher {
             policy,
             gates: Mutex::default(),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             random: SystemRandom::new(),
         }
     }
@@ -186,6 +194,7 @@ impl Dispatcher {
     /// attempt), then waits (up to `limit`) for the attempts in flight to finish and their
     /// results to be written.
     pub async fn finish(&self, limit: Duration) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         let waiting: Vec<Job> = match self.gates.lock() {
             Ok(mut gates) => gates.values_mut().flat_map(|gate| gate.waiting.drain(..)).collect(),
             Err(_) => Vec::new(),
@@ -256,6 +265,9 @@ impl Dispatcher {
                 let this = Arc::clone(self);
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
+                    if this.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        return this.defer(&job, Duration::ZERO).await;
+                    }
                     if let Some((job, wait)) = this.launch(this.admit(job, true)) {
                         this.defer(&job, wait).await;
                     }
@@ -297,15 +309,25 @@ impl Dispatcher {
         }
     }
 
-    /// Claims (unless claimed already), makes and records one attempt.
+    /// Claims (unless claimed already), makes and records one attempt, to the endpoint as it is
+    /// now (read at most [`ENDPOINT_TTL`] ago): one deleted, disabled or moved while the attempt
+    /// waited in memory is not sent to its old address.
     async fn run(&self, job: Job) {
-        let (tenant, command) = (job.tenant.as_str(), &job.command);
-        let payload = match job.claimed {
+        let Job { tenant, command, endpoint: seen, claimed, .. } = job;
+        let tenant = tenant.as_str();
+        let payload = match claimed {
             Some(Claimed { payload, leased_until }) => {
-                if Instant::now() + self.policy.timeout >= leased_until {
-                    // It waited so long that the lease could run out mid-attempt and the
-                    // scheduler send the next one alongside: leave it to the scheduler.
-                    return tracing::info!("a handed-over attempt outwaited its lease; the scheduler queues it");
+                if Instant::now() + self.policy.timeout + LEASE_MARGIN >= leased_until {
+                    // The lease could run out mid-attempt and the scheduler send the next attempt
+                    // alongside: give the claim back, due at once, so the attempt is not lost.
+                    tracing::info!("a handed-over attempt waited too long for its lease; giving it back");
+                    let ids = [command.delivery_id];
+                    if let Err(error) =
+                        deliveries::defer(&self.db, tenant, &ids, command.attempt, true, Utc::now()).await
+                    {
+                        tracing::warn!(%error, "could not give a webhook attempt back; its lease brings it back");
+                    }
+                    return;
                 }
                 Some(payload)
             }
@@ -320,11 +342,27 @@ impl Dispatcher {
                 }
             }
         };
+        let current = match self.endpoints.get(&self.db, tenant, command.endpoint_id).await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the endpoint again; sending as it was queued");
+                Some(seen)
+            }
+        };
+        let endpoint = match current {
+            Some(endpoint) if endpoint.endpoint.active => endpoint,
+            other => {
+                // Kept in the log as a failure, so the owner can replay it once the endpoint is back.
+                let why = if other.is_some() { "the endpoint is disabled" } else { "the endpoint was deleted" };
+                let attempted = Attempted { error: Some(why.into()), ..Attempted::default() };
+                return self.settle(tenant, &command, other, attempted, true).await;
+            }
+        };
         let attempted = match payload {
-            Some(body) => self.attempt(command, &job.endpoint, body).await,
+            Some(body) => self.attempt(&command, &endpoint, body).await,
             None => Attempted { error: Some("the payload was purged".into()), ..Attempted::default() },
         };
-        self.settle(tenant, command, Some(job.endpoint), attempted, false).await;
+        self.settle(tenant, &command, Some(endpoint), attempted, false).await;
     }
 
     /// Takes first attempts straight from the fan-out, saving each a trip through the outbox

@@ -164,9 +164,11 @@ impl Client {
         if let Some(mut kept) = self.idle.take(&key) {
             match kept.sender.send_request(build(&target, headers, body.clone())?).await {
                 Ok(answer) => return Ok(self.read(key, kept, answer).await),
-                // The server closed the kept connection as the request went out: nothing was
-                // answered, so the attempt goes on a new connection.
-                Err(error) if error.is_canceled() || error.is_incomplete_message() || error.is_closed() => {}
+                // The server closed the kept connection (idle too long) as the request went out,
+                // before answering: the attempt goes on a new connection. Had the server read the
+                // request and closed without an answer, the receiver sees it twice under one
+                // `webhook-id`, which it de-duplicates as it does every retry.
+                Err(error) if error.is_canceled() || error.is_incomplete_message() => {}
                 Err(error) => return Err(format!("HTTP: {error}")),
             }
         }

@@ -8,7 +8,8 @@
 //!   the profile, and `nats: {servers, topic, user, pass}`: `user` is a user JWT signed by
 //!   voltbus's NATS account, `pass` that user's nkey seed (connect with both, as a `.creds`
 //!   file holds them). The server lets it subscribe to `topic` and below, nothing else, and
-//!   publish nothing. Without NATS accounts configured, `nats` is null.
+//!   publish nothing, for a day at most (`/user/me` renews them). Without NATS accounts
+//!   configured, `nats` is null.
 //! - `POST /user/me`, `POST /customer/update-notification-token {FCMToken}`,
 //!   `POST /customer/update-info {name, email}`: with `Authorization: Bearer <token>`.
 //!
@@ -251,6 +252,13 @@ impl MobileApi {
             .await
             .map_err(|_| ApiError::unavailable("the database is not reachable"))?
             .ok_or_else(|| ApiError::unauthorized("the session is unknown or has ended; sign in again"))?;
+        let blocked = consumers::customers::find(&self.database, &session.tenant, session.customer_id)
+            .await
+            .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+            .is_none_or(|customer| customer.blocked);
+        if blocked {
+            return Err(ApiError::forbidden("this customer is blocked or gone"));
+        }
         let tenant = TenantId::new(&session.tenant).map_err(|_| ApiError::internal())?;
         Ok(Caller { tenant, customer_id: session.customer_id, token: token.to_owned(), expires_at: session.expires_at })
     }
@@ -315,8 +323,11 @@ impl MobileApi {
                 let topic = subjects::user_topic(&caller.tenant, caller.customer_id);
                 let permissions = Permissions::SubscribeOnly(vec![topic.clone(), format!("{topic}.>")]);
                 let name = format!("{tenant}/{}", caller.customer_id);
+                // A day at most: the server cannot revoke a JWT, so a blocked customer's or an
+                // ended session's credentials must die soon on their own; `/user/me` renews them.
+                let expires_at = caller.expires_at.min(Utc::now() + chrono::Duration::days(1));
                 let credentials = accounts
-                    .user(&name, &permissions, Some(caller.expires_at.timestamp()))
+                    .user(&name, &permissions, Some(expires_at.timestamp()))
                     .map_err(|_| ApiError::internal())?;
                 json!({
                     "servers": self.settings.nats_servers,
