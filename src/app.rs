@@ -75,8 +75,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge_database = engines.database.relaxed().await.context("connecting the edge's database pool")?;
     let vault = webhook_vault(&settings)?;
     let webhooks = publishers::WebhookSetup { vault: vault.clone(), policy: settings.webhooks.url_policy() };
-    let edge_settings =
-        publishers::PartnerSettings { amqp_url: settings.amqp.url.clone(), ..settings.partner.to_edge() };
+    let edge_settings = publishers::PartnerSettings {
+        amqp_url: settings.amqp.url.clone(),
+        charger_offline_after: settings.charging.offline_after(),
+        ..settings.partner.to_edge()
+    };
     let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database.clone(), commands, webhooks);
     if !api_tasks.ready(Duration::from_secs(10)).await {
         tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
@@ -119,6 +122,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
     let subscriptions: Arc<dyn bus::Handler> = Arc::new(consumers::subscriptions::Subscriptions::new(broker));
+    let chargers: Arc<dyn bus::Handler> =
+        Arc::new(consumers::chargers::Chargers::new(settings.charging.offline_after()));
     let db = Some(database.clone());
     // The last figure: most messages handled in one transaction (1: one at a time).
     let groups = [
@@ -152,7 +157,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         (consumers::pricing::topology(), Arc::new(consumers::pricing::Pricing) as Arc<dyn bus::Handler>, db.clone(), 1),
         (consumers::rides::topology(), Arc::new(consumers::rides::Rides) as Arc<dyn bus::Handler>, db.clone(), 1),
         // Integrations' own queues of their tenant's events, set up on the broker.
-        (consumers::subscriptions::topology(), subscriptions, db, 1),
+        (consumers::subscriptions::topology(), subscriptions, db.clone(), 1),
+        // Chargers registered by admins (their status comes over NATS, below).
+        (consumers::chargers::topology(), chargers.clone(), db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {
@@ -194,6 +201,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             Some(database.clone()),
         );
         background.push(tokio::spawn(results.run(when(&drained))));
+        // Chargers' OCPP status notifications.
+        let statuses = JetStreamConsumer::new(
+            nats.clone(),
+            consumers::chargers::status_topology(),
+            ConsumerOptions::default(),
+            chargers,
+            Some(database.clone()),
+        );
+        background.push(tokio::spawn(statuses.run(when(&drained))));
     }
     background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
@@ -327,6 +343,7 @@ fn mobile_api(
         nats_servers: settings.nats.public_url.clone().or_else(|| settings.nats.url.as_deref().map(bus::redact_url)),
         command_timeout: Duration::from_millis(settings.partner.command_timeout_ms),
         body_limit: settings.partner.body_limit_bytes,
+        charger_offline_after: settings.charging.offline_after(),
     };
     // No SMS provider is wired in yet: the log sender is what sends codes.
     tracing::warn!(

@@ -7,9 +7,11 @@
 //! - `engines`: the database and transports chosen by configuration, and their `/health`.
 //! - `app`: `migrate`, `start` and graceful stop ([`Running`]).
 //! - `dead_letters`: listing and replaying a consumer group's dead letters on any transport.
-//! - `simulator`: simulated vehicle devices that answer commands.
+//! - `simulator`: simulated vehicle devices that answer commands; `charger_simulator`: simulated
+//!   chargers reporting their status.
 
 mod app;
+pub mod charger_simulator;
 pub mod dead_letters;
 mod engines;
 pub mod settings;

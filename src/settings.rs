@@ -31,6 +31,8 @@ pub struct Settings {
     pub nats: NatsSettings,
     /// The mobile app's API (`/api/v1`).
     pub mobile: MobileSettings,
+    /// Chargers.
+    pub charging: ChargingSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -74,7 +76,7 @@ impl PartnerSettings {
             command_timeout: std::time::Duration::from_millis(self.command_timeout_ms),
             key_cache_ttl: std::time::Duration::from_millis(self.key_cache_ttl_ms),
             failed_authentications_per_minute: self.failed_authentications_per_minute,
-            amqp_url: None,
+            ..publishers::PartnerSettings::default()
         }
     }
 }
@@ -335,6 +337,27 @@ impl MobileSettings {
     }
 }
 
+/// `[charging]`: chargers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargingSettings {
+    /// A charger not heard from (status or meter values) this long reads as `Offline`.
+    pub offline_after_seconds: u64,
+}
+
+impl Default for ChargingSettings {
+    fn default() -> Self {
+        Self { offline_after_seconds: 300 }
+    }
+}
+
+impl ChargingSettings {
+    /// [`ChargingSettings::offline_after_seconds`] as a duration.
+    pub fn offline_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.offline_after_seconds)
+    }
+}
+
 /// `[amqp]`: RabbitMQ.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,6 +411,7 @@ impl Default for Settings {
             amqp: AmqpSettings::default(),
             nats: NatsSettings::default(),
             mobile: MobileSettings::default(),
+            charging: ChargingSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }

@@ -16,6 +16,7 @@
 //! - `sequences`: per-tenant counters that number what partners are shown.
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
+pub mod chargers;
 mod columns;
 pub mod customers;
 mod database;

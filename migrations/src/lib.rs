@@ -17,6 +17,7 @@ mod m20261124_000009_vehicle_commands;
 mod m20261124_000010_subscriptions;
 mod m20261124_000011_rides;
 mod m20261129_000012_mobile_sign_in;
+mod m20261129_000013_chargers;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_subscriptions::Migration),
             Box::new(m20261124_000011_rides::Migration),
             Box::new(m20261129_000012_mobile_sign_in::Migration),
+            Box::new(m20261129_000013_chargers::Migration),
         ]
     }
 }

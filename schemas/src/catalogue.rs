@@ -155,6 +155,7 @@ catalogue! {
     zones::ZoneChanged,
     pricing::SetPricing,
     pricing::PricingChanged,
+    charging::RegisterCharger,
     charging::ChargerStatusNotification,
     charging::ChargerMeterValues,
     charging::ChargerStateChanged,

@@ -43,7 +43,28 @@ pub enum ChargerState {
     Repair,
     /// In fault.
     Error,
+    /// Not heard from lately (no status or meter values within the configured window).
+    Offline,
 }
+
+/// Register a charger, or replace its master data (organisation admins).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterCharger {
+    /// Charger.
+    pub charger_id: Uuid,
+    /// Its public number, unique in the organisation.
+    pub device_number: String,
+    /// `[longitude, latitude]`, as the EVM seed writes it.
+    pub location: [f64; 2],
+    /// Price per kWh, minor units.
+    pub price: i64,
+    /// Price per minute connected without charging, minor units.
+    pub waiting_price: i64,
+    /// ISO-4217 currency of both prices.
+    pub currency: Currency,
+}
+message!(RegisterCharger, "charger.register", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
 
 /// OCPP `StatusNotification` from a charger (published by chargers on NATS).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

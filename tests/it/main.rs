@@ -5,6 +5,7 @@ mod support;
 
 mod amqp;
 mod binary;
+mod chargers;
 mod embedded;
 mod fleet;
 mod marketplace;

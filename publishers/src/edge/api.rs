@@ -46,6 +46,8 @@ pub struct PartnerSettings {
     /// The broker subscribers connect to (`amqp.url`; its credentials are replaced by each
     /// subscription's); none: no subscriptions.
     pub amqp_url: Option<String>,
+    /// A charger not heard from this long reads as `Offline`.
+    pub charger_offline_after: Duration,
 }
 
 impl Default for PartnerSettings {
@@ -58,6 +60,7 @@ impl Default for PartnerSettings {
             key_cache_ttl: Duration::from_secs(5),
             failed_authentications_per_minute: 30,
             amqp_url: None,
+            charger_offline_after: Duration::from_secs(300),
         }
     }
 }

@@ -11,7 +11,8 @@
 //!   publish nothing, for a day at most (`/user/me` renews them). Without NATS accounts
 //!   configured, `nats` is null.
 //! - `POST /user/me`, `POST /customer/update-notification-token {FCMToken}`,
-//!   `POST /customer/update-info {name, email}`: with `Authorization: Bearer <token>`.
+//!   `POST /customer/update-info {name, email}`, `GET /devices/by-location` (the seed's box
+//!   corners; west above east crosses the antimeridian): with `Authorization: Bearer <token>`.
 //!
 //! Bodies are the seed's, bare; errors use the partner API's envelope (`error.code`). The
 //! organisation is the one the `X-Tenant` header names, else `mobile.tenant`; a session knows
@@ -61,6 +62,8 @@ pub struct MobileSettings {
     pub command_timeout: Duration,
     /// Largest body.
     pub body_limit: usize,
+    /// A charger not heard from this long reads as `Offline`.
+    pub charger_offline_after: Duration,
 }
 
 /// Sends a text message to a phone.
@@ -180,6 +183,13 @@ impl MobileApi {
             "/customer/update-notification-token",
             "/customer/update-info",
         ];
+        if path == "/devices/by-location" {
+            if request.method() != Method::GET {
+                return Err(ApiError::method_not_allowed("GET"));
+            }
+            let caller = self.caller(&request).await?;
+            return Ok((StatusCode::OK, self.chargers_in(&caller, request.uri().query()).await?));
+        }
         if !known.contains(&path.as_str()) {
             return Err(ApiError::not_found("no such route"));
         }
@@ -350,6 +360,59 @@ impl MobileApi {
             "device": Value::Null,
             "nats": nats,
         }))
+    }
+
+    /// `GET /devices/by-location`: the chargers in the seed's box, in the seed's shape.
+    async fn chargers_in(&self, caller: &Caller, query: Option<&str>) -> Result<Value, ApiError> {
+        const CORNERS: [&str; 4] =
+            ["bottom-left-longitude", "bottom-left-latitude", "upper-right-longitude", "upper-right-latitude"];
+        let mut corners = [None; 4];
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(index) = CORNERS.iter().position(|c| *c == name) else {
+                return Err(ApiError::invalid(name, format!("unknown query parameter; use {}", CORNERS.join(", "))));
+            };
+            let number = value.parse::<f64>().ok().filter(|n| n.is_finite());
+            corners[index] = Some(number.ok_or_else(|| ApiError::invalid(name, format!("{name} must be a number")))?);
+        }
+        let mut box_ = [0.0; 4];
+        for ((corner, name), value) in corners.iter().zip(CORNERS).zip(box_.iter_mut()) {
+            *value = corner.ok_or_else(|| ApiError::invalid(name, format!("{name} is required")))?;
+        }
+        let [west, south, east, north] = box_;
+        for (name, longitude) in [(CORNERS[0], west), (CORNERS[2], east)] {
+            if !(-180.0..=180.0).contains(&longitude) {
+                return Err(ApiError::invalid(name, format!("{name} must be -180 to 180")));
+            }
+        }
+        for (name, latitude) in [(CORNERS[1], south), (CORNERS[3], north)] {
+            if !(-90.0..=90.0).contains(&latitude) {
+                return Err(ApiError::invalid(name, format!("{name} must be -90 to 90")));
+            }
+        }
+        if south > north {
+            return Err(ApiError::invalid(CORNERS[1], "the bottom-left corner must be below the upper-right one"));
+        }
+        let tenant = caller.tenant.as_str();
+        // A box wider than the map's view would show is cut at a thousand chargers.
+        let found =
+            consumers::chargers::in_box(&self.database, tenant, box_, self.settings.charger_offline_after, 1_000)
+                .await
+                .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+        let devices: Vec<Value> = found
+            .into_iter()
+            .map(|charger| {
+                json!({
+                    "_id": charger.id,
+                    "deviceNumber": charger.device_number,
+                    "price": charger.price,
+                    "waitingPrice": charger.waiting_price,
+                    "location": charger.location,
+                    "state": charger.state,
+                })
+            })
+            .collect();
+        Ok(Value::Array(devices))
     }
 
     async fn command<M: Message, T: serde::de::DeserializeOwned>(

@@ -8,12 +8,14 @@
 //! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
 //!   callback; `vehicles`: the fleet; `customers` (and their wallets), `rides`, `pricing`; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
+//! - `chargers`: chargers registered by admins, listed with their state.
 //! - `mobile`: the mobile app's API under `/api/v1` (EVM seed: sign-in by SMS code, profile,
 //!   NATS credentials), with its own bearer sessions.
 
 mod api;
 mod audit;
 mod auth;
+mod chargers;
 mod commands;
 mod customers;
 mod health;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::api::PartnerApi;
 use super::auth::Caller;
+use super::chargers;
 use super::customers;
 use super::keys;
 use super::marketplace;
@@ -564,6 +565,39 @@ pub(crate) fn table() -> Vec<Route> {
             status: 200,
             returns: Returns::Item(schema_of::<consumers::Deleted>),
             action: Some(|api, call| Box::pin(zones::delete(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/chargers",
+            operation: "listChargers",
+            summary: "The chargers, with the state their status notifications keep current.",
+            access: Key,
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::chargers::Charger>, &[]),
+            action: Some(|api, call| Box::pin(chargers::list(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/chargers",
+            operation: "registerCharger",
+            summary: "Registers a charger (organisation admins).",
+            access: Admin,
+            body: Some(schema_of::<chargers::ChargerBody>),
+            status: 201,
+            returns: Returns::Item(schema_of::<consumers::chargers::Charger>),
+            action: Some(|api, call| Box::pin(chargers::register(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/chargers/{id}",
+            operation: "getCharger",
+            summary: "One charger.",
+            access: Key,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::chargers::Charger>),
+            action: Some(|api, call| Box::pin(chargers::get(api, call))),
         },
         Route {
             method: Method::GET,

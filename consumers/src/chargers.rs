@@ -1,0 +1,382 @@
+//! Chargers (EVM seed, OCPP vocabulary): registered by admins (`charger.register`, group
+//! `chargers`), kept current from their own OCPP status notifications on NATS (JetStream group
+//! `charger-status`, on `voltbus.{tenant}.chargers.{charger}.status`, the tenant checked against
+//! the subject), and found by the mobile app in a box.
+//!
+//! A connector status maps onto the seed's four states: Available → `Idle`; Preparing,
+//! Charging, SuspendedEV, SuspendedEVSE, Finishing, Reserved → `Busy`; Unavailable → `Repair`;
+//! Faulted → `Error`. A charger not heard from (status or meter values) within `offline_after` is
+//! `Offline` when read. The charger's own timestamp orders notifications: one older than the
+//! state already kept changes nothing, so a late or repeated notification never rolls the state
+//! back. A change of state is announced as `charger.state_changed`. Chargers are single-outlet
+//! devices in the seed: every connector's notification speaks for the charger.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bus::amqp::GroupTopology;
+use bus::nats::JetStreamGroup;
+use bus::outbox;
+use bus::{Context, Handler, HandlerError, Reply};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use schemas::charging::{
+    ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger,
+};
+use schemas::{AnyMessage, Currency, Envelope, routing, subjects};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::outcome::{Outcome, Refusal};
+
+/// The registration commands' group.
+pub const GROUP: &str = "chargers";
+/// The group that takes chargers' status notifications from JetStream.
+pub const STATUS_GROUP: &str = "charger-status";
+
+const SOURCE: &str = "voltbus/chargers";
+const COLUMNS: [&str; 14] = [
+    "charger_id",
+    "device_number",
+    "longitude",
+    "latitude",
+    "price",
+    "waiting_price",
+    "currency",
+    "state",
+    "connector_status",
+    "error_code",
+    "status_at",
+    "last_seen_at",
+    "created_at",
+    "updated_at",
+];
+
+/// The registration commands' queues.
+pub fn topology() -> GroupTopology {
+    GroupTopology::commands(GROUP, vec![routing::command_key_of::<RegisterCharger>()], crate::RETRY_DELAYS.to_vec())
+}
+
+/// Every tenant's chargers' status notifications.
+pub fn status_topology() -> JetStreamGroup {
+    JetStreamGroup::new(
+        STATUS_GROUP,
+        subjects::TELEMETRY_STREAM,
+        format!("{}.*.chargers.*.status", subjects::ROOT),
+        crate::RETRY_DELAYS.to_vec(),
+    )
+    .checking_tenant_in_subject()
+}
+
+/// A charger as admins see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Charger {
+    /// Charger id.
+    pub id: Uuid,
+    /// Public number.
+    pub device_number: String,
+    /// `[longitude, latitude]`.
+    pub location: [f64; 2],
+    /// Price per kWh, minor units.
+    pub price: i64,
+    /// Price per minute connected without charging, minor units.
+    pub waiting_price: i64,
+    /// Currency of both prices.
+    pub currency: Currency,
+    /// The seed's state, `Offline` when not heard from lately.
+    pub state: ChargerState,
+    /// The last OCPP connector status reported.
+    pub connector_status: Option<ConnectorStatus>,
+    /// The last OCPP error code reported.
+    pub error_code: Option<String>,
+    /// The charger's time of its last status notification.
+    pub status_at: Option<DateTime<Utc>>,
+    /// When it was last heard from.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Registered.
+    pub created_at: DateTime<Utc>,
+    /// Master data or state last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The seed's state of a connector status.
+pub fn state_of(status: ConnectorStatus) -> ChargerState {
+    match status {
+        ConnectorStatus::Available => ChargerState::Idle,
+        ConnectorStatus::Preparing
+        | ConnectorStatus::Charging
+        | ConnectorStatus::SuspendedEV
+        | ConnectorStatus::SuspendedEVSE
+        | ConnectorStatus::Finishing
+        | ConnectorStatus::Reserved => ChargerState::Busy,
+        ConnectorStatus::Unavailable => ChargerState::Repair,
+        ConnectorStatus::Faulted => ChargerState::Error,
+    }
+}
+
+fn enum_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn enum_of<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+fn from_row(row: &QueryResult, now: DateTime<Utc>, offline_after: Duration) -> Result<Charger, DbErr> {
+    let (state, currency): (String, String) = (row.try_get("", "state")?, row.try_get("", "currency")?);
+    let connector: Option<String> = row.try_get("", "connector_status")?;
+    let last_seen_at: Option<DateTime<Utc>> = row.try_get("", "last_seen_at")?;
+    let window = chrono::Duration::from_std(offline_after).unwrap_or(chrono::Duration::MAX);
+    let heard = last_seen_at.is_some_and(|at| now - at <= window);
+    Ok(Charger {
+        id: row.try_get("", "charger_id")?,
+        device_number: row.try_get("", "device_number")?,
+        location: [row.try_get("", "longitude")?, row.try_get("", "latitude")?],
+        price: row.try_get("", "price")?,
+        waiting_price: row.try_get("", "waiting_price")?,
+        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("chargers.currency: {e}")))?,
+        state: if heard { enum_of(&state).unwrap_or(ChargerState::Error) } else { ChargerState::Offline },
+        connector_status: connector.as_deref().and_then(enum_of),
+        error_code: row.try_get("", "error_code")?,
+        status_at: row.try_get("", "status_at")?,
+        last_seen_at,
+        created_at: row.try_get("", "created_at")?,
+        updated_at: row.try_get("", "updated_at")?,
+    })
+}
+
+fn select(tenant: &str) -> SelectStatement {
+    Query::select().columns(COLUMNS).from("chargers").and_where(Expr::col("tenant").eq(tenant)).to_owned()
+}
+
+/// Charger `id` of `tenant`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    offline_after: Duration,
+) -> Result<Option<Charger>, DbErr> {
+    let query = select(tenant).and_where(Expr::col("charger_id").eq(id)).to_owned();
+    db.query_one(&query).await?.map(|row| from_row(&row, Utc::now(), offline_after)).transpose()
+}
+
+/// One page of `tenant`'s chargers by number, and how many there are.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    offline_after: Duration,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Charger>, u64), DbErr> {
+    let query = select(tenant).order_by("device_number", Order::Asc).to_owned();
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
+    let now = Utc::now();
+    Ok((rows.iter().map(|row| from_row(row, now, offline_after)).collect::<Result<_, _>>()?, total))
+}
+
+/// `tenant`'s chargers inside the box `[west, south, east, north]` (west > east: the box crosses
+/// the antimeridian), at most `limit`, by number.
+pub async fn in_box(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    [west, south, east, north]: [f64; 4],
+    offline_after: Duration,
+    limit: u64,
+) -> Result<Vec<Charger>, DbErr> {
+    let longitude = if west <= east {
+        Expr::col("longitude").between(west, east)
+    } else {
+        Expr::col("longitude").gte(west).or(Expr::col("longitude").lte(east))
+    };
+    let query = select(tenant)
+        .and_where(Expr::col("latitude").between(south, north))
+        .and_where(longitude)
+        .order_by("device_number", Order::Asc)
+        .limit(limit)
+        .to_owned();
+    let now = Utc::now();
+    db.query_all(&query).await?.iter().map(|row| from_row(row, now, offline_after)).collect()
+}
+
+/// Registers a charger or replaces its master data; its state stays its own.
+async fn register(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    command: &RegisterCharger,
+    offline_after: Duration,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Charger>, DbErr> {
+    let taken = Query::select()
+        .column("charger_id")
+        .from("chargers")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("device_number").eq(command.device_number.as_str()))
+        .and_where(Expr::col("charger_id").ne(command.charger_id))
+        .to_owned();
+    if tx.query_one(&taken).await?.is_some() {
+        let number = &command.device_number;
+        return Ok(Outcome::Refused(Refusal::conflict(format!("device number {number} is another charger's"))));
+    }
+    let [longitude, latitude] = command.location;
+    let insert = Query::insert()
+        .into_table("chargers")
+        .columns([
+            "charger_id",
+            "tenant",
+            "device_number",
+            "longitude",
+            "latitude",
+            "price",
+            "waiting_price",
+            "currency",
+            "state",
+            "created_at",
+            "updated_at",
+        ])
+        .values_panic([
+            command.charger_id.into(),
+            tenant.into(),
+            command.device_number.as_str().into(),
+            longitude.into(),
+            latitude.into(),
+            command.price.into(),
+            command.waiting_price.into(),
+            command.currency.as_str().into(),
+            enum_text(&ChargerState::Idle).into(),
+            now.into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::column("charger_id")
+                .update_columns([
+                    "device_number",
+                    "longitude",
+                    "latitude",
+                    "price",
+                    "waiting_price",
+                    "currency",
+                    "updated_at",
+                ])
+                .action_and_where(Expr::col(("chargers", "tenant")).eq(tenant))
+                .to_owned(),
+        )
+        .to_owned();
+    if tx.execute(&insert).await?.rows_affected() == 0 {
+        // The id is another organisation's charger.
+        return Ok(Outcome::Refused(Refusal::conflict(format!("charger id {} is taken", command.charger_id))));
+    }
+    match find(tx, tenant, command.charger_id, offline_after).await? {
+        Some(charger) => Ok(Outcome::Done(charger)),
+        None => Err(DbErr::RecordNotFound(format!("charger {} after registering it", command.charger_id))),
+    }
+}
+
+/// Keeps a status notification unless the charger already reported a newer one; announces a
+/// change of state.
+async fn record_status(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    status: &ChargerStatusNotification,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let tenant = message.tenant.as_str();
+    let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
+    let mut current = Query::select()
+        .columns(["device_number", "state", "status_at"])
+        .from("chargers")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("charger_id").eq(status.charger_id))
+        .to_owned();
+    crate::database::for_update(tx, &mut current);
+    let Some(row) = tx.query_one(&current).await.map_err(retryable)? else {
+        return Err(HandlerError::Permanent(format!("charger {} is not registered in {tenant}", status.charger_id)));
+    };
+    let (number, previous): (String, String) =
+        (row.try_get("", "device_number").map_err(retryable)?, row.try_get("", "state").map_err(retryable)?);
+    let status_at: Option<DateTime<Utc>> = row.try_get("", "status_at").map_err(retryable)?;
+    let mut update = Query::update()
+        .table("chargers")
+        .value("last_seen_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("charger_id").eq(status.charger_id))
+        .to_owned();
+    let newer = status_at.is_none_or(|at| status.timestamp > at);
+    let state = state_of(status.status);
+    if newer {
+        update
+            .value("state", enum_text(&state))
+            .value("connector_status", enum_text(&status.status))
+            .value("error_code", status.error_code.as_str())
+            .value("status_at", status.timestamp)
+            .value("updated_at", now);
+    }
+    tx.execute(&update).await.map_err(retryable)?;
+    let previous_state: ChargerState = enum_of(&previous).unwrap_or(ChargerState::Idle);
+    if newer && previous_state != state {
+        let changed =
+            ChargerStateChanged { charger_id: status.charger_id, device_number: number, previous_state, state };
+        outbox::enqueue_event(tx, message, SOURCE, changed).await.map_err(retryable)?;
+    }
+    Ok(())
+}
+
+/// Handles registrations and status notifications.
+pub struct Chargers {
+    offline_after: Duration,
+}
+
+impl Chargers {
+    /// Chargers not heard from within `offline_after` read as `Offline`.
+    pub fn new(offline_after: Duration) -> Self {
+        Self { offline_after }
+    }
+}
+
+impl Handler for Chargers {
+    fn handle<'a>(
+        &'a self,
+        context: Context<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
+        Box::pin(async move {
+            let tx = context.database(GROUP)?;
+            let message = context.message;
+            let now = Utc::now();
+            match &message.data {
+                AnyMessage::RegisterCharger(command) => {
+                    let outcome = register(tx, message.tenant.as_str(), command, self.offline_after, now).await;
+                    outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
+                }
+                AnyMessage::ChargerStatusNotification(status) => {
+                    record_status(tx, message, status, now).await.map(|()| None)
+                }
+                _ => Err(HandlerError::unhandled(message)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_statuses_map_onto_the_seeds_states() {
+        assert_eq!(state_of(ConnectorStatus::Available), ChargerState::Idle);
+        for busy in [
+            ConnectorStatus::Preparing,
+            ConnectorStatus::Charging,
+            ConnectorStatus::SuspendedEV,
+            ConnectorStatus::SuspendedEVSE,
+            ConnectorStatus::Finishing,
+        ] {
+            assert_eq!(state_of(busy), ChargerState::Busy);
+        }
+        assert_eq!(state_of(ConnectorStatus::Unavailable), ChargerState::Repair);
+        assert_eq!(state_of(ConnectorStatus::Faulted), ChargerState::Error);
+        assert_eq!(enum_text(&ChargerState::Idle), "Idle");
+        assert_eq!(enum_of::<ConnectorStatus>("SuspendedEV"), Some(ConnectorStatus::SuspendedEV));
+    }
+}
