@@ -123,8 +123,7 @@ async fn signs_in_and_prints_its_charging_message() {
 
     // voltbus on its embedded default, with that NATS for the realtime channel.
     let (operator, account) = accounts.seeds().unwrap();
-    let mut settings = voltbus::Settings::default();
-    settings.data_dir = dir.join("data");
+    let mut settings = voltbus::Settings { data_dir: dir.join("data"), ..Default::default() };
     settings.http.bind = "127.0.0.1:0".parse().unwrap();
     settings.nats.url = Some(url.clone());
     settings.nats.operator_seed = Some(operator);
