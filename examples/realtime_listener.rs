@@ -145,7 +145,8 @@ async fn signs_in_and_prints_its_charging_message() {
     let tenant = TenantId::new("example").unwrap();
     let topic = nats["topic"].as_str().unwrap();
     let user: uuid::Uuid = topic.rsplit('.').next().unwrap().parse().unwrap();
-    let progress = ChargingProgress { energy: 1.0, waiting_time: 0, amount: 100, currency: Currency::MNT };
+    let progress =
+        ChargingProgress { energy: 1.0, waiting_time: 0, amount: 100, currency: Currency::MNT, purchase_id: None };
     let envelope = Envelope::new(tenant.clone(), "example", progress).with_subject(user.to_string());
     // The subscription may not be registered yet: publish until the listener has its message.
     for _ in 0..50 {

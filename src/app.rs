@@ -124,6 +124,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let subscriptions: Arc<dyn bus::Handler> = Arc::new(consumers::subscriptions::Subscriptions::new(broker));
     let chargers: Arc<dyn bus::Handler> =
         Arc::new(consumers::chargers::Chargers::new(settings.charging.offline_after()));
+    let charging: Arc<dyn bus::Handler> =
+        Arc::new(consumers::charging::Charging::new(settings.charging.offline_after()));
     let db = Some(database.clone());
     // The last figure: most messages handled in one transaction (1: one at a time).
     let groups = [
@@ -159,7 +161,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Integrations' own queues of their tenant's events, set up on the broker.
         (consumers::subscriptions::topology(), subscriptions, db.clone(), 1),
         // Chargers registered by admins (their status comes over NATS, below).
-        (consumers::chargers::topology(), chargers.clone(), db, 1),
+        (consumers::chargers::topology(), chargers.clone(), db.clone(), 1),
+        // Charging sessions the app starts and finishes (their meter values come over NATS).
+        (consumers::charging::topology(), charging.clone(), db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {
@@ -210,6 +214,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             Some(database.clone()),
         );
         background.push(tokio::spawn(statuses.run(when(&drained))));
+        // Chargers' meter values: idempotent by the charger's timestamps, so no inbox; each
+        // reading's progress goes to the app right after its commit.
+        let meters = JetStreamConsumer::new(
+            nats.clone(),
+            consumers::charging::meter_topology(),
+            ConsumerOptions::default(),
+            charging,
+            Some(database.clone()),
+        )
+        .without_inbox(engines.publisher());
+        background.push(tokio::spawn(meters.run(when(&drained))));
     }
     background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.

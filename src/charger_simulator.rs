@@ -2,13 +2,13 @@
 //! notifications would reach voltbus, so that tests and the demo run without hardware.
 //!
 //! A simulated charger publishes `StatusNotification`s (connector status, error code, its own
-//! timestamp) to `voltbus.{tenant}.chargers.{charger}.status` on JetStream, with the credentials
-//! of a charger of its organisation.
+//! timestamp) to `voltbus.{tenant}.chargers.{charger}.status` and `MeterValues` (its energy
+//! register) to `….meter` on JetStream, as a charger of its organisation would.
 
 use bus::PublishError;
 use bus::nats::NatsConnection;
 use chrono::{DateTime, Utc};
-use schemas::charging::{ChargerStatusNotification, ConnectorStatus};
+use schemas::charging::{ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, SampledValue};
 use schemas::{Envelope, TenantId, subjects};
 use uuid::Uuid;
 
@@ -47,5 +47,25 @@ impl SimulatedCharger {
         };
         let envelope = Envelope::new(self.tenant.clone(), "voltbus/charger-simulator", notification);
         self.nats.publish_durable(subjects::charger_status(&self.tenant, self.charger_id), &envelope).await
+    }
+
+    /// Reports the energy register (`Energy.Active.Import.Register`) reading `value` in `unit`
+    /// (`Wh` or `kWh`), as sampled at `at`.
+    pub async fn meter(&self, value: f64, unit: &str, at: DateTime<Utc>) -> Result<(), PublishError> {
+        let values = ChargerMeterValues {
+            charger_id: self.charger_id,
+            connector_id: 1,
+            transaction_id: None,
+            meter_value: vec![MeterValue {
+                timestamp: at,
+                sampled_value: vec![SampledValue {
+                    value: value.to_string(),
+                    measurand: "Energy.Active.Import.Register".into(),
+                    unit: unit.into(),
+                }],
+            }],
+        };
+        let envelope = Envelope::new(self.tenant.clone(), "voltbus/charger-simulator", values);
+        self.nats.publish_durable(subjects::charger_meter(&self.tenant, self.charger_id), &envelope).await
     }
 }

@@ -43,6 +43,12 @@ pub enum Destination {
         /// Subject.
         subject: String,
     },
+    /// A core NATS subject, in binary mode (the body is the message's data alone): realtime
+    /// messages to mobile apps, at most once to whoever subscribes at that moment.
+    Realtime {
+        /// Subject.
+        subject: String,
+    },
 }
 
 impl Destination {
@@ -108,6 +114,7 @@ pub async fn enqueue_encoded(db: &impl ConnectionTrait, messages: &[Outgoing]) -
         let (transport, target, routing_key) = match &message.destination {
             Destination::Amqp { exchange, routing_key } => ("amqp", exchange.clone(), Some(routing_key.clone())),
             Destination::Nats { subject } => ("nats", subject.clone(), None),
+            Destination::Realtime { subject } => ("realtime", subject.clone(), None),
         };
         insert.values_panic([
             message.id.into(),
@@ -230,6 +237,18 @@ impl Publisher {
                 }
                 (None, None) => Err(PublishError::Disconnected("no NATS connection configured".into())),
             },
+            Destination::Realtime { subject } => {
+                let envelope = Envelope::<Value>::parse(message.payload.as_bytes())
+                    .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+                match (&self.nats, &self.embedded) {
+                    (Some(nats), _) => nats.publish_realtime(subject.clone(), &envelope).await,
+                    (None, Some(embedded)) => {
+                        embedded.publish_realtime(subject.clone(), message.payload.as_bytes().to_vec());
+                        Ok(())
+                    }
+                    (None, None) => Err(PublishError::Disconnected("no NATS connection configured".into())),
+                }
+            }
         }
     }
 
@@ -381,6 +400,7 @@ impl Relay {
                 let target: String = r.try_get("", "destination")?;
                 let destination = match transport.as_str() {
                     "nats" => Destination::Nats { subject: target },
+                    "realtime" => Destination::Realtime { subject: target },
                     _ => Destination::Amqp {
                         exchange: target,
                         routing_key: r.try_get::<Option<String>>("", "routing_key")?.unwrap_or_default(),

@@ -19,7 +19,7 @@ use bus::amqp::GroupTopology;
 use bus::nats::JetStreamGroup;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use schemars::JsonSchema;
 use schemas::charging::{
     ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger,
@@ -65,7 +65,7 @@ pub fn status_topology() -> JetStreamGroup {
     JetStreamGroup::new(
         STATUS_GROUP,
         subjects::TELEMETRY_STREAM,
-        format!("{}.*.chargers.*.status", subjects::ROOT),
+        subjects::every_charger_status(),
         crate::RETRY_DELAYS.to_vec(),
     )
     .checking_tenant_in_subject()
@@ -303,14 +303,16 @@ async fn record_status(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("charger_id").eq(status.charger_id))
         .to_owned();
-    let newer = status_at.is_none_or(|at| status.timestamp > at);
+    // At the database's precision (microseconds), so a notification sent twice compares equal.
+    let reported_at = status.timestamp.trunc_subsecs(6);
+    let newer = status_at.is_none_or(|at| reported_at > at);
     let state = state_of(status.status);
     if newer {
         update
             .value("state", enum_text(&state))
             .value("connector_status", enum_text(&status.status))
             .value("error_code", status.error_code.as_str())
-            .value("status_at", status.timestamp)
+            .value("status_at", reported_at)
             .value("updated_at", now);
     }
     tx.execute(&update).await.map_err(retryable)?;
@@ -319,6 +321,11 @@ async fn record_status(
         let changed =
             ChargerStateChanged { charger_id: status.charger_id, device_number: number, previous_state, state };
         outbox::enqueue_event(tx, message, SOURCE, changed).await.map_err(retryable)?;
+    }
+    if newer {
+        crate::charging::stopped_by_charger(tx, message, status.charger_id, state, status.timestamp, now)
+            .await
+            .map_err(retryable)?;
     }
     Ok(())
 }

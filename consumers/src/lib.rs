@@ -17,6 +17,7 @@
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
 pub mod chargers;
+pub mod charging;
 mod columns;
 pub mod customers;
 mod database;

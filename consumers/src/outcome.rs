@@ -62,6 +62,8 @@ pub mod codes {
     pub const TOO_MANY_ATTEMPTS: &str = "TOO_MANY_ATTEMPTS";
     /// Too many requests of one kind (sign-in codes for one phone).
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// The charger is not free to start a session (busy, out of order, offline).
+    pub const CHARGER_UNAVAILABLE: &str = "CHARGER_UNAVAILABLE";
 }
 
 /// The answer of a command that deleted something (a key, an endpoint, a vehicle, a zone).

@@ -18,6 +18,7 @@ mod m20261124_000010_subscriptions;
 mod m20261124_000011_rides;
 mod m20261129_000012_mobile_sign_in;
 mod m20261129_000013_chargers;
+mod m20261129_000014_charging_sessions;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_rides::Migration),
             Box::new(m20261129_000012_mobile_sign_in::Migration),
             Box::new(m20261129_000013_chargers::Migration),
+            Box::new(m20261129_000014_charging_sessions::Migration),
         ]
     }
 }

@@ -164,6 +164,7 @@ catalogue! {
     charging::ChargingStarted,
     charging::ChargingProgress,
     charging::ChargingFinished,
+    charging::ChargerRemoteCommand,
     payments::PayPurchase,
     payments::LeaveFeedback,
     payments::ReplenishBalance,

@@ -192,8 +192,34 @@ pub struct ChargingProgress {
     pub amount: i64,
     /// ISO-4217 currency of `amount`.
     pub currency: Currency,
+    /// Set on the session's last message: the purchase to pay (the session ended, by the app's
+    /// `finish` or by the charger itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_id: Option<Uuid>,
 }
 message!(ChargingProgress, "CHARGING", (1, 0), Event, Charging, |_m| None);
+
+/// OCPP's remote actions voltbus asks a charger for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RemoteAction {
+    /// Start charging (a session began).
+    RemoteStartTransaction,
+    /// Stop charging (the session was finished).
+    RemoteStopTransaction,
+}
+
+/// A command to a charger, on `voltbus.{tenant}.chargers.{charger}.commands` (JetStream).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargerRemoteCommand {
+    /// Charger.
+    pub charger_id: Uuid,
+    /// The charging session it is for (OCPP's `idTag`).
+    pub session_id: Uuid,
+    /// What to do.
+    pub action: RemoteAction,
+}
+message!(ChargerRemoteCommand, "charger.remote_command", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
 
 /// A charging session finished and its purchase was created.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

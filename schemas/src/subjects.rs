@@ -102,6 +102,21 @@ pub fn charger_meter(tenant: &TenantId, charger: Uuid) -> String {
     format!("{ROOT}.{tenant}.chargers.{charger}.meter")
 }
 
+/// Where a charger takes voltbus's remote commands.
+pub fn charger_commands(tenant: &TenantId, charger: Uuid) -> String {
+    format!("{ROOT}.{tenant}.chargers.{charger}.commands")
+}
+
+/// Every charger's meter values, of every tenant.
+pub fn every_charger_meter() -> String {
+    format!("{ROOT}.*.chargers.*.meter")
+}
+
+/// Every charger's status notifications, of every tenant.
+pub fn every_charger_status() -> String {
+    format!("{ROOT}.*.chargers.*.status")
+}
+
 /// Where a domain event is published on NATS.
 pub fn event(tenant: &TenantId, descriptor: &Descriptor) -> String {
     format!("{ROOT}.{tenant}.events.{}.{}", descriptor.domain, descriptor.type_name)

@@ -247,6 +247,7 @@ fn realtime_messages_carry_the_seed_body_alone_in_binary_mode() {
         waiting_time: 30,
         amount: 1500,
         currency: schemas::Currency::MNT,
+        purchase_id: None,
     };
     let envelope = Envelope::new(tenant, "voltbus/charging", progress.clone()).with_subject("user-1");
     let binary = envelope.to_binary();

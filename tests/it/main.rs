@@ -6,6 +6,7 @@ mod support;
 mod amqp;
 mod binary;
 mod chargers;
+mod charging;
 mod embedded;
 mod fleet;
 mod marketplace;

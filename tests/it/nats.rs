@@ -18,7 +18,8 @@ async fn realtime_round_trip_carries_the_seed_body() {
     let subject = subjects::user_channel(&tenant, user, Channel::Charging);
     let mut subscriber = nats.subscribe(subject.clone()).await.unwrap();
 
-    let progress = ChargingProgress { energy: 3.5, waiting_time: 12, amount: 2100, currency: Currency::MNT };
+    let progress =
+        ChargingProgress { energy: 3.5, waiting_time: 12, amount: 2100, currency: Currency::MNT, purchase_id: None };
     let envelope = Envelope::new(tenant.clone(), "voltbus/test", progress).with_subject(user.to_string());
     nats.publish_realtime(subject, &envelope).await.unwrap();
 
@@ -83,7 +84,8 @@ async fn a_tenants_subject_tree_never_carries_another_tenants_messages() {
     let (acme, rival) = (tenant(), tenant());
     let mut acme_everything = nats.subscribe(subjects::tenant_wildcard(&acme)).await.unwrap();
     let user = uuid::Uuid::now_v7();
-    let progress = ChargingProgress { energy: 1.0, waiting_time: 0, amount: 10, currency: Currency::MNT };
+    let progress =
+        ChargingProgress { energy: 1.0, waiting_time: 0, amount: 10, currency: Currency::MNT, purchase_id: None };
     // The same user id under the rival tenant: a different subject tree.
     let rival_message = Envelope::new(rival.clone(), "voltbus/test", progress.clone());
     nats.publish_realtime(subjects::user_channel(&rival, user, Channel::Charging), &rival_message).await.unwrap();

@@ -12,7 +12,9 @@
 //!   configured, `nats` is null.
 //! - `POST /user/me`, `POST /customer/update-notification-token {FCMToken}`,
 //!   `POST /customer/update-info {name, email}`, `GET /devices/by-location` (the seed's box
-//!   corners; west above east crosses the antimeridian): with `Authorization: Bearer <token>`.
+//!   corners; west above east crosses the antimeridian), `POST /devices/:id/start` and
+//!   `/finish` (the purchase's `{id}`): with `Authorization: Bearer <token>`. The sign-in's
+//!   `device` is the charger of the caller's session in progress.
 //!
 //! Bodies are the seed's, bare; errors use the partner API's envelope (`error.code`). The
 //! organisation is the one the `X-Tenant` header names, else `mobile.tenant`; a session knows
@@ -31,6 +33,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+use schemas::charging::{FinishCharging, StartCharging};
 use schemas::customers::{CustomerProfile, RequestSignInCode, SetNotificationToken, SignIn, UpdateCustomer};
 use schemas::{Envelope, Message, TenantId, subjects};
 use sea_orm::DatabaseConnection;
@@ -183,6 +186,16 @@ impl MobileApi {
             "/customer/update-notification-token",
             "/customer/update-info",
         ];
+        if let Some((id, action)) = path.strip_prefix("/devices/").and_then(|rest| rest.split_once('/'))
+            && (action == "start" || action == "finish")
+        {
+            if request.method() != Method::POST {
+                return Err(ApiError::method_not_allowed("POST"));
+            }
+            let caller = self.caller(&request).await?;
+            let charger_id: Uuid = id.parse().map_err(|_| ApiError::not_found(format!("no charger {id}")))?;
+            return Ok((StatusCode::OK, self.charge(&caller, charger_id, action == "start").await?));
+        }
         if path == "/devices/by-location" {
             if request.method() != Method::GET {
                 return Err(ApiError::method_not_allowed("GET"));
@@ -357,8 +370,51 @@ impl MobileApi {
                 "phone": profile.phone.clone().unwrap_or_default(),
                 "balance": wallet.balance_cents,
             },
-            "device": Value::Null,
+            "device": self.device(caller).await?,
             "nats": nats,
+        }))
+    }
+
+    /// `POST /devices/:id/start` (answers `{}`) and `/finish` (answers the purchase's `{id}`).
+    async fn charge(&self, caller: &Caller, charger_id: Uuid, start: bool) -> Result<Value, ApiError> {
+        let user_id = caller.customer_id;
+        if start {
+            let command = StartCharging { session_id: Uuid::now_v7(), charger_id, user_id };
+            let _: Value = self.command(&caller.tenant, command).await?;
+            return Ok(json!({}));
+        }
+        let tenant = caller.tenant.as_str();
+        let session = consumers::charging::active_of(&self.database, tenant, user_id)
+            .await
+            .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+            .filter(|session| session.charger_id == charger_id)
+            .ok_or_else(|| ApiError::not_found("you are not charging at this charger"))?;
+        let finish = FinishCharging { session_id: session.id, charger_id, user_id };
+        let finished: Value = self.command(&caller.tenant, finish).await?;
+        Ok(finished)
+    }
+
+    /// The charger of the caller's active session, in the seed's `device` shape.
+    async fn device(&self, caller: &Caller) -> Result<Value, ApiError> {
+        let unavailable = |_| ApiError::unavailable("the database is not reachable");
+        let tenant = caller.tenant.as_str();
+        let Some(session) =
+            consumers::charging::active_of(&self.database, tenant, caller.customer_id).await.map_err(unavailable)?
+        else {
+            return Ok(Value::Null);
+        };
+        let offline_after = self.settings.charger_offline_after;
+        let charger = consumers::chargers::find(&self.database, tenant, session.charger_id, offline_after)
+            .await
+            .map_err(unavailable)?;
+        Ok(charger.map_or(Value::Null, |charger| {
+            json!({
+                "_id": charger.id,
+                "deviceNumber": charger.device_number,
+                "location": charger.location,
+                "waitingPrice": charger.waiting_price,
+                "price": charger.price,
+            })
         }))
     }
 

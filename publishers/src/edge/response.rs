@@ -186,6 +186,7 @@ impl ApiError {
             codes::INVALID_CODE => (StatusCode::UNAUTHORIZED, codes::INVALID_CODE),
             codes::TOO_MANY_ATTEMPTS => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY_ATTEMPTS),
             codes::RATE_LIMITED => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
+            codes::CHARGER_UNAVAILABLE => (StatusCode::CONFLICT, codes::CHARGER_UNAVAILABLE),
             _ => return Self::invalid("", message),
         };
         Self::new(status, code, message)

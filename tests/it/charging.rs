@@ -1,0 +1,190 @@
+//! Charging sessions end to end (EVM seed) through real HTTP, RabbitMQ, PostgreSQL and a
+//! nats-server of the test's own in operator mode: the app starts a session on an idle
+//! charger, follows `CHARGING` on its own channel while the charger's meter values price it,
+//! and finishes it into a purchase; a charger that stops by itself ends the session too.
+
+use std::time::Duration;
+
+use async_nats::ConnectOptions;
+use bus::nats::NatsConnection;
+use bus::nats::accounts::{Accounts, Credentials, Permissions};
+use chrono::Utc;
+use futures_util::StreamExt;
+use schemas::TenantId;
+use schemas::charging::ConnectorStatus;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use voltbus::charger_simulator::SimulatedCharger;
+
+use crate::partner::{Platform, error_code};
+use crate::private_nats::PrivateNats;
+use crate::support::request;
+
+/// A signed-in app: its token and the sign-in's `nats`.
+struct App<'a> {
+    platform: &'a Platform,
+    tenant: String,
+    token: String,
+    nats: Value,
+}
+
+impl<'a> App<'a> {
+    async fn sign_in(platform: &'a Platform, tenant: &str, phone: &str) -> Self {
+        let headers = [("x-tenant", tenant)];
+        let body = json!({ "phone": phone }).to_string();
+        request(platform.addr(), "POST", "/api/v1/user/otp-request", &headers, Some(&body)).await;
+        let body = json!({ "phone": phone, "code": "0000" }).to_string();
+        let (status, signed_in, _) =
+            request(platform.addr(), "POST", "/api/v1/user/otp-check", &headers, Some(&body)).await;
+        assert_eq!(status, 200, "{signed_in}");
+        let token = signed_in["token"].as_str().unwrap().to_owned();
+        Self { platform, tenant: tenant.to_owned(), token, nats: signed_in["nats"].clone() }
+    }
+
+    async fn post(&self, path: &str) -> (u16, Value) {
+        let bearer = format!("Bearer {}", self.token);
+        let headers = [("authorization", bearer.as_str()), ("x-tenant", self.tenant.as_str())];
+        let (status, body, _) =
+            request(self.platform.addr(), "POST", &format!("/api/v1{path}"), &headers, Some("{}")).await;
+        (status, body)
+    }
+
+    /// Its `CHARGING` channel, with its own credentials.
+    async fn charging(&self, server: &PrivateNats) -> async_nats::Subscriber {
+        let credentials = Credentials {
+            jwt: self.nats["user"].as_str().unwrap().to_owned(),
+            seed: self.nats["pass"].as_str().unwrap().to_owned(),
+        };
+        let client =
+            ConnectOptions::with_credentials(&credentials.creds_file()).unwrap().connect(server.url()).await.unwrap();
+        let subscriber = client.subscribe(format!("{}.CHARGING", self.nats["topic"].as_str().unwrap())).await.unwrap();
+        client.flush().await.unwrap();
+        subscriber
+    }
+}
+
+async fn next(channel: &mut async_nats::Subscriber) -> Value {
+    let message =
+        tokio::time::timeout(Duration::from_secs(10), channel.next()).await.expect("a CHARGING message").unwrap();
+    serde_json::from_slice(&message.payload).unwrap()
+}
+
+/// Waits until the charger's state (as the partner API reads it) is `state`.
+async fn state_becomes(platform: &Platform, admin: &str, charger: Uuid, state: &str) {
+    for _ in 0..100 {
+        let (_, found, _) = platform.call(admin, "GET", &format!("/chargers/{charger}"), None).await;
+        if found["data"]["state"] == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("charger {charger} never became {state}");
+}
+
+#[tokio::test]
+async fn a_session_is_priced_from_the_chargers_meter_and_ends_in_a_purchase() {
+    let accounts = Accounts::generate();
+    let server = PrivateNats::with_config(&accounts.server_config().unwrap());
+    let (operator, account) = accounts.seeds().unwrap();
+    let platform = Platform::start_with(|s| {
+        s.nats.url = Some(server.url());
+        s.nats.operator_seed = Some(operator);
+        s.nats.account_seed = Some(account);
+        s.mobile.dev_code = Some("0000".into());
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let mut ids = Vec::new();
+    for number in ["UB-001", "UB-002"] {
+        let body = json!({ "device_number": number, "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
+        let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["data"]["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    let (charger_id, busy_id) = (ids[0], ids[1]);
+    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
+    let nats = NatsConnection::connect_with(&server.url(), "test-chargers", Some(device.creds_file())).await.unwrap();
+    let tenant_id = TenantId::new(&tenant).unwrap();
+    let charger = SimulatedCharger::new(nats.clone(), tenant_id.clone(), charger_id);
+    let busy = SimulatedCharger::new(nats.clone(), tenant_id, busy_id);
+    charger.report(ConnectorStatus::Available).await.unwrap();
+    busy.report(ConnectorStatus::Charging).await.unwrap();
+    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    state_becomes(&platform, &admin, busy_id, "Busy").await;
+
+    let alice = App::sign_in(&platform, &tenant, "+97686661488").await;
+    let bob = App::sign_in(&platform, &tenant, "+97699112233").await;
+    let mut alice_channel = alice.charging(&server).await;
+    let mut bob_channel = bob.charging(&server).await;
+
+    // Only an idle charger, one session at a time.
+    let (status, body) = alice.post(&format!("/devices/{busy_id}/start")).await;
+    assert_eq!((status, error_code(&body)), (409, "CHARGER_UNAVAILABLE"), "{body}");
+    let (status, body) = alice.post(&format!("/devices/{charger_id}/start")).await;
+    assert_eq!((status, &body), (200, &json!({})), "{body}");
+    let (status, body) = bob.post(&format!("/devices/{charger_id}/start")).await;
+    assert_eq!((status, error_code(&body)), (409, "CHARGER_UNAVAILABLE"), "{body}");
+    let (status, me) = alice.post("/user/me").await;
+    assert_eq!((status, &me["device"]["_id"]), (200, &json!(charger_id)), "{me}");
+    assert_eq!(me["device"]["price"], 450);
+
+    // The charger's register: 10 kWh at start, 11 after 2 s, no flow for 2 s, then 12.5 (in kWh).
+    let t0 = Utc::now() + chrono::Duration::seconds(1);
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    charger.meter(10_000.0, "Wh", at(0)).await.unwrap();
+    charger.meter(11_000.0, "Wh", at(2)).await.unwrap();
+    charger.meter(11_000.0, "Wh", at(4)).await.unwrap();
+    charger.meter(12.5, "kWh", at(6)).await.unwrap();
+    // The same reading again changes nothing.
+    charger.meter(12.5, "kWh", at(6)).await.unwrap();
+    let mut last = Value::Null;
+    let mut messages = 0;
+    while last["energy"] != 2.5 {
+        last = next(&mut alice_channel).await;
+        messages += 1;
+    }
+    assert!(messages >= 3, "only {messages} CHARGING messages");
+    // 2.5 kWh at 450 = 1125; 2 s without flow = 1 started minute at 50.
+    assert_eq!(last, json!({ "energy": 2.5, "waitingTime": 2, "amount": 1175, "currency": "MNT" }));
+
+    // Bob cannot finish alice's session; alice finishes it into a purchase.
+    let (status, body) = bob.post(&format!("/devices/{charger_id}/finish")).await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
+    let (status, finished) = alice.post(&format!("/devices/{charger_id}/finish")).await;
+    assert_eq!(status, 200, "{finished}");
+    let purchase = finished["id"].as_str().unwrap().to_owned();
+    let rows = platform
+        .sql(&format!("SELECT amount, status, energy_kwh FROM purchases WHERE purchase_id = '{purchase}'"))
+        .await;
+    assert_eq!(rows[0].try_get::<i64>("", "amount").unwrap(), 1175);
+    assert_eq!(rows[0].try_get::<String>("", "status").unwrap(), "pending");
+    // The reading sent twice made no second message: the next one is the last, with the purchase.
+    let last = next(&mut alice_channel).await;
+    assert_eq!((last["purchaseId"].as_str(), last["amount"].as_i64()), (Some(purchase.as_str()), Some(1175)), "{last}");
+    let (_, me) = alice.post("/user/me").await;
+    assert_eq!(me["device"], Value::Null, "{me}");
+    let commands = platform.sql("SELECT count(*) AS n FROM outbox WHERE type_name = 'charger.remote_command'").await;
+    assert_eq!(commands[0].try_get::<i64>("", "n").unwrap(), 2, "RemoteStart and RemoteStop");
+
+    // The charger stops by itself (a fault): the session ends, and the app is told.
+    let (status, body) = bob.post(&format!("/devices/{charger_id}/start")).await;
+    assert_eq!(status, 200, "{body}");
+    charger.meter(12_500.0, "Wh", at(10)).await.unwrap();
+    charger.meter(13_500.0, "Wh", at(12)).await.unwrap();
+    let mut progress = next(&mut bob_channel).await;
+    while progress["energy"] != 1.0 {
+        progress = next(&mut bob_channel).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    charger.report(ConnectorStatus::Faulted).await.unwrap();
+    let last = next(&mut bob_channel).await;
+    assert_eq!(last["amount"], 450, "{last}");
+    assert!(last["purchaseId"].is_string(), "{last}");
+    let sessions = platform.sql("SELECT count(*) AS n FROM charging_sessions WHERE status = 'active'").await;
+    assert_eq!(sessions[0].try_get::<i64>("", "n").unwrap(), 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), alice_channel.next()).await.is_err(),
+        "alice heard bob's session"
+    );
+    platform.stop().await;
+}
