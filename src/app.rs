@@ -163,7 +163,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Chargers registered by admins (their status comes over NATS, below).
         (consumers::chargers::topology(), chargers.clone(), db.clone(), 1),
         // Charging sessions the app starts and finishes (their meter values come over NATS).
-        (consumers::charging::topology(), charging.clone(), db, 1),
+        (consumers::charging::topology(), charging.clone(), db.clone(), 1),
+        // Purchases paid from the balance, and the app's feedback.
+        (consumers::payments::topology(), Arc::new(consumers::payments::Payments) as Arc<dyn bus::Handler>, db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {

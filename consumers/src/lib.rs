@@ -28,6 +28,7 @@ pub mod integrations;
 pub mod marketplace;
 mod outcome;
 mod pages;
+pub mod payments;
 pub mod pricing;
 pub mod rides;
 mod sequences;

@@ -52,8 +52,14 @@ impl MigrationTrait for Migration {
                     .col(double("energy_kwh"))
                     .col(big_integer("amount"))
                     .col(string("currency"))
-                    // `pending` until paid.
+                    // The seed's `pending`, `success`, `error`, `canceled`.
                     .col(string("status"))
+                    // How it was paid (`EVM`, `QPAY`), and when.
+                    .col(string_null("payment_option"))
+                    .col(timestamp_with_time_zone_null("paid_at"))
+                    // The app's feedback: a score of 1 to 5 and a text.
+                    .col(small_integer_null("feedback_score"))
+                    .col(text_null("feedback_description"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .to_owned(),

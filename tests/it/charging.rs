@@ -42,24 +42,34 @@ impl<'a> App<'a> {
     }
 
     async fn post(&self, path: &str) -> (u16, Value) {
+        self.call("POST", path, Some(json!({}))).await
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let bearer = format!("Bearer {}", self.token);
         let headers = [("authorization", bearer.as_str()), ("x-tenant", self.tenant.as_str())];
-        let (status, body, _) =
-            request(self.platform.addr(), "POST", &format!("/api/v1{path}"), &headers, Some("{}")).await;
+        let body = body.map(|b| b.to_string());
+        let path = format!("/api/v1{path}");
+        let (status, body, _) = request(self.platform.addr(), method, &path, &headers, body.as_deref()).await;
         (status, body)
     }
 
-    /// Its `CHARGING` channel, with its own credentials.
-    async fn charging(&self, server: &PrivateNats) -> async_nats::Subscriber {
+    /// Its channel `name` (`CHARGING`, `PAYMENT`), with its own credentials.
+    async fn channel(&self, server: &PrivateNats, name: &str) -> async_nats::Subscriber {
         let credentials = Credentials {
             jwt: self.nats["user"].as_str().unwrap().to_owned(),
             seed: self.nats["pass"].as_str().unwrap().to_owned(),
         };
         let client =
             ConnectOptions::with_credentials(&credentials.creds_file()).unwrap().connect(server.url()).await.unwrap();
-        let subscriber = client.subscribe(format!("{}.CHARGING", self.nats["topic"].as_str().unwrap())).await.unwrap();
+        let subscriber = client.subscribe(format!("{}.{name}", self.nats["topic"].as_str().unwrap())).await.unwrap();
         client.flush().await.unwrap();
         subscriber
+    }
+
+    /// Its `CHARGING` channel.
+    async fn charging(&self, server: &PrivateNats) -> async_nats::Subscriber {
+        self.channel(server, "CHARGING").await
     }
 }
 
@@ -163,6 +173,41 @@ async fn a_session_is_priced_from_the_chargers_meter_and_ends_in_a_purchase() {
     assert_eq!((last["purchaseId"].as_str(), last["amount"].as_i64()), (Some(purchase.as_str()), Some(1175)), "{last}");
     let (_, me) = alice.post("/user/me").await;
     assert_eq!(me["device"], Value::Null, "{me}");
+    // Paying from the balance: refused while it is empty (the app hears `fail`), paid once it
+    // is topped up (the app hears `success`), never twice.
+    let mut alice_payments = alice.channel(&server, "PAYMENT").await;
+    let (status, options) = alice.call("GET", "/payment-options", None).await;
+    assert_eq!((status, &options[0]["option"], &options[0]["disabled"]), (200, &json!("EVM"), &json!(false)));
+    let pay = |option: &str| json!({ "option": option });
+    let (status, body) = alice.call("POST", &format!("/purchases/{purchase}/pay"), Some(pay("EVM"))).await;
+    assert_eq!((status, error_code(&body)), (402, "INSUFFICIENT_FUNDS"), "{body}");
+    assert_eq!(next(&mut alice_payments).await, json!({ "status": "fail", "amount": 1175, "currency": "MNT" }));
+    let customer = alice.nats["topic"].as_str().unwrap().rsplit('.').next().unwrap().to_owned();
+    let credit = json!({ "action": "credit", "amount_cents": 2000, "description": "top-up", "currency": "MNT" });
+    let (status, body, _) = platform.call(&admin, "POST", &format!("/customers/{customer}/wallet"), Some(credit)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, paid) = alice.call("POST", &format!("/purchases/{purchase}/pay"), Some(pay("EVM"))).await;
+    assert_eq!((status, &paid), (200, &json!({ "option": "EVM", "invoiceId": purchase, "newBalance": 825 })), "{paid}");
+    assert_eq!(next(&mut alice_payments).await, json!({ "status": "success", "amount": 1175, "currency": "MNT" }));
+    let (status, again) = alice.call("POST", &format!("/purchases/{purchase}/pay"), Some(pay("EVM"))).await;
+    assert_eq!((status, error_code(&again)), (409, "CONFLICT"), "{again}");
+    let polled = json!({ "invoiceId": purchase });
+    let (status, polled) = alice.call("POST", &format!("/purchases/{purchase}/status"), Some(polled)).await;
+    assert_eq!((status, &polled), (200, &json!({ "status": "success", "amount": 1175 })));
+    let feedback = json!({ "feedback": { "score": 5, "description": "fast" } });
+    assert_eq!(alice.call("POST", &format!("/purchases/{purchase}/feedback"), Some(feedback)).await.0, 200);
+    let bad = json!({ "feedback": { "score": 9, "description": "" } });
+    assert_eq!(alice.call("POST", &format!("/purchases/{purchase}/feedback"), Some(bad)).await.0, 422);
+    let (status, history) = alice.call("GET", "/purchases?page=1&page-size=10", None).await;
+    assert_eq!((status, history["total"].as_u64()), (200, Some(1)), "{history}");
+    assert_eq!((&history["items"][0]["status"], &history["items"][0]["feedback"]), (&json!("success"), &json!(5)));
+    // Bob sees none of alice's purchases.
+    let (_, theirs) = bob.call("GET", "/purchases", None).await;
+    assert_eq!(theirs["total"], 0, "{theirs}");
+    let polled = json!({ "invoiceId": purchase });
+    let (status, _) = bob.call("POST", &format!("/purchases/{purchase}/status"), Some(polled)).await;
+    assert_eq!(status, 404);
+
     let commands = platform.sql("SELECT count(*) AS n FROM outbox WHERE type_name = 'charger.remote_command'").await;
     assert_eq!(commands[0].try_get::<i64>("", "n").unwrap(), 2, "RemoteStart and RemoteStop");
 

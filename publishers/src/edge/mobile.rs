@@ -100,7 +100,7 @@ impl SmsSender for LogSms {
 /// The mobile app's API.
 pub struct MobileApi {
     settings: MobileSettings,
-    database: DatabaseConnection,
+    pub(crate) database: DatabaseConnection,
     bus: Arc<CommandBus>,
     /// Keys the codes' hashes, so a copy of the database does not give the codes away.
     code_key: hmac::Key,
@@ -137,9 +137,9 @@ struct Info {
 }
 
 /// A signed-in caller.
-struct Caller {
-    tenant: TenantId,
-    customer_id: Uuid,
+pub(crate) struct Caller {
+    pub(crate) tenant: TenantId,
+    pub(crate) customer_id: Uuid,
     token: String,
     expires_at: chrono::DateTime<Utc>,
 }
@@ -195,6 +195,27 @@ impl MobileApi {
             let caller = self.caller(&request).await?;
             let charger_id: Uuid = id.parse().map_err(|_| ApiError::not_found(format!("no charger {id}")))?;
             return Ok((StatusCode::OK, self.charge(&caller, charger_id, action == "start").await?));
+        }
+        if let Some((id, action)) = path.strip_prefix("/purchases/").and_then(|rest| rest.split_once('/'))
+            && ["pay", "status", "feedback"].contains(&action)
+        {
+            if request.method() != Method::POST {
+                return Err(ApiError::method_not_allowed("POST"));
+            }
+            let caller = self.caller(&request).await?;
+            let id: Uuid = id.parse().map_err(|_| ApiError::not_found(format!("no purchase {id}")))?;
+            let body = read_body(request, self.settings.body_limit).await?;
+            return Ok((StatusCode::OK, super::purchases::act(self, &caller, id, action, &body).await?));
+        }
+        if path == "/purchases" || path == "/payment-options" {
+            if request.method() != Method::GET {
+                return Err(ApiError::method_not_allowed("GET"));
+            }
+            let caller = self.caller(&request).await?;
+            if path == "/payment-options" {
+                return Ok((StatusCode::OK, super::purchases::options()));
+            }
+            return Ok((StatusCode::OK, super::purchases::history(self, &caller, request.uri().query()).await?));
         }
         if path == "/devices/by-location" {
             if request.method() != Method::GET {
@@ -471,7 +492,7 @@ impl MobileApi {
         Ok(Value::Array(devices))
     }
 
-    async fn command<M: Message, T: serde::de::DeserializeOwned>(
+    pub(crate) async fn command<M: Message, T: serde::de::DeserializeOwned>(
         &self,
         tenant: &TenantId,
         data: M,

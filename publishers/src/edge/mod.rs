@@ -10,7 +10,7 @@
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 //! - `chargers`: chargers registered by admins, listed with their state.
 //! - `mobile`: the mobile app's API under `/api/v1` (EVM seed: sign-in by SMS code, profile,
-//!   NATS credentials), with its own bearer sessions.
+//!   NATS credentials), with its own bearer sessions; `purchases`: its purchases and payments.
 
 mod api;
 mod audit;
@@ -27,6 +27,7 @@ mod marketplace;
 mod mobile;
 mod openapi;
 mod pricing;
+mod purchases;
 mod response;
 mod rides;
 mod routes;

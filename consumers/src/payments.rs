@@ -1,0 +1,247 @@
+//! Purchases and their payment (EVM seed): a finished charging session's purchase is paid from
+//! the wallet balance (`EVM`) by the `payments` group, which also keeps the app's feedback.
+//!
+//! Paying posts a debit to the customer's wallet ledger under the idempotency key
+//! `purchase:{id}`, so a purchase is charged at most once whatever is retried, and marks the
+//! purchase `success`; the app hears `{status, amount}` on `{topic}.PAYMENT` (through the outbox,
+//! so only once the payment is committed). A wallet that cannot cover it refuses the payment
+//! (402 `INSUFFICIENT_FUNDS`) and the app hears `fail`. External providers (QPay, Paystack) are
+//! not wired in yet: `QPAY` is refused as unavailable.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bus::amqp::GroupTopology;
+use bus::outbox::{self, Destination, Outgoing};
+use bus::{Context, Handler, HandlerError, Reply};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use schemas::payments::{LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus};
+use schemas::subjects::Channel;
+use schemas::wallets::{EntrySource, WalletAction};
+use schemas::{AnyMessage, Currency, Envelope, routing, subjects};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::outcome::{Outcome, Refusal};
+use crate::wallets::{self, Posting};
+
+/// The group's name.
+pub const GROUP: &str = "payments";
+
+const SOURCE: &str = "voltbus/payments";
+const COLUMNS: [&str; 12] = [
+    "purchase_id",
+    "customer_id",
+    "session_id",
+    "charger_id",
+    "energy_kwh",
+    "amount",
+    "currency",
+    "status",
+    "payment_option",
+    "paid_at",
+    "feedback_score",
+    "created_at",
+];
+
+/// The group's queues.
+pub fn topology() -> GroupTopology {
+    let keys = vec![routing::command_key_of::<PayPurchase>(), routing::command_key_of::<LeaveFeedback>()];
+    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+}
+
+/// A purchase as the app sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Purchase {
+    /// Purchase id.
+    pub id: Uuid,
+    /// Buyer.
+    pub customer_id: Uuid,
+    /// The charging session it is for.
+    pub session_id: Uuid,
+    /// Charger.
+    pub charger_id: Uuid,
+    /// Energy delivered, kWh.
+    pub energy_kwh: f64,
+    /// Price, minor units.
+    pub amount: i64,
+    /// Currency.
+    pub currency: Currency,
+    /// `pending`, `success`, `error` or `canceled`.
+    pub status: String,
+    /// How it was paid.
+    pub payment_option: Option<String>,
+    /// When it was paid.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The app's score, 1 to 5.
+    pub feedback_score: Option<i16>,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+}
+
+fn purchase_of(row: &QueryResult) -> Result<Purchase, DbErr> {
+    let currency: String = row.try_get("", "currency")?;
+    Ok(Purchase {
+        id: row.try_get("", "purchase_id")?,
+        customer_id: row.try_get("", "customer_id")?,
+        session_id: row.try_get("", "session_id")?,
+        charger_id: row.try_get("", "charger_id")?,
+        energy_kwh: row.try_get("", "energy_kwh")?,
+        amount: row.try_get("", "amount")?,
+        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("purchases.currency: {e}")))?,
+        status: row.try_get("", "status")?,
+        payment_option: row.try_get("", "payment_option")?,
+        paid_at: row.try_get("", "paid_at")?,
+        feedback_score: row.try_get("", "feedback_score")?,
+        created_at: row.try_get("", "created_at")?,
+    })
+}
+
+fn select(tenant: &str, customer_id: Uuid) -> SelectStatement {
+    Query::select()
+        .columns(COLUMNS)
+        .from("purchases")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("customer_id").eq(customer_id))
+        .to_owned()
+}
+
+/// Customer `customer_id`'s purchase `id`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Purchase>, DbErr> {
+    let query = select(tenant, customer_id).and_where(Expr::col("purchase_id").eq(id)).to_owned();
+    db.query_one(&query).await?.map(|row| purchase_of(&row)).transpose()
+}
+
+/// One page of customer `customer_id`'s purchases, newest first, and how many there are.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Purchase>, u64), DbErr> {
+    let query =
+        select(tenant, customer_id).order_by("created_at", Order::Desc).order_by("purchase_id", Order::Desc).to_owned();
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
+    Ok((rows.iter().map(purchase_of).collect::<Result<_, _>>()?, total))
+}
+
+/// The app's `{topic}.PAYMENT`, through the outbox.
+async fn tell(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    purchase: &Purchase,
+    paid: bool,
+) -> Result<(), DbErr> {
+    let status = if paid { schemas::payments::Outcome::Success } else { schemas::payments::Outcome::Fail };
+    let message = PaymentStatus { status, amount: purchase.amount, currency: purchase.currency };
+    let envelope = Envelope::new(cause.tenant.clone(), SOURCE, message)
+        .caused_by(cause)
+        .with_subject(purchase.customer_id.to_string());
+    let subject = subjects::user_channel(&cause.tenant, purchase.customer_id, Channel::Payment);
+    outbox::enqueue_encoded(tx, &[Outgoing::new(&envelope, Destination::Realtime { subject })]).await
+}
+
+async fn pay(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    command: &PayPurchase,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    let tenant = cause.tenant.as_str();
+    let mut query =
+        select(tenant, command.user_id).and_where(Expr::col("purchase_id").eq(command.purchase_id)).to_owned();
+    crate::database::for_update(tx, &mut query);
+    let Some(purchase) = tx.query_one(&query).await?.map(|row| purchase_of(&row)).transpose()? else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {}", command.purchase_id))));
+    };
+    if purchase.status != "pending" {
+        return Ok(Outcome::Refused(Refusal::conflict(format!("the purchase is {}", purchase.status))));
+    }
+    if command.option != PaymentOption::Evm {
+        return Ok(Outcome::Refused(Refusal::invalid("only EVM (the balance) can pay for now")));
+    }
+    let posting = Posting {
+        action: WalletAction::Debit,
+        amount_cents: purchase.amount,
+        currency: purchase.currency,
+        description: format!("charging session {}", purchase.session_id),
+        source: EntrySource::Purchase,
+        idempotency_key: format!("purchase:{}", purchase.id),
+        reverses: None,
+    };
+    let entry = match wallets::post(tx, cause, command.user_id, &posting).await? {
+        Outcome::Done(entry) => entry,
+        Outcome::Refused(refusal) => {
+            tell(tx, cause, &purchase, false).await?;
+            return Ok(Outcome::Refused(refusal));
+        }
+    };
+    let update = Query::update()
+        .table("purchases")
+        .value("status", "success")
+        .value("payment_option", "EVM")
+        .value("paid_at", now)
+        .value("updated_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("purchase_id").eq(purchase.id))
+        .to_owned();
+    tx.execute(&update).await?;
+    tell(tx, cause, &purchase, true).await?;
+    Ok(Outcome::Done(json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": entry.balance_cents })))
+}
+
+async fn feedback(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    command: &LeaveFeedback,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    if !(1..=5).contains(&command.feedback.score) {
+        return Ok(Outcome::Refused(Refusal::invalid("the score is 1 to 5")));
+    }
+    let update = Query::update()
+        .table("purchases")
+        .value("feedback_score", i16::from(command.feedback.score))
+        .value("feedback_description", command.feedback.description.as_str())
+        .value("updated_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("customer_id").eq(command.user_id))
+        .and_where(Expr::col("purchase_id").eq(command.purchase_id))
+        .to_owned();
+    if tx.execute(&update).await?.rows_affected() == 0 {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {}", command.purchase_id))));
+    }
+    Ok(Outcome::Done(json!({})))
+}
+
+/// Handles payments and feedback.
+pub struct Payments;
+
+impl Handler for Payments {
+    fn handle<'a>(
+        &'a self,
+        context: Context<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>> {
+        Box::pin(async move {
+            let tx = context.database(GROUP)?;
+            let message = context.message;
+            let now = Utc::now();
+            let outcome = match &message.data {
+                AnyMessage::PayPurchase(command) => pay(tx, message, command, now).await,
+                AnyMessage::LeaveFeedback(command) => feedback(tx, message.tenant.as_str(), command, now).await,
+                _ => return Err(HandlerError::unhandled(message)),
+            };
+            outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
+        })
+    }
+}
