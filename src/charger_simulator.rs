@@ -4,11 +4,24 @@
 //! A simulated charger publishes `StatusNotification`s (connector status, error code, its own
 //! timestamp) to `voltbus.{tenant}.chargers.{charger}.status` and `MeterValues` (its energy
 //! register) to `….meter` on JetStream, as a charger of its organisation would.
+//!
+//! [`run`] (`voltbus simulate-chargers`) makes chargers behave on their own: each reports
+//! `Available` (and again every minute, so it never reads offline), answers
+//! `RemoteStartTransaction` by charging (status `Charging`, then its register every `every`,
+//! `power` watts), and `RemoteStopTransaction` by `Finishing`, then `Available`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
 use bus::PublishError;
 use bus::nats::NatsConnection;
 use chrono::{DateTime, Utc};
-use schemas::charging::{ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, SampledValue};
+use futures_util::StreamExt;
+use schemas::AnyMessage;
+use schemas::charging::{
+    ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction, SampledValue,
+};
 use schemas::{Envelope, TenantId, subjects};
 use uuid::Uuid;
 
@@ -67,5 +80,89 @@ impl SimulatedCharger {
         };
         let envelope = Envelope::new(self.tenant.clone(), "voltbus/charger-simulator", values);
         self.nats.publish_durable(subjects::charger_meter(&self.tenant, self.charger_id), &envelope).await
+    }
+}
+
+/// How simulated chargers behave.
+#[derive(Clone, Copy, Debug)]
+pub struct Behaviour {
+    /// How often a charging charger reports its register.
+    pub every: Duration,
+    /// Watts a charging charger delivers.
+    pub power: f64,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self { every: Duration::from_secs(3), power: 22_000.0 }
+    }
+}
+
+/// A charger's register and whether it is charging.
+struct Meter {
+    charger: SimulatedCharger,
+    wh: f64,
+    charging: bool,
+}
+
+/// Runs `chargers` of `tenant` until `stop`: they report, take remote commands, and charge.
+pub async fn run(
+    nats: NatsConnection,
+    tenant: TenantId,
+    chargers: Vec<Uuid>,
+    behaviour: Behaviour,
+    stop: impl Future<Output = ()>,
+) -> Result<(), bus::BusError> {
+    let mut meters: HashMap<Uuid, Meter> = chargers
+        .into_iter()
+        .map(|id| {
+            (id, Meter { charger: SimulatedCharger::new(nats.clone(), tenant.clone(), id), wh: 0.0, charging: false })
+        })
+        .collect();
+    let mut commands = nats.subscribe(format!("{}.{tenant}.chargers.*.commands", subjects::ROOT)).await?;
+    let mut tick = tokio::time::interval(behaviour.every);
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(60));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = heartbeat.tick() => {
+                for meter in meters.values() {
+                    let status = if meter.charging { ConnectorStatus::Charging } else { ConnectorStatus::Available };
+                    report(meter.charger.report(status).await);
+                }
+            }
+            _ = tick.tick() => {
+                let step = behaviour.power * behaviour.every.as_secs_f64() / 3600.0;
+                for meter in meters.values_mut().filter(|m| m.charging) {
+                    meter.wh += step;
+                    report(meter.charger.meter(meter.wh.round(), "Wh", Utc::now()).await);
+                }
+            }
+            Some(message) = commands.next() => {
+                let Ok(envelope) = bus::nats::decode(&message) else { continue };
+                let AnyMessage::ChargerRemoteCommand(command) = envelope.data else { continue };
+                let Some(meter) = meters.get_mut(&command.charger_id) else { continue };
+                tracing::info!(charger = %command.charger_id, action = ?command.action, "remote command");
+                match command.action {
+                    RemoteAction::RemoteStartTransaction => {
+                        meter.charging = true;
+                        report(meter.charger.report(ConnectorStatus::Charging).await);
+                        report(meter.charger.meter(meter.wh.round(), "Wh", Utc::now()).await);
+                    }
+                    RemoteAction::RemoteStopTransaction => {
+                        meter.charging = false;
+                        report(meter.charger.report(ConnectorStatus::Finishing).await);
+                        report(meter.charger.report(ConnectorStatus::Available).await);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn report(outcome: Result<(), PublishError>) {
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "a simulated charger could not report");
     }
 }

@@ -42,6 +42,19 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         delay_ms: u64,
     },
+    /// Simulate chargers of an organisation: they report their status, take remote start and
+    /// stop, and report their meter while charging (needs `nats.url`).
+    SimulateChargers {
+        /// The organisation.
+        #[arg(long)]
+        tenant: String,
+        /// The chargers (ids from `POST /chargers`).
+        #[arg(long = "charger", required = true)]
+        chargers: Vec<uuid::Uuid>,
+        /// Seconds between meter values while charging.
+        #[arg(long, default_value_t = 3)]
+        every_seconds: u64,
+    },
     /// Make a NATS operator and account for mobile credentials: prints the seeds to configure
     /// (`nats.operator_seed`, `nats.account_seed`) and the lines nats-server's configuration needs.
     NatsAccounts,
@@ -146,6 +159,22 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (key, id) = voltbus::create_admin_key(&settings, &tenant, &name).await?;
             println!("{}", serde_json::json!({ "id": id, "tenant": tenant, "key": key }));
             eprintln!("voltbus: store this key now; it is not shown again");
+            Ok(())
+        }
+        Command::SimulateChargers { tenant, chargers, every_seconds } => {
+            let url = settings.nats.url.as_deref().context("simulate-chargers needs nats.url (VOLTBUS__NATS__URL)")?;
+            let nats = voltbus::connect_nats(&settings, url, "voltbus-charger-simulator").await?;
+            nats.ensure_streams().await?;
+            let tenant = schemas::TenantId::new(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            let behaviour = voltbus::charger_simulator::Behaviour {
+                every: std::time::Duration::from_secs(every_seconds.max(1)),
+                ..Default::default()
+            };
+            tracing::info!(chargers = chargers.len(), "simulating chargers; Ctrl-C stops");
+            let stop = async {
+                let _ = shutdown_signal().await;
+            };
+            voltbus::charger_simulator::run(nats, tenant, chargers, behaviour, stop).await?;
             Ok(())
         }
         Command::NatsAccounts => {

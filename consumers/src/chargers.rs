@@ -303,8 +303,11 @@ async fn record_status(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("charger_id").eq(status.charger_id))
         .to_owned();
-    // At the database's precision (microseconds), so a notification sent twice compares equal.
-    let reported_at = status.timestamp.trunc_subsecs(6);
+    // At the database's precision (microseconds), so a notification sent twice compares equal;
+    // a clock running ahead of ours is not believed past a minute (a report from the future
+    // would freeze the state for good).
+    let ahead = now + chrono::Duration::seconds(crate::charging::MAX_CLOCK_AHEAD_SECONDS);
+    let reported_at = Ord::min(status.timestamp, ahead).trunc_subsecs(6);
     let newer = status_at.is_none_or(|at| reported_at > at);
     let state = state_of(status.status);
     if newer {
@@ -323,7 +326,7 @@ async fn record_status(
         outbox::enqueue_event(tx, message, SOURCE, changed).await.map_err(retryable)?;
     }
     if newer {
-        crate::charging::stopped_by_charger(tx, message, status.charger_id, state, status.timestamp, now)
+        crate::charging::stopped_by_charger(tx, message, status.charger_id, state, reported_at, now)
             .await
             .map_err(retryable)?;
     }

@@ -50,6 +50,8 @@ pub const METER_GROUP: &str = "charger-meter";
 const SOURCE: &str = "voltbus/charging";
 /// The OCPP measurand of the energy register.
 const ENERGY: &str = "Energy.Active.Import.Register";
+/// How far ahead of ours a charger's clock may run before its reports are not believed.
+pub(crate) const MAX_CLOCK_AHEAD_SECONDS: i64 = 60;
 
 /// The app's commands' queues.
 pub fn topology() -> GroupTopology {
@@ -225,6 +227,18 @@ async fn start(
     if active(tx, tenant, "customer_id", command.user_id, false).await?.is_some() {
         return Ok(Outcome::Refused(Refusal::conflict("you are already charging")));
     }
+    let unpaid = Query::select()
+        .column("purchase_id")
+        .from("purchases")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("customer_id").eq(command.user_id))
+        .and_where(Expr::col("status").eq("pending"))
+        .limit(1)
+        .to_owned();
+    if tx.query_one(&unpaid).await?.is_some() {
+        let refusal = Refusal::coded(codes::INSUFFICIENT_FUNDS, "pay your last charging before the next one");
+        return Ok(Outcome::Refused(refusal));
+    }
     let insert = Query::insert()
         .into_table("charging_sessions")
         .columns([
@@ -253,8 +267,13 @@ async fn start(
             0i64.into(),
             now.into(),
         ])
+        // A start of the same customer on another charger at the same instant (the charger
+        // rows lock apart) meets the one-per-customer index here: a refusal, not an error.
+        .on_conflict(sea_orm::sea_query::OnConflict::new().do_nothing().to_owned())
         .to_owned();
-    tx.execute(&insert).await?;
+    if tx.execute(&insert).await?.rows_affected() == 0 {
+        return Ok(Outcome::Refused(Refusal::conflict("you are already charging")));
+    }
     let session = Session {
         id: command.session_id,
         charger_id: command.charger_id,
@@ -354,7 +373,8 @@ async fn finish(
 ) -> Result<Outcome<serde_json::Value>, DbErr> {
     let tenant = cause.tenant.as_str();
     let session = active(tx, tenant, "customer_id", command.user_id, true).await?;
-    let Some(session) = session.filter(|s| s.charger_id == command.charger_id) else {
+    // The session named: a late finish of an ended session never ends the next one.
+    let Some(session) = session.filter(|s| s.charger_id == command.charger_id && s.id == command.session_id) else {
         return Ok(Outcome::Refused(Refusal::not_found("you are not charging at this charger")));
     };
     remote(tx, cause, &session, RemoteAction::RemoteStopTransaction).await?;
@@ -421,14 +441,27 @@ async fn record_meter(
     readings.sort_by_key(|(at, _)| *at);
     let mut changed = false;
     for (at, wh) in readings {
-        if session.meter_at.is_some_and(|last| at <= last) || at < session.started_at {
+        // A charger's clock is trusted to order its own readings, not to run ahead of ours: a
+        // reading from the future would stop every later one from counting.
+        if at > now + chrono::Duration::seconds(MAX_CLOCK_AHEAD_SECONDS) {
+            tracing::warn!(charger = %values.charger_id, %at, "a meter reading from the future; ignored");
             continue;
         }
-        match (session.meter_last_wh, session.meter_at) {
-            (Some(last), Some(last_at)) if wh <= last => {
-                session.waiting_seconds += Ord::max((at - last_at).num_seconds(), 0);
+        if session.meter_at.is_some_and(|last| at <= last) {
+            continue;
+        }
+        match (session.meter_start_wh, session.meter_last_wh, session.meter_at) {
+            (None, _, _) => session.meter_start_wh = Some(wh),
+            (Some(start), Some(last), Some(last_at)) => {
+                if wh < last {
+                    // The register went back (the charger restarted, or a bad sample): what
+                    // was delivered so far stays delivered, counted on from the new value.
+                    tracing::warn!(charger = %values.charger_id, last, wh, "the energy register went back");
+                    session.meter_start_wh = Some(wh - (last - start));
+                } else if wh == last {
+                    session.waiting_seconds += Ord::max((at - last_at).num_seconds(), 0);
+                }
             }
-            (None, _) => session.meter_start_wh = Some(wh),
             _ => {}
         }
         session.meter_last_wh = Some(wh);
@@ -476,13 +509,6 @@ impl Handler for Charging {
             let outcome = match &message.data {
                 AnyMessage::StartCharging(command) => start(tx, message, command, self.offline_after, now).await,
                 AnyMessage::FinishCharging(command) => finish(tx, message, command, now).await,
-                AnyMessage::ChargerMeterValues(values) => {
-                    // Outside the meter group (no publisher after commit): through the outbox.
-                    let progress = record_meter(tx, message, values, now).await?;
-                    let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
-                    outbox::enqueue_encoded(tx, &progress).await.map_err(retryable)?;
-                    return Ok(None);
-                }
                 _ => return Err(HandlerError::unhandled(message)),
             };
             outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))

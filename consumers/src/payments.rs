@@ -170,6 +170,14 @@ async fn pay(
     if command.option != PaymentOption::Evm {
         return Ok(Outcome::Refused(Refusal::invalid("only EVM (the balance) can pay for now")));
     }
+    // Nothing to take (a session that delivered nothing): paid without a ledger entry, which
+    // the wallet would refuse for a zero amount.
+    if purchase.amount == 0 {
+        let settled = json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": wallets::find(tx, tenant, command.user_id, 0).await?.balance_cents });
+        mark_paid(tx, tenant, purchase.id, now).await?;
+        tell(tx, cause, &purchase, true).await?;
+        return Ok(Outcome::Done(settled));
+    }
     let posting = Posting {
         action: WalletAction::Debit,
         amount_cents: purchase.amount,
@@ -186,6 +194,12 @@ async fn pay(
             return Ok(Outcome::Refused(refusal));
         }
     };
+    mark_paid(tx, tenant, purchase.id, now).await?;
+    tell(tx, cause, &purchase, true).await?;
+    Ok(Outcome::Done(json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": entry.balance_cents })))
+}
+
+async fn mark_paid(tx: &DatabaseTransaction, tenant: &str, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
     let update = Query::update()
         .table("purchases")
         .value("status", "success")
@@ -193,11 +207,9 @@ async fn pay(
         .value("paid_at", now)
         .value("updated_at", now)
         .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("purchase_id").eq(purchase.id))
+        .and_where(Expr::col("purchase_id").eq(id))
         .to_owned();
-    tx.execute(&update).await?;
-    tell(tx, cause, &purchase, true).await?;
-    Ok(Outcome::Done(json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": entry.balance_cents })))
+    tx.execute(&update).await.map(|_| ())
 }
 
 async fn feedback(

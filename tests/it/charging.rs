@@ -216,20 +216,81 @@ async fn a_session_is_priced_from_the_chargers_meter_and_ends_in_a_purchase() {
     assert_eq!(status, 200, "{body}");
     charger.meter(12_500.0, "Wh", at(10)).await.unwrap();
     charger.meter(13_500.0, "Wh", at(12)).await.unwrap();
+    // The charger restarts and its register starts over: what was delivered stays billed.
+    charger.meter(0.0, "Wh", at(13)).await.unwrap();
+    charger.meter(500.0, "Wh", at(14)).await.unwrap();
     let mut progress = next(&mut bob_channel).await;
-    while progress["energy"] != 1.0 {
+    while progress["energy"] != 1.5 {
         progress = next(&mut bob_channel).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     charger.report(ConnectorStatus::Faulted).await.unwrap();
     let last = next(&mut bob_channel).await;
-    assert_eq!(last["amount"], 450, "{last}");
+    assert_eq!(last["amount"], 675, "1.5 kWh at 450: {last}");
     assert!(last["purchaseId"].is_string(), "{last}");
+    // Bob's purchase is unpaid: no next session until it is.
+    charger.report(ConnectorStatus::Available).await.unwrap();
+    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    let (status, body) = bob.post(&format!("/devices/{charger_id}/start")).await;
+    assert_eq!((status, error_code(&body)), (402, "INSUFFICIENT_FUNDS"), "{body}");
     let sessions = platform.sql("SELECT count(*) AS n FROM charging_sessions WHERE status = 'active'").await;
     assert_eq!(sessions[0].try_get::<i64>("", "n").unwrap(), 0);
     assert!(
         tokio::time::timeout(Duration::from_millis(300), alice_channel.next()).await.is_err(),
         "alice heard bob's session"
     );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn the_charger_simulator_charges_on_remote_start_and_stops_on_remote_stop() {
+    let accounts = Accounts::generate();
+    let server = PrivateNats::with_config(&accounts.server_config().unwrap());
+    let (operator, account) = accounts.seeds().unwrap();
+    let platform = Platform::start_with(|s| {
+        s.nats.url = Some(server.url());
+        s.nats.operator_seed = Some(operator);
+        s.nats.account_seed = Some(account);
+        s.mobile.dev_code = Some("0000".into());
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let body = json!({ "device_number": "SIM-1", "location": [106.9, 47.9], "price": 300, "waiting_price": 0, "currency": "MNT" });
+    let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let charger_id: Uuid = created["data"]["id"].as_str().unwrap().parse().unwrap();
+
+    // `voltbus simulate-chargers`: a meter value every 300 ms at 36 kW (3 Wh each).
+    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
+    let nats = NatsConnection::connect_with(&server.url(), "simulator", Some(device.creds_file())).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let behaviour = voltbus::charger_simulator::Behaviour { every: Duration::from_millis(300), power: 36_000.0 };
+    let simulator = tokio::spawn(voltbus::charger_simulator::run(
+        nats,
+        TenantId::new(&tenant).unwrap(),
+        vec![charger_id],
+        behaviour,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    state_becomes(&platform, &admin, charger_id, "Idle").await;
+
+    let app = App::sign_in(&platform, &tenant, "+97686661488").await;
+    let mut charging = app.charging(&server).await;
+    assert_eq!(app.post(&format!("/devices/{charger_id}/start")).await.0, 200);
+    // The charger took the remote start: it charges, and the app hears it at least three times.
+    let mut energies = Vec::new();
+    while energies.len() < 4 {
+        energies.push(next(&mut charging).await["energy"].as_f64().unwrap());
+    }
+    assert!(energies.windows(2).all(|w| w[0] <= w[1]) && energies[3] > 0.0, "{energies:?}");
+    state_becomes(&platform, &admin, charger_id, "Busy").await;
+    let (status, finished) = app.post(&format!("/devices/{charger_id}/finish")).await;
+    assert_eq!(status, 200, "{finished}");
+    // The charger took the remote stop and is free again.
+    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    let _ = stop.send(());
+    simulator.await.unwrap().unwrap();
     platform.stop().await;
 }
