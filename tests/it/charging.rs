@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use bus::nats::NatsConnection;
-use bus::nats::accounts::{Accounts, Credentials, Permissions};
+use bus::nats::accounts::{Credentials, Permissions};
 use chrono::Utc;
 use futures_util::StreamExt;
 use schemas::TenantId;
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use voltbus::charger_simulator::SimulatedCharger;
 
+use crate::mobile::with_mobile_nats;
 use crate::partner::{Platform, error_code};
 use crate::private_nats::PrivateNats;
 use crate::support::request;
@@ -93,16 +94,7 @@ async fn state_becomes(platform: &Platform, admin: &str, charger: Uuid, state: &
 
 #[tokio::test]
 async fn a_session_is_priced_from_the_chargers_meter_and_ends_in_a_purchase() {
-    let accounts = Accounts::generate();
-    let server = PrivateNats::with_config(&accounts.server_config().unwrap());
-    let (operator, account) = accounts.seeds().unwrap();
-    let platform = Platform::start_with(|s| {
-        s.nats.url = Some(server.url());
-        s.nats.operator_seed = Some(operator);
-        s.nats.account_seed = Some(account);
-        s.mobile.dev_code = Some("0000".into());
-    })
-    .await;
+    let (accounts, server, platform) = with_mobile_nats().await;
     let (tenant, admin) = platform.organisation().await;
     let mut ids = Vec::new();
     for number in ["UB-001", "UB-002"] {
@@ -244,16 +236,7 @@ async fn a_session_is_priced_from_the_chargers_meter_and_ends_in_a_purchase() {
 
 #[tokio::test]
 async fn the_charger_simulator_charges_on_remote_start_and_stops_on_remote_stop() {
-    let accounts = Accounts::generate();
-    let server = PrivateNats::with_config(&accounts.server_config().unwrap());
-    let (operator, account) = accounts.seeds().unwrap();
-    let platform = Platform::start_with(|s| {
-        s.nats.url = Some(server.url());
-        s.nats.operator_seed = Some(operator);
-        s.nats.account_seed = Some(account);
-        s.mobile.dev_code = Some("0000".into());
-    })
-    .await;
+    let (accounts, server, platform) = with_mobile_nats().await;
     let (tenant, admin) = platform.organisation().await;
     let body = json!({ "device_number": "SIM-1", "location": [106.9, 47.9], "price": 300, "waiting_price": 0, "currency": "MNT" });
     let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;

@@ -61,8 +61,9 @@ async fn nothing(subscriber: &mut async_nats::Subscriber) -> bool {
     tokio::time::timeout(Duration::from_millis(400), subscriber.next()).await.is_err()
 }
 
-#[tokio::test]
-async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
+/// A platform whose NATS server (the test's own) runs in operator mode with voltbus's accounts,
+/// and whose sign-in code is the seed's `0000`.
+pub(crate) async fn with_mobile_nats() -> (Accounts, PrivateNats, Platform) {
     let accounts = Accounts::generate();
     let server = PrivateNats::with_config(&accounts.server_config().unwrap());
     let (operator, account) = accounts.seeds().unwrap();
@@ -73,6 +74,12 @@ async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
         s.mobile.dev_code = Some("0000".into());
     })
     .await;
+    (accounts, server, platform)
+}
+
+#[tokio::test]
+async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
+    let (accounts, server, platform) = with_mobile_nats().await;
     let (tenant, admin) = platform.organisation().await;
     let app = App { platform: &platform, tenant: tenant.clone() };
 
