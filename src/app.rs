@@ -369,7 +369,8 @@ fn mobile_api(
     if mobile.dev_code.is_some() {
         tracing::warn!("mobile.dev_code is set: every sign-in code is the fixed one; never do this in production");
     }
-    Ok(publishers::MobileApi::new(edge, database, partner, &bytes, accounts, Arc::new(publishers::LogSms)))
+    let qpay = settings.qpay.to_edge();
+    Ok(publishers::MobileApi::new(edge, database, partner, &bytes, accounts, Arc::new(publishers::LogSms), qpay))
 }
 
 /// The secret in the 0600 file at `path`, made by `generate` on first use (several processes

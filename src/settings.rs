@@ -33,6 +33,8 @@ pub struct Settings {
     pub mobile: MobileSettings,
     /// Chargers.
     pub charging: ChargingSettings,
+    /// QPay, the top-up provider.
+    pub qpay: QpaySettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -358,6 +360,48 @@ impl ChargingSettings {
     }
 }
 
+/// `[qpay]`: QPay (merchant API v2), through which the app tops its balance up; off unless
+/// `base_url` is set.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QpaySettings {
+    /// `https://merchant.qpay.mn`.
+    pub base_url: Option<String>,
+    /// Merchant user name.
+    pub username: String,
+    /// Merchant password (a secret).
+    pub password: String,
+    /// The merchant's invoice code.
+    pub invoice_code: String,
+    /// voltbus's public address of `…/api/v1/payments/qpay/callback`.
+    pub callback_url: String,
+}
+
+impl std::fmt::Debug for QpaySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QpaySettings")
+            .field("base_url", &self.base_url)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("invoice_code", &self.invoice_code)
+            .field("callback_url", &self.callback_url)
+            .finish()
+    }
+}
+
+impl QpaySettings {
+    /// The edge's view, when QPay is configured.
+    pub fn to_edge(&self) -> Option<publishers::QpaySettings> {
+        self.base_url.as_ref().map(|base_url| publishers::QpaySettings {
+            base_url: base_url.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            invoice_code: self.invoice_code.clone(),
+            callback_url: self.callback_url.clone(),
+        })
+    }
+}
+
 /// `[amqp]`: RabbitMQ.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -412,6 +456,7 @@ impl Default for Settings {
             nats: NatsSettings::default(),
             mobile: MobileSettings::default(),
             charging: ChargingSettings::default(),
+            qpay: QpaySettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }
@@ -484,6 +529,7 @@ impl Settings {
             ));
         }
         self.nats.accounts()?;
+        check("qpay.base_url", &self.qpay.base_url, &["https://", "http://"])?;
         if let Some(tenant) = &self.mobile.tenant
             && schemas::TenantId::new(tenant).is_err()
         {

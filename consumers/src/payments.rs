@@ -5,8 +5,13 @@
 //! `purchase:{id}`, so a purchase is charged at most once whatever is retried, and marks the
 //! purchase `success`; the app hears `{status, amount}` on `{topic}.PAYMENT` (through the outbox,
 //! so only once the payment is committed). A wallet that cannot cover it refuses the payment
-//! (402 `INSUFFICIENT_FUNDS`) and the app hears `fail`. External providers (QPay, Paystack) are
-//! not wired in yet: `QPAY` is refused as unavailable.
+//! (402 `INSUFFICIENT_FUNDS`) and the app hears `fail`.
+//!
+//! Top-ups go through an external provider (QPay): the edge creates the provider's invoice and
+//! records it (`balance.replenish`); once the provider confirms the payment (its own check, never
+//! an unsigned callback alone), `payment.settle` credits the wallet under the idempotency key
+//! `invoice:{id}` and marks the invoice `success`, so a second confirmation credits nothing; the
+//! app hears `{topic}.REPLENISHMENT`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +21,10 @@ use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use schemas::payments::{LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus};
+use schemas::payments::{
+    InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus, ReplenishBalance, ReplenishmentStatus,
+    SettleProviderPayment,
+};
 use schemas::subjects::Channel;
 use schemas::wallets::{EntrySource, WalletAction};
 use schemas::{AnyMessage, Currency, Envelope, routing, subjects};
@@ -50,7 +58,12 @@ const COLUMNS: [&str; 12] = [
 
 /// The group's queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![routing::command_key_of::<PayPurchase>(), routing::command_key_of::<LeaveFeedback>()];
+    let keys = vec![
+        routing::command_key_of::<PayPurchase>(),
+        routing::command_key_of::<LeaveFeedback>(),
+        routing::command_key_of::<ReplenishBalance>(),
+        routing::command_key_of::<SettleProviderPayment>(),
+    ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
 
@@ -236,7 +249,154 @@ async fn feedback(
     Ok(Outcome::Done(json!({})))
 }
 
-/// Handles payments and feedback.
+/// A provider's invoice, as the app and the edge see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Invoice {
+    /// Our invoice id.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant: String,
+    /// Payer.
+    pub customer_id: Uuid,
+    /// Minor units.
+    pub amount: i64,
+    /// Currency.
+    pub currency: Currency,
+    /// The provider's own id.
+    pub provider_reference: String,
+    /// `pending`, `success`, `error` or `canceled`.
+    pub status: String,
+}
+
+/// Invoice `id`, whoever's it is (a provider's callback names only the invoice).
+pub async fn invoice(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invoice>, DbErr> {
+    let query = Query::select()
+        .columns(["invoice_id", "tenant", "customer_id", "amount", "currency", "provider_reference", "status"])
+        .from("invoices")
+        .and_where(Expr::col("invoice_id").eq(id))
+        .to_owned();
+    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
+    let currency: String = row.try_get("", "currency")?;
+    Ok(Some(Invoice {
+        id: row.try_get("", "invoice_id")?,
+        tenant: row.try_get("", "tenant")?,
+        customer_id: row.try_get("", "customer_id")?,
+        amount: row.try_get("", "amount")?,
+        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("invoices.currency: {e}")))?,
+        provider_reference: row.try_get("", "provider_reference")?,
+        status: row.try_get("", "status")?,
+    }))
+}
+
+async fn replenish(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    command: &ReplenishBalance,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    let insert = Query::insert()
+        .into_table("invoices")
+        .columns([
+            "invoice_id",
+            "tenant",
+            "customer_id",
+            "purpose",
+            "amount",
+            "currency",
+            "provider",
+            "provider_reference",
+            "url",
+            "status",
+            "created_at",
+        ])
+        .values_panic([
+            command.invoice_id.into(),
+            tenant.into(),
+            command.user_id.into(),
+            "replenishment".into(),
+            command.amount.into(),
+            command.currency.as_str().into(),
+            "QPAY".into(),
+            command.provider_reference.as_str().into(),
+            command.url.as_str().into(),
+            "pending".into(),
+            now.into(),
+        ])
+        .on_conflict(sea_orm::sea_query::OnConflict::column("invoice_id").do_nothing().to_owned())
+        .to_owned();
+    tx.execute(&insert).await?;
+    Ok(Outcome::Done(json!({ "invoiceId": command.invoice_id, "url": command.url })))
+}
+
+/// Settles an invoice the provider confirmed (or failed): the wallet is credited once.
+async fn settle(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    command: &SettleProviderPayment,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    let tenant = cause.tenant.as_str();
+    let mut query = Query::select()
+        .columns(["customer_id", "amount", "currency", "provider_reference", "status"])
+        .from("invoices")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("invoice_id").eq(command.invoice_id))
+        .to_owned();
+    crate::database::for_update(tx, &mut query);
+    let Some(row) = tx.query_one(&query).await? else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no invoice {}", command.invoice_id))));
+    };
+    let (customer_id, amount): (Uuid, i64) = (row.try_get("", "customer_id")?, row.try_get("", "amount")?);
+    let (currency, reference, status): (String, String, String) =
+        (row.try_get("", "currency")?, row.try_get("", "provider_reference")?, row.try_get("", "status")?);
+    if status != "pending" {
+        // Settled before (a second callback, a poll after the callback): nothing more to do.
+        return Ok(Outcome::Done(json!({ "status": status, "amount": amount })));
+    }
+    if reference != command.provider_reference {
+        tracing::warn!(invoice = %command.invoice_id, "a settlement names another provider reference; refused");
+        let refusal = Refusal::conflict("the provider's reference is not this invoice's");
+        return Ok(Outcome::Refused(refusal));
+    }
+    let currency = Currency::new(&currency).map_err(|e| DbErr::Type(format!("invoices.currency: {e}")))?;
+    let paid = command.status == InvoiceStatus::Success && command.amount >= amount && command.currency == currency;
+    let outcome = if paid {
+        let posting = Posting {
+            action: WalletAction::Credit,
+            amount_cents: amount,
+            currency,
+            description: format!("top-up through QPay ({reference})"),
+            source: EntrySource::Replenishment,
+            idempotency_key: format!("invoice:{}", command.invoice_id),
+            reverses: None,
+        };
+        if let Outcome::Refused(refusal) = wallets::post(tx, cause, customer_id, &posting).await? {
+            return Ok(Outcome::Refused(refusal));
+        }
+        "success"
+    } else if command.status == InvoiceStatus::Pending {
+        return Ok(Outcome::Done(json!({ "status": "pending", "amount": amount })));
+    } else {
+        "error"
+    };
+    let update = Query::update()
+        .table("invoices")
+        .value("status", outcome)
+        .value("settled_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("invoice_id").eq(command.invoice_id))
+        .to_owned();
+    tx.execute(&update).await?;
+    let told = if paid { schemas::payments::Outcome::Success } else { schemas::payments::Outcome::Fail };
+    let envelope = Envelope::new(cause.tenant.clone(), SOURCE, ReplenishmentStatus { status: told, amount, currency })
+        .caused_by(cause)
+        .with_subject(customer_id.to_string());
+    let subject = subjects::user_channel(&cause.tenant, customer_id, Channel::Replenishment);
+    outbox::enqueue_encoded(tx, &[Outgoing::new(&envelope, Destination::Realtime { subject })]).await?;
+    Ok(Outcome::Done(json!({ "status": outcome, "amount": amount })))
+}
+
+/// Handles payments, top-ups and feedback.
 pub struct Payments;
 
 impl Handler for Payments {
@@ -251,6 +411,8 @@ impl Handler for Payments {
             let outcome = match &message.data {
                 AnyMessage::PayPurchase(command) => pay(tx, message, command, now).await,
                 AnyMessage::LeaveFeedback(command) => feedback(tx, message.tenant.as_str(), command, now).await,
+                AnyMessage::ReplenishBalance(command) => replenish(tx, message.tenant.as_str(), command, now).await,
+                AnyMessage::SettleProviderPayment(command) => settle(tx, message, command, now).await,
                 _ => return Err(HandlerError::unhandled(message)),
             };
             outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))

@@ -19,6 +19,7 @@ mod m20261124_000011_rides;
 mod m20261129_000012_mobile_sign_in;
 mod m20261129_000013_chargers;
 mod m20261129_000014_charging_sessions;
+mod m20261129_000015_invoices;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000012_mobile_sign_in::Migration),
             Box::new(m20261129_000013_chargers::Migration),
             Box::new(m20261129_000014_charging_sessions::Migration),
+            Box::new(m20261129_000015_invoices::Migration),
         ]
     }
 }

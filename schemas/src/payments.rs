@@ -67,6 +67,10 @@ pub struct ReplenishBalance {
     pub currency: Currency,
     /// Provider.
     pub option: PaymentOption,
+    /// The provider's own id of the invoice (QPay's `invoice_id`).
+    pub provider_reference: String,
+    /// Where the app pays it.
+    pub url: String,
 }
 message!(ReplenishBalance, "balance.replenish", (1, 0), Command, Payments, |m| Some(m.invoice_id.to_string()));
 

@@ -19,6 +19,7 @@ mod private_nats;
 #[path = "../../bus/tests/it/private_rabbit.rs"]
 mod private_rabbit;
 mod production;
+mod replenish;
 mod rides;
 mod settings;
 mod subscriptions;

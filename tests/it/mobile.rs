@@ -64,6 +64,13 @@ async fn nothing(subscriber: &mut async_nats::Subscriber) -> bool {
 /// A platform whose NATS server (the test's own) runs in operator mode with voltbus's accounts,
 /// and whose sign-in code is the seed's `0000`.
 pub(crate) async fn with_mobile_nats() -> (Accounts, PrivateNats, Platform) {
+    with_mobile_nats_and(|_| {}).await
+}
+
+/// [`with_mobile_nats`], after `adjust` has had its say.
+pub(crate) async fn with_mobile_nats_and(
+    adjust: impl FnOnce(&mut voltbus::Settings),
+) -> (Accounts, PrivateNats, Platform) {
     let accounts = Accounts::generate();
     let server = PrivateNats::with_config(&accounts.server_config().unwrap());
     let (operator, account) = accounts.seeds().unwrap();
@@ -72,6 +79,7 @@ pub(crate) async fn with_mobile_nats() -> (Accounts, PrivateNats, Platform) {
         s.nats.operator_seed = Some(operator);
         s.nats.account_seed = Some(account);
         s.mobile.dev_code = Some("0000".into());
+        adjust(s);
     })
     .await;
     (accounts, server, platform)

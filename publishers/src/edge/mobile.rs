@@ -106,6 +106,8 @@ pub struct MobileApi {
     code_key: hmac::Key,
     accounts: Option<Arc<Accounts>>,
     sms: Arc<dyn SmsSender>,
+    /// The top-up provider, when configured.
+    pub(crate) qpay: Option<super::qpay::Qpay>,
     random: SystemRandom,
 }
 
@@ -153,6 +155,7 @@ impl MobileApi {
         code_key: &[u8; 32],
         accounts: Option<Arc<Accounts>>,
         sms: Arc<dyn SmsSender>,
+        qpay: Option<super::qpay::QpaySettings>,
     ) -> Arc<Self> {
         Arc::new(Self {
             settings,
@@ -161,6 +164,7 @@ impl MobileApi {
             code_key: hmac::Key::new(hmac::HMAC_SHA256, code_key),
             accounts,
             sms,
+            qpay: qpay.map(super::qpay::Qpay::new),
             random: SystemRandom::new(),
         })
     }
@@ -207,13 +211,29 @@ impl MobileApi {
             let body = read_body(request, self.settings.body_limit).await?;
             return Ok((StatusCode::OK, super::purchases::act(self, &caller, id, action, &body).await?));
         }
+        if path == "/payments/qpay/callback" {
+            return Ok((StatusCode::OK, super::purchases::qpay_callback(self, request.uri().query()).await?));
+        }
+        if path == "/customer/replenish" || path == "/customer/replenishment" {
+            if request.method() != Method::POST {
+                return Err(ApiError::method_not_allowed("POST"));
+            }
+            let caller = self.caller(&request).await?;
+            let body = read_body(request, self.settings.body_limit).await?;
+            let answer = if path == "/customer/replenish" {
+                super::purchases::replenish(self, &caller, &body).await?
+            } else {
+                super::purchases::replenishment(self, &caller, &body).await?
+            };
+            return Ok((StatusCode::OK, answer));
+        }
         if path == "/purchases" || path == "/payment-options" {
             if request.method() != Method::GET {
                 return Err(ApiError::method_not_allowed("GET"));
             }
             let caller = self.caller(&request).await?;
             if path == "/payment-options" {
-                return Ok((StatusCode::OK, super::purchases::options()));
+                return Ok((StatusCode::OK, super::purchases::options(self)));
             }
             return Ok((StatusCode::OK, super::purchases::history(self, &caller, request.uri().query()).await?));
         }

@@ -1,7 +1,10 @@
 //! The mobile app's purchases (EVM seed): payment options, paying a purchase from the balance,
-//! its status, feedback, and the paged history; under `/api/v1`, with the app's session.
+//! its status, feedback, and the paged history; top-ups through QPay, their status, and QPay's
+//! callback; under `/api/v1`, with the app's session (the callback has none).
 
-use schemas::payments::{Feedback, LeaveFeedback, PayPurchase, PaymentOption};
+use schemas::payments::{
+    Feedback, InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, ReplenishBalance, SettleProviderPayment,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -36,11 +39,11 @@ struct FeedbackFields {
     description: String,
 }
 
-/// `GET /payment-options`: the balance; external providers once they are wired in.
-pub(crate) fn options() -> Value {
+/// `GET /payment-options`: the balance, and QPay when it is configured.
+pub(crate) fn options(api: &MobileApi) -> Value {
     json!([
         { "option": "EVM", "icon": "wallet", "title": "Balance", "disabled": false },
-        { "option": "QPAY", "icon": "qpay", "title": "QPay", "disabled": true },
+        { "option": "QPAY", "icon": "qpay", "title": "QPay", "disabled": api.qpay.is_none() },
     ])
 }
 
@@ -120,4 +123,102 @@ pub(crate) async fn act(
             Ok(json!({}))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Replenish {
+    amount: i64,
+    option: String,
+}
+
+/// The currency QPay collects in.
+const QPAY_CURRENCY: schemas::Currency = schemas::Currency::MNT;
+
+/// `POST /customer/replenish {amount, option: "QPAY"}`: a QPay invoice for the top-up.
+pub(crate) async fn replenish(api: &MobileApi, caller: &Caller, body: &[u8]) -> Result<Value, ApiError> {
+    let Replenish { amount, option } = parse_body(body)?;
+    let Some(qpay) = api.qpay.as_ref() else {
+        return Err(ApiError::invalid("option", "no top-up provider is configured"));
+    };
+    if option != "QPAY" {
+        return Err(ApiError::invalid("option", "top-ups go through QPAY"));
+    }
+    if !(100..=100_000_000_000).contains(&amount) {
+        return Err(ApiError::invalid("amount", "amount is 100 to 100,000,000,000 minor units"));
+    }
+    let invoice_id = Uuid::now_v7();
+    let (reference, url) = qpay.create_invoice(invoice_id, amount, "voltbus top-up").await.map_err(|error| {
+        tracing::warn!(%error, "QPay refused or failed to create an invoice");
+        ApiError::unavailable("QPay could not make the invoice; nothing was charged")
+    })?;
+    let command = ReplenishBalance {
+        invoice_id,
+        user_id: caller.customer_id,
+        amount,
+        currency: QPAY_CURRENCY,
+        option: PaymentOption::Qpay,
+        provider_reference: reference,
+        url: url.clone(),
+    };
+    let _: Value = api.command(&caller.tenant, command).await?;
+    Ok(json!({ "option": "QPAY", "invoiceId": invoice_id, "url": url }))
+}
+
+/// Asks QPay about invoice `invoice` and settles it when QPay says it was paid; the answer.
+async fn confirm(api: &MobileApi, invoice: consumers::payments::Invoice) -> Result<Value, ApiError> {
+    let answer = |status: &str| json!({ "status": status, "amount": invoice.amount });
+    let (Some(qpay), "pending") = (api.qpay.as_ref(), invoice.status.as_str()) else {
+        return Ok(answer(&invoice.status));
+    };
+    let paid = qpay.paid(&invoice.provider_reference).await.map_err(|error| {
+        tracing::warn!(%error, "could not ask QPay about an invoice");
+        ApiError::unavailable("QPay did not answer; try again")
+    })?;
+    let Some(paid) = paid else { return Ok(answer("pending")) };
+    let tenant = schemas::TenantId::new(&invoice.tenant).map_err(|_| ApiError::internal())?;
+    let settle = SettleProviderPayment {
+        invoice_id: invoice.id,
+        option: PaymentOption::Qpay,
+        provider_reference: invoice.provider_reference.clone(),
+        status: InvoiceStatus::Success,
+        amount: paid,
+        currency: invoice.currency,
+    };
+    api.command(&tenant, settle).await
+}
+
+/// `POST /customer/replenishment {invoiceId}`: where the caller's top-up stands (QPay asked
+/// while it is pending).
+pub(crate) async fn replenishment(api: &MobileApi, caller: &Caller, body: &[u8]) -> Result<Value, ApiError> {
+    let Status { invoice_id } = parse_body(body)?;
+    let invoice = consumers::payments::invoice(&api.database, invoice_id)
+        .await
+        .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+        .filter(|i| i.tenant == caller.tenant.as_str() && i.customer_id == caller.customer_id)
+        .ok_or_else(|| ApiError::not_found(format!("no top-up {invoice_id}")))?;
+    confirm(api, invoice).await
+}
+
+/// QPay's callback (`…/payments/qpay/callback?invoice=…`): unsigned, so only a hint to ask QPay
+/// itself; a callback QPay does not confirm changes nothing and is logged.
+pub(crate) async fn qpay_callback(api: &MobileApi, query: Option<&str>) -> Result<Value, ApiError> {
+    let invoice_id = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("invoice="))
+        .and_then(|id| id.parse::<Uuid>().ok())
+        .ok_or_else(|| ApiError::invalid("invoice", "the callback names no invoice"))?;
+    let invoice = consumers::payments::invoice(&api.database, invoice_id)
+        .await
+        .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+        .ok_or_else(|| {
+            tracing::warn!(%invoice_id, "a QPay callback for an invoice we never made; ignored");
+            ApiError::not_found("no such invoice")
+        })?;
+    let answered = confirm(api, invoice).await?;
+    if answered["status"] == "pending" {
+        tracing::warn!(%invoice_id, "a QPay callback for an invoice QPay says is unpaid (forged, or early); nothing changed");
+    }
+    Ok(json!({}))
 }

@@ -1,0 +1,185 @@
+//! Top-ups through QPay end to end: a small HTTP server on 127.0.0.1 speaks QPay's merchant API
+//! (token, invoice, payment check); the app tops up, QPay calls back (forged first, then for
+//! real, then again), and the wallet is credited exactly once, the app told on
+//! `{topic}.REPLENISHMENT`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::mobile::with_mobile_nats_and;
+use crate::partner::error_code;
+use crate::support::request;
+
+/// QPay as the test plays it: invoices by id, and which are paid (with how much, whole units).
+#[derive(Default)]
+struct Qpay {
+    invoices: Mutex<HashMap<String, Value>>,
+    paid: Mutex<HashMap<String, f64>>,
+}
+
+async fn qpay(state: Arc<Qpay>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let state = Arc::clone(&state);
+                    async move {
+                        let path = request.uri().path().to_owned();
+                        let authorization = request
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let body: Value =
+                            serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
+                                .unwrap_or_default();
+                        // merchant:secret
+                        let (status, answer) = match path.as_str() {
+                            "/v2/auth/token" if authorization == "Basic bWVyY2hhbnQ6c2VjcmV0" => {
+                                (200, json!({ "access_token": "token-1", "expires_in": 3600 }))
+                            }
+                            _ if authorization != "Bearer token-1" => (401, json!({ "error": "NO_CREDENTIALS" })),
+                            "/v2/invoice" => {
+                                let mut invoices = state.invoices.lock().unwrap();
+                                let id = format!("qp-{}", invoices.len() + 1);
+                                invoices.insert(id.clone(), body);
+                                (200, json!({ "invoice_id": id, "qPay_shortUrl": format!("https://s.qpay.mn/{id}") }))
+                            }
+                            "/v2/payment/check" => {
+                                let id = body["object_id"].as_str().unwrap_or_default();
+                                match state.paid.lock().unwrap().get(id) {
+                                    Some(amount) => (
+                                        200,
+                                        json!({ "count": 1, "paid_amount": amount,
+                                                "rows": [{ "payment_id": "pay-1", "payment_status": "PAID", "payment_amount": amount }] }),
+                                    ),
+                                    None => (200, json!({ "count": 0, "paid_amount": 0, "rows": [] })),
+                                }
+                            }
+                            _ => (404, json!({})),
+                        };
+                        let response = http::Response::builder()
+                            .status(status)
+                            .body(Full::new(Bytes::from(answer.to_string())))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_top_up_through_qpay_is_credited_once_and_a_forged_callback_changes_nothing() {
+    let state = Arc::new(Qpay::default());
+    let provider = qpay(Arc::clone(&state)).await;
+    let (_accounts, server, platform) = with_mobile_nats_and(move |s| {
+        s.qpay.base_url = Some(format!("http://{provider}"));
+        s.qpay.username = "merchant".into();
+        s.qpay.password = "secret".into();
+        s.qpay.invoice_code = "VOLTBUS_INVOICE".into();
+        s.qpay.callback_url = "https://voltbus.example/api/v1/payments/qpay/callback".into();
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let headers = [("x-tenant", tenant.as_str())];
+    let post = |path: &'static str, headers: Vec<(&'static str, String)>, body: Value| {
+        let platform = &platform;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let (status, body, _) =
+                request(platform.addr(), "POST", &format!("/api/v1{path}"), &headers, Some(&body.to_string())).await;
+            (status, body)
+        }
+    };
+    request(platform.addr(), "POST", "/api/v1/user/otp-request", &headers, Some(r#"{"phone":"+97686661488"}"#)).await;
+    let (_, signed_in, _) = request(
+        platform.addr(),
+        "POST",
+        "/api/v1/user/otp-check",
+        &headers,
+        Some(r#"{"phone":"+97686661488","code":"0000"}"#),
+    )
+    .await;
+    let bearer = vec![("authorization", format!("Bearer {}", signed_in["token"].as_str().unwrap()))];
+    let nats = &signed_in["nats"];
+    let credentials = bus::nats::accounts::Credentials {
+        jwt: nats["user"].as_str().unwrap().to_owned(),
+        seed: nats["pass"].as_str().unwrap().to_owned(),
+    };
+    let client = async_nats::ConnectOptions::with_credentials(&credentials.creds_file())
+        .unwrap()
+        .connect(server.url())
+        .await
+        .unwrap();
+    let mut told = client.subscribe(format!("{}.REPLENISHMENT", nats["topic"].as_str().unwrap())).await.unwrap();
+    client.flush().await.unwrap();
+    let balance = || async {
+        let (_, me) = post("/user/me", bearer.clone(), json!({})).await;
+        me["profile"]["balance"].as_i64().unwrap()
+    };
+
+    // The top-up: QPay's invoice, of 50 MNT (5,000 minor units), calling back to voltbus.
+    let (status, body) = post("/customer/replenish", bearer.clone(), json!({ "amount": 5000, "option": "QPAY" })).await;
+    assert_eq!(status, 200, "{body}");
+    let invoice = body["invoiceId"].as_str().unwrap().to_owned();
+    assert_eq!((&body["option"], &body["url"]), (&json!("QPAY"), &json!("https://s.qpay.mn/qp-1")));
+    let made = state.invoices.lock().unwrap()["qp-1"].clone();
+    assert_eq!((&made["amount"], &made["sender_invoice_no"]), (&json!(50.0), &json!(invoice)));
+    assert!(made["callback_url"].as_str().unwrap().ends_with(&format!("?invoice={invoice}")));
+
+    // A callback before QPay has the money (forged, or early): nothing changes.
+    let callback = format!("/api/v1/payments/qpay/callback?invoice={invoice}");
+    let (status, _, _) = request(platform.addr(), "GET", &callback, &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(balance().await, 0);
+    let (_, polled) = post("/customer/replenishment", bearer.clone(), json!({ "invoiceId": invoice })).await;
+    assert_eq!(polled, json!({ "status": "pending", "amount": 5000 }));
+
+    // QPay has it: the callback credits the wallet once, and the app is told; a replay does nothing.
+    state.paid.lock().unwrap().insert("qp-1".into(), 50.0);
+    for _ in 0..2 {
+        let (status, _, _) = request(platform.addr(), "GET", &callback, &[], None).await;
+        assert_eq!(status, 200);
+    }
+    let message = tokio::time::timeout(Duration::from_secs(10), told.next()).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&message.payload).unwrap(),
+        json!({ "status": "success", "amount": 5000, "currency": "MNT" })
+    );
+    assert_eq!(balance().await, 5000);
+    let (_, polled) = post("/customer/replenishment", bearer.clone(), json!({ "invoiceId": invoice })).await;
+    assert_eq!(polled, json!({ "status": "success", "amount": 5000 }));
+    assert!(tokio::time::timeout(Duration::from_millis(400), told.next()).await.is_err(), "told twice");
+    let entries = platform.sql("SELECT count(*) AS n FROM wallet_entries WHERE source = 'replenishment'").await;
+    assert_eq!(entries[0].try_get::<i64>("", "n").unwrap(), 1, "credited once");
+
+    // Nobody else's invoice, no invoice at all, another provider: typed errors.
+    let (status, body) = post("/customer/replenish", bearer.clone(), json!({ "amount": 5000, "option": "EVM" })).await;
+    assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"), "{body}");
+    let (status, _, _) =
+        request(platform.addr(), "GET", "/api/v1/payments/qpay/callback?invoice=nope", &[], None).await;
+    assert_eq!(status, 422);
+    let (status, _, _) = platform.call(&admin, "GET", "/me", None).await;
+    assert_eq!(status, 200);
+    platform.stop().await;
+}
