@@ -22,8 +22,8 @@ use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use schemas::payments::{
-    InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus, ReplenishBalance, ReplenishmentStatus,
-    SettleProviderPayment,
+    InvoicePurchase, InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus, ReplenishBalance,
+    ReplenishmentStatus, SettleProviderPayment,
 };
 use schemas::subjects::Channel;
 use schemas::wallets::{EntrySource, WalletAction};
@@ -62,6 +62,7 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<PayPurchase>(),
         routing::command_key_of::<LeaveFeedback>(),
         routing::command_key_of::<ReplenishBalance>(),
+        routing::command_key_of::<InvoicePurchase>(),
         routing::command_key_of::<SettleProviderPayment>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
@@ -187,7 +188,7 @@ async fn pay(
     // the wallet would refuse for a zero amount.
     if purchase.amount == 0 {
         let settled = json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": wallets::find(tx, tenant, command.user_id, 0).await?.balance_cents });
-        mark_paid(tx, tenant, purchase.id, now).await?;
+        mark_paid(tx, tenant, purchase.id, "EVM", now).await?;
         tell(tx, cause, &purchase, true).await?;
         return Ok(Outcome::Done(settled));
     }
@@ -207,16 +208,22 @@ async fn pay(
             return Ok(Outcome::Refused(refusal));
         }
     };
-    mark_paid(tx, tenant, purchase.id, now).await?;
+    mark_paid(tx, tenant, purchase.id, "EVM", now).await?;
     tell(tx, cause, &purchase, true).await?;
     Ok(Outcome::Done(json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": entry.balance_cents })))
 }
 
-async fn mark_paid(tx: &DatabaseTransaction, tenant: &str, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+async fn mark_paid(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    id: Uuid,
+    option: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     let update = Query::update()
         .table("purchases")
         .value("status", "success")
-        .value("payment_option", "EVM")
+        .value("payment_option", option)
         .value("paid_at", now)
         .value("updated_at", now)
         .and_where(Expr::col("tenant").eq(tenant))
@@ -266,12 +273,23 @@ pub struct Invoice {
     pub provider_reference: String,
     /// `pending`, `success`, `error` or `canceled`.
     pub status: String,
+    /// The purchase it pays; none for a top-up.
+    pub purchase_id: Option<Uuid>,
 }
 
 /// Invoice `id`, whoever's it is (a provider's callback names only the invoice).
 pub async fn invoice(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invoice>, DbErr> {
     let query = Query::select()
-        .columns(["invoice_id", "tenant", "customer_id", "amount", "currency", "provider_reference", "status"])
+        .columns([
+            "invoice_id",
+            "tenant",
+            "customer_id",
+            "amount",
+            "currency",
+            "provider_reference",
+            "status",
+            "purchase_id",
+        ])
         .from("invoices")
         .and_where(Expr::col("invoice_id").eq(id))
         .to_owned();
@@ -285,15 +303,29 @@ pub async fn invoice(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invoi
         currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("invoices.currency: {e}")))?,
         provider_reference: row.try_get("", "provider_reference")?,
         status: row.try_get("", "status")?,
+        purchase_id: row.try_get("", "purchase_id")?,
     }))
 }
 
-async fn replenish(
+/// A provider's invoice to record: for a top-up, or for purchase `purchase_id`.
+struct NewInvoice<'a> {
+    id: Uuid,
+    customer_id: Uuid,
+    purchase_id: Option<Uuid>,
+    amount: i64,
+    currency: Currency,
+    reference: &'a str,
+    url: &'a str,
+}
+
+/// Records a provider's invoice (once: a repeat of the command changes nothing).
+async fn record_invoice(
     tx: &DatabaseTransaction,
     tenant: &str,
-    command: &ReplenishBalance,
+    invoice: &NewInvoice<'_>,
     now: DateTime<Utc>,
-) -> Result<Outcome<serde_json::Value>, DbErr> {
+) -> Result<(), DbErr> {
+    let purpose = if invoice.purchase_id.is_some() { "purchase" } else { "replenishment" };
     let insert = Query::insert()
         .into_table("invoices")
         .columns([
@@ -301,6 +333,7 @@ async fn replenish(
             "tenant",
             "customer_id",
             "purpose",
+            "purchase_id",
             "amount",
             "currency",
             "provider",
@@ -310,22 +343,70 @@ async fn replenish(
             "created_at",
         ])
         .values_panic([
-            command.invoice_id.into(),
+            invoice.id.into(),
             tenant.into(),
-            command.user_id.into(),
-            "replenishment".into(),
-            command.amount.into(),
-            command.currency.as_str().into(),
+            invoice.customer_id.into(),
+            purpose.into(),
+            invoice.purchase_id.into(),
+            invoice.amount.into(),
+            invoice.currency.as_str().into(),
             "QPAY".into(),
-            command.provider_reference.as_str().into(),
-            command.url.as_str().into(),
+            invoice.reference.into(),
+            invoice.url.into(),
             "pending".into(),
             now.into(),
         ])
         .on_conflict(sea_orm::sea_query::OnConflict::column("invoice_id").do_nothing().to_owned())
         .to_owned();
-    tx.execute(&insert).await?;
+    tx.execute(&insert).await.map(|_| ())
+}
+
+async fn replenish(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    command: &ReplenishBalance,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    let invoice = NewInvoice {
+        id: command.invoice_id,
+        customer_id: command.user_id,
+        purchase_id: None,
+        amount: command.amount,
+        currency: command.currency,
+        reference: &command.provider_reference,
+        url: &command.url,
+    };
+    record_invoice(tx, tenant, &invoice, now).await?;
     Ok(Outcome::Done(json!({ "invoiceId": command.invoice_id, "url": command.url })))
+}
+
+/// Records a provider's invoice for a purchase that is still to pay, of its whole amount.
+async fn invoice_purchase(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    command: &InvoicePurchase,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    let Some(purchase) = find(tx, tenant, command.user_id, command.purchase_id).await? else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {}", command.purchase_id))));
+    };
+    if purchase.status != "pending" {
+        return Ok(Outcome::Refused(Refusal::conflict(format!("the purchase is {}", purchase.status))));
+    }
+    if purchase.amount != command.amount || purchase.currency != command.currency {
+        return Ok(Outcome::Refused(Refusal::invalid("the invoice is not of the purchase's amount")));
+    }
+    let invoice = NewInvoice {
+        id: command.invoice_id,
+        customer_id: command.user_id,
+        purchase_id: Some(command.purchase_id),
+        amount: command.amount,
+        currency: command.currency,
+        reference: &command.provider_reference,
+        url: &command.url,
+    };
+    record_invoice(tx, tenant, &invoice, now).await?;
+    Ok(Outcome::Done(json!({ "option": "QPAY", "invoiceId": command.invoice_id, "url": command.url })))
 }
 
 /// Settles an invoice the provider confirmed (or failed): the wallet is credited once.
@@ -337,7 +418,7 @@ async fn settle(
 ) -> Result<Outcome<serde_json::Value>, DbErr> {
     let tenant = cause.tenant.as_str();
     let mut query = Query::select()
-        .columns(["customer_id", "amount", "currency", "provider_reference", "status"])
+        .columns(["customer_id", "amount", "currency", "provider_reference", "status", "purchase_id"])
         .from("invoices")
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("invoice_id").eq(command.invoice_id))
@@ -359,7 +440,11 @@ async fn settle(
         return Ok(Outcome::Refused(refusal));
     }
     let currency = Currency::new(&currency).map_err(|e| DbErr::Type(format!("invoices.currency: {e}")))?;
+    let purchase_id: Option<Uuid> = row.try_get("", "purchase_id")?;
     let paid = command.status == InvoiceStatus::Success && command.amount >= amount && command.currency == currency;
+    if let Some(purchase_id) = purchase_id {
+        return settle_purchase(tx, cause, command.invoice_id, purchase_id, customer_id, paid, now).await;
+    }
     let outcome = if paid {
         let posting = Posting {
             action: WalletAction::Credit,
@@ -396,6 +481,52 @@ async fn settle(
     Ok(Outcome::Done(json!({ "status": outcome, "amount": amount })))
 }
 
+/// Settles a provider's invoice for a purchase: the purchase is paid (or not), the app told.
+async fn settle_purchase(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    invoice_id: Uuid,
+    purchase_id: Uuid,
+    customer_id: Uuid,
+    paid: bool,
+    now: DateTime<Utc>,
+) -> Result<Outcome<serde_json::Value>, DbErr> {
+    let tenant = cause.tenant.as_str();
+    let Some(purchase) = find(tx, tenant, customer_id, purchase_id).await? else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {purchase_id}"))));
+    };
+    let status = if paid { "success" } else { "error" };
+    let invoice = Query::update()
+        .table("invoices")
+        .value("status", status)
+        .value("settled_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("invoice_id").eq(invoice_id))
+        .to_owned();
+    tx.execute(&invoice).await?;
+    if paid && purchase.status != "pending" {
+        // Paid twice (from the balance meanwhile): what QPay collected is the customer's, kept
+        // as balance rather than lost.
+        tracing::warn!(purchase = %purchase_id, "a purchase paid again through QPay; the amount goes to the balance");
+        let posting = Posting {
+            action: WalletAction::Credit,
+            amount_cents: purchase.amount,
+            currency: purchase.currency,
+            description: format!("QPay payment of the already paid purchase {purchase_id}"),
+            source: EntrySource::Replenishment,
+            idempotency_key: format!("invoice:{invoice_id}"),
+            reverses: None,
+        };
+        if let Outcome::Refused(refusal) = wallets::post(tx, cause, customer_id, &posting).await? {
+            return Ok(Outcome::Refused(refusal));
+        }
+    } else if paid {
+        mark_paid(tx, tenant, purchase_id, "QPAY", now).await?;
+    }
+    tell(tx, cause, &purchase, paid).await?;
+    Ok(Outcome::Done(json!({ "status": status, "amount": purchase.amount })))
+}
+
 /// Handles payments, top-ups and feedback.
 pub struct Payments;
 
@@ -412,6 +543,9 @@ impl Handler for Payments {
                 AnyMessage::PayPurchase(command) => pay(tx, message, command, now).await,
                 AnyMessage::LeaveFeedback(command) => feedback(tx, message.tenant.as_str(), command, now).await,
                 AnyMessage::ReplenishBalance(command) => replenish(tx, message.tenant.as_str(), command, now).await,
+                AnyMessage::InvoicePurchase(command) => {
+                    invoice_purchase(tx, message.tenant.as_str(), command, now).await
+                }
                 AnyMessage::SettleProviderPayment(command) => settle(tx, message, command, now).await,
                 _ => return Err(HandlerError::unhandled(message)),
             };

@@ -18,8 +18,9 @@ impl MigrationTrait for Migration {
                     .col(uuid("invoice_id").primary_key())
                     .col(string("tenant"))
                     .col(uuid("customer_id"))
-                    // `replenishment` (a balance top-up).
+                    // `replenishment` (a balance top-up) or `purchase` (paying `purchase_id`).
                     .col(string("purpose"))
+                    .col(uuid_null("purchase_id"))
                     .col(big_integer("amount"))
                     .col(string("currency"))
                     // `QPAY`.

@@ -166,6 +166,7 @@ catalogue! {
     charging::ChargingFinished,
     charging::ChargerRemoteCommand,
     payments::PayPurchase,
+    payments::InvoicePurchase,
     payments::LeaveFeedback,
     payments::ReplenishBalance,
     payments::SettleProviderPayment,

@@ -74,6 +74,30 @@ pub struct ReplenishBalance {
 }
 message!(ReplenishBalance, "balance.replenish", (1, 0), Command, Payments, |m| Some(m.invoice_id.to_string()));
 
+/// Record a provider's invoice for a purchase (`pay` with `QPAY`): the edge made it at the
+/// provider, the app pays it there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoicePurchase {
+    /// Our invoice id.
+    pub invoice_id: Uuid,
+    /// The purchase it pays.
+    pub purchase_id: Uuid,
+    /// App user.
+    pub user_id: Uuid,
+    /// Minor units (the purchase's amount).
+    pub amount: i64,
+    /// ISO-4217 currency.
+    pub currency: Currency,
+    /// Provider.
+    pub option: PaymentOption,
+    /// The provider's own id of the invoice.
+    pub provider_reference: String,
+    /// Where the app pays it.
+    pub url: String,
+}
+message!(InvoicePurchase, "purchase.invoice", (1, 0), Command, Payments, |m| Some(m.purchase_id.to_string()));
+
 /// Provider-side outcome of an invoice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

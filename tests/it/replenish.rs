@@ -1,7 +1,7 @@
-//! Top-ups through QPay end to end: a small HTTP server on 127.0.0.1 speaks QPay's merchant API
-//! (token, invoice, payment check); the app tops up, QPay calls back (forged first, then for
-//! real, then again), and the wallet is credited exactly once, the app told on
-//! `{topic}.REPLENISHMENT`.
+//! Top-ups and purchases paid through QPay end to end: a small HTTP server on 127.0.0.1 speaks
+//! QPay's merchant API (token, invoice, payment check); the app tops up, QPay calls back (forged
+//! first, then for real, then again), and the wallet is credited exactly once, the app told on
+//! `{topic}.REPLENISHMENT`; a purchase paid on QPay's page is settled and told on `PAYMENT`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -89,7 +89,7 @@ async fn qpay(state: Arc<Qpay>) -> SocketAddr {
 }
 
 #[tokio::test]
-async fn a_top_up_through_qpay_is_credited_once_and_a_forged_callback_changes_nothing() {
+async fn top_ups_and_purchases_paid_through_qpay_are_settled_once_by_qpays_own_check() {
     let state = Arc::new(Qpay::default());
     let provider = qpay(Arc::clone(&state)).await;
     let (_accounts, server, platform) = with_mobile_nats_and(move |s| {
@@ -173,6 +173,43 @@ async fn a_top_up_through_qpay_is_credited_once_and_a_forged_callback_changes_no
     let entries = platform.sql("SELECT count(*) AS n FROM wallet_entries WHERE source = 'replenishment'").await;
     assert_eq!(entries[0].try_get::<i64>("", "n").unwrap(), 1, "credited once");
 
+    // A charging purchase paid through QPay: the invoice of its amount, settled by QPay's check.
+    let customer = nats["topic"].as_str().unwrap().rsplit('.').next().unwrap().to_owned();
+    let purchase = uuid::Uuid::now_v7();
+    platform
+        .sql(&format!(
+            "INSERT INTO purchases (purchase_id, tenant, customer_id, session_id, charger_id, energy_kwh, amount, currency, \
+             status, created_at, updated_at) VALUES ('{purchase}', '{tenant}', '{customer}', '{}', '{}', 2.5, 1200, 'MNT', \
+             'pending', now(), now())",
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7()
+        ))
+        .await;
+    let mut payments = client.subscribe(format!("{}.PAYMENT", nats["topic"].as_str().unwrap())).await.unwrap();
+    client.flush().await.unwrap();
+    let (status, body) =
+        post_path(&platform, &format!("/purchases/{purchase}/pay"), &bearer, json!({ "option": "QPAY" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["option"], &body["url"]), (&json!("QPAY"), &json!("https://s.qpay.mn/qp-2")));
+    let qpay_invoice = body["invoiceId"].as_str().unwrap().to_owned();
+    assert_eq!(state.invoices.lock().unwrap()["qp-2"]["amount"], json!(12.0));
+    let status_of = json!({ "invoiceId": qpay_invoice });
+    let (_, polled) = post_path(&platform, &format!("/purchases/{purchase}/status"), &bearer, status_of.clone()).await;
+    assert_eq!(polled, json!({ "status": "pending", "amount": 1200 }));
+    state.paid.lock().unwrap().insert("qp-2".into(), 12.0);
+    let callback = format!("/api/v1/payments/qpay/callback?invoice={qpay_invoice}");
+    let (status, _, _) = request(platform.addr(), "POST", &callback, &[], Some("{}")).await;
+    assert_eq!(status, 200);
+    let message = tokio::time::timeout(Duration::from_secs(10), payments.next()).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&message.payload).unwrap(),
+        json!({ "status": "success", "amount": 1200, "currency": "MNT" })
+    );
+    let (_, polled) =
+        post_path(&platform, &format!("/purchases/{purchase}/status"), &bearer, json!({ "invoiceId": purchase })).await;
+    assert_eq!(polled, json!({ "status": "success", "amount": 1200 }));
+    assert_eq!(balance().await, 5000, "paid by QPay, not from the balance");
+
     // Nobody else's invoice, no invoice at all, another provider: typed errors.
     let (status, body) = post("/customer/replenish", bearer.clone(), json!({ "amount": 5000, "option": "EVM" })).await;
     assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"), "{body}");
@@ -182,4 +219,16 @@ async fn a_top_up_through_qpay_is_credited_once_and_a_forged_callback_changes_no
     let (status, _, _) = platform.call(&admin, "GET", "/me", None).await;
     assert_eq!(status, 200);
     platform.stop().await;
+}
+
+async fn post_path(
+    platform: &crate::partner::Platform,
+    path: &str,
+    bearer: &[(&'static str, String)],
+    body: Value,
+) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let (status, body, _) =
+        request(platform.addr(), "POST", &format!("/api/v1{path}"), &headers, Some(&body.to_string())).await;
+    (status, body)
 }

@@ -3,7 +3,8 @@
 //! callback; under `/api/v1`, with the app's session (the callback has none).
 
 use schemas::payments::{
-    Feedback, InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, ReplenishBalance, SettleProviderPayment,
+    Feedback, InvoicePurchase, InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, ReplenishBalance,
+    SettleProviderPayment,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -95,17 +96,27 @@ pub(crate) async fn act(
     match action {
         "pay" => {
             let Pay { option } = parse_body(body)?;
-            let option = match option.as_str() {
-                "EVM" => PaymentOption::Evm,
-                "QPAY" => return Err(ApiError::invalid("option", "QPAY is not available yet; pay with EVM")),
-                _ => return Err(ApiError::invalid("option", "option is EVM or QPAY")),
-            };
-            api.command(&caller.tenant, PayPurchase { purchase_id: id, user_id, option }).await
+            match option.as_str() {
+                "EVM" => {
+                    api.command(&caller.tenant, PayPurchase { purchase_id: id, user_id, option: PaymentOption::Evm })
+                        .await
+                }
+                "QPAY" => pay_by_qpay(api, caller, id).await,
+                _ => Err(ApiError::invalid("option", "option is EVM or QPAY")),
+            }
         }
         "status" => {
             let Status { invoice_id } = parse_body(body)?;
             if invoice_id != id {
-                return Err(ApiError::invalid("invoiceId", "invoiceId is the purchase's id"));
+                // A QPay invoice of this purchase: where it stands, QPay asked while pending.
+                let invoice = consumers::payments::invoice(&api.database, invoice_id)
+                    .await
+                    .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+                    .filter(|i| {
+                        i.tenant == caller.tenant.as_str() && i.customer_id == user_id && i.purchase_id == Some(id)
+                    })
+                    .ok_or_else(|| ApiError::not_found(format!("no invoice {invoice_id} of purchase {id}")))?;
+                return confirm(api, invoice).await;
             }
             let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), user_id, id)
                 .await
@@ -163,6 +174,43 @@ pub(crate) async fn replenish(api: &MobileApi, caller: &Caller, body: &[u8]) -> 
     };
     let _: Value = api.command(&caller.tenant, command).await?;
     Ok(json!({ "option": "QPAY", "invoiceId": invoice_id, "url": url }))
+}
+
+/// `pay` with `QPAY`: QPay's invoice of the purchase's amount, recorded; the app pays it there.
+async fn pay_by_qpay(api: &MobileApi, caller: &Caller, purchase_id: Uuid) -> Result<Value, ApiError> {
+    let Some(qpay) = api.qpay.as_ref() else {
+        return Err(ApiError::invalid("option", "QPAY is not configured; pay with EVM"));
+    };
+    let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), caller.customer_id, purchase_id)
+        .await
+        .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+        .ok_or_else(|| ApiError::not_found(format!("no purchase {purchase_id}")))?;
+    if purchase.status != "pending" {
+        return Err(ApiError::conflict(format!("the purchase is {}", purchase.status)));
+    }
+    if purchase.currency != QPAY_CURRENCY {
+        return Err(ApiError::invalid(
+            "option",
+            format!("QPay collects {QPAY_CURRENCY}, the purchase is in {}", purchase.currency),
+        ));
+    }
+    let invoice_id = Uuid::now_v7();
+    let (reference, url) =
+        qpay.create_invoice(invoice_id, purchase.amount, "voltbus charging").await.map_err(|error| {
+            tracing::warn!(%error, "QPay refused or failed to create an invoice");
+            ApiError::unavailable("QPay could not make the invoice; nothing was charged")
+        })?;
+    let command = InvoicePurchase {
+        invoice_id,
+        purchase_id,
+        user_id: caller.customer_id,
+        amount: purchase.amount,
+        currency: purchase.currency,
+        option: PaymentOption::Qpay,
+        provider_reference: reference,
+        url,
+    };
+    api.command(&caller.tenant, command).await
 }
 
 /// Asks QPay about invoice `invoice` and settles it when QPay says it was paid; the answer.
