@@ -361,6 +361,8 @@ fn mobile_api(
         command_timeout: Duration::from_millis(settings.partner.command_timeout_ms),
         body_limit: settings.partner.body_limit_bytes,
         charger_offline_after: settings.charging.offline_after(),
+        qpay: settings.qpay.to_edge(),
+        paystack: settings.paystack.to_edge(),
     };
     // No SMS provider is wired in yet: the log sender is what sends codes.
     tracing::warn!(
@@ -369,8 +371,7 @@ fn mobile_api(
     if mobile.dev_code.is_some() {
         tracing::warn!("mobile.dev_code is set: every sign-in code is the fixed one; never do this in production");
     }
-    let qpay = settings.qpay.to_edge();
-    Ok(publishers::MobileApi::new(edge, database, partner, &bytes, accounts, Arc::new(publishers::LogSms), qpay))
+    Ok(publishers::MobileApi::new(edge, database, partner, &bytes, accounts, Arc::new(publishers::LogSms)))
 }
 
 /// The secret in the 0600 file at `path`, made by `generate` on first use (several processes

@@ -33,8 +33,10 @@ pub struct Settings {
     pub mobile: MobileSettings,
     /// Chargers.
     pub charging: ChargingSettings,
-    /// QPay, the top-up provider.
+    /// QPay, an external payment provider.
     pub qpay: QpaySettings,
+    /// Paystack, an external payment provider.
+    pub paystack: PaystackSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -402,6 +404,47 @@ impl QpaySettings {
     }
 }
 
+/// `[paystack]`: Paystack, through which the app can pay and top up; off unless `base_url` is
+/// set.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaystackSettings {
+    /// `https://api.paystack.co`.
+    pub base_url: Option<String>,
+    /// The secret key (`sk_…`), which also signs Paystack's webhooks (a secret).
+    pub secret_key: String,
+    /// The currency Paystack collects in.
+    pub currency: String,
+}
+
+impl Default for PaystackSettings {
+    fn default() -> Self {
+        Self { base_url: None, secret_key: String::new(), currency: "GHS".into() }
+    }
+}
+
+impl std::fmt::Debug for PaystackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaystackSettings")
+            .field("base_url", &self.base_url)
+            .field("secret_key", &"***")
+            .field("currency", &self.currency)
+            .finish()
+    }
+}
+
+impl PaystackSettings {
+    /// The edge's view, when Paystack is configured.
+    pub fn to_edge(&self) -> Option<publishers::PaystackSettings> {
+        let currency = schemas::Currency::new(&self.currency).ok()?;
+        self.base_url.as_ref().map(|base_url| publishers::PaystackSettings {
+            base_url: base_url.clone(),
+            secret_key: self.secret_key.clone(),
+            currency,
+        })
+    }
+}
+
 /// `[amqp]`: RabbitMQ.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -457,6 +500,7 @@ impl Default for Settings {
             mobile: MobileSettings::default(),
             charging: ChargingSettings::default(),
             qpay: QpaySettings::default(),
+            paystack: PaystackSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }
@@ -530,6 +574,16 @@ impl Settings {
         }
         self.nats.accounts()?;
         check("qpay.base_url", &self.qpay.base_url, &["https://", "http://"])?;
+        check("paystack.base_url", &self.paystack.base_url, &["https://", "http://"])?;
+        if schemas::Currency::new(&self.paystack.currency).is_err() {
+            return Err(SettingsError(format!(
+                "paystack.currency `{}` is not an ISO-4217 code",
+                self.paystack.currency
+            )));
+        }
+        if self.paystack.base_url.is_some() && self.paystack.secret_key.is_empty() {
+            return Err(SettingsError("paystack.secret_key is needed with paystack.base_url".into()));
+        }
         if let Some(tenant) = &self.mobile.tenant
             && schemas::TenantId::new(tenant).is_err()
         {

@@ -275,6 +275,8 @@ pub struct Invoice {
     pub status: String,
     /// The purchase it pays; none for a top-up.
     pub purchase_id: Option<Uuid>,
+    /// The provider (`QPAY`, `PAYSTACK`).
+    pub provider: String,
 }
 
 /// Invoice `id`, whoever's it is (a provider's callback names only the invoice).
@@ -289,6 +291,7 @@ pub async fn invoice(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invoi
             "provider_reference",
             "status",
             "purchase_id",
+            "provider",
         ])
         .from("invoices")
         .and_where(Expr::col("invoice_id").eq(id))
@@ -304,6 +307,7 @@ pub async fn invoice(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invoi
         provider_reference: row.try_get("", "provider_reference")?,
         status: row.try_get("", "status")?,
         purchase_id: row.try_get("", "purchase_id")?,
+        provider: row.try_get("", "provider")?,
     }))
 }
 
@@ -316,6 +320,7 @@ struct NewInvoice<'a> {
     currency: Currency,
     reference: &'a str,
     url: &'a str,
+    provider: PaymentOption,
 }
 
 /// Records a provider's invoice (once: a repeat of the command changes nothing).
@@ -350,7 +355,7 @@ async fn record_invoice(
             invoice.purchase_id.into(),
             invoice.amount.into(),
             invoice.currency.as_str().into(),
-            "QPAY".into(),
+            invoice.provider.as_str().into(),
             invoice.reference.into(),
             invoice.url.into(),
             "pending".into(),
@@ -375,6 +380,7 @@ async fn replenish(
         currency: command.currency,
         reference: &command.provider_reference,
         url: &command.url,
+        provider: command.option,
     };
     record_invoice(tx, tenant, &invoice, now).await?;
     Ok(Outcome::Done(json!({ "invoiceId": command.invoice_id, "url": command.url })))
@@ -404,9 +410,11 @@ async fn invoice_purchase(
         currency: command.currency,
         reference: &command.provider_reference,
         url: &command.url,
+        provider: command.option,
     };
     record_invoice(tx, tenant, &invoice, now).await?;
-    Ok(Outcome::Done(json!({ "option": "QPAY", "invoiceId": command.invoice_id, "url": command.url })))
+    let option = command.option.as_str();
+    Ok(Outcome::Done(json!({ "option": option, "invoiceId": command.invoice_id, "url": command.url })))
 }
 
 /// Settles an invoice the provider confirmed (or failed): the wallet is credited once.
@@ -443,14 +451,15 @@ async fn settle(
     let purchase_id: Option<Uuid> = row.try_get("", "purchase_id")?;
     let paid = command.status == InvoiceStatus::Success && command.amount >= amount && command.currency == currency;
     if let Some(purchase_id) = purchase_id {
-        return settle_purchase(tx, cause, command.invoice_id, purchase_id, customer_id, paid, now).await;
+        let paid_by = (command.option, paid);
+        return settle_purchase(tx, cause, command.invoice_id, purchase_id, customer_id, paid_by, now).await;
     }
     let outcome = if paid {
         let posting = Posting {
             action: WalletAction::Credit,
             amount_cents: amount,
             currency,
-            description: format!("top-up through QPay ({reference})"),
+            description: format!("top-up through {} ({reference})", command.option.as_str()),
             source: EntrySource::Replenishment,
             idempotency_key: format!("invoice:{}", command.invoice_id),
             reverses: None,
@@ -488,7 +497,7 @@ async fn settle_purchase(
     invoice_id: Uuid,
     purchase_id: Uuid,
     customer_id: Uuid,
-    paid: bool,
+    (option, paid): (PaymentOption, bool),
     now: DateTime<Utc>,
 ) -> Result<Outcome<serde_json::Value>, DbErr> {
     let tenant = cause.tenant.as_str();
@@ -512,7 +521,7 @@ async fn settle_purchase(
             action: WalletAction::Credit,
             amount_cents: purchase.amount,
             currency: purchase.currency,
-            description: format!("QPay payment of the already paid purchase {purchase_id}"),
+            description: format!("provider payment of the already paid purchase {purchase_id}"),
             source: EntrySource::Replenishment,
             idempotency_key: format!("invoice:{invoice_id}"),
             reverses: None,
@@ -521,7 +530,7 @@ async fn settle_purchase(
             return Ok(Outcome::Refused(refusal));
         }
     } else if paid {
-        mark_paid(tx, tenant, purchase_id, "QPAY", now).await?;
+        mark_paid(tx, tenant, purchase_id, option.as_str(), now).await?;
     }
     tell(tx, cause, &purchase, paid).await?;
     Ok(Outcome::Done(json!({ "status": status, "amount": purchase.amount })))

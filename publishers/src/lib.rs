@@ -12,5 +12,5 @@ pub mod permissions;
 
 pub use edge::{
     ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, LogSms, MOBILE_BASE, MobileApi, MobileSettings, PartnerApi,
-    PartnerSettings, PartnerTasks, QpaySettings, SmsSender, WebhookSetup,
+    PartnerSettings, PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
 };

@@ -16,6 +16,19 @@ pub enum PaymentOption {
     Evm,
     /// Through QPay's hosted page.
     Qpay,
+    /// Through Paystack's hosted page.
+    Paystack,
+}
+
+impl PaymentOption {
+    /// The app's name of it (`EVM`, `QPAY`, `PAYSTACK`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentOption::Evm => "EVM",
+            PaymentOption::Qpay => "QPAY",
+            PaymentOption::Paystack => "PAYSTACK",
+        }
+    }
 }
 
 /// Pay a purchase (`POST /purchases/:id/pay {option}`).

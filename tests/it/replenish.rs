@@ -232,3 +232,138 @@ async fn post_path(
         request(platform.addr(), "POST", &format!("/api/v1{path}"), &headers, Some(&body.to_string())).await;
     (status, body)
 }
+
+/// Paystack as the test plays it: transactions by reference, and which succeeded.
+#[derive(Default)]
+struct Paystack {
+    initialized: Mutex<Vec<(String, Value)>>,
+    paid: Mutex<HashMap<String, i64>>,
+}
+
+async fn paystack(state: Arc<Paystack>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let state = Arc::clone(&state);
+                    async move {
+                        let path = request.uri().path().to_owned();
+                        let header = |name: &str| {
+                            request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+                        };
+                        let (authorization, key) = (header("authorization"), header("idempotency-key"));
+                        let body: Value =
+                            serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
+                                .unwrap_or_default();
+                        let (status, answer) = if authorization != "Bearer sk_test_secret" {
+                            (401, json!({ "status": false }))
+                        } else if path == "/transaction/initialize" {
+                            let reference = body["reference"].as_str().unwrap_or_default().to_owned();
+                            state.initialized.lock().unwrap().push((key, body));
+                            let page = format!("https://checkout.paystack.com/{reference}");
+                            (
+                                200,
+                                json!({ "status": true, "data": { "authorization_url": page, "access_code": "ac", "reference": reference } }),
+                            )
+                        } else if let Some(reference) = path.strip_prefix("/transaction/verify/") {
+                            match state.paid.lock().unwrap().get(reference) {
+                                Some(amount) => (
+                                    200,
+                                    json!({ "status": true, "data": { "status": "success", "amount": amount, "currency": "GHS" } }),
+                                ),
+                                None => (
+                                    200,
+                                    json!({ "status": true, "data": { "status": "abandoned", "amount": 0, "currency": "GHS" } }),
+                                ),
+                            }
+                        } else {
+                            (404, json!({}))
+                        };
+                        let response = http::Response::builder()
+                            .status(status)
+                            .body(Full::new(Bytes::from(answer.to_string())))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+fn signed(body: &str, key: &[u8]) -> String {
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA512, key), body.as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_paystack_top_up_is_credited_once_only_on_a_signed_and_verified_webhook() {
+    let state = Arc::new(Paystack::default());
+    let provider = paystack(Arc::clone(&state)).await;
+    let (_accounts, _server, platform) = with_mobile_nats_and(move |s| {
+        s.paystack.base_url = Some(format!("http://{provider}"));
+        s.paystack.secret_key = "sk_test_secret".into();
+        s.paystack.currency = "GHS".into();
+    })
+    .await;
+    let (tenant, _) = platform.organisation().await;
+    let headers = [("x-tenant", tenant.as_str())];
+    request(platform.addr(), "POST", "/api/v1/user/otp-request", &headers, Some(r#"{"phone":"+233201234567"}"#)).await;
+    let (_, signed_in, _) = request(
+        platform.addr(),
+        "POST",
+        "/api/v1/user/otp-check",
+        &headers,
+        Some(r#"{"phone":"+233201234567","code":"0000"}"#),
+    )
+    .await;
+    let bearer = vec![("authorization", format!("Bearer {}", signed_in["token"].as_str().unwrap()))];
+    let balance = || async {
+        let (_, me) = post_path(&platform, "/user/me", &bearer, json!({})).await;
+        me["profile"]["balance"].as_i64().unwrap()
+    };
+    let (status, options) = post_path(&platform, "/payment-options", &bearer, json!({})).await;
+    assert_eq!(status, 405, "options are a GET: {options}");
+
+    let (status, body) =
+        post_path(&platform, "/customer/replenish", &bearer, json!({ "amount": 3000, "option": "PAYSTACK" })).await;
+    assert_eq!(status, 200, "{body}");
+    let invoice = body["invoiceId"].as_str().unwrap().to_owned();
+    assert_eq!(body["url"], format!("https://checkout.paystack.com/{invoice}"));
+    let (key, initialized) = state.initialized.lock().unwrap()[0].clone();
+    assert_eq!(
+        (key.as_str(), &initialized["amount"], &initialized["currency"]),
+        (invoice.as_str(), &json!(3000), &json!("GHS"))
+    );
+
+    let webhook =
+        json!({ "event": "charge.success", "data": { "reference": invoice, "amount": 3000, "currency": "GHS" } })
+            .to_string();
+    let deliver = |signature: String| {
+        let (platform, webhook) = (&platform, webhook.clone());
+        async move {
+            let headers = [("x-paystack-signature", signature.as_str())];
+            request(platform.addr(), "POST", "/api/v1/payments/paystack/webhook", &headers, Some(&webhook)).await.0
+        }
+    };
+    // Forged (another key), then signed but not paid at Paystack: nothing changes.
+    assert_eq!(deliver(signed(&webhook, b"sk_guess")).await, 401);
+    assert_eq!(deliver(signed(&webhook, b"sk_test_secret")).await, 200);
+    assert_eq!(balance().await, 0);
+    // Paid at Paystack: the signed webhook credits once; its replay credits nothing.
+    state.paid.lock().unwrap().insert(invoice.clone(), 3000);
+    assert_eq!(deliver(signed(&webhook, b"sk_test_secret")).await, 200);
+    assert_eq!(deliver(signed(&webhook, b"sk_test_secret")).await, 200);
+    assert_eq!(balance().await, 3000);
+    let (_, polled) = post_path(&platform, "/customer/replenishment", &bearer, json!({ "invoiceId": invoice })).await;
+    assert_eq!(polled, json!({ "status": "success", "amount": 3000 }));
+    let entries = platform.sql("SELECT count(*) AS n FROM wallet_entries WHERE source = 'replenishment'").await;
+    assert_eq!(entries[0].try_get::<i64>("", "n").unwrap(), 1, "credited once");
+    platform.stop().await;
+}

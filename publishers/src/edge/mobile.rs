@@ -67,6 +67,10 @@ pub struct MobileSettings {
     pub body_limit: usize,
     /// A charger not heard from this long reads as `Offline`.
     pub charger_offline_after: Duration,
+    /// QPay, when configured.
+    pub qpay: Option<super::qpay::QpaySettings>,
+    /// Paystack, when configured.
+    pub paystack: Option<super::paystack::PaystackSettings>,
 }
 
 /// Sends a text message to a phone.
@@ -106,8 +110,10 @@ pub struct MobileApi {
     code_key: hmac::Key,
     accounts: Option<Arc<Accounts>>,
     sms: Arc<dyn SmsSender>,
-    /// The top-up provider, when configured.
-    pub(crate) qpay: Option<super::qpay::Qpay>,
+    /// The external payment providers configured.
+    pub(crate) providers: super::providers::Providers,
+    /// Paystack, when configured, whose webhooks are checked against its key.
+    pub(crate) paystack: Option<Arc<super::paystack::Paystack>>,
     random: SystemRandom,
 }
 
@@ -155,8 +161,15 @@ impl MobileApi {
         code_key: &[u8; 32],
         accounts: Option<Arc<Accounts>>,
         sms: Arc<dyn SmsSender>,
-        qpay: Option<super::qpay::QpaySettings>,
     ) -> Arc<Self> {
+        let paystack = settings.paystack.clone().map(|settings| Arc::new(super::paystack::Paystack::new(settings)));
+        let mut providers: Vec<Arc<dyn super::providers::Provider>> = Vec::new();
+        if let Some(qpay) = settings.qpay.clone() {
+            providers.push(Arc::new(super::qpay::Qpay::new(qpay)));
+        }
+        if let Some(paystack) = &paystack {
+            providers.push(Arc::clone(paystack) as Arc<dyn super::providers::Provider>);
+        }
         Arc::new(Self {
             settings,
             database,
@@ -164,7 +177,8 @@ impl MobileApi {
             code_key: hmac::Key::new(hmac::HMAC_SHA256, code_key),
             accounts,
             sms,
-            qpay: qpay.map(super::qpay::Qpay::new),
+            providers: super::providers::Providers::new(providers),
+            paystack,
             random: SystemRandom::new(),
         })
     }
@@ -210,6 +224,15 @@ impl MobileApi {
             let id: Uuid = id.parse().map_err(|_| ApiError::not_found(format!("no purchase {id}")))?;
             let body = read_body(request, self.settings.body_limit).await?;
             return Ok((StatusCode::OK, super::purchases::act(self, &caller, id, action, &body).await?));
+        }
+        if path == "/payments/paystack/webhook" {
+            if request.method() != Method::POST {
+                return Err(ApiError::method_not_allowed("POST"));
+            }
+            let signature =
+                request.headers().get("x-paystack-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = read_body(request, self.settings.body_limit).await?;
+            return Ok((StatusCode::OK, super::purchases::paystack_webhook(self, signature.as_deref(), &body).await?));
         }
         if path == "/payments/qpay/callback" {
             return Ok((StatusCode::OK, super::purchases::qpay_callback(self, request.uri().query()).await?));

@@ -10,8 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use super::api::parse_body;
 use super::mobile::{Caller, MobileApi};
+use super::providers::Provider;
 use super::response::ApiError;
 
 #[derive(Deserialize)]
@@ -40,12 +43,40 @@ struct FeedbackFields {
     description: String,
 }
 
-/// `GET /payment-options`: the balance, and QPay when it is configured.
+/// `GET /payment-options`: the balance, and each external provider when it is configured.
 pub(crate) fn options(api: &MobileApi) -> Value {
+    let off = |option| api.providers.of(option).is_none();
     json!([
         { "option": "EVM", "icon": "wallet", "title": "Balance", "disabled": false },
-        { "option": "QPAY", "icon": "qpay", "title": "QPay", "disabled": api.qpay.is_none() },
+        { "option": "QPAY", "icon": "qpay", "title": "QPay", "disabled": off(PaymentOption::Qpay) },
+        { "option": "PAYSTACK", "icon": "paystack", "title": "Paystack", "disabled": off(PaymentOption::Paystack) },
     ])
+}
+
+/// An external provider's option, from its name.
+fn external(option: &str) -> Result<PaymentOption, ApiError> {
+    match option {
+        "QPAY" => Ok(PaymentOption::Qpay),
+        "PAYSTACK" => Ok(PaymentOption::Paystack),
+        _ => Err(ApiError::invalid("option", "option is QPAY or PAYSTACK")),
+    }
+}
+
+/// The configured provider of `option`.
+fn provider(api: &MobileApi, option: PaymentOption) -> Result<&Arc<dyn Provider>, ApiError> {
+    api.providers
+        .of(option)
+        .ok_or_else(|| ApiError::invalid("option", format!("{} is not configured", option.as_str())))
+}
+
+/// The e-mail a provider that wants one gets: the customer's, else one that reaches nobody.
+async fn email_of(api: &MobileApi, caller: &Caller) -> Result<String, ApiError> {
+    let customer = consumers::customers::find(&api.database, caller.tenant.as_str(), caller.customer_id)
+        .await
+        .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+    Ok(customer
+        .and_then(|c| c.profile.email)
+        .unwrap_or_else(|| format!("{}@customers.voltbus.invalid", caller.customer_id)))
 }
 
 /// `GET /purchases?page=&page-size=`: the caller's purchases, newest first.
@@ -101,8 +132,7 @@ pub(crate) async fn act(
                     api.command(&caller.tenant, PayPurchase { purchase_id: id, user_id, option: PaymentOption::Evm })
                         .await
                 }
-                "QPAY" => pay_by_qpay(api, caller, id).await,
-                _ => Err(ApiError::invalid("option", "option is EVM or QPAY")),
+                other => pay_by_provider(api, caller, id, external(other)?).await,
             }
         }
         "status" => {
@@ -143,44 +173,41 @@ struct Replenish {
     option: String,
 }
 
-/// The currency QPay collects in.
-const QPAY_CURRENCY: schemas::Currency = schemas::Currency::MNT;
-
-/// `POST /customer/replenish {amount, option: "QPAY"}`: a QPay invoice for the top-up.
+/// `POST /customer/replenish {amount, option}`: the provider's payment page for the top-up.
 pub(crate) async fn replenish(api: &MobileApi, caller: &Caller, body: &[u8]) -> Result<Value, ApiError> {
     let Replenish { amount, option } = parse_body(body)?;
-    let Some(qpay) = api.qpay.as_ref() else {
-        return Err(ApiError::invalid("option", "no top-up provider is configured"));
-    };
-    if option != "QPAY" {
-        return Err(ApiError::invalid("option", "top-ups go through QPAY"));
-    }
+    let option = external(&option)?;
+    let provider = provider(api, option)?;
     if !(100..=100_000_000_000).contains(&amount) {
         return Err(ApiError::invalid("amount", "amount is 100 to 100,000,000,000 minor units"));
     }
     let invoice_id = Uuid::now_v7();
-    let (reference, url) = qpay.create_invoice(invoice_id, amount, "voltbus top-up").await.map_err(|error| {
-        tracing::warn!(%error, "QPay refused or failed to create an invoice");
-        ApiError::unavailable("QPay could not make the invoice; nothing was charged")
+    let email = email_of(api, caller).await?;
+    let (reference, url) = provider.create(invoice_id, amount, "voltbus top-up", &email).await.map_err(|error| {
+        tracing::warn!(%error, option = option.as_str(), "the provider refused or failed to make the payment");
+        ApiError::unavailable("the provider could not make the payment; nothing was charged")
     })?;
     let command = ReplenishBalance {
         invoice_id,
         user_id: caller.customer_id,
         amount,
-        currency: QPAY_CURRENCY,
-        option: PaymentOption::Qpay,
+        currency: provider.currency(),
+        option,
         provider_reference: reference,
         url: url.clone(),
     };
     let _: Value = api.command(&caller.tenant, command).await?;
-    Ok(json!({ "option": "QPAY", "invoiceId": invoice_id, "url": url }))
+    Ok(json!({ "option": option.as_str(), "invoiceId": invoice_id, "url": url }))
 }
 
-/// `pay` with `QPAY`: QPay's invoice of the purchase's amount, recorded; the app pays it there.
-async fn pay_by_qpay(api: &MobileApi, caller: &Caller, purchase_id: Uuid) -> Result<Value, ApiError> {
-    let Some(qpay) = api.qpay.as_ref() else {
-        return Err(ApiError::invalid("option", "QPAY is not configured; pay with EVM"));
-    };
+/// `pay` through a provider: its payment page of the purchase's amount, recorded.
+async fn pay_by_provider(
+    api: &MobileApi,
+    caller: &Caller,
+    purchase_id: Uuid,
+    option: PaymentOption,
+) -> Result<Value, ApiError> {
+    let provider = provider(api, option)?;
     let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), caller.customer_id, purchase_id)
         .await
         .map_err(|_| ApiError::unavailable("the database is not reachable"))?
@@ -188,17 +215,17 @@ async fn pay_by_qpay(api: &MobileApi, caller: &Caller, purchase_id: Uuid) -> Res
     if purchase.status != "pending" {
         return Err(ApiError::conflict(format!("the purchase is {}", purchase.status)));
     }
-    if purchase.currency != QPAY_CURRENCY {
-        return Err(ApiError::invalid(
-            "option",
-            format!("QPay collects {QPAY_CURRENCY}, the purchase is in {}", purchase.currency),
-        ));
+    if purchase.currency != provider.currency() {
+        let message =
+            format!("{} collects {}, the purchase is in {}", option.as_str(), provider.currency(), purchase.currency);
+        return Err(ApiError::invalid("option", message));
     }
     let invoice_id = Uuid::now_v7();
+    let email = email_of(api, caller).await?;
     let (reference, url) =
-        qpay.create_invoice(invoice_id, purchase.amount, "voltbus charging").await.map_err(|error| {
-            tracing::warn!(%error, "QPay refused or failed to create an invoice");
-            ApiError::unavailable("QPay could not make the invoice; nothing was charged")
+        provider.create(invoice_id, purchase.amount, "voltbus charging", &email).await.map_err(|error| {
+            tracing::warn!(%error, option = option.as_str(), "the provider refused or failed to make the payment");
+            ApiError::unavailable("the provider could not make the payment; nothing was charged")
         })?;
     let command = InvoicePurchase {
         invoice_id,
@@ -206,28 +233,29 @@ async fn pay_by_qpay(api: &MobileApi, caller: &Caller, purchase_id: Uuid) -> Res
         user_id: caller.customer_id,
         amount: purchase.amount,
         currency: purchase.currency,
-        option: PaymentOption::Qpay,
+        option,
         provider_reference: reference,
         url,
     };
     api.command(&caller.tenant, command).await
 }
 
-/// Asks QPay about invoice `invoice` and settles it when QPay says it was paid; the answer.
+/// Asks the invoice's provider what was paid, and settles the invoice when it was; the answer.
 async fn confirm(api: &MobileApi, invoice: consumers::payments::Invoice) -> Result<Value, ApiError> {
     let answer = |status: &str| json!({ "status": status, "amount": invoice.amount });
-    let (Some(qpay), "pending") = (api.qpay.as_ref(), invoice.status.as_str()) else {
+    let provider = external(&invoice.provider).ok().and_then(|option| api.providers.of(option));
+    let (Some(provider), "pending") = (provider, invoice.status.as_str()) else {
         return Ok(answer(&invoice.status));
     };
-    let paid = qpay.paid(&invoice.provider_reference).await.map_err(|error| {
-        tracing::warn!(%error, "could not ask QPay about an invoice");
-        ApiError::unavailable("QPay did not answer; try again")
+    let paid = provider.paid(&invoice.provider_reference).await.map_err(|error| {
+        tracing::warn!(%error, provider = %invoice.provider, "could not ask the provider about a payment");
+        ApiError::unavailable("the provider did not answer; try again")
     })?;
     let Some(paid) = paid else { return Ok(answer("pending")) };
     let tenant = schemas::TenantId::new(&invoice.tenant).map_err(|_| ApiError::internal())?;
     let settle = SettleProviderPayment {
         invoice_id: invoice.id,
-        option: PaymentOption::Qpay,
+        option: provider.option(),
         provider_reference: invoice.provider_reference.clone(),
         status: InvoiceStatus::Success,
         amount: paid,
@@ -267,6 +295,38 @@ pub(crate) async fn qpay_callback(api: &MobileApi, query: Option<&str>) -> Resul
     let answered = confirm(api, invoice).await?;
     if answered["status"] == "pending" {
         tracing::warn!(%invoice_id, "a QPay callback for an invoice QPay says is unpaid (forged, or early); nothing changed");
+    }
+    Ok(json!({}))
+}
+
+/// Paystack's webhook: believed only with Paystack's signature of the raw body, and even then
+/// only as a prompt to verify the payment with Paystack. A forged one changes nothing and is
+/// logged.
+pub(crate) async fn paystack_webhook(api: &MobileApi, signature: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let Some(paystack) = api.paystack.as_ref() else { return Err(ApiError::not_found("no such route")) };
+    if !signature.is_some_and(|signature| paystack.signed(body, signature)) {
+        tracing::warn!("a Paystack webhook without Paystack's signature; ignored");
+        return Err(ApiError::unauthorized("the signature does not hold"));
+    }
+    let event: Value = serde_json::from_slice(body).map_err(|_| ApiError::malformed("the body is not JSON"))?;
+    if event["event"] != "charge.success" {
+        return Ok(json!({}));
+    }
+    let Some(invoice_id) = event["data"]["reference"].as_str().and_then(|r| r.parse::<Uuid>().ok()) else {
+        tracing::warn!("a signed Paystack webhook names a reference we never made; ignored");
+        return Ok(json!({}));
+    };
+    let invoice = consumers::payments::invoice(&api.database, invoice_id)
+        .await
+        .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+    match invoice {
+        Some(invoice) if invoice.provider == PaymentOption::Paystack.as_str() => {
+            let answered = confirm(api, invoice).await?;
+            if answered["status"] == "pending" {
+                tracing::warn!(%invoice_id, "a Paystack webhook for a payment Paystack does not verify; nothing changed");
+            }
+        }
+        _ => tracing::warn!(%invoice_id, "a signed Paystack webhook for an invoice that is not Paystack's; ignored"),
     }
     Ok(json!({}))
 }
