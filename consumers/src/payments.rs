@@ -399,8 +399,10 @@ async fn invoice_purchase(
     if purchase.status != "pending" {
         return Ok(Outcome::Refused(Refusal::conflict(format!("the purchase is {}", purchase.status))));
     }
-    if purchase.amount != command.amount || purchase.currency != command.currency {
-        return Ok(Outcome::Refused(Refusal::invalid("the invoice is not of the purchase's amount")));
+    // At least the purchase's amount: a provider that takes whole units only is invoiced the
+    // amount rounded up to one.
+    if command.amount < purchase.amount || purchase.currency != command.currency {
+        return Ok(Outcome::Refused(Refusal::invalid("the invoice does not cover the purchase")));
     }
     let invoice = NewInvoice {
         id: command.invoice_id,
@@ -449,10 +451,37 @@ async fn settle(
     }
     let currency = Currency::new(&currency).map_err(|e| DbErr::Type(format!("invoices.currency: {e}")))?;
     let purchase_id: Option<Uuid> = row.try_get("", "purchase_id")?;
-    let paid = command.status == InvoiceStatus::Success && command.amount >= amount && command.currency == currency;
-    if let Some(purchase_id) = purchase_id {
-        let paid_by = (command.option, paid);
-        return settle_purchase(tx, cause, command.invoice_id, purchase_id, customer_id, paid_by, now).await;
+    let confirmed = command.status == InvoiceStatus::Success;
+    if confirmed && (command.amount < amount || command.currency != currency) {
+        // Less than invoiced, or in another currency: not settled either way, but kept pending
+        // and logged for an operator, since the provider did take money.
+        tracing::warn!(
+            invoice = %command.invoice_id, expected = amount, paid = command.amount, currency = %command.currency,
+            "a provider confirmed a payment that does not match its invoice; left pending for review"
+        );
+        return Ok(Outcome::Done(json!({ "status": "pending", "amount": amount })));
+    }
+    if command.status == InvoiceStatus::Pending {
+        return Ok(Outcome::Done(json!({ "status": "pending", "amount": amount })));
+    }
+    let paid = confirmed;
+    match (purchase_id, paid) {
+        (Some(purchase_id), true) => {
+            return settle_purchase(tx, cause, command.invoice_id, purchase_id, customer_id, command.option, now).await;
+        }
+        // The provider says the payment failed: the purchase stays to pay, by any option.
+        (Some(_), false) => {
+            let failed = Query::update()
+                .table("invoices")
+                .value("status", "error")
+                .value("settled_at", now)
+                .and_where(Expr::col("tenant").eq(tenant))
+                .and_where(Expr::col("invoice_id").eq(command.invoice_id))
+                .to_owned();
+            tx.execute(&failed).await?;
+            return Ok(Outcome::Done(json!({ "status": "error", "amount": amount })));
+        }
+        (None, _) => {}
     }
     let outcome = if paid {
         let posting = Posting {
@@ -465,11 +494,10 @@ async fn settle(
             reverses: None,
         };
         if let Outcome::Refused(refusal) = wallets::post(tx, cause, customer_id, &posting).await? {
+            tracing::warn!(invoice = %command.invoice_id, reason = %refusal.message, "a confirmed top-up could not be credited; left pending");
             return Ok(Outcome::Refused(refusal));
         }
         "success"
-    } else if command.status == InvoiceStatus::Pending {
-        return Ok(Outcome::Done(json!({ "status": "pending", "amount": amount })));
     } else {
         "error"
     };
@@ -497,26 +525,22 @@ async fn settle_purchase(
     invoice_id: Uuid,
     purchase_id: Uuid,
     customer_id: Uuid,
-    (option, paid): (PaymentOption, bool),
+    option: PaymentOption,
     now: DateTime<Utc>,
 ) -> Result<Outcome<serde_json::Value>, DbErr> {
     let tenant = cause.tenant.as_str();
-    let Some(purchase) = find(tx, tenant, customer_id, purchase_id).await? else {
+    // Locked: a payment from the balance, or another invoice of the same purchase, waits here.
+    let mut query = select(tenant, customer_id).and_where(Expr::col("purchase_id").eq(purchase_id)).to_owned();
+    crate::database::for_update(tx, &mut query);
+    let Some(purchase) = tx.query_one(&query).await?.map(|row| purchase_of(&row)).transpose()? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {purchase_id}"))));
     };
-    let status = if paid { "success" } else { "error" };
-    let invoice = Query::update()
-        .table("invoices")
-        .value("status", status)
-        .value("settled_at", now)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("invoice_id").eq(invoice_id))
-        .to_owned();
-    tx.execute(&invoice).await?;
-    if paid && purchase.status != "pending" {
-        // Paid twice (from the balance meanwhile): what QPay collected is the customer's, kept
-        // as balance rather than lost.
-        tracing::warn!(purchase = %purchase_id, "a purchase paid again through QPay; the amount goes to the balance");
+    if purchase.status == "pending" {
+        mark_paid(tx, tenant, purchase_id, option.as_str(), now).await?;
+    } else {
+        // Paid twice (from the balance, or another invoice, meanwhile): what the provider
+        // collected is the customer's, kept as balance rather than lost.
+        tracing::warn!(purchase = %purchase_id, "a purchase paid again through a provider; the amount goes to the balance");
         let posting = Posting {
             action: WalletAction::Credit,
             amount_cents: purchase.amount,
@@ -527,13 +551,21 @@ async fn settle_purchase(
             reverses: None,
         };
         if let Outcome::Refused(refusal) = wallets::post(tx, cause, customer_id, &posting).await? {
+            // Nothing written yet: the invoice stays pending, for the operator to look at.
+            tracing::warn!(invoice = %invoice_id, reason = %refusal.message, "a second payment could not go to the balance");
             return Ok(Outcome::Refused(refusal));
         }
-    } else if paid {
-        mark_paid(tx, tenant, purchase_id, option.as_str(), now).await?;
     }
-    tell(tx, cause, &purchase, paid).await?;
-    Ok(Outcome::Done(json!({ "status": status, "amount": purchase.amount })))
+    let invoice = Query::update()
+        .table("invoices")
+        .value("status", "success")
+        .value("settled_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("invoice_id").eq(invoice_id))
+        .to_owned();
+    tx.execute(&invoice).await?;
+    tell(tx, cause, &purchase, true).await?;
+    Ok(Outcome::Done(json!({ "status": "success", "amount": purchase.amount })))
 }
 
 /// Handles payments, top-ups and feedback.

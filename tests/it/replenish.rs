@@ -173,13 +173,14 @@ async fn top_ups_and_purchases_paid_through_qpay_are_settled_once_by_qpays_own_c
     let entries = platform.sql("SELECT count(*) AS n FROM wallet_entries WHERE source = 'replenishment'").await;
     assert_eq!(entries[0].try_get::<i64>("", "n").unwrap(), 1, "credited once");
 
-    // A charging purchase paid through QPay: the invoice of its amount, settled by QPay's check.
+    // A charging purchase of 11.75 MNT paid through QPay, which takes whole units: invoiced 12,
+    // settled by QPay's check.
     let customer = nats["topic"].as_str().unwrap().rsplit('.').next().unwrap().to_owned();
     let purchase = uuid::Uuid::now_v7();
     platform
         .sql(&format!(
             "INSERT INTO purchases (purchase_id, tenant, customer_id, session_id, charger_id, energy_kwh, amount, currency, \
-             status, created_at, updated_at) VALUES ('{purchase}', '{tenant}', '{customer}', '{}', '{}', 2.5, 1200, 'MNT', \
+             status, created_at, updated_at) VALUES ('{purchase}', '{tenant}', '{customer}', '{}', '{}', 2.5, 1175, 'MNT', \
              'pending', now(), now())",
             uuid::Uuid::now_v7(),
             uuid::Uuid::now_v7()
@@ -203,12 +204,16 @@ async fn top_ups_and_purchases_paid_through_qpay_are_settled_once_by_qpays_own_c
     let message = tokio::time::timeout(Duration::from_secs(10), payments.next()).await.unwrap().unwrap();
     assert_eq!(
         serde_json::from_slice::<Value>(&message.payload).unwrap(),
-        json!({ "status": "success", "amount": 1200, "currency": "MNT" })
+        json!({ "status": "success", "amount": 1175, "currency": "MNT" })
     );
     let (_, polled) =
         post_path(&platform, &format!("/purchases/{purchase}/status"), &bearer, json!({ "invoiceId": purchase })).await;
-    assert_eq!(polled, json!({ "status": "success", "amount": 1200 }));
+    assert_eq!(polled, json!({ "status": "success", "amount": 1175 }));
     assert_eq!(balance().await, 5000, "paid by QPay, not from the balance");
+    // A top-up QPay cannot take (not whole MNT): refused before anything is made.
+    let (status, body) =
+        post_path(&platform, "/customer/replenish", &bearer, json!({ "amount": 150, "option": "QPAY" })).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (422, Some("amount")), "{body}");
 
     // Nobody else's invoice, no invoice at all, another provider: typed errors.
     let (status, body) = post("/customer/replenish", bearer.clone(), json!({ "amount": 5000, "option": "EVM" })).await;

@@ -31,6 +31,11 @@ pub(crate) trait Provider: Send + Sync {
     /// The currency it collects in.
     fn currency(&self) -> Currency;
 
+    /// The smallest step of an amount it takes, minor units (100: whole units only).
+    fn step(&self) -> i64 {
+        1
+    }
+
     /// Makes the provider's payment of `amount` minor units for our invoice `id`, by `email`
     /// where the provider wants one: its reference, and the page the app pays on.
     fn create<'a>(

@@ -181,6 +181,18 @@ pub(crate) async fn replenish(api: &MobileApi, caller: &Caller, body: &[u8]) -> 
     if !(100..=100_000_000_000).contains(&amount) {
         return Err(ApiError::invalid("amount", "amount is 100 to 100,000,000,000 minor units"));
     }
+    if amount % provider.step() != 0 {
+        let message = format!("{} takes amounts in steps of {} minor units", option.as_str(), provider.step());
+        return Err(ApiError::invalid("amount", message));
+    }
+    // The wallet keeps one currency: a top-up in another could be collected and never credited.
+    let wallet = consumers::wallets::currency(&api.database, caller.tenant.as_str(), caller.customer_id)
+        .await
+        .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+    if let Some(currency) = wallet.filter(|currency| *currency != provider.currency()) {
+        let message = format!("the balance is in {currency}, {} collects {}", option.as_str(), provider.currency());
+        return Err(ApiError::invalid("option", message));
+    }
     let invoice_id = Uuid::now_v7();
     let email = email_of(api, caller).await?;
     let (reference, url) = provider.create(invoice_id, amount, "voltbus top-up", &email).await.map_err(|error| {
@@ -222,16 +234,18 @@ async fn pay_by_provider(
     }
     let invoice_id = Uuid::now_v7();
     let email = email_of(api, caller).await?;
-    let (reference, url) =
-        provider.create(invoice_id, purchase.amount, "voltbus charging", &email).await.map_err(|error| {
-            tracing::warn!(%error, option = option.as_str(), "the provider refused or failed to make the payment");
-            ApiError::unavailable("the provider could not make the payment; nothing was charged")
-        })?;
+    // A provider that takes whole units only is invoiced the amount rounded up to one.
+    let step = provider.step().max(1);
+    let amount = (purchase.amount.saturating_add(step - 1) / step).saturating_mul(step);
+    let (reference, url) = provider.create(invoice_id, amount, "voltbus charging", &email).await.map_err(|error| {
+        tracing::warn!(%error, option = option.as_str(), "the provider refused or failed to make the payment");
+        ApiError::unavailable("the provider could not make the payment; nothing was charged")
+    })?;
     let command = InvoicePurchase {
         invoice_id,
         purchase_id,
         user_id: caller.customer_id,
-        amount: purchase.amount,
+        amount,
         currency: purchase.currency,
         option,
         provider_reference: reference,

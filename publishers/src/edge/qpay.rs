@@ -76,6 +76,10 @@ impl Provider for Qpay {
         Currency::MNT
     }
 
+    fn step(&self) -> i64 {
+        100
+    }
+
     fn create<'a>(
         &'a self,
         id: Uuid,
