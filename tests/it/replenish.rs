@@ -28,52 +28,30 @@ struct Qpay {
     paid: Mutex<HashMap<String, f64>>,
 }
 
-async fn qpay(state: Arc<Qpay>) -> SocketAddr {
+/// A provider's API on 127.0.0.1: each request answered by `answer(path, header, body)`.
+async fn provider<F>(answer: F) -> SocketAddr
+where
+    F: Fn(&str, &dyn Fn(&str) -> String, Value) -> (u16, Value) + Send + Sync + 'static,
+{
+    let answer = Arc::new(answer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
-            let state = Arc::clone(&state);
+            let answer = Arc::clone(&answer);
             tokio::spawn(async move {
                 let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let state = Arc::clone(&state);
+                    let answer = Arc::clone(&answer);
                     async move {
                         let path = request.uri().path().to_owned();
-                        let authorization = request
-                            .headers()
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
+                        let headers = request.headers().clone();
+                        let header =
+                            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                         let body: Value =
                             serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
                                 .unwrap_or_default();
-                        // merchant:secret
-                        let (status, answer) = match path.as_str() {
-                            "/v2/auth/token" if authorization == "Basic bWVyY2hhbnQ6c2VjcmV0" => {
-                                (200, json!({ "access_token": "token-1", "expires_in": 3600 }))
-                            }
-                            _ if authorization != "Bearer token-1" => (401, json!({ "error": "NO_CREDENTIALS" })),
-                            "/v2/invoice" => {
-                                let mut invoices = state.invoices.lock().unwrap();
-                                let id = format!("qp-{}", invoices.len() + 1);
-                                invoices.insert(id.clone(), body);
-                                (200, json!({ "invoice_id": id, "qPay_shortUrl": format!("https://s.qpay.mn/{id}") }))
-                            }
-                            "/v2/payment/check" => {
-                                let id = body["object_id"].as_str().unwrap_or_default();
-                                match state.paid.lock().unwrap().get(id) {
-                                    Some(amount) => (
-                                        200,
-                                        json!({ "count": 1, "paid_amount": amount,
-                                                "rows": [{ "payment_id": "pay-1", "payment_status": "PAID", "payment_amount": amount }] }),
-                                    ),
-                                    None => (200, json!({ "count": 0, "paid_amount": 0, "rows": [] })),
-                                }
-                            }
-                            _ => (404, json!({})),
-                        };
+                        let (status, answer) = answer(&path, &header, body);
                         let response = http::Response::builder()
                             .status(status)
                             .body(Full::new(Bytes::from(answer.to_string())))
@@ -86,6 +64,39 @@ async fn qpay(state: Arc<Qpay>) -> SocketAddr {
         }
     });
     addr
+}
+
+/// QPay's merchant API (token, invoice, payment check), as the test plays it.
+async fn qpay(state: Arc<Qpay>) -> SocketAddr {
+    provider(move |path, header, body| {
+        let authorization = header("authorization");
+        match path {
+            // merchant:secret
+            "/v2/auth/token" if authorization == "Basic bWVyY2hhbnQ6c2VjcmV0" => {
+                (200, json!({ "access_token": "token-1", "expires_in": 3600 }))
+            }
+            _ if authorization != "Bearer token-1" => (401, json!({ "error": "NO_CREDENTIALS" })),
+            "/v2/invoice" => {
+                let mut invoices = state.invoices.lock().unwrap();
+                let id = format!("qp-{}", invoices.len() + 1);
+                invoices.insert(id.clone(), body);
+                (200, json!({ "invoice_id": id, "qPay_shortUrl": format!("https://s.qpay.mn/{id}") }))
+            }
+            "/v2/payment/check" => {
+                let id = body["object_id"].as_str().unwrap_or_default();
+                match state.paid.lock().unwrap().get(id) {
+                    Some(amount) => (
+                        200,
+                        json!({ "count": 1, "paid_amount": amount,
+                                "rows": [{ "payment_id": "pay-1", "payment_status": "PAID", "payment_amount": amount }] }),
+                    ),
+                    None => (200, json!({ "count": 0, "paid_amount": 0, "rows": [] })),
+                }
+            }
+            _ => (404, json!({})),
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -245,61 +256,28 @@ struct Paystack {
     paid: Mutex<HashMap<String, i64>>,
 }
 
+/// Paystack's API (initialize, verify), as the test plays it.
 async fn paystack(state: Arc<Paystack>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let state = Arc::clone(&state);
-                    async move {
-                        let path = request.uri().path().to_owned();
-                        let header = |name: &str| {
-                            request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-                        };
-                        let (authorization, key) = (header("authorization"), header("idempotency-key"));
-                        let body: Value =
-                            serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
-                                .unwrap_or_default();
-                        let (status, answer) = if authorization != "Bearer sk_test_secret" {
-                            (401, json!({ "status": false }))
-                        } else if path == "/transaction/initialize" {
-                            let reference = body["reference"].as_str().unwrap_or_default().to_owned();
-                            state.initialized.lock().unwrap().push((key, body));
-                            let page = format!("https://checkout.paystack.com/{reference}");
-                            (
-                                200,
-                                json!({ "status": true, "data": { "authorization_url": page, "access_code": "ac", "reference": reference } }),
-                            )
-                        } else if let Some(reference) = path.strip_prefix("/transaction/verify/") {
-                            match state.paid.lock().unwrap().get(reference) {
-                                Some(amount) => (
-                                    200,
-                                    json!({ "status": true, "data": { "status": "success", "amount": amount, "currency": "GHS" } }),
-                                ),
-                                None => (
-                                    200,
-                                    json!({ "status": true, "data": { "status": "abandoned", "amount": 0, "currency": "GHS" } }),
-                                ),
-                            }
-                        } else {
-                            (404, json!({}))
-                        };
-                        let response = http::Response::builder()
-                            .status(status)
-                            .body(Full::new(Bytes::from(answer.to_string())))
-                            .unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
+    provider(move |path, header, body| {
+        if header("authorization") != "Bearer sk_test_secret" {
+            (401, json!({ "status": false }))
+        } else if path == "/transaction/initialize" {
+            let reference = body["reference"].as_str().unwrap_or_default().to_owned();
+            state.initialized.lock().unwrap().push((header("idempotency-key"), body));
+            let page = format!("https://checkout.paystack.com/{reference}");
+            (200, json!({ "status": true, "data": { "authorization_url": page, "access_code": "ac", "reference": reference } }))
+        } else if let Some(reference) = path.strip_prefix("/transaction/verify/") {
+            match state.paid.lock().unwrap().get(reference) {
+                Some(amount) => {
+                    (200, json!({ "status": true, "data": { "status": "success", "amount": amount, "currency": "GHS" } }))
+                }
+                None => (200, json!({ "status": true, "data": { "status": "abandoned", "amount": 0, "currency": "GHS" } })),
+            }
+        } else {
+            (404, json!({}))
         }
-    });
-    addr
+    })
+    .await
 }
 
 fn signed(body: &str, key: &[u8]) -> String {

@@ -43,6 +43,7 @@ use uuid::Uuid;
 
 use super::api::{PartnerApi, parse_body, read_body};
 use super::commands::CommandBus;
+use super::keys::db_error;
 use super::response::{self, ApiError};
 
 /// Where the mobile API lives.
@@ -148,6 +149,8 @@ struct Info {
 pub(crate) struct Caller {
     pub(crate) tenant: TenantId,
     pub(crate) customer_id: Uuid,
+    /// The customer, as read when the request came (its profile, whether it is blocked).
+    pub(crate) customer: consumers::customers::Customer,
     token: String,
     expires_at: chrono::DateTime<Utc>,
 }
@@ -337,17 +340,16 @@ impl MobileApi {
             .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token> from otp-check"))?;
         let session = consumers::sign_in::session(&self.database, &session_hash(token), Utc::now())
             .await
-            .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+            .map_err(db_error)?
             .ok_or_else(|| ApiError::unauthorized("the session is unknown or has ended; sign in again"))?;
-        let blocked = consumers::customers::find(&self.database, &session.tenant, session.customer_id)
+        let customer = consumers::customers::find(&self.database, &session.tenant, session.customer_id)
             .await
-            .map_err(|_| ApiError::unavailable("the database is not reachable"))?
-            .is_none_or(|customer| customer.blocked);
-        if blocked {
-            return Err(ApiError::forbidden("this customer is blocked or gone"));
-        }
+            .map_err(db_error)?
+            .filter(|customer| !customer.blocked)
+            .ok_or_else(|| ApiError::forbidden("this customer is blocked or gone"))?;
         let tenant = TenantId::new(&session.tenant).map_err(|_| ApiError::internal())?;
-        Ok(Caller { tenant, customer_id: session.customer_id, token: token.to_owned(), expires_at: session.expires_at })
+        let (token, expires_at) = (token.to_owned(), session.expires_at);
+        Ok(Caller { tenant, customer_id: session.customer_id, customer, token, expires_at })
     }
 
     async fn request_code(&self, tenant: TenantId, request: OtpRequest) -> Result<Value, ApiError> {
@@ -391,20 +393,19 @@ impl MobileApi {
             session_expires_at: expires_at,
         };
         let signed: consumers::sign_in::SignedIn = self.command(&tenant, command).await?;
-        self.me(&Caller { tenant, customer_id: signed.customer_id, token, expires_at }).await
+        let customer = consumers::customers::find(&self.database, tenant.as_str(), signed.customer_id)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| ApiError::unauthorized("the customer of this session is gone"))?;
+        self.me(&Caller { tenant, customer_id: signed.customer_id, customer, token, expires_at }).await
     }
 
     /// The seed's sign-in answer: token, profile, the active device (none until charging
     /// lands), and fresh NATS credentials.
     async fn me(&self, caller: &Caller) -> Result<Value, ApiError> {
         let tenant = caller.tenant.as_str();
-        let unavailable = |_| ApiError::unavailable("the database is not reachable");
-        let customer = consumers::customers::find(&self.database, tenant, caller.customer_id)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| ApiError::unauthorized("the customer of this session is gone"))?;
-        let wallet =
-            consumers::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(unavailable)?;
+        let customer = &caller.customer;
+        let wallet = consumers::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(db_error)?;
         let nats = match &self.accounts {
             Some(accounts) => {
                 let topic = subjects::user_topic(&caller.tenant, caller.customer_id);
@@ -450,7 +451,7 @@ impl MobileApi {
         let tenant = caller.tenant.as_str();
         let session = consumers::charging::active_of(&self.database, tenant, user_id)
             .await
-            .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+            .map_err(db_error)?
             .filter(|session| session.charger_id == charger_id)
             .ok_or_else(|| ApiError::not_found("you are not charging at this charger"))?;
         let finish = FinishCharging { session_id: session.id, charger_id, user_id };
@@ -460,17 +461,16 @@ impl MobileApi {
 
     /// The charger of the caller's active session, in the seed's `device` shape.
     async fn device(&self, caller: &Caller) -> Result<Value, ApiError> {
-        let unavailable = |_| ApiError::unavailable("the database is not reachable");
         let tenant = caller.tenant.as_str();
         let Some(session) =
-            consumers::charging::active_of(&self.database, tenant, caller.customer_id).await.map_err(unavailable)?
+            consumers::charging::active_of(&self.database, tenant, caller.customer_id).await.map_err(db_error)?
         else {
             return Ok(Value::Null);
         };
         let offline_after = self.settings.charger_offline_after;
         let charger = consumers::chargers::find(&self.database, tenant, session.charger_id, offline_after)
             .await
-            .map_err(unavailable)?;
+            .map_err(db_error)?;
         Ok(charger.map_or(Value::Null, |charger| {
             json!({
                 "_id": charger.id,
@@ -518,7 +518,7 @@ impl MobileApi {
         let found =
             consumers::chargers::in_box(&self.database, tenant, box_, self.settings.charger_offline_after, 1_000)
                 .await
-                .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+                .map_err(db_error)?;
         let devices: Vec<Value> = found
             .into_iter()
             .map(|charger| {

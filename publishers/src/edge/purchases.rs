@@ -13,6 +13,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use super::api::parse_body;
+use super::keys::db_error;
 use super::mobile::{Caller, MobileApi};
 use super::providers::Provider;
 use super::response::ApiError;
@@ -70,13 +71,8 @@ fn provider(api: &MobileApi, option: PaymentOption) -> Result<&Arc<dyn Provider>
 }
 
 /// The e-mail a provider that wants one gets: the customer's, else one that reaches nobody.
-async fn email_of(api: &MobileApi, caller: &Caller) -> Result<String, ApiError> {
-    let customer = consumers::customers::find(&api.database, caller.tenant.as_str(), caller.customer_id)
-        .await
-        .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
-    Ok(customer
-        .and_then(|c| c.profile.email)
-        .unwrap_or_else(|| format!("{}@customers.voltbus.invalid", caller.customer_id)))
+fn email_of(caller: &Caller) -> String {
+    caller.customer.profile.email.clone().unwrap_or_else(|| format!("{}@customers.voltbus.invalid", caller.customer_id))
 }
 
 /// `GET /purchases?page=&page-size=`: the caller's purchases, newest first.
@@ -101,7 +97,7 @@ pub(crate) async fn history(api: &MobileApi, caller: &Caller, query: Option<&str
     let (items, total) =
         consumers::payments::list(&api.database, caller.tenant.as_str(), caller.customer_id, offset, size)
             .await
-            .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+            .map_err(db_error)?;
     let items: Vec<Value> = items
         .into_iter()
         .map(|p| {
@@ -141,7 +137,7 @@ pub(crate) async fn act(
                 // A QPay invoice of this purchase: where it stands, QPay asked while pending.
                 let invoice = consumers::payments::invoice(&api.database, invoice_id)
                     .await
-                    .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+                    .map_err(db_error)?
                     .filter(|i| {
                         i.tenant == caller.tenant.as_str() && i.customer_id == user_id && i.purchase_id == Some(id)
                     })
@@ -150,7 +146,7 @@ pub(crate) async fn act(
             }
             let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), user_id, id)
                 .await
-                .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+                .map_err(db_error)?
                 .ok_or_else(|| ApiError::not_found(format!("no purchase {id}")))?;
             Ok(json!({ "status": purchase.status, "amount": purchase.amount }))
         }
@@ -188,13 +184,13 @@ pub(crate) async fn replenish(api: &MobileApi, caller: &Caller, body: &[u8]) -> 
     // The wallet keeps one currency: a top-up in another could be collected and never credited.
     let wallet = consumers::wallets::currency(&api.database, caller.tenant.as_str(), caller.customer_id)
         .await
-        .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+        .map_err(db_error)?;
     if let Some(currency) = wallet.filter(|currency| *currency != provider.currency()) {
         let message = format!("the balance is in {currency}, {} collects {}", option.as_str(), provider.currency());
         return Err(ApiError::invalid("option", message));
     }
     let invoice_id = Uuid::now_v7();
-    let email = email_of(api, caller).await?;
+    let email = email_of(caller);
     let (reference, url) = provider.create(invoice_id, amount, "voltbus top-up", &email).await.map_err(|error| {
         tracing::warn!(%error, option = option.as_str(), "the provider refused or failed to make the payment");
         ApiError::unavailable("the provider could not make the payment; nothing was charged")
@@ -222,7 +218,7 @@ async fn pay_by_provider(
     let provider = provider(api, option)?;
     let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), caller.customer_id, purchase_id)
         .await
-        .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+        .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("no purchase {purchase_id}")))?;
     if purchase.status != "pending" {
         return Err(ApiError::conflict(format!("the purchase is {}", purchase.status)));
@@ -233,7 +229,7 @@ async fn pay_by_provider(
         return Err(ApiError::invalid("option", message));
     }
     let invoice_id = Uuid::now_v7();
-    let email = email_of(api, caller).await?;
+    let email = email_of(caller);
     // A provider that takes whole units only is invoiced the amount rounded up to one.
     let step = provider.step().max(1);
     let amount = (purchase.amount.saturating_add(step - 1) / step).saturating_mul(step);
@@ -284,7 +280,7 @@ pub(crate) async fn replenishment(api: &MobileApi, caller: &Caller, body: &[u8])
     let Status { invoice_id } = parse_body(body)?;
     let invoice = consumers::payments::invoice(&api.database, invoice_id)
         .await
-        .map_err(|_| ApiError::unavailable("the database is not reachable"))?
+        .map_err(db_error)?
         .filter(|i| i.tenant == caller.tenant.as_str() && i.customer_id == caller.customer_id)
         .ok_or_else(|| ApiError::not_found(format!("no top-up {invoice_id}")))?;
     confirm(api, invoice).await
@@ -299,10 +295,8 @@ pub(crate) async fn qpay_callback(api: &MobileApi, query: Option<&str>) -> Resul
         .find_map(|pair| pair.strip_prefix("invoice="))
         .and_then(|id| id.parse::<Uuid>().ok())
         .ok_or_else(|| ApiError::invalid("invoice", "the callback names no invoice"))?;
-    let invoice = consumers::payments::invoice(&api.database, invoice_id)
-        .await
-        .map_err(|_| ApiError::unavailable("the database is not reachable"))?
-        .ok_or_else(|| {
+    let invoice =
+        consumers::payments::invoice(&api.database, invoice_id).await.map_err(db_error)?.ok_or_else(|| {
             tracing::warn!(%invoice_id, "a QPay callback for an invoice we never made; ignored");
             ApiError::not_found("no such invoice")
         })?;
@@ -330,9 +324,7 @@ pub(crate) async fn paystack_webhook(api: &MobileApi, signature: Option<&str>, b
         tracing::warn!("a signed Paystack webhook names a reference we never made; ignored");
         return Ok(json!({}));
     };
-    let invoice = consumers::payments::invoice(&api.database, invoice_id)
-        .await
-        .map_err(|_| ApiError::unavailable("the database is not reachable"))?;
+    let invoice = consumers::payments::invoice(&api.database, invoice_id).await.map_err(db_error)?;
     match invoice {
         Some(invoice) if invoice.provider == PaymentOption::Paystack.as_str() => {
             let answered = confirm(api, invoice).await?;
