@@ -36,7 +36,11 @@ async fn app_token(platform: &Platform, tenant: &str, phone: &str) -> String {
     signed_in["token"].as_str().unwrap().to_owned()
 }
 
-async fn by_location(platform: &Platform, token: &str, [west, south, east, north]: [f64; 4]) -> (u16, Value) {
+pub(crate) async fn by_location(
+    platform: &Platform,
+    token: &str,
+    [west, south, east, north]: [f64; 4],
+) -> (u16, Value) {
     let path = format!(
         "/api/v1/devices/by-location?bottom-left-longitude={west}&bottom-left-latitude={south}\
          &upper-right-longitude={east}&upper-right-latitude={north}"

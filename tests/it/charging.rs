@@ -22,15 +22,15 @@ use crate::private_nats::PrivateNats;
 use crate::support::request;
 
 /// A signed-in app: its token and the sign-in's `nats`.
-struct App<'a> {
+pub(crate) struct App<'a> {
     platform: &'a Platform,
     tenant: String,
     token: String,
-    nats: Value,
+    pub(crate) nats: Value,
 }
 
 impl<'a> App<'a> {
-    async fn sign_in(platform: &'a Platform, tenant: &str, phone: &str) -> Self {
+    pub(crate) async fn sign_in(platform: &'a Platform, tenant: &str, phone: &str) -> Self {
         let headers = [("x-tenant", tenant)];
         let body = json!({ "phone": phone }).to_string();
         request(platform.addr(), "POST", "/api/v1/user/otp-request", &headers, Some(&body)).await;
@@ -42,11 +42,15 @@ impl<'a> App<'a> {
         Self { platform, tenant: tenant.to_owned(), token, nats: signed_in["nats"].clone() }
     }
 
-    async fn post(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub(crate) async fn post(&self, path: &str) -> (u16, Value) {
         self.call("POST", path, Some(json!({}))).await
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let bearer = format!("Bearer {}", self.token);
         let headers = [("authorization", bearer.as_str()), ("x-tenant", self.tenant.as_str())];
         let body = body.map(|b| b.to_string());
@@ -56,7 +60,7 @@ impl<'a> App<'a> {
     }
 
     /// Its channel `name` (`CHARGING`, `PAYMENT`), with its own credentials.
-    async fn channel(&self, server: &PrivateNats, name: &str) -> async_nats::Subscriber {
+    pub(crate) async fn channel(&self, server: &PrivateNats, name: &str) -> async_nats::Subscriber {
         let credentials = Credentials {
             jwt: self.nats["user"].as_str().unwrap().to_owned(),
             seed: self.nats["pass"].as_str().unwrap().to_owned(),
@@ -69,12 +73,12 @@ impl<'a> App<'a> {
     }
 
     /// Its `CHARGING` channel.
-    async fn charging(&self, server: &PrivateNats) -> async_nats::Subscriber {
+    pub(crate) async fn charging(&self, server: &PrivateNats) -> async_nats::Subscriber {
         self.channel(server, "CHARGING").await
     }
 }
 
-async fn next(channel: &mut async_nats::Subscriber) -> Value {
+pub(crate) async fn next(channel: &mut async_nats::Subscriber) -> Value {
     let message =
         tokio::time::timeout(Duration::from_secs(10), channel.next()).await.expect("a CHARGING message").unwrap();
     serde_json::from_slice(&message.payload).unwrap()

@@ -9,6 +9,7 @@ mod chargers;
 mod charging;
 mod embedded;
 mod fleet;
+mod journey;
 mod marketplace;
 mod mobile;
 mod nats;

@@ -23,9 +23,11 @@ use crate::support::request;
 
 /// QPay as the test plays it: invoices by id, and which are paid (with how much, whole units).
 #[derive(Default)]
-struct Qpay {
-    invoices: Mutex<HashMap<String, Value>>,
-    paid: Mutex<HashMap<String, f64>>,
+pub(crate) struct Qpay {
+    pub(crate) invoices: Mutex<HashMap<String, Value>>,
+    pub(crate) paid: Mutex<HashMap<String, f64>>,
+    /// How many access tokens were asked for.
+    pub(crate) tokens: std::sync::atomic::AtomicUsize,
 }
 
 /// A provider's API on 127.0.0.1: each request answered by `answer(path, header, body)`.
@@ -67,12 +69,13 @@ where
 }
 
 /// QPay's merchant API (token, invoice, payment check), as the test plays it.
-async fn qpay(state: Arc<Qpay>) -> SocketAddr {
+pub(crate) async fn qpay(state: Arc<Qpay>) -> SocketAddr {
     provider(move |path, header, body| {
         let authorization = header("authorization");
         match path {
             // merchant:secret
             "/v2/auth/token" if authorization == "Basic bWVyY2hhbnQ6c2VjcmV0" => {
+                state.tokens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 (200, json!({ "access_token": "token-1", "expires_in": 3600 }))
             }
             _ if authorization != "Bearer token-1" => (401, json!({ "error": "NO_CREDENTIALS" })),
@@ -221,6 +224,8 @@ async fn top_ups_and_purchases_paid_through_qpay_are_settled_once_by_qpays_own_c
         post_path(&platform, &format!("/purchases/{purchase}/status"), &bearer, json!({ "invoiceId": purchase })).await;
     assert_eq!(polled, json!({ "status": "success", "amount": 1175 }));
     assert_eq!(balance().await, 5000, "paid by QPay, not from the balance");
+    // One access token served two invoices and every check.
+    assert_eq!(state.tokens.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A top-up QPay cannot take (not whole MNT): refused before anything is made.
     let (status, body) =
         post_path(&platform, "/customer/replenish", &bearer, json!({ "amount": 150, "option": "QPAY" })).await;
