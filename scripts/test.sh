@@ -65,19 +65,52 @@ ensure_postgres() {
 }
 
 # --- RabbitMQ ---------------------------------------------------------------------------------
+# Every test platform declares its groups' quorum queues (two hundred and more at once); with
+# the 1,024 open files `su rabbitmq` leaves the broker, its file handle cache runs out and the
+# broker stops answering (seen here: virtual hosts never created). So it is started with the
+# hard limit as its soft one.
+start_rabbitmq() {
+  if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && id rabbitmq >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    su rabbitmq -s /bin/sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached'
+  else
+    as_root sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec rabbitmq-server -detached'
+  fi
+}
+
 ensure_rabbitmq() {
   if ! command -v rabbitmq-server >/dev/null && ! [ -x /usr/sbin/rabbitmq-server ]; then apt_install rabbitmq-server; fi
   if ! port_open 5672; then
     log "starting RabbitMQ"
-    as_root rabbitmq-server -detached
+    start_rabbitmq
     wait_until 120 RabbitMQ port_open 5672
     as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
   fi
-  # Subscriptions (an integration's own queue and broker user) are set up through the
-  # management API; enabling the plugin needs no restart.
+  # Subscriptions (an integration's own queue and broker user) and the tests' virtual hosts are
+  # set up through the management API. Enabling the plugin on the running broker needs no
+  # restart, but its command can hang on a busy broker (seen here): it is given a minute, and
+  # the plugin file it wrote first then takes effect through a restart of the broker.
   if ! port_open 15672; then
-    as_root rabbitmq-plugins enable rabbitmq_management >/dev/null
+    log "enabling RabbitMQ's management API"
+    timeout 60 "${SUDO[@]}" rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+    local _
+    for _ in $(seq 1 40); do port_open 15672 && break; sleep 0.5; done
+    if ! port_open 15672; then
+      log "the management plugin did not start on the running broker; restarting RabbitMQ with it"
+      grep -q rabbitmq_management /etc/rabbitmq/enabled_plugins 2>/dev/null \
+        || echo '[rabbitmq_management].' | as_root tee /etc/rabbitmq/enabled_plugins >/dev/null
+      timeout 30 "${SUDO[@]}" rabbitmqctl stop >/dev/null 2>&1 || as_root pkill -u rabbitmq beam.smp || true
+      for _ in $(seq 1 40); do port_open 5672 || break; sleep 0.5; done
+      as_root pkill -9 -u rabbitmq beam.smp 2>/dev/null || true
+      start_rabbitmq
+      wait_until 120 RabbitMQ port_open 5672
+    fi
     wait_until 60 "RabbitMQ management API" port_open 15672
+  fi
+  local pid
+  pid=$(pgrep -u rabbitmq beam.smp 2>/dev/null | head -n 1 || true)
+  if [ -n "$pid" ] && [ -r "/proc/$pid/limits" ] \
+    && [ "$(awk '/Max open files/ {print $4}' "/proc/$pid/limits")" -lt 4096 ] 2>/dev/null; then
+    log "warning: RabbitMQ runs with under 4,096 open files; the suite may stall it (restart it with a higher ulimit -n)"
   fi
   log "RabbitMQ is up (management API on 15672)"
 }

@@ -78,6 +78,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge_settings = publishers::PartnerSettings {
         amqp_url: settings.amqp.url.clone(),
         charger_offline_after: settings.charging.offline_after(),
+        integrations: settings.integrations.to_edge(token_key(&settings)?),
+        billing: settings.billing.plan(),
+        paystack: settings.paystack.to_edge(),
         ..settings.partner.to_edge()
     };
     let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database.clone(), commands, webhooks);
@@ -165,7 +168,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Charging sessions the app starts and finishes (their meter values come over NATS).
         (consumers::charging::topology(), charging.clone(), db.clone(), 1),
         // Purchases paid from the balance, and the app's feedback.
-        (consumers::payments::topology(), Arc::new(consumers::payments::Payments) as Arc<dyn bus::Handler>, db, 1),
+        (
+            consumers::payments::topology(),
+            Arc::new(consumers::payments::Payments) as Arc<dyn bus::Handler>,
+            db.clone(),
+            1,
+        ),
+        // Integrations' invoices and Paystack payments.
+        (consumers::billing::topology(), Arc::new(consumers::billing::Billing) as Arc<dyn bus::Handler>, db, 1),
     ];
     for (topology, handler, database, batch) in groups {
         background.push(match (&settings.amqp.url, &engines.amqp) {
@@ -333,6 +343,21 @@ fn webhook_vault(settings: &Settings) -> anyhow::Result<consumers::webhooks::Vau
     consumers::webhooks::Vault::new(&key).with_context(|| format!("the key in {}", path.display()))
 }
 
+/// The key integrations' machine tokens are signed with: the configured one, or the key file in
+/// `data_dir` (made on first start, readable by this user only).
+fn token_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
+    let key = match &settings.integrations.token_key {
+        Some(key) => key.clone(),
+        None => {
+            key_file(settings, &settings.data_dir.join("machine-tokens.key"), consumers::webhooks::Vault::generate_key)?
+        }
+    };
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .context("integrations.token_key must be 32 bytes in standard base64")
+}
+
 /// The mobile app's API, with the key of its sign-in codes and the NATS accounts that sign its
 /// users' credentials.
 fn mobile_api(
@@ -362,7 +387,6 @@ fn mobile_api(
         body_limit: settings.partner.body_limit_bytes,
         charger_offline_after: settings.charging.offline_after(),
         qpay: settings.qpay.to_edge(),
-        paystack: settings.paystack.to_edge(),
     };
     // No SMS provider is wired in yet: the log sender is what sends codes.
     tracing::warn!(

@@ -33,6 +33,10 @@ pub struct Settings {
     pub mobile: MobileSettings,
     /// Chargers.
     pub charging: ChargingSettings,
+    /// Integrations (EVCare seed): machine tokens, session codes, portal sessions.
+    pub integrations: IntegrationSettings,
+    /// The plan integrations are billed on.
+    pub billing: BillingSettings,
     /// QPay, an external payment provider.
     pub qpay: QpaySettings,
     /// Paystack, an external payment provider.
@@ -362,6 +366,120 @@ impl ChargingSettings {
     }
 }
 
+/// `[integrations]`: integrations' machine tokens, session codes and portal sessions.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSettings {
+    /// How long a machine token lives (default 900: 15 minutes).
+    pub token_ttl_seconds: u64,
+    /// The key machine tokens are signed with, 32 bytes in standard base64; every edge must
+    /// share it. Unset: a key file in `data_dir`, made on first start.
+    pub token_key: Option<String>,
+    /// How long a session code may wait to be redeemed (default 120).
+    pub session_code_ttl_seconds: u64,
+    /// How long a portal session lasts (default 28,800: 8 hours).
+    pub portal_session_ttl_seconds: u64,
+    /// How long a rotated secret keeps working unless the rotation says otherwise (default
+    /// 86,400: a day).
+    pub rotation_grace_seconds: u32,
+}
+
+impl std::fmt::Debug for IntegrationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationSettings")
+            .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .field("token_key", &self.token_key.as_ref().map(|_| "***"))
+            .field("session_code_ttl_seconds", &self.session_code_ttl_seconds)
+            .field("portal_session_ttl_seconds", &self.portal_session_ttl_seconds)
+            .field("rotation_grace_seconds", &self.rotation_grace_seconds)
+            .finish()
+    }
+}
+
+impl Default for IntegrationSettings {
+    fn default() -> Self {
+        let edge = publishers::IntegrationSettings::default();
+        Self {
+            token_ttl_seconds: edge.token_ttl.as_secs(),
+            token_key: None,
+            session_code_ttl_seconds: edge.session_code_ttl.as_secs(),
+            portal_session_ttl_seconds: edge.portal_session_ttl.as_secs(),
+            rotation_grace_seconds: edge.rotation_grace_seconds,
+        }
+    }
+}
+
+impl IntegrationSettings {
+    /// The edge's settings, with the token key (already read and checked).
+    pub fn to_edge(&self, token_key: [u8; 32]) -> publishers::IntegrationSettings {
+        use std::time::Duration;
+        publishers::IntegrationSettings {
+            token_key: Some(token_key),
+            token_ttl: Duration::from_secs(self.token_ttl_seconds),
+            session_code_ttl: Duration::from_secs(self.session_code_ttl_seconds),
+            portal_session_ttl: Duration::from_secs(self.portal_session_ttl_seconds),
+            rotation_grace_seconds: self.rotation_grace_seconds,
+        }
+    }
+}
+
+/// `[billing]`: the plan integrations are billed on, monthly, in Paystack's currency.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSettings {
+    /// ISO-4217 currency of the plan (default GHS).
+    pub currency: String,
+    /// Monthly fee, minor units.
+    pub monthly_fee: i64,
+    /// API calls a month included in the fee.
+    pub included_api_calls: u64,
+    /// Minor units per thousand calls beyond.
+    pub api_calls_per_thousand: i64,
+    /// Event deliveries a month included.
+    pub included_event_deliveries: u64,
+    /// Minor units per thousand deliveries beyond.
+    pub event_deliveries_per_thousand: i64,
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        let plan = publishers::PartnerSettings::default().billing;
+        let metric = |name: &str| plan.metrics.iter().find(|m| m.metric == name).cloned();
+        let (calls, deliveries) = (metric("api_call"), metric("event_delivery"));
+        Self {
+            currency: plan.currency.as_str().to_owned(),
+            monthly_fee: plan.monthly_fee,
+            included_api_calls: calls.as_ref().map_or(0, |m| m.included),
+            api_calls_per_thousand: calls.map_or(0, |m| m.per_thousand),
+            included_event_deliveries: deliveries.as_ref().map_or(0, |m| m.included),
+            event_deliveries_per_thousand: deliveries.map_or(0, |m| m.per_thousand),
+        }
+    }
+}
+
+impl BillingSettings {
+    /// The plan (the currency already checked by validation).
+    pub fn plan(&self) -> schemas::billing::Plan {
+        use schemas::billing::MeteredPrice;
+        schemas::billing::Plan {
+            currency: schemas::Currency::new(&self.currency).unwrap_or(schemas::Currency::GHS),
+            monthly_fee: self.monthly_fee,
+            metrics: vec![
+                MeteredPrice {
+                    metric: "api_call".into(),
+                    included: self.included_api_calls,
+                    per_thousand: self.api_calls_per_thousand,
+                },
+                MeteredPrice {
+                    metric: "event_delivery".into(),
+                    included: self.included_event_deliveries,
+                    per_thousand: self.event_deliveries_per_thousand,
+                },
+            ],
+        }
+    }
+}
+
 /// `[qpay]`: QPay (merchant API v2), through which the app tops its balance up; off unless
 /// `base_url` is set.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -499,6 +617,8 @@ impl Default for Settings {
             nats: NatsSettings::default(),
             mobile: MobileSettings::default(),
             charging: ChargingSettings::default(),
+            integrations: IntegrationSettings::default(),
+            billing: BillingSettings::default(),
             qpay: QpaySettings::default(),
             paystack: PaystackSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
@@ -573,12 +693,34 @@ impl Settings {
             ));
         }
         self.nats.accounts()?;
+        let integrations = &self.integrations;
+        if integrations.token_ttl_seconds == 0
+            || integrations.token_ttl_seconds > 24 * 3600
+            || integrations.session_code_ttl_seconds == 0
+            || integrations.session_code_ttl_seconds > 3600
+            || integrations.portal_session_ttl_seconds == 0
+        {
+            return Err(SettingsError(
+                "integrations.token_ttl_seconds must be 1 to 86400, session_code_ttl_seconds 1 to 3600, \
+                 portal_session_ttl_seconds above 0"
+                    .into(),
+            ));
+        }
         // Credentials travel to providers: HTTPS, but for a provider on this machine (tests).
         for (key, url) in [("qpay.base_url", &self.qpay.base_url), ("paystack.base_url", &self.paystack.base_url)] {
             let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
             if url.as_deref().is_some_and(|u| !u.starts_with("https://") && !local.iter().any(|l| u.starts_with(l))) {
                 return Err(SettingsError(format!("{key} must be https:// (plain HTTP only on this machine)")));
             }
+        }
+        if schemas::Currency::new(&self.billing.currency).is_err()
+            || self.billing.monthly_fee < 0
+            || self.billing.api_calls_per_thousand < 0
+            || self.billing.event_deliveries_per_thousand < 0
+        {
+            return Err(SettingsError(
+                "billing.currency must be an ISO-4217 code and billing's prices 0 or more".into(),
+            ));
         }
         if schemas::Currency::new(&self.paystack.currency).is_err() {
             return Err(SettingsError(format!(

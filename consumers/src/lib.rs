@@ -3,7 +3,8 @@
 //! Layout:
 //! - `database`: connecting to PostgreSQL or the embedded SQLite file, and its `/health` line.
 //! - `outcome`: the shape of a command's reply (done or refused with a code).
-//! - `integrations`: partner API keys and the partner request log.
+//! - `integrations`: partner API keys, EVCare integrations (credentials, federated sign-in)
+//!   and the partner request log; `billing`: integrations' usage, invoices and payments.
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
 //! - `fleet`: vehicles, their commands, and the telemetry ingest.
@@ -16,6 +17,7 @@
 //! - `sequences`: per-tenant counters that number what partners are shown.
 //! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
+pub mod billing;
 pub mod chargers;
 pub mod charging;
 mod columns;

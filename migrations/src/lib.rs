@@ -20,6 +20,7 @@ mod m20261129_000012_mobile_sign_in;
 mod m20261129_000013_chargers;
 mod m20261129_000014_charging_sessions;
 mod m20261129_000015_invoices;
+mod m20261129_000016_integrations;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_chargers::Migration),
             Box::new(m20261129_000014_charging_sessions::Migration),
             Box::new(m20261129_000015_invoices::Migration),
+            Box::new(m20261129_000016_integrations::Migration),
         ]
     }
 }

@@ -126,6 +126,11 @@ pub fn random_text(len: usize, random: &dyn SecureRandom) -> Result<String, ApiK
     Ok(text)
 }
 
+/// Whether `text` is made of the key alphabet only (the random part of a secret).
+pub fn check_text(text: &str) -> bool {
+    text.bytes().all(|b| ALPHABET.contains(&b))
+}
+
 /// The display prefix of a key.
 pub fn display_prefix(key: &str) -> String {
     key.chars().take(DISPLAY_PREFIX_LEN).collect()

@@ -11,6 +11,6 @@ pub mod edge;
 pub mod permissions;
 
 pub use edge::{
-    ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, LogSms, MOBILE_BASE, MobileApi, MobileSettings, PartnerApi,
-    PartnerSettings, PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
+    ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, IntegrationSettings, LogSms, MOBILE_BASE, MobileApi,
+    MobileSettings, PartnerApi, PartnerSettings, PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
 };

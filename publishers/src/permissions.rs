@@ -51,6 +51,26 @@ pub fn bundle(bundle: AccessBundle) -> &'static [Permission] {
     }
 }
 
+/// What a bundle grants beyond the partner permissions (EVCare's portal features).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Map external users to voltbus users and open their browser sessions (`/auth/exchange`).
+    SignInBridge,
+    /// Open the hosted portal's embed page.
+    EmbedPortal,
+}
+
+/// The capabilities an access bundle grants: the sign-in bridge is the client bundle's, and
+/// ALL_ACCESS is the union with the embed portal.
+pub fn capabilities(bundle: AccessBundle) -> &'static [Capability] {
+    match bundle {
+        AccessBundle::ClientAccess => &[Capability::SignInBridge],
+        AccessBundle::AllAccess => &[Capability::SignInBridge, Capability::EmbedPortal],
+        AccessBundle::OrganizationAccess | AccessBundle::FleetManagerAccess => &[],
+    }
+}
+
 /// A permission named as the seed names it (`vehicles:read`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown permission `{0}`")]

@@ -39,10 +39,72 @@ pub struct InitializePayment {
     pub currency: crate::Currency,
     /// The caller's `Idempotency-Key` header.
     pub idempotency_key: String,
+    /// The invoice it pays, if any (since 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<Uuid>,
+    /// Paystack's reference of the transaction (since 1.1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reference: String,
+    /// The page where it is paid (since 1.1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub authorization_url: String,
 }
-message!(InitializePayment, "billing.initialize_payment", (1, 0), Command, Billing, |m| Some(
+message!(InitializePayment, "billing.initialize_payment", (1, 1), Command, Billing, |m| Some(
     m.integration_id.to_string()
 ));
+
+/// An integration's plan: a monthly fee, and per metric what is included and the price of each
+/// thousand units beyond.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// ISO-4217 currency of every amount.
+    pub currency: crate::Currency,
+    /// Monthly fee, minor units.
+    pub monthly_fee: i64,
+    /// Per metric (`api_call`, `event_delivery`): included units and the price per thousand beyond.
+    pub metrics: Vec<MeteredPrice>,
+}
+
+/// The price of one metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeteredPrice {
+    /// What is metered.
+    pub metric: String,
+    /// Units included in the monthly fee.
+    pub included: u64,
+    /// Minor units per thousand units beyond (a started thousand is prorated, rounded up).
+    pub per_thousand: i64,
+}
+
+/// Issue an integration's invoice for a billing period that has ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueInvoice {
+    /// Integration billed.
+    pub integration_id: Uuid,
+    /// The month (`2026-11`).
+    pub period: String,
+    /// The plan it is billed on.
+    pub plan: Plan,
+}
+message!(IssueInvoice, "billing.issue_invoice", (1, 0), Command, Billing, |m| Some(m.integration_id.to_string()));
+
+/// Record what Paystack's verify said was paid on a payment; settles it (and its invoice) once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettlePayment {
+    /// Our payment id.
+    pub payment_id: Uuid,
+    /// Paystack's reference.
+    pub reference: String,
+    /// What Paystack says was paid, minor units.
+    pub amount: i64,
+    /// In this currency.
+    pub currency: crate::Currency,
+}
+message!(SettlePayment, "billing.settle_payment", (1, 0), Command, Billing, |m| Some(m.payment_id.to_string()));
 
 /// Usage was counted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -176,6 +176,20 @@ message!(ExchangeExternalIdentity, "integration.exchange_identity", (1, 0), Comm
     m.integration_id.to_string()
 ));
 
+/// Redeem a one-time `evc_session_…` code for a browser session of the portal
+/// (`/auth/session`): the code works once, before it expires.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedeemSessionCode {
+    /// SHA-256 (hex) of the code presented.
+    pub session_code_hash: String,
+    /// SHA-256 (hex) of the session token the browser gets as a cookie.
+    pub session_hash: String,
+    /// When the browser session ends.
+    pub session_expires_at: DateTime<Utc>,
+}
+message!(RedeemSessionCode, "integration.redeem_session", (1, 0), Command, Integrations, |_m| None);
+
 /// An integration exists.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -341,6 +355,9 @@ pub struct ApiRequestRecord {
     pub request_id: String,
     /// The key that made it, when one was recognised.
     pub key_id: Option<Uuid>,
+    /// The integration that made it with a machine token (since 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<Uuid>,
     /// Display prefix of the presented key, when it had a key's shape.
     pub key_prefix: Option<String>,
     /// HTTP method.
@@ -363,7 +380,7 @@ pub struct RecordApiRequests {
     /// The requests, oldest first.
     pub requests: Vec<ApiRequestRecord>,
 }
-message!(RecordApiRequests, "api_request.record", (1, 0), Command, Integrations, |_m| None);
+message!(RecordApiRequests, "api_request.record", (1, 1), Command, Integrations, |_m| None);
 
 /// What happened to a key, so every edge refreshes or drops what it cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

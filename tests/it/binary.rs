@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::{get_json, scratch_dir};
 
-fn voltbus() -> Command {
+pub(crate) fn voltbus() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_voltbus"));
     command.current_dir(scratch_dir()).env_remove("RUST_LOG");
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("VOLTBUS")) {
@@ -39,7 +39,7 @@ fn migrate_on_the_embedded_database() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

@@ -9,6 +9,7 @@ mod chargers;
 mod charging;
 mod embedded;
 mod fleet;
+mod integrations;
 mod journey;
 mod marketplace;
 mod mobile;
@@ -20,6 +21,7 @@ mod private_nats;
 #[path = "../../bus/tests/it/private_rabbit.rs"]
 mod private_rabbit;
 mod production;
+mod quickstart;
 mod replenish;
 mod rides;
 mod settings;

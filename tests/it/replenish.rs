@@ -256,13 +256,13 @@ async fn post_path(
 
 /// Paystack as the test plays it: transactions by reference, and which succeeded.
 #[derive(Default)]
-struct Paystack {
-    initialized: Mutex<Vec<(String, Value)>>,
-    paid: Mutex<HashMap<String, i64>>,
+pub(crate) struct Paystack {
+    pub(crate) initialized: Mutex<Vec<(String, Value)>>,
+    pub(crate) paid: Mutex<HashMap<String, i64>>,
 }
 
 /// Paystack's API (initialize, verify), as the test plays it.
-async fn paystack(state: Arc<Paystack>) -> SocketAddr {
+pub(crate) async fn paystack(state: Arc<Paystack>) -> SocketAddr {
     provider(move |path, header, body| {
         if header("authorization") != "Bearer sk_test_secret" {
             (401, json!({ "status": false }))
@@ -285,7 +285,7 @@ async fn paystack(state: Arc<Paystack>) -> SocketAddr {
     .await
 }
 
-fn signed(body: &str, key: &[u8]) -> String {
+pub(crate) fn signed(body: &str, key: &[u8]) -> String {
     let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA512, key), body.as_bytes());
     tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,9 +1,14 @@
 //! The integrations consumer group: partner API keys (create, update, regenerate, enable/disable,
-//! delete) and the partner request log. Every key change also emits `api_key.changed` through the
-//! outbox, so edges drop what they cached about the key.
+//! delete), EVCare integrations (create, rotate, revoke, enable/disable, federated sign-in) and
+//! the partner request log. Every key change also emits `api_key.changed` through the outbox, so
+//! edges drop what they cached about the key; revoking or disabling an integration emits its
+//! event, so every edge refuses the integration's open machine tokens.
 //!
-//! Layout: `keys` (the `api_keys` table), `requests` (request log and usage counters).
+//! Layout: `keys` (the `api_keys` table), `clients` (the `integrations` table), `identities`
+//! (external users, session codes, portal sessions), `requests` (request log and usage counters).
 
+pub mod clients;
+pub mod identities;
 pub mod keys;
 pub mod requests;
 
@@ -15,8 +20,10 @@ use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::integrations::{
-    ApiKeyChange, ApiKeyChanged, CreateApiKey, DeleteApiKey, RecordApiRequests, RegenerateApiKey, SetApiKeyActive,
-    UpdateApiKey,
+    ApiKeyChange, ApiKeyChanged, CreateApiKey, CreateIntegration, DeleteApiKey, ExchangeExternalIdentity,
+    ExternalIdentityLinked, IntegrationActiveChanged, IntegrationCreated, IntegrationRevoked, IntegrationSecretRotated,
+    RecordApiRequests, RedeemSessionCode, RegenerateApiKey, RevokeIntegration, RotateIntegrationSecret,
+    SetApiKeyActive, SetIntegrationActive, UpdateApiKey,
 };
 use schemas::{AnyMessage, Envelope, TenantId, routing};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -41,6 +48,12 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SetApiKeyActive>(),
         routing::command_key_of::<RegenerateApiKey>(),
         routing::command_key_of::<DeleteApiKey>(),
+        routing::command_key_of::<CreateIntegration>(),
+        routing::command_key_of::<RotateIntegrationSecret>(),
+        routing::command_key_of::<RevokeIntegration>(),
+        routing::command_key_of::<SetIntegrationActive>(),
+        routing::command_key_of::<ExchangeExternalIdentity>(),
+        routing::command_key_of::<RedeemSessionCode>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
@@ -81,10 +94,19 @@ fn handled_here(message: &AnyMessage) -> bool {
             | AnyMessage::RegenerateApiKey(_)
             | AnyMessage::DeleteApiKey(_)
             | AnyMessage::RecordApiRequests(_)
+            | AnyMessage::CreateIntegration(_)
+            | AnyMessage::RotateIntegrationSecret(_)
+            | AnyMessage::RevokeIntegration(_)
+            | AnyMessage::SetIntegrationActive(_)
+            | AnyMessage::ExchangeExternalIdentity(_)
+            | AnyMessage::RedeemSessionCode(_)
     )
 }
 
 async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Result<Reply, DbErr> {
+    if let Some(reply) = handle_integration(tx, message).await? {
+        return Ok(Some(reply));
+    }
     let tenant = message.tenant.as_str();
     let now = Utc::now();
     let (stored, change) = match &message.data {
@@ -126,6 +148,87 @@ async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Res
     };
     announce(tx, message, stored.key.id, change).await?;
     Ok(Some(Outcome::Done(stored.key).to_reply()))
+}
+
+/// The integration commands; `None` for any other message.
+async fn handle_integration(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+) -> Result<Option<serde_json::Value>, DbErr> {
+    const SOURCE: &str = "voltbus/integrations";
+    let tenant = message.tenant.as_str();
+    let now = Utc::now();
+    let missing = |id: Uuid| Outcome::<()>::Refused(Refusal::not_found(format!("no integration {id}"))).to_reply();
+    let stored = match &message.data {
+        AnyMessage::CreateIntegration(create) => {
+            let stored = clients::insert(tx, tenant, create, now).await?;
+            let created = IntegrationCreated {
+                integration_id: create.integration_id,
+                name: create.name.clone(),
+                client_id: create.client_id.clone(),
+                bundle: create.bundle,
+            };
+            outbox::enqueue_event(tx, message, SOURCE, created).await?;
+            stored
+        }
+        AnyMessage::RotateIntegrationSecret(rotate) => {
+            let id = rotate.integration_id;
+            let until = now + chrono::Duration::seconds(i64::from(rotate.grace_seconds));
+            let Some(stored) = clients::rotate(tx, tenant, id, &rotate.new_secret_hash, until, now).await? else {
+                if clients::find(tx, tenant, id).await?.is_some() {
+                    let refusal = Refusal::conflict(format!("integration {id} is revoked"));
+                    return Ok(Some(Outcome::<()>::Refused(refusal).to_reply()));
+                }
+                return Ok(Some(missing(id)));
+            };
+            let rotated = IntegrationSecretRotated { integration_id: id, previous_secret_valid_until: until };
+            outbox::enqueue_event(tx, message, SOURCE, rotated).await?;
+            stored
+        }
+        AnyMessage::RevokeIntegration(revoke) => {
+            let Some(stored) = clients::revoke(tx, tenant, revoke.integration_id, now).await? else {
+                return Ok(Some(missing(revoke.integration_id)));
+            };
+            let revoked_at = stored.integration.revoked_at.unwrap_or(now);
+            tracing::info!(integration = %revoke.integration_id, reason = %revoke.reason, "integration revoked");
+            outbox::enqueue_event(
+                tx,
+                message,
+                SOURCE,
+                IntegrationRevoked { integration_id: revoke.integration_id, revoked_at },
+            )
+            .await?;
+            stored
+        }
+        AnyMessage::SetIntegrationActive(set) => {
+            let Some(stored) = clients::set_active(tx, tenant, set.integration_id, set.active, now).await? else {
+                return Ok(Some(missing(set.integration_id)));
+            };
+            let changed = IntegrationActiveChanged { integration_id: set.integration_id, active: set.active };
+            outbox::enqueue_event(tx, message, SOURCE, changed).await?;
+            stored
+        }
+        AnyMessage::ExchangeExternalIdentity(exchange) => {
+            match clients::find(tx, tenant, exchange.integration_id).await? {
+                Some(integration) if integration.usable() => {}
+                _ => return Ok(Some(missing(exchange.integration_id))),
+            }
+            let linked = identities::exchange(tx, tenant, exchange, now).await?;
+            let event = ExternalIdentityLinked {
+                integration_id: exchange.integration_id,
+                external_subject: exchange.external_subject.clone(),
+                user_id: linked.user_id,
+                created: linked.created,
+            };
+            outbox::enqueue_event(tx, message, SOURCE, event).await?;
+            return Ok(Some(Outcome::Done(linked).to_reply()));
+        }
+        AnyMessage::RedeemSessionCode(redeem) => {
+            return Ok(Some(identities::redeem(tx, tenant, redeem, now).await?.to_reply()));
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Outcome::Done(stored.integration).to_reply()))
 }
 
 fn not_found(key_id: Uuid) -> serde_json::Value {

@@ -42,6 +42,7 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
         "request_id",
         "tenant",
         "key_id",
+        "integration_id",
         "key_prefix",
         "method",
         "route",
@@ -55,6 +56,7 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
             request.request_id.as_str().into(),
             tenant.into(),
             request.key_id.into(),
+            request.integration_id.into(),
             request.key_prefix.clone().into(),
             request.method.as_str().into(),
             request.route.as_str().into(),
@@ -66,13 +68,19 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
     }
     insert
         .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
-        .returning(Query::returning().columns(["key_id", "received_at"]));
+        .returning(Query::returning().columns(["key_id", "integration_id", "received_at"]));
     // Only the rows inserted now come back: a redelivered batch counts nothing twice.
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    // An integration's calls are its billable usage, metered per month.
+    let mut per_integration_month: HashMap<(Uuid, String), u64> = HashMap::new();
     for row in db.query_all(&insert).await? {
-        let Some(key) = row.try_get::<Option<Uuid>>("", "key_id")? else { continue };
         let received_at: DateTime<Utc> = row.try_get("", "received_at")?;
+        if let Some(integration) = row.try_get::<Option<Uuid>>("", "integration_id")? {
+            *per_integration_month.entry((integration, crate::billing::usage::period_of(received_at))).or_default() +=
+                1;
+        }
+        let Some(key) = row.try_get::<Option<Uuid>>("", "key_id")? else { continue };
         *per_key_day.entry((key, received_at.date_naive())).or_default() += 1;
         let latest = last_used.entry(key).or_insert(received_at);
         *latest = Ord::max(*latest, received_at);
@@ -92,6 +100,9 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
             )
             .to_owned();
         db.execute(&upsert).await?;
+    }
+    for ((integration, period), calls) in per_integration_month {
+        crate::billing::usage::add(db, tenant, integration, &period, crate::billing::usage::API_CALL, calls).await?;
     }
     for (key, at) in last_used {
         // Batches may arrive out of order: last_used_at only moves forward.

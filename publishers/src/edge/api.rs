@@ -12,16 +12,18 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use ring::rand::SystemRandom;
 use schemas::TenantId;
-use schemas::integrations::ApiRequestRecord;
+use schemas::integrations::{ApiRequestRecord, RateLimits};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::audit::{ANONYMOUS_TENANT, AuditLog};
-use super::auth::{API_KEY_HEADER, Caller, KeyCache};
+use super::auth::{self, API_KEY_HEADER, Caller, KeyCache};
 use super::commands::CommandBus;
 use super::idempotency::{self, Begin, Claim};
+use super::integrations;
 use super::key_events;
 use super::limits::{self, FailedAuthentications, RateLimiters};
+use super::machine_tokens::{self, Claims, Cutoffs, Signer, TokenError};
 use super::openapi;
 use super::response::{self, ApiError};
 use super::routes::{self, Access, Call, Route};
@@ -48,7 +50,74 @@ pub struct PartnerSettings {
     pub amqp_url: Option<String>,
     /// A charger not heard from this long reads as `Offline`.
     pub charger_offline_after: Duration,
+    /// Integrations' machine tokens, session codes and portal sessions.
+    pub integrations: IntegrationSettings,
+    /// The plan integrations are billed on.
+    pub billing: schemas::billing::Plan,
+    /// Paystack, when configured: integrations' billing (and the mobile app's payments).
+    pub paystack: Option<super::paystack::PaystackSettings>,
 }
+
+/// Settings of integrations (EVCare seed).
+#[derive(Clone)]
+pub struct IntegrationSettings {
+    /// The key machine tokens are signed with; every edge must share it. None: a random key of
+    /// this process (tokens die with it).
+    pub token_key: Option<[u8; 32]>,
+    /// How long a machine token lives.
+    pub token_ttl: Duration,
+    /// How long a session code may wait to be redeemed.
+    pub session_code_ttl: Duration,
+    /// How long a portal session lasts.
+    pub portal_session_ttl: Duration,
+    /// How long a rotated secret keeps working unless the rotation says otherwise.
+    pub rotation_grace_seconds: u32,
+}
+
+impl std::fmt::Debug for IntegrationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationSettings")
+            .field("token_key", &self.token_key.map(|_| "***"))
+            .field("token_ttl", &self.token_ttl)
+            .field("session_code_ttl", &self.session_code_ttl)
+            .field("portal_session_ttl", &self.portal_session_ttl)
+            .field("rotation_grace_seconds", &self.rotation_grace_seconds)
+            .finish()
+    }
+}
+
+impl Default for IntegrationSettings {
+    fn default() -> Self {
+        Self {
+            token_key: None,
+            token_ttl: Duration::from_secs(15 * 60),
+            session_code_ttl: Duration::from_secs(120),
+            portal_session_ttl: Duration::from_secs(8 * 3600),
+            rotation_grace_seconds: 24 * 3600,
+        }
+    }
+}
+
+/// The plan of a platform that says nothing: GHS (the EVCare seed's currency), no fee, 10,000
+/// calls and 10,000 event deliveries a month included, then 1.00 per thousand calls and 0.50 per
+/// thousand deliveries.
+fn default_plan() -> schemas::billing::Plan {
+    use schemas::billing::{MeteredPrice, Plan};
+    Plan {
+        currency: schemas::Currency::GHS,
+        monthly_fee: 0,
+        metrics: vec![
+            MeteredPrice { metric: "api_call".into(), included: 10_000, per_thousand: 100 },
+            MeteredPrice { metric: "event_delivery".into(), included: 10_000, per_thousand: 50 },
+        ],
+    }
+}
+
+/// What an integration may do per window: more than a key's defaults, since one integration
+/// serves many users.
+const INTEGRATION_LIMITS: RateLimits = RateLimits { per_minute: 1_200, per_hour: 30_000, per_day: 300_000 };
+/// How often the edge re-reads integrations' cut-offs, in case an event was missed.
+const CUTOFF_REFRESH: Duration = Duration::from_secs(2);
 
 impl Default for PartnerSettings {
     fn default() -> Self {
@@ -61,6 +130,9 @@ impl Default for PartnerSettings {
             failed_authentications_per_minute: 30,
             amqp_url: None,
             charger_offline_after: Duration::from_secs(300),
+            integrations: IntegrationSettings::default(),
+            billing: default_plan(),
+            paystack: None,
         }
     }
 }
@@ -74,7 +146,13 @@ pub struct PartnerApi {
     pub(crate) random: SystemRandom,
     pub(crate) webhooks: WebhookSetup,
     limits: RateLimiters,
-    failed_authentications: FailedAuthentications,
+    pub(crate) failed_authentications: FailedAuthentications,
+    /// Signs and checks integrations' machine tokens.
+    pub(crate) tokens: Signer,
+    /// Integrations whose older tokens are dead.
+    pub(crate) cutoffs: Arc<Cutoffs>,
+    /// Paystack, when configured.
+    pub(crate) paystack: Option<Arc<super::paystack::Paystack>>,
     idempotency: idempotency::Store,
     audit: AuditLog,
     routes: Vec<Route>,
@@ -87,6 +165,7 @@ pub struct PartnerApi {
 /// The background work of a running partner API: the request-log flusher.
 pub struct PartnerTasks {
     audit: tokio::task::JoinHandle<()>,
+    cutoffs: tokio::task::JoinHandle<()>,
     key_events: Option<(tokio::task::JoinHandle<()>, Option<tokio::sync::oneshot::Receiver<()>>)>,
 }
 
@@ -105,6 +184,7 @@ impl PartnerTasks {
         if let Some((key_events, _)) = self.key_events {
             key_events.abort();
         }
+        self.cutoffs.abort();
         if self.audit.await.is_err() {
             tracing::warn!("request log flusher ended abnormally");
         }
@@ -136,12 +216,28 @@ impl PartnerApi {
         }
         let openapi = Bytes::from(openapi::document(&routes).to_string());
         let keys = Arc::new(KeyCache::new(database.clone(), settings.key_cache_ttl));
+        let cutoffs = Arc::new(Cutoffs::default());
         let key_events = bus.amqp_connection().map(|amqp| {
             let (ready, is_ready) = tokio::sync::oneshot::channel();
-            (tokio::spawn(key_events::follow(Arc::clone(amqp), Arc::clone(&keys), ready)), Some(is_ready))
+            let follow = key_events::follow(Arc::clone(amqp), Arc::clone(&keys), Arc::clone(&cutoffs), ready);
+            (tokio::spawn(follow), Some(is_ready))
         });
+        let token_key = settings.integrations.token_key.unwrap_or_else(|| {
+            tracing::warn!("no integrations.token_key: machine tokens are signed with a key of this process only");
+            let mut key = [0u8; 32];
+            if ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut key).is_err() {
+                tracing::error!("the random generator failed; machine tokens cannot be trusted");
+            }
+            key
+        });
+        let tokens = Signer::new(&token_key, settings.integrations.token_ttl);
+        let cutoff_task =
+            tokio::spawn(refresh_cutoffs(database.clone(), Arc::clone(&cutoffs), settings.integrations.token_ttl));
         let api = Self {
             failed_authentications: FailedAuthentications::new(settings.failed_authentications_per_minute),
+            tokens,
+            cutoffs,
+            paystack: settings.paystack.clone().map(|settings| Arc::new(super::paystack::Paystack::new(settings))),
             keys,
             idempotency: idempotency::Store::new(database.clone()),
             settings,
@@ -156,7 +252,38 @@ impl PartnerApi {
             openapi,
             anonymous: TenantId::new(ANONYMOUS_TENANT).expect("the anonymous tenant id is valid"),
         };
-        (Arc::new(api), PartnerTasks { audit: audit_task, key_events })
+        (Arc::new(api), PartnerTasks { audit: audit_task, cutoffs: cutoff_task, key_events })
+    }
+
+    /// The access a route of operation id `operation` needs, if there is such a route.
+    pub(crate) fn access_of(&self, operation: &str) -> Option<Access> {
+        self.routes.iter().find(|route| route.operation == operation).map(|route| route.access)
+    }
+
+    /// The caller of a request: a machine token, or a partner key.
+    async fn authenticate(&self, request: &Request<Incoming>, peer: IpAddr) -> Result<Caller, ApiError> {
+        let headers = request.headers();
+        if headers.get(API_KEY_HEADER).is_none()
+            && let Some(token) = auth::bearer(headers)?.filter(|t| t.starts_with(machine_tokens::PREFIX))
+        {
+            return match self.tokens.check(token, Utc::now(), &self.cutoffs) {
+                Ok(claims) => auth::integration_caller(claims, headers),
+                Err(error) => {
+                    if error == TokenError::Invalid {
+                        self.failed_authentications.failed(peer);
+                    }
+                    Err(ApiError::unauthorized(error.to_string()))
+                }
+            };
+        }
+        // Keys already known are served whatever the address did; only database lookups are
+        // refused to an address that keeps failing.
+        let may_read = || self.failed_authentications.check(peer);
+        self.keys.authenticate(headers, may_read).await.inspect_err(|error| {
+            if error.status == StatusCode::UNAUTHORIZED {
+                self.failed_authentications.failed(peer);
+            }
+        })
     }
 
     /// Housekeeping the serve loop runs now and then: deletes idempotency records past their
@@ -202,16 +329,18 @@ impl PartnerApi {
         // client cares to put in a URL.
         let route =
             outcome.route.map_or_else(|| path.chars().take(256).collect(), |r| format!("{}{}", routes::BASE, r));
-        let (tenant, key_id, subaccount_id) = match &outcome.caller {
-            Some(caller) => (caller.tenant.clone(), Some(caller.key.key.id), caller.subaccount),
-            None => (self.anonymous.clone(), None, None),
+        let (tenant, subaccount_id) = match &outcome.caller {
+            Some(caller) => (caller.tenant.clone(), caller.subaccount),
+            None => (self.anonymous.clone(), None),
         };
+        let key = outcome.caller.as_ref().and_then(Caller::key);
         self.audit.record(
             tenant,
             ApiRequestRecord {
                 request_id: request_id.to_owned(),
-                key_id,
-                key_prefix: outcome.caller.as_ref().map(|c| c.key.key.prefix.clone()).or(presented_prefix),
+                key_id: key.map(|k| k.key.id),
+                integration_id: outcome.caller.as_ref().and_then(|c| c.integration()).map(|c| c.integration_id),
+                key_prefix: key.map(|k| k.key.prefix.clone()).or(presented_prefix),
                 method: method.to_string(),
                 route,
                 subaccount_id,
@@ -231,7 +360,12 @@ impl PartnerApi {
         request_id: &str,
     ) -> Result<Rendered, ApiError> {
         let path = request.uri().path();
-        let relative = path.strip_prefix(routes::BASE).filter(|p| !p.is_empty()).unwrap_or("/");
+        // The integration routes are also where the EVCare seed puts them (`/v1/integrations`).
+        let relative = path
+            .strip_prefix(routes::BASE)
+            .or_else(|| path.strip_prefix(INTEGRATIONS_ALIAS).filter(|p| p.starts_with("/integrations")))
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/");
         let matched = self.router.at(relative).map_err(|_| ApiError::not_found("no such route"))?;
         let params: Vec<(String, String)> = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         let candidates = matched.value;
@@ -247,20 +381,23 @@ impl PartnerApi {
             return Ok(Rendered { status: StatusCode::OK, body, headers: Vec::new() });
         }
 
-        // Keys already known are served whatever the address did; only database lookups are
-        // refused to an address that keeps failing.
-        let may_read = || self.failed_authentications.check(peer);
-        let caller = self.keys.authenticate(request.headers(), may_read).await.inspect_err(|error| {
-            if error.status == StatusCode::UNAUTHORIZED {
-                self.failed_authentications.failed(peer);
-            }
-        })?;
+        let caller = self.authenticate(&request, peer).await?;
         outcome.caller = Some(caller.clone());
-        let standing = self.limits.check(caller.key.key.id, caller.key.key.rate_limits)?;
+        let standing = match (caller.key(), caller.integration()) {
+            (Some(key), _) => self.limits.check(key.key.id, key.key.rate_limits)?,
+            (None, Some(claims)) => self.limits.check(claims.integration_id, INTEGRATION_LIMITS)?,
+            (None, None) => return Err(ApiError::internal()),
+        };
         outcome.rate_headers = limits::headers(&standing);
+        if let Some(claims) = caller.integration() {
+            authorise_integration(route, claims)?;
+        }
         match route.access {
-            Access::Admin if !caller.key.key.admin => {
+            Access::Admin if !caller.is_admin() => {
                 return Err(ApiError::forbidden("this route needs an organisation admin key"));
+            }
+            Access::Capability(_) if caller.integration().is_none() => {
+                return Err(ApiError::forbidden("this route needs an integration's machine token"));
             }
             Access::Permission(permission) if !caller.may(permission) => {
                 let name = serde_json::to_value(permission).unwrap_or_default();
@@ -305,7 +442,8 @@ impl PartnerApi {
             return Err(ApiError::internal());
         };
         let command_id = claim.as_ref().map_or_else(Uuid::now_v7, Claim::command_id);
-        let call = Call { caller, params, query, body, command_id };
+        let idempotency_key = idempotency_key.and_then(|v| v.to_str().ok().map(str::to_owned));
+        let call = Call { caller, params, query, body, command_id, idempotency_key };
         tracing::trace!("idempotency key taken");
         let result = action(self, call).await;
         tracing::trace!("action done");
@@ -337,6 +475,22 @@ impl PartnerApi {
     async fn read_body(&self, request: Request<Incoming>) -> Result<Bytes, ApiError> {
         read_body(request, self.settings.body_limit).await
     }
+}
+
+/// Whether an integration may use `route`: its bundle must reach it, and its allow-list (if
+/// any) must name it.
+fn authorise_integration(route: &Route, claims: &Claims) -> Result<(), ApiError> {
+    let bundle = serde_json::to_value(claims.bundle).unwrap_or_default();
+    if !integrations::grants(claims.bundle, route.access) {
+        return Err(ApiError::forbidden("the integration's access bundle does not include this route").details(
+            serde_json::json!({ "bundle": bundle, "allowed_bundles": integrations::bundles_of(route.access) }),
+        ));
+    }
+    if !claims.allowed_endpoints.is_empty() && !claims.allowed_endpoints.iter().any(|op| op == route.operation) {
+        return Err(ApiError::forbidden("the integration's endpoint allow-list does not include this route")
+            .details(serde_json::json!({ "operation": route.operation })));
+    }
+    Ok(())
 }
 
 /// A request's body, at most `limit` bytes, which must be JSON when there is one.
@@ -407,4 +561,27 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) ->
         let field = if field == "." { String::new() } else { field };
         ApiError::invalid(&field, error.inner().to_string())
     })
+}
+
+/// Where the seed puts the integration routes, besides [`routes::BASE`].
+pub(crate) const INTEGRATIONS_ALIAS: &str = "/v1";
+
+/// Keeps the integrations' cut-offs current from the database: at start, then every few
+/// seconds, so a revocation made through any edge is honoured here within seconds even if its
+/// event never arrives.
+async fn refresh_cutoffs(database: DatabaseConnection, cutoffs: Arc<Cutoffs>, token_ttl: Duration) {
+    let lifetime = chrono::Duration::from_std(token_ttl).unwrap_or_else(|_| chrono::Duration::days(1));
+    loop {
+        let oldest_living = Utc::now() - lifetime - chrono::Duration::minutes(1);
+        match consumers::integrations::clients::cut_off_since(&database, oldest_living).await {
+            Ok(cut) => {
+                for (integration, at) in cut {
+                    cutoffs.cut(integration, at);
+                }
+                cutoffs.forget_before(oldest_living);
+            }
+            Err(error) => tracing::warn!(%error, "could not read integrations' cut-offs"),
+        }
+        tokio::time::sleep(CUTOFF_REFRESH).await;
+    }
 }

@@ -1,5 +1,7 @@
-//! Who is calling: the `X-Partner-Api-Key` header checked against the stored hashes (through a
-//! short-lived cache), and the subaccount the request acts on (`X-Subaccount-Id`).
+//! Who is calling: a partner key (`X-Partner-Api-Key`, or `Authorization: Bearer <key>`)
+//! checked against the stored hashes (through a short-lived cache), or an integration's machine
+//! token (`Authorization: Bearer evc_mt_…`, checked by its signature alone); and the subaccount
+//! the request acts on (`X-Subaccount-Id`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +15,7 @@ use schemas::integrations::{KeyScope, Permission};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use super::machine_tokens::Claims;
 use super::response::ApiError;
 use crate::api_keys::{self, KeyHash};
 
@@ -21,21 +24,72 @@ pub(crate) const API_KEY_HEADER: &str = "x-partner-api-key";
 /// Header choosing the subaccount, for global keys.
 pub(crate) const SUBACCOUNT_HEADER: &str = "x-subaccount-id";
 
+/// Integrations act on the whole organisation, choosing a subaccount per request.
+static WHOLE_ORGANISATION: KeyScope = KeyScope::Global { allowed_subaccount_ids: Vec::new() };
+
+/// Who authenticated.
+#[derive(Clone, Debug)]
+pub(crate) enum Principal {
+    /// A partner key, as stored.
+    Key(Arc<StoredKey>),
+    /// An integration, by its machine token's claims.
+    Integration(Arc<Claims>),
+}
+
 /// The authenticated caller of one request.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
-    /// The key's organisation.
+    /// The caller's organisation.
     pub tenant: TenantId,
-    /// The key, as stored.
-    pub key: Arc<StoredKey>,
+    /// The key or integration.
+    pub principal: Principal,
     /// The subaccount this request acts on; `None` is the organisation as a whole.
     pub subaccount: Option<Uuid>,
 }
 
 impl Caller {
-    /// Whether the key holds `permission`.
+    /// Whether the caller holds `permission`: a key's own, or an integration's bundle's.
     pub fn may(&self, permission: Permission) -> bool {
-        crate::permissions::allows(&self.key.key.permissions, permission)
+        match &self.principal {
+            Principal::Key(key) => crate::permissions::allows(&key.key.permissions, permission),
+            Principal::Integration(claims) => {
+                crate::permissions::allows(crate::permissions::bundle(claims.bundle), permission)
+            }
+        }
+    }
+
+    /// The key, when a key calls.
+    pub fn key(&self) -> Option<&StoredKey> {
+        match &self.principal {
+            Principal::Key(key) => Some(key),
+            Principal::Integration(_) => None,
+        }
+    }
+
+    /// The integration's claims, when an integration calls.
+    pub fn integration(&self) -> Option<&Claims> {
+        match &self.principal {
+            Principal::Integration(claims) => Some(claims),
+            Principal::Key(_) => None,
+        }
+    }
+
+    /// The key, or 403 for an integration on a route only keys may use.
+    pub fn require_key(&self) -> Result<&StoredKey, ApiError> {
+        self.key().ok_or_else(|| ApiError::forbidden("this route needs a partner API key"))
+    }
+
+    /// Which subaccounts the caller may act on.
+    pub fn scope(&self) -> &KeyScope {
+        match &self.principal {
+            Principal::Key(key) => &key.key.scope,
+            Principal::Integration(_) => &WHOLE_ORGANISATION,
+        }
+    }
+
+    /// An organisation admin key.
+    pub fn is_admin(&self) -> bool {
+        self.key().is_some_and(|key| key.key.admin)
     }
 }
 
@@ -110,11 +164,12 @@ impl KeyCache {
         headers: &HeaderMap,
         may_read: impl FnOnce() -> Result<(), ApiError>,
     ) -> Result<Caller, ApiError> {
-        let presented = headers
-            .get(API_KEY_HEADER)
-            .ok_or_else(|| ApiError::unauthorized("missing X-Partner-Api-Key header"))?
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("invalid API key"))?;
+        let presented = match headers.get(API_KEY_HEADER) {
+            Some(key) => key.to_str().map_err(|_| ApiError::unauthorized("invalid API key"))?,
+            None => bearer(headers)?.ok_or_else(|| {
+                ApiError::unauthorized("missing X-Partner-Api-Key header (or Authorization: Bearer token)")
+            })?,
+        };
         api_keys::check_shape(presented).map_err(|_| ApiError::unauthorized("invalid API key"))?;
         let stored = self
             .lookup(KeyHash::of(presented), may_read)
@@ -128,8 +183,26 @@ impl KeyCache {
             ApiError::internal()
         })?;
         let subaccount = subaccount(&stored.key.scope, headers)?;
-        Ok(Caller { tenant, key: stored, subaccount })
+        Ok(Caller { tenant, principal: Principal::Key(stored), subaccount })
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, if there is one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::unauthorized("invalid Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::unauthorized("Authorization must be `Bearer <token>`")),
+    }
+}
+
+/// The caller of a request bearing an integration's machine token.
+pub(crate) fn integration_caller(claims: Claims, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let subaccount = subaccount(&WHOLE_ORGANISATION, headers)?;
+    Ok(Caller { tenant: claims.tenant.clone(), principal: Principal::Integration(Arc::new(claims)), subaccount })
 }
 
 /// The subaccount a request acts on: a subaccount key's own, or the one a global key names in

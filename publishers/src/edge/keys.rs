@@ -168,7 +168,7 @@ pub(crate) struct CurrentKey {
 /// A key may not change, regenerate or delete itself: another admin key does that, so no key
 /// can lock its organisation out, raise its own limits, or cut the branch it sits on mid-session.
 fn not_itself(call: &Call, id: Uuid) -> Result<Uuid, ApiError> {
-    if call.caller.key.key.id == id {
+    if call.caller.key().is_some_and(|key| key.key.id == id) {
         return Err(ApiError::forbidden("a key cannot change itself; use another admin key")
             .details(serde_json::json!({ "key_id": id })));
     }
@@ -182,8 +182,9 @@ pub(crate) fn db_error(error: sea_orm::DbErr) -> ApiError {
 
 /// `GET /me`.
 pub(crate) async fn current(_: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let Caller { tenant, key, subaccount } = call.caller;
-    Ok(Answer::ok(CurrentKey { organization_id: tenant.to_string(), subaccount_id: subaccount, key: key.key.clone() }))
+    let key = call.caller.require_key()?.key.clone();
+    let Caller { tenant, subaccount, .. } = call.caller;
+    Ok(Answer::ok(CurrentKey { organization_id: tenant.to_string(), subaccount_id: subaccount, key }))
 }
 
 /// `GET /api-keys`.
@@ -278,11 +279,11 @@ fn scope_of(
             return Err(ApiError::invalid("allowed_subaccount_ids", "a subaccount key takes subaccount_id only"));
         }
     };
-    let reachable = |id: &Uuid| match &caller.key.key.scope {
+    let reachable = |id: &Uuid| match caller.scope() {
         KeyScope::Subaccount { subaccount_id } => subaccount_id == id,
         KeyScope::Global { allowed_subaccount_ids } => allowed_subaccount_ids.contains(id),
     };
-    let within = match (&caller.key.key.scope, &scope) {
+    let within = match (caller.scope(), &scope) {
         // An organisation-wide key reaches everything.
         (KeyScope::Global { allowed_subaccount_ids }, _) if allowed_subaccount_ids.is_empty() => true,
         (_, KeyScope::Subaccount { subaccount_id }) => reachable(subaccount_id),
@@ -343,7 +344,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let permissions =
         permissions_of(caller, request.permissions, request.bundle)?.unwrap_or_else(|| permissions::DEFAULTS.to_vec());
     let scope = scope_of(caller, request.scope, request.subaccount_id, request.allowed_subaccount_ids)?
-        .unwrap_or_else(|| caller.key.key.scope.clone());
+        .unwrap_or_else(|| caller.scope().clone());
     let secret = new_secret(api)?;
     let create = CreateApiKey {
         key_id: Uuid::now_v7(),

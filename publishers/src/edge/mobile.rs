@@ -68,10 +68,8 @@ pub struct MobileSettings {
     pub body_limit: usize,
     /// A charger not heard from this long reads as `Offline`.
     pub charger_offline_after: Duration,
-    /// QPay, when configured.
+    /// QPay, when configured (Paystack is the partner API's, shared).
     pub qpay: Option<super::qpay::QpaySettings>,
-    /// Paystack, when configured.
-    pub paystack: Option<super::paystack::PaystackSettings>,
 }
 
 /// Sends a text message to a phone.
@@ -165,7 +163,7 @@ impl MobileApi {
         accounts: Option<Arc<Accounts>>,
         sms: Arc<dyn SmsSender>,
     ) -> Arc<Self> {
-        let paystack = settings.paystack.clone().map(|settings| Arc::new(super::paystack::Paystack::new(settings)));
+        let paystack = partner.paystack.clone();
         let mut providers: Vec<Arc<dyn super::providers::Provider>> = Vec::new();
         if let Some(qpay) = settings.qpay.clone() {
             providers.push(Arc::new(super::qpay::Qpay::new(qpay)));

@@ -9,24 +9,32 @@
 //!   callback; `vehicles`: the fleet; `customers` (and their wallets), `rides`, `pricing`; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 //! - `chargers`: chargers registered by admins, listed with their state.
+//! - `integrations`: EVCare integrations (admin routes, the sign-in bridge, the bundle
+//!   questionnaire); `machine_tokens`: their signed tokens and cut-offs; `portal`: the public
+//!   doors under `/v1/integrations` (client token, session code redemption, embed page, Paystack
+//!   webhook); `billing`: their usage, invoices and Paystack payments.
 //! - `mobile`: the mobile app's API under `/api/v1` (EVM seed: sign-in by SMS code, profile,
 //!   NATS credentials), with its own bearer sessions; `purchases`: its purchases and payments.
 
 mod api;
 mod audit;
 mod auth;
+mod billing;
 mod chargers;
 mod commands;
 mod customers;
 mod health;
 mod idempotency;
+mod integrations;
 mod key_events;
 mod keys;
 mod limits;
+mod machine_tokens;
 mod marketplace;
 mod mobile;
 mod openapi;
 mod paystack;
+mod portal;
 mod pricing;
 mod providers;
 mod purchases;
@@ -40,7 +48,7 @@ mod vehicles;
 mod webhooks;
 mod zones;
 
-pub use api::{PartnerApi, PartnerSettings, PartnerTasks};
+pub use api::{IntegrationSettings, PartnerApi, PartnerSettings, PartnerTasks};
 pub use audit::ANONYMOUS_TENANT;
 pub use commands::CommandBus;
 pub use health::HealthCheck;

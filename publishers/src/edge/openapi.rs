@@ -124,7 +124,15 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         .path
         .split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }))
+        .map(|name| {
+            // Every path parameter is an id, but a billing month.
+            let schema = if name == "period" {
+                json!({ "type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$" })
+            } else {
+                json!({ "type": "string", "format": "uuid" })
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
         .collect();
     if let Returns::List(_, filters) = route.returns {
         parameters.push(json!({ "name": "page", "in": "query", "required": false,
@@ -171,7 +179,10 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         Access::Key => json!("key"),
         Access::Admin => json!("admin"),
         Access::Permission(permission) => json!(permission),
+        Access::Capability(capability) => json!(capability),
     };
+    // Which integration bundles reach it: the same table the edge enforces.
+    operation["x-bundles"] = json!(super::integrations::bundles_of(route.access));
     if route.access == Access::Public {
         operation["security"] = json!([]);
     }
@@ -200,12 +211,17 @@ pub(crate) fn document(routes: &[Route]) -> Value {
             "description": "Fleet operations for partners: every write is a command on the bus, answered once it is committed.",
         },
         "servers": [{ "url": BASE }],
-        "security": [{ "partnerApiKey": [] }],
+        "security": [{ "partnerApiKey": [] }, { "bearer": [] }],
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
                 "partnerApiKey": { "type": "apiKey", "in": "header", "name": API_KEY_HEADER },
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An integration's machine token (`evc_mt_…`, from POST /v1/integrations/auth/client-token), or a partner key.",
+                },
             },
         },
     })

@@ -8,12 +8,16 @@ use bytes::Bytes;
 use http::Method;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use schemas::integrations::Permission;
+
+use crate::permissions::Capability;
 use uuid::Uuid;
 
 use super::api::PartnerApi;
 use super::auth::Caller;
+use super::billing;
 use super::chargers;
 use super::customers;
+use super::integrations;
 use super::keys;
 use super::marketplace;
 use super::pricing;
@@ -41,6 +45,8 @@ pub(crate) enum Access {
     Permission(Permission),
     /// An organisation admin key (key management, request log).
     Admin,
+    /// An integration's machine token whose bundle grants this capability.
+    Capability(Capability),
 }
 
 /// A JSON Schema, generated on demand for the OpenAPI document.
@@ -87,6 +93,8 @@ pub(crate) struct Call {
     pub body: Bytes,
     /// The message id of the command this call sends: fixed by its Idempotency-Key, else fresh.
     pub command_id: Uuid,
+    /// The Idempotency-Key header, where the call has one.
+    pub idempotency_key: Option<String>,
 }
 
 impl Call {
@@ -147,6 +155,160 @@ pub(crate) fn table() -> Vec<Route> {
             status: 200,
             returns: Returns::Item(schema_of::<keys::CurrentKey>),
             action: Some(|api, call| Box::pin(keys::current(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations",
+            operation: "createIntegration",
+            summary: "Create an integration with an access bundle; its clientId and clientSecret are shown once.",
+            access: Admin,
+            body: Some(schema_of::<integrations::NewIntegration>),
+            status: 201,
+            returns: Returns::Item(schema_of::<integrations::IntegrationWithSecret>),
+            action: Some(|api, call| Box::pin(integrations::create(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/integrations",
+            operation: "listIntegrations",
+            summary: "The organisation's integrations.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::List(schema_of::<consumers::integrations::clients::Integration>, &[]),
+            action: Some(|api, call| Box::pin(integrations::list(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/integrations/{id}",
+            operation: "getIntegration",
+            summary: "One integration.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            action: Some(|api, call| Box::pin(integrations::get(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/{id}/rotate-secret",
+            operation: "rotateIntegrationSecret",
+            summary: "A new clientSecret, shown once; the old one works for the grace period.",
+            access: Admin,
+            body: Some(schema_of::<integrations::Rotation>),
+            status: 200,
+            returns: Returns::Item(schema_of::<integrations::IntegrationWithSecret>),
+            action: Some(|api, call| Box::pin(integrations::rotate(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/{id}/revoke",
+            operation: "revokeIntegration",
+            summary: "Revoke for good: its secrets and every open machine token stop working at once.",
+            access: Admin,
+            body: Some(schema_of::<integrations::Revocation>),
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            action: Some(|api, call| Box::pin(integrations::revoke(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/{id}/disable",
+            operation: "disableIntegration",
+            summary: "Disable: no new tokens, open ones stop working; enable brings it back.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            action: Some(|api, call| Box::pin(integrations::set_active(api, call, false))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/{id}/enable",
+            operation: "enableIntegration",
+            summary: "Enable a disabled integration.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            action: Some(|api, call| Box::pin(integrations::set_active(api, call, true))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/auth/exchange",
+            operation: "exchangeExternalIdentity",
+            summary: "Map an external user to a voltbus user; a one-time session code for the browser.",
+            access: Capability(crate::permissions::Capability::SignInBridge),
+            body: Some(schema_of::<integrations::Exchange>),
+            status: 200,
+            returns: Returns::Item(schema_of::<integrations::SessionCode>),
+            action: Some(|api, call| Box::pin(integrations::exchange(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/questionnaire/recommend",
+            operation: "recommendBundle",
+            summary: "The smallest access bundle covering an integrator's answers, with confidence and rationale.",
+            access: Admin,
+            body: Some(schema_of::<integrations::Questionnaire>),
+            status: 200,
+            returns: Returns::Item(schema_of::<integrations::Recommendation>),
+            action: Some(|api, call| Box::pin(integrations::questionnaire(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/integrations/{id}/billing/usage/{period}",
+            operation: "getIntegrationUsage",
+            summary: "A month's metered usage (`YYYY-MM`) and the invoice it would make.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<billing::UsageReport>),
+            action: Some(|api, call| Box::pin(billing::usage_report(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/integrations/{id}/billing/invoices",
+            operation: "listIntegrationInvoices",
+            summary: "The integration's invoices, newest month first.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<Vec<consumers::billing::invoices::Invoice>>),
+            action: Some(|api, call| Box::pin(billing::list_invoices(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/{id}/billing/invoices",
+            operation: "issueIntegrationInvoice",
+            summary: "Issue the invoice of a month that has ended, priced from its usage (once).",
+            access: Admin,
+            body: Some(schema_of::<billing::NewInvoice>),
+            status: 201,
+            returns: Returns::Item(schema_of::<consumers::billing::invoices::Invoice>),
+            action: Some(|api, call| Box::pin(billing::issue_invoice(api, call))),
+        },
+        Route {
+            method: Method::POST,
+            path: "/integrations/{id}/billing/paystack/initialize",
+            operation: "initializePaystackPayment",
+            summary: "Start a Paystack payment (Idempotency-Key required): the page to pay on.",
+            access: Admin,
+            body: Some(schema_of::<billing::Initialize>),
+            status: 200,
+            returns: Returns::Item(schema_of::<billing::Initialized>),
+            action: Some(|api, call| Box::pin(billing::initialize(api, call))),
+        },
+        Route {
+            method: Method::GET,
+            path: "/integrations/{id}/billing/paystack/verify/{reference}",
+            operation: "verifyPaystackPayment",
+            summary: "Ask Paystack about a payment; settled (with its invoice) once Paystack confirms it.",
+            access: Admin,
+            body: None,
+            status: 200,
+            returns: Returns::Item(schema_of::<consumers::billing::payments::Payment>),
+            action: Some(|api, call| Box::pin(billing::verify(api, call))),
         },
         Route {
             method: Method::GET,

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use super::api::PartnerApi;
 use super::health::{self, HealthCheck};
 use super::mobile::{MOBILE_BASE, MobileApi};
+use super::portal::{self, PORTAL_BASE};
 use super::response::{self, ApiError};
 use super::routes;
 
@@ -109,6 +110,10 @@ async fn handle(
         tracing::trace!("received");
         let path = request.uri().path();
         let answer = if path == routes::BASE || path.starts_with(&format!("{}/", routes::BASE)) {
+            api.handle(request, peer, &request_id).await
+        } else if portal::serves(path) {
+            portal::handle(api, request, peer, &request_id).await
+        } else if path.starts_with(&format!("{PORTAL_BASE}/")) || path == PORTAL_BASE {
             api.handle(request, peer, &request_id).await
         } else if path.starts_with(&format!("{MOBILE_BASE}/")) {
             mobile.handle(request, &request_id).await

@@ -158,7 +158,7 @@ pub(crate) struct BulkEdit {
 
 /// The subaccounts a request sees; `None`: all of the organisation's.
 pub(crate) fn fleets(caller: &Caller) -> Option<Vec<Uuid>> {
-    match (caller.subaccount, &caller.key.key.scope) {
+    match (caller.subaccount, caller.scope()) {
         (Some(subaccount), _) => Some(vec![subaccount]),
         (None, KeyScope::Global { allowed_subaccount_ids }) if !allowed_subaccount_ids.is_empty() => {
             Some(allowed_subaccount_ids.clone())
