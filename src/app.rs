@@ -174,6 +174,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             db.clone(),
             1,
         ),
+        // Workshops, maintenance service selection and tickets opened through integrations.
+        (
+            consumers::maintenance::topology(),
+            Arc::new(consumers::maintenance::Maintenance) as Arc<dyn bus::Handler>,
+            db.clone(),
+            1,
+        ),
         // Integrations' invoices and Paystack payments.
         (consumers::billing::topology(), Arc::new(consumers::billing::Billing) as Arc<dyn bus::Handler>, db, 1),
     ];

@@ -722,6 +722,12 @@ impl Settings {
                 "billing.currency must be an ISO-4217 code and billing's prices 0 or more".into(),
             ));
         }
+        if self.paystack.base_url.is_some() && self.billing.currency != self.paystack.currency {
+            return Err(SettingsError(format!(
+                "billing.currency `{}` must be paystack.currency `{}`: invoices are paid through Paystack",
+                self.billing.currency, self.paystack.currency
+            )));
+        }
         if schemas::Currency::new(&self.paystack.currency).is_err() {
             return Err(SettingsError(format!(
                 "paystack.currency `{}` is not an ISO-4217 code",

@@ -11,6 +11,7 @@
 //! - `subscriptions`: integrations' own AMQP queues of their tenant's events.
 //! - `customers`, `wallets` (an append-only ledger each), `pricing` (plans and the price of a
 //!   ride), `rides` (start, pause, resume, end, charged at the end).
+//! - `maintenance`: workshops, integrations' maintenance service selection, tickets.
 //! - `zones`: parking, no-parking, no-ride, slow and operating areas.
 //! - `geometry`: distances and zones on the sphere.
 //! - `ids`: ids derived from other ids, for messages that must come out the same every time.
@@ -27,6 +28,7 @@ pub mod fleet;
 pub mod geometry;
 pub mod ids;
 pub mod integrations;
+pub mod maintenance;
 pub mod marketplace;
 mod outcome;
 mod pages;

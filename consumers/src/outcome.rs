@@ -64,6 +64,8 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// The charger is not free to start a session (busy, out of order, offline).
     pub const CHARGER_UNAVAILABLE: &str = "CHARGER_UNAVAILABLE";
+    /// The integration's maintenance service selection does not include the workshop.
+    pub const WORKSHOP_NOT_ALLOWED: &str = "WORKSHOP_NOT_ALLOWED";
 }
 
 /// The answer of a command that deleted something (a key, an endpoint, a vehicle, a zone).

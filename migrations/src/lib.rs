@@ -21,6 +21,7 @@ mod m20261129_000013_chargers;
 mod m20261129_000014_charging_sessions;
 mod m20261129_000015_invoices;
 mod m20261129_000016_integrations;
+mod m20261129_000017_maintenance;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000014_charging_sessions::Migration),
             Box::new(m20261129_000015_invoices::Migration),
             Box::new(m20261129_000016_integrations::Migration),
+            Box::new(m20261129_000017_maintenance::Migration),
         ]
     }
 }

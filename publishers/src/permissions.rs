@@ -59,15 +59,26 @@ pub enum Capability {
     SignInBridge,
     /// Open the hosted portal's embed page.
     EmbedPortal,
+    /// A fleet manager's maintenance tickets, at the workshops the integration may choose.
+    MaintenanceTickets,
+    /// Tickets drivers open.
+    DriverTickets,
 }
 
-/// The capabilities an access bundle grants: the sign-in bridge is the client bundle's, and
-/// ALL_ACCESS is the union with the embed portal.
+/// The capabilities an access bundle grants: the sign-in bridge and driver tickets are the client
+/// bundle's, maintenance and driver tickets the fleet manager's, and ALL_ACCESS is the union with
+/// the embed portal.
 pub fn capabilities(bundle: AccessBundle) -> &'static [Capability] {
     match bundle {
-        AccessBundle::ClientAccess => &[Capability::SignInBridge],
-        AccessBundle::AllAccess => &[Capability::SignInBridge, Capability::EmbedPortal],
-        AccessBundle::OrganizationAccess | AccessBundle::FleetManagerAccess => &[],
+        AccessBundle::ClientAccess => &[Capability::SignInBridge, Capability::DriverTickets],
+        AccessBundle::FleetManagerAccess => &[Capability::MaintenanceTickets, Capability::DriverTickets],
+        AccessBundle::AllAccess => &[
+            Capability::SignInBridge,
+            Capability::EmbedPortal,
+            Capability::MaintenanceTickets,
+            Capability::DriverTickets,
+        ],
+        AccessBundle::OrganizationAccess => &[],
     }
 }
 

@@ -28,6 +28,7 @@ pub mod billing;
 pub mod charging;
 pub mod customers;
 pub mod integrations;
+pub mod maintenance;
 pub mod marketplace;
 pub mod payments;
 pub mod pricing;

@@ -316,10 +316,12 @@ async fn calls_are_metered_into_a_monthly_invoice_paid_through_paystack_exactly_
     let (id, client_id, secret) = create(&platform, &admin, "FLEET_MANAGER_ACCESS", json!([])).await;
     let machine = token(&platform, &client_id, &secret).await.unwrap();
 
-    // Three calls with the machine token are this month's usage (the request log, through the bus).
+    // Three calls with the machine token are this month's usage (the request log, through the
+    // bus); a refused one is not billed.
     for _ in 0..3 {
         assert_eq!(bearer(&platform, &machine, "GET", "/vehicles", None).await.0, 200);
     }
+    assert_eq!(bearer(&platform, &machine, "GET", "/customers", None).await.0, 403);
     let this_month = consumers::billing::usage::period_of(chrono::Utc::now());
     let usage_path = format!("/v1/integrations/{id}/billing/usage/{this_month}");
     answers(200, async || {
@@ -412,5 +414,74 @@ async fn calls_are_metered_into_a_monthly_invoice_paid_through_paystack_exactly_
     );
     // The integration's token is not an admin: billing is out of its reach.
     assert_eq!(bearer(&platform, &machine, "GET", &invoices, None).await.0, 403);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn maintenance_tickets_go_only_to_the_workshops_an_integration_may_choose_and_drivers_report_through_client_bundles()
+ {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let workshop = async |name: &str, independent: bool| {
+        let body = json!({ "name": name, "independent": independent });
+        let (status, created) = bearer(&platform, &admin, "POST", "/workshops", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        created["data"]["id"].as_str().unwrap().to_owned()
+    };
+    // Text no database column takes is refused at the door, naming the field.
+    let (status, refused) = bearer(&platform, &admin, "POST", "/workshops", Some(json!({ "name": "a\u{0}b" }))).await;
+    assert_eq!((status, refused["error"]["details"]["field"].as_str()), (422, Some("name")), "{refused}");
+    let (depot, garage, other_depot) =
+        (workshop("Depot", false).await, workshop("Garage A", true).await, workshop("Other depot", false).await);
+    let body = json!({ "vin": "WVWZZZ1JZXW000009", "subaccount_id": uuid::Uuid::now_v7() });
+    let (status, vehicle, _) = platform.call(&admin, "POST", "/vehicles", Some(body)).await;
+    assert_eq!(status, 201, "{vehicle}");
+    let vehicle = vehicle["data"]["id"].as_str().unwrap().to_owned();
+
+    // The fleet manager's integration may send vehicles to the depot and to any independent workshop.
+    let (id, client_id, secret) = create(&platform, &admin, "FLEET_MANAGER_ACCESS", json!([])).await;
+    let fleet = token(&platform, &client_id, &secret).await.unwrap();
+    let selection = json!({ "allowedWorkshopIds": [depot], "independentWorkshops": true });
+    let path = format!("/v1/integrations/{id}/maintenance-selection");
+    let (status, set) = bearer(&platform, &admin, "PUT", &path, Some(selection)).await;
+    assert_eq!((status, &set["data"]["independentWorkshops"]), (200, &json!(true)), "{set}");
+    let (_, selectable) = bearer(&platform, &fleet, "GET", "/maintenance/workshops", None).await;
+    let mut names: Vec<&str> =
+        selectable["data"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Depot", "Garage A"], "{selectable}");
+    let ticket = |workshop: &str| json!({ "vehicleId": vehicle, "workshopId": workshop, "title": "brakes", "description": "squeal" });
+    for allowed in [&depot, &garage] {
+        let (status, opened) = bearer(&platform, &fleet, "POST", "/maintenance/tickets", Some(ticket(allowed))).await;
+        assert_eq!((status, &opened["data"]["status"]), (201, &json!("open")), "{opened}");
+    }
+    let (status, refused) = bearer(&platform, &fleet, "POST", "/maintenance/tickets", Some(ticket(&other_depot))).await;
+    assert_eq!((status, error_code(&refused)), (403, "WORKSHOP_NOT_ALLOWED"), "{refused}");
+    let missing = json!({ "vehicleId": vehicle, "title": "brakes" });
+    let (status, refused) = bearer(&platform, &fleet, "POST", "/maintenance/tickets", Some(missing)).await;
+    assert_eq!((status, refused["error"]["details"]["field"].as_str()), (422, Some("workshopId")), "{refused}");
+    let (_, listed) = bearer(&platform, &fleet, "GET", "/maintenance/tickets", None).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+
+    // Drivers report through a client bundle; a client bundle opens no maintenance ticket, and
+    // an organisation bundle no ticket at all.
+    let (_, client_id, secret) = create(&platform, &admin, "CLIENT_ACCESS", json!([])).await;
+    let client = token(&platform, &client_id, &secret).await.unwrap();
+    let report = json!({ "vehicleId": vehicle, "title": "flat tyre", "reportedBy": "ext_123" });
+    let (status, opened) = bearer(&platform, &client, "POST", "/driver-tickets", Some(report.clone())).await;
+    assert_eq!((status, &opened["data"]["kind"]), (201, &json!("driver")), "{opened}");
+    assert_eq!(bearer(&platform, &client, "POST", "/maintenance/tickets", Some(ticket(&depot))).await.0, 403);
+    let (_, client_id, secret) = create(&platform, &admin, "ORGANIZATION_ACCESS", json!([])).await;
+    let organization = token(&platform, &client_id, &secret).await.unwrap();
+    assert_eq!(bearer(&platform, &organization, "POST", "/driver-tickets", Some(report)).await.0, 403);
+    // Each integration sees its own tickets only; another organisation cannot select our workshops.
+    let (_, theirs) = bearer(&platform, &fleet, "GET", "/driver-tickets", None).await;
+    assert_eq!(theirs["data"], json!([]), "{theirs}");
+    let (_, stranger) = platform.organisation().await;
+    let (stranger_id, _, _) = create(&platform, &stranger, "FLEET_MANAGER_ACCESS", json!([])).await;
+    let foreign = json!({ "allowedWorkshopIds": [depot] });
+    let path = format!("/v1/integrations/{stranger_id}/maintenance-selection");
+    let (status, refused) = bearer(&platform, &stranger, "PUT", &path, Some(foreign)).await;
+    assert_eq!((status, error_code(&refused)), (404, "NOT_FOUND"), "{refused}");
     platform.stop().await;
 }

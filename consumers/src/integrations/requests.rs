@@ -68,15 +68,19 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
     }
     insert
         .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
-        .returning(Query::returning().columns(["key_id", "integration_id", "received_at"]));
+        .returning(Query::returning().columns(["key_id", "integration_id", "status", "received_at"]));
     // Only the rows inserted now come back: a redelivered batch counts nothing twice.
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
-    // An integration's calls are its billable usage, metered per month.
+    // An integration's answered calls are its billable usage, metered per month; a refused one
+    // (4xx, 5xx) is not billed.
     let mut per_integration_month: HashMap<(Uuid, String), u64> = HashMap::new();
     for row in db.query_all(&insert).await? {
         let received_at: DateTime<Utc> = row.try_get("", "received_at")?;
-        if let Some(integration) = row.try_get::<Option<Uuid>>("", "integration_id")? {
+        let status: i16 = row.try_get("", "status")?;
+        if let Some(integration) = row.try_get::<Option<Uuid>>("", "integration_id")?
+            && status < 400
+        {
             *per_integration_month.entry((integration, crate::billing::usage::period_of(received_at))).or_default() +=
                 1;
         }

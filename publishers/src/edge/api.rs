@@ -480,6 +480,9 @@ impl PartnerApi {
 /// Whether an integration may use `route`: its bundle must reach it, and its allow-list (if
 /// any) must name it.
 fn authorise_integration(route: &Route, claims: &Claims) -> Result<(), ApiError> {
+    if route.access == Access::Admin {
+        return Err(ApiError::forbidden("this route needs an organisation admin key"));
+    }
     let bundle = serde_json::to_value(claims.bundle).unwrap_or_default();
     if !integrations::grants(claims.bundle, route.access) {
         return Err(ApiError::forbidden("the integration's access bundle does not include this route").details(
@@ -548,10 +551,42 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     typed(json_of(body)?)
 }
 
-/// The body as JSON (an empty one as `{}`); not JSON at all is 400.
+/// The body as JSON (an empty one as `{}`); not JSON at all is 400, and text holding a NUL
+/// character (which no database column takes) is 422 naming the field.
 pub(crate) fn json_of(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let body: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))
+    let value =
+        serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
+    match nul_at(&value) {
+        Some(field) => Err(ApiError::invalid(&field, "text may not contain NUL characters")),
+        None => Ok(value),
+    }
+}
+
+/// Where in `value` a string or key holds a NUL character, if anywhere.
+fn nul_at(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(String::new()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_at(item).map(|inner| format!("[{i}]{inner}")))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(name, field)| {
+            if name.contains('\0') {
+                return Some(String::new());
+            }
+            nul_at(field).map(|inner| {
+                if inner.starts_with('[') {
+                    format!("{name}{inner}")
+                } else if inner.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{name}.{inner}")
+                }
+            })
+        }),
+        _ => None,
+    }
 }
 
 /// `value` as a `T`; a wrong shape is 422 naming the field.

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use consumers::integrations::clients::{self, Integration};
-use consumers::integrations::identities::LinkedUser;
+use consumers::integrations::identities::{self, LinkedUser};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::integrations::{
@@ -305,6 +305,14 @@ pub(crate) async fn exchange(api: &PartnerApi, call: Call) -> Result<Answer, Api
         session_code_expires_at: expires_at,
     };
     let user: LinkedUser = api.bus.request(&command(&call, exchange), api.settings.command_timeout).await?;
+    // A retry of an exchange whose first answer was lost (same Idempotency-Key) is answered from
+    // the first attempt, which stored its own code, not this one: this code would never work.
+    let stored = identities::tenant_of_code(&api.database, &hash.to_hex()).await.map_err(db_error)?;
+    if stored.is_none() {
+        return Err(ApiError::conflict(
+            "an earlier attempt of this request already made a session code; exchange again with a new Idempotency-Key",
+        ));
+    }
     Ok(Answer::ok(SessionCode { session_code: Some(code), expires_at, user }).withholding("sessionCode"))
 }
 
@@ -318,10 +326,10 @@ pub(crate) struct Questionnaire {
     /// It manages the organisation: customers, their wallets, subaccounts.
     #[serde(default)]
     manages_organization: bool,
-    /// It manages vehicles: status, maintenance.
+    /// It manages vehicles: status, maintenance tickets at workshops.
     #[serde(default)]
     manages_fleet: bool,
-    /// It is an app for riders or drivers: finding vehicles, riding, paying.
+    /// It is an app for riders or drivers: finding vehicles, riding, paying, reporting problems.
     #[serde(default)]
     serves_riders: bool,
     /// It manages its own webhooks.
@@ -381,6 +389,12 @@ fn needs_of(api: &PartnerApi, answers: &Questionnaire) -> Result<Vec<Need>, ApiE
     add(answers.manages_fleet, &[VehiclesRead, VehiclesWrite], "manages vehicles");
     add(answers.serves_riders, &[VehiclesRead, RidesRead, RidesWrite, WalletRead], "serves riders");
     add(answers.manages_webhooks, &[WebhooksRead, WebhooksWrite], "manages webhooks");
+    if answers.manages_fleet {
+        needs.push((Access::Capability(Capability::MaintenanceTickets), "manages vehicles' maintenance".into()));
+    }
+    if answers.serves_riders {
+        needs.push((Access::Capability(Capability::DriverTickets), "drivers report problems".into()));
+    }
     if answers.federated_sign_in {
         needs.push((Access::Capability(Capability::SignInBridge), "signs users in from its site".into()));
     }

@@ -12,7 +12,8 @@
 //! - `integrations`: EVCare integrations (admin routes, the sign-in bridge, the bundle
 //!   questionnaire); `machine_tokens`: their signed tokens and cut-offs; `portal`: the public
 //!   doors under `/v1/integrations` (client token, session code redemption, embed page, Paystack
-//!   webhook); `billing`: their usage, invoices and Paystack payments.
+//!   webhook); `billing`: their usage, invoices and Paystack payments; `maintenance`: workshops,
+//!   integrations' maintenance service selection, maintenance and driver tickets.
 //! - `mobile`: the mobile app's API under `/api/v1` (EVM seed: sign-in by SMS code, profile,
 //!   NATS credentials), with its own bearer sessions; `purchases`: its purchases and payments.
 
@@ -30,6 +31,7 @@ mod key_events;
 mod keys;
 mod limits;
 mod machine_tokens;
+mod maintenance;
 mod marketplace;
 mod mobile;
 mod openapi;

@@ -200,7 +200,7 @@ async fn session(api: &PartnerApi, request: Request<Incoming>, peer: IpAddr) -> 
 /// `POST /billing/paystack/webhook`: a signed `charge.success` makes voltbus verify the payment
 /// with Paystack and settle it once; a forged one is refused and logged, changing nothing.
 async fn paystack_webhook(api: &PartnerApi, request: Request<Incoming>, peer: IpAddr) -> Result<Answer, ApiError> {
-    let paystack = api.paystack.as_deref().ok_or_else(|| ApiError::not_found("Paystack is not configured here"))?;
+    let paystack = api.paystack.as_deref().ok_or_else(|| ApiError::unavailable("Paystack is not configured here"))?;
     let signature = request.headers().get("x-paystack-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = read_body(request, api.settings.body_limit).await?;
     if !signature.as_deref().is_some_and(|signature| paystack.signed(&body, signature)) {

@@ -187,6 +187,7 @@ impl ApiError {
             codes::TOO_MANY_ATTEMPTS => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY_ATTEMPTS),
             codes::RATE_LIMITED => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
             codes::CHARGER_UNAVAILABLE => (StatusCode::CONFLICT, codes::CHARGER_UNAVAILABLE),
+            codes::WORKSHOP_NOT_ALLOWED => (StatusCode::FORBIDDEN, codes::WORKSHOP_NOT_ALLOWED),
             _ => return Self::invalid("", message),
         };
         Self::new(status, code, message)
