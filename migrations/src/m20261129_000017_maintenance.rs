@@ -1,5 +1,6 @@
 //! Maintenance: workshops, the tickets opened through integrations, and which workshops each
-//! integration may choose.
+//! integration may choose; and the integration that created a webhook endpoint (its deliveries
+//! are that integration's usage).
 
 use sea_orm_migration::async_trait::async_trait;
 use sea_orm_migration::{prelude::*, schema::*};
@@ -52,6 +53,14 @@ impl MigrationTrait for Migration {
             if !manager.has_column("integrations", column).await? {
                 manager.alter_table(Table::alter().table("integrations").add_column(definition).to_owned()).await?;
             }
+        }
+        // Endpoints an integration created: their deliveries are its metered usage.
+        if !manager.has_column("webhook_endpoints", "integration_id").await? {
+            manager
+                .alter_table(
+                    Table::alter().table("webhook_endpoints").add_column(uuid_null("integration_id")).to_owned(),
+                )
+                .await?;
         }
         let db = manager.get_connection();
         db.execute_unprepared("CREATE INDEX IF NOT EXISTS workshops_by_tenant ON workshops (tenant, name)").await?;

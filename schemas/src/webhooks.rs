@@ -33,8 +33,12 @@ pub struct CreateWebhookEndpoint {
     /// Most deliveries per second; more wait without using up attempts. None: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
+    /// The integration that created it with its machine token, whose usage its deliveries are
+    /// (since 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<Uuid>,
 }
-message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 1), Command, Webhooks, |m| Some(
+message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 2), Command, Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 

@@ -310,6 +310,7 @@ async fn calls_are_metered_into_a_monthly_invoice_paid_through_paystack_exactly_
         s.paystack.base_url = Some(format!("http://{provider}"));
         s.paystack.secret_key = "sk_test_secret".into();
         s.paystack.currency = "GHS".into();
+        s.webhooks.allow_hosts = vec!["127.0.0.1".into()];
     })
     .await;
     let (tenant, admin) = platform.organisation().await;
@@ -414,6 +415,24 @@ async fn calls_are_metered_into_a_monthly_invoice_paid_through_paystack_exactly_
     );
     // The integration's token is not an admin: billing is out of its reach.
     assert_eq!(bearer(&platform, &machine, "GET", &invoices, None).await.0, 403);
+
+    // Events delivered to an endpoint an integration made are its usage too: one per event and
+    // endpoint, whatever the receiver did with it.
+    let (hooks, hooks_client, hooks_secret) = create(&platform, &admin, "ALL_ACCESS", json!([])).await;
+    let hooks_token = token(&platform, &hooks_client, &hooks_secret).await.unwrap();
+    let endpoint = json!({ "url": "http://127.0.0.1:9/events", "events": ["customer.created"] });
+    let (status, made) = bearer(&platform, &hooks_token, "POST", "/webhooks", Some(endpoint)).await;
+    assert_eq!(status, 201, "{made}");
+    let (status, _, _) = platform.call(&admin, "POST", "/customers", Some(json!({ "email": "c@example.com" }))).await;
+    assert_eq!(status, 201);
+    let hooks_usage = format!("/v1/integrations/{hooks}/billing/usage/{this_month}");
+    answers(200, async || {
+        let (status, report) = bearer(&platform, &admin, "GET", &hooks_usage, None).await;
+        let usage = report["data"]["usage"].as_array().cloned().unwrap_or_default();
+        let delivered = usage.iter().find(|m| m["metric"] == "event_delivery").map(|m| m["quantity"].clone());
+        if delivered == Some(json!(1)) { (status, report) } else { (0, report) }
+    })
+    .await;
     platform.stop().await;
 }
 

@@ -15,8 +15,9 @@ use crate::columns::{json_column, to_json};
 
 const TABLE: &str = "webhook_endpoints";
 
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 15] = [
     "id",
+    "integration_id",
     "tenant",
     "url",
     "events",
@@ -75,6 +76,8 @@ pub struct SealedSecret {
 pub struct StoredEndpoint {
     /// Owner.
     pub tenant: String,
+    /// The integration that created it, whose usage its deliveries are.
+    pub integration_id: Option<Uuid>,
     /// Settings.
     pub endpoint: Endpoint,
     /// Newest first.
@@ -113,7 +116,12 @@ fn from_row(row: &QueryResult) -> Result<StoredEndpoint, DbErr> {
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     };
-    Ok(StoredEndpoint { tenant: row.try_get("", "tenant")?, endpoint, secrets: json_column(row, TABLE, "secrets")? })
+    Ok(StoredEndpoint {
+        tenant: row.try_get("", "tenant")?,
+        integration_id: row.try_get("", "integration_id")?,
+        endpoint,
+        secrets: json_column(row, TABLE, "secrets")?,
+    })
 }
 
 fn select(tenant: &str) -> SelectStatement {
@@ -180,6 +188,7 @@ pub async fn insert(
         .columns(COLUMNS)
         .values_panic([
             command.endpoint_id.into(),
+            command.integration_id.into(),
             tenant.into(),
             command.url.as_str().into(),
             to_json(&command.events).into(),

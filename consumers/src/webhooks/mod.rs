@@ -255,6 +255,20 @@ impl Webhooks {
         // Taken before the rows' own clock, so it never outlives the lease they hold.
         let leased_until = Instant::now() + self.policy.lease().to_std().unwrap_or_default();
         let queued = messages::enqueue_all(tx, &outgoing, self.policy.lease(), first).await?;
+        // Deliveries to an integration's endpoints are its usage: counted here, once per event
+        // and endpoint (retries are not billed), in the fan-out's transaction.
+        let mut metered: HashMap<(&str, Uuid), u64> = HashMap::new();
+        for queued in &queued {
+            let (_, message, endpoints) = &outgoing[queued.event];
+            if let Some(integration) = endpoints[queued.endpoint].integration_id {
+                *metered.entry((message.tenant, integration)).or_default() += 1;
+            }
+        }
+        let period = crate::billing::usage::period_of(chrono::Utc::now());
+        for ((tenant, integration), deliveries) in metered {
+            let metric = crate::billing::usage::EVENT_DELIVERY;
+            crate::billing::usage::add(tx, tenant, integration, &period, metric, deliveries).await?;
+        }
         let mut shared: HashMap<Uuid, Arc<endpoints::StoredEndpoint>> = HashMap::new();
         Ok(queued
             .into_iter()

@@ -286,6 +286,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         secret_ciphertext: sealed,
         ordered: request.ordered,
         rate_limit_per_second: request.rate_limit_per_second,
+        integration_id: call.caller.integration().map(|claims| claims.integration_id),
     };
     let stored: Endpoint = api.bus.request(&command(&call, create), api.settings.command_timeout).await?;
     Ok(with_secret(stored, &secret, StatusCode::CREATED))
