@@ -19,7 +19,7 @@ use crate::chargers::by_location;
 use crate::charging::{App, next};
 use crate::mobile::with_mobile_nats_and;
 use crate::partner::Platform;
-use crate::replenish::{Qpay, qpay};
+use crate::replenish::{Qpay, qpay, with_qpay};
 use crate::support::request;
 
 /// Ulaanbaatar, where the near charger stands.
@@ -76,14 +76,7 @@ async fn charge(app: &App<'_>, channel: &mut async_nats::Subscriber, charger: Uu
 async fn a_phone_signs_in_charges_tops_up_and_pays_by_wallet_and_by_qpay_and_nobody_else_hears_it() {
     let state = Arc::new(Qpay::default());
     let provider = qpay(Arc::clone(&state)).await;
-    let (accounts, server, platform) = with_mobile_nats_and(move |s| {
-        s.qpay.base_url = Some(format!("http://{provider}"));
-        s.qpay.username = "merchant".into();
-        s.qpay.password = "secret".into();
-        s.qpay.invoice_code = "VOLTBUS_INVOICE".into();
-        s.qpay.callback_url = "https://voltbus.example/api/v1/payments/qpay/callback".into();
-    })
-    .await;
+    let (accounts, server, platform) = with_mobile_nats_and(with_qpay(provider)).await;
     let (tenant, admin) = platform.organisation().await;
     let near = register(&platform, &admin, "UB-101", [106.91, 47.92]).await;
     let far = register(&platform, &admin, "PAR-1", [2.35, 48.85]).await;

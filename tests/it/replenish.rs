@@ -102,18 +102,22 @@ pub(crate) async fn qpay(state: Arc<Qpay>) -> SocketAddr {
     .await
 }
 
-#[tokio::test]
-async fn top_ups_and_purchases_paid_through_qpay_are_settled_once_by_qpays_own_check() {
-    let state = Arc::new(Qpay::default());
-    let provider = qpay(Arc::clone(&state)).await;
-    let (_accounts, server, platform) = with_mobile_nats_and(move |s| {
+/// Settings pointing voltbus at the test's QPay at `provider`, as its merchant.
+pub(crate) fn with_qpay(provider: SocketAddr) -> impl FnOnce(&mut voltbus::Settings) {
+    move |s| {
         s.qpay.base_url = Some(format!("http://{provider}"));
         s.qpay.username = "merchant".into();
         s.qpay.password = "secret".into();
         s.qpay.invoice_code = "VOLTBUS_INVOICE".into();
         s.qpay.callback_url = "https://voltbus.example/api/v1/payments/qpay/callback".into();
-    })
-    .await;
+    }
+}
+
+#[tokio::test]
+async fn top_ups_and_purchases_paid_through_qpay_are_settled_once_by_qpays_own_check() {
+    let state = Arc::new(Qpay::default());
+    let provider = qpay(Arc::clone(&state)).await;
+    let (_accounts, server, platform) = with_mobile_nats_and(with_qpay(provider)).await;
     let (tenant, admin) = platform.organisation().await;
     let headers = [("x-tenant", tenant.as_str())];
     let post = |path: &'static str, headers: Vec<(&'static str, String)>, body: Value| {

@@ -140,21 +140,10 @@ pub async fn list(
         .and_where(Expr::col("tenant").eq(tenant))
         .order_by("created_at", Order::Asc)
         .order_by("integration_id", Order::Asc)
-        .offset(offset)
-        .limit(limit)
         .to_owned();
-    let rows = db.query_all(&query).await?;
+    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     let items = rows.iter().map(|row| from_row(row).map(|s| s.integration)).collect::<Result<Vec<_>, _>>()?;
-    let count = Query::select()
-        .expr_as(Expr::col("integration_id").count(), "n")
-        .from("integrations")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .to_owned();
-    let total: i64 = match db.query_one(&count).await? {
-        Some(row) => row.try_get("", "n")?,
-        None => 0,
-    };
-    Ok((items, u64::try_from(total).unwrap_or(0)))
+    Ok((items, total))
 }
 
 /// Every integration whose machine tokens were cut off at or after `since`: what an edge needs to

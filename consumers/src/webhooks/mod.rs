@@ -264,7 +264,8 @@ impl Webhooks {
                 *metered.entry((message.tenant, integration)).or_default() += 1;
             }
         }
-        let period = crate::billing::usage::period_of(chrono::Utc::now());
+        let period =
+            if metered.is_empty() { String::new() } else { crate::billing::usage::period_of(chrono::Utc::now()) };
         for ((tenant, integration), deliveries) in metered {
             let metric = crate::billing::usage::EVENT_DELIVERY;
             crate::billing::usage::add(tx, tenant, integration, &period, metric, deliveries).await?;

@@ -545,6 +545,17 @@ impl Rendered {
     }
 }
 
+/// `text` trimmed, if it has at most `max` characters (and one at least, when `required`); else
+/// 422 naming `field`.
+pub(crate) fn bounded_text(field: &str, text: &str, max: usize, required: bool) -> Result<String, ApiError> {
+    let text = text.trim();
+    if (required && text.is_empty()) || text.chars().count() > max {
+        let least = usize::from(required);
+        return Err(ApiError::invalid(field, format!("{field} must be {least} to {max} characters")));
+    }
+    Ok(text.to_owned())
+}
+
 /// Parses a JSON body into `T`, naming the field that is wrong.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Syntax first: not JSON at all is 400; JSON of the wrong shape is 422 naming the field.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::api::{PartnerApi, parse_body};
+use super::customers::is_email;
 use super::keys::{command, db_error};
 use super::paystack::Paystack;
 use super::providers::Provider;
@@ -150,7 +151,7 @@ pub(crate) async fn initialize(api: &PartnerApi, call: Call) -> Result<Answer, A
     let integration = integration_of(api, &call).await?;
     let paystack = paystack(api)?;
     let email = request.email.trim().to_ascii_lowercase();
-    if !email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.')) {
+    if !is_email(&email) {
         return Err(ApiError::invalid("email", "email must be an e-mail address"));
     }
     if request.amount <= 0 {

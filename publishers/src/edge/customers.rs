@@ -97,14 +97,16 @@ pub(crate) struct Overdraft {
     overdraft_limit_cents: i64,
 }
 
+/// Whether `text` reads as an e-mail address (`name@example.com`): the shape, not a mailbox.
+pub(crate) fn is_email(text: &str) -> bool {
+    text.len() <= 254
+        && text.split_once('@').is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+        && !text.chars().any(char::is_whitespace)
+}
+
 fn check_profile(profile: &CustomerProfile) -> Result<(), ApiError> {
-    if let Some(email) = &profile.email {
-        let fine = email.len() <= 254
-            && email.split_once('@').is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
-            && !email.chars().any(char::is_whitespace);
-        if !fine {
-            return Err(ApiError::invalid("email", "email must be an address like name@example.com"));
-        }
+    if profile.email.as_deref().is_some_and(|email| !is_email(email)) {
+        return Err(ApiError::invalid("email", "email must be an address like name@example.com"));
     }
     if profile.name.as_ref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 200) {
         return Err(ApiError::invalid("name", "name must be 1 to 200 characters"));

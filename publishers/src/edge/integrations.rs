@@ -16,7 +16,8 @@ use schemas::integrations::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::api::{PartnerApi, parse_body};
+use super::api::{PartnerApi, bounded_text, parse_body};
+use super::customers::is_email;
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::{Access, Call, page_of};
@@ -113,11 +114,7 @@ pub(crate) struct SessionCode {
 }
 
 fn text_of(field: &str, text: &str) -> Result<String, ApiError> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT {
-        return Err(ApiError::invalid(field, format!("{field} must be 1 to {MAX_TEXT} characters")));
-    }
-    Ok(text.to_owned())
+    bounded_text(field, text, MAX_TEXT, true)
 }
 
 /// A secret of `prefix` and 40 random characters, with its hash.
@@ -276,10 +273,7 @@ pub(crate) async fn exchange(api: &PartnerApi, call: Call) -> Result<Answer, Api
             .details(serde_json::json!({ "field": "integrationId" })));
     }
     let email = request.email.trim().to_ascii_lowercase();
-    let plausible = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(char::is_whitespace);
-    if !plausible {
+    if !is_email(&email) {
         return Err(ApiError::invalid("email", "email must be an e-mail address"));
     }
     let role = request.role_hint.unwrap_or_else(|| "CLIENT".into());

@@ -10,7 +10,7 @@ use schemas::maintenance::{AddWorkshop, OpenTicket, SetMaintenanceSelection, Tic
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::api::{PartnerApi, parse_body};
+use super::api::{PartnerApi, bounded_text as text, parse_body};
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::Call;
@@ -61,15 +61,6 @@ pub(crate) struct NewTicket {
     /// Who reports it, as the partner names them (driver tickets).
     #[schemars(length(max = 200))]
     reported_by: Option<String>,
-}
-
-fn text(field: &str, text: &str, max: usize, required: bool) -> Result<String, ApiError> {
-    let text = text.trim();
-    if (required && text.is_empty()) || text.chars().count() > max {
-        let least = if required { 1 } else { 0 };
-        return Err(ApiError::invalid(field, format!("{field} must be {least} to {max} characters")));
-    }
-    Ok(text.to_owned())
 }
 
 /// `POST /workshops`.
