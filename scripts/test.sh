@@ -77,13 +77,42 @@ start_rabbitmq() {
   fi
 }
 
+# Stops the running broker (politely, then not) and starts it again with the management plugin
+# and the open-files limit above.
+restart_rabbitmq() {
+  grep -q rabbitmq_management /etc/rabbitmq/enabled_plugins 2>/dev/null \
+    || echo '[rabbitmq_management].' | as_root tee /etc/rabbitmq/enabled_plugins >/dev/null
+  timeout 30 "${SUDO[@]}" rabbitmqctl stop >/dev/null 2>&1 || as_root pkill -u rabbitmq beam.smp || true
+  local _
+  for _ in $(seq 1 40); do port_open 5672 || break; sleep 0.5; done
+  as_root pkill -9 -u rabbitmq beam.smp 2>/dev/null || true
+  start_rabbitmq
+  wait_until 120 RabbitMQ port_open 5672
+  timeout 120 "${SUDO[@]}" rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
+# The soft open-files limit of the running broker (empty when it cannot be read).
+rabbitmq_open_files() {
+  local pid
+  pid=$(pgrep -u rabbitmq beam.smp 2>/dev/null | head -n 1 || true)
+  [ -n "$pid" ] && [ -r "/proc/$pid/limits" ] && awk '/Max open files/ {print $4}' "/proc/$pid/limits"
+}
+
 ensure_rabbitmq() {
   if ! command -v rabbitmq-server >/dev/null && ! [ -x /usr/sbin/rabbitmq-server ]; then apt_install rabbitmq-server; fi
   if ! port_open 5672; then
     log "starting RabbitMQ"
     start_rabbitmq
     wait_until 120 RabbitMQ port_open 5672
-    as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
+    timeout 120 "${SUDO[@]}" rabbitmqctl await_startup >/dev/null 2>&1 || true
+  fi
+  # A broker started by the machine's own service scripts has 1,024 open files (seen on a fresh
+  # machine here): the suite would stall it, so it is restarted with the hard limit.
+  local files
+  files=$(rabbitmq_open_files || true)
+  if [ -n "$files" ] && [ "$files" -lt 4096 ] 2>/dev/null; then
+    log "RabbitMQ runs with $files open files; restarting it with $(ulimit -Hn)"
+    restart_rabbitmq
   fi
   # Subscriptions (an integration's own queue and broker user) and the tests' virtual hosts are
   # set up through the management API. Enabling the plugin on the running broker needs no
@@ -96,21 +125,13 @@ ensure_rabbitmq() {
     for _ in $(seq 1 40); do port_open 15672 && break; sleep 0.5; done
     if ! port_open 15672; then
       log "the management plugin did not start on the running broker; restarting RabbitMQ with it"
-      grep -q rabbitmq_management /etc/rabbitmq/enabled_plugins 2>/dev/null \
-        || echo '[rabbitmq_management].' | as_root tee /etc/rabbitmq/enabled_plugins >/dev/null
-      timeout 30 "${SUDO[@]}" rabbitmqctl stop >/dev/null 2>&1 || as_root pkill -u rabbitmq beam.smp || true
-      for _ in $(seq 1 40); do port_open 5672 || break; sleep 0.5; done
-      as_root pkill -9 -u rabbitmq beam.smp 2>/dev/null || true
-      start_rabbitmq
-      wait_until 120 RabbitMQ port_open 5672
+      restart_rabbitmq
     fi
     wait_until 60 "RabbitMQ management API" port_open 15672
   fi
-  local pid
-  pid=$(pgrep -u rabbitmq beam.smp 2>/dev/null | head -n 1 || true)
-  if [ -n "$pid" ] && [ -r "/proc/$pid/limits" ] \
-    && [ "$(awk '/Max open files/ {print $4}' "/proc/$pid/limits")" -lt 4096 ] 2>/dev/null; then
-    log "warning: RabbitMQ runs with under 4,096 open files; the suite may stall it (restart it with a higher ulimit -n)"
+  files=$(rabbitmq_open_files || true)
+  if [ -n "$files" ] && [ "$files" -lt 4096 ] 2>/dev/null; then
+    log "warning: RabbitMQ still runs with $files open files; the suite may stall it"
   fi
   log "RabbitMQ is up (management API on 15672)"
 }

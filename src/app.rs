@@ -65,6 +65,8 @@ impl Running {
 /// commands still answered) and flushes its request log, then consumers and relay finish theirs,
 /// then the engines close.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    // Before any consumer registers its counters, or they would go to no recorder.
+    crate::telemetry::metrics();
     let engines = Arc::new(Engines::connect(&settings, "voltbus").await?);
     let commands = match &engines.amqp {
         Some(amqp) => CommandBus::amqp(Arc::clone(amqp)).await.context("opening the command channel")?,

@@ -89,6 +89,17 @@ impl HealthCheck for Engines {
             vec![self.database.report().await, amqp, nats]
         })
     }
+
+    fn metrics(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+        Box::pin(async move {
+            let handle = crate::telemetry::metrics()?;
+            match bus::outbox::backlog(self.database.connection()).await {
+                Ok(rows) => bus::metrics::outbox_backlog(rows),
+                Err(error) => tracing::warn!(%error, "cannot read the outbox backlog for /metrics"),
+            }
+            Some(handle.render())
+        })
+    }
 }
 
 /// Connects the database, creating the data directory the embedded file lives in.

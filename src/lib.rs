@@ -9,15 +9,48 @@
 //! - `dead_letters`: listing and replaying a consumer group's dead letters on any transport.
 //! - `simulator`: simulated vehicle devices that answer commands; `charger_simulator`: simulated
 //!   chargers reporting their status.
+//! - `simulation`: a whole simulated fleet driving a running voltbus (`voltbus simulate`).
 
 mod app;
 pub mod charger_simulator;
 pub mod dead_letters;
 mod engines;
 pub mod settings;
+pub mod simulation;
 pub mod simulator;
 pub mod telemetry;
 
 pub use app::{Running, create_admin_key, migrate, start};
 pub use engines::{Engines, connect_nats};
 pub use settings::Settings;
+
+/// Drives the voltbus that `settings` describe (its edge at `http.bind`, its NATS) with a
+/// simulated fleet of `tenant`; makes the organisation's admin key when none is given.
+pub async fn simulate(
+    settings: &Settings,
+    tenant: &str,
+    admin_key: Option<String>,
+    plan: simulation::Plan,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<simulation::Summary> {
+    let admin_key = match admin_key {
+        Some(key) => key,
+        None => create_admin_key(settings, tenant, "voltbus simulate").await?.0,
+    };
+    let nats = match &settings.nats.url {
+        Some(url) => {
+            let nats = connect_nats(settings, url, "voltbus-simulator").await?;
+            nats.ensure_streams().await?;
+            Some(nats)
+        }
+        None => None,
+    };
+    let tenant = schemas::TenantId::new(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let edge = match settings.http.bind.ip() {
+        ip if ip.is_unspecified() => std::net::SocketAddr::from(([127, 0, 0, 1], settings.http.bind.port())),
+        _ => settings.http.bind,
+    };
+    let sign_in_code = settings.mobile.dev_code.clone();
+    let target = simulation::Target { edge, admin_key, tenant, nats, sign_in_code };
+    Ok(simulation::run(target, plan, stop).await?)
+}

@@ -25,7 +25,40 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the platform: migrations, transports, HTTP edge. Embedded engines unless URLs are configured.
-    Serve,
+    Serve {
+        /// Also drive it with a small simulated fleet (organisation `demo`), to see events flow.
+        #[arg(long)]
+        simulate: bool,
+    },
+    /// Drive a running voltbus (the one this configuration describes) like a real fleet:
+    /// vehicles report over NATS, chargers report, customers ride through the REST edge, and a
+    /// local webhook receiver counts what arrives. Prints progress, then a JSON summary.
+    Simulate {
+        /// Vehicles reporting their state.
+        #[arg(long, default_value_t = 100)]
+        vehicles: usize,
+        /// Chargers reporting status and meter values.
+        #[arg(long, default_value_t = 10)]
+        chargers: usize,
+        /// Rides started per minute through the REST edge.
+        #[arg(long, default_value_t = 60.0)]
+        rides_per_minute: f64,
+        /// Seconds between two reports of one vehicle.
+        #[arg(long, default_value_t = 5)]
+        report_every_seconds: u64,
+        /// Seconds a ride lasts.
+        #[arg(long, default_value_t = 10)]
+        ride_seconds: u64,
+        /// Stop after this many seconds (default: at Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// The organisation whose fleet it is.
+        #[arg(long, default_value = "simulation")]
+        tenant: String,
+        /// An admin key of that organisation (default: one is made, as `api-keys create-admin` would).
+        #[arg(long, env = "VOLTBUS_ADMIN_KEY")]
+        admin_key: Option<String>,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Partner API keys.
@@ -202,12 +235,56 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             voltbus::simulator::run(nats, devices, stop).await?;
             Ok(())
         }
-        Command::Serve => {
+        Command::Serve { simulate: false } => {
             let running = voltbus::start(settings).await?;
             tracing::info!(addr = %running.addr, "voltbus is serving; GET /health to see its engines");
             shutdown_signal().await.context("waiting for a shutdown signal")?;
             tracing::info!("shutting down: finishing work in flight");
             running.stop().await
+        }
+        Command::Serve { simulate: true } => {
+            let mut settings = settings;
+            // The simulated fleet's webhook receiver listens on this machine.
+            settings.webhooks.allow_hosts.push("127.0.0.1".into());
+            let running = voltbus::start(settings.clone()).await?;
+            settings.http.bind = running.addr;
+            tracing::info!(addr = %running.addr, "voltbus is serving a simulated fleet (organisation `demo`); Ctrl-C stops");
+            let plan =
+                voltbus::simulation::Plan { vehicles: 20, chargers: 4, rides_per_minute: 20.0, ..Default::default() };
+            let stop = async {
+                let _ = shutdown_signal().await;
+            };
+            let summary = voltbus::simulate(&settings, "demo", None, plan, stop).await;
+            tracing::info!("shutting down: finishing work in flight");
+            running.stop().await?;
+            println!("{}", serde_json::to_string_pretty(&summary?)?);
+            Ok(())
+        }
+        Command::Simulate {
+            vehicles,
+            chargers,
+            rides_per_minute,
+            report_every_seconds,
+            ride_seconds,
+            seconds,
+            tenant,
+            admin_key,
+        } => {
+            let plan = voltbus::simulation::Plan {
+                vehicles,
+                chargers,
+                rides_per_minute,
+                report_every: std::time::Duration::from_secs(report_every_seconds.max(1)),
+                ride_length: std::time::Duration::from_secs(ride_seconds),
+                duration: seconds.map(std::time::Duration::from_secs),
+                progress: true,
+            };
+            let stop = async {
+                let _ = shutdown_signal().await;
+            };
+            let summary = voltbus::simulate(&settings, &tenant, admin_key, plan, stop).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
         }
     }
 }

@@ -1,4 +1,10 @@
-//! `tracing` set-up: human lines by default, JSON on request.
+//! `tracing` set-up (human lines by default, JSON on request) and the Prometheus recorder behind
+//! `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,4 +19,41 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
+}
+
+/// How often histograms are folded and idle series looked after, scraped or not.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The process's Prometheus recorder, installed on first use (one per process: tests that start
+/// several platforms share it); `None` if another recorder was installed first.
+pub fn metrics() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let installed = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), bus::metrics::SECONDS_BUCKETS)
+                .and_then(PrometheusBuilder::install_recorder);
+            match installed {
+                Ok(handle) => {
+                    bus::metrics::describe();
+                    // Without upkeep, histogram samples pile up between scrapes.
+                    let upkeep = handle.clone();
+                    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                        loop {
+                            std::thread::sleep(UPKEEP_EVERY);
+                            upkeep.run_upkeep();
+                        }
+                    });
+                    if let Err(error) = spawned {
+                        tracing::warn!(%error, "no metrics upkeep thread; histograms are folded at scrape only");
+                    }
+                    Some(handle)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no Prometheus recorder; GET /metrics answers 404");
+                    None
+                }
+            }
+        })
+        .as_ref()
 }

@@ -11,6 +11,7 @@
 //! - `handler`: the [`Handler`] a consumer group implements, its [`Context`] and [`HandlerError`].
 //! - `inbox`: idempotency records that make a redelivered message harmless.
 //! - `runtime`: the [`Processor`] every transport's consumer shares (handler, inbox, verdict).
+//! - `metrics`: every metric's name and labels, recorded through the `metrics` facade.
 //! - `outbox`: messages written with a handler's transaction, and the relay that publishes them.
 
 pub mod amqp;
@@ -20,6 +21,7 @@ mod error;
 mod handler;
 mod health;
 pub mod inbox;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 mod runtime;

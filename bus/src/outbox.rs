@@ -259,6 +259,17 @@ impl Publisher {
     }
 }
 
+/// Outbox rows committed but not yet published (the partial index answers it).
+pub async fn backlog(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let statement =
+        Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL");
+    let rows: i64 = match db.query_one_raw(statement).await? {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(u64::try_from(rows).unwrap_or(0))
+}
+
 /// Publishes committed outbox rows.
 pub struct Relay {
     database: DatabaseConnection,

@@ -8,7 +8,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use schemas::{AnyMessage, DecodeError, Envelope};
@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::BusError;
 use crate::handler::{Context, Handled, Handler, HandlerError, Reply, ReplyBody};
 use crate::inbox::{self, Claim};
+use crate::metrics::QueueMetrics;
 use crate::outbox::Publisher;
 
 /// What the transport must do with a message once the processor is done with it.
@@ -71,6 +72,7 @@ pub struct Processor {
     inbox: bool,
     /// Where a group without inbox publishes what its handler hands back after commit.
     publisher: Option<Publisher>,
+    metrics: QueueMetrics,
 }
 
 impl Processor {
@@ -81,7 +83,9 @@ impl Processor {
         database: Option<DatabaseConnection>,
         retry_delays: Vec<Duration>,
     ) -> Self {
-        Self { group: group.into(), handler, database, retry_delays, inbox: true, publisher: None }
+        let group = group.into();
+        let metrics = QueueMetrics::new(&schemas::routing::work_queue(&group));
+        Self { group, handler, database, retry_delays, inbox: true, publisher: None, metrics }
     }
 
     /// Keeps no inbox rows: for a handler whose writes are idempotent by themselves (the
@@ -147,6 +151,7 @@ impl Processor {
     /// Handles one delivery (`attempt` is 1-based) and says what to do with it.
     pub async fn process(&self, decoded: Result<Envelope<AnyMessage>, DecodeError>, attempt: u32) -> Verdict {
         tracing::trace!("received");
+        let started = Instant::now();
         let verdict = match decoded {
             Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
             Ok(envelope) => match self.invoke(&envelope, attempt).await {
@@ -159,6 +164,7 @@ impl Processor {
             Verdict::Retry { delay, reason } => tracing::info!(?delay, %reason, "retrying later"),
             Verdict::DeadLetter { kind, reason } => tracing::warn!(%kind, %reason, "dead-lettered"),
         }
+        self.metrics.record([&verdict], started.elapsed());
         verdict
     }
 
@@ -225,6 +231,16 @@ impl Processor {
     /// failed, or the database): nothing of it was committed, and the caller hands the messages
     /// over one at a time, so a poison message is dead-lettered alone and the others go through.
     pub async fn process_batch(
+        &self,
+        messages: &[(Result<Envelope<AnyMessage>, DecodeError>, u32)],
+    ) -> Option<Vec<Verdict>> {
+        let started = Instant::now();
+        let verdicts = self.handle_batch(messages).await?;
+        self.metrics.record(&verdicts, started.elapsed());
+        Some(verdicts)
+    }
+
+    async fn handle_batch(
         &self,
         messages: &[(Result<Envelope<AnyMessage>, DecodeError>, u32)],
     ) -> Option<Vec<Verdict>> {

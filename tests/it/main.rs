@@ -14,6 +14,7 @@ mod journey;
 mod marketplace;
 mod mobile;
 mod nats;
+mod operations;
 mod partner;
 mod postgres;
 #[path = "../../bus/tests/it/private_nats.rs"]

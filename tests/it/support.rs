@@ -146,6 +146,18 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, Value, http::HeaderMap) {
+    let (status, body, headers) = request_bytes(addr, method, path, headers, body).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers)
+}
+
+/// Like [`request`], with the body as it came.
+pub async fn request_bytes(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Bytes, http::HeaderMap) {
     use http_body_util::Full;
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
@@ -161,6 +173,5 @@ pub async fn request(
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null), headers)
+    (status, response.into_body().collect().await.unwrap().to_bytes(), headers)
 }

@@ -21,7 +21,7 @@ use crate::partner::{Platform, error_code};
 
 /// What the receiver does with request number n (0-based): answer this status, or hang.
 #[derive(Clone, Copy, Debug)]
-enum Answer {
+pub(crate) enum Answer {
     Status(u16),
     /// 200 after this long.
     Late(Duration),
@@ -30,14 +30,14 @@ enum Answer {
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     at: Instant,
     headers: http::HeaderMap,
     body: Bytes,
 }
 
 /// A webhook receiver following a script; after the script, it answers 200.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Received>>>,
     /// Connections accepted.
@@ -45,7 +45,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(script: Vec<Answer>) -> Self {
+    pub(crate) async fn start(script: Vec<Answer>) -> Self {
         Self::closing_idle_after(script, None).await
     }
 
@@ -102,11 +102,11 @@ impl Receiver {
         Self { addr, got, connections }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hooks", self.addr.port())
     }
 
-    async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
         let deadline = Instant::now() + limit;
         loop {
             let got = self.got.lock().unwrap().clone();
@@ -119,7 +119,7 @@ impl Receiver {
     }
 }
 
-fn fast_retries(settings: &mut voltbus::Settings) {
+pub(crate) fn fast_retries(settings: &mut voltbus::Settings) {
     settings.webhooks.allow_hosts = vec!["127.0.0.1".into()];
     settings.webhooks.timeout_ms = 1000;
     settings.webhooks.retry_schedule_ms = vec![300, 600, 1200, 2400];
@@ -324,7 +324,7 @@ async fn endpoints_are_guarded_and_private_to_their_tenant() {
     platform.stop().await;
 }
 
-async fn create_endpoint(platform: &Platform, key: &str, body: Value) -> String {
+pub(crate) async fn create_endpoint(platform: &Platform, key: &str, body: Value) -> String {
     let (status, created, _) = platform.call(key, "POST", "/webhooks", Some(body)).await;
     assert_eq!(status, 201, "{created}");
     created["data"]["id"].as_str().unwrap().to_owned()

@@ -163,6 +163,19 @@ impl AmqpConnection {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
+        let outcome = self.publish_confirmed(exchange, routing_key, body, properties, mandatory).await;
+        crate::metrics::published("amqp", exchange.to_owned(), outcome.as_ref().map(|_| ()));
+        outcome
+    }
+
+    async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
         let link = self.link().await.map_err(|e| PublishError::Disconnected(e.to_string()))?;
         let confirm = link
             .publisher

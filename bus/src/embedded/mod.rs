@@ -158,6 +158,19 @@ impl EmbeddedBus {
         message_id: uuid::Uuid,
         aggregate: Option<String>,
     ) -> Result<Vec<i64>, PublishError> {
+        let outcome = self.store(exchange, routing_key, body, message_id, aggregate).await;
+        crate::metrics::published("embedded", exchange.to_owned(), outcome.as_ref().map(|_| ()));
+        outcome
+    }
+
+    async fn store(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        message_id: uuid::Uuid,
+        aggregate: Option<String>,
+    ) -> Result<Vec<i64>, PublishError> {
         let queues = self.queues_for(exchange, routing_key);
         if queues.is_empty() {
             return Err(PublishError::Returned { reply_code: 312, reply_text: "NO_ROUTE".into() });

@@ -89,10 +89,14 @@ impl NatsConnection {
         envelope: &Envelope<T>,
     ) -> Result<(), PublishError> {
         let (headers, body) = binary(envelope);
-        self.client
+        let pattern = crate::metrics::subject_pattern(&subject);
+        let outcome = self
+            .client
             .publish_with_headers(subject, headers, body.into())
             .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))
+            .map_err(|e| PublishError::Disconnected(e.to_string()));
+        crate::metrics::published("nats", pattern, outcome.as_ref().map(|_| ()));
+        outcome
     }
 
     /// Publishes to JetStream and returns once the stream stored it. The first await sends, the
@@ -105,13 +109,7 @@ impl NatsConnection {
     ) -> Result<(), PublishError> {
         let (mut headers, body) = binary(envelope);
         headers.insert(async_nats::header::NATS_MESSAGE_ID, envelope.id.to_string().as_str());
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject, headers, body.into())
-            .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        ack.await.map_err(|e| PublishError::NotStored(e.to_string()))?;
-        Ok(())
+        self.publish_stored(subject, headers, body.into()).await
     }
 
     /// Publishes prepared headers and body to JetStream and waits for the stream's ack.
@@ -121,13 +119,18 @@ impl NatsConnection {
         headers: HeaderMap,
         body: bytes::Bytes,
     ) -> Result<(), PublishError> {
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject, headers, body)
-            .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        ack.await.map_err(|e| PublishError::NotStored(e.to_string()))?;
-        Ok(())
+        let pattern = crate::metrics::subject_pattern(&subject);
+        let outcome = async {
+            let ack = self
+                .jetstream
+                .publish_with_headers(subject, headers, body)
+                .await
+                .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+            ack.await.map_err(|e| PublishError::NotStored(e.to_string())).map(|_| ())
+        }
+        .await;
+        crate::metrics::published("jetstream", pattern, outcome.as_ref().map(|_| ()));
+        outcome
     }
 
     /// Publishes command `envelope` to JetStream subject `subject` and waits up to `timeout` for the

@@ -329,6 +329,9 @@ impl PartnerApi {
         // client cares to put in a URL.
         let route =
             outcome.route.map_or_else(|| path.chars().take(256).collect(), |r| format!("{}{}", routes::BASE, r));
+        if outcome.route.is_some() {
+            response.extensions_mut().insert(super::server::RouteTemplate(route.clone()));
+        }
         let (tenant, subaccount_id) = match &outcome.caller {
             Some(caller) => (caller.tenant.clone(), caller.subaccount),
             None => (self.anonymous.clone(), None),

@@ -1,4 +1,7 @@
-//! `GET /health`: each engine with its state; 200 when all are up, 503 when one is down.
+//! What monitoring reads: `GET /health/ready` (and `/health`) with each engine's state, 200 when
+//! all are up and 503 when one is down; `GET /health/live`, 200 while the process serves at all
+//! (a restart will not fix a broker that is down, so liveness does not look at engines);
+//! `GET /metrics` in Prometheus text.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,9 +14,19 @@ use serde_json::json;
 pub trait HealthCheck: Send + Sync + 'static {
     /// One report per engine: database, AMQP transport, NATS transport.
     fn check(&self) -> Pin<Box<dyn Future<Output = Vec<EngineReport>> + Send + '_>>;
+
+    /// The process's metrics in Prometheus text, gauges read now; `None` without a recorder.
+    fn metrics(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+        Box::pin(async { None })
+    }
 }
 
-/// Status code and body of a health answer.
+/// Liveness: the process accepts and answers requests.
+pub(crate) fn live() -> (StatusCode, serde_json::Value) {
+    (StatusCode::OK, json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Readiness: status code and body with each engine's state.
 pub(crate) async fn answer(health: &dyn HealthCheck) -> (StatusCode, serde_json::Value) {
     let engines = health.check().await;
     let all_up = engines.iter().all(|e| e.state == EngineState::Up);

@@ -181,6 +181,7 @@ impl FailedAuthentications {
     fn refusal(&self, wait: Duration) -> ApiError {
         let retry_after = whole_seconds(wait).max(1);
         let message = format!("too many failed authentications from this address; retry after {retry_after} s");
+        bus::metrics::rate_limited("failed_auth", "minute");
         rate_limited(message, self.allowance, "minute", retry_after)
     }
 }
@@ -205,6 +206,7 @@ fn exceeded(limits: RateLimits, window: usize, wait: Duration) -> ApiError {
     let at = Utc::now() + chrono::Duration::seconds(i64::try_from(retry_after).unwrap_or(i64::MAX / 1000));
     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let name = WINDOWS[window].name;
+    bus::metrics::rate_limited("caller", name);
     let message = format!("rate limit exceeded for the {name} window; retry after {at}");
     let mut error = rate_limited(message, limit_of(&limits, window), name, retry_after);
     error.headers.extend(headers(&Standing { limits, window, remaining: 0, reset: Duration::from_secs(retry_after) }));

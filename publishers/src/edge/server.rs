@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -106,6 +106,9 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
+    let started = Instant::now();
+    let method = request.method().clone();
+    let family = family_of(request.uri().path());
     async move {
         tracing::trace!("received");
         let path = request.uri().path();
@@ -118,21 +121,62 @@ async fn handle(
         } else if path.starts_with(&format!("{MOBILE_BASE}/")) {
             mobile.handle(request, &request_id).await
         } else {
-            let error = match (request.method(), path) {
-                (&Method::GET, "/health") => {
-                    let (status, body) = health::answer(health).await;
-                    return response::json_response(status, body.to_string(), &request_id);
-                }
-                (_, "/health") => ApiError::method_not_allowed("GET"),
-                _ => ApiError::not_found("no such route"),
-            };
-            let mut answer = response::json_response(error.status, error.body(&request_id).to_string(), &request_id);
-            answer.headers_mut().extend(error.headers);
-            answer
+            operations(request.method(), path, health, &request_id).await
         };
-        tracing::debug!(status = answer.status().as_u16(), "answered");
+        let status = answer.status().as_u16();
+        tracing::debug!(status, "answered");
+        let route = answer.extensions().get::<RouteTemplate>().map_or_else(|| family.to_owned(), |r| r.0.clone());
+        bus::metrics::http_request(route, method.as_str(), status, started.elapsed());
         answer
     }
     .instrument(span)
     .await
+}
+
+/// The template of the partner route that answered, for metrics (a raw path would carry ids).
+#[derive(Clone)]
+pub(crate) struct RouteTemplate(pub(crate) String);
+
+/// The metrics label of a request no route table names: its area of the edge.
+fn family_of(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/health/live" => "/health/live",
+        "/health/ready" => "/health/ready",
+        "/metrics" => "/metrics",
+        _ if path.starts_with(&format!("{MOBILE_BASE}/")) => "/api/v1/*",
+        _ if portal::serves(path) || path.starts_with(PORTAL_BASE) => "/v1/integrations/*",
+        _ if path.starts_with(routes::BASE) => "/api/partner/v1/*",
+        _ => "unmatched",
+    }
+}
+
+/// What operators' monitoring calls: health, readiness, liveness, metrics.
+async fn operations(method: &Method, path: &str, health: &dyn HealthCheck, request_id: &str) -> Response<Full<Bytes>> {
+    let error = match (method, path) {
+        (&Method::GET, "/health" | "/health/ready") => {
+            let (status, body) = health::answer(health).await;
+            return response::json_response(status, body.to_string(), request_id);
+        }
+        (&Method::GET, "/health/live") => {
+            let (status, body) = health::live();
+            return response::json_response(status, body.to_string(), request_id);
+        }
+        (&Method::GET, "/metrics") => match health.metrics().await {
+            Some(text) => {
+                let mut answer = Response::new(Full::new(Bytes::from(text)));
+                answer.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                return answer;
+            }
+            None => ApiError::not_found("metrics are not recorded in this process"),
+        },
+        (_, "/health" | "/health/ready" | "/health/live" | "/metrics") => ApiError::method_not_allowed("GET"),
+        _ => ApiError::not_found("no such route"),
+    };
+    let mut answer = response::json_response(error.status, error.body(request_id).to_string(), request_id);
+    answer.headers_mut().extend(error.headers);
+    answer
 }

@@ -1,0 +1,158 @@
+//! The platform's metrics: every name, label and help text in one place, recorded through the
+//! `metrics` facade. The binary installs a Prometheus recorder and serves `GET /metrics`; without
+//! one (libraries in tests, tools) each call is a no-op.
+//!
+//! Labels never carry a tenant, a vehicle or any other id: a NATS subject is reduced to its
+//! pattern ([`subject_pattern`]) and an HTTP path to its route template, so a series neither
+//! grows with the fleet nor tells one tenant's names to whoever reads the metrics.
+
+use std::time::Duration;
+
+use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+/// Messages a transport published, by transport, destination and outcome.
+pub const PUBLISHED: &str = "voltbus_messages_published_total";
+/// Deliveries a consumer group's queue handed to its handler.
+pub const CONSUMED: &str = "voltbus_messages_consumed_total";
+/// Deliveries that failed and were scheduled for another attempt.
+pub const RETRIED: &str = "voltbus_messages_retried_total";
+/// Deliveries that went to the group's dead letters.
+pub const DEAD_LETTERED: &str = "voltbus_messages_dead_lettered_total";
+/// Time a handler took over a delivery or a batch, commit included.
+pub const HANDLER_SECONDS: &str = "voltbus_handler_duration_seconds";
+/// Outbox rows committed but not yet published.
+pub const OUTBOX_BACKLOG: &str = "voltbus_outbox_backlog";
+/// Webhook delivery attempts, by outcome.
+pub const WEBHOOK_DELIVERIES: &str = "voltbus_webhook_deliveries_total";
+/// Time a webhook attempt took, from connect to the receiver's answer.
+pub const WEBHOOK_SECONDS: &str = "voltbus_webhook_delivery_duration_seconds";
+/// HTTP requests answered, by route template, method and status.
+pub const HTTP_REQUESTS: &str = "voltbus_http_requests_total";
+/// Time to answer an HTTP request.
+pub const HTTP_SECONDS: &str = "voltbus_http_request_duration_seconds";
+/// Requests refused by a rate limit, by the limit that refused them.
+pub const RATE_LIMITED: &str = "voltbus_rate_limited_total";
+
+/// Bucket bounds of every `_seconds` histogram: 1 ms to 30 s.
+pub const SECONDS_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Gives each metric its help text; call once after installing a recorder.
+pub fn describe() {
+    describe_counter!(PUBLISHED, "Messages a transport published, by transport, destination and outcome.");
+    describe_counter!(CONSUMED, "Deliveries a consumer group's queue handed to its handler.");
+    describe_counter!(RETRIED, "Deliveries that failed and were scheduled for another attempt.");
+    describe_counter!(DEAD_LETTERED, "Deliveries that went to the group's dead-letter queue, by kind.");
+    describe_histogram!(
+        HANDLER_SECONDS,
+        metrics::Unit::Seconds,
+        "Handler time per delivery or batch, commit included."
+    );
+    describe_gauge!(OUTBOX_BACKLOG, "Outbox rows committed but not yet published (read at scrape).");
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by outcome.");
+    describe_histogram!(WEBHOOK_SECONDS, metrics::Unit::Seconds, "Webhook attempt time, by outcome.");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route template, method and status.");
+    describe_histogram!(HTTP_SECONDS, metrics::Unit::Seconds, "Time to answer an HTTP request, by route template.");
+    describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit and window.");
+}
+
+/// What a publish came to.
+pub(crate) fn published(transport: &'static str, destination: String, outcome: Result<(), &crate::PublishError>) {
+    let outcome = if outcome.is_ok() { "confirmed" } else { "failed" };
+    counter!(PUBLISHED, "transport" => transport, "destination" => destination, "outcome" => outcome).increment(1);
+}
+
+/// A NATS subject with its tenant and id tokens (the second and fourth) replaced by `*`:
+/// `voltbus.acme.vehicles.v1.state` becomes `voltbus.*.vehicles.*.state`.
+pub fn subject_pattern(subject: &str) -> String {
+    subject
+        .split('.')
+        .enumerate()
+        .map(|(i, token)| if i == 1 || i == 3 { "*" } else { token })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A consumer group's counters, registered once so the hot path only adds.
+#[derive(Clone)]
+pub(crate) struct QueueMetrics {
+    consumed: Counter,
+    retried: Counter,
+    dead_lettered: Counter,
+    handler: Histogram,
+}
+
+impl QueueMetrics {
+    /// The counters of `queue`.
+    pub(crate) fn new(queue: &str) -> Self {
+        let queue = queue.to_owned();
+        Self {
+            consumed: counter!(CONSUMED, "queue" => queue.clone()),
+            retried: counter!(RETRIED, "queue" => queue.clone()),
+            dead_lettered: counter!(DEAD_LETTERED, "queue" => queue.clone()),
+            handler: histogram!(HANDLER_SECONDS, "queue" => queue),
+        }
+    }
+
+    /// One delivery or a batch handled in `took`, with what became of each message.
+    pub(crate) fn record<'a>(&self, verdicts: impl IntoIterator<Item = &'a crate::Verdict>, took: Duration) {
+        let (mut consumed, mut retried, mut dead) = (0, 0, 0);
+        for verdict in verdicts {
+            consumed += 1;
+            match verdict {
+                crate::Verdict::Done { .. } => {}
+                crate::Verdict::Retry { .. } => retried += 1,
+                crate::Verdict::DeadLetter { .. } => dead += 1,
+            }
+        }
+        self.consumed.increment(consumed);
+        self.retried.increment(retried);
+        self.dead_lettered.increment(dead);
+        self.handler.record(took);
+    }
+}
+
+/// The outbox backlog, as read at scrape time.
+pub fn outbox_backlog(rows: u64) {
+    gauge!(OUTBOX_BACKLOG).set(rows as f64);
+}
+
+/// One webhook attempt: `outcome` is `delivered`, `failed`, `rate_limited`, …
+pub fn webhook_attempt(outcome: &'static str, took: Duration) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    histogram!(WEBHOOK_SECONDS, "outcome" => outcome).record(took);
+}
+
+/// One HTTP request answered. `route` is a template (`/vehicles/{id}`), never a raw path.
+pub fn http_request(route: String, method: &str, status: u16, took: Duration) {
+    let method = match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
+    histogram!(HTTP_SECONDS, "route" => route).record(took);
+}
+
+/// One request refused by `limit` (`caller`: a key's or integration's allowance;
+/// `failed_auth`: an address that failed to authenticate too often) over `window`.
+pub fn rate_limited(limit: &'static str, window: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit, "window" => window).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_pattern;
+
+    #[test]
+    fn subject_patterns_hide_tenants_and_ids() {
+        assert_eq!(subject_pattern("voltbus.acme.vehicles.v-1.state"), "voltbus.*.vehicles.*.state");
+        assert_eq!(subject_pattern("voltbus.acme.users.u1.CHARGING"), "voltbus.*.users.*.CHARGING");
+        assert_eq!(subject_pattern("voltbus"), "voltbus");
+    }
+}
