@@ -229,4 +229,36 @@ profile=default
 log "doc tests"
 cargo test --workspace --doc --quiet
 log "test suite (nextest profile $profile)"
-exec cargo nextest run --workspace --profile "$profile" "$@"
+status=0
+cargo nextest run --workspace --profile "$profile" "$@" || status=$?
+
+# --- Fuzzing ----------------------------------------------------------------------------------
+# The decoders of what comes from outside (messages, webhook signatures) get a bounded fuzzing
+# run after the whole suite (not when arguments pick tests). cargo fuzz wants a nightly compiler
+# for its instrumentation flags; RUSTC_BOOTSTRAP lets this machine's stable one take them.
+# Without a sanitizer, a panic or an abort is what fails a target.
+fuzz() {
+  local seconds="${VOLTBUS_FUZZ_SECONDS:-30}" target
+  if ! command -v cargo-fuzz >/dev/null; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+  fi
+  for target in decode_envelope verify_signature; do
+    log "fuzzing $target for $seconds s"
+    mkdir -p "fuzz/corpus/$target"
+    local seeds=()
+    [ "$target" = decode_envelope ] && seeds=(schemas/tests/golden)
+    local output="target/fuzz-$target.log"
+    mkdir -p target
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" "corpus/$target" "${seeds[@]/#/../}" \
+      -- -max_total_time="$seconds" -print_final_stats=1) >"$output" 2>&1; then
+      tail -n 40 "$output"
+      return 1
+    fi
+    grep -E "^(Done|stat::number_of_executed_units)" "$output" || true
+  done
+}
+if [ "$#" -eq 0 ] && [ "$status" -eq 0 ]; then
+  fuzz || { log "a fuzz target failed (its crash input is under fuzz/artifacts/)"; status=1; }
+fi
+exit "$status"

@@ -7,7 +7,8 @@
 //! - Vehicles report their state over NATS (JetStream), each every `report_every`.
 //! - Chargers report their status and, while charging, their meter (the charger simulator).
 //! - Customers start and end rides through the REST edge at `rides_per_minute`; each call's
-//!   latency is kept for the summary's percentiles.
+//!   latency is kept for the summary's percentiles. Drivers charge through the app's routes;
+//!   those calls wait for the charger's own answer, so their latencies are kept apart.
 //! - The receiver counts what arrives, and how much of it was a duplicate (by `webhook-id`).
 //!
 //! Without NATS (the embedded default) vehicles and chargers stay silent; rides and webhooks run.
@@ -115,7 +116,7 @@ pub struct Summary {
     pub states_published: u64,
     /// Vehicle states whose publish failed.
     pub states_failed: u64,
-    /// REST commands answered 2xx (ride starts and ends).
+    /// REST commands answered 2xx (ride starts and ends, charging starts and finishes).
     pub commands_ok: u64,
     /// REST commands refused or failed, by status (0: no answer).
     pub commands_failed: HashMap<u16, u64>,
@@ -123,6 +124,11 @@ pub struct Summary {
     pub command_p50_ms: f64,
     /// 99th percentile REST command latency, milliseconds.
     pub command_p99_ms: f64,
+    /// Median latency of the app's charging calls (start and finish, which wait for the
+    /// charger's own answer), milliseconds; not in the command percentiles.
+    pub charging_p50_ms: f64,
+    /// 99th percentile of the same, milliseconds.
+    pub charging_p99_ms: f64,
     /// Rides started.
     pub rides_started: u64,
     /// Rides ended.
@@ -163,7 +169,10 @@ struct Counters {
     states_failed: AtomicU64,
     commands_ok: AtomicU64,
     commands_failed: Mutex<HashMap<u16, u64>>,
+    /// Partner API commands' latencies.
     latencies: Mutex<Vec<Duration>>,
+    /// The app's charging calls' latencies.
+    charging_latencies: Mutex<Vec<Duration>>,
     rides_started: AtomicU64,
     rides_ended: AtomicU64,
     charging_started: AtomicU64,
@@ -175,10 +184,43 @@ struct Counters {
 }
 
 impl Counters {
-    fn command(&self, status: u16, took: Duration) {
+    /// Back to zero, for the next drive (repeats are told apart within a drive only).
+    fn reset(&self) {
+        for counter in [
+            &self.states,
+            &self.states_failed,
+            &self.commands_ok,
+            &self.rides_started,
+            &self.rides_ended,
+            &self.charging_started,
+            &self.charging_finished,
+            &self.webhooks,
+            &self.duplicates,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        if let Ok(mut failed) = self.commands_failed.lock() {
+            failed.clear();
+        }
+        for latencies in [&self.latencies, &self.charging_latencies] {
+            if let Ok(mut latencies) = latencies.lock() {
+                latencies.clear();
+            }
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.clear();
+        }
+        if let Ok(mut events) = self.events.lock() {
+            events.clear();
+        }
+    }
+
+    /// One call answered: a partner API command, or (`charging`) an app's charging call.
+    fn command(&self, status: u16, took: Duration, charging: bool) {
         if (200..300).contains(&status) {
             self.commands_ok.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut latencies) = self.latencies.lock() {
+            let latencies = if charging { &self.charging_latencies } else { &self.latencies };
+            if let Ok(mut latencies) = latencies.lock() {
                 latencies.push(took);
             }
         } else if let Ok(mut failed) = self.commands_failed.lock() {
@@ -187,23 +229,30 @@ impl Counters {
     }
 
     fn summary(&self, seconds: f64) -> Summary {
-        let mut latencies = self.latencies.lock().map(|l| l.clone()).unwrap_or_default();
-        latencies.sort_unstable();
-        let percentile = |p: f64| {
-            if latencies.is_empty() {
-                return 0.0;
-            }
-            let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-            latencies[index].as_secs_f64() * 1000.0
+        let percentiles = |latencies: &Mutex<Vec<Duration>>| {
+            let mut latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+            latencies.sort_unstable();
+            let at = |p: f64| {
+                if latencies.is_empty() {
+                    return 0.0;
+                }
+                let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+                latencies[index].as_secs_f64() * 1000.0
+            };
+            (at(0.50), at(0.99))
         };
+        let (command_p50_ms, command_p99_ms) = percentiles(&self.latencies);
+        let (charging_p50_ms, charging_p99_ms) = percentiles(&self.charging_latencies);
         Summary {
             seconds,
             states_published: self.states.load(Ordering::Relaxed),
             states_failed: self.states_failed.load(Ordering::Relaxed),
             commands_ok: self.commands_ok.load(Ordering::Relaxed),
             commands_failed: self.commands_failed.lock().map(|f| f.clone()).unwrap_or_default(),
-            command_p50_ms: percentile(0.50),
-            command_p99_ms: percentile(0.99),
+            command_p50_ms,
+            command_p99_ms,
+            charging_p50_ms,
+            charging_p99_ms,
             rides_started: self.rides_started.load(Ordering::Relaxed),
             rides_ended: self.rides_ended.load(Ordering::Relaxed),
             charging_started: self.charging_started.load(Ordering::Relaxed),
@@ -250,6 +299,11 @@ impl Edge {
     /// One request to the edge, JSON in and out.
     async fn request(&self, method: &str, path: &str, headers: &[(&str, String)], body: Option<Value>) -> (u16, Value) {
         let Ok(mut sender) = self.connection().await else { return (0, Value::Null) };
+        if sender.ready().await.is_err() {
+            // A kept-alive connection the edge closed meanwhile: nothing was sent on it yet.
+            let Ok(fresh) = self.connection().await else { return (0, Value::Null) };
+            sender = fresh;
+        }
         let mut request = http::Request::builder()
             .method(method)
             .uri(path)
@@ -324,102 +378,163 @@ async fn receive_webhooks(counters: Arc<Counters>) -> Result<SocketAddr, Simulat
 /// Sets the fleet up, drives it until `stop` resolves (or the plan's duration passed) and says
 /// what happened.
 pub async fn run(target: Target, plan: Plan, stop: impl Future<Output = ()>) -> Result<Summary, SimulationError> {
-    let counters = Arc::new(Counters::default());
-    let edge = Arc::new(Edge {
-        addr: target.edge,
-        admin_key: target.admin_key.clone(),
-        fleet: Uuid::now_v7(),
-        idle: Mutex::new(Vec::new()),
-    });
-    let receiver = receive_webhooks(Arc::clone(&counters)).await?;
-    let run_id = Uuid::now_v7().simple().to_string();
-    let tag = &run_id[run_id.len() - 8..];
+    let fleet = Fleet::set_up(target, &plan).await?;
+    Ok(fleet.drive(&plan, stop).await)
+}
 
-    let plan_body = json!({ "currency": "EUR", "unlock_cents": 100, "per_minute_cents": 25, "per_km_cents": 10 });
-    edge.must("PUT", "/pricing", plan_body).await?;
-    let hook = json!({ "url": format!("http://{receiver}/hooks"), "events": ["*"], "description": "voltbus simulate" });
-    if let Err(error) = edge.must("POST", "/webhooks", hook).await {
-        // The usual cause: the edge refuses private addresses unless `webhooks.allow_hosts` has 127.0.0.1.
-        tracing::warn!(%error, "no webhook endpoint: deliveries are not counted (allow 127.0.0.1 in webhooks.allow_hosts)");
-    }
-    let mut vehicles = Vec::with_capacity(plan.vehicles);
-    for n in 0..plan.vehicles {
-        let body = json!({ "vin": format!("SIM{tag}{n:06}"), "vehicle_number": format!("S{n}") });
-        let created = edge.must("POST", "/vehicles", body).await?;
-        vehicles.push(created["id"].as_str().and_then(|id| id.parse::<Uuid>().ok()).unwrap_or_default());
-    }
-    let riders = (plan.rides_per_minute.ceil() as usize).clamp(1, vehicles.len().max(1));
-    let mut customers = Vec::with_capacity(riders);
-    for n in 0..riders {
-        let created =
-            edge.must("POST", "/customers", json!({ "email": format!("rider{n}.{tag}@sim.example") })).await?;
-        let id = created["id"].as_str().unwrap_or_default().to_owned();
-        let credit = json!({ "action": "credit", "amount_cents": 10_000_000, "description": "simulated top-up" });
-        edge.must("POST", &format!("/customers/{id}/wallet"), credit).await?;
-        customers.push(id);
-    }
-    let mut chargers = Vec::with_capacity(plan.chargers);
-    for n in 0..plan.chargers {
-        let body = json!({ "device_number": format!("SIM-{tag}-{n}"), "location": [13.40 + n as f64 * 0.001, 52.52],
-                           "price": 450, "waiting_price": 50, "currency": "EUR" });
-        let created = edge.must("POST", "/chargers", body).await?;
-        chargers.push(created["id"].as_str().and_then(|id| id.parse::<Uuid>().ok()).unwrap_or_default());
-    }
-    tracing::info!(vehicles = vehicles.len(), customers = customers.len(), chargers = chargers.len(), %receiver, "fleet set up");
+/// A fleet set up on a running voltbus, ready to be driven (again and again, at other rates).
+pub struct Fleet {
+    target: Target,
+    edge: Arc<Edge>,
+    counters: Arc<Counters>,
+    vehicles: Vec<Uuid>,
+    customers: Vec<String>,
+    chargers: Vec<Uuid>,
+    /// Drivers signed in so far: each charging session is a new one.
+    drivers: Arc<AtomicU64>,
+}
 
-    let started = Instant::now();
-    let (halt, halted) = tokio::sync::watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(nats) = target.nats.clone() {
-        tasks.spawn(report_states(
-            nats.clone(),
-            target.tenant.clone(),
-            vehicles.clone(),
-            plan.report_every,
-            Arc::clone(&counters),
-            halted.clone(),
-        ));
-        let mut charger_halt = halted.clone();
-        let behaviour = crate::charger_simulator::Behaviour::default();
-        let (tenant, simulated) = (target.tenant.clone(), chargers.clone());
-        tasks.spawn(async move {
-            let stop = async move {
-                let _ = charger_halt.wait_for(|h| *h).await;
-            };
-            if let Err(error) = crate::charger_simulator::run(nats, tenant, simulated, behaviour, stop).await {
-                tracing::warn!(%error, "simulated chargers stopped");
-            }
+impl Fleet {
+    /// Makes the plan's vehicles, customers (as many as rides can run at once), chargers, a
+    /// pricing plan and a webhook endpoint to the simulator's own receiver.
+    pub async fn set_up(target: Target, plan: &Plan) -> Result<Self, SimulationError> {
+        let counters = Arc::new(Counters::default());
+        let edge = Arc::new(Edge {
+            addr: target.edge,
+            admin_key: target.admin_key.clone(),
+            fleet: Uuid::now_v7(),
+            idle: Mutex::new(Vec::new()),
         });
-        if let Some(code) = &target.sign_in_code {
-            let app = Arc::new(App { edge: Arc::clone(&edge), tenant: target.tenant.to_string(), code: code.clone() });
-            for charger in chargers.iter().copied().enumerate() {
-                tasks.spawn(charge(Arc::clone(&app), charger, plan.ride_length, Arc::clone(&counters), halted.clone()));
+        let receiver = receive_webhooks(Arc::clone(&counters)).await?;
+        // A key of its own with room for the load; without one, the given key's limits hold.
+        let limits = json!({ "per_minute": 1_000_000, "per_hour": 10_000_000, "per_day": 100_000_000 });
+        let key = json!({ "name": "voltbus simulate", "admin": true, "bundle": "ALL_ACCESS", "rate_limits": limits });
+        let edge = match edge.must("POST", "/api-keys", key).await {
+            Ok(created) => match created["key"].as_str() {
+                Some(key) => Arc::new(Edge {
+                    addr: edge.addr,
+                    admin_key: key.to_owned(),
+                    fleet: edge.fleet,
+                    idle: Mutex::new(Vec::new()),
+                }),
+                None => edge,
+            },
+            Err(error) => {
+                tracing::warn!(%error, "no key of the simulator's own: the given key's rate limits apply");
+                edge
             }
+        };
+        let run_id = Uuid::now_v7().simple().to_string();
+        let tag = &run_id[run_id.len() - 8..];
+
+        let plan_body = json!({ "currency": "EUR", "unlock_cents": 100, "per_minute_cents": 25, "per_km_cents": 10 });
+        edge.must("PUT", "/pricing", plan_body).await?;
+        let hook =
+            json!({ "url": format!("http://{receiver}/hooks"), "events": ["*"], "description": "voltbus simulate" });
+        if let Err(error) = edge.must("POST", "/webhooks", hook).await {
+            // The usual cause: the edge refuses private addresses unless `webhooks.allow_hosts` has 127.0.0.1.
+            tracing::warn!(%error, "no webhook endpoint: deliveries are not counted (allow 127.0.0.1 in webhooks.allow_hosts)");
         }
-    } else {
-        tracing::warn!("no nats.url: vehicles and chargers stay silent; rides and webhooks run");
-    }
-    tasks.spawn(ride(Arc::clone(&edge), vehicles, customers, plan.clone(), Arc::clone(&counters), halted.clone()));
-    if plan.progress {
-        tasks.spawn(progress(Arc::clone(&counters), started, halted.clone()));
+        let mut vehicles = Vec::with_capacity(plan.vehicles);
+        for n in 0..plan.vehicles {
+            let body = json!({ "vin": format!("SIM{tag}{n:06}"), "vehicle_number": format!("S{n}") });
+            let created = edge.must("POST", "/vehicles", body).await?;
+            vehicles.push(created["id"].as_str().and_then(|id| id.parse::<Uuid>().ok()).unwrap_or_default());
+        }
+        let at_once = plan.rides_per_minute / 60.0 * plan.ride_length.as_secs_f64();
+        let riders = ((at_once * 1.5).ceil() as usize + 1).clamp(1, vehicles.len().max(1));
+        let mut customers = Vec::with_capacity(riders);
+        for n in 0..riders {
+            let created =
+                edge.must("POST", "/customers", json!({ "email": format!("rider{n}.{tag}@sim.example") })).await?;
+            let id = created["id"].as_str().unwrap_or_default().to_owned();
+            let credit = json!({ "action": "credit", "amount_cents": 10_000_000, "description": "simulated top-up" });
+            edge.must("POST", &format!("/customers/{id}/wallet"), credit).await?;
+            customers.push(id);
+        }
+        let mut chargers = Vec::with_capacity(plan.chargers);
+        for n in 0..plan.chargers {
+            let body = json!({ "device_number": format!("SIM-{tag}-{n}"), "location": [13.40 + n as f64 * 0.001, 52.52],
+                               "price": 450, "waiting_price": 50, "currency": "EUR" });
+            let created = edge.must("POST", "/chargers", body).await?;
+            chargers.push(created["id"].as_str().and_then(|id| id.parse::<Uuid>().ok()).unwrap_or_default());
+        }
+        tracing::info!(vehicles = vehicles.len(), customers = customers.len(), chargers = chargers.len(), %receiver, "fleet set up");
+        Ok(Self { target, edge, counters, vehicles, customers, chargers, drivers: Arc::new(AtomicU64::new(0)) })
     }
 
-    let limit = async {
-        match plan.duration {
-            Some(duration) => tokio::time::sleep(duration).await,
-            None => std::future::pending().await,
+    /// Drives the fleet at `plan`'s rates until `stop` resolves or the plan's duration passed;
+    /// what happened meanwhile (counters start from zero at each drive).
+    pub async fn drive(&self, plan: &Plan, stop: impl Future<Output = ()>) -> Summary {
+        let counters = Arc::clone(&self.counters);
+        counters.reset();
+        let started = Instant::now();
+        let (halt, halted) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(nats) = self.target.nats.clone() {
+            let (tenant, vehicles) = (self.target.tenant.clone(), self.vehicles.clone());
+            tasks.spawn(report_states(
+                nats.clone(),
+                tenant,
+                vehicles,
+                plan.report_every,
+                Arc::clone(&counters),
+                halted.clone(),
+            ));
+            let mut charger_halt = halted.clone();
+            let behaviour = crate::charger_simulator::Behaviour::default();
+            let (tenant, simulated) = (self.target.tenant.clone(), self.chargers.clone());
+            tasks.spawn(async move {
+                let stop = async move {
+                    let _ = charger_halt.wait_for(|h| *h).await;
+                };
+                if let Err(error) = crate::charger_simulator::run(nats, tenant, simulated, behaviour, stop).await {
+                    tracing::warn!(%error, "simulated chargers stopped");
+                }
+            });
+            if let Some(code) = &self.target.sign_in_code {
+                let app = Arc::new(App {
+                    edge: Arc::clone(&self.edge),
+                    tenant: self.target.tenant.to_string(),
+                    code: code.clone(),
+                    drivers: Arc::clone(&self.drivers),
+                });
+                for charger in self.chargers.iter().copied() {
+                    tasks.spawn(charge(
+                        Arc::clone(&app),
+                        charger,
+                        plan.ride_length,
+                        Arc::clone(&counters),
+                        halted.clone(),
+                    ));
+                }
+            }
+        } else {
+            tracing::warn!("no nats.url: vehicles and chargers stay silent; rides and webhooks run");
         }
-    };
-    tokio::select! {
-        () = stop => {}
-        () = limit => {}
+        let (edge, vehicles, customers) = (Arc::clone(&self.edge), self.vehicles.clone(), self.customers.clone());
+        tasks.spawn(ride(edge, vehicles, customers, plan.clone(), Arc::clone(&counters), halted.clone()));
+        if plan.progress {
+            tasks.spawn(progress(Arc::clone(&counters), started, halted.clone()));
+        }
+
+        let limit = async {
+            match plan.duration {
+                Some(duration) => tokio::time::sleep(duration).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop => {}
+            () = limit => {}
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let _ = halt.send(true);
+        while tasks.join_next().await.is_some() {}
+        // Deliveries of the last events are still on their way: a moment for them.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        counters.summary(seconds)
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let _ = halt.send(true);
-    while tasks.join_next().await.is_some() {}
-    // Deliveries of the last events are still on their way: a moment for them.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    Ok(counters.summary(seconds))
 }
 
 /// Each vehicle reports every `every`, the fleet spread over the interval.
@@ -509,7 +624,7 @@ async fn ride(
             let at = Instant::now();
             let (status, started) =
                 edge.call("POST", "/rides", Some(json!({ "customer_id": customer, "vehicle_id": vehicle }))).await;
-            counters.command(status, at.elapsed());
+            counters.command(status, at.elapsed(), false);
             if let (201, Some(id)) = (status, started["data"]["id"].as_str()) {
                 counters.rides_started.fetch_add(1, Ordering::Relaxed);
                 tokio::select! {
@@ -519,7 +634,7 @@ async fn ride(
                 let at = Instant::now();
                 let end = json!({ "end_latitude": 52.52, "end_longitude": 13.405 });
                 let (status, _) = edge.call("POST", &format!("/rides/{id}/end"), Some(end)).await;
-                counters.command(status, at.elapsed());
+                counters.command(status, at.elapsed(), false);
                 if status == 200 {
                     counters.rides_ended.fetch_add(1, Ordering::Relaxed);
                 }
@@ -535,6 +650,7 @@ struct App {
     edge: Arc<Edge>,
     tenant: String,
     code: String,
+    drivers: Arc<AtomicU64>,
 }
 
 impl App {
@@ -563,22 +679,19 @@ impl App {
 /// length (the charger reports its meter meanwhile), finish.
 async fn charge(
     app: Arc<App>,
-    charger: (usize, Uuid),
+    charger: Uuid,
     length: Duration,
     counters: Arc<Counters>,
     mut halted: tokio::sync::watch::Receiver<bool>,
 ) {
-    let (n, charger) = charger;
     // The charger reports itself available first.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for session in 0.. {
-        if *halted.borrow() {
-            return;
-        }
-        let Some(token) = app.sign_in(&format!("+49155{n:02}{session:05}")).await else { return };
+    while !*halted.borrow() {
+        let driver = app.drivers.fetch_add(1, Ordering::Relaxed);
+        let Some(token) = app.sign_in(&format!("+4915{driver:08}")).await else { return };
         let at = Instant::now();
         let (status, _) = app.call(&format!("/devices/{charger}/start"), Some(&token), json!({})).await;
-        counters.command(status, at.elapsed());
+        counters.command(status, at.elapsed(), true);
         if status == 200 {
             counters.charging_started.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
@@ -587,7 +700,7 @@ async fn charge(
             }
             let at = Instant::now();
             let (status, _) = app.call(&format!("/devices/{charger}/finish"), Some(&token), json!({})).await;
-            counters.command(status, at.elapsed());
+            counters.command(status, at.elapsed(), true);
             if status == 200 {
                 counters.charging_finished.fetch_add(1, Ordering::Relaxed);
             }

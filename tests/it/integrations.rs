@@ -33,7 +33,12 @@ async fn public(platform: &Platform, path: &str, body: Value) -> (u16, Value, ht
 }
 
 /// Creates an integration of `bundle`; its id, clientId and clientSecret.
-async fn create(platform: &Platform, admin: &str, bundle: &str, endpoints: Value) -> (String, String, String) {
+pub(crate) async fn create(
+    platform: &Platform,
+    admin: &str,
+    bundle: &str,
+    endpoints: Value,
+) -> (String, String, String) {
     let body = json!({ "name": format!("{bundle} partner"), "bundle": bundle, "allowedEndpoints": endpoints });
     let (status, created) = bearer(platform, admin, "POST", "/v1/integrations", Some(body)).await;
     assert_eq!(status, 201, "{created}");
@@ -43,7 +48,7 @@ async fn create(platform: &Platform, admin: &str, bundle: &str, endpoints: Value
 }
 
 /// A machine token for the credentials, or the refusal's status and body.
-async fn token(platform: &Platform, client_id: &str, secret: &str) -> Result<String, (u16, Value)> {
+pub(crate) async fn token(platform: &Platform, client_id: &str, secret: &str) -> Result<String, (u16, Value)> {
     let credentials = json!({ "clientId": client_id, "clientSecret": secret });
     let (status, body, _) = public(platform, "/v1/integrations/auth/client-token", credentials).await;
     if status == 200 { Ok(body["data"]["accessToken"].as_str().unwrap().to_owned()) } else { Err((status, body)) }

@@ -8,6 +8,7 @@ mod binary;
 mod chargers;
 mod charging;
 mod embedded;
+mod faults;
 mod fleet;
 mod integrations;
 mod journey;
@@ -19,6 +20,7 @@ mod partner;
 mod postgres;
 #[path = "../../bus/tests/it/private_nats.rs"]
 mod private_nats;
+mod private_postgres;
 #[path = "../../bus/tests/it/private_rabbit.rs"]
 mod private_rabbit;
 mod production;

@@ -530,35 +530,39 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     )
     .unwrap();
     let base = format!("http://{}{BASE}", platform.addr());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
-    let output = tokio::process::Command::new("bash")
-        .arg(script)
-        .args(["run", &format!("{base}/openapi.json"), "--url", &base])
-        .args(["-H", &format!("X-Partner-Api-Key: {key}")])
-        .args(["--max-examples", "25", "--seed", "1", "--generation-database", "none", "--workers", "1"])
-        // Only an integration's machine token reaches these (tests/it/integrations.rs).
-        .args(
-            [
-                "exchangeExternalIdentity",
-                "listSelectableWorkshops",
-                "openMaintenanceTicket",
-                "listMaintenanceTickets",
-                "openDriverTicket",
-                "listDriverTickets",
-            ]
-            .iter()
-            .flat_map(|operation| ["--exclude-operation-id", operation]),
-        )
-        .args([
-            "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-        ])
-        .args(["--phases", "examples,coverage,fuzzing", "--no-color"])
-        .current_dir(&workdir)
-        .output()
-        .await
-        .expect("bash runs scripts/schemathesis.sh");
-    let report = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "schemathesis failed:\n{report}");
+    // Only an integration's machine token reaches these (tests/it/integrations.rs).
+    let capability_routes = [
+        "exchangeExternalIdentity",
+        "listSelectableWorkshops",
+        "openMaintenanceTicket",
+        "listMaintenanceTickets",
+        "openDriverTicket",
+        "listDriverTickets",
+    ];
+    let run = async |credential: String, filter: &str| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
+        let output = tokio::process::Command::new("bash")
+            .arg(script)
+            .args(["run", &format!("{base}/openapi.json"), "--url", &base, "-H", &credential])
+            .args(["--max-examples", "25", "--seed", "1", "--generation-database", "none", "--workers", "1"])
+            .args(capability_routes.iter().flat_map(|operation| [filter, operation]))
+            .args([
+                "--checks",
+                "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            ])
+            .args(["--phases", "examples,coverage,fuzzing", "--no-color"])
+            .current_dir(&workdir)
+            .output()
+            .await
+            .expect("bash runs scripts/schemathesis.sh");
+        let report =
+            format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "schemathesis failed:\n{report}");
+    };
+    // Every operation but those with the admin key; then those with an ALL_ACCESS integration's token.
+    run(format!("X-Partner-Api-Key: {key}"), "--exclude-operation-id").await;
+    let (_, client_id, secret) = crate::integrations::create(&platform, &admin, "ALL_ACCESS", json!([])).await;
+    let token = crate::integrations::token(&platform, &client_id, &secret).await.unwrap();
+    run(format!("Authorization: Bearer {token}"), "--include-operation-id").await;
     platform.stop().await;
 }

@@ -79,6 +79,12 @@ impl PrivateNats {
         }
     }
 
+    /// The server's process id (while it runs).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }

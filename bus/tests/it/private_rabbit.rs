@@ -68,6 +68,13 @@ impl PrivateRabbit {
         let _ = self.ctl().arg("stop").output();
     }
 
+    /// Force-closes every client connection, as an operator or a failing load balancer would.
+    #[allow(dead_code)]
+    pub fn close_all_connections(&self) {
+        let closed = self.ctl().args(["close_all_connections", "fault injection"]).output().unwrap();
+        assert!(closed.status.success(), "{closed:?}");
+    }
+
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }

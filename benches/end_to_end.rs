@@ -1,0 +1,291 @@
+//! The whole platform under the simulator's mixed load, at rising rates, on this machine's
+//! PostgreSQL and RabbitMQ and a nats-server of the bench's own:
+//!
+//! - `voltbus serve` runs as its own process (the release binary), so its memory and CPU are its
+//!   own; the simulator (`voltbus::simulation`) runs in this process;
+//! - one fleet (`BENCH_VEHICLES`, default 5,000 vehicles; 20 chargers) is set up once, then
+//!   driven step after step, each `BENCH_STEP_SECONDS` (default 15 s): at step k each vehicle
+//!   reports every 32 s / 2^k and 60 × 2^k rides start a minute, until the p99 latency of the
+//!   ride commands passes 50 ms at a step with enough of them to tell (200; below, one slow
+//!   call is the p99), or after `BENCH_STEPS` (default 7);
+//! - per step: telemetry states/s (acknowledged by JetStream), REST commands/s, webhook
+//!   deliveries/s received, p50/p99 latency of the partner API's ride commands (and apart, p99 of
+//!   the app's charging calls, which wait for the charger), the peak RSS of voltbus, and how the CPU
+//!   time split between voltbus, PostgreSQL, RabbitMQ, NATS and the simulator.
+//!
+//! `cargo bench --bench end_to_end`; figures go to stdout and to `target/bench-end-to-end.txt`.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use voltbus::simulation::{Fleet, Plan, Target};
+
+#[path = "../bus/tests/it/private_nats.rs"]
+mod private_nats;
+mod support;
+
+use support::{env, number, unique};
+
+/// Past this p99 of REST command latency the platform is not keeping up.
+const P99_LIMIT_MS: f64 = 50.0;
+/// Ride commands a step needs before its p99 means anything.
+const ENOUGH_TO_TELL: u64 = 200;
+
+/// CPU seconds used so far by processes whose command name is `name` (all of them), or by `pid`.
+fn cpu_seconds(select: impl Fn(u32, &str) -> bool) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = &stat[open + 1..close];
+        if !select(pid, name) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        let used: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+        total += used / ticks;
+    }
+    total
+}
+
+/// Peak resident memory of `pid`, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds of each party, read at one moment.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    voltbus: f64,
+    postgres: f64,
+    rabbitmq: f64,
+    nats: f64,
+    simulator: f64,
+}
+
+impl Cpu {
+    fn read(voltbus: u32, nats: u32) -> Self {
+        let me = std::process::id();
+        Self {
+            voltbus: cpu_seconds(|pid, _| pid == voltbus),
+            postgres: cpu_seconds(|_, name| name == "postgres"),
+            rabbitmq: cpu_seconds(|_, name| name == "beam.smp"),
+            nats: cpu_seconds(|pid, _| pid == nats),
+            simulator: cpu_seconds(|pid, _| pid == me),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            voltbus: self.voltbus - before.voltbus,
+            postgres: self.postgres - before.postgres,
+            rabbitmq: self.rabbitmq - before.rabbitmq,
+            nats: self.nats - before.nats,
+            simulator: self.simulator - before.simulator,
+        }
+    }
+}
+
+/// Per partner route: requests answered, their summed seconds, and how many took over 50 ms,
+/// from voltbus's own `/metrics` (cumulative since it started).
+async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(edge).await else { return Vec::new() };
+    let head = "GET /metrics HTTP/1.1\r\nhost: voltbus\r\nconnection: close\r\n\r\n";
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return Vec::new();
+    }
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text).await;
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let mut routes: Vec<(String, f64, f64, f64)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("voltbus_http_request_duration_seconds")) {
+        let Some(route) = line.split("route=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
+        if !route.contains("/rides") && !route.starts_with("/api/v1") {
+            continue;
+        }
+        let index = match routes.iter().position(|(r, ..)| r == route) {
+            Some(index) => index,
+            None => {
+                routes.push((route.to_owned(), 0.0, 0.0, 0.0));
+                routes.len() - 1
+            }
+        };
+        let entry = &mut routes[index];
+        if line.starts_with("voltbus_http_request_duration_seconds_count") {
+            entry.1 = value(line);
+        } else if line.starts_with("voltbus_http_request_duration_seconds_sum") {
+            entry.2 = value(line);
+        } else if line.contains("le=\"0.05\"") {
+            entry.3 = value(line);
+        }
+    }
+    // Over 50 ms: all but the 0.05 bucket.
+    routes.iter_mut().for_each(|(_, count, _, under)| *under = *count - *under);
+    routes
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let vehicles = number("BENCH_VEHICLES", 5_000) as usize;
+    let step_seconds = number("BENCH_STEP_SECONDS", 15);
+    let steps = number("BENCH_STEPS", 7);
+
+    // The engines: a fresh database and virtual host, a nats-server of the bench's own.
+    let postgres = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
+    let amqp = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
+    let name = unique("vb_e2e");
+    let admin = Database::connect(&postgres).await.expect("PostgreSQL");
+    let create = Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}"));
+    admin.execute_raw(create).await.expect("create database");
+    for args in [vec!["add_vhost", &name], vec!["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]] {
+        assert!(Command::new("rabbitmqctl").args(&args).output().expect("rabbitmqctl").status.success());
+    }
+    let nats = private_nats::PrivateNats::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let config = dir.join("voltbus.toml");
+    let toml = format!(
+        "data_dir = {data:?}\n[http]\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = {db:?}\n[amqp]\nurl = {amqp:?}\n\
+         [nats]\nurl = {nats:?}\n[webhooks]\nallow_hosts = [\"127.0.0.1\"]\n[mobile]\ndev_code = \"0000\"\n\
+         [log]\nfilter = \"warn\"\n",
+        data = dir.join("data"),
+        db = format!("{}/{name}?sslmode=disable", postgres.rsplit_once('/').expect("url").0),
+        amqp = format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0),
+        nats = nats.url(),
+    );
+    std::fs::write(&config, toml).expect("config");
+    let settings = voltbus::Settings::load(Some(&config)).expect("settings");
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_voltbus"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("voltbus.log")).map_or_else(|_| Stdio::null(), Into::into))
+            .spawn()
+            .expect("voltbus serve"),
+    );
+    let edge = settings.http.bind;
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(edge).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The fleet, made once at the highest rates it will be driven at.
+    let top = Plan {
+        vehicles,
+        chargers: 20,
+        rides_per_minute: 60.0 * 2f64.powi(i32::try_from(steps).unwrap_or(7) - 1),
+        ride_length: Duration::from_secs(2),
+        progress: false,
+        ..Plan::default()
+    };
+    let (key, _) = voltbus::create_admin_key(&settings, "bench", "end-to-end bench").await.expect("admin key");
+    let connection = voltbus::connect_nats(&settings, &nats.url(), "bench-simulator").await.expect("NATS");
+    let tenant = schemas::TenantId::new("bench").expect("tenant");
+    let target = Target { edge, admin_key: key, tenant, nats: Some(connection), sign_in_code: Some("0000".into()) };
+    let started = std::time::Instant::now();
+    let fleet = Fleet::set_up(target, &top).await.expect("fleet set up");
+    println!("fleet of {vehicles} vehicles set up in {:.1} s", started.elapsed().as_secs_f64());
+
+    let pid = server.0.id();
+    let nats_pid = nats.pid();
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "end to end, {vehicles} vehicles, 20 chargers, steps of {step_seconds} s (voltbus, PostgreSQL, RabbitMQ, NATS and the simulator on the same 2 cores)"
+    );
+    let _ = writeln!(
+        report,
+        "{:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7} {:>7} {:>9} | {:>8} | cpu % voltbus/postgres/rabbitmq/nats/simulator",
+        "states/s", "rides/min", "states/s", "cmds/s", "hooks/s", "p50 ms", "p99 ms", "chg p99", "RSS MiB"
+    );
+    print!("{report}");
+    for step in 0..steps {
+        let factor = 2f64.powi(i32::try_from(step).unwrap_or(0));
+        let report_every = Duration::from_secs_f64(32.0 / factor);
+        let plan = Plan {
+            report_every,
+            rides_per_minute: 60.0 * factor,
+            duration: Some(Duration::from_secs(step_seconds)),
+            ..top.clone()
+        };
+        let offered = vehicles as f64 / report_every.as_secs_f64();
+        let before = Cpu::read(pid, nats_pid);
+        let summary = fleet.drive(&plan, std::future::pending()).await;
+        let cpu = Cpu::read(pid, nats_pid).since(before);
+        let total = (cpu.voltbus + cpu.postgres + cpu.rabbitmq + cpu.nats + cpu.simulator).max(f64::EPSILON);
+        let share = |part: f64| part / total * 100.0;
+        let line = format!(
+            "{:>9.0} {:>9.0} | {:>9.0} {:>9.1} {:>9.1} | {:>7.1} {:>7.1} {:>9.1} | {:>8.0} | {:.0}/{:.0}/{:.0}/{:.0}/{:.0} (of {:.0} % of 2 cores){}",
+            offered,
+            plan.rides_per_minute,
+            summary.states_per_second(),
+            summary.commands_per_second(),
+            summary.webhooks_per_second(),
+            summary.command_p50_ms,
+            summary.command_p99_ms,
+            summary.charging_p99_ms,
+            peak_rss_mib(pid),
+            share(cpu.voltbus),
+            share(cpu.postgres),
+            share(cpu.rabbitmq),
+            share(cpu.nats),
+            share(cpu.simulator),
+            total / summary.seconds / 2.0 * 100.0,
+            if summary.commands_failed.is_empty() {
+                String::new()
+            } else {
+                format!("  failed: {:?}", summary.commands_failed)
+            },
+        );
+        println!("{line}");
+        let _ = writeln!(report, "{line}");
+        for (route, count, seconds, slow) in route_times(edge).await {
+            let detail = format!(
+                "    {route}: {count:.0} answered since start, mean {:.1} ms, {slow:.0} over 50 ms",
+                seconds / count.max(1.0) * 1000.0
+            );
+            println!("{detail}");
+            let _ = writeln!(report, "{detail}");
+        }
+        let ride_commands = summary.rides_started + summary.rides_ended;
+        if summary.command_p99_ms > P99_LIMIT_MS && ride_commands >= ENOUGH_TO_TELL {
+            let _ = writeln!(report, "p99 passed {P99_LIMIT_MS} ms: the step before is the sustained rate");
+            println!("p99 passed {P99_LIMIT_MS} ms: stopping");
+            break;
+        }
+    }
+    let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-end-to-end.txt"), &report);
+
+    drop(server);
+    let drop_db = format!("DROP DATABASE {name} WITH (FORCE)");
+    let _ = admin.execute_raw(Statement::from_string(admin.get_database_backend(), drop_db)).await;
+    let _ = Command::new("rabbitmqctl").args(["delete_vhost", &name]).output();
+}
