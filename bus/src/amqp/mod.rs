@@ -163,32 +163,24 @@ impl AmqpConnection {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let outcome = self.publish_confirmed(exchange, routing_key, body, properties, mandatory).await;
+        let outcome = async {
+            let link = self.link().await.map_err(|e| PublishError::Disconnected(e.to_string()))?;
+            let confirm = link
+                .publisher
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions { mandatory, immediate: false },
+                    body,
+                    properties,
+                )
+                .await
+                .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+            settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)
+        }
+        .await;
         crate::metrics::published("amqp", exchange.to_owned(), outcome.as_ref().map(|_| ()));
         outcome
-    }
-
-    async fn publish_confirmed(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-        mandatory: bool,
-    ) -> Result<(), PublishError> {
-        let link = self.link().await.map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        let confirm = link
-            .publisher
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions { mandatory, immediate: false },
-                body,
-                properties,
-            )
-            .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)
     }
 
     /// Opens a channel with a prefetch limit and starts a manual-ack consumer on `queue`.

@@ -158,51 +158,43 @@ impl EmbeddedBus {
         message_id: uuid::Uuid,
         aggregate: Option<String>,
     ) -> Result<Vec<i64>, PublishError> {
-        let outcome = self.store(exchange, routing_key, body, message_id, aggregate).await;
+        let outcome = async {
+            let queues = self.queues_for(exchange, routing_key);
+            if queues.is_empty() {
+                return Err(PublishError::Returned { reply_code: 312, reply_text: "NO_ROUTE".into() });
+            }
+            let payload = String::from_utf8_lossy(body).into_owned();
+            let stored = |e: DbErr| PublishError::NotStored(e.to_string());
+            let transaction = self.inner.database.begin().await.map_err(stored)?;
+            let mut seqs = Vec::with_capacity(queues.len());
+            for queue in queues {
+                let insert = Query::insert()
+                    .into_table("bus_queue")
+                    .columns(["queue", "message_id", "aggregate", "payload", "attempt", "available_at_ms"])
+                    .values_panic([
+                        queue.into(),
+                        message_id.into(),
+                        aggregate.clone().into(),
+                        payload.clone().into(),
+                        1.into(),
+                        now_ms().into(),
+                    ])
+                    .returning_col("seq")
+                    .to_owned();
+                let row = transaction.query_one(&insert).await.map_err(stored)?;
+                let seq: i64 = row
+                    .ok_or_else(|| PublishError::NotStored("no seq returned".into()))?
+                    .try_get("", "seq")
+                    .map_err(stored)?;
+                seqs.push(seq);
+            }
+            transaction.commit().await.map_err(stored)?;
+            self.wake();
+            Ok(seqs)
+        }
+        .await;
         crate::metrics::published("embedded", exchange.to_owned(), outcome.as_ref().map(|_| ()));
         outcome
-    }
-
-    async fn store(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        message_id: uuid::Uuid,
-        aggregate: Option<String>,
-    ) -> Result<Vec<i64>, PublishError> {
-        let queues = self.queues_for(exchange, routing_key);
-        if queues.is_empty() {
-            return Err(PublishError::Returned { reply_code: 312, reply_text: "NO_ROUTE".into() });
-        }
-        let payload = String::from_utf8_lossy(body).into_owned();
-        let stored = |e: DbErr| PublishError::NotStored(e.to_string());
-        let transaction = self.inner.database.begin().await.map_err(stored)?;
-        let mut seqs = Vec::with_capacity(queues.len());
-        for queue in queues {
-            let insert = Query::insert()
-                .into_table("bus_queue")
-                .columns(["queue", "message_id", "aggregate", "payload", "attempt", "available_at_ms"])
-                .values_panic([
-                    queue.into(),
-                    message_id.into(),
-                    aggregate.clone().into(),
-                    payload.clone().into(),
-                    1.into(),
-                    now_ms().into(),
-                ])
-                .returning_col("seq")
-                .to_owned();
-            let row = transaction.query_one(&insert).await.map_err(stored)?;
-            let seq: i64 = row
-                .ok_or_else(|| PublishError::NotStored("no seq returned".into()))?
-                .try_get("", "seq")
-                .map_err(stored)?;
-            seqs.push(seq);
-        }
-        transaction.commit().await.map_err(stored)?;
-        self.wake();
-        Ok(seqs)
     }
 
     /// Publishes command `M` under its routing key and waits up to `timeout` for the reply.
