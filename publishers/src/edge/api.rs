@@ -239,7 +239,7 @@ impl PartnerApi {
             cutoffs,
             paystack: settings.paystack.clone().map(|settings| Arc::new(super::paystack::Paystack::new(settings))),
             keys,
-            idempotency: idempotency::Store::new(database.clone()),
+            idempotency: idempotency::Store::new(database.clone(), settings.request_timeout),
             settings,
             database,
             bus,

@@ -23,8 +23,10 @@ use super::response::ApiError;
 pub(crate) const HEADER: &str = "idempotency-key";
 /// How long an answer is replayed.
 pub(crate) const RETENTION: Duration = Duration::from_secs(24 * 3600);
-/// A request still unanswered after this long is taken to have died with its edge.
-const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+/// Past the edge's request timeout, how long an unanswered record waits before it is taken to
+/// have died with its edge: no live edge works on a request longer than its timeout, so a record
+/// older than that is a killed process's (or its answer could not be written).
+const ABANDON_MARGIN: Duration = Duration::from_secs(5);
 /// Longest key accepted.
 const MAX_KEY_LEN: usize = 255;
 
@@ -82,6 +84,8 @@ impl Claim {
 /// The idempotency records.
 pub(crate) struct Store {
     database: DatabaseConnection,
+    /// A record unanswered for longer is abandoned.
+    abandoned_after: Duration,
 }
 
 fn stored(error: DbErr) -> ApiError {
@@ -90,8 +94,9 @@ fn stored(error: DbErr) -> ApiError {
 }
 
 impl Store {
-    pub fn new(database: DatabaseConnection) -> Self {
-        Self { database }
+    /// Records in `database`, of requests answered within `request_timeout`.
+    pub fn new(database: DatabaseConnection, request_timeout: Duration) -> Self {
+        Self { database, abandoned_after: request_timeout + ABANDON_MARGIN }
     }
 
     fn key_filter(claim: &Claim) -> [sea_orm::sea_query::SimpleExpr; 2] {
@@ -127,7 +132,7 @@ impl Store {
             let created_at: DateTime<Utc> = row.try_get("", "created_at").map_err(stored)?;
             let status: Option<i16> = row.try_get("", "status").map_err(stored)?;
             let age = (Utc::now() - created_at).to_std().unwrap_or_default();
-            if age > RETENTION || (status.is_none() && age > ABANDONED_AFTER) {
+            if age > RETENTION || (status.is_none() && age > self.abandoned_after) {
                 self.abandon(&claim).await;
                 continue;
             }
@@ -161,8 +166,8 @@ impl Store {
             .and_where(key)
             .to_owned();
         if let Err(error) = self.database.execute(&update).await {
-            // The answer still goes out; a retry then finds the key in progress and, after the
-            // abandon delay, runs again with the same command id, which the inbox de-duplicates.
+            // The answer still goes out; a retry then finds the key in progress and, once it is
+            // abandoned, runs again with the same command id, which the inbox de-duplicates.
             tracing::error!(%error, "could not keep the answer of an idempotent request");
         }
     }
