@@ -215,11 +215,12 @@ async fn run() {
     println!("fleet of {vehicles} vehicles set up in {:.1} s", started.elapsed().as_secs_f64());
 
     let pid = server.0.id();
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     let nats_pid = nats.pid();
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "end to end, {vehicles} vehicles, 20 chargers, steps of {step_seconds} s (voltbus, PostgreSQL, RabbitMQ, NATS and the simulator on the same 2 cores)"
+        "end to end, {vehicles} vehicles, 20 chargers, steps of {step_seconds} s (voltbus, PostgreSQL, RabbitMQ, NATS and the simulator on the same {cores} cores)"
     );
     let _ = writeln!(
         report,
@@ -243,7 +244,7 @@ async fn run() {
         let total = (cpu.voltbus + cpu.postgres + cpu.rabbitmq + cpu.nats + cpu.simulator).max(f64::EPSILON);
         let share = |part: f64| part / total * 100.0;
         let line = format!(
-            "{:>9.0} {:>9.0} | {:>9.0} {:>9.1} {:>9.1} | {:>7.1} {:>7.1} {:>9.1} | {:>8.0} | {:.0}/{:.0}/{:.0}/{:.0}/{:.0} (of {:.0} % of 2 cores){}",
+            "{:>9.0} {:>9.0} | {:>9.0} {:>9.1} {:>9.1} | {:>7.1} {:>7.1} {:>9.1} | {:>8.0} | {:.0}/{:.0}/{:.0}/{:.0}/{:.0} (of {:.0} % of the cores){}",
             offered,
             plan.rides_per_minute,
             summary.states_per_second(),
@@ -258,7 +259,7 @@ async fn run() {
             share(cpu.rabbitmq),
             share(cpu.nats),
             share(cpu.simulator),
-            total / summary.seconds / 2.0 * 100.0,
+            total / summary.seconds / cores * 100.0,
             if summary.commands_failed.is_empty() {
                 String::new()
             } else {
@@ -283,6 +284,7 @@ async fn run() {
         }
     }
     let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-end-to-end.txt"), &report);
+    fleet.tear_down().await;
 
     drop(server);
     let drop_db = format!("DROP DATABASE {name} WITH (FORCE)");

@@ -108,10 +108,13 @@ ensure_rabbitmq() {
   fi
   # A broker started by the machine's own service scripts has 1,024 open files (seen on a fresh
   # machine here): the suite would stall it, so it is restarted with the hard limit.
-  local files
+  # Only when the hard limit is higher, or every run would restart it for nothing.
+  local files hard
   files=$(rabbitmq_open_files || true)
-  if [ -n "$files" ] && [ "$files" -lt 4096 ] 2>/dev/null; then
-    log "RabbitMQ runs with $files open files; restarting it with $(ulimit -Hn)"
+  hard=$(ulimit -Hn)
+  if [ -n "$files" ] && [ "$files" -lt 4096 ] 2>/dev/null \
+    && { [ "$hard" = unlimited ] || [ "$hard" -gt "$files" ]; }; then
+    log "RabbitMQ runs with $files open files; restarting it with $hard"
     restart_rabbitmq
   fi
   # Subscriptions (an integration's own queue and broker user) and the tests' virtual hosts are
@@ -241,7 +244,7 @@ fuzz() {
   local seconds="${VOLTBUS_FUZZ_SECONDS:-30}" target
   if ! command -v cargo-fuzz >/dev/null; then
     log "installing cargo-fuzz"
-    cargo install cargo-fuzz --locked --quiet
+    cargo install cargo-fuzz --version 0.13.2 --locked --quiet
   fi
   for target in decode_envelope verify_signature; do
     log "fuzzing $target for $seconds s"

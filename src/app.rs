@@ -92,7 +92,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mobile = mobile_api(&settings, edge_database, &api)?;
     let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api), mobile)
         .await
-        .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
+        .with_context(|| format!("binding http.bind {}", settings.http.bind))?
+        .with_metrics_token(settings.http.metrics_token.clone());
     let addr = edge.local_addr()?;
     let reports = publishers::HealthCheck::check(engines.as_ref()).await;
     for report in &reports {

@@ -93,14 +93,23 @@ impl HealthCheck for Engines {
     fn metrics(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
         Box::pin(async move {
             let handle = crate::telemetry::metrics()?;
-            match bus::outbox::backlog(self.database.connection()).await {
-                Ok(rows) => bus::metrics::outbox_backlog(rows),
-                Err(error) => tracing::warn!(%error, "cannot read the outbox backlog for /metrics"),
+            // A scrape must not hang on a database that is down: unknown is NaN, not the last value.
+            let read = tokio::time::timeout(BACKLOG_READ_LIMIT, bus::outbox::backlog(self.database.connection()));
+            match read.await {
+                Ok(Ok(rows)) => bus::metrics::outbox_backlog(rows as f64),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot read the outbox backlog for /metrics");
+                    bus::metrics::outbox_backlog(f64::NAN);
+                }
+                Err(_) => bus::metrics::outbox_backlog(f64::NAN),
             }
             Some(handle.render())
         })
     }
 }
+
+/// Longest a scrape waits for the outbox backlog.
+const BACKLOG_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Connects the database, creating the data directory the embedded file lives in.
 pub(crate) async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {

@@ -46,13 +46,26 @@ pub struct Settings {
 }
 
 /// The HTTP edge.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Listening address.
     pub bind: SocketAddr,
     /// Seconds requests in flight get to finish at shutdown.
     pub shutdown_grace_seconds: u64,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this>`.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("bind", &self.bind)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// An engine chosen by URL; none means the embedded one.
@@ -608,7 +621,11 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("voltbus-data"),
-            http: HttpSettings { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_seconds: 30 },
+            http: HttpSettings {
+                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                shutdown_grace_seconds: 30,
+                metrics_token: None,
+            },
             partner: PartnerSettings::default(),
             webhooks: WebhookSettings::default(),
             fleet: FleetSettings::default(),

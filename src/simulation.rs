@@ -266,6 +266,9 @@ impl Counters {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+/// Longest the simulator waits for one call's answer (0 in the summary past it).
+const CALL_LIMIT: Duration = Duration::from_secs(30);
+
 /// The partner API as the simulator calls it: kept-alive connections, reused.
 struct Edge {
     addr: SocketAddr,
@@ -318,9 +321,16 @@ impl Edge {
         if sender.ready().await.is_err() {
             return (0, Value::Null);
         }
-        let Ok(response) = sender.send_request(request).await else { return (0, Value::Null) };
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let exchange = async {
+            let response = sender.send_request(request).await.ok()?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            Some((status, body))
+        };
+        // No answer in time, or a broken one: the connection is not reused.
+        let Ok(Some((status, body))) = tokio::time::timeout(CALL_LIMIT, exchange).await else {
+            return (0, Value::Null);
+        };
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(sender);
         }
@@ -341,11 +351,13 @@ impl Edge {
     }
 }
 
-/// Listens on 127.0.0.1 and counts every delivery.
-async fn receive_webhooks(counters: Arc<Counters>) -> Result<SocketAddr, SimulationError> {
+/// Listens on 127.0.0.1 and counts every delivery, until the returned task is aborted.
+async fn receive_webhooks(
+    counters: Arc<Counters>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), SimulationError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(SimulationError::Receiver)?;
     let addr = listener.local_addr().map_err(SimulationError::Receiver)?;
-    tokio::spawn(async move {
+    let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let counters = Arc::clone(&counters);
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -372,14 +384,16 @@ async fn receive_webhooks(counters: Arc<Counters>) -> Result<SocketAddr, Simulat
             tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         }
     });
-    Ok(addr)
+    Ok((addr, accept))
 }
 
 /// Sets the fleet up, drives it until `stop` resolves (or the plan's duration passed) and says
 /// what happened.
 pub async fn run(target: Target, plan: Plan, stop: impl Future<Output = ()>) -> Result<Summary, SimulationError> {
     let fleet = Fleet::set_up(target, &plan).await?;
-    Ok(fleet.drive(&plan, stop).await)
+    let summary = fleet.drive(&plan, stop).await;
+    fleet.tear_down().await;
+    Ok(summary)
 }
 
 /// A fleet set up on a running voltbus, ready to be driven (again and again, at other rates).
@@ -392,6 +406,13 @@ pub struct Fleet {
     chargers: Vec<Uuid>,
     /// Drivers signed in so far: each charging session is a new one.
     drivers: Arc<AtomicU64>,
+    /// The key given to the simulator, which made `own_key`.
+    given: Arc<Edge>,
+    /// The simulator's own key (its id), when it could make one.
+    own_key: Option<String>,
+    /// The webhook endpoint to the receiver (its id), when the edge allowed it.
+    endpoint: Option<String>,
+    receiver: tokio::task::JoinHandle<()>,
 }
 
 impl Fleet {
@@ -405,23 +426,28 @@ impl Fleet {
             fleet: Uuid::now_v7(),
             idle: Mutex::new(Vec::new()),
         });
-        let receiver = receive_webhooks(Arc::clone(&counters)).await?;
-        // A key of its own with room for the load; without one, the given key's limits hold.
+        let (receiver, receiving) = receive_webhooks(Arc::clone(&counters)).await?;
+        // A key of its own with room for the load (deleted at tear-down); without one, the
+        // given key's limits hold.
         let limits = json!({ "per_minute": 1_000_000, "per_hour": 10_000_000, "per_day": 100_000_000 });
         let key = json!({ "name": "voltbus simulate", "admin": true, "bundle": "ALL_ACCESS", "rate_limits": limits });
-        let edge = match edge.must("POST", "/api-keys", key).await {
-            Ok(created) => match created["key"].as_str() {
-                Some(key) => Arc::new(Edge {
-                    addr: edge.addr,
-                    admin_key: key.to_owned(),
-                    fleet: edge.fleet,
-                    idle: Mutex::new(Vec::new()),
-                }),
-                None => edge,
+        let given = edge;
+        let (edge, own_key) = match given.must("POST", "/api-keys", key).await {
+            Ok(created) => match (created["key"].as_str(), created["id"].as_str()) {
+                (Some(key), Some(id)) => {
+                    let own = Edge {
+                        addr: given.addr,
+                        admin_key: key.to_owned(),
+                        fleet: given.fleet,
+                        idle: Mutex::new(Vec::new()),
+                    };
+                    (Arc::new(own), Some(id.to_owned()))
+                }
+                _ => (Arc::clone(&given), None),
             },
             Err(error) => {
                 tracing::warn!(%error, "no key of the simulator's own: the given key's rate limits apply");
-                edge
+                (Arc::clone(&given), None)
             }
         };
         let run_id = Uuid::now_v7().simple().to_string();
@@ -431,10 +457,14 @@ impl Fleet {
         edge.must("PUT", "/pricing", plan_body).await?;
         let hook =
             json!({ "url": format!("http://{receiver}/hooks"), "events": ["*"], "description": "voltbus simulate" });
-        if let Err(error) = edge.must("POST", "/webhooks", hook).await {
-            // The usual cause: the edge refuses private addresses unless `webhooks.allow_hosts` has 127.0.0.1.
-            tracing::warn!(%error, "no webhook endpoint: deliveries are not counted (allow 127.0.0.1 in webhooks.allow_hosts)");
-        }
+        let endpoint = match edge.must("POST", "/webhooks", hook).await {
+            Ok(created) => created["id"].as_str().map(str::to_owned),
+            Err(error) => {
+                // The usual cause: the edge refuses private addresses unless `webhooks.allow_hosts` has 127.0.0.1.
+                tracing::warn!(%error, "no webhook endpoint: deliveries are not counted (allow 127.0.0.1 in webhooks.allow_hosts)");
+                None
+            }
+        };
         let mut vehicles = Vec::with_capacity(plan.vehicles);
         for n in 0..plan.vehicles {
             let body = json!({ "vin": format!("SIM{tag}{n:06}"), "vehicle_number": format!("S{n}") });
@@ -460,7 +490,37 @@ impl Fleet {
             chargers.push(created["id"].as_str().and_then(|id| id.parse::<Uuid>().ok()).unwrap_or_default());
         }
         tracing::info!(vehicles = vehicles.len(), customers = customers.len(), chargers = chargers.len(), %receiver, "fleet set up");
-        Ok(Self { target, edge, counters, vehicles, customers, chargers, drivers: Arc::new(AtomicU64::new(0)) })
+        Ok(Self {
+            target,
+            edge,
+            counters,
+            vehicles,
+            customers,
+            chargers,
+            drivers: Arc::new(AtomicU64::new(0)),
+            given,
+            own_key,
+            endpoint,
+            receiver: receiving,
+        })
+    }
+
+    /// Deletes the webhook endpoint (its receiver is going away) and the simulator's own key,
+    /// and stops the receiver. The fleet's vehicles, customers and chargers stay.
+    pub async fn tear_down(self) {
+        if let Some(endpoint) = &self.endpoint {
+            let (status, _) = self.edge.call("DELETE", &format!("/webhooks/{endpoint}"), None).await;
+            if !(200..300).contains(&status) {
+                tracing::warn!(status, %endpoint, "the simulator's webhook endpoint could not be deleted");
+            }
+        }
+        if let Some(key) = &self.own_key {
+            let (status, _) = self.given.call("DELETE", &format!("/api-keys/{key}"), None).await;
+            if !(200..300).contains(&status) {
+                tracing::warn!(status, %key, "the simulator's own key could not be deleted");
+            }
+        }
+        self.receiver.abort();
     }
 
     /// Drives the fleet at `plan`'s rates until `stop` resolves or the plan's duration passed;
@@ -547,7 +607,7 @@ async fn report_states(
     mut halted: tokio::sync::watch::Receiver<bool>,
 ) {
     const SLICES: u32 = 10;
-    let mut tick = tokio::time::interval(every / SLICES);
+    let mut tick = tokio::time::interval((every / SLICES).max(Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut round: u64 = 0;
     let slice = vehicles.len().div_ceil(SLICES as usize).max(1);
@@ -602,7 +662,8 @@ async fn ride(
     counters: Arc<Counters>,
     mut halted: tokio::sync::watch::Receiver<bool>,
 ) {
-    if vehicles.is_empty() || customers.is_empty() || plan.rides_per_minute <= 0.0 {
+    // NaN, infinite or below one a day: no rides.
+    if vehicles.is_empty() || customers.is_empty() || !(1.0 / 1440.0..=600_000.0).contains(&plan.rides_per_minute) {
         return;
     }
     let (free, mut take) = tokio::sync::mpsc::unbounded_channel::<(Uuid, String)>();
@@ -684,8 +745,14 @@ async fn charge(
     counters: Arc<Counters>,
     mut halted: tokio::sync::watch::Receiver<bool>,
 ) {
-    // The charger reports itself available first.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The charger must have reported itself available (the seed's `Idle`) first, up to 10 s.
+    for _ in 0..100 {
+        let (_, shown) = app.edge.call("GET", &format!("/chargers/{charger}"), None).await;
+        if shown["data"]["state"] == "Idle" || *halted.borrow() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     while !*halted.borrow() {
         let driver = app.drivers.fetch_add(1, Ordering::Relaxed);
         let Some(token) = app.sign_in(&format!("+4915{driver:08}")).await else { return };

@@ -2,7 +2,8 @@
 //! `metrics` facade. The binary installs a Prometheus recorder and serves `GET /metrics`; without
 //! one (libraries in tests, tools) each call is a no-op.
 //!
-//! Labels never carry a tenant, a vehicle or any other id: a NATS subject is reduced to its
+//! Publishes and HTTP requests pay one registry lookup each (a hash of the labels); per-message
+//! consumer counters are registered once. Labels never carry a tenant, a vehicle or any other id: a NATS subject is reduced to its
 //! pattern ([`subject_pattern`]) and an HTTP path to its route template, so a series neither
 //! grows with the fleet nor tells one tenant's names to whoever reads the metrics.
 
@@ -62,13 +63,16 @@ pub(crate) fn published(transport: &'static str, destination: String, outcome: R
     counter!(PUBLISHED, "transport" => transport, "destination" => destination, "outcome" => outcome).increment(1);
 }
 
-/// A NATS subject with its tenant and id tokens (the second and fourth) replaced by `*`:
-/// `voltbus.acme.vehicles.v1.state` becomes `voltbus.*.vehicles.*.state`.
+/// A NATS subject with its tenant (second token) and, under `vehicles`, `users` and `chargers`,
+/// the id (fourth token) replaced by `*`: `voltbus.acme.vehicles.v1.state` becomes
+/// `voltbus.*.vehicles.*.state`; an event's domain and type stay (`voltbus.*.events.rides.ride.ended`).
 pub fn subject_pattern(subject: &str) -> String {
-    subject
-        .split('.')
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let keyed = matches!(tokens.get(2), Some(&("vehicles" | "users" | "chargers")));
+    tokens
+        .iter()
         .enumerate()
-        .map(|(i, token)| if i == 1 || i == 3 { "*" } else { token })
+        .map(|(i, token)| if i == 1 || (i == 3 && keyed) { "*" } else { token })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -112,15 +116,18 @@ impl QueueMetrics {
     }
 }
 
-/// The outbox backlog, as read at scrape time.
-pub fn outbox_backlog(rows: u64) {
-    gauge!(OUTBOX_BACKLOG).set(rows as f64);
+/// The outbox backlog, as read at scrape time (NaN when it could not be read).
+pub fn outbox_backlog(rows: f64) {
+    gauge!(OUTBOX_BACKLOG).set(rows);
 }
 
-/// One webhook attempt: `outcome` is `delivered`, `failed`, `rate_limited`, …
-pub fn webhook_attempt(outcome: &'static str, took: Duration) {
+/// One webhook attempt settled: `outcome` is `succeeded`, `failed` or `gave_up`; `took` is the
+/// HTTP exchange's time, none when no request was sent (endpoint gone, payload purged).
+pub fn webhook_attempt(outcome: &'static str, took: Option<Duration>) {
     counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
-    histogram!(WEBHOOK_SECONDS, "outcome" => outcome).record(took);
+    if let Some(took) = took {
+        histogram!(WEBHOOK_SECONDS, "outcome" => outcome).record(took);
+    }
 }
 
 /// One HTTP request answered. `route` is a template (`/vehicles/{id}`), never a raw path.
@@ -153,6 +160,7 @@ mod tests {
     fn subject_patterns_hide_tenants_and_ids() {
         assert_eq!(subject_pattern("voltbus.acme.vehicles.v-1.state"), "voltbus.*.vehicles.*.state");
         assert_eq!(subject_pattern("voltbus.acme.users.u1.CHARGING"), "voltbus.*.users.*.CHARGING");
+        assert_eq!(subject_pattern("voltbus.acme.events.rides.ride.ended"), "voltbus.*.events.rides.ride.ended");
         assert_eq!(subject_pattern("voltbus"), "voltbus");
     }
 }

@@ -16,8 +16,13 @@ fn value_of(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The metrics token the test platform is given.
+const METRICS_TOKEN: &str = "metrics-scraper-token";
+
 async fn scrape(platform: &Platform) -> String {
-    let (status, body, headers) = request_bytes(platform.addr(), "GET", "/metrics", &[], None).await;
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let (status, body, headers) =
+        request_bytes(platform.addr(), "GET", "/metrics", &[("authorization", bearer.as_str())], None).await;
     assert_eq!(status, 200);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
     String::from_utf8(body.to_vec()).unwrap()
@@ -25,8 +30,17 @@ async fn scrape(platform: &Platform) -> String {
 
 #[tokio::test]
 async fn metrics_count_requests_messages_deliveries_and_refusals_without_naming_anyone() {
-    let platform = Platform::start_with(fast_retries).await;
+    let platform = Platform::start_with(|settings| {
+        fast_retries(settings);
+        settings.http.metrics_token = Some(METRICS_TOKEN.into());
+    })
+    .await;
     let (tenant, admin) = platform.organisation().await;
+    // Without the token, or with another, no metrics.
+    for presented in [None, Some("Bearer metrics-scraper-tokem")] {
+        let headers: Vec<(&str, &str)> = presented.map(|p| ("authorization", p)).into_iter().collect();
+        assert_eq!(request_bytes(platform.addr(), "GET", "/metrics", &headers, None).await.0, 401);
+    }
     let receiver = Receiver::start(vec![Answer::Status(500)]).await;
     let endpoint = create_endpoint(&platform, &admin, json!({ "url": receiver.url(), "events": ["ride.ended"] })).await;
     let (status, sent, _) = platform.call(&admin, "POST", &format!("/webhooks/{endpoint}/test"), None).await;

@@ -458,7 +458,8 @@ impl Dispatcher {
         };
         let latency_ms = u32::try_from(attempted.latency.as_millis()).unwrap_or(u32::MAX);
         tracing::info!(delivery = %command.delivery_id, attempt = command.attempt, outcome, status = ?attempted.status, latency_ms, "webhook attempt");
-        bus::metrics::webhook_attempt(outcome, attempted.latency);
+        let sent = attempted.status.is_some() || !attempted.latency.is_zero();
+        bus::metrics::webhook_attempt(outcome, sent.then_some(attempted.latency));
         let settled = Settled {
             tenant: tenant.to_owned(),
             delivery_id: command.delivery_id,

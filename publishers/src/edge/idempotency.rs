@@ -25,8 +25,9 @@ pub(crate) const HEADER: &str = "idempotency-key";
 pub(crate) const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Past the edge's request timeout, how long an unanswered record waits before it is taken to
 /// have died with its edge: no live edge works on a request longer than its timeout, so a record
-/// older than that is a killed process's (or its answer could not be written).
-const ABANDON_MARGIN: Duration = Duration::from_secs(5);
+/// older than that is a killed process's (or its answer could not be written). The margin also
+/// absorbs edges whose clocks or timeouts differ (a configuration being rolled out).
+const ABANDON_MARGIN: Duration = Duration::from_secs(30);
 /// Longest key accepted.
 const MAX_KEY_LEN: usize = 255;
 
@@ -133,7 +134,15 @@ impl Store {
             let status: Option<i16> = row.try_get("", "status").map_err(stored)?;
             let age = (Utc::now() - created_at).to_std().unwrap_or_default();
             if age > RETENTION || (status.is_none() && age > self.abandoned_after) {
-                self.abandon(&claim).await;
+                // Only the record seen: another retry may have taken the key over meanwhile.
+                let [tenant, key] = Self::key_filter(&claim);
+                let delete = Query::delete()
+                    .from_table("idempotency_keys")
+                    .and_where(tenant)
+                    .and_where(key)
+                    .and_where(Expr::col("created_at").eq(created_at))
+                    .to_owned();
+                self.database.execute(&delete).await.map_err(stored)?;
                 continue;
             }
             let request_hash: String = row.try_get("", "request_hash").map_err(stored)?;

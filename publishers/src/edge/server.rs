@@ -33,6 +33,7 @@ pub struct Edge {
     health: Arc<dyn HealthCheck>,
     api: Arc<PartnerApi>,
     mobile: Arc<MobileApi>,
+    metrics_token: Option<Arc<str>>,
 }
 
 impl Edge {
@@ -43,7 +44,13 @@ impl Edge {
         api: Arc<PartnerApi>,
         mobile: Arc<MobileApi>,
     ) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await?, health, api, mobile })
+        Ok(Self { listener: TcpListener::bind(addr).await?, health, api, mobile, metrics_token: None })
+    }
+
+    /// Makes `GET /metrics` need `Authorization: Bearer <token>`.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.map(Arc::from);
+        self
     }
 
     /// The address actually bound.
@@ -75,9 +82,15 @@ impl Edge {
                 tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
             }
             let (health, api, mobile) = (Arc::clone(&self.health), Arc::clone(&self.api), Arc::clone(&self.mobile));
+            let token = self.metrics_token.clone();
             let service = service_fn(move |request| {
                 let (health, api, mobile) = (Arc::clone(&health), Arc::clone(&api), Arc::clone(&mobile));
-                async move { Ok::<_, Infallible>(handle(request, peer.ip(), health.as_ref(), &api, &mobile).await) }
+                let token = token.clone();
+                async move {
+                    let parts =
+                        Parts { health: health.as_ref(), api: &api, mobile: &mobile, metrics_token: token.as_deref() };
+                    Ok::<_, Infallible>(handle(request, peer.ip(), parts).await)
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -97,13 +110,16 @@ impl Edge {
     }
 }
 
-async fn handle(
-    request: Request<Incoming>,
-    peer: std::net::IpAddr,
-    health: &dyn HealthCheck,
-    api: &PartnerApi,
-    mobile: &MobileApi,
-) -> Response<Full<Bytes>> {
+/// What a request may be answered by.
+struct Parts<'a> {
+    health: &'a dyn HealthCheck,
+    api: &'a PartnerApi,
+    mobile: &'a MobileApi,
+    metrics_token: Option<&'a str>,
+}
+
+async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts<'_>) -> Response<Full<Bytes>> {
+    let Parts { health, api, mobile, metrics_token } = parts;
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
@@ -121,7 +137,7 @@ async fn handle(
         } else if path.starts_with(&format!("{MOBILE_BASE}/")) {
             mobile.handle(request, &request_id).await
         } else {
-            operations(request.method(), path, health, &request_id).await
+            operations(&request, health, metrics_token, &request_id).await
         };
         let status = answer.status().as_u16();
         tracing::debug!(status, "answered");
@@ -131,6 +147,20 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// Whether the request carries `token` as its bearer (always, when no token is set); compared in
+/// constant time.
+fn bearer_is(request: &Request<Incoming>, token: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(token) = token else { return true };
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
 }
 
 /// The template of the partner route that answered, for metrics (a raw path would carry ids).
@@ -152,8 +182,17 @@ fn family_of(path: &str) -> &'static str {
 }
 
 /// What operators' monitoring calls: health, readiness, liveness, metrics.
-async fn operations(method: &Method, path: &str, health: &dyn HealthCheck, request_id: &str) -> Response<Full<Bytes>> {
+async fn operations(
+    request: &Request<Incoming>,
+    health: &dyn HealthCheck,
+    metrics_token: Option<&str>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let (method, path) = (request.method(), request.uri().path());
     let error = match (method, path) {
+        (&Method::GET, "/metrics") if !bearer_is(request, metrics_token) => {
+            ApiError::unauthorized("GET /metrics needs Authorization: Bearer with the metrics token")
+        }
         (&Method::GET, "/health" | "/health/ready") => {
             let (status, body) = health::answer(health).await;
             return response::json_response(status, body.to_string(), request_id);
