@@ -95,8 +95,8 @@ impl Cpu {
     }
 }
 
-/// Per partner route: requests answered, their summed seconds, and how many took over 50 ms,
-/// from voltbus's own `/metrics` (cumulative since it started).
+/// From voltbus's own `/metrics` (cumulative since it started): per ride route and per the
+/// rides queue's handler, how many, their summed seconds, and how many took over 50 ms.
 async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut stream) = tokio::net::TcpStream::connect(edge).await else { return Vec::new() };
@@ -107,31 +107,40 @@ async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)>
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text).await;
     let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let mut routes: Vec<(String, f64, f64, f64)> = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with("voltbus_http_request_duration_seconds")) {
-        let Some(route) = line.split("route=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
-        if !route.contains("/rides") && !route.starts_with("/api/v1") {
+    let mut rows: Vec<(String, f64, f64, f64)> = Vec::new();
+    let watched = [
+        ("voltbus_http_request_duration_seconds", "route=\"", "/rides"),
+        ("voltbus_http_request_duration_seconds", "route=\"", "/api/v1"),
+        ("voltbus_handler_duration_seconds", "queue=\"", "voltbus.rides"),
+    ];
+    for line in text.lines() {
+        let Some((metric, label, _)) = watched.iter().find(|(metric, label, part)| {
+            line.starts_with(metric)
+                && line.split(label).nth(1).is_some_and(|rest| rest.split('"').next().is_some_and(|v| v.contains(part)))
+        }) else {
             continue;
-        }
-        let index = match routes.iter().position(|(r, ..)| r == route) {
+        };
+        let Some(name) = line.split(label).nth(1).and_then(|r| r.split('"').next()) else { continue };
+        let name = if metric.starts_with("voltbus_handler") { format!("handler {name}") } else { name.to_owned() };
+        let index = match rows.iter().position(|(r, ..)| *r == name) {
             Some(index) => index,
             None => {
-                routes.push((route.to_owned(), 0.0, 0.0, 0.0));
-                routes.len() - 1
+                rows.push((name, 0.0, 0.0, 0.0));
+                rows.len() - 1
             }
         };
-        let entry = &mut routes[index];
-        if line.starts_with("voltbus_http_request_duration_seconds_count") {
+        let entry = &mut rows[index];
+        if line.starts_with(&format!("{metric}_count")) {
             entry.1 = value(line);
-        } else if line.starts_with("voltbus_http_request_duration_seconds_sum") {
+        } else if line.starts_with(&format!("{metric}_sum")) {
             entry.2 = value(line);
         } else if line.contains("le=\"0.05\"") {
             entry.3 = value(line);
         }
     }
     // Over 50 ms: all but the 0.05 bucket.
-    routes.iter_mut().for_each(|(_, count, _, under)| *under = *count - *under);
-    routes
+    rows.iter_mut().for_each(|(_, count, _, under)| *under = *count - *under);
+    rows
 }
 
 struct Server(Child);
