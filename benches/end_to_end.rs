@@ -112,6 +112,7 @@ async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)>
         ("voltbus_http_request_duration_seconds", "route=\"", "/rides"),
         ("voltbus_http_request_duration_seconds", "route=\"", "/api/v1"),
         ("voltbus_handler_duration_seconds", "queue=\"", "voltbus.rides"),
+        ("voltbus_command_stage_duration_seconds", "stage=\"", ""),
     ];
     for line in text.lines() {
         let Some((metric, label, _)) = watched.iter().find(|(metric, label, part)| {
@@ -121,7 +122,11 @@ async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)>
             continue;
         };
         let Some(name) = line.split(label).nth(1).and_then(|r| r.split('"').next()) else { continue };
-        let name = if metric.starts_with("voltbus_handler") { format!("handler {name}") } else { name.to_owned() };
+        let name = match *metric {
+            "voltbus_handler_duration_seconds" => format!("handler {name}"),
+            "voltbus_command_stage_duration_seconds" => format!("every command, {name}"),
+            _ => name.to_owned(),
+        };
         let index = match rows.iter().position(|(r, ..)| *r == name) {
             Some(index) => index,
             None => {

@@ -21,6 +21,9 @@ pub const RETRIED: &str = "voltbus_messages_retried_total";
 pub const DEAD_LETTERED: &str = "voltbus_messages_dead_lettered_total";
 /// Time a handler took over a delivery or a batch, commit included.
 pub const HANDLER_SECONDS: &str = "voltbus_handler_duration_seconds";
+/// A command request's stages on RabbitMQ: `confirm` (publish until the broker confirmed it)
+/// and `reply` (confirmed until the reply came).
+pub const COMMAND_SECONDS: &str = "voltbus_command_stage_duration_seconds";
 /// Outbox rows committed but not yet published.
 pub const OUTBOX_BACKLOG: &str = "voltbus_outbox_backlog";
 /// Webhook delivery attempts, by outcome.
@@ -49,6 +52,7 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Handler time per delivery or batch, commit included."
     );
+    describe_histogram!(COMMAND_SECONDS, metrics::Unit::Seconds, "A command request's stages: confirm, reply.");
     describe_gauge!(OUTBOX_BACKLOG, "Outbox rows committed but not yet published (read at scrape).");
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by outcome.");
     describe_histogram!(WEBHOOK_SECONDS, metrics::Unit::Seconds, "Webhook attempt time, by outcome.");
@@ -114,6 +118,11 @@ impl QueueMetrics {
         self.dead_lettered.increment(dead);
         self.handler.record(took);
     }
+}
+
+/// One stage of a command request took `took`.
+pub(crate) fn command_stage(stage: &'static str, took: Duration) {
+    histogram!(COMMAND_SECONDS, "stage" => stage).record(took);
 }
 
 /// The outbox backlog, as read at scrape time (NaN when it could not be read).

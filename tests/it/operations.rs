@@ -80,6 +80,8 @@ async fn metrics_count_requests_messages_deliveries_and_refusals_without_naming_
     at_least(r#"voltbus_messages_consumed_total{queue="voltbus.webhooks"}"#, 1.0);
     at_least(r#"voltbus_messages_consumed_total{queue="voltbus.webhook-deliveries"}"#, 1.0);
     at_least(r#"voltbus_handler_duration_seconds_count{queue="voltbus.webhooks"}"#, 1.0);
+    at_least(r#"voltbus_command_stage_duration_seconds_count{stage="confirm"}"#, 1.0);
+    at_least(r#"voltbus_command_stage_duration_seconds_count{stage="reply"}"#, 1.0);
     at_least(r#"voltbus_messages_dead_lettered_total{queue="voltbus.webhooks"}"#, 0.0);
     at_least("voltbus_outbox_backlog", 0.0);
     assert!(text.contains("# HELP voltbus_messages_retried_total"), "help texts are rendered");

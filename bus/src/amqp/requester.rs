@@ -144,22 +144,31 @@ impl Requester {
         timeout: Duration,
     ) -> Result<Value, RequestError> {
         let properties = properties_of(envelope).with_reply_to(DIRECT_REPLY_TO.into());
-        let confirm = self
-            .channel()
-            .await?
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                // Mandatory: a command no work queue is bound for is an error now, not a timeout later.
-                BasicPublishOptions { mandatory: true, immediate: false },
-                &envelope.encode(),
-                properties,
-            )
-            .await
-            .map_err(|e| PublishError::Disconnected(e.to_string()))?;
-        tracing::trace!("command sent");
-        settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)?;
+        let channel = self.channel().await?;
+        let started = std::time::Instant::now();
+        let confirmed = async {
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    // Mandatory: a command no work queue is bound for is an error now, not a timeout later.
+                    BasicPublishOptions { mandatory: true, immediate: false },
+                    &envelope.encode(),
+                    properties,
+                )
+                .await
+                .map_err(|e| PublishError::Disconnected(e.to_string()))?;
+            tracing::trace!("command sent");
+            settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)
+        }
+        .await;
+        crate::metrics::published("amqp", exchange.to_owned(), confirmed.as_ref().map(|_| ()));
+        confirmed?;
+        crate::metrics::command_stage("confirm", started.elapsed());
         tracing::trace!("command confirmed");
-        await_reply(async { receiver.await.ok() }, timeout).await
+        let answered = std::time::Instant::now();
+        let reply = await_reply(async { receiver.await.ok() }, timeout).await;
+        crate::metrics::command_stage("reply", answered.elapsed());
+        reply
     }
 }
