@@ -189,6 +189,16 @@ ensure_node() {
   if ! command -v node >/dev/null; then apt_install nodejs; fi
 }
 
+# The console's browser test drives Debian's Chromium with playwright-core (pinned in
+# tests/console/package-lock.json); never a browser Playwright would download.
+ensure_browser() {
+  if ! [ -x /usr/bin/chromium ]; then apt_install chromium; fi
+  if ! [ -d tests/console/node_modules/playwright-core ]; then
+    log "installing playwright-core for the console's browser test"
+    (cd tests/console && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 ensure_postgres
 ensure_rabbitmq
 # Tests make a database each (vb_…) and leave it for inspection until the next run: hundreds of
@@ -206,6 +216,7 @@ done
 ensure_nats
 ensure_nextest
 ensure_node
+ensure_browser
 ensure_schemathesis
 
 # Virtual hosts (`vb_…`) that earlier runs' failed tests left behind hold dozens of quorum queues

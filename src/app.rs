@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::Settings;
+use crate::dead_letters::Transport;
 use crate::engines::{Engines, connect_database};
 
 /// Outbox rows published per relay pass.
@@ -187,7 +188,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Integrations' invoices and Paystack payments.
         (consumers::billing::topology(), Arc::new(consumers::billing::Billing) as Arc<dyn bus::Handler>, db, 1),
     ];
+    let mut consoled = Vec::new();
     for (topology, handler, database, batch) in groups {
+        let transport = if engines.amqp.is_some() { Transport::Amqp } else { Transport::Embedded };
+        consoled.push(crate::console::Group { name: topology.group.clone(), transport, stream: None });
         background.push(match (&settings.amqp.url, &engines.amqp) {
             (Some(url), Some(amqp)) => {
                 // Declared before the edge takes a request, so no command finds its queue missing.
@@ -210,7 +214,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let telemetry = Arc::new(consumers::fleet::telemetry::Telemetry::new(settings.fleet.thresholds()));
         let consumer = JetStreamConsumer::new(
             nats.clone(),
-            consumers::fleet::telemetry::topology(),
+            jetstream(&mut consoled, consumers::fleet::telemetry::topology()),
             TELEMETRY_OPTIONS,
             telemetry,
             Some(database.clone()),
@@ -221,7 +225,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Devices' answers to the commands sent to them.
         let results = JetStreamConsumer::new(
             nats.clone(),
-            consumers::fleet::commands::results_topology(),
+            jetstream(&mut consoled, consumers::fleet::commands::results_topology()),
             ConsumerOptions::default(),
             Arc::new(consumers::fleet::commands::CommandResults),
             Some(database.clone()),
@@ -230,7 +234,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Chargers' OCPP status notifications.
         let statuses = JetStreamConsumer::new(
             nats.clone(),
-            consumers::chargers::status_topology(),
+            jetstream(&mut consoled, consumers::chargers::status_topology()),
             ConsumerOptions::default(),
             chargers,
             Some(database.clone()),
@@ -240,7 +244,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // reading's progress goes to the app right after its commit.
         let meters = JetStreamConsumer::new(
             nats.clone(),
-            consumers::charging::meter_topology(),
+            jetstream(&mut consoled, consumers::charging::meter_topology()),
             ConsumerOptions::default(),
             charging,
             Some(database.clone()),
@@ -249,6 +253,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         background.push(tokio::spawn(meters.run(when(&drained))));
     }
     background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
+    let edge = if settings.console.enabled {
+        let desk = Arc::new(crate::console::BusDesk::new(Arc::clone(&engines), consoled));
+        edge.with_console(publishers::Console::new(Arc::clone(&api), desk, settings.console.to_edge()))
+    } else {
+        edge
+    };
     // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
     let relay = Relay::new(engines.database.connection().clone(), engines.publisher(), RELAY_BATCH);
     background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
@@ -286,6 +296,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tracing::info!("voltbus stopped");
     });
     Ok(Running { addr, stop, task })
+}
+
+/// Notes a JetStream group for the console, and hands it on.
+fn jetstream(groups: &mut Vec<crate::console::Group>, group: bus::nats::JetStreamGroup) -> bus::nats::JetStreamGroup {
+    groups.push(crate::console::Group {
+        name: group.group.clone(),
+        transport: Transport::Nats,
+        stream: Some(group.stream.clone()),
+    });
+    group
 }
 
 /// Housekeeping now and then, until `stop`: expired idempotency records, webhook payloads and
@@ -435,6 +455,24 @@ fn key_file(
         }
         Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
     }
+}
+
+/// Creates an operator of the console (`/admin`): a `platform` operator sees every organisation,
+/// an `organisation` operator only `tenant`. The password is stored as an Argon2id hash.
+pub async fn create_operator(
+    settings: &Settings,
+    email: &str,
+    password: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<consumers::operators::Operator> {
+    use consumers::operators::Role;
+    let tenant = tenant.map(TenantId::new).transpose().map_err(|e| anyhow::anyhow!("--organisation: {e}"))?;
+    let role = if tenant.is_some() { Role::Organisation } else { Role::Platform };
+    let database = connect_database(settings).await?;
+    Migrator::up(database.connection(), None).await.context("applying database migrations")?;
+    let created = consumers::operators::create(database.connection(), email, password, role, tenant.as_ref()).await;
+    database.close().await;
+    Ok(created?)
 }
 
 /// Creates an organisation admin key outside the API (the operator's first key) and returns it

@@ -1,8 +1,13 @@
-//! `voltbus dead-letters`: an operator's view of a consumer group's dead letters on whichever
-//! transport holds them, and replay back to where they came from.
+//! Dead letters of a consumer group on whichever transport holds them: listing with reasons, and
+//! replay back to where they came from. `voltbus dead-letters` connects for one call
+//! ([`list`], [`replay`]); the console reads through the connections the process already has
+//! ([`Transports`]).
 
 use anyhow::Context;
 use bus::DeadLetter;
+use bus::amqp::AmqpConnection;
+use bus::embedded::EmbeddedBus;
+use bus::nats::NatsConnection;
 use schemas::routing;
 
 use crate::Settings;
@@ -25,6 +30,57 @@ impl Transport {
     }
 }
 
+/// The connections dead letters are read through; a transport without one cannot be read.
+#[derive(Clone, Copy, Default)]
+pub struct Transports<'a> {
+    /// RabbitMQ.
+    pub amqp: Option<&'a AmqpConnection>,
+    /// NATS.
+    pub nats: Option<&'a NatsConnection>,
+    /// The embedded transport.
+    pub embedded: Option<&'a EmbeddedBus>,
+}
+
+impl Transports<'_> {
+    /// Up to `limit` dead letters of `group` on `transport`, left in place.
+    pub async fn list(&self, transport: Transport, group: &str, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
+        Ok(match transport {
+            Transport::Amqp => {
+                bus::amqp::list_dead_letters(
+                    self.amqp.context("no RabbitMQ connection")?,
+                    &routing::dead_letter_queue(group),
+                    limit,
+                )
+                .await?
+            }
+            Transport::Nats => {
+                bus::nats::list_dead_letters(self.nats.context("no NATS connection")?, group, limit).await?
+            }
+            Transport::Embedded => {
+                let embedded = self.embedded.context("no embedded transport")?;
+                bus::embedded::list_dead_letters(embedded, &routing::dead_letter_queue(group), limit).await?
+            }
+        })
+    }
+
+    /// Replays `group`'s dead letters on `transport` (one by message id, or all); how many.
+    pub async fn replay(&self, transport: Transport, group: &str, message_id: Option<&str>) -> anyhow::Result<usize> {
+        Ok(match transport {
+            Transport::Amqp => {
+                let amqp = self.amqp.context("no RabbitMQ connection")?;
+                bus::amqp::replay_dead_letters(amqp, &routing::dead_letter_queue(group), message_id).await?
+            }
+            Transport::Nats => {
+                bus::nats::replay_dead_letters(self.nats.context("no NATS connection")?, group, message_id).await?
+            }
+            Transport::Embedded => {
+                let embedded = self.embedded.context("no embedded transport")?;
+                bus::embedded::replay_dead_letters(embedded, &routing::dead_letter_queue(group), message_id).await?
+            }
+        })
+    }
+}
+
 /// Up to `limit` dead letters of `group`.
 pub async fn list(
     settings: &Settings,
@@ -32,19 +88,22 @@ pub async fn list(
     group: &str,
     limit: usize,
 ) -> anyhow::Result<Vec<DeadLetter>> {
-    Ok(match transport {
+    match transport {
         Transport::Amqp => {
             let amqp = amqp(settings).await?;
-            let letters = bus::amqp::list_dead_letters(&amqp, &routing::dead_letter_queue(group), limit).await;
+            let letters = Transports { amqp: Some(&amqp), ..Transports::default() }.list(transport, group, limit).await;
             amqp.close().await;
-            letters?
+            letters
         }
-        Transport::Nats => bus::nats::list_dead_letters(&nats(settings).await?, group, limit).await?,
+        Transport::Nats => {
+            let nats = nats(settings).await?;
+            Transports { nats: Some(&nats), ..Transports::default() }.list(transport, group, limit).await
+        }
         Transport::Embedded => {
-            bus::embedded::list_dead_letters(&embedded(settings).await?, &routing::dead_letter_queue(group), limit)
-                .await?
+            let embedded = embedded(settings).await?;
+            Transports { embedded: Some(&embedded), ..Transports::default() }.list(transport, group, limit).await
         }
-    })
+    }
 }
 
 /// Replays `group`'s dead letters (one by message id, or all); returns how many.
@@ -54,39 +113,39 @@ pub async fn replay(
     group: &str,
     message_id: Option<&str>,
 ) -> anyhow::Result<usize> {
-    Ok(match transport {
+    match transport {
         Transport::Amqp => {
             let amqp = amqp(settings).await?;
-            let replayed = bus::amqp::replay_dead_letters(&amqp, &routing::dead_letter_queue(group), message_id).await;
+            let replayed =
+                Transports { amqp: Some(&amqp), ..Transports::default() }.replay(transport, group, message_id).await;
             amqp.close().await;
-            replayed?
+            replayed
         }
-        Transport::Nats => bus::nats::replay_dead_letters(&nats(settings).await?, group, message_id).await?,
+        Transport::Nats => {
+            let nats = nats(settings).await?;
+            Transports { nats: Some(&nats), ..Transports::default() }.replay(transport, group, message_id).await
+        }
         Transport::Embedded => {
-            bus::embedded::replay_dead_letters(
-                &embedded(settings).await?,
-                &routing::dead_letter_queue(group),
-                message_id,
-            )
-            .await?
+            let embedded = embedded(settings).await?;
+            Transports { embedded: Some(&embedded), ..Transports::default() }.replay(transport, group, message_id).await
         }
-    })
+    }
 }
 
-async fn amqp(settings: &Settings) -> anyhow::Result<bus::amqp::AmqpConnection> {
+async fn amqp(settings: &Settings) -> anyhow::Result<AmqpConnection> {
     let url = settings.amqp.url.as_deref().context("RabbitMQ dead letters need amqp.url (VOLTBUS__AMQP__URL)")?;
-    Ok(bus::amqp::AmqpConnection::connect(url, "voltbus-cli").await?)
+    Ok(AmqpConnection::connect(url, "voltbus-cli").await?)
 }
 
-async fn nats(settings: &Settings) -> anyhow::Result<bus::nats::NatsConnection> {
+async fn nats(settings: &Settings) -> anyhow::Result<NatsConnection> {
     let url = settings.nats.url.as_deref().context("JetStream dead letters need nats.url (VOLTBUS__NATS__URL)")?;
     crate::engines::connect_nats(settings, url, "voltbus-cli").await
 }
 
-async fn embedded(settings: &Settings) -> anyhow::Result<bus::embedded::EmbeddedBus> {
+async fn embedded(settings: &Settings) -> anyhow::Result<EmbeddedBus> {
     use migrations::MigratorTrait;
     let database = crate::engines::connect_database(settings).await?;
     // The queue table may not exist yet on a data directory `serve` never ran on.
     migrations::Migrator::up(database.connection(), None).await.context("applying database migrations")?;
-    Ok(bus::embedded::EmbeddedBus::new(database.connection().clone()))
+    Ok(EmbeddedBus::new(database.connection().clone()))
 }

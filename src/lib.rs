@@ -7,12 +7,14 @@
 //! - `engines`: the database and transports chosen by configuration, and their `/health`.
 //! - `app`: `migrate`, `start` and graceful stop ([`Running`]).
 //! - `dead_letters`: listing and replaying a consumer group's dead letters on any transport.
+//! - `console`: what the operator console (`/admin`) reads and does on the transports.
 //! - `simulator`: simulated vehicle devices that answer commands; `charger_simulator`: simulated
 //!   chargers reporting their status.
 //! - `simulation`: a whole simulated fleet driving a running voltbus (`voltbus simulate`).
 
 mod app;
 pub mod charger_simulator;
+pub mod console;
 pub mod dead_letters;
 mod engines;
 pub mod settings;
@@ -20,7 +22,7 @@ pub mod simulation;
 pub mod simulator;
 pub mod telemetry;
 
-pub use app::{Running, create_admin_key, migrate, start};
+pub use app::{Running, create_admin_key, create_operator, migrate, start};
 pub use engines::{Engines, connect_nats};
 pub use settings::Settings;
 

@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+    /// Operators of the console at `/admin`.
+    Operators {
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
     /// Simulate the vehicles' devices: answer every command sent to a vehicle (needs `nats.url`).
     SimulateDevices {
         /// Vehicles that refuse every command.
@@ -127,6 +132,22 @@ enum DeadLetterAction {
 }
 
 #[derive(Subcommand)]
+enum OperatorAction {
+    /// Create an operator. The password is read from `VOLTBUS_OPERATOR_PASSWORD`, else from the
+    /// first line of standard input (never from the command line, which other users can see);
+    /// at least 12 characters. Only its Argon2id hash is stored.
+    Create {
+        /// The operator's email address, used to sign in.
+        #[arg(long)]
+        email: String,
+        /// The one organisation the operator may see; without it, a platform operator, who sees
+        /// every organisation and the whole bus.
+        #[arg(long)]
+        organisation: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ApiKeyAction {
     /// Create an organisation's admin key (the first key, from which the API manages the others).
     /// Prints the key once; only its hash is stored.
@@ -184,6 +205,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The demo's console operator: made on the first `serve --simulate`, its password printed once
+/// on the terminal (not logged).
+async fn demo_operator(settings: &Settings, addr: std::net::SocketAddr) {
+    const EMAIL: &str = "demo@voltbus.local";
+    let password = match publishers::api_keys::random_text(20, &ring::rand::SystemRandom::new()) {
+        Ok(password) => password,
+        Err(error) => return tracing::warn!(%error, "no demo operator: the random generator failed"),
+    };
+    match voltbus::create_operator(settings, EMAIL, &password, None).await {
+        Ok(_) => eprintln!("voltbus: console at http://{addr}/admin: sign in as {EMAIL} with {password} (shown once)"),
+        Err(_) => eprintln!("voltbus: console at http://{addr}/admin: sign in as {EMAIL} (made on an earlier run)"),
+    }
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Migrate => voltbus::migrate(&settings).await,
@@ -192,6 +227,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (key, id) = voltbus::create_admin_key(&settings, &tenant, &name).await?;
             println!("{}", serde_json::json!({ "id": id, "tenant": tenant, "key": key }));
             eprintln!("voltbus: store this key now; it is not shown again");
+            Ok(())
+        }
+        Command::Operators { action: OperatorAction::Create { email, organisation } } => {
+            let password = match std::env::var("VOLTBUS_OPERATOR_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let operator = voltbus::create_operator(&settings, &email, &password, organisation.as_deref()).await?;
+            println!("{}", serde_json::to_string(&operator)?);
+            eprintln!("voltbus: sign in at /admin with {}", operator.email);
             Ok(())
         }
         Command::SimulateChargers { tenant, chargers, every_seconds } => {
@@ -249,6 +298,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let running = voltbus::start(settings.clone()).await?;
             settings.http.bind = running.addr;
             tracing::info!(addr = %running.addr, "voltbus is serving a simulated fleet (organisation `demo`); Ctrl-C stops");
+            demo_operator(&settings, running.addr).await;
             let plan =
                 voltbus::simulation::Plan { vehicles: 20, chargers: 4, rides_per_minute: 20.0, ..Default::default() };
             let stop = async {

@@ -41,8 +41,47 @@ pub struct Settings {
     pub qpay: QpaySettings,
     /// Paystack, an external payment provider.
     pub paystack: PaystackSettings,
+    /// The operator console at `/admin`.
+    pub console: ConsoleSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// `[console]`: the operator console at `/admin`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Whether `/admin` is served at all.
+    pub enabled: bool,
+    /// Hours a sign-in lasts.
+    pub session_hours: u64,
+    /// Failed sign-ins in a row that lock an operator account.
+    pub lock_after_failures: u32,
+    /// Minutes the lock lasts.
+    pub lock_minutes: u64,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        let edge = publishers::ConsoleSettings::default();
+        Self {
+            enabled: true,
+            session_hours: edge.session_ttl.as_secs() / 3600,
+            lock_after_failures: edge.lock_after,
+            lock_minutes: edge.lock_for.as_secs() / 60,
+        }
+    }
+}
+
+impl ConsoleSettings {
+    /// As the edge takes them.
+    pub fn to_edge(&self) -> publishers::ConsoleSettings {
+        publishers::ConsoleSettings {
+            session_ttl: std::time::Duration::from_secs(self.session_hours.max(1) * 3600),
+            lock_after: self.lock_after_failures.max(1),
+            lock_for: std::time::Duration::from_secs(self.lock_minutes.max(1) * 60),
+        }
+    }
 }
 
 /// The HTTP edge.
@@ -638,6 +677,7 @@ impl Default for Settings {
             billing: BillingSettings::default(),
             qpay: QpaySettings::default(),
             paystack: PaystackSettings::default(),
+            console: ConsoleSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }

@@ -1,4 +1,5 @@
-//! A dead-lettered message as an operator sees it, whichever transport holds it.
+//! What an operator sees of a consumer group's queues, whichever transport holds them: their
+//! depth, and each dead-lettered message.
 
 use serde::Serialize;
 
@@ -23,4 +24,13 @@ pub struct DeadLetter {
     pub failed_at: Option<String>,
     /// Start of the body.
     pub body_preview: String,
+}
+
+/// How full a queue is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Messages waiting (and, on JetStream, delivered but not yet acknowledged).
+    pub messages: u64,
+    /// Consumers attached, where the transport says.
+    pub consumers: Option<u64>,
 }

@@ -26,7 +26,7 @@ pub mod nats;
 pub mod outbox;
 mod runtime;
 
-pub use dead_letter::DeadLetter;
+pub use dead_letter::{DeadLetter, QueueDepth};
 pub use error::{BusError, PublishError, redact_url};
 pub use handler::{Context, Handled, Handler, HandlerError, Reply, ReplyBody, RequestError, handle_each};
 pub use health::{EngineReport, EngineState};

@@ -7,6 +7,9 @@
 //! pattern ([`subject_pattern`]) and an HTTP path to its route template, so a series neither
 //! grows with the fleet nor tells one tenant's names to whoever reads the metrics.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -85,6 +88,8 @@ pub fn subject_pattern(subject: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct QueueMetrics {
     consumed: Counter,
+    /// The same count, readable in this process (the console's rates) without a recorder.
+    consumed_here: Arc<AtomicU64>,
     retried: Counter,
     dead_lettered: Counter,
     handler: Histogram,
@@ -94,7 +99,12 @@ impl QueueMetrics {
     /// The counters of `queue`.
     pub(crate) fn new(queue: &str) -> Self {
         let queue = queue.to_owned();
+        let consumed_here = {
+            let mut totals = consumed_totals().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(totals.entry(queue.clone()).or_default())
+        };
         Self {
+            consumed_here,
             consumed: counter!(CONSUMED, "queue" => queue.clone()),
             retried: counter!(RETRIED, "queue" => queue.clone()),
             dead_lettered: counter!(DEAD_LETTERED, "queue" => queue.clone()),
@@ -114,10 +124,22 @@ impl QueueMetrics {
             }
         }
         self.consumed.increment(consumed);
+        self.consumed_here.fetch_add(consumed, Ordering::Relaxed);
         self.retried.increment(retried);
         self.dead_lettered.increment(dead);
         self.handler.record(took);
     }
+}
+
+fn consumed_totals() -> &'static Mutex<HashMap<String, Arc<AtomicU64>>> {
+    static TOTALS: OnceLock<Mutex<HashMap<String, Arc<AtomicU64>>>> = OnceLock::new();
+    TOTALS.get_or_init(Mutex::default)
+}
+
+/// Deliveries this process's consumers of `queue` have handled since it started.
+pub fn consumed_so_far(queue: &str) -> u64 {
+    let totals = consumed_totals().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    totals.get(queue).map_or(0, |total| total.load(Ordering::Relaxed))
 }
 
 /// One stage of a command request took `took`.

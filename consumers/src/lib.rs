@@ -8,6 +8,7 @@
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
 //! - `fleet`: vehicles, their commands, and the telemetry ingest.
+//! - `operators`: the console's operator accounts, their Argon2id passwords, sessions and lock-out.
 //! - `subscriptions`: integrations' own AMQP queues of their tenant's events.
 //! - `customers`, `wallets` (an append-only ledger each), `pricing` (plans and the price of a
 //!   ride), `rides` (start, pause, resume, end, charged at the end).
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod integrations;
 pub mod maintenance;
 pub mod marketplace;
+pub mod operators;
 mod outcome;
 mod pages;
 pub mod payments;

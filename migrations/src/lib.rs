@@ -22,6 +22,7 @@ mod m20261129_000014_charging_sessions;
 mod m20261129_000015_invoices;
 mod m20261129_000016_integrations;
 mod m20261129_000017_maintenance;
+mod m20261129_000018_operators;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000015_invoices::Migration),
             Box::new(m20261129_000016_integrations::Migration),
             Box::new(m20261129_000017_maintenance::Migration),
+            Box::new(m20261129_000018_operators::Migration),
         ]
     }
 }

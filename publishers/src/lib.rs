@@ -11,6 +11,7 @@ pub mod edge;
 pub mod permissions;
 
 pub use edge::{
-    ANONYMOUS_TENANT, CommandBus, Edge, HealthCheck, IntegrationSettings, LogSms, MOBILE_BASE, MobileApi,
-    MobileSettings, PartnerApi, PartnerSettings, PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
+    ANONYMOUS_TENANT, BusOperations, CommandBus, Console, ConsoleSettings, Edge, GroupStats, HealthCheck,
+    IntegrationSettings, LogSms, MOBILE_BASE, MobileApi, MobileSettings, PartnerApi, PartnerSettings, PartnerTasks,
+    PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
 };

@@ -10,7 +10,7 @@
 //! - `routing`: RabbitMQ exchange, queue and routing-key names. `subjects`: NATS subjects and streams.
 //! - `json_schema`: the JSON Schema of each type, as committed under `schemas/json/`.
 //! - One module per domain: `integrations`, `billing`, `vehicles`, `rides`, `customers`, `wallets`,
-//!   `zones`, `pricing`, `charging`, `payments`, `webhooks`, `marketplace`.
+//!   `zones`, `pricing`, `charging`, `payments`, `webhooks`, `marketplace`, `operators` (the console).
 
 mod catalogue;
 mod envelope;
@@ -30,6 +30,7 @@ pub mod customers;
 pub mod integrations;
 pub mod maintenance;
 pub mod marketplace;
+pub mod operators;
 pub mod payments;
 pub mod pricing;
 pub mod rides;

@@ -32,7 +32,7 @@ pub(crate) enum Answer {
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
     at: Instant,
-    headers: http::HeaderMap,
+    pub(crate) headers: http::HeaderMap,
     body: Bytes,
 }
 

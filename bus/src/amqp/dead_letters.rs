@@ -5,7 +5,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDe
 use lapin::types::FieldTable;
 
 use super::{AmqpConnection, headers};
-use crate::{BusError, DeadLetter};
+use crate::{BusError, DeadLetter, QueueDepth};
 
 fn describe(delivery: &lapin::message::Delivery) -> DeadLetter {
     let p = &delivery.properties;
@@ -26,6 +26,11 @@ fn describe(delivery: &lapin::message::Delivery) -> DeadLetter {
 
 /// How many messages wait in `queue`.
 async fn depth(channel: &lapin::Channel, queue: &str) -> Result<u32, BusError> {
+    declared(channel, queue).await.map(|q| q.message_count())
+}
+
+/// `queue` as the broker has it (a passive declare: a missing queue is an error, and closes the channel).
+async fn declared(channel: &lapin::Channel, queue: &str) -> Result<lapin::Queue, BusError> {
     channel
         .queue_declare(
             queue.into(),
@@ -33,8 +38,29 @@ async fn depth(channel: &lapin::Channel, queue: &str) -> Result<u32, BusError> {
             FieldTable::default(),
         )
         .await
-        .map(|q| q.message_count())
         .map_err(|e| BusError::Topology { what: format!("queue {queue}"), reason: e.to_string() })
+}
+
+/// The depth and consumers of each of `queues`; `None` for a queue the broker does not have.
+pub async fn queue_depths(connection: &AmqpConnection, queues: &[String]) -> Result<Vec<Option<QueueDepth>>, BusError> {
+    let mut channel = connection.channel().await?;
+    let mut depths = Vec::with_capacity(queues.len());
+    for queue in queues {
+        match declared(&channel, queue).await {
+            Ok(q) => depths.push(Some(QueueDepth {
+                messages: u64::from(q.message_count()),
+                consumers: Some(u64::from(q.consumer_count())),
+            })),
+            Err(error) => {
+                tracing::debug!(%error, queue, "no depth for a queue");
+                depths.push(None);
+                // The failed passive declare closed the channel.
+                channel = connection.channel().await?;
+            }
+        }
+    }
+    let _ = channel.close(200, "counted".into()).await;
+    Ok(depths)
 }
 
 /// Lists up to `limit` messages of a dead-letter queue without removing them.

@@ -18,7 +18,7 @@ mod topology;
 
 pub use crate::handler::RequestError;
 pub use consumer::{AmqpConsumer, ConsumerOptions};
-pub use dead_letters::{list_dead_letters, replay_dead_letters};
+pub use dead_letters::{list_dead_letters, queue_depths, replay_dead_letters};
 pub use requester::Requester;
 pub use topology::GroupTopology;
 

@@ -5,10 +5,25 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::consumer::describe;
 use super::{EmbeddedBus, now_ms};
-use crate::{BusError, DeadLetter};
+use crate::{BusError, DeadLetter, QueueDepth};
 
 fn failed(queue: &str, e: DbErr) -> BusError {
     BusError::Consume { source_name: queue.to_owned(), reason: e.to_string() }
+}
+
+/// How many messages `queue` holds (consumers are tasks of this process: not counted).
+pub async fn queue_depth(bus: &EmbeddedBus, queue: &str) -> Result<QueueDepth, BusError> {
+    let count = Query::select()
+        .expr_as(Expr::col("seq").count(), "n")
+        .from("bus_queue")
+        .and_where(Expr::col("queue").eq(queue))
+        .to_owned();
+    let row = bus.database().query_one(&count).await.map_err(|e| failed(queue, e))?;
+    let messages: i64 = match row {
+        Some(row) => row.try_get("", "n").map_err(|e| failed(queue, e))?,
+        None => 0,
+    };
+    Ok(QueueDepth { messages: u64::try_from(messages).unwrap_or(0), consumers: None })
 }
 
 /// Lists up to `limit` messages of a dead-letter queue.

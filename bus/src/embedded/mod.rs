@@ -19,7 +19,7 @@ mod consumer;
 mod dead_letters;
 
 pub use consumer::EmbeddedConsumer;
-pub use dead_letters::{list_dead_letters, replay_dead_letters};
+pub use dead_letters::{list_dead_letters, queue_depth, replay_dead_letters};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -10,7 +10,7 @@ use schemas::subjects;
 
 use super::NatsConnection;
 use super::consumer::headers;
-use crate::{BusError, DeadLetter};
+use crate::{BusError, DeadLetter, QueueDepth};
 
 /// A dead letter and where it sits in the dead-letter stream.
 struct Stored {
@@ -103,4 +103,30 @@ pub async fn replay_dead_letters(
         replayed += 1;
     }
     Ok(replayed)
+}
+
+/// A JetStream group's backlog: messages its durable consumer has yet to be delivered, plus those
+/// delivered and not yet acknowledged; `consumers` is the pull requests waiting (idle instances).
+pub async fn group_depth(nats: &NatsConnection, stream: &str, group: &str) -> Result<QueueDepth, BusError> {
+    let error = |reason: String| BusError::Consume { source_name: group.to_owned(), reason };
+    let stream = nats.jetstream().get_stream(stream).await.map_err(|e| error(e.to_string()))?;
+    let info = stream.consumer_info(group).await.map_err(|e| error(e.to_string()))?;
+    Ok(QueueDepth {
+        messages: info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0),
+        consumers: Some(u64::try_from(info.num_waiting).unwrap_or(0)),
+    })
+}
+
+/// How many dead letters a JetStream group has.
+pub async fn dead_letter_count(nats: &NatsConnection, group: &str) -> Result<u64, BusError> {
+    let subject = subjects::dead_letter_subject(group);
+    let error = |reason: String| BusError::Consume { source_name: subject.clone(), reason };
+    let stream = nats.jetstream().get_stream(subjects::DEAD_LETTER_STREAM).await.map_err(|e| error(e.to_string()))?;
+    let mut counts = stream.info_with_subjects(&subject).await.map_err(|e| error(e.to_string()))?;
+    let mut total = 0u64;
+    while let Some(entry) = counts.next().await {
+        let (_, count) = entry.map_err(|e| error(e.to_string()))?;
+        total += u64::try_from(count).unwrap_or(0);
+    }
+    Ok(total)
 }

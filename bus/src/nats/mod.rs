@@ -14,7 +14,7 @@ mod consumer;
 mod dead_letters;
 
 pub use consumer::{JetStreamConsumer, JetStreamGroup};
-pub use dead_letters::{list_dead_letters, replay_dead_letters};
+pub use dead_letters::{dead_letter_count, group_depth, list_dead_letters, replay_dead_letters};
 
 use std::time::Duration;
 

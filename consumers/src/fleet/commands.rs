@@ -107,6 +107,24 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
+/// The last `limit` commands sent to `vehicle` in `tenant`, newest first.
+pub async fn recent(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    vehicle: Uuid,
+    limit: u64,
+) -> Result<Vec<CommandStatus>, DbErr> {
+    let query = Query::select()
+        .columns(COLUMNS)
+        .from(TABLE)
+        .and_where(Expr::col("vehicle_id").eq(vehicle))
+        .and_where(Expr::col("tenant").eq(tenant))
+        .order_by("created_at", sea_orm::Order::Desc)
+        .limit(limit)
+        .to_owned();
+    db.query_all(&query).await?.iter().map(from_row).collect()
+}
+
 /// Accepts `send` for `vehicle`: recorded as pending and handed to its device, or refused when
 /// the vehicle cannot carry it out. The same command again answers with where it stands.
 pub(super) async fn send(

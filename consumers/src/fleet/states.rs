@@ -260,6 +260,28 @@ pub(crate) async fn record(
     db.execute(&insert).await.map(|_| ())
 }
 
+/// The last `limit` state reports of `vehicle` in `tenant`, newest first, as received.
+pub async fn recent(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    vehicle: Uuid,
+    limit: u64,
+) -> Result<Vec<(DateTime<Utc>, serde_json::Value)>, DbErr> {
+    let query = Query::select()
+        .columns(["received_at", "state"])
+        .from(HISTORY)
+        .and_where(Expr::col("vehicle_id").eq(vehicle))
+        .and_where(Expr::col("tenant").eq(tenant))
+        .order_by("received_at", sea_orm::Order::Desc)
+        .limit(limit)
+        .to_owned();
+    db.query_all(&query)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("", "received_at")?, crate::columns::json_column(row, HISTORY, "state")?)))
+        .collect()
+}
+
 /// Deletes history received more than `kept` ago; how many reports went.
 pub async fn purge_history(db: &impl ConnectionTrait, kept: std::time::Duration) -> Result<u64, DbErr> {
     let before = chrono::TimeDelta::from_std(kept).ok().and_then(|kept| Utc::now().checked_sub_signed(kept));

@@ -1,6 +1,7 @@
 //! The integrations consumer group: partner API keys (create, update, regenerate, enable/disable,
 //! delete), EVCare integrations (create, rotate, revoke, enable/disable, federated sign-in) and
-//! the partner request log. Every key change also emits `api_key.changed` through the outbox, so
+//! the partner request log; and the console operators' sessions and failed sign-ins
+//! (`crate::operators`). Every key change also emits `api_key.changed` through the outbox, so
 //! edges drop what they cached about the key; revoking or disabling an integration emits its
 //! event, so every edge refuses the integration's open machine tokens.
 //!
@@ -25,6 +26,7 @@ use schemas::integrations::{
     RecordApiRequests, RedeemSessionCode, RegenerateApiKey, RevokeIntegration, RotateIntegrationSecret,
     SetApiKeyActive, SetIntegrationActive, UpdateApiKey,
 };
+use schemas::operators::{CloseOperatorSession, OpenOperatorSession, RecordOperatorSignInFailure};
 use schemas::{AnyMessage, Envelope, TenantId, routing};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
@@ -54,6 +56,9 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SetIntegrationActive>(),
         routing::command_key_of::<ExchangeExternalIdentity>(),
         routing::command_key_of::<RedeemSessionCode>(),
+        routing::command_key_of::<OpenOperatorSession>(),
+        routing::command_key_of::<RecordOperatorSignInFailure>(),
+        routing::command_key_of::<CloseOperatorSession>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
 }
@@ -100,11 +105,17 @@ fn handled_here(message: &AnyMessage) -> bool {
             | AnyMessage::SetIntegrationActive(_)
             | AnyMessage::ExchangeExternalIdentity(_)
             | AnyMessage::RedeemSessionCode(_)
+            | AnyMessage::OpenOperatorSession(_)
+            | AnyMessage::RecordOperatorSignInFailure(_)
+            | AnyMessage::CloseOperatorSession(_)
     )
 }
 
 async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Result<Reply, DbErr> {
     if let Some(reply) = handle_integration(tx, message).await? {
+        return Ok(Some(reply));
+    }
+    if let Some(reply) = crate::operators::handle(tx, message).await? {
         return Ok(Some(reply));
     }
     let tenant = message.tenant.as_str();

@@ -34,6 +34,8 @@ pub(crate) enum Principal {
     Key(Arc<StoredKey>),
     /// An integration, by its machine token's claims.
     Integration(Arc<Claims>),
+    /// An operator signed in to the console, acting as the organisation's admin.
+    Operator(Arc<consumers::operators::Operator>),
 }
 
 /// The authenticated caller of one request.
@@ -55,6 +57,7 @@ impl Caller {
             Principal::Integration(claims) => {
                 crate::permissions::allows(crate::permissions::bundle(claims.bundle), permission)
             }
+            Principal::Operator(_) => true,
         }
     }
 
@@ -62,7 +65,7 @@ impl Caller {
     pub fn key(&self) -> Option<&StoredKey> {
         match &self.principal {
             Principal::Key(key) => Some(key),
-            Principal::Integration(_) => None,
+            Principal::Integration(_) | Principal::Operator(_) => None,
         }
     }
 
@@ -70,7 +73,15 @@ impl Caller {
     pub fn integration(&self) -> Option<&Claims> {
         match &self.principal {
             Principal::Integration(claims) => Some(claims),
-            Principal::Key(_) => None,
+            Principal::Key(_) | Principal::Operator(_) => None,
+        }
+    }
+
+    /// The operator, when the console calls.
+    pub fn operator(&self) -> Option<&consumers::operators::Operator> {
+        match &self.principal {
+            Principal::Operator(operator) => Some(operator),
+            Principal::Key(_) | Principal::Integration(_) => None,
         }
     }
 
@@ -83,13 +94,14 @@ impl Caller {
     pub fn scope(&self) -> &KeyScope {
         match &self.principal {
             Principal::Key(key) => &key.key.scope,
-            Principal::Integration(_) => &WHOLE_ORGANISATION,
+            Principal::Integration(_) | Principal::Operator(_) => &WHOLE_ORGANISATION,
         }
     }
 
-    /// An organisation admin key.
+    /// An organisation admin key, or an operator (whom the console lets act only where the
+    /// operator's role reaches).
     pub fn is_admin(&self) -> bool {
-        self.key().is_some_and(|key| key.key.admin)
+        matches!(self.principal, Principal::Operator(_)) || self.key().is_some_and(|key| key.key.admin)
     }
 }
 

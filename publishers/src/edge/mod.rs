@@ -9,6 +9,7 @@
 //!   callback; `vehicles`: the fleet; `customers` (and their wallets), `rides`, `pricing`; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
 //! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
 //! - `chargers`: chargers registered by admins, listed with their state.
+//! - `console`: the operator console at `/admin` (server-rendered pages over the route table).
 //! - `integrations`: EVCare integrations (admin routes, the sign-in bridge, the bundle
 //!   questionnaire); `machine_tokens`: their signed tokens and cut-offs; `portal`: the public
 //!   doors under `/v1/integrations` (client token, session code redemption, embed page, Paystack
@@ -23,6 +24,7 @@ mod auth;
 mod billing;
 mod chargers;
 mod commands;
+mod console;
 mod customers;
 mod health;
 mod idempotency;
@@ -53,6 +55,7 @@ mod zones;
 pub use api::{IntegrationSettings, PartnerApi, PartnerSettings, PartnerTasks};
 pub use audit::ANONYMOUS_TENANT;
 pub use commands::CommandBus;
+pub use console::{BusOperations, Console, ConsoleSettings, GroupStats};
 pub use health::HealthCheck;
 pub use mobile::{LogSms, MOBILE_BASE, MobileApi, MobileSettings, SmsSender};
 pub use paystack::PaystackSettings;

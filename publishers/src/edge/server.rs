@@ -1,4 +1,4 @@
-//! Accept loop and graceful shutdown of the HTTP edge.
+//! Accept loop and graceful shutdown of the HTTP edge, and which part answers which path.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use super::api::PartnerApi;
+use super::console::{self, Console};
 use super::health::{self, HealthCheck};
 use super::mobile::{MOBILE_BASE, MobileApi};
 use super::portal::{self, PORTAL_BASE};
@@ -34,6 +35,7 @@ pub struct Edge {
     api: Arc<PartnerApi>,
     mobile: Arc<MobileApi>,
     metrics_token: Option<Arc<str>>,
+    console: Option<Arc<Console>>,
 }
 
 impl Edge {
@@ -44,12 +46,18 @@ impl Edge {
         api: Arc<PartnerApi>,
         mobile: Arc<MobileApi>,
     ) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await?, health, api, mobile, metrics_token: None })
+        Ok(Self { listener: TcpListener::bind(addr).await?, health, api, mobile, metrics_token: None, console: None })
     }
 
     /// Makes `GET /metrics` need `Authorization: Bearer <token>`.
     pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
         self.metrics_token = token.map(Arc::from);
+        self
+    }
+
+    /// Serves the operator console at `/admin`.
+    pub fn with_console(mut self, console: Arc<Console>) -> Self {
+        self.console = Some(console);
         self
     }
 
@@ -82,13 +90,18 @@ impl Edge {
                 tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
             }
             let (health, api, mobile) = (Arc::clone(&self.health), Arc::clone(&self.api), Arc::clone(&self.mobile));
-            let token = self.metrics_token.clone();
+            let (token, console) = (self.metrics_token.clone(), self.console.clone());
             let service = service_fn(move |request| {
                 let (health, api, mobile) = (Arc::clone(&health), Arc::clone(&api), Arc::clone(&mobile));
-                let token = token.clone();
+                let (token, console) = (token.clone(), console.clone());
                 async move {
-                    let parts =
-                        Parts { health: health.as_ref(), api: &api, mobile: &mobile, metrics_token: token.as_deref() };
+                    let parts = Parts {
+                        health: health.as_ref(),
+                        api: &api,
+                        mobile: &mobile,
+                        metrics_token: token.as_deref(),
+                        console: console.as_deref(),
+                    };
                     Ok::<_, Infallible>(handle(request, peer.ip(), parts).await)
                 }
             });
@@ -116,10 +129,11 @@ struct Parts<'a> {
     api: &'a PartnerApi,
     mobile: &'a MobileApi,
     metrics_token: Option<&'a str>,
+    console: Option<&'a Console>,
 }
 
 async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts<'_>) -> Response<Full<Bytes>> {
-    let Parts { health, api, mobile, metrics_token } = parts;
+    let Parts { health, api, mobile, metrics_token, console } = parts;
     let request_id = response::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
@@ -136,6 +150,8 @@ async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts
             api.handle(request, peer, &request_id).await
         } else if path.starts_with(&format!("{MOBILE_BASE}/")) {
             mobile.handle(request, &request_id).await
+        } else if let Some(console) = console.filter(|_| console::serves(path)) {
+            console.handle(request, peer, &request_id).await
         } else {
             operations(&request, health, metrics_token, &request_id).await
         };
@@ -177,6 +193,7 @@ fn family_of(path: &str) -> &'static str {
         _ if path.starts_with(&format!("{MOBILE_BASE}/")) => "/api/v1/*",
         _ if portal::serves(path) || path.starts_with(PORTAL_BASE) => "/v1/integrations/*",
         _ if path.starts_with(routes::BASE) => "/api/partner/v1/*",
+        _ if console::serves(path) => "/admin/*",
         _ => "unmatched",
     }
 }

@@ -1,0 +1,252 @@
+//! Integrations (EVCare: clientId and clientSecret, access bundles, rotation, revocation) and
+//! partner API keys (Levy: prefix, permissions, usage, regenerate, disable, delete). Secrets are
+//! shown once, on the page that answers the action that made them, and never again.
+
+use http::Method;
+use serde_json::{Value, json};
+
+use super::html::{self, Row, esc, time, value};
+use super::{View, Visit};
+use crate::edge::response::ApiError;
+
+const BUNDLES: [(&str, &str); 4] = [
+    ("FLEET_MANAGER_ACCESS", "Fleet manager"),
+    ("CLIENT_ACCESS", "Client"),
+    ("ORGANIZATION_ACCESS", "Organisation"),
+    ("ALL_ACCESS", "All access"),
+];
+
+/// `/admin/orgs/{org}/integrations…`.
+pub(super) async fn integrations(
+    visit: &Visit<'_>,
+    org: &str,
+    method: &Method,
+    rest: &[&str],
+) -> Result<View, ApiError> {
+    let caller = visit.caller(org)?;
+    let back = |notice: &str| View::Redirect(format!("/admin/orgs/{org}/integrations?notice={notice}"));
+    match (method, rest) {
+        (&Method::GET, []) => list_integrations(visit, org, &caller).await,
+        (&Method::POST, []) => {
+            let body = json!({
+                "name": visit.field("name").unwrap_or_default(),
+                "bundle": visit.field("bundle").unwrap_or_default(),
+            });
+            let created = visit.call(&caller, Method::POST, "/integrations", None, body).await?;
+            Ok(shown_once(org, "Integration created", &created["data"], "clientSecret", "Client secret"))
+        }
+        (&Method::POST, [id, "rotate"]) => {
+            let path = format!("/integrations/{id}/rotate-secret");
+            let rotated = visit.call(&caller, Method::POST, &path, None, json!({})).await?;
+            Ok(shown_once(org, "Client secret rotated", &rotated["data"], "clientSecret", "New client secret"))
+        }
+        (&Method::POST, [id, action @ ("disable" | "enable")]) => {
+            visit.call(&caller, Method::POST, &format!("/integrations/{id}/{action}"), None, Value::Null).await?;
+            Ok(back(if *action == "disable" { "disabled" } else { "enabled" }))
+        }
+        (&Method::POST, [id, "revoke"]) => {
+            let reason = format!("revoked in the console by {}", visit.session.operator.email);
+            let reason: String = reason.chars().take(200).collect();
+            visit
+                .call(&caller, Method::POST, &format!("/integrations/{id}/revoke"), None, json!({ "reason": reason }))
+                .await?;
+            Ok(back("revoked"))
+        }
+        _ => Err(ApiError::not_found("no such page")),
+    }
+}
+
+async fn list_integrations(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Caller) -> Result<View, ApiError> {
+    let csrf = visit.csrf();
+    let listed = visit.get(caller, "/integrations", Some("limit=100".into())).await?;
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let mut rows: Vec<Row> = Vec::new();
+    for integration in listed.as_array().into_iter().flatten() {
+        let id = integration["id"].as_str().unwrap_or_default();
+        let usage = visit.get(caller, &format!("/integrations/{id}/billing/usage/{month}"), None).await?;
+        let calls = usage["usage"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["metric"] == "api_call")
+            .and_then(|m| m["quantity"].as_u64())
+            .unwrap_or(0);
+        let base = format!("/admin/orgs/{org}/integrations/{id}");
+        let revoked = !integration["revokedAt"].is_null();
+        let active = integration["active"].as_bool().unwrap_or(false);
+        let status = if revoked {
+            "revoked"
+        } else if active {
+            "active"
+        } else {
+            "disabled"
+        };
+        let actions = if revoked {
+            String::new()
+        } else {
+            let toggle = if active { ("disable", "Disable") } else { ("enable", "Enable") };
+            [
+                html::button(&format!("{base}/rotate"), &csrf, "Rotate secret"),
+                html::button(&format!("{base}/{}", toggle.0), &csrf, toggle.1),
+                html::button(&format!("{base}/revoke"), &csrf, "Revoke"),
+            ]
+            .concat()
+        };
+        rows.push(vec![
+            value(&integration["name"]),
+            format!("<code>{}</code>", value(&integration["clientId"])),
+            value(&integration["bundle"]),
+            format!("<span class=\"status {status}\">{status}</span>"),
+            calls.to_string(),
+            time(&integration["previousSecretValidUntil"]),
+            time(&integration["createdAt"]),
+            actions,
+        ]);
+    }
+    let bundles: Vec<(&str, &str)> = BUNDLES.to_vec();
+    let create = html::form(
+        &format!("/admin/orgs/{org}/integrations"),
+        &csrf,
+        &format!(
+            "{}{}",
+            html::input("name", "Name", "text", "", "required maxlength=\"200\""),
+            html::select("bundle", "Access bundle", &bundles, "FLEET_MANAGER_ACCESS")
+        ),
+        "Create integration",
+        "stack create",
+    );
+    let table = html::table(
+        "integrations",
+        &["Name", "Client id", "Bundle", "Status", "Calls this month", "Old secret until", "Created", ""],
+        &rows,
+        "No integration yet.",
+    );
+    Ok(View::Page {
+        title: "Integrations".into(),
+        organisation: Some(org.into()),
+        body: format!(
+            "<section><h2>New integration</h2>{create}</section><section><h2>All integrations</h2>{table}</section>"
+        ),
+    })
+}
+
+/// The page that shows a secret this once, with what it belongs to.
+fn shown_once(org: &str, title: &str, data: &Value, field: &str, label: &str) -> View {
+    let secret = data[field].as_str().unwrap_or_default();
+    let facts: Vec<Row> = [("Name", "name"), ("Id", "id"), ("Client id", "clientId"), ("Prefix", "prefix")]
+        .iter()
+        .filter(|(_, key)| !data[key].is_null())
+        .map(|(name, key)| vec![esc(name), value(&data[key])])
+        .collect();
+    let back = if field == "key" { "keys" } else { "integrations" };
+    View::Page {
+        title: title.into(),
+        organisation: Some(org.into()),
+        body: format!(
+            "{}{}<p><a href=\"/admin/orgs/{}/{back}\" id=\"done\">I have stored it</a></p>",
+            html::secret(label, secret),
+            html::table("facts", &["", ""], &facts, ""),
+            esc(org)
+        ),
+    }
+}
+
+/// `/admin/orgs/{org}/keys…`.
+pub(super) async fn keys(visit: &Visit<'_>, org: &str, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
+    let caller = visit.caller(org)?;
+    let back = |notice: &str| View::Redirect(format!("/admin/orgs/{org}/keys?notice={notice}"));
+    match (method, rest) {
+        (&Method::GET, []) => list_keys(visit, org, &caller).await,
+        (&Method::POST, []) => {
+            let mut body =
+                json!({ "name": visit.field("name").unwrap_or_default(), "admin": visit.field("admin") == Some("on") });
+            let permissions = visit.all("permissions");
+            match visit.field("bundle") {
+                Some(bundle) if permissions.is_empty() => body["bundle"] = json!(bundle),
+                _ => body["permissions"] = json!(permissions),
+            }
+            let created = visit.call(&caller, Method::POST, "/api-keys", None, body).await?;
+            Ok(shown_once(org, "API key created", &created["data"], "key", "API key"))
+        }
+        (&Method::POST, [id, "regenerate"]) => {
+            let made =
+                visit.call(&caller, Method::POST, &format!("/api-keys/{id}/regenerate"), None, Value::Null).await?;
+            Ok(shown_once(org, "API key regenerated", &made["data"], "key", "New API key"))
+        }
+        (&Method::POST, [id, action @ ("disable" | "enable")]) => {
+            let body = json!({ "active": *action == "enable" });
+            visit.call(&caller, Method::PATCH, &format!("/api-keys/{id}"), None, body).await?;
+            Ok(back(if *action == "disable" { "disabled" } else { "enabled" }))
+        }
+        (&Method::POST, [id, "delete"]) => {
+            visit.call(&caller, Method::DELETE, &format!("/api-keys/{id}"), None, Value::Null).await?;
+            Ok(back("deleted"))
+        }
+        _ => Err(ApiError::not_found("no such page")),
+    }
+}
+
+async fn list_keys(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Caller) -> Result<View, ApiError> {
+    let csrf = visit.csrf();
+    let listed = visit.get(caller, "/api-keys", Some("limit=100".into())).await?;
+    let mut rows: Vec<Row> = Vec::new();
+    for key in listed.as_array().into_iter().flatten() {
+        let id = key["id"].as_str().unwrap_or_default();
+        // The list has no usage; each key's own answer does.
+        let key = visit.get(caller, &format!("/api-keys/{id}"), None).await?;
+        let base = format!("/admin/orgs/{org}/keys/{id}");
+        let active = key["active"].as_bool().unwrap_or(false);
+        let toggle = if active { ("disable", "Disable") } else { ("enable", "Enable") };
+        let permissions = if key["admin"] == true { "admin".to_owned() } else { value(&key["permissions"]) };
+        rows.push(vec![
+            value(&key["name"]),
+            format!("<code>{}…</code>", value(&key["prefix"])),
+            permissions,
+            if active { "active".into() } else { "disabled".into() },
+            time(&key["last_used_at"]),
+            value(&key["usage"]["requests_today"]),
+            value(&key["usage"]["requests_this_week"]),
+            value(&key["usage"]["requests_this_month"]),
+            [
+                html::button(&format!("{base}/regenerate"), &csrf, "Regenerate"),
+                html::button(&format!("{base}/{}", toggle.0), &csrf, toggle.1),
+                html::button(&format!("{base}/delete"), &csrf, "Delete"),
+            ]
+            .concat(),
+        ]);
+    }
+    let checkboxes: String = crate::permissions::ALL
+        .iter()
+        .filter_map(|p| serde_json::to_value(p).ok()?.as_str().map(str::to_owned))
+        .map(|name| {
+            format!(
+                "<label class=\"check\"><input type=\"checkbox\" name=\"permissions\" value=\"{0}\">{0}</label>",
+                esc(&name)
+            )
+        })
+        .collect();
+    let mut bundles = vec![("", "— or permissions below —")];
+    bundles.extend(BUNDLES);
+    let create = html::form(
+        &format!("/admin/orgs/{org}/keys"),
+        &csrf,
+        &format!(
+            "{}{}<fieldset><legend>Permissions</legend>{checkboxes}</fieldset><label class=\"check\"><input type=\"checkbox\" name=\"admin\">Organisation admin (manages keys)</label>",
+            html::input("name", "Name", "text", "", "required maxlength=\"100\""),
+            html::select("bundle", "Access bundle", &bundles, ""),
+        ),
+        "Create key",
+        "stack create",
+    );
+    let table = html::table(
+        "keys",
+        &["Name", "Prefix", "Permissions", "Status", "Last used", "Today", "This week", "This month", ""],
+        &rows,
+        "No key yet.",
+    );
+    Ok(View::Page {
+        title: "API keys".into(),
+        organisation: Some(org.into()),
+        body: format!("<section><h2>New key</h2>{create}</section><section><h2>All keys</h2>{table}</section>"),
+    })
+}

@@ -1,0 +1,448 @@
+//! The operator console at `/admin`: server-rendered pages over the partner API, for what
+//! partners cannot do for themselves (EVCare's admin UI, Levy's Settings → Integrations, INVERS
+//! FleetControl). It is a client like any other: every read and action of an organisation runs a
+//! route of the partner route table (`PartnerApi::call_as`) with the operator as caller, so the
+//! same permissions, commands and request log apply; only the bus page reads the transports.
+//!
+//! Layout:
+//! - `session`: sign-in (Argon2id), the session cookie, CSRF tokens, lock-out, sign-out.
+//! - `html`: escaping, the page frame, tables and forms.
+//! - `integrations`: integrations and API keys (secrets shown once); `webhooks`: endpoints, test
+//!   events, the delivery log and replay; `fleet`: vehicles, their map, a vehicle's page and its
+//!   commands; `bus`: queues, dead letters and replay, the outbox backlog (what [`BusOperations`]
+//!   reads), with live numbers.
+//! - `assets/`: the one stylesheet and script, compiled into the binary (no build step, no CDN).
+
+mod bus;
+mod fleet;
+mod html;
+mod integrations;
+mod session;
+mod webhooks;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use schemas::TenantId;
+use serde_json::Value;
+
+pub use bus::{BusOperations, GroupStats};
+
+use self::html::{Frame, esc};
+use self::session::Session;
+use super::api::PartnerApi;
+use super::auth::{Caller, Principal};
+use super::response::ApiError;
+
+/// Where the console is served.
+pub(crate) const BASE: &str = "/admin";
+
+/// Whether `path` is the console's.
+pub(crate) fn serves(path: &str) -> bool {
+    path == BASE || path.starts_with("/admin/")
+}
+
+/// How the console treats sign-ins.
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// How long a session lasts.
+    pub session_ttl: Duration,
+    /// Failed sign-ins in a row that lock an account.
+    pub lock_after: u32,
+    /// How long the lock lasts.
+    pub lock_for: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self { session_ttl: Duration::from_secs(8 * 3600), lock_after: 5, lock_for: Duration::from_secs(15 * 60) }
+    }
+}
+
+/// The operator console.
+pub struct Console {
+    api: Arc<PartnerApi>,
+    transports: Arc<dyn BusOperations>,
+    settings: ConsoleSettings,
+    /// The last reading of consumed totals, for rates.
+    last_sample: Mutex<Option<bus::Sample>>,
+}
+
+/// Largest form body accepted.
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// What a view answers.
+pub(super) enum View {
+    /// A page of the organisation (if any) with this title and body.
+    Page { title: String, organisation: Option<String>, body: String },
+    /// 303 to this path.
+    Redirect(String),
+    /// JSON for the page's live numbers.
+    Json(Value),
+}
+
+/// One request of a signed-in operator.
+pub(super) struct Visit<'a> {
+    console: &'a Console,
+    session: Session,
+    request_id: &'a str,
+    /// The form's fields (POST) or the query's (GET).
+    fields: Vec<(String, String)>,
+}
+
+impl Visit<'_> {
+    /// A field of the form or query.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a repeated field (checkboxes).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.fields.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The session's CSRF token, for forms.
+    pub fn csrf(&self) -> String {
+        self.session.csrf()
+    }
+
+    /// Whether the operator sees every organisation and the whole bus.
+    pub fn platform(&self) -> bool {
+        self.session.operator.role == consumers::operators::Role::Platform
+    }
+
+    /// The caller for organisation `org`: the operator as its admin, if the role reaches it
+    /// (otherwise the organisation does not exist, as far as this operator can tell).
+    pub fn caller(&self, org: &str) -> Result<Caller, ApiError> {
+        let tenant = TenantId::new(org).map_err(|_| ApiError::not_found("no such organisation"))?;
+        if !self.session.operator.may_see(tenant.as_str()) {
+            return Err(ApiError::not_found("no such organisation"));
+        }
+        Ok(Caller { tenant, principal: Principal::Operator(Arc::clone(&self.session.operator)), subaccount: None })
+    }
+
+    /// Runs partner route `method path` (below the API's base) as `caller`; its envelope body.
+    pub async fn call(
+        &self,
+        caller: &Caller,
+        method: Method,
+        path: &str,
+        query: Option<String>,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        self.console.api.call_as(caller.clone(), method, path, query, body, self.request_id).await
+    }
+
+    /// `GET path` as `caller`: its `data`.
+    pub async fn get(&self, caller: &Caller, path: &str, query: Option<String>) -> Result<Value, ApiError> {
+        Ok(self.call(caller, Method::GET, path, query, Value::Null).await?["data"].take())
+    }
+}
+
+/// The notices a redirect may ask for (`?notice=`): fixed texts, so a link cannot make the console
+/// say something else.
+const NOTICES: &[(&str, &str)] = &[
+    ("disabled", "Disabled."),
+    ("enabled", "Enabled."),
+    ("revoked", "Revoked: it works no more."),
+    ("deleted", "Deleted."),
+    ("test-sent", "Test event queued for delivery."),
+    ("replayed", "Replay queued."),
+    ("dead-letters-replayed", "Dead letters replayed to their queue."),
+    ("nothing-replayed", "Nothing was replayed."),
+    ("signed-out", "Signed out."),
+];
+
+impl Console {
+    /// The console over `api`, reading the transports through `transports`.
+    pub fn new(api: Arc<PartnerApi>, transports: Arc<dyn BusOperations>, settings: ConsoleSettings) -> Arc<Self> {
+        Arc::new(Self { api, transports, settings, last_sample: Mutex::default() })
+    }
+
+    /// Answers one request under [`BASE`].
+    pub(crate) async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: IpAddr,
+        request_id: &str,
+    ) -> Response<Full<Bytes>> {
+        match self.answer(request, peer, request_id).await {
+            Ok(response) => response,
+            Err(error) => {
+                if error.status.is_server_error() {
+                    tracing::warn!(code = error.code, message = %error.message, "console answered with an error");
+                }
+                let body = format!(
+                    "<section class=\"error\" id=\"error\"><p><strong>{}</strong> {}</p><p><a href=\"/admin\">Back to the console</a></p></section>",
+                    esc(error.code),
+                    esc(&error.message)
+                );
+                let mut response =
+                    html_response(error.status, html::document("Error", &format!("<main>{body}</main>")));
+                response.headers_mut().extend(error.headers);
+                response
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        peer: IpAddr,
+        request_id: &str,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().map(str::to_owned);
+        let segments: Vec<String> = path
+            .strip_prefix(BASE)
+            .unwrap_or_default()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["assets", "console.css"]) => {
+                return Ok(asset("text/css; charset=utf-8", include_str!("assets/console.css")));
+            }
+            (&Method::GET, ["assets", "console.js"]) => {
+                return Ok(asset("text/javascript; charset=utf-8", include_str!("assets/console.js")));
+            }
+            (&Method::GET, ["sign-in"]) => return self.sign_in_page(None, StatusCode::OK, query.as_deref()),
+            (&Method::POST, ["sign-in"]) => return self.sign_in_submitted(request, peer).await,
+            _ => {}
+        }
+        let Some(session) = self.session(request.headers()).await? else {
+            if method == Method::GET && segments.last() != Some(&"live") {
+                return Ok(redirect("/admin/sign-in", None));
+            }
+            return Err(ApiError::unauthorized("sign in first"));
+        };
+        let fields = if method == Method::POST {
+            same_origin(request.headers())?;
+            let fields = read_form(request).await?;
+            let presented = fields.iter().find(|(n, _)| n == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+            if !session.csrf_matches(presented) {
+                tracing::warn!(operator = %session.operator.operator_id, "console form without a valid CSRF token");
+                return Err(ApiError::forbidden("the form's CSRF token is missing or wrong; reload the page"));
+            }
+            fields
+        } else if method == Method::GET {
+            query.as_deref().map(parse_form).unwrap_or_default()
+        } else {
+            return Err(ApiError::method_not_allowed("GET, POST"));
+        };
+        let notice = fields
+            .iter()
+            .find(|(n, _)| n == "notice")
+            .and_then(|(_, code)| NOTICES.iter().find(|(c, _)| c == code))
+            .map(|(_, text)| *text);
+        let visit = Visit { console: self, session, request_id, fields };
+        if let (&Method::POST, ["sign-out"]) = (&method, segments.as_slice()) {
+            let cleared = self.sign_out(&visit.session).await?;
+            return Ok(redirect("/admin/sign-in?notice=signed-out", Some(cleared)));
+        }
+        let view = self.route(&visit, &method, &segments).await?;
+        Ok(match view {
+            View::Redirect(location) => redirect(&location, None),
+            View::Json(value) => {
+                let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                secure(response)
+            }
+            View::Page { title, organisation, body } => {
+                let csrf = visit.csrf();
+                let frame = Frame {
+                    title: &title,
+                    operator: &visit.session.operator.email,
+                    organisation: organisation.as_deref(),
+                    platform: visit.platform(),
+                    csrf: &csrf,
+                    notice,
+                };
+                html_response(StatusCode::OK, html::page(&frame, &body))
+            }
+        })
+    }
+
+    async fn route(&self, visit: &Visit<'_>, method: &Method, segments: &[&str]) -> Result<View, ApiError> {
+        use Method as M;
+        match (method, segments) {
+            (&M::GET, []) => Ok(View::Redirect(self.home(visit))),
+            (&M::GET, ["orgs"]) => self.organisations(visit).await,
+            (&M::GET, ["orgs", "go"]) => {
+                let org = visit.field("organisation").unwrap_or_default();
+                let tenant = TenantId::new(org.trim()).map_err(|_| ApiError::not_found("no such organisation"))?;
+                Ok(View::Redirect(format!("/admin/orgs/{tenant}/integrations")))
+            }
+            (&M::GET, ["orgs", org]) => Ok(View::Redirect(format!("/admin/orgs/{org}/integrations"))),
+            (_, ["orgs", org, "integrations", rest @ ..]) => integrations::integrations(visit, org, method, rest).await,
+            (_, ["orgs", org, "keys", rest @ ..]) => integrations::keys(visit, org, method, rest).await,
+            (_, ["orgs", org, "webhooks", rest @ ..]) => webhooks::route(visit, org, method, rest).await,
+            (_, ["orgs", org, "vehicles", rest @ ..]) => fleet::vehicles(visit, org, method, rest).await,
+            (_, ["orgs", org, "vehicle-commands", rest @ ..]) => fleet::commands(visit, org, method, rest).await,
+            (_, ["bus", rest @ ..]) => bus::route(visit, method, rest).await,
+            _ => Err(ApiError::not_found("no such page")),
+        }
+    }
+
+    /// Where `/admin` leads: an organisation operator's own organisation, or the list of them.
+    fn home(&self, visit: &Visit<'_>) -> String {
+        match (&visit.session.operator.tenant, visit.platform()) {
+            (Some(tenant), false) => format!("/admin/orgs/{tenant}/integrations"),
+            _ => "/admin/orgs".into(),
+        }
+    }
+
+    /// `GET /admin/orgs`: the organisations a platform operator may open.
+    async fn organisations(&self, visit: &Visit<'_>) -> Result<View, ApiError> {
+        if !visit.platform() {
+            return Ok(View::Redirect(self.home(visit)));
+        }
+        let names = consumers::operators::organisations(&self.api.database).await.map_err(super::keys::db_error)?;
+        let rows: Vec<html::Row> = names
+            .iter()
+            .map(|name| vec![format!("<a href=\"/admin/orgs/{0}/integrations\">{0}</a>", esc(name))])
+            .collect();
+        let body = format!(
+            "<form method=\"get\" action=\"/admin/orgs/go\" class=\"stack\" id=\"open-organisation\">{}<button type=\"submit\">Open</button></form>{}",
+            html::input("organisation", "Organisation id", "text", "", "required pattern=\"[a-z0-9][a-z0-9_-]{0,62}\""),
+            html::table("organisations", &["Organisation"], &rows, "No organisation yet.")
+        );
+        Ok(View::Page { title: "Organisations".into(), organisation: None, body })
+    }
+
+    fn sign_in_page(
+        &self,
+        error: Option<&str>,
+        status: StatusCode,
+        query: Option<&str>,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let token = crate::api_keys::random_text(32, &self.api.random).map_err(|_| ApiError::internal())?;
+        let signed_out = query.is_some_and(|q| q.contains("notice=signed-out"));
+        let message = match (error, signed_out) {
+            (Some(error), _) => format!("<p class=\"error\" id=\"error\" role=\"alert\">{}</p>", esc(error)),
+            (None, true) => "<p class=\"notice\" role=\"status\">Signed out.</p>".into(),
+            (None, false) => String::new(),
+        };
+        let body = format!(
+            "<main class=\"sign-in\"><h1>voltbus console</h1>{message}<form method=\"post\" action=\"/admin/sign-in\" class=\"stack\" id=\"sign-in\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">{}{}<button type=\"submit\">Sign in</button></form></main>",
+            html::input("email", "Email", "email", "", "required autocomplete=\"username\""),
+            html::input("password", "Password", "password", "", "required autocomplete=\"current-password\""),
+        );
+        let mut response = html_response(status, html::document("Sign in", &body));
+        if let Ok(value) = HeaderValue::from_str(&session::set_cookie(session::SIGN_IN_COOKIE, &token, 3600)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(response)
+    }
+
+    async fn sign_in_submitted(
+        &self,
+        request: Request<Incoming>,
+        peer: IpAddr,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        same_origin(request.headers())?;
+        let expected = session::cookie(request.headers(), session::SIGN_IN_COOKIE).unwrap_or_default().to_owned();
+        let fields = read_form(request).await?;
+        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or_default();
+        use subtle::ConstantTimeEq;
+        if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(field("csrf").as_bytes())) {
+            return self.sign_in_page(Some("The form expired; sign in again."), StatusCode::FORBIDDEN, None);
+        }
+        match self.sign_in(peer, field("email"), field("password")).await {
+            Ok(cookie) => Ok(redirect(BASE, Some(cookie))),
+            Err(error) if error.status == StatusCode::UNAUTHORIZED => {
+                self.sign_in_page(Some(session::REFUSED), StatusCode::UNAUTHORIZED, None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Refuses a POST whose `Origin` names another site than the one it was sent to.
+fn same_origin(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
+    if host.is_empty() || authority != host {
+        return Err(ApiError::forbidden("the form was sent from another site"));
+    }
+    Ok(())
+}
+
+/// The fields of a urlencoded form body.
+async fn read_form(request: Request<Incoming>) -> Result<Vec<(String, String)>, ApiError> {
+    let urlencoded = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !urlencoded {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let body = Limited::new(request.into_body(), FORM_LIMIT)
+        .collect()
+        .await
+        .map_err(|_| ApiError::too_large(FORM_LIMIT))?
+        .to_bytes();
+    Ok(parse_form(&String::from_utf8_lossy(&body)))
+}
+
+fn parse_form(text: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(text.as_bytes()).map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
+}
+
+/// Headers every console answer carries: nothing but the console's own files may run or load,
+/// no page may frame it, nothing is cached.
+fn secure(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        // `no-referrer` would make Chromium send `Origin: null` with the console's own forms.
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn html_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    secure(response)
+}
+
+fn redirect(location: &str, cookie: Option<String>) -> Response<Full<Bytes>> {
+    let mut response = html_response(StatusCode::SEE_OTHER, String::new());
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn asset(content_type: &'static str, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let mut response = secure(response);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
