@@ -96,6 +96,10 @@ impl BusDesk {
 }
 
 impl BusOperations for BusDesk {
+    fn group_names(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.name.clone()).collect()
+    }
+
     fn groups(&self) -> Pin<Box<dyn Future<Output = Vec<GroupStats>> + Send + '_>> {
         Box::pin(async move {
             match tokio::time::timeout(READ_LIMIT, self.figures()).await {

@@ -215,7 +215,10 @@ async fn demo_operator(settings: &Settings, addr: std::net::SocketAddr) {
     };
     match voltbus::create_operator(settings, EMAIL, &password, None).await {
         Ok(_) => eprintln!("voltbus: console at http://{addr}/admin: sign in as {EMAIL} with {password} (shown once)"),
-        Err(_) => eprintln!("voltbus: console at http://{addr}/admin: sign in as {EMAIL} (made on an earlier run)"),
+        Err(error) if error.to_string().contains("exists already") => {
+            eprintln!("voltbus: console at http://{addr}/admin: sign in as {EMAIL} (made on an earlier run)")
+        }
+        Err(error) => tracing::warn!(error = %format!("{error:#}"), "no demo operator"),
     }
 }
 

@@ -77,9 +77,10 @@ impl ConsoleSettings {
     /// As the edge takes them.
     pub fn to_edge(&self) -> publishers::ConsoleSettings {
         publishers::ConsoleSettings {
-            session_ttl: std::time::Duration::from_secs(self.session_hours.max(1) * 3600),
+            // A year at most: `now + ttl` must stay a date.
+            session_ttl: std::time::Duration::from_secs(self.session_hours.clamp(1, 24 * 366) * 3600),
             lock_after: self.lock_after_failures.max(1),
-            lock_for: std::time::Duration::from_secs(self.lock_minutes.max(1) * 60),
+            lock_for: std::time::Duration::from_secs(self.lock_minutes.clamp(1, 60 * 24 * 366) * 60),
         }
     }
 }

@@ -53,6 +53,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared("DROP INDEX IF EXISTS vehicle_commands_by_vehicle").await?;
         for table in ["operator_sessions", "operators"] {
             manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }

@@ -206,7 +206,7 @@ async fn operators_sign_in_with_an_argon2id_password_a_strict_cookie_csrf_and_lo
 
 #[tokio::test]
 async fn an_organisation_operator_sees_only_its_organisation_and_its_own_dead_letters() {
-    let platform = Platform::start().await;
+    let platform = Platform::start_with(fast_retries).await;
     let (mine, admin) = platform.organisation().await;
     let (theirs, _) = platform.organisation().await;
     let (local, global) = (email(), email());
@@ -251,6 +251,20 @@ async fn an_organisation_operator_sees_only_its_organisation_and_its_own_dead_le
     assert!(letters.body.contains(&own) && !letters.body.contains(&poison), "only its own");
     let replayed = visitor.post(path, &[("csrf", &csrf), ("message_id", &own)]).await;
     assert_eq!(replayed.location(), "/admin/bus/dead-letters/integrations?notice=dead-letters-replayed");
+
+    // Failed deliveries since a time (a `datetime-local` field, read as UTC) are replayed.
+    let receiver = Receiver::start(Vec::new()).await;
+    let hooks = format!("/admin/orgs/{mine}/webhooks");
+    let made = visitor.post(&hooks, &[("csrf", &csrf), ("url", &receiver.url()), ("events", "*")]).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let at = made.body.find(&format!("{hooks}/")).expect("a link to the endpoint") + hooks.len() + 1;
+    let endpoint: String = made.body[at..].chars().take_while(|c| *c != '"').collect();
+    let replay =
+        visitor.post(&format!("{hooks}/{endpoint}/replay"), &[("csrf", &csrf), ("since", "2026-01-01T00:00")]).await;
+    assert_eq!(replay.location(), format!("{hooks}/{endpoint}?notice=replayed"), "{}", replay.body);
+    let bad = visitor.post(&format!("{hooks}/{endpoint}/replay"), &[("csrf", &csrf), ("since", "yesterday")]).await;
+    assert_eq!(bad.status, 422, "a bad time is the API's validation error, shown as such");
+    assert!(bad.body.contains("VALIDATION_ERROR"), "{}", bad.body);
 
     // What the console did went through the partner API's commands: the admin key sees it.
     let (_, keys, _) = platform.call(&admin, "GET", "/api-keys", None).await;

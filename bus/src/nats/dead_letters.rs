@@ -53,7 +53,11 @@ async fn read(nats: &NatsConnection, group: &str, limit: usize) -> Result<Vec<St
         let letter = DeadLetter {
             message_id: text(&headers, "ce-id"),
             type_name: text(&headers, "ce-type"),
-            tenant: text(&headers, "ce-tenant"),
+            // The subject the message came on names its tenant (`voltbus.{tenant}.…`), which
+            // the sender's own `ce-tenant` header might not.
+            tenant: text(&headers, headers::SOURCE_SUBJECT)
+                .and_then(|subject| subject.split('.').nth(1).map(str::to_owned))
+                .or_else(|| text(&headers, "ce-tenant")),
             error_kind: text(&headers, headers::ERROR_KIND),
             reason: text(&headers, headers::REASON),
             source_queue: text(&headers, headers::SOURCE_SUBJECT),

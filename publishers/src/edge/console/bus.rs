@@ -34,6 +34,9 @@ pub struct GroupStats {
 /// What the console reads and does on the transports; the binary implements it over the engines
 /// it runs on.
 pub trait BusOperations: Send + Sync + 'static {
+    /// The consumer groups' names.
+    fn group_names(&self) -> Vec<String>;
+
     /// Every consumer group, with its queue and dead-letter figures read now.
     fn groups(&self) -> Pin<Box<dyn Future<Output = Vec<GroupStats>> + Send + '_>>;
 
@@ -68,20 +71,24 @@ const LISTED: usize = 200;
 pub(super) async fn route(visit: &Visit<'_>, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
     match (method, rest) {
         (&Method::GET, []) => overview(visit).await,
-        (&Method::GET, ["live"]) => Ok(View::Json(live(visit).await)),
-        (&Method::GET, ["dead-letters", group]) => dead_letters(visit, &known(visit, group).await?).await,
-        (&Method::POST, ["dead-letters", group, "replay"]) => replay(visit, &known(visit, group).await?).await,
+        (&Method::GET, ["live"]) => {
+            let groups = visit.console.transports.groups().await;
+            Ok(View::Json(live(visit, &groups).await))
+        }
+        (&Method::GET, ["dead-letters", group]) => dead_letters(visit, &known(visit, group)?).await,
+        (&Method::POST, ["dead-letters", group, "replay"]) => replay(visit, &known(visit, group)?).await,
         _ => Err(ApiError::not_found("no such page")),
     }
 }
 
 /// `group`, if it is one of the consumer groups (no other queue is ever read or replayed).
-async fn known(visit: &Visit<'_>, group: &str) -> Result<String, ApiError> {
-    let groups = visit.console.transports.groups().await;
-    groups
+fn known(visit: &Visit<'_>, group: &str) -> Result<String, ApiError> {
+    visit
+        .console
+        .transports
+        .group_names()
         .into_iter()
-        .find(|g| g.group == group)
-        .map(|g| g.group)
+        .find(|name| name == group)
         .ok_or_else(|| ApiError::not_found("no such consumer group"))
 }
 
@@ -94,13 +101,12 @@ fn visible(visit: &Visit<'_>, letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
     letters.into_iter().filter(|l| l.tenant.is_some() && l.tenant.as_deref() == own).collect()
 }
 
-/// The live figures, as `data-key` → text.
-async fn live(visit: &Visit<'_>) -> Value {
+/// The live figures of `groups`, as `data-key` → text; a reading of the rates.
+async fn live(visit: &Visit<'_>, groups: &[GroupStats]) -> Value {
     let mut figures = Map::new();
     if !visit.platform() {
         return Value::Object(figures);
     }
-    let groups = visit.console.transports.groups().await;
     let now = Instant::now();
     let consumed: HashMap<String, u64> = groups
         .iter()
@@ -110,7 +116,7 @@ async fn live(visit: &Visit<'_>) -> Value {
         let mut last = visit.console.last_sample.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         last.replace(Sample { at: now, consumed: consumed.clone() })
     };
-    for group in &groups {
+    for group in groups {
         let name = &group.group;
         let rate = previous.as_ref().filter(|p| now > p.at).map(|p| {
             let before = p.consumed.get(name).copied().unwrap_or(0);
@@ -132,7 +138,7 @@ async fn live(visit: &Visit<'_>) -> Value {
 async fn overview(visit: &Visit<'_>) -> Result<View, ApiError> {
     let groups = visit.console.transports.groups().await;
     let body = if visit.platform() {
-        let figures = live(visit).await;
+        let figures = live(visit, &groups).await;
         let cell = |key: String| {
             let text = figures[&key].as_str().unwrap_or("–").to_owned();
             format!("<span data-key=\"{}\">{}</span>", esc(&key), esc(&text))

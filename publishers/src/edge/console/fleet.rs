@@ -62,7 +62,7 @@ pub(super) async fn commands(visit: &Visit<'_>, org: &str, method: &Method, rest
             Ok(View::Json(json!({
                 "status": status["status"],
                 "reason": status["reason"].as_str().unwrap_or("–"),
-                "completed_at": status["completed_at"].as_str().map_or("–".into(), |t| t.get(..19).unwrap_or(t).replace('T', " ")),
+                "completed_at": html::time_text(&status["completed_at"]),
                 "final": !pending,
             })))
         }

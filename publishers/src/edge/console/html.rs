@@ -34,10 +34,15 @@ pub(super) fn value(v: &Value) -> String {
     }
 }
 
-/// A timestamp as `2026-11-29 22:15:04` (UTC), or a dash.
+/// A timestamp as `2026-11-29 22:15:04` (UTC), or a dash; as HTML.
 pub(super) fn time(v: &Value) -> String {
+    esc(&time_text(v))
+}
+
+/// A timestamp as `2026-11-29 22:15:04` (UTC), or a dash; as text.
+pub(super) fn time_text(v: &Value) -> String {
     match v.as_str() {
-        Some(t) => esc(&t.get(..19).unwrap_or(t).replace('T', " ")),
+        Some(t) => t.get(..19).unwrap_or(t).replace('T', " "),
         None => "–".into(),
     }
 }

@@ -160,10 +160,12 @@ pub(super) async fn keys(visit: &Visit<'_>, org: &str, method: &Method, rest: &[
         (&Method::POST, []) => {
             let mut body =
                 json!({ "name": visit.field("name").unwrap_or_default(), "admin": visit.field("admin") == Some("on") });
+            // Neither: the API's default permissions.
             let permissions = visit.all("permissions");
             match visit.field("bundle") {
                 Some(bundle) if permissions.is_empty() => body["bundle"] = json!(bundle),
-                _ => body["permissions"] = json!(permissions),
+                _ if !permissions.is_empty() => body["permissions"] = json!(permissions),
+                _ => {}
             }
             let created = visit.call(&caller, Method::POST, "/api-keys", None, body).await?;
             Ok(shown_once(org, "API key created", &created["data"], "key", "API key"))
@@ -192,7 +194,7 @@ async fn list_keys(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Cal
     let mut rows: Vec<Row> = Vec::new();
     for key in listed.as_array().into_iter().flatten() {
         let id = key["id"].as_str().unwrap_or_default();
-        // The list has no usage; each key's own answer does.
+        // The list has no usage; each key's own answer does (a page of keys, a query each).
         let key = visit.get(caller, &format!("/api-keys/{id}"), None).await?;
         let base = format!("/admin/orgs/{org}/keys/{id}");
         let active = key["active"].as_bool().unwrap_or(false);

@@ -2,7 +2,8 @@
 //! partners cannot do for themselves (EVCare's admin UI, Levy's Settings → Integrations, INVERS
 //! FleetControl). It is a client like any other: every read and action of an organisation runs a
 //! route of the partner route table (`PartnerApi::call_as`) with the operator as caller, so the
-//! same permissions, commands and request log apply; only the bus page reads the transports.
+//! same permissions, commands and request log apply. Read directly: what no route offers (the
+//! organisations, a vehicle's recent reports and commands, by tenant) and the transports.
 //!
 //! Layout:
 //! - `session`: sign-in (Argon2id), the session cookie, CSRF tokens, lock-out, sign-out.
@@ -71,15 +72,27 @@ pub struct Console {
     settings: ConsoleSettings,
     /// The last reading of consumed totals, for rates.
     last_sample: Mutex<Option<bus::Sample>>,
+    /// Password checks allowed at once: each takes 19 MiB and a core for tens of milliseconds.
+    verifications: tokio::sync::Semaphore,
 }
+
+/// Password checks that may run at once.
+const CONCURRENT_VERIFICATIONS: usize = 4;
 
 /// Largest form body accepted.
 const FORM_LIMIT: usize = 64 * 1024;
 
 /// What a view answers.
 pub(super) enum View {
-    /// A page of the organisation (if any) with this title and body.
-    Page { title: String, organisation: Option<String>, body: String },
+    /// A page with this title and body (HTML), in the frame of `organisation` when it has one.
+    Page {
+        /// Its title.
+        title: String,
+        /// The organisation the navigation leads around.
+        organisation: Option<String>,
+        /// The page's own HTML.
+        body: String,
+    },
     /// 303 to this path.
     Redirect(String),
     /// JSON for the page's live numbers.
@@ -93,12 +106,15 @@ pub(super) struct Visit<'a> {
     request_id: &'a str,
     /// The form's fields (POST) or the query's (GET).
     fields: Vec<(String, String)>,
+    /// Partner calls made so far: each gets its own request id (`{request_id}.{n}`), as the
+    /// request log keeps one row per id.
+    calls: std::sync::atomic::AtomicU32,
 }
 
 impl Visit<'_> {
     /// A field of the form or query.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        field_of(&self.fields, name)
     }
 
     /// Every value of a repeated field (checkboxes).
@@ -135,7 +151,9 @@ impl Visit<'_> {
         query: Option<String>,
         body: Value,
     ) -> Result<Value, ApiError> {
-        self.console.api.call_as(caller.clone(), method, path, query, body, self.request_id).await
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request_id = format!("{}.{n}", self.request_id);
+        self.console.api.call_as(caller.clone(), method, path, query, body, &request_id).await
     }
 
     /// `GET path` as `caller`: its `data`.
@@ -161,7 +179,13 @@ const NOTICES: &[(&str, &str)] = &[
 impl Console {
     /// The console over `api`, reading the transports through `transports`.
     pub fn new(api: Arc<PartnerApi>, transports: Arc<dyn BusOperations>, settings: ConsoleSettings) -> Arc<Self> {
-        Arc::new(Self { api, transports, settings, last_sample: Mutex::default() })
+        Arc::new(Self {
+            api,
+            transports,
+            settings,
+            last_sample: Mutex::default(),
+            verifications: tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS),
+        })
     }
 
     /// Answers one request under [`BASE`].
@@ -227,7 +251,7 @@ impl Console {
         let fields = if method == Method::POST {
             same_origin(request.headers())?;
             let fields = read_form(request).await?;
-            let presented = fields.iter().find(|(n, _)| n == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+            let presented = field_of(&fields, "csrf").unwrap_or_default();
             if !session.csrf_matches(presented) {
                 tracing::warn!(operator = %session.operator.operator_id, "console form without a valid CSRF token");
                 return Err(ApiError::forbidden("the form's CSRF token is missing or wrong; reload the page"));
@@ -238,12 +262,8 @@ impl Console {
         } else {
             return Err(ApiError::method_not_allowed("GET, POST"));
         };
-        let notice = fields
-            .iter()
-            .find(|(n, _)| n == "notice")
-            .and_then(|(_, code)| NOTICES.iter().find(|(c, _)| c == code))
-            .map(|(_, text)| *text);
-        let visit = Visit { console: self, session, request_id, fields };
+        let notice = notice_of(&fields);
+        let visit = Visit { console: self, session, request_id, fields, calls: Default::default() };
         if let (&Method::POST, ["sign-out"]) = (&method, segments.as_slice()) {
             let cleared = self.sign_out(&visit.session).await?;
             return Ok(redirect("/admin/sign-in?notice=signed-out", Some(cleared)));
@@ -325,11 +345,11 @@ impl Console {
         query: Option<&str>,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let token = crate::api_keys::random_text(32, &self.api.random).map_err(|_| ApiError::internal())?;
-        let signed_out = query.is_some_and(|q| q.contains("notice=signed-out"));
-        let message = match (error, signed_out) {
+        let notice = notice_of(&query.map(parse_form).unwrap_or_default());
+        let message = match (error, notice) {
             (Some(error), _) => format!("<p class=\"error\" id=\"error\" role=\"alert\">{}</p>", esc(error)),
-            (None, true) => "<p class=\"notice\" role=\"status\">Signed out.</p>".into(),
-            (None, false) => String::new(),
+            (None, Some(notice)) => format!("<p class=\"notice\" role=\"status\">{}</p>", esc(notice)),
+            (None, None) => String::new(),
         };
         let body = format!(
             "<main class=\"sign-in\"><h1>voltbus console</h1>{message}<form method=\"post\" action=\"/admin/sign-in\" class=\"stack\" id=\"sign-in\">\
@@ -352,7 +372,7 @@ impl Console {
         same_origin(request.headers())?;
         let expected = session::cookie(request.headers(), session::SIGN_IN_COOKIE).unwrap_or_default().to_owned();
         let fields = read_form(request).await?;
-        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or_default();
+        let field = |name: &str| field_of(&fields, name).unwrap_or_default();
         use subtle::ConstantTimeEq;
         if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(field("csrf").as_bytes())) {
             return self.sign_in_page(Some("The form expired; sign in again."), StatusCode::FORBIDDEN, None);
@@ -394,6 +414,17 @@ async fn read_form(request: Request<Incoming>) -> Result<Vec<(String, String)>, 
         .map_err(|_| ApiError::too_large(FORM_LIMIT))?
         .to_bytes();
     Ok(parse_form(&String::from_utf8_lossy(&body)))
+}
+
+/// A non-empty field of `fields`.
+fn field_of<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// The fixed text a `notice` field names, if any.
+fn notice_of(fields: &[(String, String)]) -> Option<&'static str> {
+    let code = field_of(fields, "notice")?;
+    NOTICES.iter().find(|(c, _)| *c == code).map(|(_, text)| *text)
 }
 
 fn parse_form(text: &str) -> Vec<(String, String)> {

@@ -6,7 +6,7 @@
 //! bus, as every other write.
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::Utc;
 use consumers::operators::{self, Operator};
@@ -83,12 +83,10 @@ fn platform() -> Result<TenantId, ApiError> {
     TenantId::new(crate::edge::ANONYMOUS_TENANT).map_err(|_| ApiError::internal())
 }
 
-/// A PHC string of a password nobody has, checked when the address is unknown so that an unknown
-/// address takes as long as a wrong password.
-fn decoy() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| operators::password::hash("decoy password for unknown addresses").unwrap_or_default())
-}
+/// A PHC string with the parameters every account has, checked when the address is unknown so
+/// that an unknown address costs what a wrong password costs (its password does not matter:
+/// the answer is a refusal whatever it says).
+const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$6LsTqFHA3QNjPICH0cHCQA$kqZvoFf43IvT//COH3kXaHM6VAC4z1N0C61tFdoRSk4";
 
 impl Console {
     /// The session a request's cookie opens, if any.
@@ -105,43 +103,56 @@ impl Console {
         Ok(operator.map(|operator| Session { operator: Arc::new(operator), token: token.to_owned() }))
     }
 
-    /// Checks `email` and `password`; on success opens a session and returns its cookie.
+    /// Checks `email` and `password`; on success opens a session and returns its cookie. Every
+    /// refusal costs the same (one Argon2id check, one command round trip) and reads the same,
+    /// whether the address is unknown, the account locked or the password wrong.
     pub(super) async fn sign_in(&self, peer: IpAddr, email: &str, password: &str) -> Result<String, ApiError> {
-        let refused = || ApiError::unauthorized(REFUSED);
-        // An address that keeps failing gets 429 before any password is hashed.
+        // An address that keeps failing gets 429 before any password is hashed; and at most a few
+        // checks of 19 MiB each run at once, whoever sends them.
         self.api.failed_authentications.check(peer)?;
-        let found = operators::find_by_email(&self.api.database, email).await.map_err(db_error)?;
-        let (stored, operator) = match &found {
-            Some((operator, hash)) => (hash.clone(), Some(operator)),
-            None => (decoy().to_owned(), None),
+        let Ok(_permit) = self.verifications.try_acquire() else {
+            let busy = "too many sign-ins at once; try again in a moment";
+            return Err(ApiError::refused(consumers::codes::RATE_LIMITED, busy.into()));
         };
+        let found = operators::find_by_email(&self.api.database, email).await.map_err(db_error)?;
+        let stored = found.as_ref().map_or(DECOY, |(_, hash)| hash.as_str()).to_owned();
         let password = password.to_owned();
         let right = tokio::task::spawn_blocking(move || operators::password::verify(&stored, &password))
             .await
             .map_err(|_| ApiError::internal())?;
-        let Some(operator) = operator else {
-            self.api.failed_authentications.failed(peer);
-            return Err(refused());
-        };
-        if operator.locked_until.is_some_and(|until| until > Utc::now()) {
-            tracing::warn!(operator = %operator.operator_id, "sign-in to a locked operator account refused");
-            self.api.failed_authentications.failed(peer);
-            return Err(refused());
+        let operator = found.map(|(operator, _)| operator);
+        let locked = operator.as_ref().is_some_and(|o| o.locked_until.is_some_and(|until| until > Utc::now()));
+        match operator {
+            Some(operator) if right && !locked => self.open(&operator).await,
+            _ => {
+                self.api.failed_authentications.failed(peer);
+                if locked {
+                    tracing::warn!("sign-in to a locked operator account refused");
+                }
+                // An unknown address counts against an id no one has: the same round trip.
+                let known = operator.is_some();
+                let operator_id = operator.map_or_else(uuid::Uuid::now_v7, |o| o.operator_id);
+                let failure = RecordOperatorSignInFailure {
+                    operator_id,
+                    lock_after: self.settings.lock_after,
+                    lock_seconds: u32::try_from(self.settings.lock_for.as_secs()).unwrap_or(u32::MAX),
+                };
+                let command = Envelope::new(platform()?, SOURCE, failure);
+                let recorded: Result<serde_json::Value, ApiError> =
+                    self.api.bus.request(&command, self.api.settings.command_timeout).await;
+                match recorded {
+                    Err(error) if known => {
+                        tracing::warn!(code = error.code, "a failed operator sign-in could not be recorded");
+                    }
+                    _ => {}
+                }
+                Err(ApiError::unauthorized(REFUSED))
+            }
         }
-        if !right {
-            self.api.failed_authentications.failed(peer);
-            let failure = RecordOperatorSignInFailure {
-                operator_id: operator.operator_id,
-                lock_after: self.settings.lock_after,
-                lock_seconds: u32::try_from(self.settings.lock_for.as_secs()).unwrap_or(u32::MAX),
-            };
-            let _: serde_json::Value = self
-                .api
-                .bus
-                .request(&Envelope::new(platform()?, SOURCE, failure), self.api.settings.command_timeout)
-                .await?;
-            return Err(refused());
-        }
+    }
+
+    /// Opens a session for `operator`; its cookie.
+    async fn open(&self, operator: &Operator) -> Result<String, ApiError> {
         let token = api_keys::random_text(TOKEN_LENGTH, &self.api.random).map_err(|_| ApiError::internal())?;
         let token = format!("{TOKEN_PREFIX}{token}");
         let ttl = self.settings.session_ttl;
