@@ -266,6 +266,37 @@ async fn an_organisation_operator_sees_only_its_organisation_and_its_own_dead_le
     assert_eq!(bad.status, 422, "a bad time is the API's validation error, shown as such");
     assert!(bad.body.contains("VALIDATION_ERROR"), "{}", bad.body);
 
+    // An integration's use shows on its row: last used, and requests today, this week, this month.
+    let (_, client_id, secret) = crate::integrations::create(&platform, &admin, "ALL_ACCESS", json!([])).await;
+    let token = crate::integrations::token(&platform, &client_id, &secret).await.unwrap();
+    let bearer = format!("Bearer {token}");
+    let (status, _, _) = crate::support::request(
+        platform.addr(),
+        "GET",
+        "/api/partner/v1/vehicles",
+        &[("authorization", bearer.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let row = async |visitor: &mut Visitor| {
+        let page = visitor.get(&format!("/admin/orgs/{mine}/integrations")).await.body;
+        let at = page.find(&client_id).expect("the integration is listed");
+        page[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    let mut seen = row(&mut visitor).await;
+    for _ in 0..50 {
+        if !seen.contains("data-label=\"Today\">0<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = row(&mut visitor).await;
+    }
+    for column in ["Today", "This week", "This month"] {
+        assert!(!seen.contains(&format!("data-label=\"{column}\">0<")), "{column}: {seen}");
+    }
+    assert!(!seen.contains("data-label=\"Last used\">–<"), "{seen}");
+
     // What the console did went through the partner API's commands: the admin key sees it.
     let (_, keys, _) = platform.call(&admin, "GET", "/api-keys", None).await;
     assert!(!keys.to_string().contains("\"theirs\""), "the other organisation's key is not in this one");

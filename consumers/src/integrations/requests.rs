@@ -166,3 +166,47 @@ pub async fn list(
         .collect::<Result<_, DbErr>>()?;
     Ok((requests, total))
 }
+
+/// An integration's use of the partner API, from the request log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IntegrationUse {
+    /// Its last request.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Requests since each of the moments asked about, in order.
+    pub since: Vec<u64>,
+}
+
+/// When integration `id` of `tenant` last called, and how many requests it made since each of
+/// `moments` (an index range on `(integration_id, received_at)` each).
+pub async fn integration_use(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    moments: &[DateTime<Utc>],
+) -> Result<IntegrationUse, DbErr> {
+    let of_integration = || {
+        Query::select()
+            .from("api_requests")
+            .and_where(Expr::col("integration_id").eq(id))
+            .and_where(Expr::col("tenant").eq(tenant))
+            .to_owned()
+    };
+    let last = of_integration().expr_as(Expr::col("received_at").max(), "last").to_owned();
+    let last_used_at = match db.query_one(&last).await? {
+        Some(row) => row.try_get("", "last")?,
+        None => None,
+    };
+    let mut since = Vec::with_capacity(moments.len());
+    for moment in moments {
+        let count = of_integration()
+            .expr_as(Expr::col("seq").count(), "n")
+            .and_where(Expr::col("received_at").gte(*moment))
+            .to_owned();
+        let n: i64 = match db.query_one(&count).await? {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        since.push(u64::try_from(n).unwrap_or(0));
+    }
+    Ok(IntegrationUse { last_used_at, since })
+}

@@ -3,7 +3,8 @@
 //! FleetControl). It is a client like any other: every read and action of an organisation runs a
 //! route of the partner route table (`PartnerApi::call_as`) with the operator as caller, so the
 //! same permissions, commands and request log apply. Read directly: what no route offers (the
-//! organisations, a vehicle's recent reports and commands, by tenant) and the transports.
+//! organisations, a vehicle's recent reports and commands, an integration's use, by tenant) and
+//! the transports.
 //!
 //! Layout:
 //! - `session`: sign-in (Argon2id), the session cookie, CSRF tokens, lock-out, sign-out.
