@@ -188,3 +188,43 @@ async fn exhausted_deliveries_reach_the_dead_letters_through_the_advisory() {
     assert_eq!(letters[0].error_kind.as_deref(), Some("max_deliveries"));
     second.abort();
 }
+
+/// A dead letter names the tenant of the subject its message came on, not the one its sender
+/// wrote in `ce-tenant`: a device of one tenant cannot put a letter in another's view (the
+/// operator console shows an organisation only its own).
+#[tokio::test]
+async fn a_dead_letter_names_the_tenant_of_its_subject_not_of_its_header() {
+    use crate::support::{Scripted, pause_ride, tenant};
+
+    init_logs();
+    let server = PrivateNats::start();
+    let nats = NatsConnection::connect(&server.url(), "voltbus-test").await.unwrap();
+    nats.ensure_streams().await.unwrap();
+    let topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, vec![]);
+    topology.declare(&nats, 50).await.unwrap();
+    let handler: Arc<dyn Handler> =
+        Arc::new(Scripted::new(|_, _| Err(bus::HandlerError::Retryable("charger offline".into()))));
+    let consumer = JetStreamConsumer::new(
+        nats.clone(),
+        topology.clone(),
+        ConsumerOptions { prefetch: 1, lanes: 1 },
+        handler,
+        None,
+    );
+    let running = tokio::spawn(consumer.run(std::future::pending()));
+    // Another tenant's name in the header; the subject is tenant `test`'s.
+    let envelope = pause_ride(uuid::Uuid::now_v7(), &tenant());
+    nats.publish_durable(SUBJECT.into(), &envelope).await.unwrap();
+    let mut letters = Vec::new();
+    for _ in 0..100 {
+        letters = bus::nats::list_dead_letters(&nats, &topology.group, 10).await.unwrap();
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(letters.len(), 1);
+    assert_ne!(envelope.tenant.as_str(), "test");
+    assert_eq!(letters[0].tenant.as_deref(), Some("test"), "the subject's tenant: {:?}", letters[0]);
+    running.abort();
+}

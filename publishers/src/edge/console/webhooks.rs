@@ -188,7 +188,8 @@ async fn endpoint(
         title: format!("Webhook endpoint {}", endpoint["url"].as_str().unwrap_or_default()),
         organisation: Some(org.into()),
         body: format!(
-            "{}{actions}<section><h2>Deliveries</h2>{}</section><section><h2>Attempts</h2>{}</section>",
+            "{}{actions}<div id=\"delivery-log\" data-refresh><section><h2>Deliveries</h2>{}</section>\
+             <section><h2>Attempts</h2>{}</section></div>",
             html::table("endpoint", &["", ""], &facts, ""),
             html::table(
                 "deliveries",

@@ -1,6 +1,8 @@
 // The voltbus console's only script: copy buttons, and live figures. An element with
 // `data-live="<url>"` is refreshed every two seconds from that URL's JSON: each key's text goes
 // into the element below it with the same `data-key`. A `final: true` answer stops the polling.
+// An element with an id and `data-refresh` is replaced every three seconds by the element of the
+// same id in a fresh copy of the page (the delivery log, as attempts arrive).
 "use strict";
 
 document.addEventListener("click", (event) => {
@@ -53,3 +55,18 @@ function follow(section) {
 }
 
 document.querySelectorAll("[data-live]").forEach(follow);
+
+function refresh(element) {
+  setInterval(async () => {
+    try {
+      const answer = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!answer.ok) return;
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html").getElementById(element.id);
+      if (fresh && fresh.innerHTML !== element.innerHTML) element.replaceChildren(...fresh.childNodes);
+    } catch (_) {
+      // The next tick tries again.
+    }
+  }, 3000);
+}
+
+document.querySelectorAll("[data-refresh][id]").forEach(refresh);
