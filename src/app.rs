@@ -190,10 +190,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     ];
     let mut consoled = Vec::new();
     for (topology, handler, database, batch) in groups {
-        let transport = if engines.amqp.is_some() { Transport::Amqp } else { Transport::Embedded };
-        consoled.push(crate::console::Group { name: topology.group.clone(), transport, stream: None });
+        let group = |transport| crate::console::Group { name: topology.group.clone(), transport, stream: None };
         background.push(match (&settings.amqp.url, &engines.amqp) {
             (Some(url), Some(amqp)) => {
+                consoled.push(group(Transport::Amqp));
                 // Declared before the edge takes a request, so no command finds its queue missing.
                 let channel = amqp.channel().await.context("opening a channel to declare queues")?;
                 topology.declare(&channel).await.with_context(|| format!("declaring the {} queues", topology.group))?;
@@ -203,6 +203,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 tokio::spawn(consumer.run(when(&drained)))
             }
             _ => {
+                consoled.push(group(Transport::Embedded));
                 let embedded = engines.embedded.clone();
                 let consumer = EmbeddedConsumer::new(embedded, topology, ConsumerOptions::default(), handler, database);
                 tokio::spawn(consumer.run(when(&drained)))

@@ -88,22 +88,10 @@ pub async fn list(
     group: &str,
     limit: usize,
 ) -> anyhow::Result<Vec<DeadLetter>> {
-    match transport {
-        Transport::Amqp => {
-            let amqp = amqp(settings).await?;
-            let letters = Transports { amqp: Some(&amqp), ..Transports::default() }.list(transport, group, limit).await;
-            amqp.close().await;
-            letters
-        }
-        Transport::Nats => {
-            let nats = nats(settings).await?;
-            Transports { nats: Some(&nats), ..Transports::default() }.list(transport, group, limit).await
-        }
-        Transport::Embedded => {
-            let embedded = embedded(settings).await?;
-            Transports { embedded: Some(&embedded), ..Transports::default() }.list(transport, group, limit).await
-        }
-    }
+    let connected = Connected::to(settings, transport).await?;
+    let letters = connected.transports().list(transport, group, limit).await;
+    connected.close().await;
+    letters
 }
 
 /// Replays `group`'s dead letters (one by message id, or all); returns how many.
@@ -113,21 +101,37 @@ pub async fn replay(
     group: &str,
     message_id: Option<&str>,
 ) -> anyhow::Result<usize> {
-    match transport {
-        Transport::Amqp => {
-            let amqp = amqp(settings).await?;
-            let replayed =
-                Transports { amqp: Some(&amqp), ..Transports::default() }.replay(transport, group, message_id).await;
+    let connected = Connected::to(settings, transport).await?;
+    let replayed = connected.transports().replay(transport, group, message_id).await;
+    connected.close().await;
+    replayed
+}
+
+/// The one connection a command-line call opens, to the transport it is about.
+#[derive(Default)]
+struct Connected {
+    amqp: Option<AmqpConnection>,
+    nats: Option<NatsConnection>,
+    embedded: Option<EmbeddedBus>,
+}
+
+impl Connected {
+    async fn to(settings: &Settings, transport: Transport) -> anyhow::Result<Self> {
+        Ok(match transport {
+            Transport::Amqp => Self { amqp: Some(amqp(settings).await?), ..Self::default() },
+            Transport::Nats => Self { nats: Some(nats(settings).await?), ..Self::default() },
+            Transport::Embedded => Self { embedded: Some(embedded(settings).await?), ..Self::default() },
+        })
+    }
+
+    fn transports(&self) -> Transports<'_> {
+        Transports { amqp: self.amqp.as_ref(), nats: self.nats.as_ref(), embedded: self.embedded.as_ref() }
+    }
+
+    /// Closes RabbitMQ politely (its channel close puts listed messages back at once).
+    async fn close(self) {
+        if let Some(amqp) = self.amqp {
             amqp.close().await;
-            replayed
-        }
-        Transport::Nats => {
-            let nats = nats(settings).await?;
-            Transports { nats: Some(&nats), ..Transports::default() }.replay(transport, group, message_id).await
-        }
-        Transport::Embedded => {
-            let embedded = embedded(settings).await?;
-            Transports { embedded: Some(&embedded), ..Transports::default() }.replay(transport, group, message_id).await
         }
     }
 }

@@ -115,14 +115,11 @@ async fn operators_sign_in_with_an_argon2id_password_a_strict_cookie_csrf_and_lo
     operator(&platform, &careful, Some(&org)).await;
     // Stored as an Argon2id PHC string, never as the password.
     let database = Database::connect(platform.settings.database.url.clone().unwrap()).await.unwrap();
-    let stored = database
-        .query_one_raw(Statement::from_string(
-            database.get_database_backend(),
-            format!("SELECT password_hash FROM operators WHERE email = '{careless}'"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let account = async |columns: &str| {
+        let sql = format!("SELECT {columns} FROM operators WHERE email = '{careless}'");
+        database.query_one_raw(Statement::from_string(database.get_database_backend(), sql)).await.unwrap().unwrap()
+    };
+    let stored = account("password_hash").await;
     let hash: String = stored.try_get("", "password_hash").unwrap();
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$") && !hash.contains(PASSWORD), "{hash}");
     assert!(
@@ -147,14 +144,7 @@ async fn operators_sign_in_with_an_argon2id_password_a_strict_cookie_csrf_and_lo
     }
     let locked = visitor.sign_in(&careless, PASSWORD).await;
     assert_eq!(locked.status, 401, "a locked account is refused even with its password");
-    let row = database
-        .query_one_raw(Statement::from_string(
-            database.get_database_backend(),
-            format!("SELECT locked_until, failed_attempts FROM operators WHERE email = '{careless}'"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = account("locked_until").await;
     let until: chrono::DateTime<Utc> = row.try_get("", "locked_until").unwrap();
     assert!(until > Utc::now() + chrono::Duration::minutes(14), "locked for 15 minutes: {until}");
     let unknown = visitor.sign_in("nobody@operators.example", PASSWORD).await;

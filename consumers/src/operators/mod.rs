@@ -189,8 +189,7 @@ async fn open_session(
         .and_where(Expr::col("operator_id").eq(open.operator_id))
         .to_owned();
     if tx.execute(&reset).await?.rows_affected() == 0 {
-        let refusal = Refusal::not_found(format!("no operator {}", open.operator_id));
-        return Ok(Outcome::<()>::Refused(refusal).to_reply());
+        return Ok(no_operator(open.operator_id));
     }
     // Expired sessions of this operator go when a new one opens: the table stays small.
     let expired = Query::delete()
@@ -220,8 +219,7 @@ async fn record_failure(
         .returning(Query::returning().column("failed_attempts"))
         .to_owned();
     let Some(row) = tx.query_one(&count).await? else {
-        let refusal = Refusal::not_found(format!("no operator {}", failure.operator_id));
-        return Ok(Outcome::<()>::Refused(refusal).to_reply());
+        return Ok(no_operator(failure.operator_id));
     };
     let attempts: i32 = row.try_get("", "failed_attempts")?;
     let mut locked_until = None;
@@ -239,6 +237,11 @@ async fn record_failure(
         locked_until = Some(until);
     }
     Ok(Outcome::Done(serde_json::json!({ "failed_attempts": attempts, "locked_until": locked_until })).to_reply())
+}
+
+/// The refusal of a command about an operator that does not exist.
+fn no_operator(id: Uuid) -> serde_json::Value {
+    Outcome::<()>::Refused(Refusal::not_found(format!("no operator {id}"))).to_reply()
 }
 
 async fn close_session(tx: &impl ConnectionTrait, close: &CloseOperatorSession) -> Result<serde_json::Value, DbErr> {

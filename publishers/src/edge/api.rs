@@ -369,14 +369,7 @@ impl PartnerApi {
             .or_else(|| path.strip_prefix(INTEGRATIONS_ALIAS).filter(|p| p.starts_with("/integrations")))
             .filter(|p| !p.is_empty())
             .unwrap_or("/");
-        let matched = self.router.at(relative).map_err(|_| ApiError::not_found("no such route"))?;
-        let params: Vec<(String, String)> = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        let candidates = matched.value;
-        let Some(&index) = candidates.iter().find(|&&i| self.routes[i].method == request.method()) else {
-            let allowed: Vec<&str> = candidates.iter().map(|&i| self.routes[i].method.as_str()).collect();
-            return Err(ApiError::method_not_allowed(&allowed.join(", ")));
-        };
-        let route = &self.routes[index];
+        let (route, params) = self.route(relative, request.method())?;
         outcome.route = Some(route.path);
         routes::check_query(route.returns, request.uri().query())?;
         if route.access == Access::Public {
@@ -455,6 +448,19 @@ impl PartnerApi {
         Ok(rendered)
     }
 
+    /// The route `method relative` names (below [`routes::BASE`]) and its path parameters; 404
+    /// for no such path, 405 naming the methods it has.
+    fn route(&self, relative: &str, method: &Method) -> Result<(&Route, routes::Params), ApiError> {
+        let matched = self.router.at(relative).map_err(|_| ApiError::not_found("no such route"))?;
+        let params = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let candidates = matched.value;
+        let Some(&index) = candidates.iter().find(|&&i| self.routes[i].method == method) else {
+            let allowed: Vec<&str> = candidates.iter().map(|&i| self.routes[i].method.as_str()).collect();
+            return Err(ApiError::method_not_allowed(&allowed.join(", ")));
+        };
+        Ok((&self.routes[index], params))
+    }
+
     /// Runs the partner route `method relative` (below [`routes::BASE`]) for the console, with
     /// `caller` (an operator): the same route table, access rules and commands as a partner's
     /// request, logged in the organisation's request log. Returns the envelope body on success.
@@ -468,14 +474,7 @@ impl PartnerApi {
         request_id: &str,
     ) -> Result<serde_json::Value, ApiError> {
         let (received_at, started) = (Utc::now(), Instant::now());
-        let matched = self.router.at(relative).map_err(|_| ApiError::not_found("no such route"))?;
-        let params: Vec<(String, String)> = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        let index = *matched
-            .value
-            .iter()
-            .find(|&&i| self.routes[i].method == method)
-            .ok_or_else(|| ApiError::method_not_allowed(method.as_str()))?;
-        let route = &self.routes[index];
+        let (route, params) = self.route(relative, &method)?;
         let tenant = caller.tenant.clone();
         let operator = caller.operator().map(|o| o.operator_id);
         let result = async {

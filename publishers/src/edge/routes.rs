@@ -82,12 +82,15 @@ pub(crate) struct QueryFilter {
     pub description: &'static str,
 }
 
+/// Path parameters by name, as the router found them.
+pub(crate) type Params = Vec<(String, String)>;
+
 /// One call of a route, after authentication, limits and idempotency.
 pub(crate) struct Call {
     /// Who calls.
     pub caller: Caller,
     /// Path parameters by name.
-    pub params: Vec<(String, String)>,
+    pub params: Params,
     /// The query string.
     pub query: Option<String>,
     /// The request body (checked to be JSON when not empty).
