@@ -24,19 +24,19 @@ let shot = 0;
 const photograph = async (page, name) => {
   shot += 1;
   const file = join(shots, `${String(shot).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  // Chromium refuses a capture now and then while the page changes under it (the live parts
+  // redraw): try again, a few times.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await page.screenshot({ path: file, fullPage: true });
+      break;
+    } catch (error) {
+      if (attempt === 3) throw error;
+      await page.waitForTimeout(300);
+    }
+  }
   console.log(`screenshot ${file}`);
 };
-// Reloads until `test` holds for the page (deliveries and replays arrive asynchronously).
-const until = async (page, what, test, seconds = 20) => {
-  for (let i = 0; i < seconds * 2; i += 1) {
-    if (await test()) return;
-    await page.waitForTimeout(500);
-    await page.reload();
-  }
-  throw new Error(`timed out waiting for ${what}`);
-};
-
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: [
@@ -108,7 +108,7 @@ try {
   await photograph(page, "webhook-deliveries");
   await Promise.all([page.waitForNavigation(), page.click("#deliveries button:has-text('Replay')")]);
   check((await page.textContent(".notice")).includes("Replay queued"), "the replay is queued");
-  await until(page, "the replayed attempt", async () => (await page.locator("#attempts tbody tr").count()) >= 2);
+  await page.waitForFunction(() => document.querySelectorAll("#attempts tbody tr").length >= 2, null, { timeout: 20_000 });
   await photograph(page, "webhook-replayed");
 
   // The fleet: the map and one vehicle.
