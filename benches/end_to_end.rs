@@ -26,32 +26,12 @@ use voltbus::simulation::{Fleet, Plan, Target};
 mod private_nats;
 mod support;
 
-use support::{env, number, unique};
+use support::{cpu_seconds, env, number, unique};
 
 /// Past this p99 of REST command latency the platform is not keeping up.
 const P99_LIMIT_MS: f64 = 50.0;
 /// Ride commands a step needs before its p99 means anything.
 const ENOUGH_TO_TELL: u64 = 200;
-
-/// CPU seconds used so far by processes whose command name is `name` (all of them), or by `pid`.
-fn cpu_seconds(select: impl Fn(u32, &str) -> bool) -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut total = 0.0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = &stat[open + 1..close];
-        if !select(pid, name) {
-            continue;
-        }
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-        let used: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
-        total += used / ticks;
-    }
-    total
-}
 
 /// Peak resident memory of `pid`, in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {

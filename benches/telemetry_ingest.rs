@@ -7,7 +7,12 @@
 //!   RabbitMQ queue (so each state was in the latest state and the history, committed, and its
 //!   event confirmed by the broker);
 //! - in the same run, a bare async-nats pull consumer on the same stream that only counts (and
-//!   acks) the same messages, and the ratio of the two.
+//!   acks) the same messages, and the ratio of the two;
+//! - the CPU seconds each party used during the run (this process holds voltbus, the load
+//!   generator, the bare consumer and the subscriber);
+//! - before the run, the broker alone: as many `VehicleStateReceived`, encoded beforehand,
+//!   published the way the ingest publishes them to a queue of their own until the last arrived,
+//!   which bounds what the ingest can reach on this machine.
 //!
 //! `cargo bench --bench telemetry_ingest`; `BENCH_BATCH` sets the ingest's batch. Figures go to
 //! stdout and to `target/bench-telemetry.txt`.
@@ -18,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
+use bus::outbox::{Destination, Outgoing, Publisher};
 use chrono::{TimeDelta, Utc};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
@@ -31,7 +37,7 @@ use uuid::Uuid;
 mod private_nats;
 mod support;
 
-use support::{BenchPlatform, number};
+use support::{BenchPlatform, cpu_seconds, number};
 
 // The allocator `voltbus serve` runs with.
 #[global_allocator]
@@ -88,6 +94,132 @@ fn report(tenant: &TenantId, vehicle: Uuid, n: u64) -> Envelope<VehicleStateRepo
     )
 }
 
+/// CPU seconds of each party, read at one moment.
+#[derive(Clone, Copy)]
+struct Cpu {
+    this: f64,
+    postgres: f64,
+    rabbitmq: f64,
+    nats: f64,
+}
+
+impl Cpu {
+    fn read(nats: u32) -> Self {
+        let me = std::process::id();
+        Self {
+            this: cpu_seconds(|pid, _| pid == me),
+            postgres: cpu_seconds(|_, name| name == "postgres"),
+            rabbitmq: cpu_seconds(|_, name| name == "beam.smp"),
+            nats: cpu_seconds(|pid, _| pid == nats),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            this: self.this - before.this,
+            postgres: self.postgres - before.postgres,
+            rabbitmq: self.rabbitmq - before.rabbitmq,
+            nats: self.nats - before.nats,
+        }
+    }
+
+    /// States per second the machine's 2 cores could carry if this process (voltbus and the
+    /// load generator) took none of them: what the brokers and the database alone allow.
+    fn ceiling(self, states: u64) -> f64 {
+        2.0 * states as f64 / (self.postgres + self.rabbitmq + self.nats)
+    }
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "voltbus + load generator {:.1} s, PostgreSQL {:.1} s, RabbitMQ {:.1} s, NATS {:.1} s",
+            self.this, self.postgres, self.rabbitmq, self.nats
+        )
+    }
+}
+
+/// The broker alone: `count` `VehicleStateReceived`, encoded beforehand, published as the ingest
+/// publishes them (batches of `batch` awaiting their confirms, four lanes at once) to a queue of
+/// their own until the last arrived; its rate and RabbitMQ's CPU seconds.
+async fn broker_alone(
+    amqp: &bus::amqp::AmqpConnection,
+    url: &str,
+    tenant: &TenantId,
+    ids: &[Uuid],
+    count: u64,
+    batch: usize,
+) -> (f64, f64) {
+    let destination = Destination::event::<VehicleStateReceived>(tenant);
+    let events: Vec<Outgoing> = (0..count)
+        .map(|n| {
+            let report = report(tenant, ids[(n % ids.len() as u64) as usize], n);
+            let received = VehicleStateReceived {
+                vehicle_id: report.data.vehicle_id,
+                subaccount_id: Uuid::now_v7(),
+                state: report.data.state.clone(),
+            };
+            Outgoing::new(
+                &Envelope::new(tenant.clone(), "bench/broker", received).caused_by(&report),
+                destination.clone(),
+            )
+        })
+        .collect();
+    let (channel, mut deliveries, queue) = subscriber(amqp, tenant, "bench-broker").await;
+    let publisher = Publisher {
+        amqp: Some(Arc::new(bus::amqp::AmqpConnection::connect(url, "bench-broker").await.expect("RabbitMQ"))),
+        ..Default::default()
+    };
+    let before = cpu_seconds(|_, name| name == "beam.smp");
+    let start = Instant::now();
+    let arrived = tokio::spawn(async move {
+        for _ in 0..count {
+            deliveries.next().await.expect("delivery").expect("delivered");
+        }
+        Instant::now()
+    });
+    futures_util::stream::iter(events.chunks(batch))
+        .map(|chunk| publisher.publish_all(chunk))
+        .buffer_unordered(4)
+        .for_each(|outcome| async move { outcome.expect("confirmed") })
+        .await;
+    let rate = count as f64 / (arrived.await.expect("arrived") - start).as_secs_f64();
+    let used = cpu_seconds(|_, name| name == "beam.smp") - before;
+    // Exclusive queues live as long as their connection, which the ingest's subscriber goes on using.
+    channel.queue_delete(queue.as_str().into(), Default::default()).await.expect("queue deleted");
+    (rate, used)
+}
+
+/// A queue of this process's bound to `tenant`'s `VehicleStateReceived`, and its deliveries
+/// (acknowledged on delivery: the subscriber is the load generator's, on the same 2 cores).
+async fn subscriber(
+    amqp: &bus::amqp::AmqpConnection,
+    tenant: &TenantId,
+    tag: &str,
+) -> (lapin::Channel, lapin::Consumer, String) {
+    let channel = amqp.channel().await.expect("channel");
+    let queue = channel
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("queue");
+    let key = routing::event_key_of::<VehicleStateReceived>(tenant);
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            routing::EVENTS_EXCHANGE.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bound");
+    let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let deliveries =
+        channel.basic_consume(queue.name().clone(), tag.into(), no_ack, FieldTable::default()).await.expect("consume");
+    (channel, deliveries, queue.name().to_string())
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run());
@@ -106,33 +238,13 @@ async fn run() {
     let ids = vehicles(platform.settings.database.url.as_deref().expect("database"), vehicle_count).await;
     let tenant = TenantId::new(TENANT).expect("tenant");
 
+    let amqp_url = platform.settings.amqp.url.clone().expect("amqp");
+    let amqp = bus::amqp::AmqpConnection::connect(&amqp_url, "bench-subscriber").await.expect("RabbitMQ");
+    let batch_size = usize::try_from(batch).expect("BENCH_BATCH");
+    let (broker_rate, broker_cpu) = broker_alone(&amqp, &amqp_url, &tenant, &ids, states, batch_size).await;
+
     // The subscriber: a queue bound to the tenant's `VehicleStateReceived`, counting arrivals.
-    let amqp =
-        bus::amqp::AmqpConnection::connect(platform.settings.amqp.url.as_deref().expect("amqp"), "bench-subscriber")
-            .await
-            .expect("RabbitMQ");
-    let channel = amqp.channel().await.expect("channel");
-    let queue = channel
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
-        .await
-        .expect("queue");
-    let key = routing::event_key_of::<VehicleStateReceived>(&tenant);
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            routing::EVENTS_EXCHANGE.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bound");
-    // Acknowledged on delivery: the subscriber is the load generator's, on the same 2 cores.
-    let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
-    let mut deliveries = channel
-        .basic_consume(queue.name().clone(), "bench".into(), no_ack, FieldTable::default())
-        .await
-        .expect("consume");
+    let (_channel, mut deliveries, _) = subscriber(&amqp, &tenant, "bench").await;
     let received = Arc::new(AtomicU64::new(0));
     let received_done = {
         let received = Arc::clone(&received);
@@ -173,6 +285,7 @@ async fn run() {
     });
 
     // Publish: every vehicle in turn, as fast as the stream acknowledges (2,000 in flight).
+    let cpu_before = Cpu::read(nats_server.pid());
     let start = Instant::now();
     futures_util::stream::iter(0..states)
         .map(|n| {
@@ -195,8 +308,24 @@ async fn run() {
         if u64::try_from(row.try_get::<i64>("", "n").expect("n")).unwrap_or(0) >= states {
             break start.elapsed();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Counting the history is a scan: at 50 ms it took PostgreSQL 7 of its 11 CPU seconds
+        // from the ingest it measures.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    let derived = Statement::from_string(
+        db.get_database_backend(),
+        "SELECT type_name, count(*) AS n FROM outbox GROUP BY type_name ORDER BY type_name",
+    );
+    let derived: Vec<String> = db
+        .query_all_raw(derived)
+        .await
+        .expect("derived events")
+        .iter()
+        .map(|row| {
+            let name: String = row.try_get("", "type_name").expect("type");
+            format!("{} {name}", row.try_get::<i64>("", "n").expect("n"))
+        })
+        .collect();
     db.close().await.expect("closed");
     eprintln!("  (all {states} states committed after {:.1} s)", committed.as_secs_f64());
     let bare_at = tokio::time::timeout(Duration::from_secs(600), bare_done).await.expect("bare done").expect("bare");
@@ -204,6 +333,7 @@ async fn run() {
         .await
         .expect("every state ingested")
         .expect("ingest");
+    let cpu = Cpu::read(nats_server.pid()).since(cpu_before);
     let (bare, ingest) = (bare_at - start, ingested_at - start);
     let rate = |d: Duration| states as f64 / d.as_secs_f64();
 
@@ -232,6 +362,17 @@ async fn run() {
         bare.as_secs_f64()
     );
     let _ = writeln!(report, "  ratio ingest / bare: {:.2}", rate(ingest) / rate(bare));
+    let _ = writeln!(report, "  CPU during the run: {cpu}");
+    let _ = writeln!(
+        report,
+        "  ceiling on 2 cores were voltbus and the load generator free (the brokers' and PostgreSQL's CPU per state): {:.0} states/s",
+        cpu.ceiling(states)
+    );
+    let _ = writeln!(report, "  derived events through the outbox: {}", derived.join(", "));
+    let _ = writeln!(
+        report,
+        "  RabbitMQ alone, the same number of VehicleStateReceived published as the ingest does and delivered: {broker_rate:.0}/s, RabbitMQ {broker_cpu:.1} CPU s"
+    );
     print!("{report}");
     let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-telemetry.txt"), &report);
     nats.close().await;

@@ -166,20 +166,14 @@ impl<T: Serialize> Envelope<T> {
     }
 }
 
-impl Envelope<Value> {
-    /// Parses the envelope of a structured-mode message, leaving `data` untyped.
-    pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
-    }
-
-    /// Parses a binary-mode message, leaving `data` untyped.
-    pub fn parse_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Self, DecodeError> {
+impl Envelope<()> {
+    /// A binary-mode message's attributes, read from its headers, without its body.
+    pub(crate) fn binary_attributes(attribute: impl Fn(&str) -> Option<String>) -> Result<Self, DecodeError> {
         let required =
             |name: &str| attribute(name).ok_or_else(|| DecodeError::Malformed(format!("missing attribute `{name}`")));
         let uuid = |name: &str, value: String| {
             Uuid::parse_str(&value).map_err(|e| DecodeError::Malformed(format!("attribute `{name}`: {e}")))
         };
-        let data: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(format!("body: {e}")))?;
         Ok(Self {
             specversion: required("specversion")?,
             id: uuid("id", required("id")?)?,
@@ -197,8 +191,22 @@ impl Envelope<Value> {
                 .map_err(|e| DecodeError::Malformed(format!("attribute `tenant`: {e}")))?,
             correlationid: uuid("correlationid", required("correlationid")?)?,
             causationid: attribute("causationid").map(|v| uuid("causationid", v)).transpose()?,
-            data,
+            data: (),
         })
+    }
+}
+
+impl Envelope<Value> {
+    /// Parses the envelope of a structured-mode message, leaving `data` untyped.
+    pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
+
+    /// Parses a binary-mode message, leaving `data` untyped.
+    pub fn parse_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Self, DecodeError> {
+        let shell = Envelope::binary_attributes(attribute)?;
+        let data: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(format!("body: {e}")))?;
+        Ok(shell.map(|()| data))
     }
 
     /// Checks type and version against `T` and decodes `data` into it.

@@ -332,6 +332,12 @@ fn binary_decoding_says_which_fault() {
         Err(DecodeError::Malformed(_))
     ));
     assert!(matches!(decode_any_binary(with(&[]), b"{oops"), Err(DecodeError::Malformed(_))));
+    // JSON, but not the shape the type attribute names.
+    assert!(matches!(
+        decode_any_binary(with(&[]), br#"{"ride_id": 5}"#),
+        Err(DecodeError::InvalidData { type_name, .. }) if type_name == "ride.pause"
+    ));
+    assert!(matches!(decode_any_binary(with(&[]), br#"{"ride_id": "#), Err(DecodeError::Malformed(_))));
     assert!(matches!(
         decode_any_binary(with(&[("type", Some("nope"))]), &binary.body),
         Err(DecodeError::UnknownType(_))
