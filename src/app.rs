@@ -270,8 +270,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         every,
         when(&drained),
     )));
-    let history = Duration::from_secs(settings.fleet.history_days.saturating_mul(86_400));
-    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, history, when(&stopped))));
+    let kept = Kept {
+        history: Duration::from_secs(settings.fleet.history_days.saturating_mul(86_400)),
+        inbox: settings.bus.inbox(),
+        outbox: settings.bus.outbox(),
+    };
+    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, kept, when(&stopped))));
     drop(api);
 
     let grace = Duration::from_secs(settings.http.shutdown_grace_seconds);
@@ -309,16 +313,29 @@ fn jetstream(groups: &mut Vec<crate::console::Group>, group: bus::nats::JetStrea
     group
 }
 
+/// How long housekeeping keeps what it purges.
+struct Kept {
+    /// Vehicle state history.
+    history: Duration,
+    /// Inbox rows of handled messages.
+    inbox: Duration,
+    /// Published outbox rows.
+    outbox: Duration,
+}
+
 /// Housekeeping now and then, until `stop`: expired idempotency records, webhook payloads and
-/// logs past their retention, and vehicle state history older than `history`.
+/// logs past their retention, and vehicle state history, inbox rows and published outbox rows
+/// older than `kept` says.
 async fn tidy(
     api: Arc<PartnerApi>,
     db: sea_orm::DatabaseConnection,
     policy: consumers::webhooks::DeliveryPolicy,
-    history: Duration,
+    kept: Kept,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
+    let before =
+        |kept: Duration| chrono::TimeDelta::from_std(kept).ok().and_then(|k| chrono::Utc::now().checked_sub_signed(k));
     loop {
         match api.tidy().await {
             Ok(0) => {}
@@ -330,7 +347,7 @@ async fn tidy(
             Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),
             Err(error) => tracing::warn!(%error, "could not purge webhook logs"),
         }
-        match consumers::fleet::states::purge_history(&db, history).await {
+        match consumers::fleet::states::purge_history(&db, kept.history).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "vehicle states past retention deleted"),
             Err(error) => tracing::warn!(%error, "could not purge vehicle state history"),
@@ -339,6 +356,21 @@ async fn tidy(
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "ended mobile sessions and old sign-in codes deleted"),
             Err(error) => tracing::warn!(%error, "could not purge mobile sessions"),
+        }
+        // A retention longer than the calendar goes back keeps everything.
+        if let Some(before) = before(kept.inbox) {
+            match bus::retention::purge_inbox(&db, before).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "inbox rows past retention deleted"),
+                Err(error) => tracing::warn!(%error, "could not purge the inbox"),
+            }
+        }
+        if let Some(before) = before(kept.outbox) {
+            match bus::retention::purge_published(&db, before).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "published outbox rows past retention deleted"),
+                Err(error) => tracing::warn!(%error, "could not purge the outbox"),
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(TIDY_EVERY) => {}

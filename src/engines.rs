@@ -54,7 +54,7 @@ impl Engines {
         let nats = match &settings.nats.url {
             Some(url) => {
                 let nats = connect_nats(settings, url, service).await?;
-                nats.ensure_streams().await?;
+                nats.ensure_streams(settings.nats.retention()).await?;
                 Some(nats)
             }
             None => None,

@@ -42,7 +42,7 @@ pub async fn simulate(
     let nats = match &settings.nats.url {
         Some(url) => {
             let nats = connect_nats(settings, url, "voltbus-simulator").await?;
-            nats.ensure_streams().await?;
+            nats.ensure_streams(settings.nats.retention()).await?;
             Some(nats)
         }
         None => None,

@@ -29,6 +29,8 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     /// NATS.
     pub nats: NatsSettings,
+    /// The bus's own tables.
+    pub bus: BusSettings,
     /// The mobile app's API (`/api/v1`).
     pub mobile: MobileSettings,
     /// Chargers.
@@ -294,8 +296,37 @@ impl std::fmt::Debug for UrlSettings {
     }
 }
 
+/// `[bus]`: how long the bus's own tables keep their rows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSettings {
+    /// Days a handled message's inbox row is kept: longer than it can come again (NATS
+    /// retention, a day of idempotency keys).
+    pub inbox_days: u64,
+    /// Days a published outbox row is kept.
+    pub outbox_days: u64,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self { inbox_days: 7, outbox_days: 7 }
+    }
+}
+
+impl BusSettings {
+    /// How long inbox rows are kept.
+    pub fn inbox(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.inbox_days.saturating_mul(86_400))
+    }
+
+    /// How long published outbox rows are kept.
+    pub fn outbox(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.outbox_days.saturating_mul(86_400))
+    }
+}
+
 /// `[nats]`: NATS, and the accounts that sign mobile users' credentials.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsSettings {
     /// Connection URL.
@@ -308,6 +339,21 @@ pub struct NatsSettings {
     pub account_seed: Option<String>,
     /// What mobile apps are told to connect to (`nats.servers`); unset: `url`.
     pub public_url: Option<String>,
+    /// Hours JetStream keeps telemetry, events and device commands (consumers take them within
+    /// seconds; this bounds the disk, and an outage longer than it loses what it missed).
+    pub retention_hours: u64,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            operator_seed: None,
+            account_seed: None,
+            public_url: None,
+            retention_hours: bus::nats::DEFAULT_RETENTION.as_secs() / 3600,
+        }
+    }
 }
 
 impl std::fmt::Debug for NatsSettings {
@@ -318,11 +364,17 @@ impl std::fmt::Debug for NatsSettings {
             .field("operator_seed", &hidden(&self.operator_seed))
             .field("account_seed", &hidden(&self.account_seed))
             .field("public_url", &self.public_url)
+            .field("retention_hours", &self.retention_hours)
             .finish()
     }
 }
 
 impl NatsSettings {
+    /// How long JetStream keeps telemetry, events and device commands.
+    pub fn retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.retention_hours.saturating_mul(3600))
+    }
+
     /// The accounts that sign credentials, when both seeds are set.
     pub fn accounts(&self) -> Result<Option<bus::nats::accounts::Accounts>, SettingsError> {
         match (&self.operator_seed, &self.account_seed) {
@@ -672,6 +724,7 @@ impl Default for Settings {
             database: UrlSettings::default(),
             amqp: AmqpSettings::default(),
             nats: NatsSettings::default(),
+            bus: BusSettings::default(),
             mobile: MobileSettings::default(),
             charging: ChargingSettings::default(),
             integrations: IntegrationSettings::default(),
@@ -744,6 +797,15 @@ impl Settings {
         }
         if self.webhooks.encryption_key.as_deref().is_some_and(|key| consumers::webhooks::Vault::new(key).is_err()) {
             return Err(SettingsError("webhooks.encryption_key must be 32 bytes in standard base64".into()));
+        }
+        // The duplicate window must fit in the age limit, and an inbox row must outlive every way
+        // its message comes again: the stream replayed whole, or a day's idempotency key.
+        let stream_hours = self.nats.retention_hours;
+        if stream_hours == 0 || self.bus.inbox_days < 2 || self.bus.inbox_days.saturating_mul(24) <= stream_hours {
+            return Err(SettingsError(format!(
+                "nats.retention_hours must be at least 1, and bus.inbox_days at least 2 and longer than \
+                 nats.retention_hours ({stream_hours} h)"
+            )));
         }
         if self.fleet.battery_low_percent > 100 || self.fleet.telemetry_batch == 0 {
             return Err(SettingsError(

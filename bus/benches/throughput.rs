@@ -212,7 +212,7 @@ async fn main() {
 
     // ---- NATS JetStream publish: stored, acked, de-duplicated by Nats-Msg-Id ---------------
     let nats = NatsConnection::connect(&nats_url, "voltbus-bench").await.unwrap();
-    nats.ensure_streams().await.unwrap();
+    nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
     let client = async_nats::connect(&nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let subject = subjects::event(&tenant, schemas::descriptor_of("ride.paused").unwrap());

@@ -13,6 +13,7 @@
 //! - `runtime`: the [`Processor`] every transport's consumer shares (handler, inbox, verdict).
 //! - `metrics`: every metric's name and labels, recorded through the `metrics` facade.
 //! - `outbox`: messages written with a handler's transaction, and the relay that publishes them.
+//! - `retention`: how long the inbox and the outbox keep their rows.
 
 pub mod amqp;
 mod dead_letter;
@@ -24,6 +25,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod retention;
 mod runtime;
 
 pub use dead_letter::{DeadLetter, QueueDepth};

@@ -38,7 +38,7 @@ async fn realtime_round_trip_carries_the_seed_body() {
 #[tokio::test]
 async fn durable_publish_is_stored_once_per_message_id() {
     let nats = NatsConnection::connect(&nats_url(), "voltbus-test").await.unwrap();
-    nats.ensure_streams().await.unwrap();
+    nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
     let tenant = tenant();
     let descriptor = schemas::descriptor_of("ride.started").unwrap();
     let subject = subjects::event(&tenant, descriptor);

@@ -45,6 +45,13 @@ fn bad_configuration_names_the_key() {
     assert!(error_of(&[("VOLTBUS__DATABASE__URL", "mysql://x")]).contains("database.url"));
     assert!(error_of(&[("VOLTBUS__LOG__FORMAT", "xml")]).contains("format"));
     assert!(error_of(&[("VOLTBUS__DATABSE__URL", "postgres://x")]).contains("databse"));
+    // An inbox row must outlive the stream that could replay its message.
+    assert!(error_of(&[("VOLTBUS__BUS__INBOX_DAYS", "3")]).contains("bus.inbox_days"));
+    assert!(error_of(&[("VOLTBUS__NATS__RETENTION_HOURS", "0")]).contains("nats.retention_hours"));
+    assert!(
+        Settings::load_from(None, env(&[("VOLTBUS__NATS__RETENTION_HOURS", "24"), ("VOLTBUS__BUS__INBOX_DAYS", "2")]))
+            .is_ok()
+    );
     let missing = Settings::load_from(Some(std::path::Path::new("/nonexistent/voltbus.toml")), env(&[])).err().unwrap();
     assert!(missing.to_string().contains("voltbus.toml"));
 }

@@ -41,6 +41,12 @@ pub struct NatsConnection {
     url: String,
 }
 
+/// How long a stream remembers a `Nats-Msg-Id`; a retention must be longer.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Default age limit of the telemetry, events and device command streams: a long weekend.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
+
 impl NatsConnection {
     /// Connects. The first connection attempt retries in the background, so a service whose NATS
     /// is still starting boots anyway and reports NATS down until it is up.
@@ -55,29 +61,37 @@ impl NatsConnection {
         Ok(Self { client, jetstream, connect_url: url.to_owned(), credentials, url: redact_url(url) })
     }
 
-    /// Creates the JetStream streams voltbus stores durable subjects in, if they do not exist.
-    pub async fn ensure_streams(&self) -> Result<(), BusError> {
+    /// Creates the JetStream streams voltbus stores durable subjects in, if they do not exist,
+    /// and gives telemetry, events and device commands a `retention` (a stream made before one
+    /// had none is updated): every consumer acknowledges within seconds, so the age limit only
+    /// bounds the disk, and a consumer down for longer than `retention` misses what it did not
+    /// take. Dead letters and advisories wait for an operator or a watcher, whatever their age.
+    pub async fn ensure_streams(&self, retention: Duration) -> Result<(), BusError> {
         let streams = [
-            (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects()),
-            (subjects::EVENTS_STREAM, subjects::events_stream_subjects()),
-            (subjects::VEHICLE_COMMANDS_STREAM, subjects::vehicle_commands_stream_subjects()),
-            (subjects::DEAD_LETTER_STREAM, subjects::dead_letter_stream_subjects()),
-            (subjects::ADVISORY_STREAM, subjects::advisory_stream_subjects()),
+            (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects(), retention),
+            (subjects::EVENTS_STREAM, subjects::events_stream_subjects(), retention),
+            (subjects::VEHICLE_COMMANDS_STREAM, subjects::vehicle_commands_stream_subjects(), retention),
+            (subjects::DEAD_LETTER_STREAM, subjects::dead_letter_stream_subjects(), Duration::ZERO),
+            (subjects::ADVISORY_STREAM, subjects::advisory_stream_subjects(), Duration::ZERO),
         ];
-        for (name, subjects) in streams {
+        for (name, subjects, max_age) in streams {
+            let topology = |reason: String| BusError::Topology { what: format!("stream {name}"), reason };
             let config = stream::Config {
                 name: name.to_owned(),
                 subjects,
                 // File storage: survives a server restart.
                 storage: stream::StorageType::File,
                 // De-duplication window for `Nats-Msg-Id`; consumers' inbox covers what falls outside it.
-                duplicate_window: Duration::from_secs(120),
+                duplicate_window: DUPLICATE_WINDOW,
+                // Zero: no age limit.
+                max_age,
                 ..Default::default()
             };
-            self.jetstream
-                .get_or_create_stream(config)
-                .await
-                .map_err(|e| BusError::Topology { what: format!("stream {name}"), reason: e.to_string() })?;
+            let existing =
+                self.jetstream.get_or_create_stream(config.clone()).await.map_err(|e| topology(e.to_string()))?;
+            if existing.cached_info().config.max_age != max_age {
+                self.jetstream.update_stream(config).await.map_err(|e| topology(e.to_string()))?;
+            }
         }
         Ok(())
     }

@@ -11,3 +11,4 @@ mod nats_accounts;
 mod outbox;
 mod private_nats;
 mod private_rabbit;
+mod retention;

@@ -72,7 +72,7 @@ impl Harness for Nats {
         init_logs();
         let server = PrivateNats::start();
         let nats = NatsConnection::connect(&server.url(), "voltbus-test-publisher").await.unwrap();
-        nats.ensure_streams().await.unwrap();
+        nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
         let mut topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, retry_delays);
         // Short, so a killed consumer's message moves on within the test.
         topology.ack_wait = Duration::from_secs(2);
@@ -149,7 +149,7 @@ async fn exhausted_deliveries_reach_the_dead_letters_through_the_advisory() {
     init_logs();
     let server = PrivateNats::start();
     let nats = NatsConnection::connect(&server.url(), "voltbus-test").await.unwrap();
-    nats.ensure_streams().await.unwrap();
+    nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
     let mut topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, vec![]);
     topology.ack_wait = Duration::from_secs(1);
     topology.crash_redeliveries = 0;
@@ -199,7 +199,7 @@ async fn a_dead_letter_names_the_tenant_of_its_subject_not_of_its_header() {
     init_logs();
     let server = PrivateNats::start();
     let nats = NatsConnection::connect(&server.url(), "voltbus-test").await.unwrap();
-    nats.ensure_streams().await.unwrap();
+    nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
     let topology = JetStreamGroup::new(unique("g"), subjects::EVENTS_STREAM, SUBJECT, vec![]);
     topology.declare(&nats, 50).await.unwrap();
     let handler: Arc<dyn Handler> =
@@ -227,4 +227,38 @@ async fn a_dead_letter_names_the_tenant_of_its_subject_not_of_its_header() {
     assert_ne!(envelope.tenant.as_str(), "test");
     assert_eq!(letters[0].tenant.as_deref(), Some("test"), "the subject's tenant: {:?}", letters[0]);
     running.abort();
+}
+
+/// Telemetry, events and device commands get the age limit they are given, a stream made
+/// before it had one included (made here as an older voltbus made it), and a changed limit is
+/// applied; dead letters and advisories keep theirs, whatever their age.
+#[tokio::test]
+async fn streams_keep_what_they_store_for_the_retention_they_are_given() {
+    use async_nats::jetstream::stream;
+
+    init_logs();
+    let server = PrivateNats::start();
+    let nats = NatsConnection::connect(&server.url(), "voltbus-test").await.unwrap();
+    nats.jetstream()
+        .create_stream(stream::Config {
+            name: subjects::TELEMETRY_STREAM.into(),
+            subjects: subjects::telemetry_stream_subjects(),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let age = |name: &'static str| {
+        let jetstream = nats.jetstream().clone();
+        async move { jetstream.get_stream(name).await.unwrap().info().await.unwrap().config.max_age }
+    };
+    for retention in [Duration::from_secs(3 * 3600), Duration::from_secs(3600)] {
+        nats.ensure_streams(retention).await.unwrap();
+        for name in [subjects::TELEMETRY_STREAM, subjects::EVENTS_STREAM, subjects::VEHICLE_COMMANDS_STREAM] {
+            assert_eq!(age(name).await, retention, "{name}");
+        }
+        for name in [subjects::DEAD_LETTER_STREAM, subjects::ADVISORY_STREAM] {
+            assert_eq!(age(name).await, Duration::ZERO, "{name} keeps everything");
+        }
+    }
 }

@@ -1,0 +1,72 @@
+//! How long the inbox and the outbox keep their rows, on PostgreSQL and on the embedded SQLite
+//! file, whose `CURRENT_TIMESTAMP` text only compares with text of its own shape.
+
+use bus::outbox::{Destination, enqueue};
+use bus::{inbox, retention};
+use chrono::{TimeDelta, Utc};
+use schemas::AnyMessage;
+use schemas::rides::RidePaused;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use uuid::Uuid;
+
+use crate::conformance::embedded::open_embedded;
+use crate::support::{fresh_database, pause_ride, tenant, unique};
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+/// Two handled messages in the inbox; two events in the outbox, one of them published the way the
+/// relay marks it. Then: nothing handled or published within the last hour goes, everything
+/// handled or published before the next hour does, and the unpublished event stays.
+async fn keeps_rows_for_their_retention(db: DatabaseConnection) {
+    let tenant = tenant();
+    let envelopes: Vec<_> = (0..2).map(|_| pause_ride(Uuid::now_v7(), &tenant).map(AnyMessage::PauseRide)).collect();
+    let tx = db.begin().await.unwrap();
+    inbox::claim_all(&tx, "retention", &envelopes.iter().collect::<Vec<_>>()).await.unwrap();
+    let events: Vec<_> = (0..2)
+        .map(|_| {
+            schemas::Envelope::new(
+                tenant.clone(),
+                "voltbus/test",
+                RidePaused {
+                    ride_id: Uuid::now_v7(),
+                    customer_id: Uuid::nil(),
+                    vehicle_id: Uuid::nil(),
+                    paused_at: Utc::now(),
+                    subaccount_id: Uuid::nil(),
+                },
+            )
+        })
+        .collect();
+    for event in &events {
+        enqueue(&tx, event, &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // As the relay marks a row it published.
+    let published = "UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE seq = (SELECT min(seq) FROM outbox)";
+    db.execute_raw(Statement::from_string(db.get_database_backend(), published)).await.unwrap();
+
+    let hour = TimeDelta::hours(1);
+    assert_eq!(retention::purge_inbox(&db, Utc::now() - hour).await.unwrap(), 0, "handled within the hour");
+    assert_eq!(retention::purge_published(&db, Utc::now() - hour).await.unwrap(), 0, "published within the hour");
+    assert_eq!(count(&db, "SELECT count(*) FROM inbox").await, 2);
+
+    assert_eq!(retention::purge_inbox(&db, Utc::now() + hour).await.unwrap(), 2);
+    assert_eq!(retention::purge_published(&db, Utc::now() + hour).await.unwrap(), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM inbox").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 1, "not published: kept");
+}
+
+#[tokio::test]
+async fn postgres_keeps_inbox_and_published_outbox_rows_for_their_retention() {
+    keeps_rows_for_their_retention(fresh_database().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_inbox_and_published_outbox_rows_for_their_retention() {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.db", unique("retention")));
+    keeps_rows_for_their_retention(open_embedded(&path).await).await;
+    let _ = std::fs::remove_file(&path);
+}
