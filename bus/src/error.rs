@@ -26,6 +26,14 @@ pub enum PublishError {
     NotStored(String),
 }
 
+impl PublishError {
+    /// Whether the same publish may succeed later, once the broker is back: a lost connection,
+    /// a nack or an unstored JetStream message; not a refusal that will come again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PublishError::Disconnected(_) | PublishError::Nacked | PublishError::NotStored(_))
+    }
+}
+
 /// Failures to connect or to declare topology.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

@@ -113,8 +113,7 @@ impl Processor {
                 // A handler bug, kept visible: the messages come back and end in the dead letters.
                 return Err(HandlerError::Retryable("messages to publish after commit, but no publisher".into()));
             };
-            publisher
-                .publish_all(&handled.publish)
+            publish_committed(publisher, &handled.publish)
                 .await
                 .map_err(|e| HandlerError::Retryable(format!("committed, but publishing after commit failed: {e}")))?;
         }
@@ -316,6 +315,34 @@ impl Processor {
                     .unwrap_or_else(|| "unknown panic".into());
                 Err(HandlerError::Permanent(format!("handler panicked: {text}")))
             }
+        }
+    }
+}
+
+/// How long a committed batch waits for a broker that is away before its messages come back:
+/// shorter than JetStream's ack wait (30 s), after which the server would hand them out again.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Publishes what a committed transaction handed back, waiting up to [`PUBLISH_PATIENCE`] for a
+/// broker that is briefly away (a restart takes seconds): the work is committed, and each failure
+/// handed back would spend one of the messages' retries, so a restart longer than the retry
+/// schedule would send a whole stream of telemetry to the dead letters. The publishes repeat
+/// whole; a message confirmed before the failure goes out twice, under its own id.
+async fn publish_committed(
+    publisher: &Publisher,
+    messages: &[crate::outbox::Outgoing],
+) -> Result<(), crate::PublishError> {
+    let deadline = Instant::now() + PUBLISH_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match publisher.publish_all(messages).await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.is_transient() && Instant::now() + pause < deadline => {
+                tracing::warn!(%error, ?pause, size = messages.len(), "committed, but the broker is away; publishing again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error),
         }
     }
 }
