@@ -123,10 +123,11 @@ impl Cpu {
         }
     }
 
-    /// States per second the machine's 2 cores could carry if this process (voltbus and the
-    /// load generator) took none of them: what the brokers and the database alone allow.
+    /// States per second the machine's cores could carry if this process (voltbus and the load
+    /// generator) took none of them: what the brokers and the database alone allow.
     fn ceiling(self, states: u64) -> f64 {
-        2.0 * states as f64 / (self.postgres + self.rabbitmq + self.nats)
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        cores * states as f64 / (self.postgres + self.rabbitmq + self.nats)
     }
 }
 
@@ -365,7 +366,7 @@ async fn run() {
     let _ = writeln!(report, "  CPU during the run: {cpu}");
     let _ = writeln!(
         report,
-        "  ceiling on 2 cores were voltbus and the load generator free (the brokers' and PostgreSQL's CPU per state): {:.0} states/s",
+        "  ceiling on this machine's cores were voltbus and the load generator free (the brokers' and PostgreSQL's CPU per state): {:.0} states/s",
         cpu.ceiling(states)
     );
     let _ = writeln!(report, "  derived events through the outbox: {}", derived.join(", "));

@@ -334,8 +334,6 @@ async fn tidy(
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let before =
-        |kept: Duration| chrono::TimeDelta::from_std(kept).ok().and_then(|k| chrono::Utc::now().checked_sub_signed(k));
     loop {
         match api.tidy().await {
             Ok(0) => {}
@@ -358,14 +356,14 @@ async fn tidy(
             Err(error) => tracing::warn!(%error, "could not purge mobile sessions"),
         }
         // A retention longer than the calendar goes back keeps everything.
-        if let Some(before) = before(kept.inbox) {
+        if let Some(before) = bus::retention::cutoff(kept.inbox) {
             match bus::retention::purge_inbox(&db, before).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "inbox rows past retention deleted"),
                 Err(error) => tracing::warn!(%error, "could not purge the inbox"),
             }
         }
-        if let Some(before) = before(kept.outbox) {
+        if let Some(before) = bus::retention::cutoff(kept.outbox) {
             match bus::retention::purge_published(&db, before).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "published outbox rows past retention deleted"),

@@ -303,7 +303,7 @@ pub struct BusSettings {
     /// Days a handled message's inbox row is kept: longer than it can come again (NATS
     /// retention, a day of idempotency keys).
     pub inbox_days: u64,
-    /// Days a published outbox row is kept.
+    /// Days a published outbox row is kept (0: until the next housekeeping pass).
     pub outbox_days: u64,
 }
 
@@ -801,10 +801,13 @@ impl Settings {
         // The duplicate window must fit in the age limit, and an inbox row must outlive every way
         // its message comes again: the stream replayed whole, or a day's idempotency key.
         let stream_hours = self.nats.retention_hours;
-        if stream_hours == 0 || self.bus.inbox_days < 2 || self.bus.inbox_days.saturating_mul(24) <= stream_hours {
+        if !(1..=87_600).contains(&stream_hours)
+            || self.bus.inbox_days < 2
+            || self.bus.inbox_days.saturating_mul(24) <= stream_hours
+        {
             return Err(SettingsError(format!(
-                "nats.retention_hours must be at least 1, and bus.inbox_days at least 2 and longer than \
-                 nats.retention_hours ({stream_hours} h)"
+                "nats.retention_hours must be 1 to 87600 (ten years), and bus.inbox_days at least 2 and \
+                 longer than nats.retention_hours ({stream_hours} h)"
             )));
         }
         if self.fleet.battery_low_percent > 100 || self.fleet.telemetry_batch == 0 {

@@ -66,7 +66,7 @@ pub async fn send(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> (
     (status, response.into_body().collect().await.expect("body").to_bytes())
 }
 
-/// CPU seconds used so far by processes whose command name is `name` (all of them), or by `pid`.
+/// CPU seconds used so far by the processes `select` picks by pid and command name.
 pub fn cpu_seconds(select: impl Fn(u32, &str) -> bool) -> f64 {
     let ticks = 100.0; // USER_HZ on Linux
     let mut total = 0.0;

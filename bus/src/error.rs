@@ -24,6 +24,10 @@ pub enum PublishError {
     /// JetStream did not store the message.
     #[error("JetStream did not acknowledge the message: {0}")]
     NotStored(String),
+    /// The message cannot be published as it is, here, whenever it is tried: it is not an
+    /// envelope, or its transport is not configured.
+    #[error("cannot be published: {0}")]
+    Unpublishable(String),
 }
 
 impl PublishError {

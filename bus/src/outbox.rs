@@ -217,7 +217,7 @@ impl Publisher {
                         .publish_raw(exchange, routing_key, body, message.id, message.aggregate.clone())
                         .await
                         .map(|_| ()),
-                    (None, None) => Err(PublishError::Disconnected("no AMQP connection configured".into())),
+                    (None, None) => Err(PublishError::Unpublishable("no AMQP connection configured".into())),
                 };
                 match outcome {
                     Err(PublishError::Returned { .. }) if !must_route => Ok(()),
@@ -227,7 +227,7 @@ impl Publisher {
             Destination::Nats { subject } => match (&self.nats, &self.embedded) {
                 (Some(nats), _) => {
                     let envelope = Envelope::<Value>::parse(message.payload.as_bytes())
-                        .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+                        .map_err(|e| PublishError::Unpublishable(format!("not an envelope: {e}")))?;
                     nats.publish_durable(subject.clone(), &envelope).await
                 }
                 // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
@@ -235,18 +235,18 @@ impl Publisher {
                     embedded.publish_realtime(subject.clone(), message.payload.as_bytes().to_vec());
                     Ok(())
                 }
-                (None, None) => Err(PublishError::Disconnected("no NATS connection configured".into())),
+                (None, None) => Err(PublishError::Unpublishable("no NATS connection configured".into())),
             },
             Destination::Realtime { subject } => {
                 let envelope = Envelope::<Value>::parse(message.payload.as_bytes())
-                    .map_err(|e| PublishError::NotStored(format!("not an envelope: {e}")))?;
+                    .map_err(|e| PublishError::Unpublishable(format!("not an envelope: {e}")))?;
                 match (&self.nats, &self.embedded) {
                     (Some(nats), _) => nats.publish_realtime(subject.clone(), &envelope).await,
                     (None, Some(embedded)) => {
                         embedded.publish_realtime(subject.clone(), message.payload.as_bytes().to_vec());
                         Ok(())
                     }
-                    (None, None) => Err(PublishError::Disconnected("no NATS connection configured".into())),
+                    (None, None) => Err(PublishError::Unpublishable("no NATS connection configured".into())),
                 }
             }
         }
@@ -311,7 +311,7 @@ impl Relay {
         let outcomes = futures_util::future::join_all(rows.iter().map(|row| async {
             match &row.message {
                 Ok(message) => self.publisher.publish(message).await,
-                Err(error) => Err(PublishError::NotStored(error.clone())),
+                Err(error) => Err(PublishError::Unpublishable(error.clone())),
             }
         }))
         .await;

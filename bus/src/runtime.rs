@@ -70,8 +70,9 @@ pub struct Processor {
     retry_delays: Vec<Duration>,
     /// Whether each message gets an inbox row (see [`Processor::without_inbox`]).
     inbox: bool,
-    /// Where a group without inbox publishes what its handler hands back after commit.
-    publisher: Option<Publisher>,
+    /// Where a group without inbox publishes what its handler hands back after commit, and how
+    /// long it waits for a broker that is away.
+    publisher: Option<(Publisher, Duration)>,
     metrics: QueueMetrics,
 }
 
@@ -98,10 +99,12 @@ impl Processor {
 
     /// Publishes, through `publisher`, what the handler hands back
     /// ([`Handler::handle_publishing`]) once its transaction committed, before the messages are
-    /// acknowledged; for a group without inbox. A failed publish brings the messages back later,
+    /// acknowledged; for a group without inbox. A broker that is away is waited for up to
+    /// `patience` (see [`publish_committed`]), which must stay under the time the transport
+    /// gives a message before it hands it out again; past it the messages come back later,
     /// handled again (harmless: idempotent) and published again.
-    pub fn publishing_through(mut self, publisher: Publisher) -> Self {
-        self.publisher = Some(publisher);
+    pub fn publishing_through(mut self, publisher: Publisher, patience: Duration) -> Self {
+        self.publisher = Some((publisher, patience));
         self
     }
 
@@ -109,11 +112,11 @@ impl Processor {
     /// its hand-offs.
     async fn after_commit(&self, handled: Handled) -> Result<(), HandlerError> {
         if !handled.publish.is_empty() {
-            let Some(publisher) = &self.publisher else {
+            let Some((publisher, patience)) = &self.publisher else {
                 // A handler bug, kept visible: the messages come back and end in the dead letters.
                 return Err(HandlerError::Retryable("messages to publish after commit, but no publisher".into()));
             };
-            publish_committed(publisher, &handled.publish)
+            publish_committed(publisher, &handled.publish, *patience)
                 .await
                 .map_err(|e| HandlerError::Retryable(format!("committed, but publishing after commit failed: {e}")))?;
         }
@@ -319,31 +322,32 @@ impl Processor {
     }
 }
 
-/// How long a committed batch waits for a broker that is away before its messages come back:
-/// shorter than JetStream's ack wait (30 s), after which the server would hand them out again.
-const PUBLISH_PATIENCE: Duration = Duration::from_secs(20);
-
-/// Publishes what a committed transaction handed back, waiting up to [`PUBLISH_PATIENCE`] for a
-/// broker that is briefly away (a restart takes seconds): the work is committed, and each failure
-/// handed back would spend one of the messages' retries, so a restart longer than the retry
-/// schedule would send a whole stream of telemetry to the dead letters. The publishes repeat
-/// whole; a message confirmed before the failure goes out twice, under its own id.
+/// Publishes what a committed transaction handed back, waiting up to `patience` for a broker
+/// that is briefly away (a restart takes seconds): the work is committed, and each failure handed
+/// back would spend one of the messages' retries, so a restart longer than the retry schedule
+/// would send a whole stream of telemetry to the dead letters. The publishes repeat whole; a
+/// message confirmed before the failure goes out twice, under its own id.
 async fn publish_committed(
     publisher: &Publisher,
     messages: &[crate::outbox::Outgoing],
+    patience: Duration,
 ) -> Result<(), crate::PublishError> {
-    let deadline = Instant::now() + PUBLISH_PATIENCE;
+    let deadline = Instant::now() + patience;
     let mut pause = Duration::from_millis(100);
     loop {
-        match publisher.publish_all(messages).await {
-            Ok(()) => return Ok(()),
-            Err(error) if error.is_transient() && Instant::now() + pause < deadline => {
-                tracing::warn!(%error, ?pause, size = messages.len(), "committed, but the broker is away; publishing again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(error) => return Err(error),
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // One attempt may itself hang on a reconnect: it gets what is left of the patience.
+        let error = match tokio::time::timeout(remaining, publisher.publish_all(messages)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_) => crate::PublishError::Disconnected(format!("no confirm within {patience:?}")),
+        };
+        if !error.is_transient() || Instant::now() + pause >= deadline {
+            return Err(error);
         }
+        tracing::warn!(%error, ?pause, size = messages.len(), "committed, but the broker is away; publishing again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 

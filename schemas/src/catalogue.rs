@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::envelope::check_version;
+use crate::envelope::{body_error, check_version};
 use crate::{DecodeError, Domain, Envelope, Kind, Message, Version};
 
 /// What the catalogue knows about one message type.
@@ -239,10 +239,7 @@ pub fn decode_any_binary(
     let descriptor = checked_descriptor(&shell.type_name, shell.dataversion)?;
     // The headers name the type: the body goes straight into it, which on the telemetry ingest
     // costs half of parsing a JSON tree first.
-    let message = (descriptor.decode_slice)(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => invalid_data(descriptor, &e),
-        _ => DecodeError::Malformed(format!("body: {e}")),
-    })?;
+    let message = (descriptor.decode_slice)(body).map_err(|e| body_error(descriptor.type_name, &e))?;
     Ok(shell.map(|()| message))
 }
 

@@ -97,7 +97,10 @@ impl<T: Message> Envelope<T> {
 
     /// Decodes a binary-mode message of this type; `attribute` looks up a header by attribute name.
     pub fn from_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Self, DecodeError> {
-        Envelope::<Value>::parse_binary(attribute, body)?.into_typed()
+        let shell = Envelope::binary_attributes(attribute)?;
+        shell.check_type::<T>()?;
+        let data: T = serde_json::from_slice(body).map_err(|e| body_error(T::TYPE, &e))?;
+        Ok(shell.map(|()| data))
     }
 }
 
@@ -211,19 +214,36 @@ impl Envelope<Value> {
 
     /// Checks type and version against `T` and decodes `data` into it.
     pub fn into_typed<T: Message>(self) -> Result<Envelope<T>, DecodeError> {
-        if self.type_name != T::TYPE {
-            return Err(match catalogue::descriptor_of(&self.type_name) {
-                Some(_) => DecodeError::UnexpectedType { expected: T::TYPE, found: self.type_name },
-                None => DecodeError::UnknownType(self.type_name),
-            });
-        }
-        check_version(&self.type_name, self.dataversion, T::VERSION)?;
+        self.check_type::<T>()?;
         let type_name = self.type_name.clone();
         let mut data = Value::Null;
         let shell = self.map(|d| data = d);
         let typed: T =
             serde_json::from_value(data).map_err(|e| DecodeError::InvalidData { type_name, reason: e.to_string() })?;
         Ok(shell.map(|()| typed))
+    }
+}
+
+impl<D> Envelope<D> {
+    /// Whether this envelope carries a `T` of a version this build reads.
+    fn check_type<T: Message>(&self) -> Result<(), DecodeError> {
+        if self.type_name != T::TYPE {
+            return Err(match catalogue::descriptor_of(&self.type_name) {
+                Some(_) => DecodeError::UnexpectedType { expected: T::TYPE, found: self.type_name.clone() },
+                None => DecodeError::UnknownType(self.type_name.clone()),
+            });
+        }
+        check_version(&self.type_name, self.dataversion, T::VERSION)
+    }
+}
+
+/// Why a binary-mode body did not decode into `type_name`: not JSON at all, or not its shape.
+pub(crate) fn body_error(type_name: &str, error: &serde_json::Error) -> DecodeError {
+    match error.classify() {
+        serde_json::error::Category::Data => {
+            DecodeError::InvalidData { type_name: type_name.to_owned(), reason: error.to_string() }
+        }
+        _ => DecodeError::Malformed(format!("body: {error}")),
     }
 }
 

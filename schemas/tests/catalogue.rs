@@ -338,6 +338,11 @@ fn binary_decoding_says_which_fault() {
         Err(DecodeError::InvalidData { type_name, .. }) if type_name == "ride.pause"
     ));
     assert!(matches!(decode_any_binary(with(&[]), br#"{"ride_id": "#), Err(DecodeError::Malformed(_))));
+    // The headers are read before the body: an unknown type is said even of a broken body.
+    assert!(matches!(decode_any_binary(with(&[("type", Some("nope"))]), b"{oops"), Err(DecodeError::UnknownType(_))));
+    // The typed decoder agrees with the catalogue's.
+    let typed = Envelope::<schemas::rides::PauseRide>::from_binary(with(&[]), br#"{"ride_id": 5}"#);
+    assert!(matches!(typed, Err(DecodeError::InvalidData { .. })), "{typed:?}");
     assert!(matches!(
         decode_any_binary(with(&[("type", Some("nope"))]), &binary.body),
         Err(DecodeError::UnknownType(_))

@@ -181,9 +181,12 @@ impl JetStreamConsumer {
     }
 
     /// Keeps no inbox rows, and publishes through `publisher` what the handler hands back after
-    /// each commit: see [`Processor::without_inbox`] and [`Processor::publishing_through`].
+    /// each commit: see [`Processor::without_inbox`] and [`Processor::publishing_through`]. A
+    /// broker that is away is waited for up to two thirds of the ack wait (20 s by default), so
+    /// the server does not hand the batch out again meanwhile.
     pub fn without_inbox(mut self, publisher: Publisher) -> Self {
-        self.processor = self.processor.without_inbox().publishing_through(publisher);
+        let patience = self.topology.ack_wait * 2 / 3;
+        self.processor = self.processor.without_inbox().publishing_through(publisher, patience);
         self
     }
 

@@ -66,7 +66,9 @@ impl NatsConnection {
     /// had none is updated): every consumer acknowledges within seconds, so the age limit only
     /// bounds the disk, and a consumer down for longer than `retention` misses what it did not
     /// take. Dead letters and advisories wait for an operator or a watcher, whatever their age.
+    /// A `retention` shorter than the duplicate window is taken as that window.
     pub async fn ensure_streams(&self, retention: Duration) -> Result<(), BusError> {
+        let retention = retention.max(DUPLICATE_WINDOW);
         let streams = [
             (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects(), retention),
             (subjects::EVENTS_STREAM, subjects::events_stream_subjects(), retention),
@@ -87,10 +89,17 @@ impl NatsConnection {
                 max_age,
                 ..Default::default()
             };
-            let existing =
-                self.jetstream.get_or_create_stream(config.clone()).await.map_err(|e| topology(e.to_string()))?;
-            if existing.cached_info().config.max_age != max_age {
-                self.jetstream.update_stream(config).await.map_err(|e| topology(e.to_string()))?;
+            let existing = self.jetstream.get_or_create_stream(config).await.map_err(|e| topology(e.to_string()))?;
+            let held = &existing.cached_info().config;
+            if held.max_age != max_age {
+                // Only the age limit changes: replicas, limits and placement an operator gave the
+                // stream stay as they are.
+                let mut changed = held.clone();
+                changed.max_age = max_age;
+                if max_age > Duration::ZERO {
+                    changed.duplicate_window = changed.duplicate_window.min(max_age);
+                }
+                self.jetstream.update_stream(changed).await.map_err(|e| topology(e.to_string()))?;
             }
         }
         Ok(())

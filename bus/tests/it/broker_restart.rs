@@ -130,14 +130,15 @@ impl bus::Handler for Echo {
 /// A RabbitMQ restart while a group without inbox publishes after its commits: the committed
 /// batches wait for the broker instead of spending their retries (here a single one, 100 ms
 /// later, which a restart outlasts), so every message's echo arrives and none is dead-lettered.
-#[tokio::test]
+// Two threads: the broker is stopped and started by blocking commands while the consumer runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_after_commit_waits_out_a_broker_restart() {
     use bus::nats::{JetStreamConsumer, JetStreamGroup, NatsConnection};
     use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
 
     init_logs();
-    let rabbit = PrivateRabbit::start();
+    let rabbit = Arc::new(PrivateRabbit::start());
     let nats_server = crate::private_nats::PrivateNats::start();
     let nats = NatsConnection::connect(&nats_server.url(), "voltbus-test").await.unwrap();
     nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
@@ -185,11 +186,13 @@ async fn publishing_after_commit_waits_out_a_broker_restart() {
         if round == 0 {
             // Some of the first twenty are handled, some wait in the lanes; the broker goes away.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            rabbit.stop();
+            let stopping = Arc::clone(&rabbit);
+            tokio::task::spawn_blocking(move || stopping.stop()).await.unwrap();
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    rabbit.boot();
+    let booting = Arc::clone(&rabbit);
+    tokio::task::spawn_blocking(move || booting.boot()).await.unwrap();
 
     // The durable queue kept what was confirmed before the restart; the rest arrives after it.
     let channel = loop {

@@ -17,12 +17,15 @@ async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     row.try_get_by_index(0).unwrap()
 }
 
-/// Two handled messages in the inbox; two events in the outbox, one of them published the way the
+/// Handled messages in the inbox; two events in the outbox, one of them published the way the
 /// relay marks it. Then: nothing handled or published within the last hour goes, everything
 /// handled or published before the next hour does, and the unpublished event stays.
 async fn keeps_rows_for_their_retention(db: DatabaseConnection) {
     let tenant = tenant();
-    let envelopes: Vec<_> = (0..2).map(|_| pause_ride(Uuid::now_v7(), &tenant).map(AnyMessage::PauseRide)).collect();
+    // More than one chunk (5,000 rows a statement).
+    let handled = 5_002;
+    let envelopes: Vec<_> =
+        (0..handled).map(|_| pause_ride(Uuid::now_v7(), &tenant).map(AnyMessage::PauseRide)).collect();
     let tx = db.begin().await.unwrap();
     inbox::claim_all(&tx, "retention", &envelopes.iter().collect::<Vec<_>>()).await.unwrap();
     let events: Vec<_> = (0..2)
@@ -51,9 +54,9 @@ async fn keeps_rows_for_their_retention(db: DatabaseConnection) {
     let hour = TimeDelta::hours(1);
     assert_eq!(retention::purge_inbox(&db, Utc::now() - hour).await.unwrap(), 0, "handled within the hour");
     assert_eq!(retention::purge_published(&db, Utc::now() - hour).await.unwrap(), 0, "published within the hour");
-    assert_eq!(count(&db, "SELECT count(*) FROM inbox").await, 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM inbox").await, handled);
 
-    assert_eq!(retention::purge_inbox(&db, Utc::now() + hour).await.unwrap(), 2);
+    assert_eq!(retention::purge_inbox(&db, Utc::now() + hour).await.unwrap(), handled as u64);
     assert_eq!(retention::purge_published(&db, Utc::now() + hour).await.unwrap(), 1);
     assert_eq!(count(&db, "SELECT count(*) FROM inbox").await, 0);
     assert_eq!(count(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 1, "not published: kept");

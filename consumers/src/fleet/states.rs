@@ -284,9 +284,8 @@ pub async fn recent(
 
 /// Deletes history received more than `kept` ago; how many reports went.
 pub async fn purge_history(db: &impl ConnectionTrait, kept: std::time::Duration) -> Result<u64, DbErr> {
-    let before = chrono::TimeDelta::from_std(kept).ok().and_then(|kept| Utc::now().checked_sub_signed(kept));
     // A retention longer than the calendar goes back: nothing is old enough.
-    let Some(before) = before else { return Ok(0) };
+    let Some(before) = bus::retention::cutoff(kept) else { return Ok(0) };
     let delete = Query::delete().from_table(HISTORY).and_where(Expr::col("received_at").lt(before)).to_owned();
     Ok(db.execute(&delete).await?.rows_affected())
 }

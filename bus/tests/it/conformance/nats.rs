@@ -230,8 +230,9 @@ async fn a_dead_letter_names_the_tenant_of_its_subject_not_of_its_header() {
 }
 
 /// Telemetry, events and device commands get the age limit they are given, a stream made
-/// before it had one included (made here as an older voltbus made it), and a changed limit is
-/// applied; dead letters and advisories keep theirs, whatever their age.
+/// before it had one included (made here as an older voltbus made it, with a limit of an
+/// operator's, which stays), and a changed limit is applied; dead letters and advisories keep
+/// everything, whatever its age.
 #[tokio::test]
 async fn streams_keep_what_they_store_for_the_retention_they_are_given() {
     use async_nats::jetstream::stream;
@@ -244,6 +245,8 @@ async fn streams_keep_what_they_store_for_the_retention_they_are_given() {
             name: subjects::TELEMETRY_STREAM.into(),
             subjects: subjects::telemetry_stream_subjects(),
             storage: stream::StorageType::File,
+            // An operator's limit, which the update must keep.
+            max_messages: 1_000_000,
             ..Default::default()
         })
         .await
@@ -261,4 +264,6 @@ async fn streams_keep_what_they_store_for_the_retention_they_are_given() {
             assert_eq!(age(name).await, Duration::ZERO, "{name} keeps everything");
         }
     }
+    let mut telemetry = nats.jetstream().get_stream(subjects::TELEMETRY_STREAM).await.unwrap();
+    assert_eq!(telemetry.info().await.unwrap().config.max_messages, 1_000_000, "only the age limit changed");
 }
