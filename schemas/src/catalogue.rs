@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::envelope::{body_error, check_version};
+use crate::envelope::{body_error, check_version, invalid_data};
 use crate::{DecodeError, Domain, Envelope, Kind, Message, Version};
 
 /// What the catalogue knows about one message type.
@@ -250,14 +250,10 @@ fn checked_descriptor(type_name: &str, version: Version) -> Result<&'static Desc
     Ok(descriptor)
 }
 
-fn invalid_data(descriptor: &Descriptor, error: &serde_json::Error) -> DecodeError {
-    DecodeError::InvalidData { type_name: descriptor.type_name.to_owned(), reason: error.to_string() }
-}
-
 fn into_any(raw: Envelope<Value>) -> Result<Envelope<AnyMessage>, DecodeError> {
     let descriptor = checked_descriptor(&raw.type_name, raw.dataversion)?;
     let mut data = Value::Null;
     let shell = raw.map(|d| data = d);
-    let message = (descriptor.decode)(data).map_err(|e| invalid_data(descriptor, &e))?;
+    let message = (descriptor.decode)(data).map_err(|e| invalid_data(descriptor.type_name, &e))?;
     Ok(shell.map(|()| message))
 }

@@ -205,21 +205,13 @@ impl Envelope<Value> {
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
     }
 
-    /// Parses a binary-mode message, leaving `data` untyped.
-    pub fn parse_binary(attribute: impl Fn(&str) -> Option<String>, body: &[u8]) -> Result<Self, DecodeError> {
-        let shell = Envelope::binary_attributes(attribute)?;
-        let data: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(format!("body: {e}")))?;
-        Ok(shell.map(|()| data))
-    }
-
     /// Checks type and version against `T` and decodes `data` into it.
     pub fn into_typed<T: Message>(self) -> Result<Envelope<T>, DecodeError> {
         self.check_type::<T>()?;
         let type_name = self.type_name.clone();
         let mut data = Value::Null;
         let shell = self.map(|d| data = d);
-        let typed: T =
-            serde_json::from_value(data).map_err(|e| DecodeError::InvalidData { type_name, reason: e.to_string() })?;
+        let typed: T = serde_json::from_value(data).map_err(|e| invalid_data(&type_name, &e))?;
         Ok(shell.map(|()| typed))
     }
 }
@@ -240,11 +232,14 @@ impl<D> Envelope<D> {
 /// Why a binary-mode body did not decode into `type_name`: not JSON at all, or not its shape.
 pub(crate) fn body_error(type_name: &str, error: &serde_json::Error) -> DecodeError {
     match error.classify() {
-        serde_json::error::Category::Data => {
-            DecodeError::InvalidData { type_name: type_name.to_owned(), reason: error.to_string() }
-        }
+        serde_json::error::Category::Data => invalid_data(type_name, error),
         _ => DecodeError::Malformed(format!("body: {error}")),
     }
+}
+
+/// JSON that is not the shape of `type_name`.
+pub(crate) fn invalid_data(type_name: &str, error: &serde_json::Error) -> DecodeError {
+    DecodeError::InvalidData { type_name: type_name.to_owned(), reason: error.to_string() }
 }
 
 /// A message of a known major version is readable whatever its minor version: minor versions

@@ -139,6 +139,18 @@ impl Harness for Nats {
 
 super::conformance!(Nats);
 
+/// The group's dead letters once there are any (at most 20 s), or none.
+async fn first_dead_letters(nats: &NatsConnection, group: &str) -> Vec<DeadLetter> {
+    for _ in 0..100 {
+        let letters = bus::nats::list_dead_letters(nats, group, 10).await.unwrap();
+        if !letters.is_empty() {
+            return letters;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Vec::new()
+}
+
 /// A message whose consumer died while holding it runs out of deliveries; the server's advisory
 /// is kept in a stream, and the next runtime moves the message to the dead letters even though
 /// the instance that held it is gone.
@@ -175,14 +187,7 @@ async fn exhausted_deliveries_reach_the_dead_letters_through_the_advisory() {
     // The instance holding the message dies without an answer; another one starts.
     first.abort();
     let second = run();
-    let mut letters = Vec::new();
-    for _ in 0..100 {
-        letters = bus::nats::list_dead_letters(&nats, &topology.group, 10).await.unwrap();
-        if !letters.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let letters = first_dead_letters(&nats, &topology.group).await;
     assert_eq!(letters.len(), 1, "the exhausted message reached the dead letters");
     assert_eq!(letters[0].message_id.as_deref(), Some(envelope.id.to_string().as_str()));
     assert_eq!(letters[0].error_kind.as_deref(), Some("max_deliveries"));
@@ -215,14 +220,7 @@ async fn a_dead_letter_names_the_tenant_of_its_subject_not_of_its_header() {
     // Another tenant's name in the header; the subject is tenant `test`'s.
     let envelope = pause_ride(uuid::Uuid::now_v7(), &tenant());
     nats.publish_durable(SUBJECT.into(), &envelope).await.unwrap();
-    let mut letters = Vec::new();
-    for _ in 0..100 {
-        letters = bus::nats::list_dead_letters(&nats, &topology.group, 10).await.unwrap();
-        if !letters.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let letters = first_dead_letters(&nats, &topology.group).await;
     assert_eq!(letters.len(), 1);
     assert_ne!(envelope.tenant.as_str(), "test");
     assert_eq!(letters[0].tenant.as_deref(), Some("test"), "the subject's tenant: {:?}", letters[0]);
