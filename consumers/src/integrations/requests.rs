@@ -178,6 +178,9 @@ pub struct IntegrationUse {
 
 /// When integration `id` of `tenant` last called, and how many requests it made since each of
 /// `moments` (an index range on `(integration_id, received_at)` each).
+///
+/// One statement of scalar subqueries, so every figure is read from one snapshot: read apart, a
+/// request logged between them was counted while its time was not yet the last one.
 pub async fn integration_use(
     db: &impl ConnectionTrait,
     tenant: &str,
@@ -191,22 +194,16 @@ pub async fn integration_use(
             .and_where(Expr::col("tenant").eq(tenant))
             .to_owned()
     };
-    let last = of_integration().expr_as(Expr::col("received_at").max(), "last").to_owned();
-    let last_used_at = match db.query_one(&last).await? {
-        Some(row) => row.try_get("", "last")?,
-        None => None,
-    };
-    let mut since = Vec::with_capacity(moments.len());
-    for moment in moments {
-        let count = of_integration()
-            .expr_as(Expr::col("seq").count(), "n")
-            .and_where(Expr::col("received_at").gte(*moment))
-            .to_owned();
-        let n: i64 = match db.query_one(&count).await? {
-            Some(row) => row.try_get("", "n")?,
-            None => 0,
-        };
-        since.push(u64::try_from(n).unwrap_or(0));
+    let mut query = Query::select();
+    query.expr_as(of_integration().expr(Expr::col("received_at").max()).to_owned(), "last");
+    for (i, moment) in moments.iter().enumerate() {
+        let count =
+            of_integration().expr(Expr::col("seq").count()).and_where(Expr::col("received_at").gte(*moment)).to_owned();
+        query.expr_as(count, format!("n{i}"));
     }
-    Ok(IntegrationUse { last_used_at, since })
+    let Some(row) = db.query_one(&query).await? else { return Ok(IntegrationUse::default()) };
+    let since = (0..moments.len())
+        .map(|i| row.try_get::<i64>("", &format!("n{i}")).map(|n| u64::try_from(n).unwrap_or(0)))
+        .collect::<Result<_, DbErr>>()?;
+    Ok(IntegrationUse { last_used_at: row.try_get("", "last")?, since })
 }
