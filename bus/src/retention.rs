@@ -5,7 +5,7 @@
 //!
 //! Rows go in chunks, each its own statement: the first purge of a long-running deployment
 //! holds no lock for long, and on SQLite leaves the one connection to the embedded transport
-//! between chunks.
+//! between chunks. Consumers purge their own tables by age the same way (`purge_before`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
@@ -18,43 +18,46 @@ pub fn cutoff(kept: std::time::Duration) -> Option<DateTime<Utc>> {
     chrono::TimeDelta::from_std(kept).ok().and_then(|kept| Utc::now().checked_sub_signed(kept))
 }
 
+/// Who wrote a timestamp column, which decides what it compares with on SQLite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamped {
+    /// `CURRENT_TIMESTAMP`: on SQLite, `YYYY-MM-DD HH:MM:SS` text, which compares only with text
+    /// of the same shape.
+    ByDatabase,
+    /// A `chrono` value bound by the application, compared with one bound the same way.
+    ByApplication,
+}
+
 /// Deletes the inbox rows of messages handled before `before`; how many went.
 pub async fn purge_inbox(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    // The inbox's key is two columns: the row's own address picks a chunk.
-    let row = match db.get_database_backend() {
-        DatabaseBackend::Postgres => "ctid",
-        _ => "rowid",
-    };
-    purge(db, "inbox", row, "processed_at", before).await
+    purge_before(db, "inbox", "processed_at", Stamped::ByDatabase, before).await
 }
 
 /// Deletes the outbox rows published before `before`; how many went.
 pub async fn purge_published(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    purge(db, "outbox", "seq", "sent_at", before).await
+    purge_before(db, "outbox", "sent_at", Stamped::ByDatabase, before).await
 }
 
-/// Deletes, a chunk at a time, the rows of `table` whose `column` is before `before`.
-async fn purge(
+/// Deletes, a chunk at a time, the rows of `table` whose `column` is before `before`; how many
+/// went. A chunk is picked by the rows' own addresses (`ctid`, SQLite's `rowid`), whatever the
+/// table's key.
+pub async fn purge_before(
     db: &impl ConnectionTrait,
     table: &str,
-    row: &str,
     column: &str,
+    stamped: Stamped,
     before: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let (sql, bound): (String, sea_orm::Value) = match backend {
-        DatabaseBackend::Postgres => (
-            format!(
-                "DELETE FROM {table} WHERE {row} = ANY(ARRAY(SELECT {row} FROM {table} WHERE {column} < $1 LIMIT {CHUNK}))"
-            ),
-            before.into(),
+    let sql = match backend {
+        DatabaseBackend::Postgres => format!(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {CHUNK}))"
         ),
-        // SQLite's `CURRENT_TIMESTAMP` is `YYYY-MM-DD HH:MM:SS` text, which compares only with
-        // text of the same shape.
-        _ => (
-            format!("DELETE FROM {table} WHERE {row} IN (SELECT {row} FROM {table} WHERE {column} < ? LIMIT {CHUNK})"),
-            before.format("%Y-%m-%d %H:%M:%S").to_string().into(),
-        ),
+        _ => format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {column} < ? LIMIT {CHUNK})"),
+    };
+    let bound: sea_orm::Value = match (backend, stamped) {
+        (DatabaseBackend::Sqlite, Stamped::ByDatabase) => before.format("%Y-%m-%d %H:%M:%S").to_string().into(),
+        _ => before.into(),
     };
     let mut total = 0;
     loop {

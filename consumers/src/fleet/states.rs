@@ -286,6 +286,5 @@ pub async fn recent(
 pub async fn purge_history(db: &impl ConnectionTrait, kept: std::time::Duration) -> Result<u64, DbErr> {
     // A retention longer than the calendar goes back: nothing is old enough.
     let Some(before) = bus::retention::cutoff(kept) else { return Ok(0) };
-    let delete = Query::delete().from_table(HISTORY).and_where(Expr::col("received_at").lt(before)).to_owned();
-    Ok(db.execute(&delete).await?.rows_affected())
+    bus::retention::purge_before(db, HISTORY, "received_at", bus::retention::Stamped::ByApplication, before).await
 }
