@@ -152,7 +152,6 @@ async fn broker_alone(
     count: u64,
     batch: usize,
 ) -> (f64, f64) {
-    let destination = Destination::event::<VehicleStateReceived>(tenant);
     let events: Vec<Outgoing> = (0..count)
         .map(|n| {
             let report = report(tenant, ids[(n % ids.len() as u64) as usize], n);
@@ -161,10 +160,8 @@ async fn broker_alone(
                 subaccount_id: Uuid::now_v7(),
                 state: report.data.state.clone(),
             };
-            Outgoing::new(
-                &Envelope::new(tenant.clone(), "bench/broker", received).caused_by(&report),
-                destination.clone(),
-            )
+            let destination = Destination::event(tenant, &received);
+            Outgoing::new(&Envelope::new(tenant.clone(), "bench/broker", received).caused_by(&report), destination)
         })
         .collect();
     let (channel, mut deliveries, queue) = subscriber(amqp, tenant, "bench-broker").await;
@@ -204,7 +201,10 @@ async fn subscriber(
         .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
         .await
         .expect("queue");
-    let key = routing::event_key_of::<VehicleStateReceived>(tenant);
+    let key = routing::tenant_event_binding(
+        tenant,
+        schemas::descriptor_of(<VehicleStateReceived as schemas::Message>::TYPE).expect("catalogued"),
+    );
     channel
         .queue_bind(
             queue.name().clone(),

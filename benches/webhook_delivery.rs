@@ -122,7 +122,6 @@ async fn run() {
     let url = platform.settings.amqp.url.clone().expect("amqp url");
     let amqp = Arc::new(bus::amqp::AmqpConnection::connect(&url, "bench-publisher").await.expect("RabbitMQ"));
     let tenant = TenantId::new("bench").expect("tenant");
-    let key = routing::event_key_of::<RideEnded>(&tenant);
 
     // 1. Latency at a fixed rate, from each event's scheduled publish time.
     let total = rate * seconds;
@@ -130,11 +129,12 @@ async fn run() {
     let start = Instant::now() + Duration::from_millis(100);
     let scheduled: Vec<(String, Instant)> = futures_util::stream::iter(0..total)
         .map(|i| {
-            let (amqp, tenant, key) = (Arc::clone(&amqp), tenant.clone(), key.clone());
+            let (amqp, tenant) = (Arc::clone(&amqp), tenant.clone());
             async move {
                 let at = start + interval * u32::try_from(i).expect("count");
                 tokio::time::sleep_until(at.into()).await;
                 let event = ride_ended(&tenant);
+                let key = routing::event_key_of(&tenant, &event.data);
                 amqp.publish(routing::EVENTS_EXCHANGE, &key, &event).await.expect("published");
                 (event_id(&event), at)
             }
@@ -154,8 +154,12 @@ async fn run() {
     let burst = Instant::now();
     futures_util::stream::iter(0..events)
         .map(|_| {
-            let (amqp, tenant, key) = (Arc::clone(&amqp), tenant.clone(), key.clone());
-            async move { amqp.publish(routing::EVENTS_EXCHANGE, &key, &ride_ended(&tenant)).await.expect("published") }
+            let (amqp, tenant) = (Arc::clone(&amqp), tenant.clone());
+            async move {
+                let event = ride_ended(&tenant);
+                let key = routing::event_key_of(&tenant, &event.data);
+                amqp.publish(routing::EVENTS_EXCHANGE, &key, &event).await.expect("published")
+            }
         })
         .buffer_unordered(256)
         .collect::<Vec<()>>()

@@ -135,7 +135,7 @@ async fn keeps_a_local_copy_of_the_fleet() {
     let queue = routing::subscriber_queue(&tenant, "sync");
     let options = QueueDeclareOptions { auto_delete: true, ..Default::default() };
     channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await.unwrap();
-    let binding = format!("{tenant}.vehicles.#");
+    let binding = format!("{tenant}.*.vehicles.#");
     channel
         .queue_bind(
             queue.as_str().into(),
@@ -165,7 +165,9 @@ async fn keeps_a_local_copy_of_the_fleet() {
     };
     async fn publish<M: schemas::Message>(amqp: &AmqpConnection, tenant: &TenantId, data: M) {
         let envelope = Envelope::new(tenant.clone(), "test/fleet", data);
-        amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<M>(tenant), &envelope).await.unwrap();
+        amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of(tenant, &envelope.data), &envelope)
+            .await
+            .unwrap();
     }
     publish(&amqp, &tenant, changed(kept, VehicleChangeType::Created)).await;
     publish(&amqp, &tenant, changed(gone, VehicleChangeType::Created)).await;

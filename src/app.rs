@@ -128,7 +128,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ),
         None => None,
     };
-    let subscriptions: Arc<dyn bus::Handler> = Arc::new(consumers::subscriptions::Subscriptions::new(broker));
+    let subscriptions: Arc<dyn bus::Handler> = Arc::new(consumers::subscriptions::Subscriptions::new(broker.clone()));
     let chargers: Arc<dyn bus::Handler> =
         Arc::new(consumers::chargers::Chargers::new(settings.charging.offline_after()));
     let charging: Arc<dyn bus::Handler> =
@@ -209,6 +209,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 tokio::spawn(consumer.run(when(&drained)))
             }
         });
+    }
+    // Queues bound before routing keys named the subaccount, or while their key changed, are
+    // bound as they must be before the edge answers (the exchange and bindings are declared).
+    if let Some(broker) = &broker {
+        match consumers::subscriptions::reconcile_all(&database, broker).await {
+            Ok(checked) => tracing::info!(checked, "subscriber queues bound to what they may receive"),
+            Err(error) => {
+                tracing::error!(%error, "could not check subscriber queues' bindings; next start tries again")
+            }
+        }
     }
     // Telemetry comes from vehicles over NATS: without NATS there is none to take in.
     if let Some(nats) = &engines.nats {

@@ -146,7 +146,7 @@ async fn main() {
     };
     let admin = amqp.channel().await.unwrap();
     topology.declare(&admin).await.unwrap();
-    let key = routing::event_key_of::<RidePaused>(&tenant);
+    let key = routing::event_key_of(&tenant, &event(&tenant).data);
 
     let bare = amqp.channel().await.unwrap();
     bare.confirm_select(ConfirmSelectOptions { nowait: false }).await.unwrap();
@@ -318,7 +318,7 @@ async fn main() {
     for chunk in rows.chunks(1000) {
         let tx = db.begin().await.unwrap();
         for envelope in chunk {
-            enqueue(&tx, envelope, &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+            enqueue(&tx, envelope, &Destination::event(&tenant, &envelope.data)).await.unwrap();
         }
         tx.commit().await.unwrap();
     }

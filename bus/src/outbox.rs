@@ -52,9 +52,10 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// The events exchange, under `M`'s routing key for `tenant`.
-    pub fn event<M: Message>(tenant: &schemas::TenantId) -> Self {
-        Destination::Amqp { exchange: routing::EVENTS_EXCHANGE.into(), routing_key: routing::event_key_of::<M>(tenant) }
+    /// The events exchange, under the routing key of event `message` of `tenant`.
+    pub fn event<M: Message>(tenant: &schemas::TenantId, message: &M) -> Self {
+        let routing_key = routing::event_key_of(tenant, message);
+        Destination::Amqp { exchange: routing::EVENTS_EXCHANGE.into(), routing_key }
     }
 }
 
@@ -66,8 +67,9 @@ pub async fn enqueue_event<M: Message, C>(
     source: &str,
     data: M,
 ) -> Result<(), DbErr> {
+    let destination = Destination::event(&cause.tenant, &data);
     let event = Envelope::new(cause.tenant.clone(), source, data).caused_by(cause);
-    enqueue(db, &event, &Destination::event::<M>(&cause.tenant)).await
+    enqueue(db, &event, &destination).await
 }
 
 /// Writes `envelope` into the outbox inside the caller's transaction.

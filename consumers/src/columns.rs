@@ -11,6 +11,16 @@ pub(crate) fn json_column<T: DeserializeOwned>(row: &QueryResult, table: &str, c
     serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("{table}.{column}: {e}")))
 }
 
+/// The audience recorded in `table.audience`; none (a receiver made before audiences were
+/// recorded): everything of the organisation, as it had then.
+pub(crate) fn audience_column(row: &QueryResult, table: &str) -> Result<schemas::integrations::Audience, DbErr> {
+    let text: Option<String> = row.try_get("", "audience")?;
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(|e| DbErr::Type(format!("{table}.audience: {e}"))),
+        None => Ok(schemas::integrations::Audience::everything()),
+    }
+}
+
 /// `value` as JSON text; our column values are plain enums, lists, maps and ids, whose
 /// serialisation cannot fail.
 pub(crate) fn to_json(value: &impl Serialize) -> String {

@@ -23,6 +23,7 @@ mod m20261129_000015_invoices;
 mod m20261129_000016_integrations;
 mod m20261129_000017_maintenance;
 mod m20261129_000018_operators;
+mod m20261206_000019_audiences;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000016_integrations::Migration),
             Box::new(m20261129_000017_maintenance::Migration),
             Box::new(m20261129_000018_operators::Migration),
+            Box::new(m20261206_000019_audiences::Migration),
         ]
     }
 }

@@ -6,20 +6,7 @@ use schemas::integrations::{AccessBundle, Permission};
 use Permission::*;
 
 /// Every permission, in the seed's order.
-pub const ALL: [Permission; 12] = [
-    VehiclesRead,
-    VehiclesWrite,
-    RidesRead,
-    RidesWrite,
-    CustomersRead,
-    CustomersWrite,
-    WalletRead,
-    WalletWrite,
-    ZonesRead,
-    PricingRead,
-    WebhooksRead,
-    WebhooksWrite,
-];
+pub const ALL: [Permission; 12] = Permission::ALL;
 
 /// What a new key gets unless told otherwise: read-only, as the seed's defaults.
 pub const DEFAULTS: [Permission; 5] = [VehiclesRead, RidesRead, CustomersRead, ZonesRead, PricingRead];

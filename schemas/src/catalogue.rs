@@ -20,6 +20,8 @@ pub struct Descriptor {
     pub kind: Kind,
     /// Owning domain.
     pub domain: Domain,
+    /// The permission a partner needs to receive it; `None`: no partner does.
+    pub read: Option<crate::integrations::Permission>,
     /// Name of the Rust type, for the generated JSON Schema title.
     pub rust_name: &'static str,
     pub(crate) schema: fn() -> schemars::Schema,
@@ -61,6 +63,13 @@ macro_rules! catalogue {
                     $( AnyMessage::$ty(m) => m.aggregate(), )*
                 }
             }
+
+            /// What the message is about, for who may receive it.
+            pub fn reach(&self) -> crate::Reach {
+                match self {
+                    $( AnyMessage::$ty(m) => m.reach(), )*
+                }
+            }
         }
 
         impl Serialize for AnyMessage {
@@ -78,6 +87,7 @@ macro_rules! catalogue {
                     version: <crate::$module::$ty as Message>::VERSION,
                     kind: <crate::$module::$ty as Message>::KIND,
                     domain: <crate::$module::$ty as Message>::DOMAIN,
+                    read: <crate::$module::$ty as Message>::READ,
                     rust_name: stringify!($ty),
                     schema: crate::json_schema::envelope_schema::<crate::$module::$ty>,
                     decode: |v| serde_json::from_value(v).map(AnyMessage::$ty),

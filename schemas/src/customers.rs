@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::Reach;
 use crate::message::message;
 
 /// Profile fields of a customer.
@@ -73,7 +74,15 @@ pub struct CustomerCreated {
     /// Subaccount; none for a customer of the whole organisation.
     pub subaccount_id: Option<Uuid>,
 }
-message!(CustomerCreated, "customer.created", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+message!(
+    CustomerCreated,
+    "customer.created",
+    (1, 0),
+    Event,
+    Customers,
+    |m| Some(m.customer_id.to_string()),
+    offered(CustomersRead, |m| Reach::of(m.subaccount_id))
+);
 
 /// Levy Fleets `customer.updated`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -87,7 +96,15 @@ pub struct CustomerUpdated {
     /// Subaccount; none for a customer of the whole organisation.
     pub subaccount_id: Option<Uuid>,
 }
-message!(CustomerUpdated, "customer.updated", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+message!(
+    CustomerUpdated,
+    "customer.updated",
+    (1, 0),
+    Event,
+    Customers,
+    |m| Some(m.customer_id.to_string()),
+    offered(CustomersRead, |m| Reach::of(m.subaccount_id))
+);
 
 /// Levy Fleets `customer.blocked`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -99,7 +116,15 @@ pub struct CustomerBlocked {
     /// Subaccount; none for a customer of the whole organisation.
     pub subaccount_id: Option<Uuid>,
 }
-message!(CustomerBlocked, "customer.blocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+message!(
+    CustomerBlocked,
+    "customer.blocked",
+    (1, 0),
+    Event,
+    Customers,
+    |m| Some(m.customer_id.to_string()),
+    offered(CustomersRead, |m| Reach::of(m.subaccount_id))
+);
 
 /// Levy Fleets `customer.unblocked`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -111,7 +136,15 @@ pub struct CustomerUnblocked {
     /// Subaccount; none for a customer of the whole organisation.
     pub subaccount_id: Option<Uuid>,
 }
-message!(CustomerUnblocked, "customer.unblocked", (1, 0), Event, Customers, |m| Some(m.customer_id.to_string()));
+message!(
+    CustomerUnblocked,
+    "customer.unblocked",
+    (1, 0),
+    Event,
+    Customers,
+    |m| Some(m.customer_id.to_string()),
+    offered(CustomersRead, |m| Reach::of(m.subaccount_id))
+);
 
 /// A mobile app's sign-in code (EVM `otp-request`): the edge made the code and sends it by
 /// SMS; only its keyed hash travels and rests.

@@ -66,6 +66,24 @@ pub enum Permission {
     WebhooksWrite,
 }
 
+impl Permission {
+    /// Every permission, in the seed's order.
+    pub const ALL: [Permission; 12] = [
+        Permission::VehiclesRead,
+        Permission::VehiclesWrite,
+        Permission::RidesRead,
+        Permission::RidesWrite,
+        Permission::CustomersRead,
+        Permission::CustomersWrite,
+        Permission::WalletRead,
+        Permission::WalletWrite,
+        Permission::ZonesRead,
+        Permission::PricingRead,
+        Permission::WebhooksRead,
+        Permission::WebhooksWrite,
+    ];
+}
+
 /// Which subaccounts a key may act on (Levy Fleets key scopes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "scope", rename_all = "snake_case")]
@@ -80,6 +98,69 @@ pub enum KeyScope {
         /// The subaccounts the key may target.
         allowed_subaccount_ids: Vec<Uuid>,
     },
+}
+
+impl KeyScope {
+    /// The subaccounts the key reads when it names none: its one, or those it lists; `None`: the
+    /// whole organisation (a global key that lists none).
+    pub fn subaccounts(&self) -> Option<Vec<Uuid>> {
+        match self {
+            KeyScope::Subaccount { subaccount_id } => Some(vec![*subaccount_id]),
+            KeyScope::Global { allowed_subaccount_ids } if allowed_subaccount_ids.is_empty() => None,
+            KeyScope::Global { allowed_subaccount_ids } => Some(allowed_subaccount_ids.clone()),
+        }
+    }
+}
+
+/// What a webhook endpoint or a subscriber queue may receive: what the caller that made it could
+/// read through the API (its subaccounts and its read permissions), recorded when it was made,
+/// and narrowed later as the key that made it is narrowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Audience {
+    /// The subaccounts it hears of (besides the organisation's own things); `None`: all of them.
+    pub subaccount_ids: Option<Vec<Uuid>>,
+    /// The permissions it holds; an event needs the one that reads it.
+    pub permissions: Vec<Permission>,
+}
+
+impl Audience {
+    /// Everything of the organisation: what receivers made before audiences were recorded had.
+    pub fn everything() -> Self {
+        Self { subaccount_ids: None, permissions: Permission::ALL.to_vec() }
+    }
+
+    /// Whether something about `reach` is for it.
+    pub fn admits(&self, reach: crate::Reach) -> bool {
+        match (reach, &self.subaccount_ids) {
+            (crate::Reach::Organisation, _) | (_, None) => true,
+            (crate::Reach::Subaccount(id), Some(ids)) => ids.contains(&id),
+        }
+    }
+
+    /// Whether it may receive events of type `event`: one offered to partners whose permission it
+    /// holds.
+    pub fn reads(&self, event: &str) -> bool {
+        crate::descriptor_of(event).and_then(|d| d.read).is_some_and(|needed| self.permissions.contains(&needed))
+    }
+
+    /// Whether a caller reading `subaccounts` (`None`: all) reads everything it may receive.
+    pub fn within(&self, subaccounts: Option<&[Uuid]>) -> bool {
+        match (subaccounts, &self.subaccount_ids) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(reader), Some(ids)) => ids.iter().all(|id| reader.contains(id)),
+        }
+    }
+
+    /// What it may still receive once its maker reads only `maker`: both narrowed to what they share.
+    pub fn narrowed_to(&self, maker: &Audience) -> Audience {
+        let subaccount_ids = match (&self.subaccount_ids, &maker.subaccount_ids) {
+            (None, other) | (other, None) => other.clone(),
+            (Some(mine), Some(theirs)) => Some(mine.iter().filter(|id| theirs.contains(id)).copied().collect()),
+        };
+        let permissions = self.permissions.iter().filter(|p| maker.permissions.contains(p)).copied().collect();
+        Audience { subaccount_ids, permissions }
+    }
 }
 
 /// Per-key request limits per window (Levy Fleets defaults: 60/min, 1,000/h, 10,000/day).
@@ -425,8 +506,15 @@ pub struct CreateSubscription {
     pub username: String,
     /// `rabbit_password_hashing_sha256` of its password: base64(salt ‖ SHA-256(salt ‖ password)).
     pub password_hash: String,
+    /// The partner key that created it, whose narrowing narrows it (since 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    /// What its maker could read, and so what its queue is bound to; none (before 1.1): the whole
+    /// organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
 }
-message!(CreateSubscription, "subscription.create", (1, 0), Command, Integrations, |m| Some(
+message!(CreateSubscription, "subscription.create", (1, 1), Command, Integrations, |m| Some(
     m.subscription_id.to_string()
 ));
 

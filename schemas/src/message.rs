@@ -18,9 +18,45 @@ pub trait Message: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'st
     /// The domain that owns it; it names work queues, routing keys and subjects.
     const DOMAIN: Domain;
 
+    /// The permission a partner needs to receive this event through a webhook or a subscriber
+    /// queue; `None`: it is the platform's own and no partner receives it.
+    const READ: Option<crate::integrations::Permission> = None;
+
     /// The aggregate this message is about (a vehicle, a ride, a wallet): the CloudEvents `subject`
     /// and the key that keeps messages of one aggregate in order.
     fn aggregate(&self) -> Option<String>;
+
+    /// The subaccount this message is about, which decides who among the organisation's partners
+    /// may receive it. Every type offered to partners ([`Message::READ`]) says it.
+    fn reach(&self) -> Reach {
+        Reach::Organisation
+    }
+}
+
+/// What a message is about, as far as who may receive it goes: partners receive what they may read
+/// through the API, and a key limited to subaccounts reads only theirs (Levy Fleets key scopes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// The organisation as a whole (a marketplace's customer, who belongs to no subaccount), which
+    /// every key of the organisation reads.
+    Organisation,
+    /// One subaccount's vehicle, ride, customer, zone or plan.
+    Subaccount(uuid::Uuid),
+}
+
+impl Reach {
+    /// The reach of something that may belong to a subaccount.
+    pub fn of(subaccount: Option<uuid::Uuid>) -> Self {
+        subaccount.map_or(Reach::Organisation, Reach::Subaccount)
+    }
+
+    /// The subaccount, if it is about one.
+    pub fn subaccount(self) -> Option<uuid::Uuid> {
+        match self {
+            Reach::Organisation => None,
+            Reach::Subaccount(id) => Some(id),
+        }
+    }
 }
 
 /// Command or event.
@@ -171,8 +207,31 @@ impl JsonSchema for Version {
     }
 }
 
-/// Implements [`Message`] for a payload type in one line per type.
+/// Implements [`Message`] for a payload type in one line per type. An event offered to partners
+/// ends with `offered(Permission, |m| reach)`: the permission that reads it, and what it is about.
 macro_rules! message {
+    ($ty:ty, $name:literal, ($major:literal, $minor:literal), $kind:ident, $domain:ident, |$m:ident| $aggregate:expr,
+        offered($read:ident, |$r:ident| $reach:expr)) => {
+        impl $crate::Message for $ty {
+            const TYPE: &'static str = $name;
+            const VERSION: $crate::Version = $crate::Version::new($major, $minor);
+            const KIND: $crate::Kind = $crate::Kind::$kind;
+            const DOMAIN: $crate::Domain = $crate::Domain::$domain;
+            const READ: Option<$crate::integrations::Permission> = Some($crate::integrations::Permission::$read);
+
+            #[allow(unused_braces)]
+            fn aggregate(&self) -> Option<String> {
+                let $m = self;
+                $aggregate
+            }
+
+            #[allow(unused_braces)]
+            fn reach(&self) -> $crate::Reach {
+                let $r = self;
+                $reach
+            }
+        }
+    };
     ($ty:ty, $name:literal, ($major:literal, $minor:literal), $kind:ident, $domain:ident, |$m:ident| $aggregate:expr) => {
         impl $crate::Message for $ty {
             const TYPE: &'static str = $name;

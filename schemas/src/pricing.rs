@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Currency;
+use crate::Reach;
 use crate::message::message;
 
 /// A discount applied to a ride's price.
@@ -68,4 +69,12 @@ pub struct PricingChanged {
     /// The plan now.
     pub plan: PricingPlan,
 }
-message!(PricingChanged, "pricing.changed", (1, 0), Event, Pricing, |m| Some(m.subaccount_id.to_string()));
+message!(
+    PricingChanged,
+    "pricing.changed",
+    (1, 0),
+    Event,
+    Pricing,
+    |m| Some(m.subaccount_id.to_string()),
+    offered(PricingRead, |m| Reach::Subaccount(m.subaccount_id))
+);

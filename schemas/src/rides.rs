@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Currency;
+use crate::Reach;
 use crate::message::message;
 
 /// Start a ride (`POST /rides {customer_id, vehicle_id}`).
@@ -70,7 +71,15 @@ pub struct RideStarted {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideStarted, "ride.started", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
+message!(
+    RideStarted,
+    "ride.started",
+    (1, 0),
+    Event,
+    Rides,
+    |m| Some(m.ride_id.to_string()),
+    offered(RidesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// Levy Fleets `ride.paused`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -86,7 +95,15 @@ pub struct RidePaused {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RidePaused, "ride.paused", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
+message!(
+    RidePaused,
+    "ride.paused",
+    (1, 0),
+    Event,
+    Rides,
+    |m| Some(m.ride_id.to_string()),
+    offered(RidesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// Levy Fleets `ride.resumed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -102,7 +119,15 @@ pub struct RideResumed {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideResumed, "ride.resumed", (1, 0), Event, Rides, |m| Some(m.ride_id.to_string()));
+message!(
+    RideResumed,
+    "ride.resumed",
+    (1, 0),
+    Event,
+    Rides,
+    |m| Some(m.ride_id.to_string()),
+    offered(RidesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// The price breakdown of a ride, in minor units (the seed's `pricing` object plus its currency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -165,4 +190,12 @@ pub struct RideEnded {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(RideEnded, "ride.ended", (1, 1), Event, Rides, |m| Some(m.ride_id.to_string()));
+message!(
+    RideEnded,
+    "ride.ended",
+    (1, 1),
+    Event,
+    Rides,
+    |m| Some(m.ride_id.to_string()),
+    offered(RidesRead, |m| Reach::Subaccount(m.subaccount_id))
+);

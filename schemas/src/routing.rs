@@ -5,10 +5,15 @@
 //! - commands: `{domain}.{type}` on [`COMMANDS_EXCHANGE`]; a domain's work queue binds `{domain}.#`.
 //!   Commands are not split by tenant on the way in: one work queue serves every tenant, and the
 //!   tenant travels in the envelope.
-//! - events: `{tenant}.{domain}.{type}` on [`EVENTS_EXCHANGE`], tenant first, so a partner's
-//!   subscriber queue is bound under its own tenant's prefix and can never match another's.
+//! - events: `{tenant}.{subaccount}.{domain}.{type}` on [`EVENTS_EXCHANGE`], tenant first, so a
+//!   partner's subscriber queue is bound under its own tenant's prefix and can never match
+//!   another's; then the subaccount the event is about ([`ORGANISATION_WORD`] for the
+//!   organisation as a whole), so a queue of a key limited to subaccounts is bound to exactly
+//!   those and the broker never puts another subaccount's event in it.
 
-use crate::{Descriptor, Domain, Kind, Message, TenantId};
+use uuid::Uuid;
+
+use crate::{Descriptor, Domain, Kind, Message, Reach, TenantId};
 
 /// Topic exchange every command is published to.
 pub const COMMANDS_EXCHANGE: &str = "voltbus.commands";
@@ -30,15 +35,31 @@ pub fn command_key_of<M: Message>() -> String {
     format!("{}.{}", M::DOMAIN, M::TYPE)
 }
 
-/// Routing key of an event type for one tenant.
-pub fn event_key(tenant: &TenantId, descriptor: &Descriptor) -> String {
-    debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
-    format!("{tenant}.{}.{}", descriptor.domain, descriptor.type_name)
+/// The subaccount word of an event about the organisation as a whole.
+pub const ORGANISATION_WORD: &str = "org";
+
+/// The subaccount word of events written before events named their subaccount (the migration
+/// that brought the word gave it to those still unsent): no binding of a key limited to
+/// subaccounts names it, so only receivers of the whole organisation and the platform's own
+/// groups take them.
+pub const UNSCOPED_WORD: &str = "unscoped";
+
+fn reach_word(reach: Reach) -> String {
+    match reach {
+        Reach::Organisation => ORGANISATION_WORD.to_owned(),
+        Reach::Subaccount(id) => id.to_string(),
+    }
 }
 
-/// Routing key of event type `M` for one tenant.
-pub fn event_key_of<M: Message>(tenant: &TenantId) -> String {
-    format!("{tenant}.{}.{}", M::DOMAIN, M::TYPE)
+/// Routing key of an event type for one tenant, about `reach`.
+pub fn event_key(tenant: &TenantId, reach: Reach, descriptor: &Descriptor) -> String {
+    debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
+    format!("{tenant}.{}.{}.{}", reach_word(reach), descriptor.domain, descriptor.type_name)
+}
+
+/// Routing key of event `message` for one tenant.
+pub fn event_key_of<M: Message>(tenant: &TenantId, message: &M) -> String {
+    format!("{tenant}.{}.{}.{}", reach_word(message.reach()), M::DOMAIN, M::TYPE)
 }
 
 /// Binding that takes every command of a domain.
@@ -46,16 +67,28 @@ pub fn domain_commands_binding(domain: Domain) -> String {
     format!("{domain}.#")
 }
 
-/// Binding that takes one tenant's events of one type.
+/// Binding that takes one tenant's events of one type, whatever they are about.
 pub fn tenant_event_binding(tenant: &TenantId, descriptor: &Descriptor) -> String {
-    event_key(tenant, descriptor)
+    debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
+    format!("{tenant}.*.{}.{}", descriptor.domain, descriptor.type_name)
+}
+
+/// Bindings that take one tenant's events of one type that a receiver limited to `subaccounts`
+/// may read (`None`: the whole organisation): the organisation's own and those of each of its
+/// subaccounts, never another's.
+pub fn audience_bindings(tenant: &TenantId, subaccounts: Option<&[Uuid]>, descriptor: &Descriptor) -> Vec<String> {
+    let Some(subaccounts) = subaccounts else { return vec![tenant_event_binding(tenant, descriptor)] };
+    std::iter::once(Reach::Organisation)
+        .chain(subaccounts.iter().copied().map(Reach::Subaccount))
+        .map(|reach| event_key(tenant, reach, descriptor))
+        .collect()
 }
 
 /// Binding that takes one event type of every tenant (platform-wide groups, which read the
-/// tenant from each message).
+/// tenant from each message), whatever it is about.
 pub fn every_tenant_event_binding(descriptor: &Descriptor) -> String {
     debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
-    format!("*.{}.{}", descriptor.domain, descriptor.type_name)
+    format!("*.*.{}.{}", descriptor.domain, descriptor.type_name)
 }
 
 /// Binding that takes every event of one tenant.
@@ -91,8 +124,20 @@ mod tests {
     #[test]
     fn keys_put_the_tenant_first_for_events_and_the_domain_first_for_commands() {
         let acme = TenantId::new("acme").unwrap();
-        assert_eq!(event_key_of::<crate::rides::RideStarted>(&acme), "acme.rides.ride.started");
-        assert_eq!(event_key(&acme, descriptor_of("VehicleChanged").unwrap()), "acme.vehicles.VehicleChanged");
+        let fleet = Uuid::parse_str("0192b3c4-0000-7000-8000-000000000001").unwrap();
+        let changed = descriptor_of("VehicleChanged").unwrap();
+        assert_eq!(
+            event_key(&acme, Reach::Subaccount(fleet), changed),
+            "acme.0192b3c4-0000-7000-8000-000000000001.vehicles.VehicleChanged"
+        );
+        assert_eq!(event_key(&acme, Reach::Organisation, changed), "acme.org.vehicles.VehicleChanged");
+        assert_eq!(tenant_event_binding(&acme, changed), "acme.*.vehicles.VehicleChanged");
+        assert_eq!(every_tenant_event_binding(changed), "*.*.vehicles.VehicleChanged");
+        assert_eq!(
+            audience_bindings(&acme, Some(&[fleet]), changed),
+            ["acme.org.vehicles.VehicleChanged", "acme.0192b3c4-0000-7000-8000-000000000001.vehicles.VehicleChanged"]
+        );
+        assert_eq!(audience_bindings(&acme, None, changed), ["acme.*.vehicles.VehicleChanged"]);
         assert_eq!(command_key_of::<crate::rides::StartRide>(), "rides.ride.start");
         assert_eq!(command_key(descriptor_of("ride.start").unwrap()), "rides.ride.start");
         assert_eq!(domain_commands_binding(Domain::Rides), "rides.#");

@@ -37,6 +37,9 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 3] = [Channel::Charging, Channel::Payment, Channel::Replenishment];
+
     /// The last subject token, which is also the message type sent on it.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::Reach;
 use crate::message::message;
 
 /// Operation status of a vehicle, set by the operator or by rides.
@@ -300,7 +301,15 @@ pub struct VehicleChanged {
     /// Operation status after the change.
     pub status: Option<OperationStatus>,
 }
-message!(VehicleChanged, "VehicleChanged", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(
+    VehicleChanged,
+    "VehicleChanged",
+    (1, 0),
+    Event,
+    Vehicles,
+    |m| Some(m.vehicle_id.to_string()),
+    offered(VehiclesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// INVERS Messaging API `VehicleStateReceived`: a new state was received from the vehicle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -312,7 +321,15 @@ pub struct VehicleStateReceived {
     /// The state as transmitted.
     pub state: VehicleState,
 }
-message!(VehicleStateReceived, "VehicleStateReceived", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(
+    VehicleStateReceived,
+    "VehicleStateReceived",
+    (1, 0),
+    Event,
+    Vehicles,
+    |m| Some(m.vehicle_id.to_string()),
+    offered(VehiclesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// Levy Fleets `vehicle.status_changed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -328,7 +345,15 @@ pub struct VehicleStatusChanged {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(VehicleStatusChanged, "vehicle.status_changed", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(
+    VehicleStatusChanged,
+    "vehicle.status_changed",
+    (1, 0),
+    Event,
+    Vehicles,
+    |m| Some(m.vehicle_id.to_string()),
+    offered(VehiclesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// Levy Fleets `vehicle.battery_low`: the charge crossed the threshold downwards.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -344,7 +369,15 @@ pub struct VehicleBatteryLow {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(VehicleBatteryLow, "vehicle.battery_low", (1, 0), Event, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(
+    VehicleBatteryLow,
+    "vehicle.battery_low",
+    (1, 0),
+    Event,
+    Vehicles,
+    |m| Some(m.vehicle_id.to_string()),
+    offered(VehiclesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// Levy Fleets `vehicle.location_updated`: the vehicle moved significantly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -362,9 +395,15 @@ pub struct VehicleLocationUpdated {
     /// Subaccount.
     pub subaccount_id: Uuid,
 }
-message!(VehicleLocationUpdated, "vehicle.location_updated", (1, 0), Event, Vehicles, |m| Some(
-    m.vehicle_id.to_string()
-));
+message!(
+    VehicleLocationUpdated,
+    "vehicle.location_updated",
+    (1, 0),
+    Event,
+    Vehicles,
+    |m| Some(m.vehicle_id.to_string()),
+    offered(VehiclesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// A command for a vehicle's device, on `voltbus.{tenant}.vehicles.{vehicle}.commands`; a device
 /// that takes it after `expires_at` must not carry it out (the platform has reported it timed

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::Currency;
+use crate::Reach;
 use crate::message::message;
 
 /// Direction of a ledger entry, spelled as the seed's `action`.
@@ -96,5 +97,16 @@ pub struct WalletEntryPosted {
     pub source: EntrySource,
     /// The entry this one reverses, for refunds.
     pub reverses_entry_id: Option<Uuid>,
+    /// The wallet owner's subaccount; none for a customer of the whole organisation (since 1.1).
+    #[serde(default)]
+    pub subaccount_id: Option<Uuid>,
 }
-message!(WalletEntryPosted, "wallet.entry_posted", (1, 0), Event, Wallets, |m| Some(m.customer_id.to_string()));
+message!(
+    WalletEntryPosted,
+    "wallet.entry_posted",
+    (1, 1),
+    Event,
+    Wallets,
+    |m| Some(m.customer_id.to_string()),
+    offered(WalletRead, |m| Reach::of(m.subaccount_id))
+);

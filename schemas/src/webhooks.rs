@@ -37,8 +37,15 @@ pub struct CreateWebhookEndpoint {
     /// (since 1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<Uuid>,
+    /// The partner key that created it, whose narrowing narrows it (since 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    /// What its maker could read, and so what it may receive; none (before 1.3): the whole
+    /// organisation, every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<crate::integrations::Audience>,
 }
-message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 2), Command, Webhooks, |m| Some(
+message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 3), Command, Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 

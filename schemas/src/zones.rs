@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::Reach;
 use crate::message::message;
 
 /// Kind of zone (`GET /zones?type=parking`).
@@ -66,4 +67,12 @@ pub struct ZoneChanged {
     /// Definition now; absent when deleted.
     pub zone: Option<Zone>,
 }
-message!(ZoneChanged, "zone.changed", (1, 0), Event, Zones, |m| Some(m.zone_id.to_string()));
+message!(
+    ZoneChanged,
+    "zone.changed",
+    (1, 0),
+    Event,
+    Zones,
+    |m| Some(m.zone_id.to_string()),
+    offered(ZonesRead, |m| Reach::Subaccount(m.subaccount_id))
+);

@@ -105,6 +105,29 @@ fn every_type_round_trips_structured_and_binary() {
     }
 }
 
+/// An event offered to partners says the subaccount it is about, in its data (so a partner sees it)
+/// and in its reach (so routing keys and webhooks hold to it): the two agree on every sample.
+#[test]
+fn events_offered_to_partners_carry_their_subaccount_and_reach_it() {
+    let fleet = uuid_of(0x0192_b3c4_0000_7000_8000_0000_0000_0042);
+    for d in descriptors().iter().filter(|d| d.read.is_some()) {
+        assert_eq!(d.kind, Kind::Event, "{} is offered to partners but is no event", d.type_name);
+        let schema = d.json_schema().to_value();
+        let mut value = sample(&schema, &schema);
+        let data = value["data"].as_object_mut().unwrap();
+        assert!(data.contains_key("subaccount_id"), "{} is offered but names no subaccount_id", d.type_name);
+        data.insert("subaccount_id".into(), json!(fleet));
+        let decoded = decode_any(&serde_json::to_vec(&value).unwrap()).unwrap();
+        assert_eq!(decoded.data.reach(), schemas::Reach::Subaccount(fleet), "{}", d.type_name);
+    }
+    for d in descriptors().iter().filter(|d| d.read.is_none() && d.kind == Kind::Event) {
+        let schema = d.json_schema().to_value();
+        let value = sample(&schema, &schema);
+        let decoded = decode_any(&serde_json::to_vec(&value).unwrap()).unwrap();
+        assert_eq!(decoded.data.reach(), schemas::Reach::Organisation, "{} is no partner's", d.type_name);
+    }
+}
+
 #[test]
 fn catalogue_names_are_unique_and_cover_every_domain() {
     let names: BTreeSet<_> = descriptors().iter().map(|d| d.type_name).collect();
@@ -412,8 +435,9 @@ fn expected_schema_files() -> Vec<(String, String)> {
                 "schema": schemas::schema_file_name(d),
                 "amqp_routing_key": match d.kind {
                     Kind::Command => schemas::routing::command_key(d),
-                    Kind::Event => format!("{{tenant}}.{}.{}", d.domain, d.type_name),
+                    Kind::Event => format!("{{tenant}}.{{subaccount}}.{}.{}", d.domain, d.type_name),
                 },
+                "partner_permission": d.read,
             })
         })
         .collect();

@@ -12,6 +12,7 @@ mod embedded;
 mod faults;
 mod fleet;
 mod integrations;
+mod isolation;
 mod journey;
 mod marketplace;
 mod mobile;

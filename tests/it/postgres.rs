@@ -55,3 +55,47 @@ async fn migrate_creates_the_bus_tables_and_is_idempotent() {
     db.execute_raw(insert_inbox.clone()).await.unwrap();
     assert!(db.execute_raw(insert_inbox).await.is_err(), "the inbox must refuse the same message twice");
 }
+
+/// Events still unsent when routing keys began to name the subaccount keep reaching the
+/// platform's groups (`*.*.{domain}.{type}`) and receivers of the whole organisation, never a
+/// queue of a key limited to subaccounts: the migration gives them the word `unscoped`. Sent rows
+/// and keys of the new shape are left alone. On PostgreSQL and on the embedded SQLite file.
+#[tokio::test]
+async fn unsent_events_of_the_old_key_shape_get_the_unscoped_word() {
+    use migrations::{Migrator, MigratorTrait};
+    let sqlite = format!("sqlite://{}?mode=rwc", crate::support::scratch_dir().join("old.db").display());
+    for url in [fresh_postgres_database().await, sqlite] {
+        let db = Database::connect(&url).await.unwrap();
+        let before = Migrator::migrations().len() - 1;
+        Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+        for (key, sent) in [
+            ("acme.rides.ride.started", false),
+            ("acme.vehicles.VehicleChanged", true),
+            ("acme.org.customers.customer.created", false),
+        ] {
+            let sent_at = if sent { "CURRENT_TIMESTAMP" } else { "NULL" };
+            let insert = format!(
+                "INSERT INTO outbox (message_id, tenant, type_name, transport, destination, routing_key, payload, sent_at) \
+                 VALUES ('{}', 'acme', 't', 'amqp', 'voltbus.events', '{key}', '{{}}', {sent_at})",
+                uuid::Uuid::now_v7()
+            );
+            db.execute_unprepared(&insert).await.unwrap();
+        }
+        Migrator::up(&db, None).await.unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT routing_key FROM outbox ORDER BY seq",
+            ))
+            .await
+            .unwrap();
+        let keys: Vec<String> = rows.iter().map(|r| r.try_get("", "routing_key").unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["acme.unscoped.rides.ride.started", "acme.vehicles.VehicleChanged", "acme.org.customers.customer.created"],
+            "{url}"
+        );
+        assert!(bus::embedded::topic_matches("*.*.rides.ride.started", &keys[0]));
+        assert!(!bus::embedded::topic_matches("acme.org.rides.ride.started", &keys[0]));
+    }
+}

@@ -77,7 +77,7 @@ async fn serve_relays_the_outbox_to_rabbitmq() {
             subaccount_id: uuid::Uuid::now_v7(),
         },
     );
-    bus::outbox::enqueue(&db, &event, &bus::outbox::Destination::event::<RidePaused>(&tenant)).await.unwrap();
+    bus::outbox::enqueue(&db, &event, &bus::outbox::Destination::event(&tenant, &event.data)).await.unwrap();
 
     let (_consumer_channel, mut consumer) = amqp.consume(queue.name().as_str(), "relay-test", 10).await.unwrap();
     let delivery =

@@ -99,6 +99,26 @@ pub fn drop_vhost(url: &str) {
     }
 }
 
+/// The routing keys `queue` of the virtual host of `amqp_url` is bound to the events exchange
+/// with, sorted, as RabbitMQ's management API lists them.
+pub async fn event_bindings(amqp_url: &str, queue: &str) -> Vec<String> {
+    let vhost = amqp_url.rsplit_once('/').unwrap().1;
+    let path = format!("/api/queues/{vhost}/{queue}/bindings");
+    let addr = management_addr().parse().unwrap();
+    let authorization = [("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")];
+    let (status, bindings, _) = request(addr, "GET", &path, &authorization, None).await;
+    assert_eq!(status, 200, "{path}: {bindings}");
+    let mut keys: Vec<String> = bindings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["source"] == schemas::routing::EVENTS_EXCHANGE)
+        .map(|b| b["routing_key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// RabbitMQ's management API of the test machine (scripts/test.sh enables it).
 fn management_addr() -> String {
     std::env::var("VOLTBUS_TEST_RABBIT_MANAGEMENT").unwrap_or_else(|_| "127.0.0.1:15672".into())

@@ -106,6 +106,29 @@ impl Receiver {
         format!("http://127.0.0.1:{}/hooks", self.addr.port())
     }
 
+    /// The bodies received so far, as JSON.
+    pub(crate) fn bodies(&self) -> Vec<Value> {
+        self.got.lock().unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null)).collect()
+    }
+
+    /// Waits until the bodies received satisfy `enough`; all of them.
+    pub(crate) async fn wait_for_all(&self, what: &str, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let bodies = self.bodies();
+            if enough(&bodies) {
+                return bodies;
+            }
+            assert!(Instant::now() < deadline, "never received {what}; got {bodies:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until a delivered body satisfies `found`; every body received by then.
+    pub(crate) async fn wait_until(&self, what: &str, found: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.wait_for_all(what, |bodies| bodies.iter().any(&found)).await
+    }
+
     pub(crate) async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
         let deadline = Instant::now() + limit;
         loop {
@@ -150,7 +173,7 @@ async fn publish_ride_ended(platform: &Platform, tenant: &str) -> Envelope<RideE
     let amqp = bus::amqp::AmqpConnection::connect(&url, "webhook-test").await.unwrap();
     let tenant = TenantId::new(tenant).unwrap();
     let event = Envelope::new(tenant.clone(), "test/rides", ride_ended());
-    amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of::<RideEnded>(&tenant), &event).await.unwrap();
+    amqp.publish(routing::EVENTS_EXCHANGE, &routing::event_key_of(&tenant, &event.data), &event).await.unwrap();
     event
 }
 
@@ -546,5 +569,96 @@ async fn deliveries_survive_a_restart_of_voltbus_and_of_the_broker() {
     let outcomes: Vec<&str> = log["data"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes.first(), Some(&"succeeded"), "{log}");
     assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 3, "{log}");
+    platform.stop().await;
+}
+
+/// The Levy Fleets seed's key scopes on the webhook way out (issue 24): an endpoint made by a key
+/// of subaccount A receives nothing of subaccount B, whose own endpoint and the organisation's
+/// receive all of it; its maker's delivery log, replay and the per-event log show none of it;
+/// and a key narrowed later narrows what its endpoint receives.
+#[tokio::test]
+async fn an_endpoint_made_by_a_subaccount_key_hears_nothing_of_another_subaccount() {
+    let platform = Platform::start_with(fast_retries).await;
+    let (_, admin) = platform.organisation().await;
+    let (fleet_a, fleet_b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let scoped =
+        |fleet| json!({ "name": "fleet", "scope": "subaccount", "subaccount_id": fleet, "bundle": "ALL_ACCESS" });
+    let (key_a_id, key_a) = platform.create_key(&admin, scoped(fleet_a)).await;
+    let (_, key_b) = platform.create_key(&admin, scoped(fleet_b)).await;
+    let (to_a, to_b, to_all) =
+        (Receiver::start(vec![]).await, Receiver::start(vec![]).await, Receiver::start(vec![]).await);
+    let seed_events = json!(consumers::webhooks::EVENT_TYPES);
+    let mut endpoints = Vec::new();
+    for (key, receiver) in [(&key_a, &to_a), (&key_b, &to_b), (&admin, &to_all)] {
+        let body = json!({ "url": receiver.url(), "events": seed_events });
+        let (status, created, _) = platform.call(key, "POST", "/webhooks", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        endpoints.push(created["data"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        platform.call(&key_a, "GET", &format!("/webhooks/{}", endpoints[0]), None).await.1["data"]["subaccount_ids"],
+        json!([fleet_a])
+    );
+
+    // B's partner signs a customer up and runs a ride: five events of B.
+    let (_, ride_b) = crate::isolation::ride_in(&platform, &admin, &key_b, fleet_b).await;
+    let ended = |b: &Value| b["event"] == "ride.ended" && b["data"]["ride_id"] == ride_b.as_str();
+    // Deliveries go out side by side: wait for all five (customer.created, ride.started,
+    // vehicle.status_changed twice, ride.ended), not for the last made.
+    let all_of_b =
+        |bodies: &[Value]| bodies.iter().filter(|b| b["data"]["subaccount_id"] == json!(fleet_b)).count() == 5;
+    to_b.wait_for_all("B's five events at B's endpoint", all_of_b).await;
+    let everything = to_all.wait_for_all("B's five events at the organisation's endpoint", all_of_b).await;
+    // Then A's own: when it has arrived, B's would have too (one fan-out transaction an event).
+    let (status, customer, _) = platform.call(&key_a, "POST", "/customers", Some(json!({ "name": "Ana" }))).await;
+    assert_eq!(status, 201, "{customer}");
+    let customer_a = customer["data"]["id"].clone();
+    let heard = to_a.wait_until("A's customer.created", |b| b["data"]["customer_id"] == customer_a).await;
+    assert!(heard.iter().all(|b| b["data"]["subaccount_id"] == json!(fleet_a)), "A's endpoint heard B: {heard:#?}");
+    let rows = platform
+        .sql(&format!("SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = '{}'", endpoints[0]))
+        .await;
+    assert_eq!(rows[0].try_get::<i64>("", "n").unwrap(), 1, "one delivery to A's endpoint: its own");
+
+    // What A's key reads: its endpoint and its own deliveries, nothing of B's.
+    assert_eq!(platform.call(&key_a, "GET", &format!("/rides/{ride_b}"), None).await.0, 404);
+    let (_, listed, _) = platform.call(&key_a, "GET", "/webhooks", None).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    for (method, path) in [
+        ("GET", format!("/webhooks/{}", endpoints[1])),
+        ("GET", format!("/webhooks/{}/deliveries", endpoints[1])),
+        ("GET", format!("/webhooks/{}/attempts", endpoints[1])),
+        ("POST", format!("/webhooks/{}/test", endpoints[1])),
+        ("DELETE", format!("/webhooks/{}", endpoints[2])),
+    ] {
+        let (status, body, _) = platform.call(&key_a, method, &path, None).await;
+        assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{method} {path}");
+    }
+    let since = json!({ "since": "2020-01-01T00:00:00Z" });
+    let (status, _, _) =
+        platform.call(&key_a, "POST", &format!("/webhooks/{}/replay", endpoints[2]), Some(since)).await;
+    assert_eq!(status, 404, "the organisation's endpoint is beyond A's key");
+    let ride_event = everything.iter().find(|b| ended(b)).unwrap()["event_id"].as_str().unwrap().to_owned();
+    let (_, per_event, _) =
+        platform.call(&key_a, "GET", &format!("/webhook-deliveries?event_id={ride_event}"), None).await;
+    assert_eq!(per_event["data"], json!([]), "{per_event}");
+    let (_, per_event, _) =
+        platform.call(&admin, "GET", &format!("/webhook-deliveries?event_id={ride_event}"), None).await;
+    assert_eq!(per_event["data"].as_array().unwrap().len(), 2, "to B's endpoint and the organisation's: {per_event}");
+
+    // A's key loses customers:read: its endpoint stops hearing customers at once.
+    let narrowed = json!({ "permissions": ["rides:read", "vehicles:read", "webhooks:read", "webhooks:write"] });
+    let (status, _, _) = platform.call(&admin, "PATCH", &format!("/api-keys/{key_a_id}"), Some(narrowed)).await;
+    assert_eq!(status, 200);
+    let signed_up = json!({ "name": "Bea", "subaccount_id": fleet_a });
+    let (_, customer, _) = platform.call(&admin, "POST", "/customers", Some(signed_up)).await;
+    let later = customer["data"]["id"].clone();
+    to_all
+        .wait_until("A's second customer.created at the organisation's endpoint", |b| b["data"]["customer_id"] == later)
+        .await;
+    let rows = platform
+        .sql(&format!("SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = '{}'", endpoints[0]))
+        .await;
+    assert_eq!(rows[0].try_get::<i64>("", "n").unwrap(), 1, "nothing more to the narrowed key's endpoint");
     platform.stop().await;
 }

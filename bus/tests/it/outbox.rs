@@ -50,14 +50,13 @@ async fn fill(db: &DatabaseConnection, tenant: &schemas::TenantId) -> HashMap<Uu
     for i in 0..50 {
         let envelope = paused(rides[i % 5], tenant);
         expected.entry(rides[i % 5]).or_default().push(envelope.id);
-        enqueue(&tx, &envelope, &Destination::event::<RidePaused>(tenant)).await.unwrap();
+        enqueue(&tx, &envelope, &Destination::event(tenant, &envelope.data)).await.unwrap();
     }
     tx.commit().await.unwrap();
     let rolled_back = db.begin().await.unwrap();
     for _ in 0..5 {
-        enqueue(&rolled_back, &paused(Uuid::now_v7(), tenant), &Destination::event::<RidePaused>(tenant))
-            .await
-            .unwrap();
+        let envelope = paused(Uuid::now_v7(), tenant);
+        enqueue(&rolled_back, &envelope, &Destination::event(tenant, &envelope.data)).await.unwrap();
     }
     rolled_back.rollback().await.unwrap();
     expected
@@ -180,7 +179,8 @@ async fn an_event_without_subscribers_is_relayed_not_retried() {
     let amqp = Arc::new(AmqpConnection::connect(&amqp_url(), "voltbus-test").await.unwrap());
     amqp.declare_exchanges().await.unwrap();
     let tx = db.begin().await.unwrap();
-    enqueue(&tx, &paused(Uuid::now_v7(), &tenant), &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+    let envelope = paused(Uuid::now_v7(), &tenant);
+    enqueue(&tx, &envelope, &Destination::event(&tenant, &envelope.data)).await.unwrap();
     tx.commit().await.unwrap();
     let relay = Relay::new(db.clone(), Publisher { amqp: Some(amqp.clone()), ..Publisher::default() }, 10);
     assert_eq!(relay.relay_once().await.unwrap(), 1);
@@ -189,7 +189,8 @@ async fn an_event_without_subscribers_is_relayed_not_retried() {
     // The embedded transport, with no binding for the event, the same.
     let embedded = bus::embedded::EmbeddedBus::new(db.clone());
     let tx = db.begin().await.unwrap();
-    enqueue(&tx, &paused(Uuid::now_v7(), &tenant), &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+    let envelope = paused(Uuid::now_v7(), &tenant);
+    enqueue(&tx, &envelope, &Destination::event(&tenant, &envelope.data)).await.unwrap();
     tx.commit().await.unwrap();
     let relay = Relay::new(db.clone(), Publisher { embedded: Some(embedded), ..Publisher::default() }, 10);
     assert_eq!(relay.relay_once().await.unwrap(), 1);

@@ -46,7 +46,7 @@ async fn keeps_rows_for_their_retention(db: DatabaseConnection) {
         })
         .collect();
     for event in &events {
-        enqueue(&tx, event, &Destination::event::<RidePaused>(&tenant)).await.unwrap();
+        enqueue(&tx, event, &Destination::event(&tenant, &event.data)).await.unwrap();
     }
     tx.commit().await.unwrap();
     // As the relay marks a row it published.

@@ -225,7 +225,7 @@ pub async fn expire(db: &DatabaseConnection) -> Result<u64, DbErr> {
         let status = from_row(row)?;
         let tenant = TenantId::new(row.try_get::<String>("", "tenant")?).map_err(|e| DbErr::Custom(e.to_string()))?;
         let event = Envelope::new(tenant.clone(), SOURCE, completed(&status));
-        outbox::enqueue(&tx, &event, &Destination::event::<VehicleCommandCompleted>(&tenant)).await?;
+        outbox::enqueue(&tx, &event, &Destination::event(&tenant, &event.data)).await?;
     }
     tx.commit().await?;
     Ok(rows.len() as u64)

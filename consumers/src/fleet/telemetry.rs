@@ -168,7 +168,6 @@ impl Telemetry {
             return Err(HandlerError::Permanent(format!("vehicle {unknown} is not in the fleet of `{tenant}`")));
         }
         let tenant_id = TenantId::new(tenant).map_err(|e| HandlerError::Permanent(e.to_string()))?;
-        let destination = Destination::event::<VehicleStateReceived>(&tenant_id);
         let now = Utc::now();
         let mut derived = Derived::default();
         for (message, report) in reports {
@@ -186,7 +185,7 @@ impl Telemetry {
                     state: report.state.clone(),
                 },
             );
-            received.push(Outgoing::new(&event, destination.clone()));
+            received.push(Outgoing::new(&event, Destination::event(&tenant_id, &event.data)));
         }
         let written: Vec<&Tracked> = tracked.values().collect();
         states::write(tx, tenant, &written).await.map_err(retryable)?;
@@ -199,10 +198,11 @@ impl Telemetry {
             })
             .collect();
         states::record(tx, tenant, now, &history).await.map_err(retryable)?;
-        let low = Destination::event::<VehicleBatteryLow>(&tenant_id);
-        outbox::enqueue_all(tx, derived.battery_low.iter().map(|e| (e, &low))).await.map_err(retryable)?;
-        let moved = Destination::event::<VehicleLocationUpdated>(&tenant_id);
-        outbox::enqueue_all(tx, derived.moved.iter().map(|e| (e, &moved))).await.map_err(retryable)?;
+        let low: Vec<_> =
+            derived.battery_low.iter().map(|e| Outgoing::new(e, Destination::event(&tenant_id, &e.data))).collect();
+        let moved: Vec<_> =
+            derived.moved.iter().map(|e| Outgoing::new(e, Destination::event(&tenant_id, &e.data))).collect();
+        outbox::enqueue_encoded(tx, &[low, moved].concat()).await.map_err(retryable)?;
         Ok(())
     }
 

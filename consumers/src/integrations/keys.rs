@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
-use schemas::integrations::{CreateApiKey, KeyScope, Permission, RateLimits, UpdateApiKey};
+use schemas::integrations::{Audience, CreateApiKey, KeyScope, Permission, RateLimits, UpdateApiKey};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,13 @@ pub struct StoredKey {
     pub key_hash: String,
     /// The key's settings.
     pub key: ApiKey,
+}
+
+impl ApiKey {
+    /// What the key reads when it names no subaccount: the reach of what it makes.
+    pub fn audience(&self) -> Audience {
+        Audience { subaccount_ids: self.scope.subaccounts(), permissions: self.permissions.clone() }
+    }
 }
 
 impl StoredKey {

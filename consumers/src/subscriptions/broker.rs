@@ -13,6 +13,9 @@ use url::Url;
 /// Port of the management API when its URL is derived from the AMQP one.
 pub const MANAGEMENT_PORT: u16 = 15672;
 
+/// Longest wait for one answer of the management API.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the broker could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -69,6 +72,28 @@ impl BrokerAdmin {
     }
 
     async fn call(&self, method: Method, segments: &[&str], body: Option<Value>) -> Result<StatusCode, BrokerError> {
+        self.exchange(method, segments, body).await.map(|(status, _)| status)
+    }
+
+    /// One request; its status and, for a success, its body. A broker that does not answer within
+    /// [`CALL_TIMEOUT`] is unreachable: the command is retried rather than holding its lane.
+    async fn exchange(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Bytes), BrokerError> {
+        tokio::time::timeout(CALL_TIMEOUT, self.exchange_once(method, segments, body))
+            .await
+            .map_err(|_| BrokerError::Unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?
+    }
+
+    async fn exchange_once(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Bytes), BrokerError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| BrokerError::Config("management url cannot take a path".into()))?
@@ -95,10 +120,10 @@ impl BrokerAdmin {
             .map_err(|e| BrokerError::Config(e.to_string()))?;
         let response = sender.send_request(request).await.map_err(|e| BrokerError::Unreachable(e.to_string()))?;
         let status = response.status();
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            return Ok(status);
-        }
         let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok((status, body));
+        }
         let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
         Err(BrokerError::Refused { status: status.as_u16(), what, body })
     }
@@ -126,11 +151,7 @@ impl BrokerAdmin {
         let vhost = self.vhost.as_str();
         let declare = json!({ "durable": true, "auto_delete": false, "arguments": { "x-queue-type": "quorum" } });
         self.must(Method::PUT, &["queues", vhost, queue], declare).await?;
-        for key in keys {
-            let binding = json!({ "routing_key": key });
-            self.must(Method::POST, &["bindings", vhost, "e", schemas::routing::EVENTS_EXCHANGE, "q", queue], binding)
-                .await?;
-        }
+        self.bind_exactly(queue, keys).await?;
         let user = json!({
             "password_hash": password_hash,
             "hashing_algorithm": "rabbit_password_hashing_sha256",
@@ -142,11 +163,49 @@ impl BrokerAdmin {
         self.must(Method::PUT, &["permissions", vhost, username], permissions).await
     }
 
+    /// Binds `queue` to the events exchange under exactly `keys`: the missing ones added first,
+    /// then the others removed, so the queue never misses an event it may hold while it changes.
+    pub async fn bind_exactly(&self, queue: &str, keys: &[String]) -> Result<(), BrokerError> {
+        let vhost = self.vhost.as_str();
+        let exchange = schemas::routing::EVENTS_EXCHANGE;
+        let (status, body) = self.exchange(Method::GET, &["queues", vhost, queue, "bindings"], None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(BrokerError::Refused {
+                status: 404,
+                what: format!("bindings of {queue}"),
+                body: String::new(),
+            });
+        }
+        let current: Vec<Binding> = serde_json::from_slice(&body).map_err(|e| BrokerError::Refused {
+            status: status.as_u16(),
+            what: format!("bindings of {queue}"),
+            body: e.to_string(),
+        })?;
+        let current: Vec<&Binding> = current.iter().filter(|b| b.source == exchange).collect();
+        for key in keys.iter().filter(|key| !current.iter().any(|b| &b.routing_key == *key)) {
+            self.must(Method::POST, &["bindings", vhost, "e", exchange, "q", queue], json!({ "routing_key": key }))
+                .await?;
+        }
+        for stale in current.iter().filter(|b| !keys.contains(&b.routing_key)) {
+            let segments = ["bindings", vhost, "e", exchange, "q", queue, stale.properties_key.as_str()];
+            self.call(Method::DELETE, &segments, None).await?;
+        }
+        Ok(())
+    }
+
     /// Removes the user (its connections can no longer open) and the queue with its bindings.
     pub async fn remove(&self, queue: &str, username: &str) -> Result<(), BrokerError> {
         self.call(Method::DELETE, &["users", username], None).await?;
         self.call(Method::DELETE, &["queues", &self.vhost, queue], None).await.map(|_| ())
     }
+}
+
+/// A binding as the management API lists it.
+#[derive(Debug, serde::Deserialize)]
+struct Binding {
+    source: String,
+    routing_key: String,
+    properties_key: String,
 }
 
 fn percent_decoded(text: &str) -> Result<String, BrokerError> {

@@ -6,6 +6,12 @@
 //! management API (`broker`). A failed set-up rolls the record back and is retried; every step
 //! is idempotent.
 //!
+//! What a queue may hold is what the key that made it reads through the API: the record keeps
+//! that key and its audience (subaccounts, permissions), and the queue is bound to exactly the
+//! routing keys of those subaccounts (`routing::audience_bindings`), so the broker itself never
+//! puts another subaccount's event in it. When that key is narrowed (its `api_key.changed`), and
+//! at every start (bindings of an older shape), each queue's bindings are made to match again.
+//!
 //! Layout: this file (the group and the table), `broker` (RabbitMQ's management API).
 
 pub mod broker;
@@ -17,14 +23,14 @@ use bus::amqp::GroupTopology;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use schemas::integrations::{CreateSubscription, DeleteSubscription};
-use schemas::{AnyMessage, Envelope, TenantId, routing};
+use schemas::integrations::{ApiKeyChanged, Audience, CreateSubscription, DeleteSubscription};
+use schemas::{AnyMessage, Envelope, Message, TenantId, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::columns::{json_column, to_json};
+use crate::columns::{audience_column, json_column, to_json};
 use crate::outcome::{Deleted, Outcome, Refusal};
 pub use broker::{BrokerAdmin, BrokerError};
 
@@ -32,12 +38,17 @@ pub use broker::{BrokerAdmin, BrokerError};
 pub const GROUP: &str = "subscriptions";
 
 const TABLE: &str = "subscriptions";
-const COLUMNS: [&str; 7] = ["subscription_id", "tenant", "name", "queue", "username", "events", "created_at"];
+const COLUMNS: [&str; 9] =
+    ["subscription_id", "tenant", "name", "queue", "username", "events", "created_at", "key_id", "audience"];
 
-/// The subscription commands' queues.
+/// The subscription commands' queues, and the key changes that narrow subscriptions.
 pub fn topology() -> GroupTopology {
     let keys = vec![routing::command_key_of::<CreateSubscription>(), routing::command_key_of::<DeleteSubscription>()];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    let mut topology = GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec());
+    if let Some(changed) = schemas::descriptor_of(<ApiKeyChanged as Message>::TYPE) {
+        topology.bindings.push((routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding(changed)));
+    }
+    topology
 }
 
 /// A subscription as its owner sees it (never with its password).
@@ -53,23 +64,46 @@ pub struct Subscription {
     pub username: String,
     /// Event types delivered to it.
     pub events: Vec<String>,
+    /// The subaccounts whose events it receives (besides the organisation's own); `null`: all.
+    pub subaccount_ids: Option<Vec<Uuid>>,
     /// Created.
     pub created_at: DateTime<Utc>,
 }
 
-fn from_row(row: &QueryResult) -> Result<Subscription, DbErr> {
-    Ok(Subscription {
+/// A subscription with who made it and what it may receive, which nobody is shown.
+#[derive(Clone, Debug)]
+pub struct StoredSubscription {
+    /// Owner.
+    pub tenant: String,
+    /// As its owner sees it.
+    pub subscription: Subscription,
+    /// The key that made it.
+    pub key_id: Option<Uuid>,
+    /// What its maker could read when it made it.
+    pub audience: Audience,
+}
+
+fn from_row(row: &QueryResult) -> Result<StoredSubscription, DbErr> {
+    let audience = audience_column(row, TABLE)?;
+    let subscription = Subscription {
         id: row.try_get("", "subscription_id")?,
         name: row.try_get("", "name")?,
         queue: row.try_get("", "queue")?,
         username: row.try_get("", "username")?,
         events: json_column(row, TABLE, "events")?,
+        subaccount_ids: audience.subaccount_ids.clone(),
         created_at: row.try_get("", "created_at")?,
+    };
+    Ok(StoredSubscription {
+        tenant: row.try_get("", "tenant")?,
+        subscription,
+        key_id: row.try_get("", "key_id")?,
+        audience,
     })
 }
 
 /// `tenant`'s subscriptions, oldest first.
-pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<Subscription>, DbErr> {
+pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<StoredSubscription>, DbErr> {
     let query = Query::select()
         .columns(COLUMNS)
         .from(TABLE)
@@ -80,7 +114,7 @@ pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<Subscri
 }
 
 /// Subscription `id` of `tenant`.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Subscription>, DbErr> {
+pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredSubscription>, DbErr> {
     let query = Query::select()
         .columns(COLUMNS)
         .from(TABLE)
@@ -88,6 +122,41 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
         .and_where(Expr::col("subscription_id").eq(id))
         .to_owned();
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
+}
+
+/// The routing keys `subscription`'s queue is bound to: the events it asked for that what it may
+/// still receive reads, for the subaccounts it may still hear of. Its maker's key, if it still
+/// exists, narrows what it recorded (a key's subaccounts or permissions taken away are taken
+/// from what it made); a deleted key leaves it as recorded, the organisation's to manage.
+pub async fn bindings(db: &impl ConnectionTrait, stored: &StoredSubscription) -> Result<Vec<String>, DbErr> {
+    let audience = match stored.key_id {
+        Some(key) => match crate::integrations::keys::find(db, &stored.tenant, key).await? {
+            Some(maker) => stored.audience.narrowed_to(&maker.key.audience()),
+            None => stored.audience.clone(),
+        },
+        None => stored.audience.clone(),
+    };
+    let tenant = TenantId::new(stored.tenant.as_str()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let mut keys = Vec::new();
+    for event in stored.subscription.events.iter().filter(|event| audience.reads(event)) {
+        if let Some(descriptor) = schemas::descriptor_of(event) {
+            keys.extend(routing::audience_bindings(&tenant, audience.subaccount_ids.as_deref(), descriptor));
+        }
+    }
+    Ok(keys)
+}
+
+/// Makes every subscription's queue bindings match what it may receive: at start-up, so queues
+/// bound before routing keys named the subaccount (or while a key change was being handled
+/// elsewhere) are bound as they must be. Returns how many queues were checked.
+pub async fn reconcile_all(db: &impl ConnectionTrait, broker: &BrokerAdmin) -> Result<usize, SetUpError> {
+    let query = Query::select().columns(COLUMNS).from(TABLE).order_by("created_at", Order::Asc).to_owned();
+    let rows = db.query_all(&query).await?;
+    for row in &rows {
+        let stored = from_row(row)?;
+        broker.bind_exactly(&stored.subscription.queue, &bindings(db, &stored).await?).await?;
+    }
+    Ok(rows.len())
 }
 
 /// Handles the subscription commands; without a broker to set up (the embedded default), it
@@ -103,11 +172,13 @@ impl Subscriptions {
     }
 }
 
-/// Why a command failed: the database or the broker (both passing, so retried).
+/// Why setting a queue up failed: the database or the broker (both passing, so retried).
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub enum SetUpError {
+    /// The database failed.
     #[error(transparent)]
     Database(#[from] DbErr),
+    /// The broker's management API failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
@@ -121,20 +192,27 @@ impl Handler for Subscriptions {
             let tx = context.database(GROUP)?;
             let message = context.message;
             let Some(broker) = &self.broker else {
+                if matches!(message.data, AnyMessage::ApiKeyChanged(_)) {
+                    return Ok(None);
+                }
                 let refusal =
                     Refusal::conflict("subscriptions need RabbitMQ (amqp.url); this platform runs without it");
                 return Ok(Some(Outcome::<()>::Refused(refusal).to_reply()));
             };
             let reply = match &message.data {
+                AnyMessage::ApiKeyChanged(changed) => {
+                    narrow(tx, broker, message.tenant.as_str(), changed.key_id).await.map(|()| None)
+                }
                 AnyMessage::CreateSubscription(create) => {
-                    create_one(tx, broker, message, create).await.map(|o| o.to_reply())
+                    create_one(tx, broker, message, create).await.map(|o| Some(o.to_reply()))
                 }
                 AnyMessage::DeleteSubscription(DeleteSubscription { subscription_id }) => {
-                    delete_one(tx, broker, message.tenant.as_str(), *subscription_id).await.map(|o| o.to_reply())
+                    let tenant = message.tenant.as_str();
+                    delete_one(tx, broker, tenant, *subscription_id).await.map(|o| Some(o.to_reply()))
                 }
                 _ => return Err(HandlerError::unhandled(message)),
             };
-            reply.map(Some).map_err(|error| HandlerError::Retryable(error.to_string()))
+            reply.map_err(|error| HandlerError::Retryable(error.to_string()))
         })
     }
 }
@@ -144,16 +222,16 @@ async fn create_one(
     broker: &BrokerAdmin,
     message: &Envelope<AnyMessage>,
     create: &CreateSubscription,
-) -> Result<Outcome<Subscription>, Failure> {
+) -> Result<Outcome<Subscription>, SetUpError> {
     let tenant: &TenantId = &message.tenant;
-    let mut keys = Vec::with_capacity(create.events.len());
-    for event in &create.events {
-        let Some(descriptor) = schemas::descriptor_of(event) else {
-            return Ok(Outcome::Refused(Refusal::conflict(format!("`{event}` is not an event type"))));
-        };
-        keys.push(routing::event_key(tenant, descriptor));
+    if let Some(event) =
+        create.events.iter().find(|event| schemas::descriptor_of(event).is_none_or(|d| d.read.is_none()))
+    {
+        return Ok(Outcome::Refused(Refusal::conflict(format!("`{event}` is not an event partners receive"))));
     }
     let queue = routing::subscriber_queue(tenant, &create.name);
+    // Commands from edges older than audiences made the whole organisation's queues.
+    let audience = create.audience.clone().unwrap_or_else(Audience::everything);
     let insert = Query::insert()
         .into_table(TABLE)
         .columns(COLUMNS)
@@ -165,6 +243,8 @@ async fn create_one(
             create.username.as_str().into(),
             to_json(&create.events).into(),
             Utc::now().into(),
+            create.key_id.into(),
+            to_json(&audience).into(),
         ])
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .to_owned();
@@ -178,11 +258,12 @@ async fn create_one(
             }
         }
     }
-    broker.provision(&queue, &keys, &create.username, &create.password_hash).await?;
     let stored = find(tx, tenant.as_str(), create.subscription_id)
         .await?
         .ok_or_else(|| DbErr::Custom(format!("subscription {} neither written nor found", create.subscription_id)))?;
-    Ok(Outcome::Done(stored))
+    let keys = bindings(tx, &stored).await?;
+    broker.provision(&queue, &keys, &create.username, &create.password_hash).await?;
+    Ok(Outcome::Done(stored.subscription))
 }
 
 async fn delete_one(
@@ -190,7 +271,7 @@ async fn delete_one(
     broker: &BrokerAdmin,
     tenant: &str,
     id: Uuid,
-) -> Result<Outcome<Deleted>, Failure> {
+) -> Result<Outcome<Deleted>, SetUpError> {
     let Some(subscription) = find(tx, tenant, id).await? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no subscription {id}"))));
     };
@@ -200,6 +281,22 @@ async fn delete_one(
         .and_where(Expr::col("subscription_id").eq(id))
         .to_owned();
     tx.execute(&delete).await?;
-    broker.remove(&subscription.queue, &subscription.username).await?;
+    broker.remove(&subscription.subscription.queue, &subscription.subscription.username).await?;
     Ok(Outcome::Done(Deleted::of(id)))
+}
+
+/// Binds the queues `key` made to what the key still reads, after it changed (a deleted key
+/// leaves them as recorded).
+async fn narrow(tx: &DatabaseTransaction, broker: &BrokerAdmin, tenant: &str, key: Uuid) -> Result<(), SetUpError> {
+    let query = Query::select()
+        .columns(COLUMNS)
+        .from(TABLE)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("key_id").eq(key))
+        .to_owned();
+    for row in &tx.query_all(&query).await? {
+        let stored = from_row(row)?;
+        broker.bind_exactly(&stored.subscription.queue, &bindings(tx, &stored).await?).await?;
+    }
+    Ok(())
 }

@@ -151,6 +151,8 @@ fn entries(tenant: &str, customer_id: Uuid) -> SelectStatement {
 struct Account {
     currency: Currency,
     overdraft_limit_cents: i64,
+    /// The owner's subaccount, which its entries' events are about.
+    subaccount_id: Option<Uuid>,
 }
 
 async fn account(
@@ -159,8 +161,15 @@ async fn account(
     customer_id: Uuid,
     lock: bool,
 ) -> Result<Option<Account>, DbErr> {
+    let owner = Query::select()
+        .column("subaccount_id")
+        .from("customers")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("customer_id").eq(customer_id))
+        .to_owned();
     let mut query = Query::select()
         .columns(["currency", "overdraft_limit_cents"])
+        .expr_as(Expr::SubQuery(None, Box::new(owner.into())), "subaccount_id")
         .from("wallets")
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("customer_id").eq(customer_id))
@@ -173,6 +182,7 @@ async fn account(
     Ok(Some(Account {
         currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("wallets.currency: {e}")))?,
         overdraft_limit_cents: row.try_get("", "overdraft_limit_cents")?,
+        subaccount_id: row.try_get("", "subaccount_id")?,
     }))
 }
 
@@ -341,6 +351,7 @@ pub(crate) async fn post(
         description: entry.description.clone(),
         source: entry.source,
         reverses_entry_id: entry.reverses_entry_id,
+        subaccount_id: account.subaccount_id,
     };
     outbox::enqueue_event(tx, cause, SOURCE, event).await?;
     Ok(Outcome::Done(entry))

@@ -111,6 +111,8 @@ pub struct NewDelivery<'a> {
     pub event_id: &'a str,
     /// Event type.
     pub event: &'a str,
+    /// The subaccount the event is about; none: the organisation's own.
+    pub subaccount_id: Option<Uuid>,
 }
 
 fn small(code: Option<u16>) -> Option<i16> {
@@ -171,8 +173,10 @@ pub async fn insert_all(
     if deliveries.is_empty() {
         return Ok(Vec::new());
     }
-    let mut insert =
-        Query::insert().into_table("webhook_deliveries").columns(COLUMNS.into_iter().chain(["tenant"])).to_owned();
+    let mut insert = Query::insert()
+        .into_table("webhook_deliveries")
+        .columns(COLUMNS.into_iter().chain(["tenant", "subaccount_id"]))
+        .to_owned();
     let mut ids = Vec::with_capacity(deliveries.len());
     let mut commands = Vec::new();
     for (cause, delivery, go_now) in deliveries {
@@ -189,6 +193,7 @@ pub async fn insert_all(
             now.into(),
             now.into(),
             delivery.tenant.into(),
+            delivery.subaccount_id.into(),
         ]);
         ids.push(id);
         if *go_now && first == FirstAttempt::Outbox {
@@ -436,7 +441,7 @@ pub async fn release_next(
         .and_where(Expr::col("id").eq(id))
         .to_owned();
     tx.execute(&update).await?;
-    let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event };
+    let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event, subaccount_id: None };
     queue_attempt(tx, None, &delivery, id, 1).await
 }
 
@@ -479,6 +484,7 @@ pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration
             endpoint_id: row.try_get("", "endpoint_id")?,
             event_id: &event_id,
             event: &event,
+            subaccount_id: None,
         };
         queue_attempt(&tx, None, &delivery, id, u32::try_from(attempts).unwrap_or(0).saturating_add(1)).await?;
     }
@@ -495,12 +501,25 @@ pub struct Filter {
     pub event_id: Option<String>,
     /// Deliveries: `pending`, `succeeded`, `failed`; attempts: `succeeded`, `failed`, `gave_up`.
     pub status: Option<String>,
+    /// Only events about the organisation's own things or these subaccounts (the caller's reach);
+    /// `None`: all.
+    pub subaccounts: Option<Vec<Uuid>>,
+    /// Only deliveries to these endpoints (those the caller sees); `None`: any.
+    pub endpoint_ids: Option<Vec<Uuid>>,
+}
+
+/// Deliveries about the organisation's own things or one of `subaccounts`.
+fn readable(subaccounts: &[Uuid]) -> sea_orm::sea_query::SimpleExpr {
+    Expr::col("subaccount_id").is_null().or(Expr::col("subaccount_id").is_in(subaccounts.iter().copied()))
 }
 
 fn filtered(mut query: SelectStatement, tenant: &str, filter: &Filter, status_column: &'static str) -> SelectStatement {
     query.and_where(Expr::col("tenant").eq(tenant));
     if let Some(endpoint) = filter.endpoint_id {
         query.and_where(Expr::col("endpoint_id").eq(endpoint));
+    }
+    if let Some(endpoints) = &filter.endpoint_ids {
+        query.and_where(Expr::col("endpoint_id").is_in(endpoints.iter().copied()));
     }
     if let Some(event) = &filter.event_id {
         query.and_where(Expr::col("event_id").eq(event.as_str()));
@@ -519,7 +538,10 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Delivery>, u64), DbErr> {
-    let query = Query::select().columns(COLUMNS).from("webhook_deliveries").to_owned();
+    let mut query = Query::select().columns(COLUMNS).from("webhook_deliveries").to_owned();
+    if let Some(subaccounts) = &filter.subaccounts {
+        query.and_where(readable(subaccounts));
+    }
     let query = filtered(query, tenant, filter, "status")
         .order_by("created_at", Order::Desc)
         .order_by("id", Order::Desc)
@@ -536,7 +558,16 @@ pub async fn attempts(
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Attempt>, u64), DbErr> {
-    let query = Query::select().columns(ATTEMPT_COLUMNS).from("webhook_attempts").to_owned();
+    let mut query = Query::select().columns(ATTEMPT_COLUMNS).from("webhook_attempts").to_owned();
+    if let Some(subaccounts) = &filter.subaccounts {
+        let deliveries = Query::select()
+            .column("id")
+            .from("webhook_deliveries")
+            .and_where(Expr::col("tenant").eq(tenant))
+            .and_where(readable(subaccounts))
+            .to_owned();
+        query.and_where(Expr::col("delivery_id").in_subquery(deliveries));
+    }
     let query = filtered(query, tenant, filter, "outcome").order_by("seq", Order::Desc).to_owned();
     let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     let attempts = rows
@@ -562,19 +593,20 @@ pub async fn attempts(
 }
 
 /// Sends again, as new deliveries, delivery `one` or every failed delivery of the endpoint
-/// created since `failed_since`; returns the new deliveries' ids. History is never rewritten:
-/// the old deliveries and their attempts stay in the log.
+/// created since `failed_since` that the endpoint still takes (its maker's key may have been
+/// narrowed since); returns the new deliveries' ids. History is never rewritten: the old
+/// deliveries and their attempts stay in the log.
 pub async fn replay(
     tx: &impl ConnectionTrait,
     cause: Option<Uuid>,
-    tenant: &str,
-    endpoint_id: Uuid,
+    endpoint: &super::endpoints::StoredEndpoint,
     one: Option<Uuid>,
     failed_since: Option<DateTime<Utc>>,
     lease: chrono::Duration,
 ) -> Result<Vec<Uuid>, DbErr> {
+    let (tenant, endpoint_id) = (endpoint.tenant.as_str(), endpoint.endpoint.id);
     let mut query = Query::select()
-        .columns(["event_id", "event"])
+        .columns(["event_id", "event", "subaccount_id"])
         .from("webhook_deliveries")
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("endpoint_id").eq(endpoint_id))
@@ -592,7 +624,12 @@ pub async fn replay(
     let mut ids = Vec::with_capacity(rows.len());
     for row in &rows {
         let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
-        let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event };
+        let subaccount_id: Option<Uuid> = row.try_get("", "subaccount_id")?;
+        // By what it may receive, not by subscription: an event since unsubscribed goes again.
+        if !endpoint.may_receive(&event, schemas::Reach::of(subaccount_id)) {
+            continue;
+        }
+        let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event, subaccount_id };
         ids.push(insert(tx, cause, &delivery, Some(lease), now).await?);
     }
     Ok(ids)

@@ -1,21 +1,28 @@
 //! The `webhook_endpoints` table: where a tenant's events go, which ones, and the sealed secrets
 //! they are signed with. Every statement names the tenant, so no tenant reaches another's rows.
+//!
+//! An endpoint also records the key that made it and what that caller could read (its
+//! [`Audience`]); it receives only events about what that audience reads. Read with [`find`],
+//! [`list`] or [`subscribed`], the audience is narrowed to what the key reads now, if the key
+//! still exists: a key's subaccounts or permissions taken away are taken from its endpoints.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
+use schemas::integrations::{Audience, KeyScope};
 use schemas::webhooks::{CreateWebhookEndpoint, RotateWebhookSecret, UpdateWebhookEndpoint};
+use schemas::{Kind, Reach};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::columns::{json_column, to_json};
+use crate::columns::{audience_column, json_column, to_json};
 
 const TABLE: &str = "webhook_endpoints";
 
-const COLUMNS: [&str; 15] = [
+const COLUMNS: [&str; 17] = [
     "id",
     "integration_id",
     "tenant",
@@ -31,6 +38,8 @@ const COLUMNS: [&str; 15] = [
     "disabled_reason",
     "created_at",
     "updated_at",
+    "key_id",
+    "audience",
 ];
 
 /// An endpoint as its owner sees it (never with its secrets).
@@ -56,6 +65,8 @@ pub struct Endpoint {
     pub failing_since: Option<DateTime<Utc>>,
     /// Why voltbus disabled it, when it did.
     pub disabled_reason: Option<String>,
+    /// The subaccounts whose events it receives (besides the organisation's own); `null`: all.
+    pub subaccount_ids: Option<Vec<Uuid>>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -78,6 +89,10 @@ pub struct StoredEndpoint {
     pub tenant: String,
     /// The integration that created it, whose usage its deliveries are.
     pub integration_id: Option<Uuid>,
+    /// The key that created it.
+    pub key_id: Option<Uuid>,
+    /// What it may receive.
+    pub audience: Audience,
     /// Settings.
     pub endpoint: Endpoint,
     /// Newest first.
@@ -90,17 +105,50 @@ impl StoredEndpoint {
         self.secrets.iter().filter(move |s| s.expires_at.is_none_or(|end| now < end))
     }
 
-    /// Whether the endpoint takes `event`.
+    /// Whether the endpoint subscribed to `event`.
     pub fn wants(&self, event: &str) -> bool {
         self.endpoint.events.iter().any(|e| e == event || e == "*")
     }
+
+    /// Whether the endpoint takes `event` about `reach`: it subscribed, and may receive it.
+    pub fn takes(&self, event: &str, reach: Reach) -> bool {
+        self.wants(event) && self.may_receive(event, reach)
+    }
+
+    /// Whether its audience reads `event` about `reach`. voltbus's own events (a test, an
+    /// operational notice) are about the endpoint itself.
+    pub fn may_receive(&self, event: &str, reach: Reach) -> bool {
+        let readable = match schemas::descriptor_of(event) {
+            Some(descriptor) if descriptor.kind == Kind::Event => self.audience.reads(event),
+            _ => true,
+        };
+        readable && self.audience.admits(reach)
+    }
+}
+
+/// What the maker's key reads now, from the `maker_scope` and `maker_permissions` a select
+/// adds (null: no key, or it is gone).
+fn maker_audience(row: &QueryResult) -> Result<Option<Audience>, DbErr> {
+    let scope: Option<String> = row.try_get("", "maker_scope")?;
+    let permissions: Option<String> = row.try_get("", "maker_permissions")?;
+    let (Some(scope), Some(permissions)) = (scope, permissions) else { return Ok(None) };
+    let scope: KeyScope = serde_json::from_str(&scope).map_err(|e| DbErr::Type(format!("api_keys.scope: {e}")))?;
+    let permissions =
+        serde_json::from_str(&permissions).map_err(|e| DbErr::Type(format!("api_keys.permissions: {e}")))?;
+    Ok(Some(Audience { subaccount_ids: scope.subaccounts(), permissions }))
 }
 
 fn rate(value: Option<u32>) -> Option<i32> {
     value.filter(|r| *r > 0).map(|r| i32::try_from(r).unwrap_or(i32::MAX))
 }
 
-fn from_row(row: &QueryResult) -> Result<StoredEndpoint, DbErr> {
+/// An endpoint from a row; `with_maker` when the row carries its maker's key as it is now.
+fn from_row(row: &QueryResult, with_maker: bool) -> Result<StoredEndpoint, DbErr> {
+    let recorded = audience_column(row, TABLE)?;
+    let audience = match with_maker.then(|| maker_audience(row)).transpose()?.flatten() {
+        Some(maker) => recorded.narrowed_to(&maker),
+        None => recorded,
+    };
     let rate: Option<i32> = row.try_get("", "rate_limit_per_second")?;
     let endpoint = Endpoint {
         id: row.try_get("", "id")?,
@@ -113,31 +161,52 @@ fn from_row(row: &QueryResult) -> Result<StoredEndpoint, DbErr> {
         rate_limit_per_second: rate.and_then(|r| u32::try_from(r).ok()),
         failing_since: row.try_get("", "failing_since")?,
         disabled_reason: row.try_get("", "disabled_reason")?,
+        subaccount_ids: audience.subaccount_ids.clone(),
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     };
     Ok(StoredEndpoint {
         tenant: row.try_get("", "tenant")?,
         integration_id: row.try_get("", "integration_id")?,
+        key_id: row.try_get("", "key_id")?,
+        audience,
         endpoint,
         secrets: json_column(row, TABLE, "secrets")?,
     })
 }
 
+/// `tenant`'s endpoints, each with what its maker's key reads now.
 fn select(tenant: &str) -> SelectStatement {
-    Query::select().columns(COLUMNS).from("webhook_endpoints").and_where(Expr::col("tenant").eq(tenant)).to_owned()
+    let maker = |column: &str| {
+        Expr::cust(format!(
+            "(SELECT k.{column} FROM api_keys k WHERE k.tenant = webhook_endpoints.tenant \
+             AND k.id = webhook_endpoints.key_id)"
+        ))
+    };
+    Query::select()
+        .columns(COLUMNS)
+        .expr_as(maker("scope"), "maker_scope")
+        .expr_as(maker("permissions"), "maker_permissions")
+        .from("webhook_endpoints")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .to_owned()
 }
 
+async fn selected(db: &impl ConnectionTrait, query: &SelectStatement) -> Result<Option<StoredEndpoint>, DbErr> {
+    db.query_one(query).await?.as_ref().map(|row| from_row(row, true)).transpose()
+}
+
+/// The endpoint a change wrote, as recorded (its maker's key unread).
 async fn returned(
     db: &impl ConnectionTrait,
     statement: &impl sea_orm::StatementBuilder,
 ) -> Result<Option<StoredEndpoint>, DbErr> {
-    db.query_one(statement).await?.as_ref().map(from_row).transpose()
+    db.query_one(statement).await?.as_ref().map(|row| from_row(row, false)).transpose()
 }
 
 /// Endpoint `id` of `tenant`.
 pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredEndpoint>, DbErr> {
-    returned(db, &select(tenant).and_where(Expr::col("id").eq(id)).to_owned()).await
+    selected(db, &select(tenant).and_where(Expr::col("id").eq(id)).to_owned()).await
 }
 
 /// Endpoint `id` of `tenant`, its row locked until the transaction ends (PostgreSQL): ordered
@@ -145,20 +214,13 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
 pub async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredEndpoint>, DbErr> {
     let mut query = select(tenant).and_where(Expr::col("id").eq(id)).to_owned();
     crate::database::for_update(db, &mut query);
-    returned(db, &query).await
+    selected(db, &query).await
 }
 
-/// One page of `tenant`'s endpoints, oldest first, and how many there are.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Endpoint>, u64), DbErr> {
+/// `tenant`'s endpoints, oldest first (who may see which is the caller's to decide).
+pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<StoredEndpoint>, DbErr> {
     let query = select(tenant).order_by("created_at", Order::Asc).order_by("id", Order::Asc).to_owned();
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    let endpoints = rows.iter().map(|row| from_row(row).map(|e| e.endpoint)).collect::<Result<_, _>>()?;
-    Ok((endpoints, total))
+    db.query_all(&query).await?.iter().map(|row| from_row(row, true)).collect()
 }
 
 /// `tenant`'s active endpoints that take `event`.
@@ -167,7 +229,7 @@ pub async fn subscribed(db: &impl ConnectionTrait, tenant: &str, event: &str) ->
     let rows = db.query_all(&query).await?;
     let mut endpoints = Vec::new();
     for row in &rows {
-        let endpoint = from_row(row)?;
+        let endpoint = from_row(row, true)?;
         if endpoint.wants(event) {
             endpoints.push(endpoint);
         }
@@ -202,6 +264,8 @@ pub async fn insert(
             Option::<String>::None.into(),
             now.into(),
             now.into(),
+            command.key_id.into(),
+            command.audience.as_ref().map(to_json).into(),
         ])
         .returning(Query::returning().columns(COLUMNS))
         .to_owned();

@@ -39,6 +39,8 @@ pub struct Outgoing<'a> {
     pub event_id: &'a str,
     /// The exact body.
     pub payload: &'a str,
+    /// What it is about: who may read it in the delivery log.
+    pub reach: schemas::Reach,
 }
 
 /// Stores `message` and a delivery to each of `endpoints`; returns the deliveries' ids.
@@ -66,6 +68,7 @@ pub async fn enqueue(
             endpoint_id: id,
             event_id: message.event_id,
             event: message.event,
+            subaccount_id: message.reach.subaccount(),
         };
         ids.push(deliveries::insert(tx, cause, &delivery, go_now.then_some(lease), now).await?);
     }
@@ -112,6 +115,7 @@ pub async fn enqueue_all(
                     endpoint_id: endpoint.endpoint.id,
                     event_id: message.event_id,
                     event: message.event,
+                    subaccount_id: message.reach.subaccount(),
                 };
                 (*cause, delivery, *index, at)
             })

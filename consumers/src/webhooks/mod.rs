@@ -39,7 +39,7 @@ use schemas::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointChange, ReplayWebhookDeliveries, RotateWebhookSecret,
     SendTestWebhook, UpdateWebhookEndpoint, WebhookEndpointChanged,
 };
-use schemas::{AnyMessage, Envelope, Message, customers, rides, routing, vehicles};
+use schemas::{AnyMessage, Envelope, Message, Reach, customers, rides, routing, vehicles};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -228,28 +228,35 @@ impl Webhooks {
         events: &[(&Envelope<AnyMessage>, u32)],
         first: deliveries::FirstAttempt,
     ) -> Result<Vec<Handover>, DbErr> {
+        // Each tenant's subscribers of a type, read once; then those that take what an event is
+        // about (its subaccount), chosen once per subaccount, not per event.
         let mut subscribed: HashMap<(&str, &str), Vec<endpoints::StoredEndpoint>> = HashMap::new();
+        let mut takers: HashMap<(&str, &str, Reach), Vec<endpoints::StoredEndpoint>> = HashMap::new();
         let mut prepared = Vec::with_capacity(events.len());
         for (message, _) in events {
             let (tenant, event) = (message.tenant.as_str(), message.type_name.as_str());
             tracing::debug!(message_id = %message.id, correlation_id = %message.correlationid, tenant, event, "fan-out");
-            let listeners = match subscribed.entry((tenant, event)) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(new) => new.insert(endpoints::subscribed(tx, tenant, event).await?),
-            };
-            if listeners.is_empty() {
+            let reach = message.data.reach();
+            if let Entry::Vacant(new) = takers.entry((tenant, event, reach)) {
+                let listeners = match subscribed.entry((tenant, event)) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(new) => new.insert(endpoints::subscribed(tx, tenant, event).await?),
+                };
+                new.insert(listeners.iter().filter(|e| e.takes(event, reach)).cloned().collect());
+            }
+            if takers[&(tenant, event, reach)].is_empty() {
                 continue;
             }
             let data = js_json(&message.data).map_err(|e| DbErr::Custom(format!("event data: {e}")))?;
             let event_id = messages::event_id(message.id);
             let payload = messages::payload(event, &event_id, message.time, &data);
-            prepared.push((message.id, tenant, event, event_id, payload));
+            prepared.push((message.id, tenant, event, event_id, payload, reach));
         }
         let outgoing: Vec<_> = prepared
             .iter()
-            .map(|(id, tenant, event, event_id, payload)| {
-                let message = messages::Outgoing { tenant, event, event_id, payload };
-                (Some(*id), message, subscribed[&(*tenant, *event)].as_slice())
+            .map(|(id, tenant, event, event_id, payload, reach)| {
+                let message = messages::Outgoing { tenant, event, event_id, payload, reach: *reach };
+                (Some(*id), message, takers[&(*tenant, *event, *reach)].as_slice())
             })
             .collect();
         // Taken before the rows' own clock, so it never outlives the lease they hold.
@@ -297,20 +304,12 @@ impl Webhooks {
         replay: &ReplayWebhookDeliveries,
     ) -> Result<Reply, DbErr> {
         let tenant = message.tenant.as_str();
-        if endpoints::find(tx, tenant, replay.endpoint_id).await?.is_none() {
+        let Some(endpoint) = endpoints::find(tx, tenant, replay.endpoint_id).await? else {
             return Ok(Some(not_found(replay.endpoint_id)));
-        }
+        };
         let lease = self.policy.lease();
-        let ids = deliveries::replay(
-            tx,
-            Some(message.id),
-            tenant,
-            replay.endpoint_id,
-            replay.delivery_id,
-            replay.failed_since,
-            lease,
-        )
-        .await?;
+        let ids =
+            deliveries::replay(tx, Some(message.id), &endpoint, replay.delivery_id, replay.failed_since, lease).await?;
         if replay.delivery_id.is_some() && ids.is_empty() {
             let refusal =
                 Refusal::not_found(format!("no delivery {} of this endpoint", replay.delivery_id.unwrap_or_default()));
@@ -332,7 +331,9 @@ impl Webhooks {
         let data =
             serde_json::json!({ "endpoint_id": test.endpoint_id, "message": "This is a test event from voltbus." });
         let payload = messages::payload(TEST_EVENT, &test.event_id, message.time, &data.to_string());
-        let outgoing = messages::Outgoing { tenant, event: TEST_EVENT, event_id: &test.event_id, payload: &payload };
+        let reach = schemas::Reach::Organisation;
+        let outgoing =
+            messages::Outgoing { tenant, event: TEST_EVENT, event_id: &test.event_id, payload: &payload, reach };
         let ids = messages::enqueue(tx, Some(message.id), &outgoing, &[endpoint], self.policy.lease()).await?;
         Ok(Some(Outcome::Done(serde_json::json!({ "event_id": test.event_id, "delivery_id": ids.first() })).to_reply()))
     }

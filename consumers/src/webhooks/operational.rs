@@ -37,7 +37,8 @@ pub fn is_operational(event: &str) -> bool {
     EVENTS.contains(&event)
 }
 
-/// Sends `notice` about `endpoint` to the tenant's endpoints subscribed to it.
+/// Sends `notice` about `endpoint` to the tenant's endpoints subscribed to it whose makers could
+/// see `endpoint` (its audience within theirs): a subaccount's partner hears nothing of another's.
 pub async fn announce(
     tx: &impl ConnectionTrait,
     tenant: &str,
@@ -47,7 +48,8 @@ pub async fn announce(
     lease: chrono::Duration,
 ) -> Result<(), DbErr> {
     let event = notice.event();
-    let listeners = endpoints::subscribed(tx, tenant, event).await?;
+    let mut listeners = endpoints::subscribed(tx, tenant, event).await?;
+    listeners.retain(|listener| endpoint.audience.within(listener.audience.subaccount_ids.as_deref()));
     if listeners.is_empty() {
         return Ok(());
     }
@@ -61,7 +63,8 @@ pub async fn announce(
     });
     let event_id = messages::event_id(Uuid::now_v7());
     let payload = messages::payload(event, &event_id, chrono::Utc::now(), &data.to_string());
-    let outgoing = Outgoing { tenant, event, event_id: &event_id, payload: &payload };
+    let reach = schemas::Reach::Organisation;
+    let outgoing = Outgoing { tenant, event, event_id: &event_id, payload: &payload, reach };
     messages::enqueue(tx, None, &outgoing, &listeners, lease).await?;
     Ok(())
 }

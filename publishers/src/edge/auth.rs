@@ -11,7 +11,7 @@ use chrono::Utc;
 use consumers::integrations::{StoredKey, keys};
 use http::HeaderMap;
 use schemas::TenantId;
-use schemas::integrations::{KeyScope, Permission};
+use schemas::integrations::{Audience, KeyScope, Permission};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -98,10 +98,51 @@ impl Caller {
         }
     }
 
-    /// An organisation admin key, or an operator (whom the console lets act only where the
+    /// An organisation admin key (admin, and not limited to subaccounts: what admins manage is
+    /// the whole organisation's), or an operator (whom the console lets act only where the
     /// operator's role reaches).
     pub fn is_admin(&self) -> bool {
-        matches!(self.principal, Principal::Operator(_)) || self.key().is_some_and(|key| key.key.admin)
+        matches!(self.principal, Principal::Operator(_))
+            || self.key().is_some_and(|key| key.key.admin && key.key.scope.subaccounts().is_none())
+    }
+
+    /// The subaccounts this request reads; `None`: all of the organisation's. A request that
+    /// names one reads that one; else the key's scope decides.
+    pub fn fleets(&self) -> Option<Vec<Uuid>> {
+        match (self.subaccount, self.scope()) {
+            (Some(subaccount), _) => Some(vec![subaccount]),
+            (None, scope) => scope.subaccounts(),
+        }
+    }
+
+    /// Whether events of type `event` are offered to partners: `false` when they are not, 403
+    /// when they are but the caller lacks the permission that reads them.
+    pub fn may_receive(&self, event: &str) -> Result<bool, ApiError> {
+        let Some(needed) = schemas::descriptor_of(event).and_then(|d| d.read) else { return Ok(false) };
+        if !self.may(needed) {
+            let permission = serde_json::to_value(needed).unwrap_or_default();
+            return Err(ApiError::forbidden(format!("`{event}` needs {permission}"))
+                .details(serde_json::json!({ "field": "events", "required_permission": permission })));
+        }
+        Ok(true)
+    }
+
+    /// Whether this caller reads everything a receiver (webhook endpoint, subscriber queue) with
+    /// `audience`, taking `events`, may receive: its subaccounts, and each of its event types.
+    /// What it does not read, it does not see, change or replay.
+    pub fn sees_receiver<'e>(&self, audience: &Audience, mut events: impl Iterator<Item = &'e str>) -> bool {
+        audience.within(self.fleets().as_deref()) && events.all(|event| self.may_receive(event).is_ok())
+    }
+
+    /// What this request could read through the API: what a webhook endpoint or a subscriber
+    /// queue it makes may receive.
+    pub fn audience(&self) -> Audience {
+        let permissions = match &self.principal {
+            Principal::Key(key) => key.key.permissions.clone(),
+            Principal::Integration(claims) => crate::permissions::bundle(claims.bundle).to_vec(),
+            Principal::Operator(_) => Permission::ALL.to_vec(),
+        };
+        Audience { subaccount_ids: self.fleets(), permissions }
     }
 }
 

@@ -18,7 +18,6 @@ use super::api::{PartnerApi, parse_body};
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::{Call, QueryFilter, page_and_filters};
-use super::vehicles::fleets;
 
 /// Largest single wallet entry: a million major units.
 const MAX_ENTRY_CENTS: i64 = 100_000_000;
@@ -122,7 +121,7 @@ fn check_profile(profile: &CustomerProfile) -> Result<(), ApiError> {
 
 /// Whether a request may see `customer`.
 fn sees(call: &Call, customer: &Customer) -> bool {
-    match (fleets(&call.caller), customer.subaccount_id) {
+    match (call.caller.fleets(), customer.subaccount_id) {
         (Some(fleets), Some(subaccount)) => fleets.contains(&subaccount),
         _ => true,
     }
@@ -141,7 +140,7 @@ pub(crate) async fn find(api: &PartnerApi, call: &Call) -> Result<Customer, ApiE
 /// marketplace's user) is changed only by requests that act on the whole organisation.
 async fn find_to_change(api: &PartnerApi, call: &Call) -> Result<Customer, ApiError> {
     let customer = find(api, call).await?;
-    if customer.subaccount_id.is_none() && fleets(&call.caller).is_some() {
+    if customer.subaccount_id.is_none() && call.caller.fleets().is_some() {
         return Err(ApiError::forbidden("the organisation's own customers are changed by organisation-wide keys only")
             .details(serde_json::json!({ "customer_id": customer.id })));
     }
@@ -151,7 +150,7 @@ async fn find_to_change(api: &PartnerApi, call: &Call) -> Result<Customer, ApiEr
 /// `GET /customers`.
 pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), FILTERS)?;
-    let mut filter = Filter { subaccounts: fleets(&call.caller), ..Filter::default() };
+    let mut filter = Filter { subaccounts: call.caller.fleets(), ..Filter::default() };
     for (name, value) in values {
         match name {
             "email" => filter.email = Some(value),
@@ -179,7 +178,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         return Err(ApiError::invalid("external_ref", "external_ref must be 1 to 200 characters"));
     }
     let subaccount_id = request.subaccount_id.or(call.caller.subaccount);
-    match (fleets(&call.caller), subaccount_id) {
+    match (call.caller.fleets(), subaccount_id) {
         (Some(fleets), Some(subaccount)) if !fleets.contains(&subaccount) => {
             return Err(ApiError::forbidden("this key may not act on that subaccount")
                 .details(serde_json::json!({ "subaccount_id": subaccount })));

@@ -298,6 +298,15 @@ fn scope_of(
     Ok(Some(scope))
 }
 
+/// Admin keys manage the whole organisation's keys, integrations and request log, so they are
+/// the whole organisation's: an admin key limited to subaccounts would read other subaccounts'.
+fn admin_reach(admin: bool, scope: &KeyScope) -> Result<(), ApiError> {
+    if admin && scope.subaccounts().is_some() {
+        return Err(ApiError::invalid("admin", "an admin key acts on the whole organisation: give it no subaccounts"));
+    }
+    Ok(())
+}
+
 fn name_of(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
@@ -345,6 +354,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         permissions_of(caller, request.permissions, request.bundle)?.unwrap_or_else(|| permissions::DEFAULTS.to_vec());
     let scope = scope_of(caller, request.scope, request.subaccount_id, request.allowed_subaccount_ids)?
         .unwrap_or_else(|| caller.scope().clone());
+    admin_reach(request.admin, &scope)?;
     let secret = new_secret(api)?;
     let create = CreateApiKey {
         key_id: Uuid::now_v7(),
@@ -366,11 +376,15 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let changes: KeyChanges = parse_body(&call.body)?;
     let current = find(api, &call).await?;
     let caller = &call.caller;
+    let scope = scope_of(caller, changes.scope, changes.subaccount_id, changes.allowed_subaccount_ids)?;
+    if let Some(scope) = &scope {
+        admin_reach(current.admin, scope)?;
+    }
     let update = UpdateApiKey {
         key_id: not_itself(&call, current.id)?,
         name: changes.name.as_deref().map(name_of).transpose()?,
         permissions: permissions_of(caller, changes.permissions, changes.bundle)?,
-        scope: scope_of(caller, changes.scope, changes.subaccount_id, changes.allowed_subaccount_ids)?,
+        scope,
         rate_limits: changes.rate_limits.map(|l| l.over(current.rate_limits)).transpose()?,
         expires_at: changes.expires_at.flatten().map(future_expiry).transpose()?,
         clear_expiry: changes.expires_at == Some(None),

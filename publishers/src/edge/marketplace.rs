@@ -120,6 +120,13 @@ struct ReplyData {
 
 /// `POST /etvas-events`.
 pub(crate) async fn receive(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    // A marketplace's users are customers of the whole organisation, which only keys of the
+    // whole organisation change (as `PATCH /customers` holds for them).
+    if call.caller.fleets().is_some() {
+        return Err(ApiError::forbidden(
+            "marketplace events change the organisation's own customers: use a key of the whole organisation",
+        ));
+    }
     let body = json_of(&call.body)?;
     let event_type = body.pointer("/event/type").and_then(Value::as_str).unwrap_or_default().to_owned();
     let event_id = match event_type.as_str() {

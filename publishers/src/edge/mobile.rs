@@ -28,7 +28,7 @@ use std::time::Duration;
 use bus::nats::accounts::{Accounts, Permissions};
 use bytes::Bytes;
 use chrono::Utc;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use ring::hmac;
@@ -48,6 +48,53 @@ use super::response::{self, ApiError};
 
 /// Where the mobile API lives.
 pub const MOBILE_BASE: &str = "/api/v1";
+
+/// Who may call a mobile route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MobileAccess {
+    /// Anyone: signing in.
+    Open,
+    /// A signed-in phone (`Authorization: Bearer vbs_…`).
+    Session,
+    /// A payment provider, checked by its own means (a signature, or asking the provider back).
+    Provider,
+}
+
+/// One route of the mobile API, below [`MOBILE_BASE`].
+#[derive(Clone, Copy, Debug)]
+pub struct MobileRoute {
+    /// Its method; `None`: any (a provider's callback).
+    pub method: Option<&'static str>,
+    /// With `{id}` where the path names a charger or a purchase.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: MobileAccess,
+}
+
+const fn route(method: &'static str, path: &'static str, access: MobileAccess) -> MobileRoute {
+    MobileRoute { method: Some(method), path, access }
+}
+
+/// The mobile API's routes: the dispatcher's table, and what the isolation suite walks.
+pub const ROUTES: &[MobileRoute] = &[
+    route("POST", "/user/otp-request", MobileAccess::Open),
+    route("POST", "/user/otp-check", MobileAccess::Open),
+    route("POST", "/user/me", MobileAccess::Session),
+    route("POST", "/customer/update-notification-token", MobileAccess::Session),
+    route("POST", "/customer/update-info", MobileAccess::Session),
+    route("POST", "/customer/replenish", MobileAccess::Session),
+    route("POST", "/customer/replenishment", MobileAccess::Session),
+    route("GET", "/devices/by-location", MobileAccess::Session),
+    route("POST", "/devices/{id}/start", MobileAccess::Session),
+    route("POST", "/devices/{id}/finish", MobileAccess::Session),
+    route("GET", "/payment-options", MobileAccess::Session),
+    route("GET", "/purchases", MobileAccess::Session),
+    route("POST", "/purchases/{id}/pay", MobileAccess::Session),
+    route("POST", "/purchases/{id}/status", MobileAccess::Session),
+    route("POST", "/purchases/{id}/feedback", MobileAccess::Session),
+    route("POST", "/payments/paystack/webhook", MobileAccess::Provider),
+    MobileRoute { method: None, path: "/payments/qpay/callback", access: MobileAccess::Provider },
+];
 
 /// How the mobile API behaves.
 #[derive(Clone, Debug)]
@@ -70,6 +117,15 @@ pub struct MobileSettings {
     pub charger_offline_after: Duration,
     /// QPay, when configured (Paystack is the partner API's, shared).
     pub qpay: Option<super::qpay::QpaySettings>,
+}
+
+fn routes() -> matchit::Router<usize> {
+    let mut router = matchit::Router::new();
+    for (index, route) in ROUTES.iter().enumerate() {
+        // The table is ours and its paths distinct: a conflict is a bug caught by every test.
+        router.insert(route.path, index).expect("mobile route paths are valid and distinct");
+    }
+    router
 }
 
 /// Sends a text message to a phone.
@@ -114,6 +170,8 @@ pub struct MobileApi {
     /// Paystack, when configured, whose webhooks are checked against its key.
     pub(crate) paystack: Option<Arc<super::paystack::Paystack>>,
     random: SystemRandom,
+    /// [`ROUTES`] by path.
+    routes: matchit::Router<usize>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +239,7 @@ impl MobileApi {
             providers: super::providers::Providers::new(providers),
             paystack,
             random: SystemRandom::new(),
+            routes: routes(),
         })
     }
 
@@ -198,94 +257,62 @@ impl MobileApi {
 
     async fn answer(&self, request: Request<Incoming>) -> Result<(StatusCode, Value), ApiError> {
         let path = request.uri().path().strip_prefix(MOBILE_BASE).unwrap_or_default().trim_end_matches('/').to_owned();
-        let known = [
-            "/user/otp-request",
-            "/user/otp-check",
-            "/user/me",
-            "/customer/update-notification-token",
-            "/customer/update-info",
-        ];
-        if let Some((id, action)) = path.strip_prefix("/devices/").and_then(|rest| rest.split_once('/'))
-            && (action == "start" || action == "finish")
-        {
-            if request.method() != Method::POST {
-                return Err(ApiError::method_not_allowed("POST"));
-            }
-            let caller = self.caller(&request).await?;
-            let charger_id: Uuid = id.parse().map_err(|_| ApiError::not_found(format!("no charger {id}")))?;
-            return Ok((StatusCode::OK, self.charge(&caller, charger_id, action == "start").await?));
+        let found = self.routes.at(&path).map_err(|_| ApiError::not_found("no such route"))?;
+        let route = &ROUTES[*found.value];
+        let named = found.params.get("id").unwrap_or_default().to_owned();
+        if route.method.is_some_and(|method| request.method().as_str() != method) {
+            return Err(ApiError::method_not_allowed(route.method.unwrap_or_default()));
         }
-        if let Some((id, action)) = path.strip_prefix("/purchases/").and_then(|rest| rest.split_once('/'))
-            && ["pay", "status", "feedback"].contains(&action)
-        {
-            if request.method() != Method::POST {
-                return Err(ApiError::method_not_allowed("POST"));
-            }
-            let caller = self.caller(&request).await?;
-            let id: Uuid = id.parse().map_err(|_| ApiError::not_found(format!("no purchase {id}")))?;
-            let body = read_body(request, self.settings.body_limit).await?;
-            return Ok((StatusCode::OK, super::purchases::act(self, &caller, id, action, &body).await?));
-        }
-        if path == "/payments/paystack/webhook" {
-            if request.method() != Method::POST {
-                return Err(ApiError::method_not_allowed("POST"));
-            }
-            let signature =
-                request.headers().get("x-paystack-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let body = read_body(request, self.settings.body_limit).await?;
-            return Ok((StatusCode::OK, super::purchases::paystack_webhook(self, signature.as_deref(), &body).await?));
-        }
-        if path == "/payments/qpay/callback" {
-            return Ok((StatusCode::OK, super::purchases::qpay_callback(self, request.uri().query()).await?));
-        }
-        if path == "/customer/replenish" || path == "/customer/replenishment" {
-            if request.method() != Method::POST {
-                return Err(ApiError::method_not_allowed("POST"));
-            }
-            let caller = self.caller(&request).await?;
-            let body = read_body(request, self.settings.body_limit).await?;
-            let answer = if path == "/customer/replenish" {
-                super::purchases::replenish(self, &caller, &body).await?
-            } else {
-                super::purchases::replenishment(self, &caller, &body).await?
-            };
-            return Ok((StatusCode::OK, answer));
-        }
-        if path == "/purchases" || path == "/payment-options" {
-            if request.method() != Method::GET {
-                return Err(ApiError::method_not_allowed("GET"));
-            }
-            let caller = self.caller(&request).await?;
-            if path == "/payment-options" {
-                return Ok((StatusCode::OK, super::purchases::options(self)));
-            }
-            return Ok((StatusCode::OK, super::purchases::history(self, &caller, request.uri().query()).await?));
-        }
-        if path == "/devices/by-location" {
-            if request.method() != Method::GET {
-                return Err(ApiError::method_not_allowed("GET"));
-            }
-            let caller = self.caller(&request).await?;
-            return Ok((StatusCode::OK, self.chargers_in(&caller, request.uri().query()).await?));
-        }
-        if !known.contains(&path.as_str()) {
-            return Err(ApiError::not_found("no such route"));
-        }
-        if request.method() != Method::POST {
-            return Err(ApiError::method_not_allowed("POST"));
-        }
-        let tenant = self.tenant_of(&request)?;
-        let caller = match path.as_str() {
-            "/user/otp-request" | "/user/otp-check" => None,
-            _ => Some(self.caller(&request).await?),
+        let caller = match route.access {
+            MobileAccess::Session => Some(self.caller(&request).await?),
+            MobileAccess::Open | MobileAccess::Provider => None,
         };
-        let body = read_body(request, self.settings.body_limit).await?;
         let ok = |body: Value| Ok((StatusCode::OK, body));
-        match (path.as_str(), caller) {
-            ("/user/otp-request", _) => ok(self.request_code(tenant?, parse_body(&body)?).await?),
-            ("/user/otp-check", _) => ok(self.sign_in(tenant?, parse_body(&body)?).await?),
+        // A path id that is no UUID names nothing.
+        let target = |what: &str| -> Result<Uuid, ApiError> {
+            named.parse().map_err(|_| ApiError::not_found(format!("no {what} {named}")))
+        };
+        match (route.path, caller) {
+            ("/user/otp-request", _) => {
+                let tenant = self.tenant_of(&request)??;
+                let body = read_body(request, self.settings.body_limit).await?;
+                ok(self.request_code(tenant, parse_body(&body)?).await?)
+            }
+            ("/user/otp-check", _) => {
+                let tenant = self.tenant_of(&request)??;
+                let body = read_body(request, self.settings.body_limit).await?;
+                ok(self.sign_in(tenant, parse_body(&body)?).await?)
+            }
+            ("/payments/paystack/webhook", _) => {
+                let signature =
+                    request.headers().get("x-paystack-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let body = read_body(request, self.settings.body_limit).await?;
+                ok(super::purchases::paystack_webhook(self, signature.as_deref(), &body).await?)
+            }
+            ("/payments/qpay/callback", _) => ok(super::purchases::qpay_callback(self, request.uri().query()).await?),
+            (_, None) => Err(ApiError::unauthorized("send Authorization: Bearer <token> from otp-check")),
             ("/user/me", Some(caller)) => ok(self.me(&caller).await?),
+            ("/devices/by-location", Some(caller)) => ok(self.chargers_in(&caller, request.uri().query()).await?),
+            ("/devices/{id}/start", Some(caller)) => ok(self.charge(&caller, target("charger")?, true).await?),
+            ("/devices/{id}/finish", Some(caller)) => ok(self.charge(&caller, target("charger")?, false).await?),
+            ("/payment-options", Some(_)) => ok(super::purchases::options(self)),
+            ("/purchases", Some(caller)) => ok(super::purchases::history(self, &caller, request.uri().query()).await?),
+            (path @ ("/purchases/{id}/pay" | "/purchases/{id}/status" | "/purchases/{id}/feedback"), Some(caller)) => {
+                let action = path.rsplit('/').next().unwrap_or_default();
+                let id = target("purchase")?;
+                let body = read_body(request, self.settings.body_limit).await?;
+                ok(super::purchases::act(self, &caller, id, action, &body).await?)
+            }
+            ("/customer/replenish", Some(caller)) => {
+                let body = read_body(request, self.settings.body_limit).await?;
+                ok(super::purchases::replenish(self, &caller, &body).await?)
+            }
+            ("/customer/replenishment", Some(caller)) => {
+                let body = read_body(request, self.settings.body_limit).await?;
+                ok(super::purchases::replenishment(self, &caller, &body).await?)
+            }
             ("/customer/update-notification-token", Some(caller)) => {
+                let body = read_body(request, self.settings.body_limit).await?;
                 let NotificationToken { fcm_token } = parse_body(&body)?;
                 if fcm_token.is_empty() || fcm_token.len() > 4096 {
                     return Err(ApiError::invalid("FCMToken", "FCMToken must be 1 to 4096 characters"));
@@ -295,6 +322,7 @@ impl MobileApi {
                 ok(json!({}))
             }
             ("/customer/update-info", Some(caller)) => {
+                let body = read_body(request, self.settings.body_limit).await?;
                 let Info { name, email } = parse_body(&body)?;
                 if name.as_ref().is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
                     return Err(ApiError::invalid("name", "name must be 1 to 200 characters"));
@@ -307,7 +335,10 @@ impl MobileApi {
                     self.command(&caller.tenant, UpdateCustomer { customer_id: caller.customer_id, changes }).await?;
                 ok(json!({}))
             }
-            _ => Err(ApiError::unauthorized("send Authorization: Bearer <token> from otp-check")),
+            (path, Some(_)) => {
+                tracing::error!(path, "a mobile route without a handler");
+                Err(ApiError::internal())
+            }
         }
     }
 

@@ -57,8 +57,11 @@ pub use audit::ANONYMOUS_TENANT;
 pub use commands::CommandBus;
 pub use console::{BusOperations, Console, ConsoleSettings, GroupStats};
 pub use health::HealthCheck;
-pub use mobile::{LogSms, MOBILE_BASE, MobileApi, MobileSettings, SmsSender};
+pub use mobile::{
+    LogSms, MOBILE_BASE, MobileAccess, MobileApi, MobileRoute, MobileSettings, ROUTES as MOBILE_ROUTES, SmsSender,
+};
 pub use paystack::PaystackSettings;
+pub use portal::{DOORS as PORTAL_DOORS, PORTAL_BASE};
 pub use qpay::QpaySettings;
 pub use server::Edge;
 pub use webhooks::WebhookSetup;

@@ -63,12 +63,18 @@ struct SessionRedemption {
     session_code: String,
 }
 
+/// The portal's public doors below [`PORTAL_BASE`], each with its method: each checks its own
+/// credentials (client secret, one-time code, portal cookie, Paystack's signature).
+pub const DOORS: [(&str, &str); 4] = [
+    ("POST", "/auth/client-token"),
+    ("POST", "/auth/session"),
+    ("GET", "/embed"),
+    ("POST", "/billing/paystack/webhook"),
+];
+
 /// Whether `path` is one of the portal's public doors.
 pub(crate) fn serves(path: &str) -> bool {
-    matches!(
-        path.strip_prefix(PORTAL_BASE),
-        Some("/auth/client-token" | "/auth/session" | "/embed" | "/billing/paystack/webhook")
-    )
+    path.strip_prefix(PORTAL_BASE).is_some_and(|door| DOORS.iter().any(|(_, known)| *known == door))
 }
 
 /// Answers one request to a public door.

@@ -13,7 +13,6 @@ use super::api::{PartnerApi, parse_body};
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::Call;
-use super::vehicles::fleets;
 
 /// `PUT /pricing`: the whole plan, in minor units.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -46,7 +45,7 @@ pub(crate) struct PlanBody {
 
 /// The one subaccount a pricing request is about.
 fn subaccount_of(call: &Call) -> Result<Uuid, ApiError> {
-    match (call.caller.subaccount, fleets(&call.caller)) {
+    match (call.caller.subaccount, call.caller.fleets()) {
         (Some(subaccount), _) => Ok(subaccount),
         (None, Some(fleets)) if fleets.len() == 1 => Ok(fleets[0]),
         _ => Err(ApiError::invalid("x-subaccount-id", "name the subaccount whose pricing this is: X-Subaccount-Id")),

@@ -17,7 +17,6 @@ use super::customers;
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::{Call, QueryFilter, page_and_filters};
-use super::vehicles::fleets;
 
 /// Filters of the ride list.
 pub(crate) const FILTERS: &[QueryFilter] = &[
@@ -63,14 +62,14 @@ fn check_position(latitude: f64, longitude: f64, field: &str) -> Result<(), ApiE
 async fn find(api: &PartnerApi, call: &Call) -> Result<Ride, ApiError> {
     let id = call.id("id")?;
     let ride = store::find(&api.database, call.caller.tenant.as_str(), id).await.map_err(db_error)?;
-    ride.filter(|r| fleets(&call.caller).is_none_or(|fleets| fleets.contains(&r.subaccount_id)))
+    ride.filter(|r| call.caller.fleets().is_none_or(|fleets| fleets.contains(&r.subaccount_id)))
         .ok_or_else(|| ApiError::not_found(format!("no ride {id}")).details(json!({ "ride_id": id })))
 }
 
 /// `GET /rides`.
 pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), FILTERS)?;
-    let mut filter = Filter { subaccounts: fleets(&call.caller), ..Filter::default() };
+    let mut filter = Filter { subaccounts: call.caller.fleets(), ..Filter::default() };
     for (name, value) in values {
         let id = || Uuid::parse_str(&value).map_err(|_| ApiError::invalid(name, format!("{name} must be a UUID")));
         match name {
@@ -108,7 +107,7 @@ pub(crate) async fn start(api: &PartnerApi, call: Call) -> Result<Answer, ApiErr
     // another organisation's.
     let tenant = call.caller.tenant.as_str();
     let vehicle = vehicles::find(&api.database, tenant, request.vehicle_id).await.map_err(db_error)?;
-    if !vehicle.is_some_and(|v| fleets(&call.caller).is_none_or(|f| f.contains(&v.subaccount_id))) {
+    if !vehicle.is_some_and(|v| call.caller.fleets().is_none_or(|f| f.contains(&v.subaccount_id))) {
         return Err(ApiError::not_found(format!("no vehicle {}", request.vehicle_id))
             .details(json!({ "vehicle_id": request.vehicle_id })));
     }

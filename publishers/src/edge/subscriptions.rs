@@ -2,16 +2,16 @@
 //! its tenant's events, among those its key may read (`VehicleChanged` needs `vehicles:read`,
 //! `ride.ended` needs `rides:read`, …), and gets a broker user and password, shown once, that
 //! can read that queue and nothing else. The password never leaves this request: the command
-//! carries the broker's salted hash of it.
+//! carries the broker's salted hash of it. The queue is bound to the subaccounts the caller
+//! reads, and a caller sees only subscriptions within its own reach.
 
 use consumers::Deleted;
-use consumers::subscriptions::Subscription;
+use consumers::subscriptions::{StoredSubscription, Subscription};
 use http::StatusCode;
 use ring::digest;
 use ring::rand::SecureRandom;
 use schemars::JsonSchema;
-use schemas::integrations::{CreateSubscription, DeleteSubscription, Permission};
-use schemas::{Domain, Kind};
+use schemas::integrations::{CreateSubscription, DeleteSubscription};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -56,19 +56,6 @@ pub(crate) struct SubscriptionWithCredentials {
     amqp: Option<Credentials>,
 }
 
-/// The read permission an event's domain needs; `None`: not offered to subscribers.
-fn read_permission(domain: Domain) -> Option<Permission> {
-    Some(match domain {
-        Domain::Vehicles => Permission::VehiclesRead,
-        Domain::Rides => Permission::RidesRead,
-        Domain::Customers => Permission::CustomersRead,
-        Domain::Wallets => Permission::WalletRead,
-        Domain::Zones => Permission::ZonesRead,
-        Domain::Pricing => Permission::PricingRead,
-        _ => return None,
-    })
-}
-
 /// `rabbit_password_hashing_sha256`: base64(salt ‖ SHA-256(salt ‖ password)), which the broker
 /// stores as given.
 fn broker_hash(password: &str, random: &dyn SecureRandom) -> Result<String, ApiError> {
@@ -95,14 +82,8 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         return Err(ApiError::invalid("events", "1 to 50 event types"));
     }
     for event in &request.events {
-        let descriptor = schemas::descriptor_of(event).filter(|d| d.kind == Kind::Event);
-        let needed = descriptor.and_then(|d| read_permission(d.domain));
-        let Some(needed) = needed else {
+        if !call.caller.may_receive(event)? {
             return Err(ApiError::invalid("events", format!("`{event}` is not an event subscribers can receive")));
-        };
-        if !call.caller.may(needed) {
-            let permission = serde_json::to_value(needed).unwrap_or_default();
-            return Err(ApiError::forbidden(format!("`{event}` needs {permission}")));
         }
     }
     let Some(broker) = api.settings.amqp_url.as_deref() else {
@@ -116,6 +97,8 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         events: request.events,
         username: username.clone(),
         password_hash: broker_hash(&password, &api.random)?,
+        key_id: call.caller.key().map(|key| key.key.id),
+        audience: Some(call.caller.audience()),
     };
     let subscription: Subscription = api.bus.request(&command(&call, create), api.settings.command_timeout).await?;
     let mut url = url::Url::parse(broker).map_err(|_| ApiError::internal())?;
@@ -128,11 +111,17 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     Ok(Answer::with_status(StatusCode::CREATED, answer).withholding("amqp"))
 }
 
+/// Whether the caller reads everything `stored` may receive.
+fn sees(call: &Call, stored: &StoredSubscription) -> bool {
+    call.caller.sees_receiver(&stored.audience, stored.subscription.events.iter().map(String::as_str))
+}
+
 /// `GET /subscriptions`.
 pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let all = consumers::subscriptions::list(&api.database, call.caller.tenant.as_str()).await.map_err(db_error)?;
+    let seen: Vec<Subscription> = all.into_iter().filter(|s| sees(&call, s)).map(|s| s.subscription).collect();
     let page = super::routes::page_of(call.query.as_deref())?;
-    Ok(Answer::page_of(all, page))
+    Ok(Answer::page_of(seen, page))
 }
 
 /// `DELETE /subscriptions/{id}`.
@@ -141,6 +130,7 @@ pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     consumers::subscriptions::find(&api.database, call.caller.tenant.as_str(), id)
         .await
         .map_err(db_error)?
+        .filter(|stored| sees(&call, stored))
         .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))?;
     let removed: Deleted = api
         .bus

@@ -10,7 +10,6 @@ use consumers::fleet::commands::{self, CommandState, CommandStatus};
 use consumers::fleet::{BulkResult, Filter, LatestState, Vehicle, vehicles};
 use http::StatusCode;
 use schemars::JsonSchema;
-use schemas::integrations::KeyScope;
 use schemas::vehicles::{
     AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, Position, RemoveVehicle,
     SendVehicleCommand, Transmission, UpdateVehicle, VehicleCommand,
@@ -156,17 +155,6 @@ pub(crate) struct BulkEdit {
     value: Value,
 }
 
-/// The subaccounts a request sees; `None`: all of the organisation's.
-pub(crate) fn fleets(caller: &Caller) -> Option<Vec<Uuid>> {
-    match (caller.subaccount, caller.scope()) {
-        (Some(subaccount), _) => Some(vec![subaccount]),
-        (None, KeyScope::Global { allowed_subaccount_ids }) if !allowed_subaccount_ids.is_empty() => {
-            Some(allowed_subaccount_ids.clone())
-        }
-        _ => None,
-    }
-}
-
 fn check_text(field: &str, text: Option<&str>) -> Result<(), ApiError> {
     match text {
         Some(text) if text.trim().is_empty() || text.chars().count() > MAX_TEXT => {
@@ -220,14 +208,14 @@ fn check_master_data(data: &MasterData) -> Result<(), ApiError> {
 async fn find(api: &PartnerApi, call: &Call) -> Result<Vehicle, ApiError> {
     let id = call.id("id")?;
     let vehicle = vehicles::find(&api.database, call.caller.tenant.as_str(), id).await.map_err(db_error)?;
-    let seen = |v: &Vehicle| fleets(&call.caller).is_none_or(|fleets| fleets.contains(&v.subaccount_id));
+    let seen = |v: &Vehicle| call.caller.fleets().is_none_or(|fleets| fleets.contains(&v.subaccount_id));
     vehicle
         .filter(seen)
         .ok_or_else(|| ApiError::not_found(format!("no vehicle {id}")).details(serde_json::json!({ "vehicle_id": id })))
 }
 
 fn filter_of(caller: &Caller, values: &[(&'static str, String)]) -> Result<Filter, ApiError> {
-    let mut filter = Filter { subaccounts: fleets(caller), ..Filter::default() };
+    let mut filter = Filter { subaccounts: caller.fleets(), ..Filter::default() };
     for (name, value) in values {
         match *name {
             "status" => filter.status = serde_json::from_value(Value::String(value.clone())).ok(),
@@ -292,7 +280,7 @@ pub(crate) async fn nearby(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     };
     let tenant = call.caller.tenant.as_str();
     let found =
-        vehicles::nearby(&api.database, tenant, fleets(&call.caller), centre, radius).await.map_err(db_error)?;
+        vehicles::nearby(&api.database, tenant, call.caller.fleets(), centre, radius).await.map_err(db_error)?;
     Ok(Answer::page_of(found, page))
 }
 
@@ -342,7 +330,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let subaccount_id = request.subaccount_id.or(call.caller.subaccount).ok_or_else(|| {
         ApiError::invalid("subaccount_id", "name the vehicle's fleet: subaccount_id, or X-Subaccount-Id")
     })?;
-    if fleets(&call.caller).is_some_and(|fleets| !fleets.contains(&subaccount_id)) {
+    if call.caller.fleets().is_some_and(|fleets| !fleets.contains(&subaccount_id)) {
         return Err(ApiError::forbidden("this key may not act on that subaccount")
             .details(serde_json::json!({ "subaccount_id": subaccount_id })));
     }
@@ -451,9 +439,9 @@ pub(crate) async fn command_status(api: &PartnerApi, call: Call) -> Result<Answe
     let status = commands::find(&api.database, tenant, id).await.map_err(db_error)?;
     // A command of a vehicle outside the request's fleets is as unknown as another organisation's.
     let status = match status {
-        Some(status) if fleets(&call.caller).is_some() => {
+        Some(status) if call.caller.fleets().is_some() => {
             let vehicle = vehicles::find(&api.database, tenant, status.vehicle_id).await.map_err(db_error)?;
-            let seen = vehicle.is_some_and(|v| fleets(&call.caller).is_none_or(|f| f.contains(&v.subaccount_id)));
+            let seen = vehicle.is_some_and(|v| call.caller.fleets().is_none_or(|f| f.contains(&v.subaccount_id)));
             seen.then_some(status)
         }
         other => other,
@@ -473,7 +461,7 @@ pub(crate) async fn bulk(api: &PartnerApi, call: Call) -> Result<Answer, ApiErro
         check_field_value(&edit.field, &edit.value).map_err(|e| ApiError::invalid("value", e.message))?;
     }
     // Vehicles outside the request's fleets are as unknown as those of another organisation.
-    if let Some(fleets) = fleets(&call.caller) {
+    if let Some(fleets) = call.caller.fleets() {
         let tenant = call.caller.tenant.as_str();
         let found = vehicles::find_all(&api.database, tenant, &edit.vehicle_ids).await.map_err(db_error)?;
         if let Some(hidden) = found.iter().find(|v| !fleets.contains(&v.subaccount_id)) {

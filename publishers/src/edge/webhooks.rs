@@ -2,16 +2,22 @@
 //! delivery log, replays and test events. Reads come from the database; every change is a
 //! command answered by the `webhooks` consumers. A new signing secret is made here, shown once,
 //! and travels and rests only sealed by the vault.
+//!
+//! An endpoint receives what the caller that made it reads (its subaccounts, and the read
+//! permission of each event type); a caller sees, changes and replays only endpoints within its
+//! own reach (404 otherwise), and their logs only as far as events about its subaccounts.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use consumers::webhooks::deliveries::{self, Attempt, Delivery, Filter};
+use consumers::webhooks::endpoints::StoredEndpoint;
 use consumers::webhooks::ssrf::UrlPolicy;
 use consumers::webhooks::{EVENT_TYPES, Endpoint, Vault, endpoints, operational};
 use http::StatusCode;
 use schemars::JsonSchema;
 use schemas::Sensitive;
+use schemas::integrations::Permission;
 use schemas::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, ReplayWebhookDeliveries, RotateWebhookSecret, SendTestWebhook,
     UpdateWebhookEndpoint,
@@ -21,6 +27,7 @@ use signatures::Secret;
 use uuid::Uuid;
 
 use super::api::{PartnerApi, parse_body};
+use super::auth::Caller;
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::{Call, page_and_filters};
@@ -176,17 +183,21 @@ async fn check_url(setup: &WebhookSetup, url: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_events(events: &[String]) -> Result<(), ApiError> {
+/// Known event types, each readable by the caller (`*`: those it reads).
+fn check_events(caller: &Caller, events: &[String]) -> Result<(), ApiError> {
     if events.is_empty() {
         return Err(ApiError::invalid("events", "subscribe to at least one event type"));
     }
     for event in events {
-        let known = event == "*" || EVENT_TYPES.contains(&event.as_str()) || operational::is_operational(event);
-        if !known {
+        if event == "*" || operational::is_operational(event) {
+            continue;
+        }
+        if !EVENT_TYPES.contains(&event.as_str()) {
             return Err(ApiError::invalid("events", format!("unknown event type `{event}`")).details(
                 serde_json::json!({ "field": "events", "known": EVENT_TYPES, "operational": operational::EVENTS }),
             ));
         }
+        caller.may_receive(event)?;
     }
     Ok(())
 }
@@ -244,22 +255,33 @@ fn with_secret(endpoint: Endpoint, secret: &Secret, status: StatusCode) -> Answe
         .withholding("secret")
 }
 
+/// Whether the caller reads everything `stored` may receive.
+fn sees(caller: &Caller, stored: &StoredEndpoint) -> bool {
+    let events = EVENT_TYPES.iter().copied().filter(|event| stored.wants(event) && stored.audience.reads(event));
+    caller.sees_receiver(&stored.audience, events)
+}
+
+/// Endpoint `{id}`, if the caller reads everything it may receive.
 async fn find(api: &PartnerApi, call: &Call) -> Result<Endpoint, ApiError> {
     let id = call.id("id")?;
     endpoints::find(&api.database, call.caller.tenant.as_str(), id)
         .await
         .map_err(db_error)?
+        .filter(|stored| sees(&call.caller, stored))
         .map(|stored| stored.endpoint)
         .ok_or_else(|| ApiError::not_found(format!("no webhook endpoint {id}")))
+}
+
+/// The endpoints the caller sees, oldest first.
+async fn seen(api: &PartnerApi, caller: &Caller) -> Result<Vec<Endpoint>, ApiError> {
+    let all = endpoints::list(&api.database, caller.tenant.as_str()).await.map_err(db_error)?;
+    Ok(all.into_iter().filter(|stored| sees(caller, stored)).map(|stored| stored.endpoint).collect())
 }
 
 /// `GET /webhooks`.
 pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, _) = page_and_filters(call.query.as_deref(), &[])?;
-    let (items, total) = endpoints::list(&api.database, call.caller.tenant.as_str(), page.offset(), page.limit)
-        .await
-        .map_err(db_error)?;
-    Ok(Answer::list(items, page, total))
+    Ok(Answer::page_of(seen(api, &call.caller).await?, page))
 }
 
 /// `GET /webhooks/{id}`.
@@ -270,7 +292,7 @@ pub(crate) async fn get(api: &PartnerApi, call: Call) -> Result<Answer, ApiError
 /// `POST /webhooks`.
 pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let request: NewEndpoint = parse_body(&call.body)?;
-    check_events(&request.events)?;
+    check_events(&call.caller, &request.events)?;
     check_headers(&request.headers)?;
     check_text(request.description.as_deref())?;
     check_rate(request.rate_limit_per_second, false)?;
@@ -287,6 +309,8 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         ordered: request.ordered,
         rate_limit_per_second: request.rate_limit_per_second,
         integration_id: call.caller.integration().map(|claims| claims.integration_id),
+        key_id: call.caller.key().map(|key| key.key.id),
+        audience: Some(call.caller.audience()),
     };
     let stored: Endpoint = api.bus.request(&command(&call, create), api.settings.command_timeout).await?;
     Ok(with_secret(stored, &secret, StatusCode::CREATED))
@@ -297,7 +321,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let changes: EndpointChanges = parse_body(&call.body)?;
     let current = find(api, &call).await?;
     if let Some(events) = &changes.events {
-        check_events(events)?;
+        check_events(&call.caller, events)?;
     }
     if let Some(headers) = &changes.headers {
         check_headers(headers)?;
@@ -323,7 +347,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 
 /// `DELETE /webhooks/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let delete = DeleteWebhookEndpoint { endpoint_id: call.id("id")? };
+    let delete = DeleteWebhookEndpoint { endpoint_id: find(api, &call).await?.id };
     let deleted: consumers::Deleted = api.bus.request(&command(&call, delete), api.settings.command_timeout).await?;
     Ok(Answer::ok(deleted))
 }
@@ -335,8 +359,9 @@ pub(crate) async fn rotate(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::invalid("grace_period_seconds", format!("at most {MAX_GRACE_SECONDS} seconds")));
     }
+    let endpoint_id = find(api, &call).await?.id;
     let (secret, sealed) = new_secret(&api.webhooks)?;
-    let rotate = RotateWebhookSecret { endpoint_id: call.id("id")?, secret_ciphertext: sealed, grace_seconds: grace };
+    let rotate = RotateWebhookSecret { endpoint_id, secret_ciphertext: sealed, grace_seconds: grace };
     let stored: Endpoint = api.bus.request(&command(&call, rotate), api.settings.command_timeout).await?;
     Ok(with_secret(stored, &secret, StatusCode::OK))
 }
@@ -344,21 +369,23 @@ pub(crate) async fn rotate(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 /// `POST /webhooks/{id}/test`.
 pub(crate) async fn test(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let event_id = consumers::webhooks::messages::event_id(call.command_id);
-    let test = SendTestWebhook { endpoint_id: call.id("id")?, event_id };
+    let test = SendTestWebhook { endpoint_id: find(api, &call).await?.id, event_id };
     let sent: TestSent = api.bus.request(&command(&call, test), api.settings.command_timeout).await?;
     Ok(Answer::with_status(StatusCode::ACCEPTED, sent))
 }
 
-fn filter_of(values: &[(&'static str, String)], endpoint_id: Option<Uuid>) -> Filter {
+/// The log's filter from the query, within what the caller reads.
+fn filter_of(call: &Call, values: &[(&'static str, String)], endpoint_id: Option<Uuid>) -> Filter {
     let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
-    Filter { endpoint_id, event_id: get("event_id"), status: get("status") }
+    let subaccounts = call.caller.fleets();
+    Filter { endpoint_id, event_id: get("event_id"), status: get("status"), subaccounts, endpoint_ids: None }
 }
 
 /// `GET /webhooks/{id}/deliveries`.
 pub(crate) async fn deliveries(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), DELIVERY_FILTERS)?;
     let endpoint = find(api, &call).await?;
-    let filter = filter_of(&values, Some(endpoint.id));
+    let filter = filter_of(&call, &values, Some(endpoint.id));
     let tenant = call.caller.tenant.as_str();
     let (items, total): (Vec<Delivery>, u64) =
         deliveries::list(&api.database, tenant, &filter, page.offset(), page.limit).await.map_err(db_error)?;
@@ -369,7 +396,7 @@ pub(crate) async fn deliveries(api: &PartnerApi, call: Call) -> Result<Answer, A
 pub(crate) async fn attempts(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), ATTEMPT_FILTERS)?;
     let endpoint = find(api, &call).await?;
-    let filter = filter_of(&values, Some(endpoint.id));
+    let filter = filter_of(&call, &values, Some(endpoint.id));
     let tenant = call.caller.tenant.as_str();
     let (items, total): (Vec<Attempt>, u64) =
         deliveries::attempts(&api.database, tenant, &filter, page.offset(), page.limit).await.map_err(db_error)?;
@@ -379,11 +406,16 @@ pub(crate) async fn attempts(api: &PartnerApi, call: Call) -> Result<Answer, Api
 /// `GET /webhook-deliveries?event_id=…`: one event's deliveries to every endpoint.
 pub(crate) async fn event_deliveries(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), EVENT_FILTERS)?;
-    let filter = filter_of(&values, None);
+    let mut filter = filter_of(&call, &values, None);
     if filter.event_id.is_none() {
         return Err(ApiError::invalid("event_id", "name the event: ?event_id=evt_…"));
     }
     let tenant = call.caller.tenant.as_str();
+    let reads_everything = filter.subaccounts.is_none() && Permission::ALL.iter().all(|p| call.caller.may(*p));
+    if !reads_everything {
+        // Only to the endpoints the caller sees (one that reads everything sees those since deleted too).
+        filter.endpoint_ids = Some(seen(api, &call.caller).await?.iter().map(|endpoint| endpoint.id).collect());
+    }
     let (items, total): (Vec<Delivery>, u64) =
         deliveries::list(&api.database, tenant, &filter, page.offset(), page.limit).await.map_err(db_error)?;
     Ok(Answer::list(items, page, total))
@@ -392,7 +424,7 @@ pub(crate) async fn event_deliveries(api: &PartnerApi, call: Call) -> Result<Ans
 /// `POST /webhooks/{id}/deliveries/{delivery_id}/replay`.
 pub(crate) async fn replay_one(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let replay = ReplayWebhookDeliveries {
-        endpoint_id: call.id("id")?,
+        endpoint_id: find(api, &call).await?.id,
         delivery_id: Some(call.id("delivery_id")?),
         failed_since: None,
     };
@@ -403,8 +435,8 @@ pub(crate) async fn replay_one(api: &PartnerApi, call: Call) -> Result<Answer, A
 /// `POST /webhooks/{id}/replay`.
 pub(crate) async fn replay_failed(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let since: ReplaySince = parse_body(&call.body)?;
-    let replay =
-        ReplayWebhookDeliveries { endpoint_id: call.id("id")?, delivery_id: None, failed_since: Some(since.since) };
+    let endpoint_id = find(api, &call).await?.id;
+    let replay = ReplayWebhookDeliveries { endpoint_id, delivery_id: None, failed_since: Some(since.since) };
     let queued: Queued = api.bus.request(&command(&call, replay), api.settings.command_timeout).await?;
     Ok(Answer::with_status(StatusCode::ACCEPTED, queued))
 }

@@ -15,7 +15,7 @@ use super::api::{PartnerApi, parse_body};
 use super::keys::{command, db_error};
 use super::response::{Answer, ApiError};
 use super::routes::{Call, QueryFilter, page_and_filters};
-use super::vehicles::{fleets, position_of};
+use super::vehicles::position_of;
 
 /// Most points in a zone's polygon.
 const MAX_POINTS: usize = 1_000;
@@ -80,7 +80,7 @@ fn zone_of(call: &Call, body: ZoneBody) -> Result<(Uuid, Zone), ApiError> {
     let subaccount_id = body.subaccount_id.or(call.caller.subaccount).ok_or_else(|| {
         ApiError::invalid("subaccount_id", "name the zone's subaccount: subaccount_id, or X-Subaccount-Id")
     })?;
-    if fleets(&call.caller).is_some_and(|fleets| !fleets.contains(&subaccount_id)) {
+    if call.caller.fleets().is_some_and(|fleets| !fleets.contains(&subaccount_id)) {
         return Err(ApiError::forbidden("this key may not act on that subaccount"));
     }
     Ok((
@@ -92,7 +92,7 @@ fn zone_of(call: &Call, body: ZoneBody) -> Result<(Uuid, Zone), ApiError> {
 async fn find(api: &PartnerApi, call: &Call) -> Result<StoredZone, ApiError> {
     let id = call.id("id")?;
     let zone = zones::find(&api.database, call.caller.tenant.as_str(), id).await.map_err(db_error)?;
-    let seen = |z: &StoredZone| fleets(&call.caller).is_none_or(|fleets| fleets.contains(&z.subaccount_id));
+    let seen = |z: &StoredZone| call.caller.fleets().is_none_or(|fleets| fleets.contains(&z.subaccount_id));
     zone.filter(seen).ok_or_else(|| ApiError::not_found(format!("no zone {id}")))
 }
 
@@ -103,7 +103,7 @@ pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiErro
         .iter()
         .find(|(n, _)| *n == "type")
         .and_then(|(_, v)| serde_json::from_value::<ZoneType>(serde_json::Value::String(v.clone())).ok());
-    let fleets = fleets(&call.caller);
+    let fleets = call.caller.fleets();
     let tenant = call.caller.tenant.as_str();
     let (items, total) = zones::list(&api.database, tenant, fleets.as_deref(), zone_type, page.offset(), page.limit)
         .await
@@ -120,7 +120,7 @@ pub(crate) async fn get(api: &PartnerApi, call: Call) -> Result<Answer, ApiError
 pub(crate) async fn containing(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let (page, values) = page_and_filters(call.query.as_deref(), POINT)?;
     let point: Position = position_of(&values)?;
-    let fleets = fleets(&call.caller);
+    let fleets = call.caller.fleets();
     let tenant = call.caller.tenant.as_str();
     let found = zones::containing(&api.database, tenant, fleets.as_deref(), point).await.map_err(db_error)?;
     Ok(Answer::page_of(found, page))
