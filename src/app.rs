@@ -214,10 +214,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     // bound as they must be before the edge answers (the exchange and bindings are declared).
     if let Some(broker) = &broker {
         match consumers::subscriptions::reconcile_all(&database, broker).await {
-            Ok(checked) => tracing::info!(checked, "subscriber queues bound to what they may receive"),
-            Err(error) => {
-                tracing::error!(%error, "could not check subscriber queues' bindings; next start tries again")
+            Ok(found) if found.failed == 0 => {
+                tracing::info!(bound = found.bound, "subscriber queues bound to what they may receive")
             }
+            Ok(found) => tracing::error!(
+                bound = found.bound,
+                failed = found.failed,
+                "some subscriber queues could not be bound; the next start tries again"
+            ),
+            Err(error) => tracing::error!(%error, "could not read the subscriptions to bind their queues"),
         }
     }
     // Telemetry comes from vehicles over NATS: without NATS there is none to take in.

@@ -152,6 +152,14 @@ impl Audience {
         }
     }
 
+    /// Whether it reads everything a receiver with audience `other`, taking `events`, may receive:
+    /// `other`'s subaccounts are among its own, and it reads each of those event types (types
+    /// offered to no partner carry nothing of a subaccount's).
+    pub fn covers<'e>(&self, other: &Audience, mut events: impl Iterator<Item = &'e str>) -> bool {
+        let offered = |event: &str| crate::descriptor_of(event).is_some_and(|d| d.read.is_some());
+        other.within(self.subaccount_ids.as_deref()) && events.all(|event| !offered(event) || self.reads(event))
+    }
+
     /// What it may still receive once its maker reads only `maker`: both narrowed to what they share.
     pub fn narrowed_to(&self, maker: &Audience) -> Audience {
         let subaccount_ids = match (&self.subaccount_ids, &maker.subaccount_ids) {

@@ -27,10 +27,9 @@ pub trait Message: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'st
     fn aggregate(&self) -> Option<String>;
 
     /// The subaccount this message is about, which decides who among the organisation's partners
-    /// may receive it. Every type offered to partners ([`Message::READ`]) says it.
-    fn reach(&self) -> Reach {
-        Reach::Organisation
-    }
+    /// may receive it. No default: every type says it (the `message!` macro makes a type that is
+    /// no partner's say `Organisation`, the word its routing key carries).
+    fn reach(&self) -> Reach;
 }
 
 /// What a message is about, as far as who may receive it goes: partners receive what they may read
@@ -244,6 +243,10 @@ macro_rules! message {
             fn aggregate(&self) -> Option<String> {
                 let $m = self;
                 $aggregate
+            }
+
+            fn reach(&self) -> $crate::Reach {
+                $crate::Reach::Organisation
             }
         }
     };

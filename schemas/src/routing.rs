@@ -35,14 +35,11 @@ pub fn command_key_of<M: Message>() -> String {
     format!("{}.{}", M::DOMAIN, M::TYPE)
 }
 
-/// The subaccount word of an event about the organisation as a whole.
+/// The subaccount word of an event about the organisation as a whole. (Events written before
+/// events named their subaccount and still unsent then carry `unscoped`, given by the migration
+/// that brought the word: no binding of a key limited to subaccounts names it, so only receivers
+/// of the whole organisation and the platform's own groups take them.)
 pub const ORGANISATION_WORD: &str = "org";
-
-/// The subaccount word of events written before events named their subaccount (the migration
-/// that brought the word gave it to those still unsent): no binding of a key limited to
-/// subaccounts names it, so only receivers of the whole organisation and the platform's own
-/// groups take them.
-pub const UNSCOPED_WORD: &str = "unscoped";
 
 fn reach_word(reach: Reach) -> String {
     match reach {
@@ -89,6 +86,12 @@ pub fn audience_bindings(tenant: &TenantId, subaccounts: Option<&[Uuid]>, descri
 pub fn every_tenant_event_binding(descriptor: &Descriptor) -> String {
     debug_assert_eq!(descriptor.kind, Kind::Event, "{} is not an event", descriptor.type_name);
     format!("*.*.{}.{}", descriptor.domain, descriptor.type_name)
+}
+
+/// [`every_tenant_event_binding`] of event type `M`.
+pub fn every_tenant_event_binding_of<M: Message>() -> String {
+    debug_assert_eq!(M::KIND, Kind::Event, "{} is not an event", M::TYPE);
+    format!("*.*.{}.{}", M::DOMAIN, M::TYPE)
 }
 
 /// Binding that takes every event of one tenant.

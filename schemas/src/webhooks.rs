@@ -70,8 +70,12 @@ pub struct UpdateWebhookEndpoint {
     /// New rate limit; 0 removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
+    /// What it may receive from now on, when the change narrows it (whoever changes an
+    /// endpoint's address or events reads no less than what it receives) (since 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<crate::integrations::Audience>,
 }
-message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 1), Command, Webhooks, |m| Some(
+message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 2), Command, Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 

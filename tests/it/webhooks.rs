@@ -662,3 +662,70 @@ async fn an_endpoint_made_by_a_subaccount_key_hears_nothing_of_another_subaccoun
     assert_eq!(rows[0].try_get::<i64>("", "n").unwrap(), 1, "nothing more to the narrowed key's endpoint");
     platform.stop().await;
 }
+
+/// Two ways an endpoint could outgrow what its callers read (issue 24's review): a key that may
+/// change an endpoint but reads less than its maker points it at itself with `events: ["*"]`, and
+/// receives no more than that key reads; and an event fanned out before its endpoint's maker was
+/// narrowed is not sent on its later attempts.
+#[tokio::test]
+async fn an_endpoint_receives_no_more_than_who_changed_it_reads_nor_retries_what_its_maker_no_longer_reads() {
+    let platform = Platform::start_with(|s| {
+        fast_retries(s);
+        // Time to narrow the key between the first attempt and the second.
+        s.webhooks.retry_schedule_ms = vec![2_000, 2_000, 2_000, 2_000];
+    })
+    .await;
+    let (tenant, admin) = platform.organisation().await;
+    let everything = Receiver::start(vec![]).await;
+    let body = json!({ "url": everything.url(), "events": ["*"] });
+    let (_, control, _) = platform.call(&admin, "POST", "/webhooks", Some(body)).await;
+    assert!(control["data"]["id"].is_string(), "{control}");
+
+    // The admin's endpoint for rides; a key reading rides only re-points it, for everything.
+    let first = Receiver::start(vec![]).await;
+    let (_, made, _) =
+        platform.call(&admin, "POST", "/webhooks", Some(json!({ "url": first.url(), "events": ["ride.ended"] }))).await;
+    let endpoint = made["data"]["id"].as_str().unwrap().to_owned();
+    let rides_only = json!({ "name": "rides", "permissions": ["rides:read", "webhooks:read", "webhooks:write"] });
+    let (_, rider) = platform.create_key(&admin, rides_only).await;
+    let moved = Receiver::start(vec![]).await;
+    let change = json!({ "url": moved.url(), "events": ["*"] });
+    let (status, changed, _) = platform.call(&rider, "PATCH", &format!("/webhooks/{endpoint}"), Some(change)).await;
+    assert_eq!(status, 200, "{changed}");
+    let (_, customer, _) = platform.call(&admin, "POST", "/customers", Some(json!({ "name": "Ana" }))).await;
+    let customer = customer["data"]["id"].clone();
+    everything.wait_until("the customer.created", |b| b["data"]["customer_id"] == customer).await;
+    let ride = publish_ride_ended(&platform, &tenant).await;
+    let heard =
+        moved.wait_until("the ride.ended", |b| b["event_id"] == consumers::webhooks::messages::event_id(ride.id)).await;
+    assert!(
+        heard.iter().all(|b| b["event"] == "ride.ended"),
+        "the re-pointed endpoint heard more than rides: {heard:#?}"
+    );
+
+    // A key of every subaccount makes an endpoint that fails; the key loses the ride's
+    // subaccount after the first attempt: the retries are not sent.
+    let failing = Receiver::start(vec![Answer::Status(500); 100]).await;
+    let (key_id, key) = platform.create_key(&admin, json!({ "name": "fleets", "bundle": "ALL_ACCESS" })).await;
+    let (_, made, _) =
+        platform.call(&key, "POST", "/webhooks", Some(json!({ "url": failing.url(), "events": ["ride.ended"] }))).await;
+    let failing_endpoint = made["data"]["id"].as_str().unwrap().to_owned();
+    publish_ride_ended(&platform, &tenant).await;
+    failing.wait_for(1, Duration::from_secs(10)).await;
+    let elsewhere = json!({ "allowed_subaccount_ids": [uuid::Uuid::now_v7()] });
+    let (status, _, _) = platform.call(&admin, "PATCH", &format!("/api-keys/{key_id}"), Some(elsewhere)).await;
+    assert_eq!(status, 200);
+    let path = format!("/webhooks/{failing_endpoint}/attempts");
+    let attempts = loop {
+        let (_, attempts, _) = platform.call(&admin, "GET", &path, None).await;
+        let list = attempts["data"].as_array().unwrap().clone();
+        if list.iter().any(|a| a["outcome"] == "gave_up") {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert_eq!(attempts[0]["error"], "the endpoint's maker no longer reads this event", "{attempts:#?}");
+    assert_eq!(failing.got.lock().unwrap().len(), 1, "the second attempt was not sent");
+    platform.stop().await;
+}

@@ -24,7 +24,7 @@ use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handled, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::vehicles::{VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported};
-use schemas::{AnyMessage, Envelope, Message, TenantId, subjects};
+use schemas::{AnyMessage, Envelope, Message, Reach, TenantId, subjects};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -50,6 +50,17 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Self { battery_low_percent: 20, moved_metres: 100 }
+    }
+}
+
+/// Each event type's destination for each subaccount, made once per batch: a fleet's reports
+/// share a handful of routing keys.
+#[derive(Default)]
+struct Destinations(HashMap<(&'static str, Reach), Destination>);
+
+impl Destinations {
+    fn of<M: Message>(&mut self, tenant: &TenantId, event: &M) -> Destination {
+        self.0.entry((M::TYPE, event.reach())).or_insert_with(|| Destination::event(tenant, event)).clone()
     }
 }
 
@@ -168,6 +179,7 @@ impl Telemetry {
             return Err(HandlerError::Permanent(format!("vehicle {unknown} is not in the fleet of `{tenant}`")));
         }
         let tenant_id = TenantId::new(tenant).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let mut destinations = Destinations::default();
         let now = Utc::now();
         let mut derived = Derived::default();
         for (message, report) in reports {
@@ -185,7 +197,7 @@ impl Telemetry {
                     state: report.state.clone(),
                 },
             );
-            received.push(Outgoing::new(&event, Destination::event(&tenant_id, &event.data)));
+            received.push(Outgoing::new(&event, destinations.of(&tenant_id, &event.data)));
         }
         let written: Vec<&Tracked> = tracked.values().collect();
         states::write(tx, tenant, &written).await.map_err(retryable)?;
@@ -198,11 +210,10 @@ impl Telemetry {
             })
             .collect();
         states::record(tx, tenant, now, &history).await.map_err(retryable)?;
-        let low: Vec<_> =
-            derived.battery_low.iter().map(|e| Outgoing::new(e, Destination::event(&tenant_id, &e.data))).collect();
-        let moved: Vec<_> =
-            derived.moved.iter().map(|e| Outgoing::new(e, Destination::event(&tenant_id, &e.data))).collect();
-        outbox::enqueue_encoded(tx, &[low, moved].concat()).await.map_err(retryable)?;
+        let mut derived_events: Vec<_> =
+            derived.battery_low.iter().map(|e| Outgoing::new(e, destinations.of(&tenant_id, &e.data))).collect();
+        derived_events.extend(derived.moved.iter().map(|e| Outgoing::new(e, destinations.of(&tenant_id, &e.data))));
+        outbox::enqueue_encoded(tx, &derived_events).await.map_err(retryable)?;
         Ok(())
     }
 

@@ -140,6 +140,45 @@ pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<O
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
+/// Locks key `id` of `tenant` until the transaction ends (PostgreSQL), so a change to it waits
+/// for what is being set up from it (a subscriber queue bound from its scope), and the other way
+/// round.
+pub async fn lock(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<(), DbErr> {
+    let mut query = Query::select()
+        .column("id")
+        .from("api_keys")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    crate::database::for_update(db, &mut query);
+    db.query_one(&query).await.map(|_| ())
+}
+
+/// Adds to a select of `table` (a webhook endpoint's or a subscription's, with `tenant` and
+/// `key_id` columns) what the key that made each row reads now: `maker_scope` and
+/// `maker_permissions`, null when it is gone. A correlated sub-select by primary key: no join
+/// to qualify every column for.
+pub(crate) fn with_maker(query: &mut SelectStatement, table: &str) {
+    for (column, alias) in [("scope", "maker_scope"), ("permissions", "maker_permissions")] {
+        let maker =
+            format!("(SELECT k.{column} FROM api_keys k WHERE k.tenant = {table}.tenant AND k.id = {table}.key_id)");
+        query.expr_as(Expr::cust(maker), alias);
+    }
+}
+
+/// What a row's recorded `audience` may still receive, narrowed by what its maker reads now
+/// (the columns [`with_maker`] adds); as recorded when the maker is gone.
+pub(crate) fn narrowed_audience(row: &QueryResult, table: &str) -> Result<Audience, DbErr> {
+    let recorded = crate::columns::audience_column(row, table)?;
+    let scope: Option<String> = row.try_get("", "maker_scope")?;
+    let permissions: Option<String> = row.try_get("", "maker_permissions")?;
+    let (Some(scope), Some(permissions)) = (scope, permissions) else { return Ok(recorded) };
+    let scope: KeyScope = serde_json::from_str(&scope).map_err(|e| DbErr::Type(format!("api_keys.scope: {e}")))?;
+    let permissions =
+        serde_json::from_str(&permissions).map_err(|e| DbErr::Type(format!("api_keys.permissions: {e}")))?;
+    Ok(recorded.narrowed_to(&Audience { subaccount_ids: scope.subaccounts(), permissions }))
+}
+
 /// One page of `tenant`'s keys, oldest first, and how many there are in all.
 pub async fn list(
     db: &impl ConnectionTrait,

@@ -139,19 +139,11 @@ impl BrokerAdmin {
         }
     }
 
-    /// Declares `queue` (durable, quorum) bound to the events exchange under `keys`, and a user
-    /// `username` (with that password hash) who may read `queue` and do nothing else.
-    pub async fn provision(
-        &self,
-        queue: &str,
-        keys: &[String],
-        username: &str,
-        password_hash: &str,
-    ) -> Result<(), BrokerError> {
+    /// Declares `queue` (durable, quorum), and a user `username` (with that password hash) who
+    /// may read `queue` and do nothing else; [`BrokerAdmin::bind_exactly`] binds it.
+    pub async fn provision(&self, queue: &str, username: &str, password_hash: &str) -> Result<(), BrokerError> {
         let vhost = self.vhost.as_str();
-        let declare = json!({ "durable": true, "auto_delete": false, "arguments": { "x-queue-type": "quorum" } });
-        self.must(Method::PUT, &["queues", vhost, queue], declare).await?;
-        self.bind_exactly(queue, keys).await?;
+        self.declare(queue).await?;
         let user = json!({
             "password_hash": password_hash,
             "hashing_algorithm": "rabbit_password_hashing_sha256",
@@ -163,10 +155,18 @@ impl BrokerAdmin {
         self.must(Method::PUT, &["permissions", vhost, username], permissions).await
     }
 
+    /// Declares `queue` (durable, quorum); the same again is no change.
+    async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
+        let declare = json!({ "durable": true, "auto_delete": false, "arguments": { "x-queue-type": "quorum" } });
+        self.must(Method::PUT, &["queues", &self.vhost, queue], declare).await
+    }
+
     /// Binds `queue` to the events exchange under exactly `keys`: the missing ones added first,
     /// then the others removed, so the queue never misses an event it may hold while it changes.
+    /// A queue deleted behind voltbus's back is declared again first.
     pub async fn bind_exactly(&self, queue: &str, keys: &[String]) -> Result<(), BrokerError> {
         let vhost = self.vhost.as_str();
+        self.declare(queue).await?;
         let exchange = schemas::routing::EVENTS_EXCHANGE;
         let (status, body) = self.exchange(Method::GET, &["queues", vhost, queue, "bindings"], None).await?;
         if status == StatusCode::NOT_FOUND {

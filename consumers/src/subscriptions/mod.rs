@@ -24,13 +24,14 @@ use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use schemas::integrations::{ApiKeyChanged, Audience, CreateSubscription, DeleteSubscription};
-use schemas::{AnyMessage, Envelope, Message, TenantId, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use schemas::{AnyMessage, Envelope, TenantId, routing};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::columns::{audience_column, json_column, to_json};
+use crate::columns::{json_column, to_json};
+use crate::integrations::keys::{narrowed_audience, with_maker};
 use crate::outcome::{Deleted, Outcome, Refusal};
 pub use broker::{BrokerAdmin, BrokerError};
 
@@ -45,9 +46,7 @@ const COLUMNS: [&str; 9] =
 pub fn topology() -> GroupTopology {
     let keys = vec![routing::command_key_of::<CreateSubscription>(), routing::command_key_of::<DeleteSubscription>()];
     let mut topology = GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec());
-    if let Some(changed) = schemas::descriptor_of(<ApiKeyChanged as Message>::TYPE) {
-        topology.bindings.push((routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding(changed)));
-    }
+    topology.bindings.push((routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding_of::<ApiKeyChanged>()));
     topology
 }
 
@@ -79,12 +78,14 @@ pub struct StoredSubscription {
     pub subscription: Subscription,
     /// The key that made it.
     pub key_id: Option<Uuid>,
-    /// What its maker could read when it made it.
+    /// What it may receive: what its maker could read when it made it, narrowed by what the key
+    /// reads now (a key's subaccounts or permissions taken away are taken from what it made; a
+    /// deleted key leaves it as recorded, the organisation's to manage).
     pub audience: Audience,
 }
 
 fn from_row(row: &QueryResult) -> Result<StoredSubscription, DbErr> {
-    let audience = audience_column(row, TABLE)?;
+    let audience = narrowed_audience(row, TABLE)?;
     let subscription = Subscription {
         id: row.try_get("", "subscription_id")?,
         name: row.try_get("", "name")?,
@@ -102,41 +103,31 @@ fn from_row(row: &QueryResult) -> Result<StoredSubscription, DbErr> {
     })
 }
 
+/// Subscriptions, each with what its maker's key reads now.
+fn select() -> SelectStatement {
+    let mut query = Query::select().columns(COLUMNS).from(TABLE).order_by("created_at", Order::Asc).to_owned();
+    with_maker(&mut query, TABLE);
+    query
+}
+
 /// `tenant`'s subscriptions, oldest first.
 pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<StoredSubscription>, DbErr> {
-    let query = Query::select()
-        .columns(COLUMNS)
-        .from(TABLE)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .order_by("created_at", Order::Asc)
-        .to_owned();
+    let query = select().and_where(Expr::col("tenant").eq(tenant)).to_owned();
     db.query_all(&query).await?.iter().map(from_row).collect()
 }
 
 /// Subscription `id` of `tenant`.
 pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredSubscription>, DbErr> {
-    let query = Query::select()
-        .columns(COLUMNS)
-        .from(TABLE)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("subscription_id").eq(id))
-        .to_owned();
+    let query =
+        select().and_where(Expr::col("tenant").eq(tenant)).and_where(Expr::col("subscription_id").eq(id)).to_owned();
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
-/// The routing keys `subscription`'s queue is bound to: the events it asked for that what it may
-/// still receive reads, for the subaccounts it may still hear of. Its maker's key, if it still
-/// exists, narrows what it recorded (a key's subaccounts or permissions taken away are taken
-/// from what it made); a deleted key leaves it as recorded, the organisation's to manage.
-pub async fn bindings(db: &impl ConnectionTrait, stored: &StoredSubscription) -> Result<Vec<String>, DbErr> {
-    let audience = match stored.key_id {
-        Some(key) => match crate::integrations::keys::find(db, &stored.tenant, key).await? {
-            Some(maker) => stored.audience.narrowed_to(&maker.key.audience()),
-            None => stored.audience.clone(),
-        },
-        None => stored.audience.clone(),
-    };
+/// The routing keys `stored`'s queue is bound to: the events it asked for that its audience
+/// reads, for the subaccounts it may hear of.
+pub fn bindings(stored: &StoredSubscription) -> Result<Vec<String>, DbErr> {
     let tenant = TenantId::new(stored.tenant.as_str()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let audience = &stored.audience;
     let mut keys = Vec::new();
     for event in stored.subscription.events.iter().filter(|event| audience.reads(event)) {
         if let Some(descriptor) = schemas::descriptor_of(event) {
@@ -146,17 +137,67 @@ pub async fn bindings(db: &impl ConnectionTrait, stored: &StoredSubscription) ->
     Ok(keys)
 }
 
+/// Binds the queue of subscription `id` to what it may receive, its maker's key locked
+/// meanwhile: a change to the key waits until the queue is bound, and its `api_key.changed`
+/// then finds the binding to narrow (a change read before it would be missed otherwise).
+async fn bind(tx: &DatabaseTransaction, broker: &BrokerAdmin, tenant: &str, id: Uuid) -> Result<(), SetUpError> {
+    let Some(stored) = find(tx, tenant, id).await? else { return Ok(()) };
+    if let Some(key) = stored.key_id {
+        crate::integrations::keys::lock(tx, tenant, key).await?;
+    }
+    // Read again under the lock: the key as it is now.
+    let Some(stored) = find(tx, tenant, id).await? else { return Ok(()) };
+    broker.bind_exactly(&stored.subscription.queue, &bindings(&stored)?).await?;
+    // Types no longer offered to partners (device-side events, once offered by their domain)
+    // are not bound: the record says so too.
+    let offered: Vec<&String> = stored
+        .subscription
+        .events
+        .iter()
+        .filter(|e| schemas::descriptor_of(e).is_some_and(|d| d.read.is_some()))
+        .collect();
+    if offered.len() < stored.subscription.events.len() {
+        let update = Query::update()
+            .table(TABLE)
+            .value("events", to_json(&offered))
+            .and_where(Expr::col("tenant").eq(tenant))
+            .and_where(Expr::col("subscription_id").eq(id))
+            .to_owned();
+        tx.execute(&update).await?;
+    }
+    Ok(())
+}
+
+/// What a start found of the subscriber queues.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Queues bound as they must be.
+    pub bound: usize,
+    /// Queues that could not be (logged); the next start tries again.
+    pub failed: usize,
+}
+
 /// Makes every subscription's queue bindings match what it may receive: at start-up, so queues
 /// bound before routing keys named the subaccount (or while a key change was being handled
-/// elsewhere) are bound as they must be. Returns how many queues were checked.
-pub async fn reconcile_all(db: &impl ConnectionTrait, broker: &BrokerAdmin) -> Result<usize, SetUpError> {
-    let query = Query::select().columns(COLUMNS).from(TABLE).order_by("created_at", Order::Asc).to_owned();
-    let rows = db.query_all(&query).await?;
-    for row in &rows {
-        let stored = from_row(row)?;
-        broker.bind_exactly(&stored.subscription.queue, &bindings(db, &stored).await?).await?;
+/// elsewhere) are bound as they must be. One queue's failure does not stop the others.
+pub async fn reconcile_all(db: &DatabaseConnection, broker: &BrokerAdmin) -> Result<Reconciled, DbErr> {
+    let query = Query::select().columns(["tenant", "subscription_id"]).from(TABLE).to_owned();
+    let mut reconciled = Reconciled::default();
+    for row in &db.query_all(&query).await? {
+        let (tenant, id): (String, Uuid) = (row.try_get("", "tenant")?, row.try_get("", "subscription_id")?);
+        let tx = db.begin().await?;
+        match bind(&tx, broker, &tenant, id).await {
+            Ok(()) => {
+                tx.commit().await?;
+                reconciled.bound += 1;
+            }
+            Err(error) => {
+                tracing::warn!(%error, %tenant, subscription = %id, "could not bind a subscriber queue");
+                reconciled.failed += 1;
+            }
+        }
     }
-    Ok(rows.len())
+    Ok(reconciled)
 }
 
 /// Handles the subscription commands; without a broker to set up (the embedded default), it
@@ -258,11 +299,11 @@ async fn create_one(
             }
         }
     }
+    broker.provision(&queue, &create.username, &create.password_hash).await?;
+    bind(tx, broker, tenant.as_str(), create.subscription_id).await?;
     let stored = find(tx, tenant.as_str(), create.subscription_id)
         .await?
         .ok_or_else(|| DbErr::Custom(format!("subscription {} neither written nor found", create.subscription_id)))?;
-    let keys = bindings(tx, &stored).await?;
-    broker.provision(&queue, &keys, &create.username, &create.password_hash).await?;
     Ok(Outcome::Done(stored.subscription))
 }
 
@@ -289,14 +330,13 @@ async fn delete_one(
 /// leaves them as recorded).
 async fn narrow(tx: &DatabaseTransaction, broker: &BrokerAdmin, tenant: &str, key: Uuid) -> Result<(), SetUpError> {
     let query = Query::select()
-        .columns(COLUMNS)
+        .column("subscription_id")
         .from(TABLE)
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("key_id").eq(key))
         .to_owned();
     for row in &tx.query_all(&query).await? {
-        let stored = from_row(row)?;
-        broker.bind_exactly(&stored.subscription.queue, &bindings(tx, &stored).await?).await?;
+        bind(tx, broker, tenant, row.try_get("", "subscription_id")?).await?;
     }
     Ok(())
 }

@@ -153,6 +153,8 @@ struct Account {
     overdraft_limit_cents: i64,
     /// The owner's subaccount, which its entries' events are about.
     subaccount_id: Option<Uuid>,
+    /// Whether the owner is a customer on record (else nobody could say whose events these are).
+    owner_known: bool,
 }
 
 async fn account(
@@ -161,15 +163,19 @@ async fn account(
     customer_id: Uuid,
     lock: bool,
 ) -> Result<Option<Account>, DbErr> {
-    let owner = Query::select()
-        .column("subaccount_id")
-        .from("customers")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(customer_id))
-        .to_owned();
+    let owner = |column: &'static str| {
+        let query = Query::select()
+            .column(column)
+            .from("customers")
+            .and_where(Expr::col("tenant").eq(tenant))
+            .and_where(Expr::col("customer_id").eq(customer_id))
+            .to_owned();
+        Expr::SubQuery(None, Box::new(query.into()))
+    };
     let mut query = Query::select()
         .columns(["currency", "overdraft_limit_cents"])
-        .expr_as(Expr::SubQuery(None, Box::new(owner.into())), "subaccount_id")
+        .expr_as(owner("subaccount_id"), "subaccount_id")
+        .expr_as(owner("customer_id"), "owner")
         .from("wallets")
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("customer_id").eq(customer_id))
@@ -183,6 +189,7 @@ async fn account(
         currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("wallets.currency: {e}")))?,
         overdraft_limit_cents: row.try_get("", "overdraft_limit_cents")?,
         subaccount_id: row.try_get("", "subaccount_id")?,
+        owner_known: row.try_get::<Option<Uuid>>("", "owner")?.is_some(),
     }))
 }
 
@@ -284,6 +291,11 @@ pub(crate) async fn post(
             open(tx, tenant, customer_id, posting.currency, now).await?
         }
     };
+    if !account.owner_known {
+        // Its entries' events would be about nobody's subaccount, which every partner of the
+        // organisation reads: refused rather than announced to all.
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no customer {customer_id}"))));
+    }
     if let Some(existing) = by_key(tx, tenant, customer_id, &posting.idempotency_key).await? {
         let same = existing.action == posting.action
             && existing.amount_cents == posting.amount_cents

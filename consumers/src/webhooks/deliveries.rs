@@ -115,6 +115,14 @@ pub struct NewDelivery<'a> {
     pub subaccount_id: Option<Uuid>,
 }
 
+impl NewDelivery<'_> {
+    /// Attempt `attempt` of it, once stored as delivery `id`.
+    fn attempt(&self, id: Uuid, attempt: u32) -> DeliverWebhook {
+        let (event_id, event) = (self.event_id.to_owned(), self.event.to_owned());
+        DeliverWebhook { delivery_id: id, endpoint_id: self.endpoint_id, event_id, event, attempt }
+    }
+}
+
 fn small(code: Option<u16>) -> Option<i16> {
     code.map(|c| i16::try_from(c).unwrap_or(i16::MAX))
 }
@@ -197,7 +205,7 @@ pub async fn insert_all(
         ]);
         ids.push(id);
         if *go_now && first == FirstAttempt::Outbox {
-            commands.push(attempt_command(*cause, delivery, id, 1)?);
+            commands.push(attempt_command(*cause, delivery.tenant, delivery.attempt(id, 1))?);
         }
     }
     tx.execute(&insert).await?;
@@ -206,21 +214,13 @@ pub async fn insert_all(
     Ok(ids)
 }
 
-/// The command for attempt `attempt` of delivery `id`.
+/// The envelope of attempt command `command` of `tenant`, caused by `cause`.
 fn attempt_command(
     cause: Option<Uuid>,
-    delivery: &NewDelivery<'_>,
-    id: Uuid,
-    attempt: u32,
+    tenant: &str,
+    command: DeliverWebhook,
 ) -> Result<Envelope<DeliverWebhook>, DbErr> {
-    let tenant = TenantId::new(delivery.tenant).map_err(|e| DbErr::Custom(format!("stored tenant: {e}")))?;
-    let command = DeliverWebhook {
-        delivery_id: id,
-        endpoint_id: delivery.endpoint_id,
-        event_id: delivery.event_id.to_owned(),
-        event: delivery.event.to_owned(),
-        attempt,
-    };
+    let tenant = TenantId::new(tenant).map_err(|e| DbErr::Custom(format!("stored tenant: {e}")))?;
     let mut envelope = Envelope::new(tenant, "voltbus/webhooks", command);
     envelope.causationid = cause;
     Ok(envelope)
@@ -233,15 +233,9 @@ fn attempt_destination() -> Destination {
     }
 }
 
-/// Puts the command for attempt `attempt` of delivery `id` into the outbox.
-async fn queue_attempt(
-    tx: &impl ConnectionTrait,
-    cause: Option<Uuid>,
-    delivery: &NewDelivery<'_>,
-    id: Uuid,
-    attempt: u32,
-) -> Result<(), DbErr> {
-    outbox::enqueue(tx, &attempt_command(cause, delivery, id, attempt)?, &attempt_destination()).await
+/// Puts attempt command `command` of `tenant` into the outbox.
+async fn queue_attempt(tx: &impl ConnectionTrait, tenant: &str, command: DeliverWebhook) -> Result<(), DbErr> {
+    outbox::enqueue(tx, &attempt_command(None, tenant, command)?, &attempt_destination()).await
 }
 
 /// Whether endpoint `endpoint_id` has a delivery still pending.
@@ -283,19 +277,23 @@ pub async fn claim(
         .and_where(Expr::col("id").eq(id))
         .and_where(Expr::col("status").eq(PENDING))
         .and_where(Expr::col("attempts").eq(previous))
-        .returning(Query::returning().expr(Expr::SubQuery(None, Box::new(payload.into()))))
+        .returning(
+            Query::returning().exprs([Expr::SubQuery(None, Box::new(payload.into())), Expr::col("subaccount_id")]),
+        )
         .to_owned();
     match db.query_one(&update).await? {
-        Some(row) => Ok(Some(Claimed { payload: row.try_get_by_index(0)? })),
+        Some(row) => Ok(Some(Claimed { payload: row.try_get_by_index(0)?, subaccount_id: row.try_get_by_index(1)? })),
         None => Ok(None),
     }
 }
 
-/// An attempt claimed: the body it sends.
+/// An attempt claimed: the body it sends, and what its event is about.
 #[derive(Debug)]
 pub struct Claimed {
     /// The event's payload; none once purged.
     pub payload: Option<String>,
+    /// The subaccount the event is about; none: the organisation's own.
+    pub subaccount_id: Option<Uuid>,
 }
 
 /// Moves attempt `attempt` of `tenant`'s deliveries `ids`, not made, to `until` without using
@@ -441,8 +439,8 @@ pub async fn release_next(
         .and_where(Expr::col("id").eq(id))
         .to_owned();
     tx.execute(&update).await?;
-    let delivery = NewDelivery { tenant, endpoint_id, event_id: &event_id, event: &event, subaccount_id: None };
-    queue_attempt(tx, None, &delivery, id, 1).await
+    let command = DeliverWebhook { delivery_id: id, endpoint_id, event_id, event, attempt: 1 };
+    queue_attempt(tx, tenant, command).await
 }
 
 /// The scheduler's pass: queues every delivery whose next attempt is due (up to `limit`),
@@ -479,14 +477,10 @@ pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration
         let tenant: String = row.try_get("", "tenant")?;
         let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
         let attempts: i32 = row.try_get("", "attempts")?;
-        let delivery = NewDelivery {
-            tenant: &tenant,
-            endpoint_id: row.try_get("", "endpoint_id")?,
-            event_id: &event_id,
-            event: &event,
-            subaccount_id: None,
-        };
-        queue_attempt(&tx, None, &delivery, id, u32::try_from(attempts).unwrap_or(0).saturating_add(1)).await?;
+        let attempt = u32::try_from(attempts).unwrap_or(0).saturating_add(1);
+        let command =
+            DeliverWebhook { delivery_id: id, endpoint_id: row.try_get("", "endpoint_id")?, event_id, event, attempt };
+        queue_attempt(&tx, &tenant, command).await?;
     }
     tx.commit().await?;
     Ok(rows.len())
@@ -495,8 +489,6 @@ pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration
 /// Which deliveries or attempts to list.
 #[derive(Debug, Default)]
 pub struct Filter {
-    /// One endpoint's.
-    pub endpoint_id: Option<Uuid>,
     /// One event's.
     pub event_id: Option<String>,
     /// Deliveries: `pending`, `succeeded`, `failed`; attempts: `succeeded`, `failed`, `gave_up`.
@@ -504,7 +496,7 @@ pub struct Filter {
     /// Only events about the organisation's own things or these subaccounts (the caller's reach);
     /// `None`: all.
     pub subaccounts: Option<Vec<Uuid>>,
-    /// Only deliveries to these endpoints (those the caller sees); `None`: any.
+    /// Only these endpoints' (one named, or those the caller sees); `None`: any.
     pub endpoint_ids: Option<Vec<Uuid>>,
 }
 
@@ -515,9 +507,6 @@ fn readable(subaccounts: &[Uuid]) -> sea_orm::sea_query::SimpleExpr {
 
 fn filtered(mut query: SelectStatement, tenant: &str, filter: &Filter, status_column: &'static str) -> SelectStatement {
     query.and_where(Expr::col("tenant").eq(tenant));
-    if let Some(endpoint) = filter.endpoint_id {
-        query.and_where(Expr::col("endpoint_id").eq(endpoint));
-    }
     if let Some(endpoints) = &filter.endpoint_ids {
         query.and_where(Expr::col("endpoint_id").is_in(endpoints.iter().copied()));
     }
@@ -560,12 +549,15 @@ pub async fn attempts(
 ) -> Result<(Vec<Attempt>, u64), DbErr> {
     let mut query = Query::select().columns(ATTEMPT_COLUMNS).from("webhook_attempts").to_owned();
     if let Some(subaccounts) = &filter.subaccounts {
-        let deliveries = Query::select()
+        let mut deliveries = Query::select()
             .column("id")
             .from("webhook_deliveries")
             .and_where(Expr::col("tenant").eq(tenant))
             .and_where(readable(subaccounts))
             .to_owned();
+        if let Some(endpoints) = &filter.endpoint_ids {
+            deliveries.and_where(Expr::col("endpoint_id").is_in(endpoints.iter().copied()));
+        }
         query.and_where(Expr::col("delivery_id").in_subquery(deliveries));
     }
     let query = filtered(query, tenant, filter, "outcome").order_by("seq", Order::Desc).to_owned();

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use ring::rand::{SecureRandom, SystemRandom};
 use schemas::webhooks::DeliverWebhook;
-use schemas::{AnyMessage, Envelope};
+use schemas::{AnyMessage, Envelope, Reach};
 use sea_orm::{DatabaseConnection, DbErr};
 use signatures::Secret;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -69,6 +69,8 @@ pub struct Handover {
     pub endpoint: Arc<StoredEndpoint>,
     /// The body, as stored.
     pub payload: String,
+    /// What the event is about.
+    pub reach: Reach,
     /// When the delivery's lease, taken at commit, runs out.
     pub leased_until: Instant,
 }
@@ -83,9 +85,11 @@ struct Job {
     span: tracing::Span,
 }
 
-/// An attempt claimed in advance: its body, and until when its lease keeps the scheduler away.
+/// An attempt claimed in advance: its body, what it is about, and until when its lease keeps
+/// the scheduler away.
 struct Claimed {
     payload: String,
+    reach: Reach,
     leased_until: Instant,
 }
 
@@ -315,8 +319,8 @@ impl Dispatcher {
     async fn run(&self, job: Job) {
         let Job { tenant, command, endpoint: seen, claimed, .. } = job;
         let tenant = tenant.as_str();
-        let payload = match claimed {
-            Some(Claimed { payload, leased_until }) => {
+        let (payload, reach) = match claimed {
+            Some(Claimed { payload, reach, leased_until }) => {
                 if Instant::now() + self.policy.timeout + LEASE_MARGIN >= leased_until {
                     // The lease could run out mid-attempt and the scheduler send the next attempt
                     // alongside: give the claim back, due at once, so the attempt is not lost.
@@ -329,12 +333,12 @@ impl Dispatcher {
                     }
                     return;
                 }
-                Some(payload)
+                (Some(payload), reach)
             }
             None => {
                 let lease_until = Utc::now() + self.policy.lease();
                 match deliveries::claim(&self.db, tenant, command.delivery_id, command.attempt, lease_until).await {
-                    Ok(Some(claimed)) => claimed.payload,
+                    Ok(Some(claimed)) => (claimed.payload, Reach::of(claimed.subaccount_id)),
                     Ok(None) => return tracing::debug!("attempt already taken; skipping the duplicate"),
                     Err(error) => {
                         return tracing::warn!(%error, "could not claim a webhook attempt; its lease brings it back");
@@ -358,6 +362,13 @@ impl Dispatcher {
                 return self.settle(tenant, &command, other, attempted, true).await;
             }
         };
+        // Its maker's key may have been narrowed since the event was fanned out: an attempt goes
+        // only where the event may still be received, however long its retries run.
+        if !endpoint.may_receive(&command.event, reach) {
+            let why = "the endpoint's maker no longer reads this event";
+            let attempted = Attempted { error: Some(why.into()), ..Attempted::default() };
+            return self.settle(tenant, &command, Some(endpoint), attempted, true).await;
+        }
         let attempted = match payload {
             Some(body) => self.attempt(&command, &endpoint, body).await,
             None => Attempted { error: Some("the payload was purged".into()), ..Attempted::default() },
@@ -372,8 +383,8 @@ impl Dispatcher {
         let span = tracing::Span::current();
         let deferred: Vec<(Job, Duration)> = handovers
             .into_iter()
-            .filter_map(|Handover { tenant, command, endpoint, payload, leased_until }| {
-                let claimed = Some(Claimed { payload, leased_until });
+            .filter_map(|Handover { tenant, command, endpoint, payload, reach, leased_until }| {
+                let claimed = Some(Claimed { payload, reach, leased_until });
                 let job = Job { tenant, command, endpoint, claimed, span: span.clone() };
                 self.launch(self.admit(job, false))
             })

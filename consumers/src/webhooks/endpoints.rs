@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use schemas::integrations::{Audience, KeyScope};
+use schemas::integrations::Audience;
 use schemas::webhooks::{CreateWebhookEndpoint, RotateWebhookSecret, UpdateWebhookEndpoint};
 use schemas::{Kind, Reach};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::columns::{audience_column, json_column, to_json};
+use crate::integrations::keys::{narrowed_audience, with_maker};
 
 const TABLE: &str = "webhook_endpoints";
 
@@ -110,6 +111,11 @@ impl StoredEndpoint {
         self.endpoint.events.iter().any(|e| e == event || e == "*")
     }
 
+    /// The seed's event types it may receive: those it subscribed to that its audience reads.
+    pub fn receivable(&self) -> impl Iterator<Item = &'static str> + '_ {
+        super::EVENT_TYPES.iter().copied().filter(|event| self.wants(event) && self.audience.reads(event))
+    }
+
     /// Whether the endpoint takes `event` about `reach`: it subscribed, and may receive it.
     pub fn takes(&self, event: &str, reach: Reach) -> bool {
         self.wants(event) && self.may_receive(event, reach)
@@ -126,29 +132,13 @@ impl StoredEndpoint {
     }
 }
 
-/// What the maker's key reads now, from the `maker_scope` and `maker_permissions` a select
-/// adds (null: no key, or it is gone).
-fn maker_audience(row: &QueryResult) -> Result<Option<Audience>, DbErr> {
-    let scope: Option<String> = row.try_get("", "maker_scope")?;
-    let permissions: Option<String> = row.try_get("", "maker_permissions")?;
-    let (Some(scope), Some(permissions)) = (scope, permissions) else { return Ok(None) };
-    let scope: KeyScope = serde_json::from_str(&scope).map_err(|e| DbErr::Type(format!("api_keys.scope: {e}")))?;
-    let permissions =
-        serde_json::from_str(&permissions).map_err(|e| DbErr::Type(format!("api_keys.permissions: {e}")))?;
-    Ok(Some(Audience { subaccount_ids: scope.subaccounts(), permissions }))
-}
-
 fn rate(value: Option<u32>) -> Option<i32> {
     value.filter(|r| *r > 0).map(|r| i32::try_from(r).unwrap_or(i32::MAX))
 }
 
 /// An endpoint from a row; `with_maker` when the row carries its maker's key as it is now.
 fn from_row(row: &QueryResult, with_maker: bool) -> Result<StoredEndpoint, DbErr> {
-    let recorded = audience_column(row, TABLE)?;
-    let audience = match with_maker.then(|| maker_audience(row)).transpose()?.flatten() {
-        Some(maker) => recorded.narrowed_to(&maker),
-        None => recorded,
-    };
+    let audience = if with_maker { narrowed_audience(row, TABLE)? } else { audience_column(row, TABLE)? };
     let rate: Option<i32> = row.try_get("", "rate_limit_per_second")?;
     let endpoint = Endpoint {
         id: row.try_get("", "id")?,
@@ -177,19 +167,9 @@ fn from_row(row: &QueryResult, with_maker: bool) -> Result<StoredEndpoint, DbErr
 
 /// `tenant`'s endpoints, each with what its maker's key reads now.
 fn select(tenant: &str) -> SelectStatement {
-    let maker = |column: &str| {
-        Expr::cust(format!(
-            "(SELECT k.{column} FROM api_keys k WHERE k.tenant = webhook_endpoints.tenant \
-             AND k.id = webhook_endpoints.key_id)"
-        ))
-    };
-    Query::select()
-        .columns(COLUMNS)
-        .expr_as(maker("scope"), "maker_scope")
-        .expr_as(maker("permissions"), "maker_permissions")
-        .from("webhook_endpoints")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .to_owned()
+    let mut query = Query::select().columns(COLUMNS).from(TABLE).and_where(Expr::col("tenant").eq(tenant)).to_owned();
+    with_maker(&mut query, TABLE);
+    query
 }
 
 async fn selected(db: &impl ConnectionTrait, query: &SelectStatement) -> Result<Option<StoredEndpoint>, DbErr> {
@@ -307,6 +287,9 @@ pub async fn update(
     }
     if let Some(limit) = command.rate_limit_per_second {
         update.value("rate_limit_per_second", rate(Some(limit)));
+    }
+    if let Some(audience) = &command.audience {
+        update.value("audience", to_json(audience));
     }
     update
         .and_where(Expr::col("tenant").eq(tenant))

@@ -292,7 +292,8 @@ impl Webhooks {
                     attempt: 1,
                 };
                 let payload = message.payload.to_owned();
-                Handover { tenant: message.tenant.to_owned(), command, endpoint, payload, leased_until }
+                let reach = message.reach;
+                Handover { tenant: message.tenant.to_owned(), command, endpoint, payload, reach, leased_until }
             })
             .collect())
     }

@@ -38,7 +38,7 @@ pub fn is_operational(event: &str) -> bool {
 }
 
 /// Sends `notice` about `endpoint` to the tenant's endpoints subscribed to it whose makers could
-/// see `endpoint` (its audience within theirs): a subaccount's partner hears nothing of another's.
+/// see `endpoint` (they read all it may receive): a subaccount's partner hears nothing of another's.
 pub async fn announce(
     tx: &impl ConnectionTrait,
     tenant: &str,
@@ -49,7 +49,7 @@ pub async fn announce(
 ) -> Result<(), DbErr> {
     let event = notice.event();
     let mut listeners = endpoints::subscribed(tx, tenant, event).await?;
-    listeners.retain(|listener| endpoint.audience.within(listener.audience.subaccount_ids.as_deref()));
+    listeners.retain(|listener| listener.audience.covers(&endpoint.audience, endpoint.receivable()));
     if listeners.is_empty() {
         return Ok(());
     }

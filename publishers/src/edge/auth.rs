@@ -130,8 +130,8 @@ impl Caller {
     /// Whether this caller reads everything a receiver (webhook endpoint, subscriber queue) with
     /// `audience`, taking `events`, may receive: its subaccounts, and each of its event types.
     /// What it does not read, it does not see, change or replay.
-    pub fn sees_receiver<'e>(&self, audience: &Audience, mut events: impl Iterator<Item = &'e str>) -> bool {
-        audience.within(self.fleets().as_deref()) && events.all(|event| self.may_receive(event).is_ok())
+    pub fn sees_receiver<'e>(&self, audience: &Audience, events: impl Iterator<Item = &'e str>) -> bool {
+        self.audience().covers(audience, events)
     }
 
     /// What this request could read through the API: what a webhook endpoint or a subscriber

@@ -257,19 +257,22 @@ fn with_secret(endpoint: Endpoint, secret: &Secret, status: StatusCode) -> Answe
 
 /// Whether the caller reads everything `stored` may receive.
 fn sees(caller: &Caller, stored: &StoredEndpoint) -> bool {
-    let events = EVENT_TYPES.iter().copied().filter(|event| stored.wants(event) && stored.audience.reads(event));
-    caller.sees_receiver(&stored.audience, events)
+    caller.sees_receiver(&stored.audience, stored.receivable())
 }
 
-/// Endpoint `{id}`, if the caller reads everything it may receive.
-async fn find(api: &PartnerApi, call: &Call) -> Result<Endpoint, ApiError> {
+/// Endpoint `{id}` as stored, if the caller reads everything it may receive.
+async fn find_stored(api: &PartnerApi, call: &Call) -> Result<StoredEndpoint, ApiError> {
     let id = call.id("id")?;
     endpoints::find(&api.database, call.caller.tenant.as_str(), id)
         .await
         .map_err(db_error)?
         .filter(|stored| sees(&call.caller, stored))
-        .map(|stored| stored.endpoint)
         .ok_or_else(|| ApiError::not_found(format!("no webhook endpoint {id}")))
+}
+
+/// Endpoint `{id}`, if the caller reads everything it may receive.
+async fn find(api: &PartnerApi, call: &Call) -> Result<Endpoint, ApiError> {
+    find_stored(api, call).await.map(|stored| stored.endpoint)
 }
 
 /// The endpoints the caller sees, oldest first.
@@ -319,7 +322,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 /// `PATCH /webhooks/{id}`.
 pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let changes: EndpointChanges = parse_body(&call.body)?;
-    let current = find(api, &call).await?;
+    let current = find_stored(api, &call).await?;
     if let Some(events) = &changes.events {
         check_events(&call.caller, events)?;
     }
@@ -331,8 +334,11 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     if let Some(url) = &changes.url {
         check_url(&api.webhooks, url).await?;
     }
+    // Whoever changes an endpoint (its URL, its events) could point it at itself: from now on
+    // it receives no more than the one who changed it reads, too.
+    let narrowed = current.audience.narrowed_to(&call.caller.audience());
     let update = UpdateWebhookEndpoint {
-        endpoint_id: current.id,
+        endpoint_id: current.endpoint.id,
         url: changes.url,
         events: changes.events,
         headers: changes.headers,
@@ -340,6 +346,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         active: changes.active,
         ordered: changes.ordered,
         rate_limit_per_second: changes.rate_limit_per_second,
+        audience: (narrowed != current.audience).then_some(narrowed),
     };
     let stored: Endpoint = api.bus.request(&command(&call, update), api.settings.command_timeout).await?;
     Ok(Answer::ok(stored))
@@ -378,7 +385,8 @@ pub(crate) async fn test(api: &PartnerApi, call: Call) -> Result<Answer, ApiErro
 fn filter_of(call: &Call, values: &[(&'static str, String)], endpoint_id: Option<Uuid>) -> Filter {
     let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
     let subaccounts = call.caller.fleets();
-    Filter { endpoint_id, event_id: get("event_id"), status: get("status"), subaccounts, endpoint_ids: None }
+    let endpoint_ids = endpoint_id.map(|id| vec![id]);
+    Filter { endpoint_ids, event_id: get("event_id"), status: get("status"), subaccounts }
 }
 
 /// `GET /webhooks/{id}/deliveries`.
