@@ -86,7 +86,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         paystack: settings.paystack.to_edge(),
         ..settings.partner.to_edge()
     };
-    let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database.clone(), commands, webhooks);
+    // The platform's one HTTP client, configured once: for trusted services, and guarded (the
+    // SSRF rules) for partners' webhook endpoints.
+    let agent = concat!("voltbus/", env!("CARGO_PKG_VERSION"));
+    let http = outbound::trusted(agent, Duration::from_secs(30)).context("building the HTTP client")?;
+    let (api, mut api_tasks) = PartnerApi::new(edge_settings, edge_database.clone(), commands, webhooks, http.clone());
     if !api_tasks.ready(Duration::from_secs(10)).await {
         tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
     }
@@ -112,7 +116,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let mut background = Vec::new();
     let policy = settings.webhooks.policy();
-    let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout);
+    let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout)
+        .context("building the webhook client")?;
     let attempts_db =
         engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
     let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
@@ -123,7 +128,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet::new(settings.fleet.command_timeout()));
     let broker = match &settings.amqp.url {
         Some(url) => Some(
-            consumers::subscriptions::BrokerAdmin::new(url, settings.amqp.management_url.as_deref())
+            consumers::subscriptions::BrokerAdmin::new(url, settings.amqp.management_url.as_deref(), http.clone())
                 .context("amqp.management_url")?,
         ),
         None => None,

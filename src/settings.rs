@@ -230,8 +230,8 @@ impl WebhookSettings {
     }
 
     /// The URL rules.
-    pub fn url_policy(&self) -> consumers::webhooks::ssrf::UrlPolicy {
-        consumers::webhooks::ssrf::UrlPolicy { allow_hosts: self.allow_hosts.clone() }
+    pub fn url_policy(&self) -> outbound::ssrf::UrlPolicy {
+        outbound::ssrf::UrlPolicy { allow_hosts: self.allow_hosts.clone() }
     }
 }
 

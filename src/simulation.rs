@@ -264,35 +264,20 @@ impl Counters {
     }
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
 /// Longest the simulator waits for one call's answer (0 in the summary past it).
 const CALL_LIMIT: Duration = Duration::from_secs(30);
 
-/// The partner API as the simulator calls it: kept-alive connections, reused.
+/// The partner API as the simulator calls it, over the platform's HTTP client (its connections
+/// kept alive and reused).
 struct Edge {
     addr: SocketAddr,
     admin_key: String,
     /// The fleet (subaccount) every call is made in: pricing and rides are per fleet.
     fleet: Uuid,
-    idle: Mutex<Vec<Sender>>,
+    http: outbound::Client,
 }
 
 impl Edge {
-    async fn connection(&self) -> Result<Sender, SimulationError> {
-        if let Some(sender) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(sender);
-        }
-        let unreachable =
-            |e: &dyn std::fmt::Display| SimulationError::Unreachable { addr: self.addr, reason: e.to_string() };
-        let stream = tokio::net::TcpStream::connect(self.addr).await.map_err(|e| unreachable(&e))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| unreachable(&e))?;
-        tokio::spawn(connection);
-        Ok(sender)
-    }
-
     /// One partner API call: status (0 when no answer came) and JSON body.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let headers = [("x-partner-api-key", self.admin_key.clone()), ("x-subaccount-id", self.fleet.to_string())];
@@ -301,39 +286,20 @@ impl Edge {
 
     /// One request to the edge, JSON in and out.
     async fn request(&self, method: &str, path: &str, headers: &[(&str, String)], body: Option<Value>) -> (u16, Value) {
-        let Ok(mut sender) = self.connection().await else { return (0, Value::Null) };
-        if sender.ready().await.is_err() {
-            // A kept-alive connection the edge closed meanwhile: nothing was sent on it yet.
-            let Ok(fresh) = self.connection().await else { return (0, Value::Null) };
-            sender = fresh;
-        }
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string())
-            .header("content-type", "application/json");
+        let Ok(method) = outbound::Method::from_bytes(method.as_bytes()) else { return (0, Value::Null) };
+        let mut request = self
+            .http
+            .request(method, format!("http://{}{path}", self.addr))
+            .timeout(CALL_LIMIT)
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default());
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let Ok(request) = request.body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))) else {
-            return (0, Value::Null);
-        };
-        if sender.ready().await.is_err() {
-            return (0, Value::Null);
-        }
-        let exchange = async {
-            let response = sender.send_request(request).await.ok()?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await.ok()?.to_bytes();
-            Some((status, body))
-        };
-        // No answer in time, or a broken one: the connection is not reused.
-        let Ok(Some((status, body))) = tokio::time::timeout(CALL_LIMIT, exchange).await else {
-            return (0, Value::Null);
-        };
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(sender);
-        }
+        // No answer in time, or a broken one: 0.
+        let Ok(response) = request.send().await else { return (0, Value::Null) };
+        let status = response.status().as_u16();
+        let Ok(body) = response.bytes().await else { return (0, Value::Null) };
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
@@ -420,12 +386,11 @@ impl Fleet {
     /// pricing plan and a webhook endpoint to the simulator's own receiver.
     pub async fn set_up(target: Target, plan: &Plan) -> Result<Self, SimulationError> {
         let counters = Arc::new(Counters::default());
-        let edge = Arc::new(Edge {
-            addr: target.edge,
-            admin_key: target.admin_key.clone(),
-            fleet: Uuid::now_v7(),
-            idle: Mutex::new(Vec::new()),
-        });
+        let agent = concat!("voltbus-simulate/", env!("CARGO_PKG_VERSION"));
+        let http = outbound::trusted(agent, CALL_LIMIT)
+            .map_err(|e| SimulationError::Unreachable { addr: target.edge, reason: e.to_string() })?;
+        let edge =
+            Arc::new(Edge { addr: target.edge, admin_key: target.admin_key.clone(), fleet: Uuid::now_v7(), http });
         let (receiver, receiving) = receive_webhooks(Arc::clone(&counters)).await?;
         // A key of its own with room for the load (deleted at tear-down); without one, the
         // given key's limits hold.
@@ -439,7 +404,7 @@ impl Fleet {
                         addr: given.addr,
                         admin_key: key.to_owned(),
                         fleet: given.fleet,
-                        idle: Mutex::new(Vec::new()),
+                        http: given.http.clone(),
                     };
                     (Arc::new(own), Some(id.to_owned()))
                 }

@@ -4,9 +4,8 @@
 //! provisions the same things again.
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use outbound::Method;
+use outbound::StatusCode;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -43,12 +42,13 @@ pub struct BrokerAdmin {
     base: Url,
     authorization: String,
     vhost: String,
+    client: outbound::Client,
 }
 
 impl BrokerAdmin {
     /// The management API of the broker at `amqp_url` (its virtual host and credentials), at
-    /// `management_url` or else the same host on port 15672 over HTTP.
-    pub fn new(amqp_url: &str, management_url: Option<&str>) -> Result<Self, BrokerError> {
+    /// `management_url` or else the same host on port 15672 over HTTP, called with `client`.
+    pub fn new(amqp_url: &str, management_url: Option<&str>, client: outbound::Client) -> Result<Self, BrokerError> {
         use base64::Engine as _;
         let amqp = Url::parse(amqp_url).map_err(|e| BrokerError::Config(format!("amqp url: {e}")))?;
         let vhost = match amqp.path().trim_start_matches('/') {
@@ -68,7 +68,10 @@ impl BrokerAdmin {
             (user, _) => (percent_decoded(user)?, percent_decoded(base.password().unwrap_or_default())?),
         };
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        Ok(Self { base, authorization: format!("Basic {token}"), vhost })
+        let mut base = base;
+        // The credentials travel in the Authorization header, not in every URL.
+        let _ = (base.set_username(""), base.set_password(None));
+        Ok(Self { base, authorization: format!("Basic {token}"), vhost, client })
     }
 
     async fn call(&self, method: Method, segments: &[&str], body: Option<Value>) -> Result<StatusCode, BrokerError> {
@@ -83,17 +86,6 @@ impl BrokerAdmin {
         segments: &[&str],
         body: Option<Value>,
     ) -> Result<(StatusCode, Bytes), BrokerError> {
-        tokio::time::timeout(CALL_TIMEOUT, self.exchange_once(method, segments, body))
-            .await
-            .map_err(|_| BrokerError::Unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?
-    }
-
-    async fn exchange_once(
-        &self,
-        method: Method,
-        segments: &[&str],
-        body: Option<Value>,
-    ) -> Result<(StatusCode, Bytes), BrokerError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| BrokerError::Config("management url cannot take a path".into()))?
@@ -101,26 +93,19 @@ impl BrokerAdmin {
             .push("api")
             .extend(segments);
         let what = format!("{method} {}", url.path());
-        let host = url.host_str().unwrap_or_default().to_owned();
-        let port = url.port_or_known_default().unwrap_or(MANAGEMENT_PORT);
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        let unreachable = |e: outbound::Error| BrokerError::Unreachable(e.to_string());
+        let response = self
+            .client
+            .request(method, url)
+            .timeout(CALL_TIMEOUT)
+            .header(outbound::header::AUTHORIZATION, &self.authorization)
+            .header(outbound::header::CONTENT_TYPE, "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .send()
             .await
-            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(url.path())
-            .header(http::header::HOST, format!("{host}:{port}"))
-            .header(http::header::AUTHORIZATION, &self.authorization)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
-            .map_err(|e| BrokerError::Config(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| BrokerError::Unreachable(e.to_string()))?;
+            .map_err(unreachable)?;
         let status = response.status();
-        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = response.bytes().await.map_err(unreachable)?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok((status, body));
         }
@@ -221,9 +206,11 @@ mod tests {
 
     #[test]
     fn the_management_api_is_found_from_the_amqp_url() {
-        let admin = BrokerAdmin::new("amqp://guest:guest@127.0.0.1:5672/%2f", None).unwrap();
+        let http = outbound::trusted("voltbus-test", CALL_TIMEOUT).unwrap();
+        let admin = BrokerAdmin::new("amqp://guest:guest@127.0.0.1:5672/%2f", None, http.clone()).unwrap();
         assert_eq!((admin.base.as_str(), admin.vhost.as_str()), ("http://127.0.0.1:15672/", "/"));
-        let admin = BrokerAdmin::new("amqp://u:p%40ss@rabbit:5672/vb_x", Some("https://admin:s@mgmt:443")).unwrap();
+        let admin =
+            BrokerAdmin::new("amqp://u:p%40ss@rabbit:5672/vb_x", Some("https://admin:s@mgmt:443"), http).unwrap();
         assert_eq!(admin.vhost, "vb_x");
         assert_eq!(admin.authorization, "Basic YWRtaW46cw==");
     }

@@ -447,7 +447,7 @@ impl Dispatcher {
         let mut headers: Vec<(String, String)> =
             endpoint.endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
         headers.extend(signed.headers().iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
-        self.client.post(endpoint.endpoint.id, &endpoint.endpoint.url, &headers, Bytes::from(body)).await
+        self.client.post(&endpoint.endpoint.url, &headers, Bytes::from(body)).await
     }
 
     /// Hands the attempt to the ledger, which logs it and decides the delivery's next step.

@@ -8,7 +8,7 @@
 //!   process's dispatcher (a lone event handled outside a batch queues them in the outbox).
 //! - `webhook-deliveries` (`webhook.deliver` commands: retries, replays, test events, ordered
 //!   endpoints' next deliveries): the dispatcher (`dispatch`) makes an attempt (`http`, with the
-//!   `ssrf` guard) and logs it (`deliveries`).
+//!   platform's guarded client, `outbound`) and logs it (`deliveries`).
 //! - the scheduler ([`run_scheduler`]) queues attempts that fall due: retries, deliveries an
 //!   endpoint's limits deferred, and any attempt whose worker died (its lease ran out).
 //!
@@ -22,7 +22,6 @@ pub mod http;
 mod ledger;
 pub mod messages;
 pub mod operational;
-pub mod ssrf;
 pub mod vault;
 
 use std::collections::HashMap;

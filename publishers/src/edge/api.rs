@@ -153,6 +153,8 @@ pub struct PartnerApi {
     pub(crate) cutoffs: Arc<Cutoffs>,
     /// Paystack, when configured.
     pub(crate) paystack: Option<Arc<super::paystack::Paystack>>,
+    /// The platform's HTTP client for trusted services (payment providers).
+    pub(crate) http: outbound::Client,
     idempotency: idempotency::Store,
     audit: AuditLog,
     routes: Vec<Route>,
@@ -192,12 +194,14 @@ impl PartnerTasks {
 }
 
 impl PartnerApi {
-    /// The API over `database` (reads, idempotency records) and `bus` (commands, request log).
+    /// The API over `database` (reads, idempotency records) and `bus` (commands, request log),
+    /// calling payment providers with `http` (the platform's client for trusted services).
     pub fn new(
         settings: PartnerSettings,
         database: DatabaseConnection,
         bus: CommandBus,
         webhooks: WebhookSetup,
+        http: outbound::Client,
     ) -> (Arc<Self>, PartnerTasks) {
         let bus = Arc::new(bus);
         let (audit, audit_task) = AuditLog::start(Arc::clone(&bus));
@@ -237,7 +241,11 @@ impl PartnerApi {
             failed_authentications: FailedAuthentications::new(settings.failed_authentications_per_minute),
             tokens,
             cutoffs,
-            paystack: settings.paystack.clone().map(|settings| Arc::new(super::paystack::Paystack::new(settings))),
+            paystack: settings
+                .paystack
+                .clone()
+                .map(|settings| Arc::new(super::paystack::Paystack::new(settings, http.clone()))),
+            http,
             keys,
             idempotency: idempotency::Store::new(database.clone(), settings.request_timeout),
             settings,

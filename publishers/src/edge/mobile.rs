@@ -224,7 +224,7 @@ impl MobileApi {
         let paystack = partner.paystack.clone();
         let mut providers: Vec<Arc<dyn super::providers::Provider>> = Vec::new();
         if let Some(qpay) = settings.qpay.clone() {
-            providers.push(Arc::new(super::qpay::Qpay::new(qpay)));
+            providers.push(Arc::new(super::qpay::Qpay::new(qpay, partner.http.clone())));
         }
         if let Some(paystack) = &paystack {
             providers.push(Arc::clone(paystack) as Arc<dyn super::providers::Provider>);

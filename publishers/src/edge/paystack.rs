@@ -43,9 +43,9 @@ pub struct Paystack {
 
 impl Paystack {
     /// A client for the merchant of `settings`.
-    pub fn new(settings: PaystackSettings) -> Self {
+    pub fn new(settings: PaystackSettings, http: outbound::Client) -> Self {
         let webhook_key = hmac::Key::new(hmac::HMAC_SHA512, settings.secret_key.as_bytes());
-        Self { settings, client: Client::new(), webhook_key }
+        Self { settings, client: Client::new(http), webhook_key }
     }
 
     /// Whether `signature` (hex) is Paystack's signature of `body`, in constant time.
@@ -82,7 +82,7 @@ impl Provider for Paystack {
             let body =
                 json!({ "email": email, "amount": amount, "currency": self.settings.currency, "reference": key });
             let url = self.url("/transaction/initialize");
-            let answer = self.client.call(http::Method::POST, &url, &headers, Some(&body)).await?;
+            let answer = self.client.call(outbound::Method::POST, &url, &headers, Some(&body)).await?;
             let page = answer["data"]["authorization_url"].as_str().ok_or("Paystack gave no authorization_url")?;
             let reference = answer["data"]["reference"].as_str().unwrap_or(&key);
             Ok((reference.to_owned(), page.to_owned()))
@@ -93,8 +93,10 @@ impl Provider for Paystack {
         Box::pin(async move {
             let authorization = format!("Bearer {}", self.settings.secret_key);
             let url = self.url(&format!("/transaction/verify/{reference}"));
-            let answer =
-                self.client.call(http::Method::GET, &url, &[("authorization", authorization.as_str())], None).await?;
+            let answer = self
+                .client
+                .call(outbound::Method::GET, &url, &[("authorization", authorization.as_str())], None)
+                .await?;
             let data = &answer["data"];
             let currency = data["currency"].as_str().unwrap_or_default();
             if data["status"] != "success" || currency != self.settings.currency.as_str() {
@@ -118,11 +120,15 @@ mod tests {
 
     #[test]
     fn a_webhook_is_believed_only_with_paystacks_signature() {
-        let paystack = Paystack::new(PaystackSettings {
-            base_url: "https://api.paystack.co".into(),
-            secret_key: "sk_test_secret".into(),
-            currency: Currency::GHS,
-        });
+        let http = outbound::trusted("voltbus-test", std::time::Duration::from_secs(5)).unwrap();
+        let paystack = Paystack::new(
+            PaystackSettings {
+                base_url: "https://api.paystack.co".into(),
+                secret_key: "sk_test_secret".into(),
+                currency: Currency::GHS,
+            },
+            http,
+        );
         let body = br#"{"event":"charge.success","data":{"reference":"r1"}}"#;
         let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA512, b"sk_test_secret"), body);
         let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();

@@ -8,16 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
 use schemas::Currency;
 use schemas::payments::PaymentOption;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use uuid::Uuid;
 
 /// A future a provider answers with.
@@ -66,94 +59,53 @@ impl Providers {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
 /// How long one call to a provider may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest answer read from a provider.
+const ANSWER_LIMIT: usize = 1 << 20;
 
-/// A small JSON client for providers' APIs.
+/// A small JSON client for providers' APIs, over the platform's one HTTP client.
 #[derive(Clone)]
 pub(crate) struct Client {
-    tls: TlsConnector,
+    http: outbound::Client,
 }
 
 impl Client {
-    pub(crate) fn new() -> Self {
-        let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        Self { tls: TlsConnector::from(Arc::new(config)) }
+    /// Calls over `http`, each call bounded by [`TIMEOUT`].
+    pub(crate) fn new(http: outbound::Client) -> Self {
+        Self { http }
     }
 
     /// Sends `method` to `url` with `headers` and `body` (JSON when some); the JSON answer of a
     /// 2xx.
     pub(crate) async fn call(
         &self,
-        method: http::Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Value, String> {
-        tokio::time::timeout(TIMEOUT, self.exchange(method, url, headers, body))
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer from {url} within {} s", TIMEOUT.as_secs())))
-    }
-
-    async fn exchange(
-        &self,
-        method: http::Method,
+        method: outbound::Method,
         url: &str,
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, String> {
         let target = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
         let host = target.host_str().ok_or("the URL has no host")?.to_owned();
-        let port = target.port_or_known_default().ok_or("the URL has no port")?;
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("{host}: {e}"))?;
-        let stream: Box<dyn Stream> = if target.scheme() == "https" {
-            let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
-            Box::new(self.tls.connect(name, tcp).await.map_err(|e| format!("{host} TLS: {e}"))?)
-        } else {
-            Box::new(tcp)
-        };
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("{host}: {e}"))?;
-        let driver = tokio::spawn(connection);
-        let authority = match target.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.clone(),
-        };
-        let path = match target.query() {
-            Some(query) => format!("{}?{query}", target.path()),
-            None => target.path().to_owned(),
-        };
-        let mut request = http::Request::builder().method(method).uri(path).header(http::header::HOST, authority);
+        let mut request = self.http.request(method, target).timeout(TIMEOUT);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let payload = match body {
-            Some(body) => {
-                request = request.header(http::header::CONTENT_TYPE, "application/json");
-                Bytes::from(body.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let request = request.body(Full::new(payload)).map_err(|e| format!("request: {e}"))?;
-        let result = async {
-            let answer = sender.send_request(request).await.map_err(|e| format!("{host}: {e}"))?;
-            let status = answer.status();
-            let bytes = Limited::new(answer.into_body(), 1 << 20)
-                .collect()
-                .await
-                .map_err(|e| format!("{host}'s answer: {e}"))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(format!("{host} answered {status}"));
-            }
-            serde_json::from_slice(&bytes).map_err(|e| format!("{host}'s answer is not JSON: {e}"))
+        if let Some(body) = body {
+            request = request.header(outbound::header::CONTENT_TYPE, "application/json").body(body.to_string());
         }
-        .await;
-        driver.abort();
-        result
+        let mut answer = request.send().await.map_err(|e| format!("{host}: {e}"))?;
+        let status = answer.status();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(|e| format!("{host}'s answer: {e}"))? {
+            if bytes.len() + chunk.len() > ANSWER_LIMIT {
+                return Err(format!("{host}'s answer is over {ANSWER_LIMIT} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(format!("{host} answered {status}"));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| format!("{host}'s answer is not JSON: {e}"))
     }
 }

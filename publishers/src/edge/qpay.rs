@@ -55,8 +55,8 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 impl Qpay {
     /// A client for the merchant of `settings`.
-    pub fn new(settings: QpaySettings) -> Self {
-        Self { settings, client: Client::new(), token: std::sync::Mutex::new(None) }
+    pub fn new(settings: QpaySettings, http: outbound::Client) -> Self {
+        Self { settings, client: Client::new(http), token: std::sync::Mutex::new(None) }
     }
 
     /// A call with the merchant's token; a refused cached token is dropped and the call made once
@@ -105,7 +105,7 @@ impl Qpay {
 
     async fn call(&self, path: &str, authorization: &str, body: &Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.settings.base_url.trim_end_matches('/'));
-        self.client.call(http::Method::POST, &url, &[("authorization", authorization)], Some(body)).await
+        self.client.call(outbound::Method::POST, &url, &[("authorization", authorization)], Some(body)).await
     }
 }
 

@@ -1,11 +1,14 @@
 //! Where a webhook may be sent: HTTPS to public addresses only. Plain HTTP, loopback, private,
 //! link-local and cloud-metadata addresses are refused unless the host is on the operator's
-//! allow-list. Checked when an endpoint is registered and again at every delivery, against the
-//! addresses DNS gives then; the delivery connects to the very address that was checked, so a
-//! name cannot pass the check and then resolve elsewhere.
+//! allow-list. Checked when an endpoint is registered, and at every connection of a delivery by
+//! [`Guard`], the client's resolver, against the addresses DNS gives then: the connection goes to
+//! an address that was checked, so a name cannot pass the check and then resolve elsewhere. An
+//! address written in the URL itself is checked by [`UrlPolicy::check`], as the client does not
+//! resolve it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 /// Why a URL is not a place voltbus sends webhooks.
@@ -58,13 +61,14 @@ impl UrlPolicy {
         self.allow_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host))
     }
 
-    /// Checks the URL's form: scheme, credentials, host.
+    /// Checks the URL's form: scheme, credentials, host; an address written in it must be public
+    /// (unless allow-listed).
     pub fn check(&self, raw: &str) -> Result<Target, UrlError> {
         let url = Url::parse(raw).map_err(|e| UrlError::Invalid(e.to_string()))?;
-        let host = match url.host() {
-            Some(Host::Domain(name)) => name.to_ascii_lowercase(),
-            Some(Host::Ipv4(ip)) => ip.to_string(),
-            Some(Host::Ipv6(ip)) => ip.to_string(),
+        let (host, written) = match url.host() {
+            Some(Host::Domain(name)) => (name.to_ascii_lowercase(), None),
+            Some(Host::Ipv4(ip)) => (ip.to_string(), Some(IpAddr::V4(ip))),
+            Some(Host::Ipv6(ip)) => (ip.to_string(), Some(IpAddr::V6(ip))),
             None => return Err(UrlError::Invalid("the URL has no host".into())),
         };
         let https = match url.scheme() {
@@ -74,6 +78,9 @@ impl UrlPolicy {
         };
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::Credentials);
+        }
+        if let Some(address) = written.filter(|ip| !is_public(*ip) && !self.allows(&host)) {
+            return Err(UrlError::Forbidden { host, address });
         }
         let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
         Ok(Target { url, https, host, port })
@@ -98,6 +105,38 @@ impl UrlPolicy {
             }
         }
         Ok(addresses)
+    }
+}
+
+/// The resolver of a [`crate::guarded`] client: resolves a name as the system does, then lets
+/// the connection go only to addresses the policy allows (all of them public, or an
+/// allow-listed host), so the check and the connection see the same answer.
+#[derive(Debug)]
+pub struct Guard {
+    policy: UrlPolicy,
+}
+
+impl Guard {
+    /// A resolver applying `policy`.
+    pub fn new(policy: UrlPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl Resolve for Guard {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_ascii_lowercase();
+            let target = Target {
+                url: Url::parse(&format!("https://{host}/")).map_err(|e| UrlError::Invalid(e.to_string()))?,
+                https: true,
+                host,
+                port: 0,
+            };
+            let addresses: Addrs = Box::new(policy.resolve(&target).await?.into_iter());
+            Ok(addresses)
+        })
     }
 }
 
@@ -180,12 +219,10 @@ mod tests {
         assert_eq!(strict.check("ftp://example.com/").unwrap_err(), UrlError::NotHttps);
         assert_eq!(strict.check("https://u:p@example.com/").unwrap_err(), UrlError::Credentials);
         assert!(matches!(strict.check("not a url"), Err(UrlError::Invalid(_))));
-        let loopback = strict.check("https://127.0.0.1:9/x").unwrap();
-        assert!(matches!(strict.resolve(&loopback).await, Err(UrlError::Forbidden { .. })));
+        assert!(matches!(strict.check("https://127.0.0.1:9/x"), Err(UrlError::Forbidden { .. })));
         let named = strict.check("https://localhost:9/x").unwrap();
         assert!(matches!(strict.resolve(&named).await, Err(UrlError::Forbidden { .. })));
-        let metadata = strict.check("https://169.254.169.254/latest/meta-data").unwrap();
-        assert!(matches!(strict.resolve(&metadata).await, Err(UrlError::Forbidden { .. })));
+        assert!(matches!(strict.check("https://169.254.169.254/latest/meta-data"), Err(UrlError::Forbidden { .. })));
 
         let allowed = UrlPolicy { allow_hosts: vec!["127.0.0.1".into()] };
         let target = allowed.check("http://127.0.0.1:9/x").unwrap();
