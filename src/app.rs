@@ -415,13 +415,13 @@ async fn expire_commands(db: sea_orm::DatabaseConnection, stop: impl std::future
 
 /// The vault sealing webhook secrets: the configured key, or the key file in `data_dir`
 /// (made on first start, readable by this user only).
-fn webhook_vault(settings: &Settings) -> anyhow::Result<consumers::webhooks::Vault> {
+fn webhook_vault(settings: &Settings) -> anyhow::Result<signatures::Vault> {
     if let Some(key) = &settings.webhooks.encryption_key {
-        return consumers::webhooks::Vault::new(key).context("webhooks.encryption_key");
+        return signatures::Vault::new(key).context("webhooks.encryption_key");
     }
     let path = settings.data_dir.join("webhook-secrets.key");
-    let key = key_file(settings, &path, consumers::webhooks::Vault::generate_key)?;
-    consumers::webhooks::Vault::new(&key).with_context(|| format!("the key in {}", path.display()))
+    let key = key_file(settings, &path, signatures::Vault::generate_key)?;
+    signatures::Vault::new(&key).with_context(|| format!("the key in {}", path.display()))
 }
 
 /// The key integrations' machine tokens are signed with: the configured one, or the key file in
@@ -429,9 +429,7 @@ fn webhook_vault(settings: &Settings) -> anyhow::Result<consumers::webhooks::Vau
 fn token_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
     let key = match &settings.integrations.token_key {
         Some(key) => key.clone(),
-        None => {
-            key_file(settings, &settings.data_dir.join("machine-tokens.key"), consumers::webhooks::Vault::generate_key)?
-        }
+        None => key_file(settings, &settings.data_dir.join("machine-tokens.key"), signatures::Vault::generate_key)?,
     };
     base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
         .ok()
@@ -448,9 +446,7 @@ fn mobile_api(
 ) -> anyhow::Result<Arc<publishers::MobileApi>> {
     let key = match &settings.mobile.code_key {
         Some(key) => key.clone(),
-        None => {
-            key_file(settings, &settings.data_dir.join("sign-in-codes.key"), consumers::webhooks::Vault::generate_key)?
-        }
+        None => key_file(settings, &settings.data_dir.join("sign-in-codes.key"), signatures::Vault::generate_key)?,
     };
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
         .ok()
@@ -484,7 +480,7 @@ fn mobile_api(
 fn key_file(
     settings: &Settings,
     path: &std::path::Path,
-    generate: impl FnOnce() -> Result<String, consumers::webhooks::VaultError>,
+    generate: impl FnOnce() -> Result<String, signatures::VaultError>,
 ) -> anyhow::Result<String> {
     use std::io::Write;
     std::fs::create_dir_all(&settings.data_dir)

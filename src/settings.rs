@@ -795,7 +795,7 @@ impl Settings {
                 "webhooks.timeout_ms must be above 0 and webhooks.retry_schedule_ms at most 50 long".into(),
             ));
         }
-        if self.webhooks.encryption_key.as_deref().is_some_and(|key| consumers::webhooks::Vault::new(key).is_err()) {
+        if self.webhooks.encryption_key.as_deref().is_some_and(|key| signatures::Vault::new(key).is_err()) {
             return Err(SettingsError("webhooks.encryption_key must be 32 bytes in standard base64".into()));
         }
         // The duplicate window must fit in the age limit, and an inbox row must outlive every way

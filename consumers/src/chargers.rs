@@ -20,17 +20,16 @@ use bus::nats::JetStreamGroup;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, SubsecRound, Utc};
-use schemars::JsonSchema;
 use schemas::charging::{
     ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger,
 };
-use schemas::{AnyMessage, Currency, Envelope, routing, subjects};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use schemas::{AnyMessage, Envelope, routing, subjects};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use serde::Serialize;
 
-use crate::outcome::{Outcome, Refusal};
+pub(crate) use readside::chargers::{Charger, find};
+use readside::{Outcome, Refusal};
 
 /// The registration commands' group.
 pub const GROUP: &str = "chargers";
@@ -38,22 +37,6 @@ pub const GROUP: &str = "chargers";
 pub const STATUS_GROUP: &str = "charger-status";
 
 const SOURCE: &str = "voltbus/chargers";
-const COLUMNS: [&str; 14] = [
-    "charger_id",
-    "device_number",
-    "longitude",
-    "latitude",
-    "price",
-    "waiting_price",
-    "currency",
-    "state",
-    "connector_status",
-    "error_code",
-    "status_at",
-    "last_seen_at",
-    "created_at",
-    "updated_at",
-];
 
 /// The registration commands' queues.
 pub fn topology() -> GroupTopology {
@@ -69,37 +52,6 @@ pub fn status_topology() -> JetStreamGroup {
         crate::RETRY_DELAYS.to_vec(),
     )
     .checking_tenant_in_subject()
-}
-
-/// A charger as admins see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Charger {
-    /// Charger id.
-    pub id: Uuid,
-    /// Public number.
-    pub device_number: String,
-    /// `[longitude, latitude]`.
-    pub location: [f64; 2],
-    /// Price per kWh, minor units.
-    pub price: i64,
-    /// Price per minute connected without charging, minor units.
-    pub waiting_price: i64,
-    /// Currency of both prices.
-    pub currency: Currency,
-    /// The seed's state, `Offline` when not heard from lately.
-    pub state: ChargerState,
-    /// The last OCPP connector status reported.
-    pub connector_status: Option<ConnectorStatus>,
-    /// The last OCPP error code reported.
-    pub error_code: Option<String>,
-    /// The charger's time of its last status notification.
-    pub status_at: Option<DateTime<Utc>>,
-    /// When it was last heard from.
-    pub last_seen_at: Option<DateTime<Utc>>,
-    /// Registered.
-    pub created_at: DateTime<Utc>,
-    /// Master data or state last changed.
-    pub updated_at: DateTime<Utc>,
 }
 
 /// The seed's state of a connector status.
@@ -119,86 +71,6 @@ pub fn state_of(status: ConnectorStatus) -> ChargerState {
 
 fn enum_text<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-fn enum_of<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-}
-
-fn from_row(row: &QueryResult, now: DateTime<Utc>, offline_after: Duration) -> Result<Charger, DbErr> {
-    let (state, currency): (String, String) = (row.try_get("", "state")?, row.try_get("", "currency")?);
-    let connector: Option<String> = row.try_get("", "connector_status")?;
-    let last_seen_at: Option<DateTime<Utc>> = row.try_get("", "last_seen_at")?;
-    let window = chrono::Duration::from_std(offline_after).unwrap_or(chrono::Duration::MAX);
-    let heard = last_seen_at.is_some_and(|at| now - at <= window);
-    Ok(Charger {
-        id: row.try_get("", "charger_id")?,
-        device_number: row.try_get("", "device_number")?,
-        location: [row.try_get("", "longitude")?, row.try_get("", "latitude")?],
-        price: row.try_get("", "price")?,
-        waiting_price: row.try_get("", "waiting_price")?,
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("chargers.currency: {e}")))?,
-        state: if heard { enum_of(&state).unwrap_or(ChargerState::Error) } else { ChargerState::Offline },
-        connector_status: connector.as_deref().and_then(enum_of),
-        error_code: row.try_get("", "error_code")?,
-        status_at: row.try_get("", "status_at")?,
-        last_seen_at,
-        created_at: row.try_get("", "created_at")?,
-        updated_at: row.try_get("", "updated_at")?,
-    })
-}
-
-fn select(tenant: &str) -> SelectStatement {
-    Query::select().columns(COLUMNS).from("chargers").and_where(Expr::col("tenant").eq(tenant)).to_owned()
-}
-
-/// Charger `id` of `tenant`.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    id: Uuid,
-    offline_after: Duration,
-) -> Result<Option<Charger>, DbErr> {
-    let query = select(tenant).and_where(Expr::col("charger_id").eq(id)).to_owned();
-    db.query_one(&query).await?.map(|row| from_row(&row, Utc::now(), offline_after)).transpose()
-}
-
-/// One page of `tenant`'s chargers by number, and how many there are.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    offline_after: Duration,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Charger>, u64), DbErr> {
-    let query = select(tenant).order_by("device_number", Order::Asc).to_owned();
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    let now = Utc::now();
-    Ok((rows.iter().map(|row| from_row(row, now, offline_after)).collect::<Result<_, _>>()?, total))
-}
-
-/// `tenant`'s chargers inside the box `[west, south, east, north]` (west > east: the box crosses
-/// the antimeridian), at most `limit`, by number.
-pub async fn in_box(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    [west, south, east, north]: [f64; 4],
-    offline_after: Duration,
-    limit: u64,
-) -> Result<Vec<Charger>, DbErr> {
-    let longitude = if west <= east {
-        Expr::col("longitude").between(west, east)
-    } else {
-        Expr::col("longitude").gte(west).or(Expr::col("longitude").lte(east))
-    };
-    let query = select(tenant)
-        .and_where(Expr::col("latitude").between(south, north))
-        .and_where(longitude)
-        .order_by("device_number", Order::Asc)
-        .limit(limit)
-        .to_owned();
-    let now = Utc::now();
-    db.query_all(&query).await?.iter().map(|row| from_row(row, now, offline_after)).collect()
 }
 
 /// Registers a charger or replaces its master data; its state stays its own.
@@ -290,7 +162,7 @@ async fn record_status(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("charger_id").eq(status.charger_id))
         .to_owned();
-    crate::database::for_update(tx, &mut current);
+    readside::columns::for_update(tx, &mut current);
     let Some(row) = tx.query_one(&current).await.map_err(retryable)? else {
         return Err(HandlerError::Permanent(format!("charger {} is not registered in {tenant}", status.charger_id)));
     };
@@ -319,7 +191,8 @@ async fn record_status(
             .value("updated_at", now);
     }
     tx.execute(&update).await.map_err(retryable)?;
-    let previous_state: ChargerState = enum_of(&previous).unwrap_or(ChargerState::Idle);
+    let previous_state: ChargerState =
+        serde_json::from_value(serde_json::Value::String(previous.clone())).unwrap_or(ChargerState::Idle);
     if newer && previous_state != state {
         let changed =
             ChargerStateChanged { charger_id: status.charger_id, device_number: number, previous_state, state };
@@ -387,6 +260,5 @@ mod tests {
         assert_eq!(state_of(ConnectorStatus::Unavailable), ChargerState::Repair);
         assert_eq!(state_of(ConnectorStatus::Faulted), ChargerState::Error);
         assert_eq!(enum_text(&ChargerState::Idle), "Idle");
-        assert_eq!(enum_of::<ConnectorStatus>("SuspendedEV"), Some(ConnectorStatus::SuspendedEV));
     }
 }

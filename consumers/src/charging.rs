@@ -30,17 +30,18 @@ use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handled, Handler, HandlerError, Reply};
 use chrono::{DateTime, SubsecRound, Utc};
 use schemas::charging::{
-    ChargerMeterValues, ChargerRemoteCommand, ChargerState, ChargingFinished, ChargingProgress, ChargingStarted,
-    FinishCharging, RemoteAction, StartCharging,
+    ChargerMeterValues, ChargerRemoteCommand, ChargerState, ChargingFinished, ChargingStarted, FinishCharging,
+    RemoteAction, StartCharging,
 };
 use schemas::subjects::Channel;
-use schemas::{AnyMessage, Currency, Envelope, TenantId, routing, subjects};
+use schemas::{AnyMessage, Envelope, TenantId, routing, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal, codes};
+pub use readside::charging::{Session, active, active_of};
+use readside::{Outcome, Refusal, codes};
 
 /// The app's commands' group.
 pub const GROUP: &str = "charging";
@@ -68,111 +69,6 @@ pub fn meter_topology() -> JetStreamGroup {
         crate::RETRY_DELAYS.to_vec(),
     )
     .checking_tenant_in_subject()
-}
-
-/// A session as the database keeps it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Session {
-    /// Session id.
-    pub id: Uuid,
-    /// Charger.
-    pub charger_id: Uuid,
-    /// The app user (customer).
-    pub customer_id: Uuid,
-    price: i64,
-    waiting_price: i64,
-    currency: Currency,
-    meter_start_wh: Option<f64>,
-    meter_last_wh: Option<f64>,
-    meter_at: Option<DateTime<Utc>>,
-    waiting_seconds: i64,
-    started_at: DateTime<Utc>,
-}
-
-impl Session {
-    /// Energy delivered so far, Wh.
-    fn energy_wh(&self) -> f64 {
-        match (self.meter_start_wh, self.meter_last_wh) {
-            (Some(start), Some(last)) => (last - start).max(0.0),
-            _ => 0.0,
-        }
-    }
-
-    /// The price so far, minor units: energy at `price` per kWh, waiting at `waiting_price` per
-    /// started minute, each rounded half up.
-    fn amount(&self) -> i64 {
-        #[allow(clippy::cast_possible_truncation)]
-        let energy = (self.energy_wh() * self.price as f64 / 1000.0).round() as i64;
-        let minutes = (self.waiting_seconds + 59) / 60;
-        energy.saturating_add(minutes.saturating_mul(self.waiting_price))
-    }
-
-    /// The app's `{energy, waitingTime, amount}`, and the purchase on the last one.
-    fn progress(&self, purchase_id: Option<Uuid>) -> ChargingProgress {
-        ChargingProgress {
-            energy: (self.energy_wh() / 10.0).round() / 100.0,
-            waiting_time: u32::try_from(self.waiting_seconds).unwrap_or(u32::MAX),
-            amount: self.amount(),
-            currency: self.currency,
-            purchase_id,
-        }
-    }
-}
-
-fn session_of(row: &QueryResult) -> Result<Session, DbErr> {
-    let currency: String = row.try_get("", "currency")?;
-    let waiting: i32 = row.try_get("", "waiting_seconds")?;
-    Ok(Session {
-        id: row.try_get("", "session_id")?,
-        charger_id: row.try_get("", "charger_id")?,
-        customer_id: row.try_get("", "customer_id")?,
-        price: row.try_get("", "price")?,
-        waiting_price: row.try_get("", "waiting_price")?,
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("charging_sessions.currency: {e}")))?,
-        meter_start_wh: row.try_get("", "meter_start_wh")?,
-        meter_last_wh: row.try_get("", "meter_last_wh")?,
-        meter_at: row.try_get("", "meter_at")?,
-        waiting_seconds: i64::from(waiting),
-        started_at: row.try_get("", "started_at")?,
-    })
-}
-
-/// The active session of `tenant` where `column` is `id`, locked when `lock`.
-async fn active(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    column: &'static str,
-    id: Uuid,
-    lock: bool,
-) -> Result<Option<Session>, DbErr> {
-    let mut query = Query::select()
-        .columns([
-            "session_id",
-            "charger_id",
-            "customer_id",
-            "price",
-            "waiting_price",
-            "currency",
-            "meter_start_wh",
-            "meter_last_wh",
-            "meter_at",
-            "waiting_seconds",
-            "started_at",
-        ])
-        .from("charging_sessions")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col(column).eq(id))
-        .and_where(Expr::col("status").eq("active"))
-        .to_owned();
-    if lock {
-        crate::database::for_update(db, &mut query);
-    }
-    db.query_one(&query).await?.map(|row| session_of(&row)).transpose()
-}
-
-/// The customer's active session, if any (the app's `device`).
-pub async fn active_of(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid) -> Result<Option<Session>, DbErr> {
-    active(db, tenant, "customer_id", customer_id, false).await
 }
 
 fn realtime(tenant: &TenantId, session: &Session, purchase_id: Option<Uuid>, cause: &Envelope<AnyMessage>) -> Outgoing {
@@ -210,7 +106,7 @@ async fn start(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("charger_id").eq(command.charger_id))
         .to_owned();
-    crate::database::for_update(tx, &mut lock);
+    readside::columns::for_update(tx, &mut lock);
     tx.query_one(&lock).await?;
     let Some(charger) = crate::chargers::find(tx, tenant, command.charger_id, offline_after).await? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no charger {}", command.charger_id))));
@@ -535,6 +431,8 @@ impl Handler for Charging {
 
 #[cfg(test)]
 mod tests {
+    use schemas::Currency;
+
     use super::*;
 
     fn session(start: f64, last: f64, waiting_seconds: i64) -> Session {

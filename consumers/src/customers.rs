@@ -12,39 +12,25 @@ use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::customers::{
     BlockCustomer, CreateCustomer, CustomerBlocked, CustomerCreated, CustomerProfile, CustomerUnblocked,
     CustomerUpdated, RequestSignInCode, SetNotificationToken, SignIn, UnblockCustomer, UpdateCustomer,
 };
 use schemas::{AnyMessage, Envelope, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal};
 use crate::sequences;
 use crate::sign_in::{self, SignInPolicy};
+pub(crate) use readside::customers::{Customer, TABLE, find, find_locked};
+use readside::{Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.customers…`.
 pub const GROUP: &str = "customers";
 
 const SOURCE: &str = "voltbus/customers";
-const TABLE: &str = "customers";
-const COLUMNS: [&str; 11] = [
-    "customer_id",
-    "subaccount_id",
-    "number",
-    "email",
-    "name",
-    "phone",
-    "external_ref",
-    "blocked",
-    "block_reason",
-    "created_at",
-    "updated_at",
-];
 
 /// The customer commands' queues.
 pub fn topology() -> GroupTopology {
@@ -58,103 +44,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SetNotificationToken>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// A customer as partners see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Customer {
-    /// Customer id.
-    pub id: Uuid,
-    /// The subaccount they signed up in; none: the whole organisation's.
-    pub subaccount_id: Option<Uuid>,
-    /// Sequential number, per organisation.
-    pub customer_number: u64,
-    /// E-mail, name and phone.
-    #[serde(flatten)]
-    pub profile: CustomerProfile,
-    /// The id a partner knows them by (a marketplace's user).
-    pub external_ref: Option<String>,
-    /// Blocked from riding.
-    pub blocked: bool,
-    /// Why, while blocked.
-    pub block_reason: Option<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// What the customer list is narrowed to.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// Only these subaccounts' customers and the organisation's own; `None`: all.
-    pub subaccounts: Option<Vec<Uuid>>,
-    /// This e-mail, any case.
-    pub email: Option<String>,
-    /// Blocked or not.
-    pub blocked: Option<bool>,
-}
-
-fn from_row(row: &QueryResult) -> Result<Customer, DbErr> {
-    let number: i64 = row.try_get("", "number")?;
-    Ok(Customer {
-        id: row.try_get("", "customer_id")?,
-        subaccount_id: row.try_get("", "subaccount_id")?,
-        customer_number: u64::try_from(number).unwrap_or_default(),
-        profile: CustomerProfile {
-            email: row.try_get("", "email")?,
-            name: row.try_get("", "name")?,
-            phone: row.try_get("", "phone")?,
-        },
-        external_ref: row.try_get("", "external_ref")?,
-        blocked: row.try_get("", "blocked")?,
-        block_reason: row.try_get("", "block_reason")?,
-        created_at: row.try_get("", "created_at")?,
-        updated_at: row.try_get("", "updated_at")?,
-    })
-}
-
-fn select(tenant: &str) -> SelectStatement {
-    Query::select().columns(COLUMNS).from(TABLE).and_where(Expr::col("tenant").eq(tenant)).to_owned()
-}
-
-/// Customer `id` of `tenant`.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>, DbErr> {
-    let query = select(tenant).and_where(Expr::col("customer_id").eq(id)).to_owned();
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
-}
-
-/// Customer `id` of `tenant`, locked until the transaction ends (PostgreSQL; SQLite writes one
-/// transaction at a time anyway).
-pub(crate) async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>, DbErr> {
-    let mut query = select(tenant).and_where(Expr::col("customer_id").eq(id)).to_owned();
-    crate::database::for_update(db, &mut query);
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
-}
-
-/// One page of `tenant`'s customers that pass `filter`, oldest first.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    filter: &Filter,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Customer>, u64), DbErr> {
-    let mut query = select(tenant);
-    if let Some(subaccounts) = &filter.subaccounts {
-        query.and_where(
-            Expr::col("subaccount_id").is_null().or(Expr::col("subaccount_id").is_in(subaccounts.iter().copied())),
-        );
-    }
-    if let Some(email) = &filter.email {
-        query.and_where(Expr::col("email_search").eq(email.to_lowercase()));
-    }
-    if let Some(blocked) = filter.blocked {
-        query.and_where(Expr::col("blocked").eq(blocked));
-    }
-    query.order_by("number", Order::Asc);
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// Stores a new customer numbered next, and announces it. `None` if the id is taken (a

@@ -108,11 +108,3 @@ impl Database {
         let _ = self.connection.close().await;
     }
 }
-
-/// Makes `query` lock the rows it reads until the transaction ends (`FOR UPDATE`) on PostgreSQL.
-/// SQLite has no row locks and needs none: it runs one writing transaction at a time.
-pub(crate) fn for_update(db: &impl sea_orm::ConnectionTrait, query: &mut sea_orm::sea_query::SelectStatement) {
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::Update);
-    }
-}

@@ -22,18 +22,13 @@
 pub mod billing;
 pub mod chargers;
 pub mod charging;
-mod columns;
 pub mod customers;
 mod database;
 pub mod fleet;
-pub mod geometry;
-pub mod ids;
 pub mod integrations;
 pub mod maintenance;
 pub mod marketplace;
 pub mod operators;
-mod outcome;
-mod pages;
 pub mod payments;
 pub mod pricing;
 pub mod rides;
@@ -50,4 +45,4 @@ pub use database::{Database, DatabaseError};
 /// a lost connection): quick, then patient. Not webhook attempts: those follow the delivery policy.
 pub(crate) const RETRY_DELAYS: [std::time::Duration; 3] =
     [std::time::Duration::from_millis(200), std::time::Duration::from_secs(2), std::time::Duration::from_secs(10)];
-pub use outcome::{Deleted, Outcome, Refusal, codes};
+pub use readside::{Deleted, Outcome, Refusal, codes};

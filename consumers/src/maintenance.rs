@@ -9,16 +9,17 @@ use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::maintenance::{AddWorkshop, OpenTicket, SetMaintenanceSelection, TicketKind, TicketOpened};
 use schemas::{AnyMessage, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
-use crate::columns::{from_name, json_column, name_of, to_json};
-use crate::outcome::{Outcome, Refusal, codes};
+use readside::columns::{name_of, to_json};
+pub(crate) use readside::maintenance::{
+    Selection, TICKET_COLUMNS, Ticket, Workshop, selection, ticket_of, workshop_of, workshops,
+};
+use readside::{Outcome, Refusal, codes};
 
 /// The group's name: its queues are `voltbus.maintenance…`.
 pub const GROUP: &str = "maintenance";
@@ -31,146 +32,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<OpenTicket>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// A workshop.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Workshop {
-    /// Workshop id.
-    pub id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// Independent (not the organisation's own).
-    pub independent: bool,
-    /// Registered.
-    pub created_at: DateTime<Utc>,
-}
-
-/// Which workshops an integration may choose.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Selection {
-    /// Workshops it may choose.
-    pub allowed_workshop_ids: Vec<Uuid>,
-    /// Whether any independent workshop is selectable too.
-    pub independent_workshops: bool,
-}
-
-impl Selection {
-    /// Whether `workshop` may be chosen.
-    pub fn allows(&self, workshop: &Workshop) -> bool {
-        self.allowed_workshop_ids.contains(&workshop.id) || (self.independent_workshops && workshop.independent)
-    }
-}
-
-/// A ticket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Ticket {
-    /// Ticket id.
-    pub id: Uuid,
-    /// Maintenance or driver.
-    pub kind: TicketKind,
-    /// The integration it came through.
-    pub integration_id: Uuid,
-    /// The vehicle concerned.
-    pub vehicle_id: Option<Uuid>,
-    /// The workshop chosen.
-    pub workshop_id: Option<Uuid>,
-    /// Summary.
-    pub title: String,
-    /// Details.
-    pub description: String,
-    /// Who reported it.
-    pub reported_by: Option<String>,
-    /// `open`.
-    pub status: String,
-    /// Opened.
-    pub created_at: DateTime<Utc>,
-}
-
-fn workshop_of(row: &QueryResult) -> Result<Workshop, DbErr> {
-    Ok(Workshop {
-        id: row.try_get("", "workshop_id")?,
-        name: row.try_get("", "name")?,
-        independent: row.try_get("", "independent")?,
-        created_at: row.try_get("", "created_at")?,
-    })
-}
-
-const TICKET_COLUMNS: [&str; 11] = [
-    "ticket_id",
-    "kind",
-    "integration_id",
-    "vehicle_id",
-    "workshop_id",
-    "title",
-    "description",
-    "reported_by",
-    "status",
-    "created_at",
-    "tenant",
-];
-
-fn ticket_of(row: &QueryResult) -> Result<Ticket, DbErr> {
-    let kind: String = row.try_get("", "kind")?;
-    Ok(Ticket {
-        id: row.try_get("", "ticket_id")?,
-        kind: from_name(&kind, "tickets", "kind")?,
-        integration_id: row.try_get("", "integration_id")?,
-        vehicle_id: row.try_get("", "vehicle_id")?,
-        workshop_id: row.try_get("", "workshop_id")?,
-        title: row.try_get("", "title")?,
-        description: row.try_get("", "description")?,
-        reported_by: row.try_get("", "reported_by")?,
-        status: row.try_get("", "status")?,
-        created_at: row.try_get("", "created_at")?,
-    })
-}
-
-/// `tenant`'s workshops, by name.
-pub async fn workshops(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<Workshop>, DbErr> {
-    let query = Query::select()
-        .columns(["workshop_id", "name", "independent", "created_at"])
-        .from("workshops")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .order_by("name", Order::Asc)
-        .to_owned();
-    db.query_all(&query).await?.iter().map(workshop_of).collect()
-}
-
-/// Integration `id`'s selection, if it is `tenant`'s.
-pub async fn selection(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Selection>, DbErr> {
-    let query = Query::select()
-        .columns(["maintenance_workshops", "independent_workshops"])
-        .from("integrations")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("integration_id").eq(id))
-        .to_owned();
-    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
-    Ok(Some(Selection {
-        allowed_workshop_ids: json_column(&row, "integrations", "maintenance_workshops")?,
-        independent_workshops: row.try_get("", "independent_workshops")?,
-    }))
-}
-
-/// The tickets of `kind` an integration opened, newest first.
-pub async fn tickets(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    integration_id: Uuid,
-    kind: TicketKind,
-) -> Result<Vec<Ticket>, DbErr> {
-    let query = Query::select()
-        .columns(TICKET_COLUMNS)
-        .from("tickets")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("integration_id").eq(integration_id))
-        .and_where(Expr::col("kind").eq(name_of(&kind)))
-        .order_by("created_at", Order::Desc)
-        .to_owned();
-    db.query_all(&query).await?.iter().map(ticket_of).collect()
 }
 
 async fn add_workshop(

@@ -20,7 +20,6 @@ use bus::amqp::GroupTopology;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::payments::{
     InvoicePurchase, InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus, ReplenishBalance,
     ReplenishmentStatus, SettleProviderPayment,
@@ -28,33 +27,19 @@ use schemas::payments::{
 use schemas::subjects::Channel;
 use schemas::wallets::{EntrySource, WalletAction};
 use schemas::{AnyMessage, Currency, Envelope, routing, subjects};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal};
 use crate::wallets::{self, Posting};
+pub(crate) use readside::payments::{Purchase, find, purchase_of, select};
+use readside::{Outcome, Refusal};
 
 /// The group's name.
 pub const GROUP: &str = "payments";
 
 const SOURCE: &str = "voltbus/payments";
-const COLUMNS: [&str; 12] = [
-    "purchase_id",
-    "customer_id",
-    "session_id",
-    "charger_id",
-    "energy_kwh",
-    "amount",
-    "currency",
-    "status",
-    "payment_option",
-    "paid_at",
-    "feedback_score",
-    "created_at",
-];
 
 /// The group's queues.
 pub fn topology() -> GroupTopology {
@@ -66,87 +51,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SettleProviderPayment>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// A purchase as the app sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Purchase {
-    /// Purchase id.
-    pub id: Uuid,
-    /// Buyer.
-    pub customer_id: Uuid,
-    /// The charging session it is for.
-    pub session_id: Uuid,
-    /// Charger.
-    pub charger_id: Uuid,
-    /// Energy delivered, kWh.
-    pub energy_kwh: f64,
-    /// Price, minor units.
-    pub amount: i64,
-    /// Currency.
-    pub currency: Currency,
-    /// `pending`, `success`, `error` or `canceled`.
-    pub status: String,
-    /// How it was paid.
-    pub payment_option: Option<String>,
-    /// When it was paid.
-    pub paid_at: Option<DateTime<Utc>>,
-    /// The app's score, 1 to 5.
-    pub feedback_score: Option<i16>,
-    /// Made.
-    pub created_at: DateTime<Utc>,
-}
-
-fn purchase_of(row: &QueryResult) -> Result<Purchase, DbErr> {
-    let currency: String = row.try_get("", "currency")?;
-    Ok(Purchase {
-        id: row.try_get("", "purchase_id")?,
-        customer_id: row.try_get("", "customer_id")?,
-        session_id: row.try_get("", "session_id")?,
-        charger_id: row.try_get("", "charger_id")?,
-        energy_kwh: row.try_get("", "energy_kwh")?,
-        amount: row.try_get("", "amount")?,
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("purchases.currency: {e}")))?,
-        status: row.try_get("", "status")?,
-        payment_option: row.try_get("", "payment_option")?,
-        paid_at: row.try_get("", "paid_at")?,
-        feedback_score: row.try_get("", "feedback_score")?,
-        created_at: row.try_get("", "created_at")?,
-    })
-}
-
-fn select(tenant: &str, customer_id: Uuid) -> SelectStatement {
-    Query::select()
-        .columns(COLUMNS)
-        .from("purchases")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(customer_id))
-        .to_owned()
-}
-
-/// Customer `customer_id`'s purchase `id`.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    customer_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Purchase>, DbErr> {
-    let query = select(tenant, customer_id).and_where(Expr::col("purchase_id").eq(id)).to_owned();
-    db.query_one(&query).await?.map(|row| purchase_of(&row)).transpose()
-}
-
-/// One page of customer `customer_id`'s purchases, newest first, and how many there are.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    customer_id: Uuid,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Purchase>, u64), DbErr> {
-    let query =
-        select(tenant, customer_id).order_by("created_at", Order::Desc).order_by("purchase_id", Order::Desc).to_owned();
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    Ok((rows.iter().map(purchase_of).collect::<Result<_, _>>()?, total))
 }
 
 /// The app's `{topic}.PAYMENT`, through the outbox.
@@ -174,7 +78,7 @@ async fn pay(
     let tenant = cause.tenant.as_str();
     let mut query =
         select(tenant, command.user_id).and_where(Expr::col("purchase_id").eq(command.purchase_id)).to_owned();
-    crate::database::for_update(tx, &mut query);
+    readside::columns::for_update(tx, &mut query);
     let Some(purchase) = tx.query_one(&query).await?.map(|row| purchase_of(&row)).transpose()? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {}", command.purchase_id))));
     };
@@ -254,61 +158,6 @@ async fn feedback(
         return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {}", command.purchase_id))));
     }
     Ok(Outcome::Done(json!({})))
-}
-
-/// A provider's invoice, as the app and the edge see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Invoice {
-    /// Our invoice id.
-    pub id: Uuid,
-    /// Owner.
-    pub tenant: String,
-    /// Payer.
-    pub customer_id: Uuid,
-    /// Minor units.
-    pub amount: i64,
-    /// Currency.
-    pub currency: Currency,
-    /// The provider's own id.
-    pub provider_reference: String,
-    /// `pending`, `success`, `error` or `canceled`.
-    pub status: String,
-    /// The purchase it pays; none for a top-up.
-    pub purchase_id: Option<Uuid>,
-    /// The provider (`QPAY`, `PAYSTACK`).
-    pub provider: String,
-}
-
-/// Invoice `id`, whoever's it is (a provider's callback names only the invoice).
-pub async fn invoice(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Invoice>, DbErr> {
-    let query = Query::select()
-        .columns([
-            "invoice_id",
-            "tenant",
-            "customer_id",
-            "amount",
-            "currency",
-            "provider_reference",
-            "status",
-            "purchase_id",
-            "provider",
-        ])
-        .from("invoices")
-        .and_where(Expr::col("invoice_id").eq(id))
-        .to_owned();
-    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
-    let currency: String = row.try_get("", "currency")?;
-    Ok(Some(Invoice {
-        id: row.try_get("", "invoice_id")?,
-        tenant: row.try_get("", "tenant")?,
-        customer_id: row.try_get("", "customer_id")?,
-        amount: row.try_get("", "amount")?,
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("invoices.currency: {e}")))?,
-        provider_reference: row.try_get("", "provider_reference")?,
-        status: row.try_get("", "status")?,
-        purchase_id: row.try_get("", "purchase_id")?,
-        provider: row.try_get("", "provider")?,
-    }))
 }
 
 /// A provider's invoice to record: for a top-up, or for purchase `purchase_id`.
@@ -433,7 +282,7 @@ async fn settle(
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("invoice_id").eq(command.invoice_id))
         .to_owned();
-    crate::database::for_update(tx, &mut query);
+    readside::columns::for_update(tx, &mut query);
     let Some(row) = tx.query_one(&query).await? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no invoice {}", command.invoice_id))));
     };
@@ -531,7 +380,7 @@ async fn settle_purchase(
     let tenant = cause.tenant.as_str();
     // Locked: a payment from the balance, or another invoice of the same purchase, waits here.
     let mut query = select(tenant, customer_id).and_where(Expr::col("purchase_id").eq(purchase_id)).to_owned();
-    crate::database::for_update(tx, &mut query);
+    readside::columns::for_update(tx, &mut query);
     let Some(purchase) = tx.query_one(&query).await?.map(|row| purchase_of(&row)).transpose()? else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no purchase {purchase_id}"))));
     };

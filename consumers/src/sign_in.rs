@@ -17,11 +17,12 @@ use schemas::customers::{CreateCustomer, CustomerProfile, SignIn};
 use schemas::{AnyMessage, Envelope};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal, codes};
+pub use readside::sign_in::{Session, SignedIn, session};
+
+use readside::{Outcome, Refusal, codes};
 
 /// The limits of sign-in codes.
 #[derive(Clone, Copy, Debug)]
@@ -38,26 +39,6 @@ impl Default for SignInPolicy {
     fn default() -> Self {
         Self { max_attempts: 5, codes_per_hour: 5, codes_per_day: 10 }
     }
-}
-
-/// A signed-in mobile customer, as the sign-in answers it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SignedIn {
-    /// The customer the phone is.
-    pub customer_id: Uuid,
-    /// Whether this sign-in made the customer.
-    pub created: bool,
-}
-
-/// A live session.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Session {
-    /// Owner.
-    pub tenant: String,
-    /// The signed-in customer.
-    pub customer_id: Uuid,
-    /// When it ends.
-    pub expires_at: DateTime<Utc>,
 }
 
 /// Stores a requested code, unless the phone asked for too many this hour.
@@ -134,7 +115,7 @@ pub(crate) async fn sign_in(
         .order_by("created_at", Order::Desc)
         .limit(1)
         .to_owned();
-    crate::database::for_update(tx, &mut latest);
+    readside::columns::for_update(tx, &mut latest);
     let refused = |code: &str, message: &str| Ok(Outcome::Refused(Refusal::coded(code, message)));
     let Some(row) = tx.query_one(&latest).await? else {
         return refused(codes::INVALID_CODE, "no code was asked for this phone");
@@ -243,26 +224,6 @@ pub(crate) async fn set_notification_token(
         return Ok(Outcome::Refused(Refusal::not_found(format!("no mobile customer {customer_id}"))));
     }
     Ok(Outcome::Done(serde_json::json!({ "updated": true })))
-}
-
-/// The live session whose token hashes to `session_hash`.
-pub async fn session(
-    db: &impl ConnectionTrait,
-    session_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Session>, DbErr> {
-    let query = Query::select()
-        .columns(["tenant", "customer_id", "expires_at"])
-        .from("mobile_sessions")
-        .and_where(Expr::col("session_hash").eq(session_hash))
-        .and_where(Expr::col("expires_at").gt(now))
-        .to_owned();
-    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
-    Ok(Some(Session {
-        tenant: row.try_get("", "tenant")?,
-        customer_id: row.try_get("", "customer_id")?,
-        expires_at: row.try_get("", "expires_at")?,
-    }))
 }
 
 /// Deletes expired sessions and codes older than a day; returns rows deleted.

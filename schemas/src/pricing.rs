@@ -78,3 +78,51 @@ message!(
     |m| Some(m.subaccount_id.to_string()),
     offered(PricingRead, |m| Reach::Subaccount(m.subaccount_id))
 );
+
+/// Largest amount a plan names (a million major units), so no price can overflow.
+pub const MAX_AMOUNT_CENTS: i64 = 100_000_000;
+/// Most discounts one plan applies.
+pub const MAX_DISCOUNTS: usize = 10;
+
+impl PricingPlan {
+    /// What is wrong with the plan, as the field and a sentence; `None` if nothing.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let plan = self;
+        let amounts = [
+            ("unlock_cents", Some(plan.unlock_cents)),
+            ("per_minute_cents", Some(plan.per_minute_cents)),
+            ("paused_per_minute_cents", Some(plan.paused_per_minute_cents)),
+            ("per_km_cents", Some(plan.per_km_cents)),
+            ("minimum_fare_cents", Some(plan.minimum_fare_cents)),
+            ("cap_cents", plan.cap_cents),
+            ("minimum_balance_cents", Some(plan.minimum_balance_cents)),
+        ];
+        for (field, amount) in amounts {
+            if amount.is_some_and(|a| !(0..=MAX_AMOUNT_CENTS).contains(&a)) {
+                return Some((field, format!("{field} must be 0 to {MAX_AMOUNT_CENTS} minor units")));
+            }
+        }
+        if plan.cap_cents.is_some_and(|cap| cap < plan.minimum_fare_cents) {
+            return Some(("cap_cents", "cap_cents must not be below minimum_fare_cents".into()));
+        }
+        if plan.discounts.len() > MAX_DISCOUNTS {
+            return Some(("discounts", format!("at most {MAX_DISCOUNTS} discounts")));
+        }
+        for discount in &plan.discounts {
+            let (fine, label) = match discount {
+                Discount::Percentage { basis_points, label } => (*basis_points <= 10_000, label),
+                Discount::Fixed { amount_cents, label } => ((0..=MAX_AMOUNT_CENTS).contains(amount_cents), label),
+            };
+            if !fine {
+                return Some((
+                    "discounts",
+                    "a percentage is 0 to 10,000 basis points, a fixed amount 0 or more".into(),
+                ));
+            }
+            if label.trim().is_empty() || label.chars().count() > 100 {
+                return Some(("discounts", "every discount has a label of 1 to 100 characters".into()));
+            }
+        }
+        None
+    }
+}

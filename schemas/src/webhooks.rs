@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Sensitive;
 use crate::message::message;
+use crate::{Message, Sensitive, customers, rides, vehicles};
 
 /// Register an endpoint. The signing secret travels only encrypted with the platform key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -206,3 +206,36 @@ pub struct WebhookDeliveryAttempted {
 message!(WebhookDeliveryAttempted, "webhook.delivery_attempted", (1, 0), Event, Webhooks, |m| Some(
     m.delivery_id.to_string()
 ));
+
+/// The seed's webhook event types, named by their catalogue events.
+pub const EVENT_TYPES: [&str; 11] = [
+    <rides::RideStarted as Message>::TYPE,
+    <rides::RideEnded as Message>::TYPE,
+    <rides::RidePaused as Message>::TYPE,
+    <rides::RideResumed as Message>::TYPE,
+    <customers::CustomerCreated as Message>::TYPE,
+    <customers::CustomerUpdated as Message>::TYPE,
+    <customers::CustomerBlocked as Message>::TYPE,
+    <customers::CustomerUnblocked as Message>::TYPE,
+    <vehicles::VehicleStatusChanged as Message>::TYPE,
+    <vehicles::VehicleBatteryLow as Message>::TYPE,
+    <vehicles::VehicleLocationUpdated as Message>::TYPE,
+];
+
+/// The test event's type: the command's own name.
+pub const TEST_EVENT: &str = <SendTestWebhook as Message>::TYPE;
+
+/// voltbus's own operational event types (as Svix names them), about an endpoint's deliveries.
+pub const OPERATIONAL_EVENTS: [&str; 3] =
+    ["endpoint.disabled", "message.attempt.exhausted", "message.attempt.recovered"];
+
+/// Whether `event` is one of voltbus's own operational events.
+pub fn is_operational(event: &str) -> bool {
+    OPERATIONAL_EVENTS.contains(&event)
+}
+
+/// The id partners de-duplicate on: the bus event's own id, so every retry and every replay of
+/// one event carries the same one.
+pub fn event_id(id: Uuid) -> String {
+    format!("evt_{}", id.simple())
+}

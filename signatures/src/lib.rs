@@ -15,14 +15,18 @@
 //! - `verify`: [`verify()`] and [`verify_standard()`], for tests and for partners' reference code.
 //! - `error`: [`SignatureError`], which says whether a header was malformed, stale or forged.
 //! - `encoding`: hex and base64, the text forms of keys and signatures.
+//! - `vault`: [`Vault`], the signing secrets sealed at rest (AES-256-GCM under the platform key),
+//!   since they must be recovered to sign with.
 
 mod encoding;
 mod error;
 mod secret;
 mod sign;
+mod vault;
 mod verify;
 
 pub use error::SignatureError;
 pub use secret::Secret;
 pub use sign::{Signed, VOLTBUS_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, sign};
+pub use vault::{Vault, VaultError};
 pub use verify::{DEFAULT_TOLERANCE_SECONDS, verify, verify_standard};

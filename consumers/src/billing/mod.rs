@@ -18,7 +18,7 @@ use chrono::Utc;
 use schemas::billing::{InitializePayment, InvoiceIssued, IssueInvoice, PaymentVerified, RecordUsage, SettlePayment};
 use schemas::{AnyMessage, Money, routing};
 
-use crate::outcome::{Outcome, Refusal};
+use readside::{Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.billing…`.
 pub const GROUP: &str = "billing";

@@ -3,83 +3,10 @@
 //! currency, which also marks the invoice paid.
 
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
-use schemas::Currency;
+pub use readside::billing::payments::{COLUMNS, Payment, by_reference, from_row, select};
 use schemas::billing::{InitializePayment, SettlePayment};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-/// A payment as admins see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    /// Our payment id.
-    pub id: Uuid,
-    /// Integration paying.
-    pub integration_id: Uuid,
-    /// The invoice it pays, if any.
-    pub invoice_id: Option<Uuid>,
-    /// Billing e-mail.
-    pub email: String,
-    /// Amount, minor units.
-    pub amount: i64,
-    /// Currency.
-    pub currency: Currency,
-    /// Paystack's reference.
-    pub reference: String,
-    /// Where it is paid.
-    pub authorization_url: String,
-    /// `pending` or `success`.
-    pub status: String,
-    /// What Paystack confirmed, minor units.
-    pub paid_amount: Option<i64>,
-    /// Initialized.
-    pub created_at: DateTime<Utc>,
-    /// Settled.
-    pub paid_at: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: [&str; 14] = [
-    "payment_id",
-    "tenant",
-    "integration_id",
-    "invoice_id",
-    "email",
-    "amount",
-    "currency",
-    "idempotency_key",
-    "reference",
-    "authorization_url",
-    "status",
-    "paid_amount",
-    "created_at",
-    "paid_at",
-];
-
-fn select() -> SelectStatement {
-    Query::select().columns(COLUMNS).from("integration_payments").to_owned()
-}
-
-fn from_row(row: &QueryResult) -> Result<(String, Payment), DbErr> {
-    let currency: String = row.try_get("", "currency")?;
-    let payment = Payment {
-        id: row.try_get("", "payment_id")?,
-        integration_id: row.try_get("", "integration_id")?,
-        invoice_id: row.try_get("", "invoice_id")?,
-        email: row.try_get("", "email")?,
-        amount: row.try_get("", "amount")?,
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("integration_payments.currency: {e}")))?,
-        reference: row.try_get("", "reference")?,
-        authorization_url: row.try_get("", "authorization_url")?,
-        status: row.try_get("", "status")?,
-        paid_amount: row.try_get("", "paid_amount")?,
-        created_at: row.try_get("", "created_at")?,
-        paid_at: row.try_get("", "paid_at")?,
-    };
-    Ok((row.try_get("", "tenant")?, payment))
-}
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbErr};
 
 /// Records an initialized payment; one already recorded for the same Idempotency-Key is kept.
 pub(crate) async fn record(
@@ -116,12 +43,6 @@ pub(crate) async fn record(
         .to_owned();
     let row = db.query_one(&query).await?.ok_or(DbErr::RecordNotInserted)?;
     Ok(from_row(&row)?.1)
-}
-
-/// The payment with Paystack reference `reference`, whatever its tenant (webhooks), with its tenant.
-pub async fn by_reference(db: &impl ConnectionTrait, reference: &str) -> Result<Option<(String, Payment)>, DbErr> {
-    let query = select().and_where(Expr::col("reference").eq(reference)).to_owned();
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
 /// How a settlement went.

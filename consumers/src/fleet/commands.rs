@@ -12,78 +12,24 @@ use std::time::Duration;
 use bus::nats::JetStreamGroup;
 use bus::outbox::{self, Destination};
 use bus::{Context, Handler, HandlerError, Reply};
-use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
+use chrono::Utc;
 use schemas::vehicles::{
-    CommandOutcome, DeviceCommand, DeviceCommandResult, SendVehicleCommand, VehicleCommand, VehicleCommandCompleted,
+    CommandOutcome, DeviceCommand, DeviceCommandResult, SendVehicleCommand, VehicleCommandCompleted,
 };
 use schemas::{AnyMessage, Envelope, TenantId, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
-use serde::{Deserialize, Serialize};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use uuid::Uuid;
 
 use super::Vehicle;
-use crate::columns::{from_name, name_of};
-use crate::outcome::{Outcome, Refusal};
+use readside::columns::name_of;
+use readside::{Outcome, Refusal};
 
 /// The group that records devices' answers (JetStream durable consumer).
 pub const RESULTS_GROUP: &str = "vehicle-commands";
 
 const SOURCE: &str = "voltbus/vehicle-commands";
-const TABLE: &str = "vehicle_commands";
-const COLUMNS: [&str; 9] =
-    ["command_id", "tenant", "vehicle_id", "command", "status", "reason", "created_at", "expires_at", "completed_at"];
-
-/// Where a command stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandState {
-    /// Sent; no answer yet.
-    Pending,
-    /// The vehicle carried it out.
-    Succeeded,
-    /// The vehicle refused or failed.
-    Failed,
-    /// No answer before it expired.
-    TimedOut,
-}
-
-/// A command as partners see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CommandStatus {
-    /// Command id.
-    pub id: Uuid,
-    /// Vehicle.
-    pub vehicle_id: Uuid,
-    /// What was asked.
-    pub command: VehicleCommand,
-    /// Where it stands.
-    pub status: CommandState,
-    /// Why it failed, when it did.
-    pub reason: Option<String>,
-    /// Sent.
-    pub created_at: DateTime<Utc>,
-    /// Not carried out after this.
-    pub expires_at: DateTime<Utc>,
-    /// Answered or timed out.
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-fn from_row(row: &QueryResult) -> Result<CommandStatus, DbErr> {
-    let command: String = row.try_get("", "command")?;
-    let status: String = row.try_get("", "status")?;
-    Ok(CommandStatus {
-        id: row.try_get("", "command_id")?,
-        vehicle_id: row.try_get("", "vehicle_id")?,
-        command: from_name(&command, TABLE, "command")?,
-        status: from_name(&status, TABLE, "status")?,
-        reason: row.try_get("", "reason")?,
-        created_at: row.try_get("", "created_at")?,
-        expires_at: row.try_get("", "expires_at")?,
-        completed_at: row.try_get("", "completed_at")?,
-    })
-}
+pub use readside::fleet::commands::{COLUMNS, CommandState, CommandStatus, TABLE, find, from_row, recent};
 
 /// The answers' JetStream consumer: every device's answers, each under its own tenant's subjects.
 pub fn results_topology() -> JetStreamGroup {
@@ -94,35 +40,6 @@ pub fn results_topology() -> JetStreamGroup {
         crate::RETRY_DELAYS.to_vec(),
     )
     .checking_tenant_in_subject()
-}
-
-/// Command `id` of `tenant`.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<CommandStatus>, DbErr> {
-    let query = Query::select()
-        .columns(COLUMNS)
-        .from(TABLE)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("command_id").eq(id))
-        .to_owned();
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
-}
-
-/// The last `limit` commands sent to `vehicle` in `tenant`, newest first.
-pub async fn recent(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    vehicle: Uuid,
-    limit: u64,
-) -> Result<Vec<CommandStatus>, DbErr> {
-    let query = Query::select()
-        .columns(COLUMNS)
-        .from(TABLE)
-        .and_where(Expr::col("vehicle_id").eq(vehicle))
-        .and_where(Expr::col("tenant").eq(tenant))
-        .order_by("created_at", sea_orm::Order::Desc)
-        .limit(limit)
-        .to_owned();
-    db.query_all(&query).await?.iter().map(from_row).collect()
 }
 
 /// Accepts `send` for `vehicle`: recorded as pending and handed to its device, or refused when

@@ -23,34 +23,22 @@ use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::vehicles::{
     AddVehicle, BulkChangeCustomField, BulkOperation, ChangeCustomFields, MasterData, OperationStatus, RemoveVehicle,
     SendVehicleCommand, SetOperationStatus, UpdateMasterData, UpdateVehicle, VehicleChangeType, VehicleChanged,
-    VehicleCommand, VehicleStatusChanged,
+    VehicleStatusChanged,
 };
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::{DatabaseTransaction, DbErr};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::outcome::{Deleted, Outcome, Refusal};
-pub use states::LatestState;
-pub use vehicles::{Filter, Nearby, Vehicle};
+pub use readside::fleet::{ALL_COMMANDS, BulkResult, Filter, LatestState, Nearby, Vehicle};
+use readside::{Deleted, Outcome, Refusal};
 
 /// The vehicle commands' group: its queues are `voltbus.fleet…`.
 pub const GROUP: &str = "fleet";
 
 const SOURCE: &str = "voltbus/fleet";
-
-/// Every command a vehicle carries out; a vehicle added without a list has them all.
-pub const ALL_COMMANDS: [VehicleCommand; 5] = [
-    VehicleCommand::UnlockCentralLock,
-    VehicleCommand::LockCentralLock,
-    VehicleCommand::DisableImmobilizer,
-    VehicleCommand::EnableImmobilizer,
-    VehicleCommand::HonkAndFlash,
-];
 
 /// The vehicle commands' queues.
 pub fn topology() -> GroupTopology {
@@ -65,18 +53,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SendVehicleCommand>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// What a bulk custom-field edit did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct BulkResult {
-    /// The bulk operation's id.
-    pub bulk_id: Uuid,
-    /// The vehicles it changed.
-    pub changed: Vec<Uuid>,
-    /// How many of the named vehicles it left as they were (the field was already so, or, for
-    /// `add`, already there; for `change`, not there).
-    pub unchanged: usize,
 }
 
 /// Handles the vehicle commands.

@@ -3,50 +3,13 @@
 //! arrive in), and `vehicle_state_history`, every report as received.
 
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::vehicles::{Position, Reading, VehicleState};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult};
 use uuid::Uuid;
 
-use crate::columns::{from_name, name_of, to_json};
-
-/// The latest state's table.
-pub(crate) const TABLE: &str = "vehicle_states";
-const HISTORY: &str = "vehicle_state_history";
-
-/// Columns of `vehicle_states` besides its key and tenant.
-pub(crate) const READ_COLUMNS: [&str; 18] = [
-    "charge_level",
-    "charge_level_at",
-    "latitude",
-    "longitude",
-    "position_at",
-    "odometer",
-    "odometer_at",
-    "remaining_range",
-    "remaining_range_at",
-    "speed",
-    "speed_at",
-    "central_lock",
-    "central_lock_at",
-    "ignition",
-    "ignition_at",
-    "announced_latitude",
-    "announced_longitude",
-    "received_at",
-];
-
-/// The latest reading of every property a vehicle reported.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct LatestState {
-    /// Each property's latest reading.
-    #[serde(flatten)]
-    pub state: VehicleState,
-    /// When the last report arrived.
-    pub received_at: Option<DateTime<Utc>>,
-}
+use readside::columns::{name_of, to_json};
+pub use readside::fleet::states::{HISTORY, LatestState, READ_COLUMNS, TABLE, from_row, position, recent};
 
 /// A vehicle's latest state as the ingest reads and writes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,41 +24,6 @@ pub(crate) struct Tracked {
     pub latest: LatestState,
     /// Where the last `vehicle.location_updated` placed it.
     pub announced: Option<Position>,
-}
-
-fn reading<T>(value: Option<T>, time: Option<DateTime<Utc>>) -> Option<Reading<T>> {
-    Some(Reading { value: value?, time: time? })
-}
-
-fn named<T: serde::de::DeserializeOwned>(row: &QueryResult, column: &str) -> Result<Option<T>, DbErr> {
-    let name: Option<String> = row.try_get("", column)?;
-    name.map(|n| from_name(&n, TABLE, column)).transpose()
-}
-
-/// The latest state in a row holding [`READ_COLUMNS`] (all null for a vehicle that never reported).
-pub(crate) fn from_row(row: &QueryResult) -> Result<LatestState, DbErr> {
-    let at = |column: &str| row.try_get::<Option<DateTime<Utc>>>("", column);
-    let latitude: Option<f64> = row.try_get("", "latitude")?;
-    let longitude: Option<f64> = row.try_get("", "longitude")?;
-    let position = latitude.zip(longitude).map(|(latitude, longitude)| Position { latitude, longitude });
-    let charge: Option<i16> = row.try_get("", "charge_level")?;
-    let odometer: Option<i64> = row.try_get("", "odometer")?;
-    let range: Option<i64> = row.try_get("", "remaining_range")?;
-    let speed: Option<f64> = row.try_get("", "speed")?;
-    Ok(LatestState {
-        state: VehicleState {
-            charge_level: reading(charge.and_then(|c| u8::try_from(c).ok()), at("charge_level_at")?),
-            position: reading(position, at("position_at")?),
-            odometer: reading(odometer.and_then(|o| u64::try_from(o).ok()), at("odometer_at")?),
-            remaining_range: reading(range.and_then(|r| u32::try_from(r).ok()), at("remaining_range_at")?),
-            // Stored as a double; the reading was an f32 to begin with.
-            #[allow(clippy::cast_possible_truncation)]
-            speed: reading(speed.map(|s| s as f32), at("speed_at")?),
-            central_lock: reading(named(row, "central_lock")?, at("central_lock_at")?),
-            ignition: reading(named(row, "ignition")?, at("ignition_at")?),
-        },
-        received_at: at("received_at")?,
-    })
 }
 
 /// Keeps in `latest` each reading of `report` that is newer than the one it holds; true if any was.
@@ -172,17 +100,26 @@ pub(crate) async fn track(db: &impl ConnectionTrait, tenant: &str, ids: &[Uuid])
     let rows = db.query_all(&query).await?;
     rows.iter()
         .map(|row| {
-            let latitude: Option<f64> = row.try_get("", "announced_latitude")?;
-            let longitude: Option<f64> = row.try_get("", "announced_longitude")?;
+            let vehicle = TrackedRow::from_query_result(row, "")?;
             Ok(Tracked {
-                vehicle_id: row.try_get("", "vehicle_id")?,
-                subaccount_id: row.try_get("", "subaccount_id")?,
-                vehicle_number: row.try_get("", "vehicle_number")?,
+                vehicle_id: vehicle.vehicle_id,
+                subaccount_id: vehicle.subaccount_id,
+                vehicle_number: vehicle.vehicle_number,
                 latest: from_row(row)?,
-                announced: latitude.zip(longitude).map(|(latitude, longitude)| Position { latitude, longitude }),
+                announced: position(vehicle.announced_latitude, vehicle.announced_longitude),
             })
         })
         .collect()
+}
+
+/// What [`track`] reads besides the latest state.
+#[derive(FromQueryResult)]
+struct TrackedRow {
+    vehicle_id: Uuid,
+    subaccount_id: Uuid,
+    vehicle_number: Option<String>,
+    announced_latitude: Option<f64>,
+    announced_longitude: Option<f64>,
 }
 
 fn value_and_time<T, V: Into<SimpleExpr>>(reading: &Option<Reading<T>>, value: impl Fn(&T) -> V) -> [SimpleExpr; 2] {
@@ -258,28 +195,6 @@ pub(crate) async fn record(
         ]);
     }
     db.execute(&insert).await.map(|_| ())
-}
-
-/// The last `limit` state reports of `vehicle` in `tenant`, newest first, as received.
-pub async fn recent(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    vehicle: Uuid,
-    limit: u64,
-) -> Result<Vec<(DateTime<Utc>, serde_json::Value)>, DbErr> {
-    let query = Query::select()
-        .columns(["received_at", "state"])
-        .from(HISTORY)
-        .and_where(Expr::col("vehicle_id").eq(vehicle))
-        .and_where(Expr::col("tenant").eq(tenant))
-        .order_by("received_at", sea_orm::Order::Desc)
-        .limit(limit)
-        .to_owned();
-    db.query_all(&query)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("", "received_at")?, crate::columns::json_column(row, HISTORY, "state")?)))
-        .collect()
 }
 
 /// Deletes history received more than `kept` ago; how many reports went.

@@ -29,8 +29,8 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
 use super::states::{self, Report, Tracked};
-use crate::geometry::metres_between;
-use crate::ids::derived_id;
+use readside::geometry::metres_between;
+use readside::ids::derived_id;
 
 /// The ingest's group (JetStream durable consumer).
 pub const GROUP: &str = "telemetry";

@@ -1,199 +1,20 @@
 //! The `api_keys` table: partner keys as the edge reads them and the integrations handler writes
 //! them. Only the display prefix and the SHA-256 of a key are ever stored.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use schemars::JsonSchema;
-use schemas::integrations::{Audience, CreateApiKey, KeyScope, Permission, RateLimits, UpdateApiKey};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use schemas::integrations::{CreateApiKey, UpdateApiKey};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
-use crate::columns::{json_column, to_json};
-
-const COLUMNS: [&str; 16] = [
-    "id",
-    "tenant",
-    "name",
-    "display_prefix",
-    "admin",
-    "permissions",
-    "scope",
-    "per_minute",
-    "per_hour",
-    "per_day",
-    "expires_at",
-    "active",
-    "created_at",
-    "updated_at",
-    "last_used_at",
-    "key_hash",
-];
-
-/// A partner API key as stored (without its secret) and as admins see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ApiKey {
-    /// Key id.
-    pub id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// First 12 characters of the key.
-    pub prefix: String,
-    /// Granted permissions.
-    pub permissions: Vec<Permission>,
-    /// Subaccount scope.
-    #[serde(flatten)]
-    pub scope: KeyScope,
-    /// Request limits per window.
-    pub rate_limits: RateLimits,
-    /// When the key stops working, if ever.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Disabled keys get 401.
-    pub active: bool,
-    /// May manage the organisation's keys and read its request log.
-    pub admin: bool,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Last request made with it.
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
-/// A key with what the edge needs to authenticate it, and never shows.
-#[derive(Clone, Debug)]
-pub struct StoredKey {
-    /// The organisation (tenant) the key belongs to.
-    pub tenant: String,
-    /// SHA-256 of the key, hex.
-    pub key_hash: String,
-    /// The key's settings.
-    pub key: ApiKey,
-}
-
-impl ApiKey {
-    /// What the key reads when it names no subaccount: the reach of what it makes.
-    pub fn audience(&self) -> Audience {
-        Audience { subaccount_ids: self.scope.subaccounts(), permissions: self.permissions.clone() }
-    }
-}
-
-impl StoredKey {
-    /// Whether the key may be used at `now`: active and not expired.
-    pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
-        self.key.active && self.key.expires_at.is_none_or(|expiry| now < expiry)
-    }
-}
-
-fn select() -> SelectStatement {
-    Query::select().columns(COLUMNS).from("api_keys").to_owned()
-}
-
-fn limit_column(row: &QueryResult, column: &str) -> Result<u32, DbErr> {
-    let value: i32 = row.try_get("", column)?;
-    u32::try_from(value).map_err(|e| DbErr::Type(format!("api_keys.{column}: {e}")))
-}
-
-fn from_row(row: &QueryResult) -> Result<StoredKey, DbErr> {
-    let key = ApiKey {
-        id: row.try_get("", "id")?,
-        name: row.try_get("", "name")?,
-        prefix: row.try_get("", "display_prefix")?,
-        permissions: json_column(row, "api_keys", "permissions")?,
-        scope: json_column(row, "api_keys", "scope")?,
-        rate_limits: RateLimits {
-            per_minute: limit_column(row, "per_minute")?,
-            per_hour: limit_column(row, "per_hour")?,
-            per_day: limit_column(row, "per_day")?,
-        },
-        expires_at: row.try_get("", "expires_at")?,
-        active: row.try_get("", "active")?,
-        admin: row.try_get("", "admin")?,
-        created_at: row.try_get("", "created_at")?,
-        updated_at: row.try_get("", "updated_at")?,
-        last_used_at: row.try_get("", "last_used_at")?,
-    };
-    Ok(StoredKey { tenant: row.try_get("", "tenant")?, key_hash: row.try_get("", "key_hash")?, key })
-}
+use readside::columns::to_json;
+pub use readside::integrations::keys::{
+    ApiKey, COLUMNS, StoredKey, find, find_by_hash, from_row, list, lock, narrowed_audience, returned, select,
+    usage_since, with_maker,
+};
 
 fn limit(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
-}
-
-/// The row a statement with `RETURNING` wrote, if any: one round trip for the change and its result.
-async fn returned(
-    db: &impl ConnectionTrait,
-    statement: &impl sea_orm::StatementBuilder,
-) -> Result<Option<StoredKey>, DbErr> {
-    db.query_one(statement).await?.as_ref().map(from_row).transpose()
-}
-
-/// The key whose SHA-256 is `key_hash` (hex), whatever its tenant: authentication.
-pub async fn find_by_hash(db: &impl ConnectionTrait, key_hash: &str) -> Result<Option<StoredKey>, DbErr> {
-    let query = select().and_where(Expr::col("key_hash").eq(key_hash)).to_owned();
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
-}
-
-/// Key `id` of `tenant`; another tenant's key is not found.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredKey>, DbErr> {
-    let query = select().and_where(Expr::col("tenant").eq(tenant)).and_where(Expr::col("id").eq(id)).to_owned();
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
-}
-
-/// Locks key `id` of `tenant` until the transaction ends (PostgreSQL), so a change to it waits
-/// for what is being set up from it (a subscriber queue bound from its scope), and the other way
-/// round.
-pub async fn lock(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<(), DbErr> {
-    let mut query = Query::select()
-        .column("id")
-        .from("api_keys")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("id").eq(id))
-        .to_owned();
-    crate::database::for_update(db, &mut query);
-    db.query_one(&query).await.map(|_| ())
-}
-
-/// Adds to a select of `table` (a webhook endpoint's or a subscription's, with `tenant` and
-/// `key_id` columns) what the key that made each row reads now: `maker_scope` and
-/// `maker_permissions`, null when it is gone. A correlated sub-select by primary key: no join
-/// to qualify every column for.
-pub(crate) fn with_maker(query: &mut SelectStatement, table: &str) {
-    for (column, alias) in [("scope", "maker_scope"), ("permissions", "maker_permissions")] {
-        let maker =
-            format!("(SELECT k.{column} FROM api_keys k WHERE k.tenant = {table}.tenant AND k.id = {table}.key_id)");
-        query.expr_as(Expr::cust(maker), alias);
-    }
-}
-
-/// What a row's recorded `audience` may still receive, narrowed by what its maker reads now
-/// (the columns [`with_maker`] adds); as recorded when the maker is gone.
-pub(crate) fn narrowed_audience(row: &QueryResult, table: &str) -> Result<Audience, DbErr> {
-    let recorded = crate::columns::audience_column(row, table)?;
-    let scope: Option<String> = row.try_get("", "maker_scope")?;
-    let permissions: Option<String> = row.try_get("", "maker_permissions")?;
-    let (Some(scope), Some(permissions)) = (scope, permissions) else { return Ok(recorded) };
-    let scope: KeyScope = serde_json::from_str(&scope).map_err(|e| DbErr::Type(format!("api_keys.scope: {e}")))?;
-    let permissions =
-        serde_json::from_str(&permissions).map_err(|e| DbErr::Type(format!("api_keys.permissions: {e}")))?;
-    Ok(recorded.narrowed_to(&Audience { subaccount_ids: scope.subaccounts(), permissions }))
-}
-
-/// One page of `tenant`'s keys, oldest first, and how many there are in all.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<ApiKey>, u64), DbErr> {
-    let query = select()
-        .and_where(Expr::col("tenant").eq(tenant))
-        .order_by("created_at", Order::Asc)
-        .order_by("id", Order::Asc)
-        .to_owned();
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    let keys = rows.iter().map(|row| from_row(row).map(|k| k.key)).collect::<Result<_, _>>()?;
-    Ok((keys, total))
 }
 
 /// Stores a new key of `tenant` and returns it.
@@ -300,26 +121,4 @@ pub async fn delete(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result
     let usage = Query::delete().from_table("api_key_usage").and_where(Expr::col("key_id").eq(id)).to_owned();
     db.execute(&usage).await?;
     Ok(true)
-}
-
-/// Requests made with a key per day, from `since` on.
-pub async fn usage_since(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    since: NaiveDate,
-) -> Result<Vec<(NaiveDate, u64)>, DbErr> {
-    let query = Query::select()
-        .columns(["day", "requests"])
-        .from("api_key_usage")
-        .and_where(Expr::col("key_id").eq(id))
-        .and_where(Expr::col("day").gte(since))
-        .to_owned();
-    db.query_all(&query)
-        .await?
-        .iter()
-        .map(|row| {
-            let requests: i64 = row.try_get("", "requests")?;
-            Ok((row.try_get("", "day")?, u64::try_from(requests).unwrap_or(0)))
-        })
-        .collect()
 }

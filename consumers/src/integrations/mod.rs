@@ -31,7 +31,7 @@ use schemas::{AnyMessage, Envelope, TenantId, routing};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal};
+use readside::{Outcome, Refusal};
 
 pub use keys::{ApiKey, StoredKey};
 pub use requests::LoggedRequest;

@@ -19,7 +19,6 @@ use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::customers::{CreateCustomer, CustomerProfile};
 use schemas::marketplace::{
     ETVAS, IdPair, MarketplacePurchaseChanged, MarketplaceUserChanged, PartnerEvent, PartnerProfile, PartnerUser,
@@ -28,12 +27,13 @@ use schemas::marketplace::{
 };
 use schemas::{AnyMessage, Envelope, routing};
 use sea_orm::{DatabaseTransaction, DbErr};
-use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Outcome, Refusal};
 use crate::{customers, sequences};
 use purchases::Standing;
+use readside::{Outcome, Refusal};
 use users::User;
+
+pub use readside::marketplace::Mapping;
 
 /// The group's name: its queues are `voltbus.marketplace…`.
 pub const GROUP: &str = "marketplace";
@@ -51,16 +51,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<ProductResume>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// A marketplace command's answer: the user's ids, and the product's for product events.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Mapping {
-    /// The marketplace's user id and ours.
-    pub user: IdPair,
-    /// The marketplace's product id and ours (the purchase's number).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product: Option<IdPair>,
 }
 
 /// Handles the marketplace commands.

@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use uuid::Uuid;
 
-use crate::columns::{json_column, to_json};
+use readside::columns::{json_column, to_json};
 
 const TABLE: &str = "marketplace_users";
 

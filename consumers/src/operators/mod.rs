@@ -5,53 +5,18 @@
 //! The commands (`operator.*`) belong to the integrations consumer group; this module holds
 //! their effects and the reads the edge makes.
 
-pub mod password;
+pub use readside::operators::password;
 
 use chrono::{DateTime, Utc};
 use schemas::operators::{CloseOperatorSession, OpenOperatorSession, RecordOperatorSignInFailure};
 use schemas::{AnyMessage, Envelope};
-use sea_orm::sea_query::{Expr, ExprTrait, JoinType, Query};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
-use crate::columns::{from_name, name_of};
-use crate::outcome::{Outcome, Refusal};
-
-/// What an operator may see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Every organisation, and the whole bus.
-    Platform,
-    /// One organisation: its data, and its own dead letters.
-    Organisation,
-}
-
-/// An operator account, without its password.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Operator {
-    /// Account id.
-    pub operator_id: Uuid,
-    /// Sign-in address, lower-cased.
-    pub email: String,
-    /// What the operator may see.
-    pub role: Role,
-    /// The organisation of an `organisation` operator.
-    pub tenant: Option<String>,
-    /// Sign-in is refused until then.
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
-impl Operator {
-    /// Whether the operator may act in `tenant`.
-    pub fn may_see(&self, tenant: &str) -> bool {
-        match self.role {
-            Role::Platform => true,
-            Role::Organisation => self.tenant.as_deref() == Some(tenant),
-        }
-    }
-}
+use readside::columns::name_of;
+pub use readside::operators::{COLUMNS, Operator, Role, find_by_email, operator_of, organisations, session};
+use readside::{Outcome, Refusal};
 
 /// Errors of the operator bootstrap.
 #[derive(Debug, thiserror::Error)]
@@ -66,19 +31,6 @@ pub enum OperatorError {
     #[error("{0}")]
     Invalid(String),
 }
-
-fn operator_of(row: &QueryResult) -> Result<Operator, DbErr> {
-    let role: String = row.try_get("", "role")?;
-    Ok(Operator {
-        operator_id: row.try_get("", "operator_id")?,
-        email: row.try_get("", "email")?,
-        role: from_name(&role, "operators", "role")?,
-        tenant: row.try_get("", "tenant")?,
-        locked_until: row.try_get("", "locked_until")?,
-    })
-}
-
-const COLUMNS: [&str; 5] = ["operator_id", "email", "role", "tenant", "locked_until"];
 
 /// Creates an operator account with `password` (hashed here); refuses an address already taken.
 pub async fn create(
@@ -122,45 +74,6 @@ pub async fn create(
         .to_owned();
     db.execute(&insert).await?;
     Ok(Operator { operator_id, email, role, tenant: tenant.map(|t| t.as_str().to_owned()), locked_until: None })
-}
-
-/// The operator signing in as `email`, with the stored password hash.
-pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<(Operator, String)>, DbErr> {
-    let query = Query::select()
-        .columns(COLUMNS)
-        .column("password_hash")
-        .from("operators")
-        .and_where(Expr::col("email").eq(email.trim().to_lowercase()))
-        .to_owned();
-    match db.query_one(&query).await? {
-        Some(row) => Ok(Some((operator_of(&row)?, row.try_get("", "password_hash")?))),
-        None => Ok(None),
-    }
-}
-
-/// The operator whose open session hashes to `session_hash`.
-pub async fn session(
-    db: &impl ConnectionTrait,
-    session_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Operator>, DbErr> {
-    let mut query = Query::select();
-    for column in COLUMNS {
-        query.expr_as(Expr::col(("o", column)), column);
-    }
-    let query = query
-        .from_as("operator_sessions", "s")
-        .join_as(JoinType::InnerJoin, "operators", "o", Expr::col(("o", "operator_id")).equals(("s", "operator_id")))
-        .and_where(Expr::col(("s", "session_hash")).eq(session_hash))
-        .and_where(Expr::col(("s", "expires_at")).gt(now))
-        .to_owned();
-    db.query_one(&query).await?.map(|row| operator_of(&row)).transpose()
-}
-
-/// The organisations there are, for a platform operator to choose from.
-pub async fn organisations(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
-    let query = Query::select().column("id").from("tenants").order_by("id", sea_orm::Order::Asc).to_owned();
-    db.query_all(&query).await?.iter().map(|row| row.try_get("", "id")).collect()
 }
 
 /// The effect of an `operator.*` command; `None` for any other message.

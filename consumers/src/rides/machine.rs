@@ -1,19 +1,6 @@
 //! A ride's life: active, paused, ended, and the only moves between them.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// Where a ride stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RideStatus {
-    /// Riding.
-    Active,
-    /// Paused: the vehicle stays the customer's, at the paused rate.
-    Paused,
-    /// Over and priced.
-    Ended,
-}
+pub use readside::rides::RideStatus;
 
 /// What a command asks of a ride.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

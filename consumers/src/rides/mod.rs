@@ -30,14 +30,15 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
 use crate::fleet::{self, vehicles};
-use crate::outcome::{Outcome, Refusal, codes};
 use crate::pricing::{self, Usage};
 use crate::wallets::{self, Posting};
-use crate::{customers, geometry, zones};
+use crate::{customers, zones};
 pub use machine::RideStatus;
 use machine::Step;
+use readside::geometry;
+use readside::{Outcome, Refusal, codes};
+pub(crate) use store::Ride;
 use store::Stored;
-pub use store::{Filter, Ride};
 
 /// The group's name: its queues are `voltbus.rides…`.
 pub const GROUP: &str = "rides";
@@ -114,7 +115,7 @@ async fn start_ride(
         return refused(codes::CUSTOMER_BLOCKED, format!("customer {} is blocked: {why}", customer.id));
     }
     if vehicle.status != OperationStatus::Available {
-        let status = crate::columns::name_of(&vehicle.status);
+        let status = readside::columns::name_of(&vehicle.status);
         return refused(codes::VEHICLE_UNAVAILABLE, format!("vehicle {} is {status}", vehicle.id));
     }
     // The status is the operator's to change: a ride in progress holds the vehicle regardless.

@@ -21,26 +21,21 @@ use std::pin::Pin;
 
 use bus::amqp::GroupTopology;
 use bus::{Context, Handler, HandlerError, Reply};
-use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
+use chrono::Utc;
 use schemas::integrations::{ApiKeyChanged, Audience, CreateSubscription, DeleteSubscription};
 use schemas::{AnyMessage, Envelope, TenantId, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use uuid::Uuid;
 
-use crate::columns::{json_column, to_json};
-use crate::integrations::keys::{narrowed_audience, with_maker};
-use crate::outcome::{Deleted, Outcome, Refusal};
 pub use broker::{BrokerAdmin, BrokerError};
+use readside::columns::to_json;
+use readside::subscriptions::{COLUMNS, TABLE};
+pub use readside::subscriptions::{StoredSubscription, Subscription, find, list};
+use readside::{Deleted, Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.subscriptions…`.
 pub const GROUP: &str = "subscriptions";
-
-const TABLE: &str = "subscriptions";
-const COLUMNS: [&str; 9] =
-    ["subscription_id", "tenant", "name", "queue", "username", "events", "created_at", "key_id", "audience"];
 
 /// The subscription commands' queues, and the key changes that narrow subscriptions.
 pub fn topology() -> GroupTopology {
@@ -48,79 +43,6 @@ pub fn topology() -> GroupTopology {
     let mut topology = GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec());
     topology.bindings.push((routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding_of::<ApiKeyChanged>()));
     topology
-}
-
-/// A subscription as its owner sees it (never with its password).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Subscription {
-    /// Subscription id.
-    pub id: Uuid,
-    /// Its name.
-    pub name: String,
-    /// The queue to consume.
-    pub queue: String,
-    /// The broker user that may read it.
-    pub username: String,
-    /// Event types delivered to it.
-    pub events: Vec<String>,
-    /// The subaccounts whose events it receives (besides the organisation's own); `null`: all.
-    pub subaccount_ids: Option<Vec<Uuid>>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A subscription with who made it and what it may receive, which nobody is shown.
-#[derive(Clone, Debug)]
-pub struct StoredSubscription {
-    /// Owner.
-    pub tenant: String,
-    /// As its owner sees it.
-    pub subscription: Subscription,
-    /// The key that made it.
-    pub key_id: Option<Uuid>,
-    /// What it may receive: what its maker could read when it made it, narrowed by what the key
-    /// reads now (a key's subaccounts or permissions taken away are taken from what it made; a
-    /// deleted key leaves it as recorded, the organisation's to manage).
-    pub audience: Audience,
-}
-
-fn from_row(row: &QueryResult) -> Result<StoredSubscription, DbErr> {
-    let audience = narrowed_audience(row, TABLE)?;
-    let subscription = Subscription {
-        id: row.try_get("", "subscription_id")?,
-        name: row.try_get("", "name")?,
-        queue: row.try_get("", "queue")?,
-        username: row.try_get("", "username")?,
-        events: json_column(row, TABLE, "events")?,
-        subaccount_ids: audience.subaccount_ids.clone(),
-        created_at: row.try_get("", "created_at")?,
-    };
-    Ok(StoredSubscription {
-        tenant: row.try_get("", "tenant")?,
-        subscription,
-        key_id: row.try_get("", "key_id")?,
-        audience,
-    })
-}
-
-/// Subscriptions, each with what its maker's key reads now.
-fn select() -> SelectStatement {
-    let mut query = Query::select().columns(COLUMNS).from(TABLE).order_by("created_at", Order::Asc).to_owned();
-    with_maker(&mut query, TABLE);
-    query
-}
-
-/// `tenant`'s subscriptions, oldest first.
-pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<StoredSubscription>, DbErr> {
-    let query = select().and_where(Expr::col("tenant").eq(tenant)).to_owned();
-    db.query_all(&query).await?.iter().map(from_row).collect()
-}
-
-/// Subscription `id` of `tenant`.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredSubscription>, DbErr> {
-    let query =
-        select().and_where(Expr::col("tenant").eq(tenant)).and_where(Expr::col("subscription_id").eq(id)).to_owned();
-    db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
 /// The routing keys `stored`'s queue is bound to: the events it asked for that its audience

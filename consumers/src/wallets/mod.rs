@@ -19,39 +19,26 @@ use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::wallets::{
     EntrySource, PostWalletEntry, RefundWalletEntry, SetWalletOverdraft, WalletAction, WalletEntryPosted,
 };
 use schemas::{AnyMessage, Currency, Envelope, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
-use crate::columns::{from_name, name_of};
 use crate::customers;
-use crate::outcome::{Outcome, Refusal, codes};
+use readside::columns::name_of;
+pub(crate) use readside::wallets::{
+    Account, ENTRIES, ENTRY_COLUMNS, Entry, RECENT_ENTRIES, Wallet, account, by_key, entries, entry_of, find, funds,
+    last,
+};
+use readside::{Outcome, Refusal, codes};
 
 /// The group's name: its queues are `voltbus.wallets…`.
 pub const GROUP: &str = "wallets";
 
 const SOURCE: &str = "voltbus/wallets";
-const ENTRIES: &str = "wallet_entries";
-const ENTRY_COLUMNS: [&str; 10] = [
-    "entry_id",
-    "action",
-    "amount_cents",
-    "balance_cents",
-    "currency",
-    "description",
-    "source",
-    "idempotency_key",
-    "reverses_entry_id",
-    "created_at",
-];
-/// Entries shown with a wallet.
-pub const RECENT_ENTRIES: u64 = 20;
 
 /// The wallet commands' queues.
 pub fn topology() -> GroupTopology {
@@ -61,46 +48,6 @@ pub fn topology() -> GroupTopology {
         routing::command_key_of::<SetWalletOverdraft>(),
     ];
     GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
-}
-
-/// One entry of a ledger.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Entry {
-    /// Entry id.
-    pub id: Uuid,
-    /// Credit or debit.
-    pub action: WalletAction,
-    /// Positive amount in minor units.
-    pub amount_cents: i64,
-    /// The balance after it.
-    pub balance_cents: i64,
-    /// ISO-4217 currency.
-    pub currency: Currency,
-    /// Shown to the customer.
-    pub description: String,
-    /// What caused it.
-    pub source: EntrySource,
-    /// The key it was posted under.
-    pub idempotency_key: String,
-    /// The entry this one reverses, for refunds.
-    pub reverses_entry_id: Option<Uuid>,
-    /// Posted.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A customer's wallet: balance and recent entries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Wallet {
-    /// Owner.
-    pub customer_id: Uuid,
-    /// Currency, set by the first entry; none before.
-    pub currency: Option<Currency>,
-    /// The last entry's balance (0 before any).
-    pub balance_cents: i64,
-    /// How far below zero it may go.
-    pub overdraft_limit_cents: i64,
-    /// The latest entries, newest first.
-    pub entries: Vec<Entry>,
 }
 
 /// One entry to post.
@@ -113,132 +60,6 @@ pub(crate) struct Posting {
     pub source: EntrySource,
     pub idempotency_key: String,
     pub reverses: Option<Uuid>,
-}
-
-fn entry_of(row: &QueryResult) -> Result<Entry, DbErr> {
-    let (action, currency, source): (String, String, String) =
-        (row.try_get("", "action")?, row.try_get("", "currency")?, row.try_get("", "source")?);
-    Ok(Entry {
-        id: row.try_get("", "entry_id")?,
-        action: from_name(&action, ENTRIES, "action")?,
-        amount_cents: row.try_get("", "amount_cents")?,
-        balance_cents: row.try_get("", "balance_cents")?,
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("{ENTRIES}.currency: {e}")))?,
-        description: row.try_get("", "description")?,
-        source: from_name(&source, ENTRIES, "source")?,
-        idempotency_key: row.try_get("", "idempotency_key")?,
-        reverses_entry_id: row.try_get("", "reverses_entry_id")?,
-        created_at: row.try_get("", "created_at")?,
-    })
-}
-
-/// The entry of `customer_id`'s ledger posted under `key`, if any.
-async fn by_key(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid, key: &str) -> Result<Option<Entry>, DbErr> {
-    let query = entries(tenant, customer_id).and_where(Expr::col("idempotency_key").eq(key)).to_owned();
-    db.query_one(&query).await?.as_ref().map(entry_of).transpose()
-}
-
-fn entries(tenant: &str, customer_id: Uuid) -> SelectStatement {
-    Query::select()
-        .columns(ENTRY_COLUMNS)
-        .from(ENTRIES)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(customer_id))
-        .to_owned()
-}
-
-/// The wallet row: currency and overdraft limit.
-struct Account {
-    currency: Currency,
-    overdraft_limit_cents: i64,
-    /// The owner's subaccount, which its entries' events are about.
-    subaccount_id: Option<Uuid>,
-    /// Whether the owner is a customer on record (else nobody could say whose events these are).
-    owner_known: bool,
-}
-
-async fn account(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    customer_id: Uuid,
-    lock: bool,
-) -> Result<Option<Account>, DbErr> {
-    let owner = |column: &'static str| {
-        let query = Query::select()
-            .column(column)
-            .from("customers")
-            .and_where(Expr::col("tenant").eq(tenant))
-            .and_where(Expr::col("customer_id").eq(customer_id))
-            .to_owned();
-        Expr::SubQuery(None, Box::new(query.into()))
-    };
-    let mut query = Query::select()
-        .columns(["currency", "overdraft_limit_cents"])
-        .expr_as(owner("subaccount_id"), "subaccount_id")
-        .expr_as(owner("customer_id"), "owner")
-        .from("wallets")
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(customer_id))
-        .to_owned();
-    if lock {
-        crate::database::for_update(db, &mut query);
-    }
-    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
-    let currency: String = row.try_get("", "currency")?;
-    Ok(Some(Account {
-        currency: Currency::new(&currency).map_err(|e| DbErr::Type(format!("wallets.currency: {e}")))?,
-        overdraft_limit_cents: row.try_get("", "overdraft_limit_cents")?,
-        subaccount_id: row.try_get("", "subaccount_id")?,
-        owner_known: row.try_get::<Option<Uuid>>("", "owner")?.is_some(),
-    }))
-}
-
-/// The balance after the last entry, and that entry's place in the chain (0, 0 before any).
-async fn last(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid) -> Result<(i64, i64), DbErr> {
-    let query = Query::select()
-        .columns(["seq", "balance_cents"])
-        .from(ENTRIES)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(customer_id))
-        .order_by("seq", Order::Desc)
-        .limit(1)
-        .to_owned();
-    match db.query_one(&query).await? {
-        Some(row) => Ok((row.try_get("", "seq")?, row.try_get("", "balance_cents")?)),
-        None => Ok((0, 0)),
-    }
-}
-
-/// Customer `customer_id`'s wallet with its `recent` latest entries.
-pub async fn find(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid, recent: u64) -> Result<Wallet, DbErr> {
-    let account = account(db, tenant, customer_id, false).await?;
-    let query = entries(tenant, customer_id).order_by("seq", Order::Desc).limit(recent).to_owned();
-    let entries = db.query_all(&query).await?.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
-    let (_, balance_cents) = last(db, tenant, customer_id).await?;
-    Ok(Wallet {
-        customer_id,
-        currency: account.as_ref().map(|a| a.currency),
-        balance_cents,
-        overdraft_limit_cents: account.map_or(0, |a| a.overdraft_limit_cents),
-        entries,
-    })
-}
-
-/// The currency of customer `customer_id`'s wallet; `None` before its first entry.
-pub async fn currency(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid) -> Result<Option<Currency>, DbErr> {
-    Ok(account(db, tenant, customer_id, false).await?.map(|a| a.currency))
-}
-
-/// What a wallet can pay right now, locked until the transaction ends: currency, balance and
-/// overdraft limit; `None` if it has no entry yet.
-pub(crate) async fn funds(
-    tx: &DatabaseTransaction,
-    tenant: &str,
-    customer_id: Uuid,
-) -> Result<Option<(Currency, i64, i64)>, DbErr> {
-    let Some(account) = account(tx, tenant, customer_id, true).await? else { return Ok(None) };
-    let (_, balance) = last(tx, tenant, customer_id).await?;
-    Ok(Some((account.currency, balance, account.overdraft_limit_cents)))
 }
 
 /// The refusal a ledger rule amounts to.
@@ -291,7 +112,7 @@ pub(crate) async fn post(
             open(tx, tenant, customer_id, posting.currency, now).await?
         }
     };
-    if !account.owner_known {
+    if !account.owner_known() {
         // Its entries' events would be about nobody's subaccount, which every partner of the
         // organisation reads: refused rather than announced to all.
         return Ok(Outcome::Refused(Refusal::not_found(format!("no customer {customer_id}"))));
@@ -309,10 +130,11 @@ pub(crate) async fn post(
             )))
         });
     }
-    if account.currency != posting.currency {
+    if account.currency() != posting.currency {
         return Ok(Outcome::Refused(Refusal::invalid(format!(
             "the wallet is in {}, not {}",
-            account.currency, posting.currency
+            account.currency(),
+            posting.currency
         ))));
     }
     let (seq, balance) = last(tx, tenant, customer_id).await?;

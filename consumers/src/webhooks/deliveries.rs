@@ -6,99 +6,16 @@
 //! delivery again when the lease ends, so nothing acknowledged is ever lost.
 
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use schemas::webhooks::DeliverWebhook;
 use schemas::{Envelope, TenantId, routing};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, TransactionTrait};
-use serde::{Deserialize, Serialize};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
 use uuid::Uuid;
 
 use bus::outbox::{self, Destination};
-
-/// Not finished: an attempt is queued, running, or scheduled.
-pub const PENDING: &str = "pending";
-/// A 2xx arrived.
-pub const SUCCEEDED: &str = "succeeded";
-/// Every attempt failed (or the endpoint went away).
-pub const FAILED: &str = "failed";
-
-const COLUMNS: [&str; 10] = [
-    "id",
-    "endpoint_id",
-    "event_id",
-    "event",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_status_code",
-    "created_at",
-    "updated_at",
-];
-
-/// The columns of an attempt as the log shows it (and as the dispatcher writes it, with `tenant`).
-const ATTEMPT_COLUMNS: [&str; 10] = [
-    "delivery_id",
-    "endpoint_id",
-    "event_id",
-    "attempt",
-    "outcome",
-    "status_code",
-    "latency_ms",
-    "error",
-    "response",
-    "attempted_at",
-];
-
-/// A delivery as the delivery log shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Delivery {
-    /// Delivery id.
-    pub id: Uuid,
-    /// Endpoint.
-    pub endpoint_id: Uuid,
-    /// Event id (`evt_…`).
-    pub event_id: String,
-    /// Event type.
-    pub event: String,
-    /// `pending`, `succeeded` or `failed`.
-    pub status: String,
-    /// Attempts made (or under way).
-    pub attempts: u32,
-    /// When the next attempt is due, while pending.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The last answer's status code.
-    pub last_status_code: Option<u16>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One attempt, as the delivery log shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Attempt {
-    /// Delivery.
-    pub delivery_id: Uuid,
-    /// Endpoint.
-    pub endpoint_id: Uuid,
-    /// Event id.
-    pub event_id: String,
-    /// 1-based.
-    pub attempt: u32,
-    /// `succeeded`, `failed` or `gave_up`.
-    pub outcome: String,
-    /// The receiver's status code, when it answered.
-    pub status_code: Option<u16>,
-    /// Time to the answer or the failure.
-    pub latency_ms: u32,
-    /// What went wrong.
-    pub error: Option<String>,
-    /// The first KiB of the answer.
-    pub response: Option<String>,
-    /// When.
-    pub attempted_at: DateTime<Utc>,
-}
+pub use readside::webhooks::deliveries::{
+    ATTEMPT_COLUMNS, Attempt, COLUMNS, Delivery, FAILED, Filter, PENDING, SUCCEEDED, attempts, list,
+};
 
 /// A delivery to create.
 #[derive(Debug)]
@@ -125,23 +42,6 @@ impl NewDelivery<'_> {
 
 fn small(code: Option<u16>) -> Option<i16> {
     code.map(|c| i16::try_from(c).unwrap_or(i16::MAX))
-}
-
-fn from_row(row: &QueryResult) -> Result<Delivery, DbErr> {
-    let attempts: i32 = row.try_get("", "attempts")?;
-    let code: Option<i16> = row.try_get("", "last_status_code")?;
-    Ok(Delivery {
-        id: row.try_get("", "id")?,
-        endpoint_id: row.try_get("", "endpoint_id")?,
-        event_id: row.try_get("", "event_id")?,
-        event: row.try_get("", "event")?,
-        status: row.try_get("", "status")?,
-        attempts: u32::try_from(attempts).unwrap_or(0),
-        next_attempt_at: row.try_get("", "next_attempt_at")?,
-        last_status_code: code.and_then(|c| u16::try_from(c).ok()),
-        created_at: row.try_get("", "created_at")?,
-        updated_at: row.try_get("", "updated_at")?,
-    })
 }
 
 /// Where the first attempt of a delivery that may go now is queued.
@@ -431,8 +331,7 @@ pub async fn release_next(
         .limit(1)
         .to_owned();
     let Some(row) = tx.query_one(&query).await? else { return Ok(()) };
-    let id: Uuid = row.try_get("", "id")?;
-    let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
+    let Queued { id, event_id, event } = Queued::from_query_result(&row, "")?;
     let update = Query::update()
         .table("webhook_deliveries")
         .value("next_attempt_at", Utc::now() + lease)
@@ -441,6 +340,25 @@ pub async fn release_next(
     tx.execute(&update).await?;
     let command = DeliverWebhook { delivery_id: id, endpoint_id, event_id, event, attempt: 1 };
     queue_attempt(tx, tenant, command).await
+}
+
+/// A delivery to queue an attempt of.
+#[derive(FromQueryResult)]
+struct Queued {
+    id: Uuid,
+    event_id: String,
+    event: String,
+}
+
+/// A delivery whose next attempt is due.
+#[derive(FromQueryResult)]
+struct Due {
+    id: Uuid,
+    tenant: String,
+    endpoint_id: Uuid,
+    event_id: String,
+    event: String,
+    attempts: i32,
 }
 
 /// The scheduler's pass: queues every delivery whose next attempt is due (up to `limit`),
@@ -466,122 +384,19 @@ pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration
         tx.rollback().await?;
         return Ok(0);
     }
-    let ids = rows.iter().map(|row| row.try_get::<Uuid>("", "id")).collect::<Result<Vec<_>, _>>()?;
+    let due = rows.iter().map(|row| Due::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?;
     let lease_rows = Query::update()
         .table("webhook_deliveries")
         .value("next_attempt_at", now + lease)
-        .and_where(Expr::col("id").is_in(ids.iter().copied()))
+        .and_where(Expr::col("id").is_in(due.iter().map(|d| d.id)))
         .to_owned();
     tx.execute(&lease_rows).await?;
-    for (row, id) in rows.iter().zip(ids) {
-        let tenant: String = row.try_get("", "tenant")?;
-        let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
-        let attempts: i32 = row.try_get("", "attempts")?;
+    for Due { id, tenant, endpoint_id, event_id, event, attempts } in due {
         let attempt = u32::try_from(attempts).unwrap_or(0).saturating_add(1);
-        let command =
-            DeliverWebhook { delivery_id: id, endpoint_id: row.try_get("", "endpoint_id")?, event_id, event, attempt };
-        queue_attempt(&tx, &tenant, command).await?;
+        queue_attempt(&tx, &tenant, DeliverWebhook { delivery_id: id, endpoint_id, event_id, event, attempt }).await?;
     }
     tx.commit().await?;
     Ok(rows.len())
-}
-
-/// Which deliveries or attempts to list.
-#[derive(Debug, Default)]
-pub struct Filter {
-    /// One event's.
-    pub event_id: Option<String>,
-    /// Deliveries: `pending`, `succeeded`, `failed`; attempts: `succeeded`, `failed`, `gave_up`.
-    pub status: Option<String>,
-    /// Only events about the organisation's own things or these subaccounts (the caller's reach);
-    /// `None`: all.
-    pub subaccounts: Option<Vec<Uuid>>,
-    /// Only these endpoints' (one named, or those the caller sees); `None`: any.
-    pub endpoint_ids: Option<Vec<Uuid>>,
-}
-
-/// Deliveries about the organisation's own things or one of `subaccounts`.
-fn readable(subaccounts: &[Uuid]) -> sea_orm::sea_query::SimpleExpr {
-    Expr::col("subaccount_id").is_null().or(Expr::col("subaccount_id").is_in(subaccounts.iter().copied()))
-}
-
-fn filtered(mut query: SelectStatement, tenant: &str, filter: &Filter, status_column: &'static str) -> SelectStatement {
-    query.and_where(Expr::col("tenant").eq(tenant));
-    if let Some(endpoints) = &filter.endpoint_ids {
-        query.and_where(Expr::col("endpoint_id").is_in(endpoints.iter().copied()));
-    }
-    if let Some(event) = &filter.event_id {
-        query.and_where(Expr::col("event_id").eq(event.as_str()));
-    }
-    if let Some(status) = &filter.status {
-        query.and_where(Expr::col(status_column).eq(status.as_str()));
-    }
-    query
-}
-
-/// One page of deliveries, newest first.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    filter: &Filter,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Delivery>, u64), DbErr> {
-    let mut query = Query::select().columns(COLUMNS).from("webhook_deliveries").to_owned();
-    if let Some(subaccounts) = &filter.subaccounts {
-        query.and_where(readable(subaccounts));
-    }
-    let query = filtered(query, tenant, filter, "status")
-        .order_by("created_at", Order::Desc)
-        .order_by("id", Order::Desc)
-        .to_owned();
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
-}
-
-/// One page of attempts, newest first.
-pub async fn attempts(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    filter: &Filter,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Attempt>, u64), DbErr> {
-    let mut query = Query::select().columns(ATTEMPT_COLUMNS).from("webhook_attempts").to_owned();
-    if let Some(subaccounts) = &filter.subaccounts {
-        let mut deliveries = Query::select()
-            .column("id")
-            .from("webhook_deliveries")
-            .and_where(Expr::col("tenant").eq(tenant))
-            .and_where(readable(subaccounts))
-            .to_owned();
-        if let Some(endpoints) = &filter.endpoint_ids {
-            deliveries.and_where(Expr::col("endpoint_id").is_in(endpoints.iter().copied()));
-        }
-        query.and_where(Expr::col("delivery_id").in_subquery(deliveries));
-    }
-    let query = filtered(query, tenant, filter, "outcome").order_by("seq", Order::Desc).to_owned();
-    let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
-    let attempts = rows
-        .iter()
-        .map(|row| {
-            let (attempt, latency): (i32, i32) = (row.try_get("", "attempt")?, row.try_get("", "latency_ms")?);
-            let code: Option<i16> = row.try_get("", "status_code")?;
-            Ok(Attempt {
-                delivery_id: row.try_get("", "delivery_id")?,
-                endpoint_id: row.try_get("", "endpoint_id")?,
-                event_id: row.try_get("", "event_id")?,
-                attempt: u32::try_from(attempt).unwrap_or(0),
-                outcome: row.try_get("", "outcome")?,
-                status_code: code.and_then(|c| u16::try_from(c).ok()),
-                latency_ms: u32::try_from(latency).unwrap_or(0),
-                error: row.try_get("", "error")?,
-                response: row.try_get("", "response")?,
-                attempted_at: row.try_get("", "attempted_at")?,
-            })
-        })
-        .collect::<Result<_, DbErr>>()?;
-    Ok((attempts, total))
 }
 
 /// Sends again, as new deliveries, delivery `one` or every failed delivery of the endpoint
@@ -615,8 +430,7 @@ pub async fn replay(
     let now = Utc::now();
     let mut ids = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (event_id, event): (String, String) = (row.try_get("", "event_id")?, row.try_get("", "event")?);
-        let subaccount_id: Option<Uuid> = row.try_get("", "subaccount_id")?;
+        let Past { event_id, event, subaccount_id } = Past::from_query_result(row, "")?;
         // By what it may receive, not by subscription: an event since unsubscribed goes again.
         if !endpoint.may_receive(&event, schemas::Reach::of(subaccount_id)) {
             continue;
@@ -625,6 +439,14 @@ pub async fn replay(
         ids.push(insert(tx, cause, &delivery, Some(lease), now).await?);
     }
     Ok(ids)
+}
+
+/// A delivery sent before, as [`replay`] reads it.
+#[derive(FromQueryResult)]
+struct Past {
+    event_id: String,
+    event: String,
+    subaccount_id: Option<Uuid>,
 }
 
 /// Deletes attempts, finished deliveries and payloads older than `before`; returns rows deleted.

@@ -11,11 +11,7 @@ use uuid::Uuid;
 use super::deliveries;
 use super::endpoints::{self, StoredEndpoint};
 
-/// The id partners de-duplicate on: the bus event's own id, so every retry and every replay of
-/// one event carries the same one.
-pub fn event_id(id: Uuid) -> String {
-    format!("evt_{}", id.simple())
-}
+pub use schemas::webhooks::event_id;
 
 /// The body every endpoint receives, in the seed's shape and field order; `data` is compact JSON.
 pub fn payload(event: &str, event_id: &str, timestamp: DateTime<Utc>, data: &str) -> String {

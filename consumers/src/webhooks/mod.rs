@@ -22,7 +22,6 @@ pub mod http;
 mod ledger;
 pub mod messages;
 pub mod operational;
-pub mod vault;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -38,15 +37,16 @@ use schemas::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointChange, ReplayWebhookDeliveries, RotateWebhookSecret,
     SendTestWebhook, UpdateWebhookEndpoint, WebhookEndpointChanged,
 };
-use schemas::{AnyMessage, Envelope, Message, Reach, customers, rides, routing, vehicles};
+use schemas::{AnyMessage, Envelope, Reach, routing};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
-use crate::outcome::{Outcome, Refusal};
+use readside::{Outcome, Refusal};
 
 pub use dispatch::{DispatchHandler, Dispatcher, EndpointCache, Handover};
 pub use endpoints::Endpoint;
-pub use vault::{Vault, VaultError};
+pub use schemas::webhooks::{EVENT_TYPES, TEST_EVENT};
+pub use signatures::{Vault, VaultError};
 
 /// The endpoint commands' group.
 pub const GROUP: &str = "webhooks";
@@ -54,24 +54,6 @@ pub const GROUP: &str = "webhooks";
 pub const FANOUT_GROUP: &str = "webhook-fanout";
 /// The dispatcher's group.
 pub const DELIVERY_GROUP: &str = "webhook-deliveries";
-
-/// The seed's webhook event types, named by their catalogue events.
-pub const EVENT_TYPES: [&str; 11] = [
-    <rides::RideStarted as Message>::TYPE,
-    <rides::RideEnded as Message>::TYPE,
-    <rides::RidePaused as Message>::TYPE,
-    <rides::RideResumed as Message>::TYPE,
-    <customers::CustomerCreated as Message>::TYPE,
-    <customers::CustomerUpdated as Message>::TYPE,
-    <customers::CustomerBlocked as Message>::TYPE,
-    <customers::CustomerUnblocked as Message>::TYPE,
-    <vehicles::VehicleStatusChanged as Message>::TYPE,
-    <vehicles::VehicleBatteryLow as Message>::TYPE,
-    <vehicles::VehicleLocationUpdated as Message>::TYPE,
-];
-
-/// The test event's type: the command's own name.
-pub const TEST_EVENT: &str = <SendTestWebhook as Message>::TYPE;
 
 /// How deliveries are made; one per deployment.
 #[derive(Clone, Debug)]

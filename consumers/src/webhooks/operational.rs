@@ -19,8 +19,7 @@ pub enum Notice {
     AttemptRecovered,
 }
 
-/// The operational event types.
-pub const EVENTS: [&str; 3] = ["endpoint.disabled", "message.attempt.exhausted", "message.attempt.recovered"];
+pub use schemas::webhooks::{OPERATIONAL_EVENTS as EVENTS, is_operational};
 
 impl Notice {
     fn event(self) -> &'static str {
@@ -30,11 +29,6 @@ impl Notice {
             Notice::AttemptRecovered => EVENTS[2],
         }
     }
-}
-
-/// Whether `event` is one of voltbus's own operational events.
-pub fn is_operational(event: &str) -> bool {
-    EVENTS.contains(&event)
 }
 
 /// Sends `notice` about `endpoint` to the tenant's endpoints subscribed to it whose makers could

@@ -689,7 +689,7 @@ async fn refresh_cutoffs(database: DatabaseConnection, cutoffs: Arc<Cutoffs>, to
     let lifetime = chrono::Duration::from_std(token_ttl).unwrap_or_else(|_| chrono::Duration::days(1));
     loop {
         let oldest_living = Utc::now() - lifetime - chrono::Duration::minutes(1);
-        match consumers::integrations::clients::cut_off_since(&database, oldest_living).await {
+        match readside::integrations::clients::cut_off_since(&database, oldest_living).await {
             Ok(cut) => {
                 for (integration, at) in cut {
                     cutoffs.cut(integration, at);

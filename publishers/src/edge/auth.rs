@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use consumers::integrations::{StoredKey, keys};
 use http::HeaderMap;
+use readside::integrations::{StoredKey, keys};
 use schemas::TenantId;
 use schemas::integrations::{Audience, KeyScope, Permission};
 use sea_orm::DatabaseConnection;
@@ -35,7 +35,7 @@ pub(crate) enum Principal {
     /// An integration, by its machine token's claims.
     Integration(Arc<Claims>),
     /// An operator signed in to the console, acting as the organisation's admin.
-    Operator(Arc<consumers::operators::Operator>),
+    Operator(Arc<readside::operators::Operator>),
 }
 
 /// The authenticated caller of one request.
@@ -78,7 +78,7 @@ impl Caller {
     }
 
     /// The operator, when the console calls.
-    pub fn operator(&self) -> Option<&consumers::operators::Operator> {
+    pub fn operator(&self) -> Option<&readside::operators::Operator> {
         match &self.principal {
             Principal::Operator(operator) => Some(operator),
             Principal::Key(_) | Principal::Integration(_) => None,

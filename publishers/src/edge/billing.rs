@@ -4,10 +4,10 @@
 //! settled only on Paystack's own verify, exactly once.
 
 use chrono::{Datelike, NaiveDate, Utc};
-use consumers::billing::invoices::{self, Invoice};
-use consumers::billing::payments::{self, Payment};
-use consumers::billing::usage;
 use http::StatusCode;
+use readside::billing::invoices::{self, Invoice};
+use readside::billing::payments::{self, Payment};
+use readside::billing::usage;
 use schemars::JsonSchema;
 use schemas::billing::{InitializePayment, IssueInvoice, SettlePayment};
 use schemas::{Currency, Envelope, TenantId};
@@ -91,7 +91,7 @@ fn paystack(api: &PartnerApi) -> Result<&Paystack, ApiError> {
 /// The integration of the path, checked to be the caller's organisation's.
 async fn integration_of(api: &PartnerApi, call: &Call) -> Result<Uuid, ApiError> {
     let id = call.id("id")?;
-    consumers::integrations::clients::find(&api.database, call.caller.tenant.as_str(), id)
+    readside::integrations::clients::find(&api.database, call.caller.tenant.as_str(), id)
         .await
         .map_err(db_error)?
         .map(|stored| stored.integration.id)

@@ -2,8 +2,8 @@
 //! `chargers` group answers); any key of the organisation lists and reads them, with the state
 //! their own status notifications keep current.
 
-use consumers::chargers::{self, Charger};
 use http::StatusCode;
+use readside::chargers::{self, Charger};
 use schemars::JsonSchema;
 use schemas::Currency;
 use schemas::charging::RegisterCharger;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bus::amqp::{AmqpConnection, Requester};
 use bus::embedded::EmbeddedBus;
 use bus::{PublishError, RequestError};
-use consumers::{Outcome, Refusal};
+use readside::{Outcome, Refusal};
 use schemas::{Envelope, Message, routing};
 use serde::de::DeserializeOwned;
 

@@ -4,9 +4,9 @@
 //! `wallets` consumers. A customer of a subaccount is seen by requests acting on it; the
 //! organisation's own customers (a marketplace's users) by every request of the organisation.
 
-use consumers::customers::{self, Customer, Filter};
-use consumers::wallets::{self, Entry, RECENT_ENTRIES, Wallet};
 use http::StatusCode;
+use readside::customers::{self, Customer, Filter};
+use readside::wallets::{self, Entry, RECENT_ENTRIES, Wallet};
 use schemars::JsonSchema;
 use schemas::Currency;
 use schemas::customers::{BlockCustomer, CreateCustomer, CustomerProfile, UnblockCustomer, UpdateCustomer};
@@ -264,7 +264,7 @@ pub(crate) async fn post_entry(api: &PartnerApi, call: Call) -> Result<Answer, A
             let wallet = wallets::currency(&api.database, tenant, customer.id).await.map_err(db_error)?;
             let plan = match (wallet, customer.subaccount_id) {
                 (None, Some(subaccount)) => {
-                    consumers::pricing::find(&api.database, tenant, subaccount).await.map_err(db_error)?
+                    readside::pricing::find(&api.database, tenant, subaccount).await.map_err(db_error)?
                 }
                 _ => None,
             };

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use consumers::ids::derived_id;
 use http::{HeaderValue, StatusCode};
+use readside::ids::derived_id;
 use ring::digest;
 use schemas::TenantId;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};

@@ -5,9 +5,9 @@
 //! every change is a command on the bus, answered by the integrations consumers.
 
 use chrono::{DateTime, Utc};
-use consumers::integrations::clients::{self, Integration};
-use consumers::integrations::identities::{self, LinkedUser};
 use http::StatusCode;
+use readside::integrations::clients::{self, Integration};
+use readside::integrations::identities::{self, LinkedUser};
 use schemars::JsonSchema;
 use schemas::integrations::{
     AccessBundle, CreateIntegration, ExchangeExternalIdentity, RevokeIntegration, RotateIntegrationSecret,

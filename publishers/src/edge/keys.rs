@@ -2,8 +2,8 @@
 //! change is a command on the bus, answered by the integrations consumers.
 
 use chrono::{DateTime, Datelike, Duration as Days, Utc};
-use consumers::integrations::{ApiKey, LoggedRequest, keys, requests};
 use http::StatusCode;
+use readside::integrations::{ApiKey, LoggedRequest, keys, requests};
 use schemars::JsonSchema;
 use schemas::Envelope;
 use schemas::integrations::{
@@ -414,7 +414,7 @@ pub(crate) async fn regenerate(api: &PartnerApi, call: Call) -> Result<Answer, A
 /// `DELETE /api-keys/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let id = not_itself(&call, call.id("id")?)?;
-    let deleted: consumers::Deleted =
+    let deleted: readside::Deleted =
         api.bus.request(&command(&call, DeleteApiKey { key_id: id }), api.settings.command_timeout).await?;
     api.keys.evict(deleted.id);
     Ok(Answer::ok(deleted))

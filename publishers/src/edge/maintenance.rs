@@ -3,8 +3,8 @@
 //! independent workshop is selectable; integrations of the fleet manager bundle open maintenance
 //! tickets at those workshops, and client and fleet manager bundles open driver tickets.
 
-use consumers::maintenance::{self, Selection, Ticket, Workshop};
 use http::StatusCode;
+use readside::maintenance::{self, Selection, Ticket, Workshop};
 use schemars::JsonSchema;
 use schemas::maintenance::{AddWorkshop, OpenTicket, SetMaintenanceSelection, TicketKind};
 use serde::Deserialize;

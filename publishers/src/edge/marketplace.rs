@@ -7,7 +7,7 @@
 //! (The seed's own examples give `user.create` and `product.purchase` the same event id, so the
 //! id alone would not do.)
 
-use consumers::marketplace::Mapping;
+use readside::marketplace::Mapping;
 use schemars::JsonSchema;
 use schemas::marketplace::{
     IdPair, PartnerEvent, PartnerEventRef, PartnerUser, Product, ProductCancel, ProductData, ProductPurchase,
@@ -22,7 +22,7 @@ use super::api::{PartnerApi, json_of, typed};
 use super::keys::command;
 use super::response::{Answer, ApiError};
 use super::routes::Call;
-use consumers::ids::derived_id;
+use readside::ids::derived_id;
 
 /// Etvas charges in euro and sends bare decimal prices.
 const ETVAS_CURRENCY: Currency = Currency::EUR;

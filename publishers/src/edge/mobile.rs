@@ -206,7 +206,7 @@ pub(crate) struct Caller {
     pub(crate) tenant: TenantId,
     pub(crate) customer_id: Uuid,
     /// The customer, as read when the request came (its profile, whether it is blocked).
-    pub(crate) customer: consumers::customers::Customer,
+    pub(crate) customer: readside::customers::Customer,
     token: String,
     expires_at: chrono::DateTime<Utc>,
 }
@@ -367,11 +367,11 @@ impl MobileApi {
             .map(str::trim)
             .filter(|t| t.starts_with("vbs_") && t.len() < 200)
             .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token> from otp-check"))?;
-        let session = consumers::sign_in::session(&self.database, &session_hash(token), Utc::now())
+        let session = readside::sign_in::session(&self.database, &session_hash(token), Utc::now())
             .await
             .map_err(db_error)?
             .ok_or_else(|| ApiError::unauthorized("the session is unknown or has ended; sign in again"))?;
-        let customer = consumers::customers::find(&self.database, &session.tenant, session.customer_id)
+        let customer = readside::customers::find(&self.database, &session.tenant, session.customer_id)
             .await
             .map_err(db_error)?
             .filter(|customer| !customer.blocked)
@@ -421,8 +421,8 @@ impl MobileApi {
             session_hash: session_hash(&token),
             session_expires_at: expires_at,
         };
-        let signed: consumers::sign_in::SignedIn = self.command(&tenant, command).await?;
-        let customer = consumers::customers::find(&self.database, tenant.as_str(), signed.customer_id)
+        let signed: readside::sign_in::SignedIn = self.command(&tenant, command).await?;
+        let customer = readside::customers::find(&self.database, tenant.as_str(), signed.customer_id)
             .await
             .map_err(db_error)?
             .ok_or_else(|| ApiError::unauthorized("the customer of this session is gone"))?;
@@ -434,7 +434,7 @@ impl MobileApi {
     async fn me(&self, caller: &Caller) -> Result<Value, ApiError> {
         let tenant = caller.tenant.as_str();
         let customer = &caller.customer;
-        let wallet = consumers::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(db_error)?;
+        let wallet = readside::wallets::find(&self.database, tenant, caller.customer_id, 0).await.map_err(db_error)?;
         let nats = match &self.accounts {
             Some(accounts) => {
                 let topic = subjects::user_topic(&caller.tenant, caller.customer_id);
@@ -478,7 +478,7 @@ impl MobileApi {
             return Ok(json!({}));
         }
         let tenant = caller.tenant.as_str();
-        let session = consumers::charging::active_of(&self.database, tenant, user_id)
+        let session = readside::charging::active_of(&self.database, tenant, user_id)
             .await
             .map_err(db_error)?
             .filter(|session| session.charger_id == charger_id)
@@ -492,12 +492,12 @@ impl MobileApi {
     async fn device(&self, caller: &Caller) -> Result<Value, ApiError> {
         let tenant = caller.tenant.as_str();
         let Some(session) =
-            consumers::charging::active_of(&self.database, tenant, caller.customer_id).await.map_err(db_error)?
+            readside::charging::active_of(&self.database, tenant, caller.customer_id).await.map_err(db_error)?
         else {
             return Ok(Value::Null);
         };
         let offline_after = self.settings.charger_offline_after;
-        let charger = consumers::chargers::find(&self.database, tenant, session.charger_id, offline_after)
+        let charger = readside::chargers::find(&self.database, tenant, session.charger_id, offline_after)
             .await
             .map_err(db_error)?;
         Ok(charger.map_or(Value::Null, |charger| {
@@ -545,7 +545,7 @@ impl MobileApi {
         let tenant = caller.tenant.as_str();
         // A box wider than the map's view would show is cut at a thousand chargers.
         let found =
-            consumers::chargers::in_box(&self.database, tenant, box_, self.settings.charger_offline_after, 1_000)
+            readside::chargers::in_box(&self.database, tenant, box_, self.settings.charger_offline_after, 1_000)
                 .await
                 .map_err(db_error)?;
         let devices: Vec<Value> = found

@@ -10,11 +10,11 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use chrono::Utc;
-use consumers::billing::payments;
-use consumers::integrations::{clients, identities};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use readside::billing::payments;
+use readside::integrations::{clients, identities};
 use schemars::JsonSchema;
 use schemas::integrations::{AccessBundle, RedeemSessionCode};
 use schemas::{Envelope, TenantId};
@@ -169,7 +169,7 @@ async fn session(api: &PartnerApi, request: Request<Incoming>, peer: IpAddr) -> 
     let body = read_body(request, api.settings.body_limit).await?;
     let redemption: SessionRedemption = parse_body(&body)?;
     let invalid =
-        || ApiError::refused(consumers::codes::INVALID_CODE, "the session code is unknown, used or expired".into());
+        || ApiError::refused(readside::codes::INVALID_CODE, "the session code is unknown, used or expired".into());
     let code = redemption.session_code.trim();
     let shaped =
         code.strip_prefix(SESSION_CODE_PREFIX).is_some_and(|rest| rest.len() == 40 && api_keys::check_text(rest));

@@ -2,7 +2,7 @@
 //! and set by an organisation admin, as a command answered by the `pricing` consumers. The
 //! subaccount is the one the request acts on (`X-Subaccount-Id` or the key's own).
 
-use consumers::pricing::{self, StoredPlan};
+use readside::pricing::{self, StoredPlan};
 use schemars::JsonSchema;
 use schemas::Currency;
 use schemas::pricing::{Discount, PricingPlan, SetPricing};
@@ -78,7 +78,7 @@ pub(crate) async fn set(api: &PartnerApi, call: Call) -> Result<Answer, ApiError
         minimum_balance_cents: body.minimum_balance_cents,
         discounts: body.discounts,
     };
-    if let Some((field, why)) = pricing::problem(&plan) {
+    if let Some((field, why)) = plan.problem() {
         return Err(ApiError::invalid(field, why));
     }
     let stored: StoredPlan =

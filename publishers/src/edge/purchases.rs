@@ -95,7 +95,7 @@ pub(crate) async fn history(api: &MobileApi, caller: &Caller, query: Option<&str
     }
     let offset = (page - 1).saturating_mul(size);
     let (items, total) =
-        consumers::payments::list(&api.database, caller.tenant.as_str(), caller.customer_id, offset, size)
+        readside::payments::list(&api.database, caller.tenant.as_str(), caller.customer_id, offset, size)
             .await
             .map_err(db_error)?;
     let items: Vec<Value> = items
@@ -135,7 +135,7 @@ pub(crate) async fn act(
             let Status { invoice_id } = parse_body(body)?;
             if invoice_id != id {
                 // A QPay invoice of this purchase: where it stands, QPay asked while pending.
-                let invoice = consumers::payments::invoice(&api.database, invoice_id)
+                let invoice = readside::payments::invoice(&api.database, invoice_id)
                     .await
                     .map_err(db_error)?
                     .filter(|i| {
@@ -144,7 +144,7 @@ pub(crate) async fn act(
                     .ok_or_else(|| ApiError::not_found(format!("no invoice {invoice_id} of purchase {id}")))?;
                 return confirm(api, invoice).await;
             }
-            let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), user_id, id)
+            let purchase = readside::payments::find(&api.database, caller.tenant.as_str(), user_id, id)
                 .await
                 .map_err(db_error)?
                 .ok_or_else(|| ApiError::not_found(format!("no purchase {id}")))?;
@@ -182,7 +182,7 @@ pub(crate) async fn replenish(api: &MobileApi, caller: &Caller, body: &[u8]) -> 
         return Err(ApiError::invalid("amount", message));
     }
     // The wallet keeps one currency: a top-up in another could be collected and never credited.
-    let wallet = consumers::wallets::currency(&api.database, caller.tenant.as_str(), caller.customer_id)
+    let wallet = readside::wallets::currency(&api.database, caller.tenant.as_str(), caller.customer_id)
         .await
         .map_err(db_error)?;
     if let Some(currency) = wallet.filter(|currency| *currency != provider.currency()) {
@@ -216,7 +216,7 @@ async fn pay_by_provider(
     option: PaymentOption,
 ) -> Result<Value, ApiError> {
     let provider = provider(api, option)?;
-    let purchase = consumers::payments::find(&api.database, caller.tenant.as_str(), caller.customer_id, purchase_id)
+    let purchase = readside::payments::find(&api.database, caller.tenant.as_str(), caller.customer_id, purchase_id)
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("no purchase {purchase_id}")))?;
@@ -251,7 +251,7 @@ async fn pay_by_provider(
 }
 
 /// Asks the invoice's provider what was paid, and settles the invoice when it was; the answer.
-async fn confirm(api: &MobileApi, invoice: consumers::payments::Invoice) -> Result<Value, ApiError> {
+async fn confirm(api: &MobileApi, invoice: readside::payments::Invoice) -> Result<Value, ApiError> {
     let answer = |status: &str| json!({ "status": status, "amount": invoice.amount });
     let provider = external(&invoice.provider).ok().and_then(|option| api.providers.of(option));
     let (Some(provider), "pending") = (provider, invoice.status.as_str()) else {
@@ -278,7 +278,7 @@ async fn confirm(api: &MobileApi, invoice: consumers::payments::Invoice) -> Resu
 /// while it is pending).
 pub(crate) async fn replenishment(api: &MobileApi, caller: &Caller, body: &[u8]) -> Result<Value, ApiError> {
     let Status { invoice_id } = parse_body(body)?;
-    let invoice = consumers::payments::invoice(&api.database, invoice_id)
+    let invoice = readside::payments::invoice(&api.database, invoice_id)
         .await
         .map_err(db_error)?
         .filter(|i| i.tenant == caller.tenant.as_str() && i.customer_id == caller.customer_id)
@@ -295,11 +295,10 @@ pub(crate) async fn qpay_callback(api: &MobileApi, query: Option<&str>) -> Resul
         .find_map(|pair| pair.strip_prefix("invoice="))
         .and_then(|id| id.parse::<Uuid>().ok())
         .ok_or_else(|| ApiError::invalid("invoice", "the callback names no invoice"))?;
-    let invoice =
-        consumers::payments::invoice(&api.database, invoice_id).await.map_err(db_error)?.ok_or_else(|| {
-            tracing::warn!(%invoice_id, "a QPay callback for an invoice we never made; ignored");
-            ApiError::not_found("no such invoice")
-        })?;
+    let invoice = readside::payments::invoice(&api.database, invoice_id).await.map_err(db_error)?.ok_or_else(|| {
+        tracing::warn!(%invoice_id, "a QPay callback for an invoice we never made; ignored");
+        ApiError::not_found("no such invoice")
+    })?;
     let answered = confirm(api, invoice).await?;
     if answered["status"] == "pending" {
         tracing::warn!(%invoice_id, "a QPay callback for an invoice QPay says is unpaid (forged, or early); nothing changed");
@@ -324,7 +323,7 @@ pub(crate) async fn paystack_webhook(api: &MobileApi, signature: Option<&str>, b
         tracing::warn!("a signed Paystack webhook names a reference we never made; ignored");
         return Ok(json!({}));
     };
-    let invoice = consumers::payments::invoice(&api.database, invoice_id).await.map_err(db_error)?;
+    let invoice = readside::payments::invoice(&api.database, invoice_id).await.map_err(db_error)?;
     match invoice {
         Some(invoice) if invoice.provider == PaymentOption::Paystack.as_str() => {
             let answered = confirm(api, invoice).await?;

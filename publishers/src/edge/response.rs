@@ -174,7 +174,7 @@ impl ApiError {
     /// A command's refusal, as the status its code stands for: a ride's rules are 409s with
     /// their own codes, an empty wallet is 402, anything unknown a 422.
     pub fn refused(code: &str, message: String) -> Self {
-        use consumers::codes;
+        use readside::codes;
         let (status, code) = match code {
             codes::NOT_FOUND => return Self::not_found(message),
             codes::CONFLICT => return Self::conflict(message),

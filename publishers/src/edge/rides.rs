@@ -2,9 +2,9 @@
 //! and ended, each a command answered by the `rides` consumers. A request sees the rides of the
 //! fleets it acts on.
 
-use consumers::fleet::vehicles;
-use consumers::rides::{Filter, Ride, RideStatus, store};
 use http::StatusCode;
+use readside::fleet::vehicles;
+use readside::rides::{self as store, Filter, Ride, RideStatus};
 use schemars::JsonSchema;
 use schemas::Message;
 use schemas::rides::{EndRide, PauseRide, ResumeRide, StartRide};

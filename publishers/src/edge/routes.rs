@@ -179,7 +179,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::integrations::clients::Integration>, &[]),
+            returns: Returns::List(schema_of::<readside::integrations::clients::Integration>, &[]),
             action: Some(|api, call| Box::pin(integrations::list(api, call))),
         },
         Route {
@@ -190,7 +190,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            returns: Returns::Item(schema_of::<readside::integrations::clients::Integration>),
             action: Some(|api, call| Box::pin(integrations::get(api, call))),
         },
         Route {
@@ -212,7 +212,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<integrations::Revocation>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            returns: Returns::Item(schema_of::<readside::integrations::clients::Integration>),
             action: Some(|api, call| Box::pin(integrations::revoke(api, call))),
         },
         Route {
@@ -223,7 +223,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            returns: Returns::Item(schema_of::<readside::integrations::clients::Integration>),
             action: Some(|api, call| Box::pin(integrations::set_active(api, call, false))),
         },
         Route {
@@ -234,7 +234,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::integrations::clients::Integration>),
+            returns: Returns::Item(schema_of::<readside::integrations::clients::Integration>),
             action: Some(|api, call| Box::pin(integrations::set_active(api, call, true))),
         },
         Route {
@@ -278,7 +278,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<Vec<consumers::billing::invoices::Invoice>>),
+            returns: Returns::Item(schema_of::<Vec<readside::billing::invoices::Invoice>>),
             action: Some(|api, call| Box::pin(billing::list_invoices(api, call))),
         },
         Route {
@@ -289,7 +289,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<billing::NewInvoice>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::billing::invoices::Invoice>),
+            returns: Returns::Item(schema_of::<readside::billing::invoices::Invoice>),
             action: Some(|api, call| Box::pin(billing::issue_invoice(api, call))),
         },
         Route {
@@ -311,7 +311,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::billing::payments::Payment>),
+            returns: Returns::Item(schema_of::<readside::billing::payments::Payment>),
             action: Some(|api, call| Box::pin(billing::verify(api, call))),
         },
         Route {
@@ -322,7 +322,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<maintenance::NewWorkshop>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::maintenance::Workshop>),
+            returns: Returns::Item(schema_of::<readside::maintenance::Workshop>),
             action: Some(|api, call| Box::pin(maintenance::add_workshop(api, call))),
         },
         Route {
@@ -333,7 +333,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<Vec<consumers::maintenance::Workshop>>),
+            returns: Returns::Item(schema_of::<Vec<readside::maintenance::Workshop>>),
             action: Some(|api, call| Box::pin(maintenance::list_workshops(api, call))),
         },
         Route {
@@ -344,7 +344,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<maintenance::SelectionInput>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::maintenance::Selection>),
+            returns: Returns::Item(schema_of::<readside::maintenance::Selection>),
             action: Some(|api, call| Box::pin(maintenance::set_selection(api, call))),
         },
         Route {
@@ -355,7 +355,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Capability(crate::permissions::Capability::MaintenanceTickets),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<Vec<consumers::maintenance::Workshop>>),
+            returns: Returns::Item(schema_of::<Vec<readside::maintenance::Workshop>>),
             action: Some(|api, call| Box::pin(maintenance::selectable(api, call))),
         },
         Route {
@@ -366,7 +366,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Capability(crate::permissions::Capability::MaintenanceTickets),
             body: Some(schema_of::<maintenance::NewTicket>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::maintenance::Ticket>),
+            returns: Returns::Item(schema_of::<readside::maintenance::Ticket>),
             action: Some(|api, call| Box::pin(maintenance::open_maintenance(api, call))),
         },
         Route {
@@ -377,7 +377,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Capability(crate::permissions::Capability::MaintenanceTickets),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<Vec<consumers::maintenance::Ticket>>),
+            returns: Returns::Item(schema_of::<Vec<readside::maintenance::Ticket>>),
             action: Some(|api, call| Box::pin(maintenance::list_maintenance(api, call))),
         },
         Route {
@@ -388,7 +388,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Capability(crate::permissions::Capability::DriverTickets),
             body: Some(schema_of::<maintenance::NewTicket>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::maintenance::Ticket>),
+            returns: Returns::Item(schema_of::<readside::maintenance::Ticket>),
             action: Some(|api, call| Box::pin(maintenance::open_driver(api, call))),
         },
         Route {
@@ -399,7 +399,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Capability(crate::permissions::Capability::DriverTickets),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<Vec<consumers::maintenance::Ticket>>),
+            returns: Returns::Item(schema_of::<Vec<readside::maintenance::Ticket>>),
             action: Some(|api, call| Box::pin(maintenance::list_driver(api, call))),
         },
         Route {
@@ -410,7 +410,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::integrations::ApiKey>, &[]),
+            returns: Returns::List(schema_of::<readside::integrations::ApiKey>, &[]),
             action: Some(|api, call| Box::pin(keys::list(api, call))),
         },
         Route {
@@ -443,7 +443,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<keys::KeyChanges>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::integrations::ApiKey>),
+            returns: Returns::Item(schema_of::<readside::integrations::ApiKey>),
             action: Some(|api, call| Box::pin(keys::update(api, call))),
         },
         Route {
@@ -454,7 +454,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::Deleted>),
+            returns: Returns::Item(schema_of::<readside::Deleted>),
             action: Some(|api, call| Box::pin(keys::delete(api, call))),
         },
         Route {
@@ -476,7 +476,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::integrations::LoggedRequest>, &[]),
+            returns: Returns::List(schema_of::<readside::integrations::LoggedRequest>, &[]),
             action: Some(|api, call| Box::pin(keys::requests(api, call))),
         },
         Route {
@@ -487,7 +487,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::webhooks::Endpoint>, &[]),
+            returns: Returns::List(schema_of::<readside::webhooks::Endpoint>, &[]),
             action: Some(|api, call| Box::pin(webhooks::list(api, call))),
         },
         Route {
@@ -509,7 +509,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::webhooks::Endpoint>),
+            returns: Returns::Item(schema_of::<readside::webhooks::Endpoint>),
             action: Some(|api, call| Box::pin(webhooks::get(api, call))),
         },
         Route {
@@ -520,7 +520,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
             body: Some(schema_of::<webhooks::EndpointChanges>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::webhooks::Endpoint>),
+            returns: Returns::Item(schema_of::<readside::webhooks::Endpoint>),
             action: Some(|api, call| Box::pin(webhooks::update(api, call))),
         },
         Route {
@@ -531,7 +531,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksWrite),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::Deleted>),
+            returns: Returns::Item(schema_of::<readside::Deleted>),
             action: Some(|api, call| Box::pin(webhooks::delete(api, call))),
         },
         Route {
@@ -564,7 +564,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Delivery>, webhooks::DELIVERY_FILTERS),
+            returns: Returns::List(schema_of::<readside::webhooks::deliveries::Delivery>, webhooks::DELIVERY_FILTERS),
             action: Some(|api, call| Box::pin(webhooks::deliveries(api, call))),
         },
         Route {
@@ -575,7 +575,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Attempt>, webhooks::ATTEMPT_FILTERS),
+            returns: Returns::List(schema_of::<readside::webhooks::deliveries::Attempt>, webhooks::ATTEMPT_FILTERS),
             action: Some(|api, call| Box::pin(webhooks::attempts(api, call))),
         },
         Route {
@@ -608,7 +608,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WebhooksRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::webhooks::deliveries::Delivery>, webhooks::EVENT_FILTERS),
+            returns: Returns::List(schema_of::<readside::webhooks::deliveries::Delivery>, webhooks::EVENT_FILTERS),
             action: Some(|api, call| Box::pin(webhooks::event_deliveries(api, call))),
         },
         Route {
@@ -619,7 +619,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::fleet::Vehicle>, vehicles::FILTERS),
+            returns: Returns::List(schema_of::<readside::fleet::Vehicle>, vehicles::FILTERS),
             action: Some(|api, call| Box::pin(vehicles::list(api, call))),
         },
         Route {
@@ -630,7 +630,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
             body: Some(schema_of::<vehicles::NewVehicle>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::fleet::Vehicle>),
+            returns: Returns::Item(schema_of::<readside::fleet::Vehicle>),
             action: Some(|api, call| Box::pin(vehicles::create(api, call))),
         },
         Route {
@@ -641,7 +641,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
             body: Some(schema_of::<vehicles::BulkEdit>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::BulkResult>),
+            returns: Returns::Item(schema_of::<readside::fleet::BulkResult>),
             action: Some(|api, call| Box::pin(vehicles::bulk(api, call))),
         },
         Route {
@@ -652,7 +652,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::fleet::Nearby>, vehicles::NEARBY),
+            returns: Returns::List(schema_of::<readside::fleet::Nearby>, vehicles::NEARBY),
             action: Some(|api, call| Box::pin(vehicles::nearby(api, call))),
         },
         Route {
@@ -663,7 +663,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::Vehicle>),
+            returns: Returns::Item(schema_of::<readside::fleet::Vehicle>),
             action: Some(|api, call| Box::pin(vehicles::get(api, call))),
         },
         Route {
@@ -674,7 +674,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
             body: Some(schema_of::<vehicles::VehicleChanges>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::Vehicle>),
+            returns: Returns::Item(schema_of::<readside::fleet::Vehicle>),
             action: Some(|api, call| Box::pin(vehicles::update(api, call))),
         },
         Route {
@@ -685,7 +685,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::Deleted>),
+            returns: Returns::Item(schema_of::<readside::Deleted>),
             action: Some(|api, call| Box::pin(vehicles::delete(api, call))),
         },
         Route {
@@ -696,7 +696,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::LatestState>),
+            returns: Returns::Item(schema_of::<readside::fleet::LatestState>),
             action: Some(|api, call| Box::pin(vehicles::state(api, call))),
         },
         Route {
@@ -707,7 +707,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
             body: Some(schema_of::<vehicles::CommandRequest>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::commands::CommandStatus>),
+            returns: Returns::Item(schema_of::<readside::fleet::commands::CommandStatus>),
             action: Some(|api, call| Box::pin(vehicles::send_command(api, call))),
         },
         Route {
@@ -718,7 +718,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::VehiclesRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::fleet::commands::CommandStatus>),
+            returns: Returns::Item(schema_of::<readside::fleet::commands::CommandStatus>),
             action: Some(|api, call| Box::pin(vehicles::command_status(api, call))),
         },
         Route {
@@ -729,7 +729,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Key,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::subscriptions::Subscription>, &[]),
+            returns: Returns::List(schema_of::<readside::subscriptions::Subscription>, &[]),
             action: Some(|api, call| Box::pin(subscriptions::list(api, call))),
         },
         Route {
@@ -751,7 +751,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Key,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::Deleted>),
+            returns: Returns::Item(schema_of::<readside::Deleted>),
             action: Some(|api, call| Box::pin(subscriptions::delete(api, call))),
         },
         Route {
@@ -762,7 +762,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::ZonesRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::zones::StoredZone>, zones::FILTERS),
+            returns: Returns::List(schema_of::<readside::zones::StoredZone>, zones::FILTERS),
             action: Some(|api, call| Box::pin(zones::list(api, call))),
         },
         Route {
@@ -773,7 +773,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<zones::ZoneBody>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::zones::StoredZone>),
+            returns: Returns::Item(schema_of::<readside::zones::StoredZone>),
             action: Some(|api, call| Box::pin(zones::create(api, call))),
         },
         Route {
@@ -784,7 +784,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::ZonesRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::zones::StoredZone>, zones::POINT),
+            returns: Returns::List(schema_of::<readside::zones::StoredZone>, zones::POINT),
             action: Some(|api, call| Box::pin(zones::containing(api, call))),
         },
         Route {
@@ -795,7 +795,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::ZonesRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::zones::StoredZone>),
+            returns: Returns::Item(schema_of::<readside::zones::StoredZone>),
             action: Some(|api, call| Box::pin(zones::get(api, call))),
         },
         Route {
@@ -806,7 +806,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<zones::ZoneBody>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::zones::StoredZone>),
+            returns: Returns::Item(schema_of::<readside::zones::StoredZone>),
             action: Some(|api, call| Box::pin(zones::replace(api, call))),
         },
         Route {
@@ -817,7 +817,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::Deleted>),
+            returns: Returns::Item(schema_of::<readside::Deleted>),
             action: Some(|api, call| Box::pin(zones::delete(api, call))),
         },
         Route {
@@ -828,7 +828,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Key,
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::chargers::Charger>, &[]),
+            returns: Returns::List(schema_of::<readside::chargers::Charger>, &[]),
             action: Some(|api, call| Box::pin(chargers::list(api, call))),
         },
         Route {
@@ -839,7 +839,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<chargers::ChargerBody>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::chargers::Charger>),
+            returns: Returns::Item(schema_of::<readside::chargers::Charger>),
             action: Some(|api, call| Box::pin(chargers::register(api, call))),
         },
         Route {
@@ -850,7 +850,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Key,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::chargers::Charger>),
+            returns: Returns::Item(schema_of::<readside::chargers::Charger>),
             action: Some(|api, call| Box::pin(chargers::get(api, call))),
         },
         Route {
@@ -861,7 +861,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::CustomersRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::customers::Customer>, customers::FILTERS),
+            returns: Returns::List(schema_of::<readside::customers::Customer>, customers::FILTERS),
             action: Some(|api, call| Box::pin(customers::list(api, call))),
         },
         Route {
@@ -872,7 +872,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::CustomersWrite),
             body: Some(schema_of::<customers::NewCustomer>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::customers::Customer>),
+            returns: Returns::Item(schema_of::<readside::customers::Customer>),
             action: Some(|api, call| Box::pin(customers::create(api, call))),
         },
         Route {
@@ -883,7 +883,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::CustomersRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::customers::Customer>),
+            returns: Returns::Item(schema_of::<readside::customers::Customer>),
             action: Some(|api, call| Box::pin(customers::get(api, call))),
         },
         Route {
@@ -894,7 +894,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::CustomersWrite),
             body: Some(schema_of::<customers::CustomerChanges>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::customers::Customer>),
+            returns: Returns::Item(schema_of::<readside::customers::Customer>),
             action: Some(|api, call| Box::pin(customers::update(api, call))),
         },
         Route {
@@ -905,7 +905,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::CustomersWrite),
             body: Some(schema_of::<customers::Reason>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::customers::Customer>),
+            returns: Returns::Item(schema_of::<readside::customers::Customer>),
             action: Some(|api, call| Box::pin(customers::block(api, call))),
         },
         Route {
@@ -916,7 +916,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::CustomersWrite),
             body: Some(schema_of::<customers::Reason>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::customers::Customer>),
+            returns: Returns::Item(schema_of::<readside::customers::Customer>),
             action: Some(|api, call| Box::pin(customers::unblock(api, call))),
         },
         Route {
@@ -927,7 +927,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WalletRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::wallets::Wallet>),
+            returns: Returns::Item(schema_of::<readside::wallets::Wallet>),
             action: Some(|api, call| Box::pin(customers::wallet(api, call))),
         },
         Route {
@@ -938,7 +938,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WalletWrite),
             body: Some(schema_of::<customers::WalletPosting>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::wallets::Entry>),
+            returns: Returns::Item(schema_of::<readside::wallets::Entry>),
             action: Some(|api, call| Box::pin(customers::post_entry(api, call))),
         },
         Route {
@@ -949,7 +949,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::WalletWrite),
             body: Some(schema_of::<customers::Reason>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::wallets::Entry>),
+            returns: Returns::Item(schema_of::<readside::wallets::Entry>),
             action: Some(|api, call| Box::pin(customers::refund(api, call))),
         },
         Route {
@@ -960,7 +960,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<customers::Overdraft>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::wallets::Wallet>),
+            returns: Returns::Item(schema_of::<readside::wallets::Wallet>),
             action: Some(|api, call| Box::pin(customers::set_overdraft(api, call))),
         },
         Route {
@@ -971,7 +971,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::RidesRead),
             body: None,
             status: 200,
-            returns: Returns::List(schema_of::<consumers::rides::Ride>, rides::FILTERS),
+            returns: Returns::List(schema_of::<readside::rides::Ride>, rides::FILTERS),
             action: Some(|api, call| Box::pin(rides::list(api, call))),
         },
         Route {
@@ -982,7 +982,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::RidesWrite),
             body: Some(schema_of::<rides::NewRide>),
             status: 201,
-            returns: Returns::Item(schema_of::<consumers::rides::Ride>),
+            returns: Returns::Item(schema_of::<readside::rides::Ride>),
             action: Some(|api, call| Box::pin(rides::start(api, call))),
         },
         Route {
@@ -993,7 +993,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::RidesRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::rides::Ride>),
+            returns: Returns::Item(schema_of::<readside::rides::Ride>),
             action: Some(|api, call| Box::pin(rides::get(api, call))),
         },
         Route {
@@ -1004,7 +1004,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::RidesWrite),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::rides::Ride>),
+            returns: Returns::Item(schema_of::<readside::rides::Ride>),
             action: Some(|api, call| Box::pin(rides::pause(api, call))),
         },
         Route {
@@ -1015,7 +1015,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::RidesWrite),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::rides::Ride>),
+            returns: Returns::Item(schema_of::<readside::rides::Ride>),
             action: Some(|api, call| Box::pin(rides::resume(api, call))),
         },
         Route {
@@ -1026,7 +1026,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::RidesWrite),
             body: Some(schema_of::<rides::RideEnd>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::rides::Ride>),
+            returns: Returns::Item(schema_of::<readside::rides::Ride>),
             action: Some(|api, call| Box::pin(rides::end(api, call))),
         },
         Route {
@@ -1037,7 +1037,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Access::Permission(schemas::integrations::Permission::PricingRead),
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::pricing::StoredPlan>),
+            returns: Returns::Item(schema_of::<readside::pricing::StoredPlan>),
             action: Some(|api, call| Box::pin(pricing::get(api, call))),
         },
         Route {
@@ -1048,7 +1048,7 @@ pub(crate) fn table() -> Vec<Route> {
             access: Admin,
             body: Some(schema_of::<pricing::PlanBody>),
             status: 200,
-            returns: Returns::Item(schema_of::<consumers::pricing::StoredPlan>),
+            returns: Returns::Item(schema_of::<readside::pricing::StoredPlan>),
             action: Some(|api, call| Box::pin(pricing::set(api, call))),
         },
         Route {

@@ -5,9 +5,9 @@
 //! carries the broker's salted hash of it. The queue is bound to the subaccounts the caller
 //! reads, and a caller sees only subscriptions within its own reach.
 
-use consumers::Deleted;
-use consumers::subscriptions::{StoredSubscription, Subscription};
 use http::StatusCode;
+use readside::Deleted;
+use readside::subscriptions::{StoredSubscription, Subscription};
 use ring::digest;
 use ring::rand::SecureRandom;
 use schemars::JsonSchema;
@@ -118,7 +118,7 @@ fn sees(call: &Call, stored: &StoredSubscription) -> bool {
 
 /// `GET /subscriptions`.
 pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let all = consumers::subscriptions::list(&api.database, call.caller.tenant.as_str()).await.map_err(db_error)?;
+    let all = readside::subscriptions::list(&api.database, call.caller.tenant.as_str()).await.map_err(db_error)?;
     let seen: Vec<Subscription> = all.into_iter().filter(|s| sees(&call, s)).map(|s| s.subscription).collect();
     let page = super::routes::page_of(call.query.as_deref())?;
     Ok(Answer::page_of(seen, page))
@@ -127,7 +127,7 @@ pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiErro
 /// `DELETE /subscriptions/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let id = call.id("id")?;
-    consumers::subscriptions::find(&api.database, call.caller.tenant.as_str(), id)
+    readside::subscriptions::find(&api.database, call.caller.tenant.as_str(), id)
         .await
         .map_err(db_error)?
         .filter(|stored| sees(&call, stored))

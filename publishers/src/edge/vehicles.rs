@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use consumers::Deleted;
-use consumers::fleet::commands::{self, CommandState, CommandStatus};
-use consumers::fleet::{BulkResult, Filter, LatestState, Vehicle, vehicles};
 use http::StatusCode;
+use readside::Deleted;
+use readside::fleet::commands::{self, CommandState, CommandStatus};
+use readside::fleet::{BulkResult, Filter, LatestState, Vehicle, vehicles};
 use schemars::JsonSchema;
 use schemas::vehicles::{
     AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, Position, RemoveVehicle,
@@ -415,7 +415,7 @@ pub(crate) async fn send_command(api: &PartnerApi, call: Call) -> Result<Answer,
     let name = call.params.iter().find(|(n, _)| n == "command").map(|(_, v)| v.clone()).unwrap_or_default();
     let asked: VehicleCommand = serde_json::from_value(Value::String(name.clone())).map_err(|_| {
         ApiError::not_found(format!("no vehicle command `{name}`"))
-            .details(serde_json::json!({ "commands": consumers::fleet::ALL_COMMANDS }))
+            .details(serde_json::json!({ "commands": readside::fleet::ALL_COMMANDS }))
     })?;
     let vehicle = find(api, &call).await?;
     let send = SendVehicleCommand { command_id: call.command_id, vehicle_id: vehicle.id, command: asked };

@@ -10,11 +10,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use consumers::webhooks::deliveries::{self, Attempt, Delivery, Filter};
-use consumers::webhooks::endpoints::StoredEndpoint;
-use consumers::webhooks::{EVENT_TYPES, Endpoint, Vault, endpoints, operational};
 use http::StatusCode;
 use outbound::ssrf::UrlPolicy;
+use readside::webhooks::deliveries::{self, Attempt, Delivery, Filter};
+use readside::webhooks::{Endpoint, StoredEndpoint, endpoints};
 use schemars::JsonSchema;
 use schemas::Sensitive;
 use schemas::integrations::Permission;
@@ -22,8 +21,10 @@ use schemas::webhooks::{
     CreateWebhookEndpoint, DeleteWebhookEndpoint, ReplayWebhookDeliveries, RotateWebhookSecret, SendTestWebhook,
     UpdateWebhookEndpoint,
 };
+use schemas::webhooks::{EVENT_TYPES, OPERATIONAL_EVENTS, is_operational};
 use serde::{Deserialize, Serialize};
 use signatures::Secret;
+use signatures::Vault;
 use uuid::Uuid;
 
 use super::api::{PartnerApi, parse_body};
@@ -189,12 +190,12 @@ fn check_events(caller: &Caller, events: &[String]) -> Result<(), ApiError> {
         return Err(ApiError::invalid("events", "subscribe to at least one event type"));
     }
     for event in events {
-        if event == "*" || operational::is_operational(event) {
+        if event == "*" || is_operational(event) {
             continue;
         }
         if !EVENT_TYPES.contains(&event.as_str()) {
             return Err(ApiError::invalid("events", format!("unknown event type `{event}`")).details(
-                serde_json::json!({ "field": "events", "known": EVENT_TYPES, "operational": operational::EVENTS }),
+                serde_json::json!({ "field": "events", "known": EVENT_TYPES, "operational": OPERATIONAL_EVENTS }),
             ));
         }
         caller.may_receive(event)?;
@@ -355,7 +356,7 @@ pub(crate) async fn update(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 /// `DELETE /webhooks/{id}`.
 pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let delete = DeleteWebhookEndpoint { endpoint_id: find(api, &call).await?.id };
-    let deleted: consumers::Deleted = api.bus.request(&command(&call, delete), api.settings.command_timeout).await?;
+    let deleted: readside::Deleted = api.bus.request(&command(&call, delete), api.settings.command_timeout).await?;
     Ok(Answer::ok(deleted))
 }
 
@@ -375,7 +376,7 @@ pub(crate) async fn rotate(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
 
 /// `POST /webhooks/{id}/test`.
 pub(crate) async fn test(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let event_id = consumers::webhooks::messages::event_id(call.command_id);
+    let event_id = schemas::webhooks::event_id(call.command_id);
     let test = SendTestWebhook { endpoint_id: find(api, &call).await?.id, event_id };
     let sent: TestSent = api.bus.request(&command(&call, test), api.settings.command_timeout).await?;
     Ok(Answer::with_status(StatusCode::ACCEPTED, sent))

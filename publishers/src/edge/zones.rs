@@ -2,9 +2,9 @@
 //! zones hold a point, and zones created, replaced and deleted by an organisation admin, each a
 //! command answered by the `zones` consumers.
 
-use consumers::Deleted;
-use consumers::zones::{self, StoredZone};
 use http::StatusCode;
+use readside::Deleted;
+use readside::zones::{self, StoredZone};
 use schemars::JsonSchema;
 use schemas::vehicles::Position;
 use schemas::zones::{DeleteZone, UpsertZone, Zone, ZoneType};

@@ -222,8 +222,8 @@ async fn vehicle(visit: &Visit<'_>, org: &str, caller: &Caller, id: &str) -> Res
     let vehicle_id = uuid::Uuid::parse_str(id).map_err(|_| ApiError::not_found("no such vehicle"))?;
     let database = &visit.console.api.database;
     let tenant = caller.tenant.as_str();
-    let reports = consumers::fleet::states::recent(database, tenant, vehicle_id, 20).await.map_err(db_error)?;
-    let sent = consumers::fleet::commands::recent(database, tenant, vehicle_id, 20).await.map_err(db_error)?;
+    let reports = readside::fleet::states::recent(database, tenant, vehicle_id, 20).await.map_err(db_error)?;
+    let sent = readside::fleet::commands::recent(database, tenant, vehicle_id, 20).await.map_err(db_error)?;
     let master: Vec<Row> = MASTER_DATA
         .iter()
         .chain(&["subaccount_id", "status", "capabilities"])

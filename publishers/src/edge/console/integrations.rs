@@ -66,11 +66,9 @@ async fn list_integrations(visit: &Visit<'_>, org: &str, caller: &crate::edge::a
         let id = integration["id"].as_str().unwrap_or_default();
         // No route says how much an integration is used: the request log does (indexed by it).
         let used = match uuid::Uuid::parse_str(id) {
-            Ok(id) => {
-                consumers::integrations::requests::integration_use(database, caller.tenant.as_str(), id, &moments)
-                    .await
-                    .map_err(crate::edge::keys::db_error)?
-            }
+            Ok(id) => readside::integrations::requests::integration_use(database, caller.tenant.as_str(), id, &moments)
+                .await
+                .map_err(crate::edge::keys::db_error)?,
             Err(_) => Default::default(),
         };
         let count = |i: usize| used.since.get(i).copied().unwrap_or(0).to_string();

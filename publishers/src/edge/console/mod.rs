@@ -130,7 +130,7 @@ impl Visit<'_> {
 
     /// Whether the operator sees every organisation and the whole bus.
     pub fn platform(&self) -> bool {
-        self.session.operator.role == consumers::operators::Role::Platform
+        self.session.operator.role == readside::operators::Role::Platform
     }
 
     /// The caller for organisation `org`: the operator as its admin, if the role reaches it
@@ -326,7 +326,7 @@ impl Console {
         if !visit.platform() {
             return Ok(View::Redirect(self.home(visit)));
         }
-        let names = consumers::operators::organisations(&self.api.database).await.map_err(super::keys::db_error)?;
+        let names = readside::operators::organisations(&self.api.database).await.map_err(super::keys::db_error)?;
         let rows: Vec<html::Row> = names
             .iter()
             .map(|name| vec![format!("<a href=\"/admin/orgs/{0}/integrations\">{0}</a>", esc(name))])

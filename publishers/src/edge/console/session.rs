@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use consumers::operators::{self, Operator};
 use http::HeaderMap;
+use readside::operators::{self, Operator};
 use ring::hmac;
 use schemas::operators::{CloseOperatorSession, OpenOperatorSession, RecordOperatorSignInFailure};
 use schemas::{Envelope, TenantId};
@@ -112,7 +112,7 @@ impl Console {
         self.api.failed_authentications.check(peer)?;
         let Ok(_permit) = self.verifications.try_acquire() else {
             let busy = "too many sign-ins at once; try again in a moment";
-            return Err(ApiError::refused(consumers::codes::RATE_LIMITED, busy.into()));
+            return Err(ApiError::refused(readside::codes::RATE_LIMITED, busy.into()));
         };
         let found = operators::find_by_email(&self.api.database, email).await.map_err(db_error)?;
         let stored = found.as_ref().map_or(DECOY, |(_, hash)| hash.as_str()).to_owned();

@@ -4,7 +4,7 @@ use sea_orm::sea_query::{Expr, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 /// One page of `query`'s rows, and how many rows it matches in all (the same filter, counted).
-pub(crate) async fn page_of(
+pub async fn page_of(
     db: &impl ConnectionTrait,
     query: &SelectStatement,
     offset: u64,
