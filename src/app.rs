@@ -23,15 +23,8 @@ use crate::engines::{Engines, connect_database};
 
 /// Outbox rows published per relay pass.
 const RELAY_BATCH: usize = 500;
-/// Most events the webhook fan-out turns into deliveries in one transaction.
-const FANOUT_BATCH: usize = 64;
-/// The fan-out's window: few lanes, so a burst makes full batches (few transactions) rather
-/// than sixteen small ones at a time, and enough unacked for the next batch of each lane.
-const FANOUT_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 512, lanes: 4 };
 /// How often an idle relay looks for new outbox rows.
 const RELAY_IDLE: Duration = Duration::from_millis(10);
-/// The ingest's window: enough reports in flight for full batches on every lane.
-const TELEMETRY_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 4_000, lanes: 4 };
 /// How often the partner API's housekeeping runs.
 const TIDY_EVERY: Duration = Duration::from_secs(300);
 
@@ -121,11 +114,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let attempts_db =
         engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
     let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
-    let integrations: Arc<dyn bus::Handler> = Arc::new(consumers::integrations::Integrations);
-    let webhooks: Arc<dyn bus::Handler> =
-        Arc::new(consumers::webhooks::Webhooks::new(policy.clone(), Arc::clone(&dispatcher)));
-    let marketplace: Arc<dyn bus::Handler> = Arc::new(consumers::marketplace::Marketplace);
-    let fleet: Arc<dyn bus::Handler> = Arc::new(consumers::fleet::Fleet::new(settings.fleet.command_timeout()));
     let broker = match &settings.amqp.url {
         Some(url) => Some(
             consumers::subscriptions::BrokerAdmin::new(url, settings.amqp.management_url.as_deref(), http.clone())
@@ -133,87 +121,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ),
         None => None,
     };
-    let subscriptions: Arc<dyn bus::Handler> = Arc::new(consumers::subscriptions::Subscriptions::new(broker.clone()));
-    let chargers: Arc<dyn bus::Handler> =
-        Arc::new(consumers::chargers::Chargers::new(settings.charging.offline_after()));
-    let charging: Arc<dyn bus::Handler> =
-        Arc::new(consumers::charging::Charging::new(settings.charging.offline_after()));
-    let db = Some(database.clone());
-    // The last figure: most messages handled in one transaction (1: one at a time).
-    let groups = [
-        // The integrations groups answer the edge's key commands and write its request log.
-        (consumers::integrations::topology(), integrations.clone(), db.clone(), 1),
-        (consumers::integrations::request_log_topology(), integrations, db.clone(), 1),
-        // Webhooks: endpoint commands, events turned into deliveries (in batches: a burst of
-        // events is a few transactions, not one each), and the attempts, which run outside any
-        // transaction (the dispatcher keeps its own short ones).
-        (consumers::webhooks::topology(), webhooks.clone(), db.clone(), 1),
-        (consumers::webhooks::fanout_topology(), webhooks, db.clone(), FANOUT_BATCH),
-        (
-            consumers::webhooks::delivery_topology(),
-            Arc::new(consumers::webhooks::DispatchHandler(Arc::clone(&dispatcher))) as Arc<dyn bus::Handler>,
-            None,
-            1,
-        ),
-        // Marketplace partners' events (Etvas), answered with the ids the partner keeps.
-        (consumers::marketplace::topology(), marketplace, db.clone(), 1),
-        // Vehicles added, changed and removed; zones.
-        (consumers::fleet::topology(), fleet, db.clone(), 1),
-        (consumers::zones::topology(), Arc::new(consumers::zones::Zones) as Arc<dyn bus::Handler>, db.clone(), 1),
-        // Customers, their wallets, pricing plans and rides.
-        (
-            consumers::customers::topology(),
-            Arc::new(consumers::customers::Customers::new(settings.mobile.sign_in_policy())) as Arc<dyn bus::Handler>,
-            db.clone(),
-            1,
-        ),
-        (consumers::wallets::topology(), Arc::new(consumers::wallets::Wallets) as Arc<dyn bus::Handler>, db.clone(), 1),
-        (consumers::pricing::topology(), Arc::new(consumers::pricing::Pricing) as Arc<dyn bus::Handler>, db.clone(), 1),
-        (consumers::rides::topology(), Arc::new(consumers::rides::Rides) as Arc<dyn bus::Handler>, db.clone(), 1),
-        // Integrations' own queues of their tenant's events, set up on the broker.
-        (consumers::subscriptions::topology(), subscriptions, db.clone(), 1),
-        // Chargers registered by admins (their status comes over NATS, below).
-        (consumers::chargers::topology(), chargers.clone(), db.clone(), 1),
-        // Charging sessions the app starts and finishes (their meter values come over NATS).
-        (consumers::charging::topology(), charging.clone(), db.clone(), 1),
-        // Purchases paid from the balance, and the app's feedback.
-        (
-            consumers::payments::topology(),
-            Arc::new(consumers::payments::Payments) as Arc<dyn bus::Handler>,
-            db.clone(),
-            1,
-        ),
-        // Workshops, maintenance service selection and tickets opened through integrations.
-        (
-            consumers::maintenance::topology(),
-            Arc::new(consumers::maintenance::Maintenance) as Arc<dyn bus::Handler>,
-            db.clone(),
-            1,
-        ),
-        // Integrations' invoices and Paystack payments.
-        (consumers::billing::topology(), Arc::new(consumers::billing::Billing) as Arc<dyn bus::Handler>, db, 1),
-    ];
+    let shared = consumers::groups::Shared { dispatcher: Arc::clone(&dispatcher), broker: broker.clone() };
     let mut consoled = Vec::new();
-    for (topology, handler, database, batch) in groups {
-        let group = |transport| crate::console::Group { name: topology.group.clone(), transport, stream: None };
-        background.push(match (&settings.amqp.url, &engines.amqp) {
-            (Some(url), Some(amqp)) => {
-                consoled.push(group(Transport::Amqp));
-                // Declared before the edge takes a request, so no command finds its queue missing.
-                let channel = amqp.channel().await.context("opening a channel to declare queues")?;
-                topology.declare(&channel).await.with_context(|| format!("declaring the {} queues", topology.group))?;
-                let _ = channel.close(200, "declared".into()).await;
-                let options = if batch > 1 { FANOUT_OPTIONS } else { ConsumerOptions::default() };
-                let consumer = AmqpConsumer::new(url, topology, options, handler, database).in_batches(batch);
-                tokio::spawn(consumer.run(when(&drained)))
-            }
-            _ => {
-                consoled.push(group(Transport::Embedded));
-                let embedded = engines.embedded.clone();
-                let consumer = EmbeddedConsumer::new(embedded, topology, ConsumerOptions::default(), handler, database);
-                tokio::spawn(consumer.run(when(&drained)))
-            }
-        });
+    let amqp_url = settings.amqp.url.as_deref();
+    for group in consumers::groups::all(&settings.groups(), &shared) {
+        background.extend(run_group(group, &engines, amqp_url, &database, &mut consoled, when(&drained)).await?);
     }
     // Queues bound before routing keys named the subaccount, or while their key changed, are
     // bound as they must be before the edge answers (the exchange and bindings are declared).
@@ -229,49 +141,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             ),
             Err(error) => tracing::error!(%error, "could not read the subscriptions to bind their queues"),
         }
-    }
-    // Telemetry comes from vehicles over NATS: without NATS there is none to take in.
-    if let Some(nats) = &engines.nats {
-        let telemetry = Arc::new(consumers::fleet::telemetry::Telemetry::new(settings.fleet.thresholds()));
-        let consumer = JetStreamConsumer::new(
-            nats.clone(),
-            jetstream(&mut consoled, consumers::fleet::telemetry::topology()),
-            TELEMETRY_OPTIONS,
-            telemetry,
-            Some(database.clone()),
-        )
-        .in_batches(settings.fleet.telemetry_batch)
-        .without_inbox(engines.publisher());
-        background.push(tokio::spawn(consumer.run(when(&drained))));
-        // Devices' answers to the commands sent to them.
-        let results = JetStreamConsumer::new(
-            nats.clone(),
-            jetstream(&mut consoled, consumers::fleet::commands::results_topology()),
-            ConsumerOptions::default(),
-            Arc::new(consumers::fleet::commands::CommandResults),
-            Some(database.clone()),
-        );
-        background.push(tokio::spawn(results.run(when(&drained))));
-        // Chargers' OCPP status notifications.
-        let statuses = JetStreamConsumer::new(
-            nats.clone(),
-            jetstream(&mut consoled, consumers::chargers::status_topology()),
-            ConsumerOptions::default(),
-            chargers,
-            Some(database.clone()),
-        );
-        background.push(tokio::spawn(statuses.run(when(&drained))));
-        // Chargers' meter values: idempotent by the charger's timestamps, so no inbox; each
-        // reading's progress goes to the app right after its commit.
-        let meters = JetStreamConsumer::new(
-            nats.clone(),
-            jetstream(&mut consoled, consumers::charging::meter_topology()),
-            ConsumerOptions::default(),
-            charging,
-            Some(database.clone()),
-        )
-        .without_inbox(engines.publisher());
-        background.push(tokio::spawn(meters.run(when(&drained))));
     }
     background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
     let edge = if settings.console.enabled {
@@ -323,14 +192,53 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running { addr, stop, task })
 }
 
-/// Notes a JetStream group for the console, and hands it on.
-fn jetstream(groups: &mut Vec<crate::console::Group>, group: bus::nats::JetStreamGroup) -> bus::nats::JetStreamGroup {
-    groups.push(crate::console::Group {
-        name: group.group.clone(),
-        transport: Transport::Nats,
-        stream: Some(group.stream.clone()),
-    });
-    group
+/// Runs `group` on its transport until `stop`: a queue group on RabbitMQ (its queues declared
+/// first, so no command finds its queue missing) or the embedded transport; a JetStream group
+/// only where NATS is (devices talk NATS: without it there is nothing to take in). Notes it for
+/// the console.
+async fn run_group(
+    group: consumers::groups::Group,
+    engines: &Engines,
+    amqp_url: Option<&str>,
+    database: &sea_orm::DatabaseConnection,
+    consoled: &mut Vec<crate::console::Group>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    use consumers::groups::Source;
+    let name = group.name().to_owned();
+    let database = group.transactional.then(|| database.clone());
+    let options = group.options.unwrap_or_default();
+    let noted = |transport, stream| crate::console::Group { name: name.clone(), transport, stream };
+    Ok(Some(match (group.source, amqp_url.zip(engines.amqp.as_ref()), &engines.nats) {
+        (Source::Queue(topology), Some((url, amqp)), _) => {
+            consoled.push(noted(Transport::Amqp, None));
+            let channel = amqp.channel().await.context("opening a channel to declare queues")?;
+            topology.declare(&channel).await.with_context(|| format!("declaring the {name} queues"))?;
+            let _ = channel.close(200, "declared".into()).await;
+            let consumer = AmqpConsumer::new(url, topology, options, group.handler, database);
+            tokio::spawn(consumer.in_batches(group.batch).run(stop))
+        }
+        (Source::Queue(topology), None, _) => {
+            consoled.push(noted(Transport::Embedded, None));
+            // The embedded transport takes one message at a time in its own window.
+            let consumer = EmbeddedConsumer::new(
+                engines.embedded.clone(),
+                topology,
+                ConsumerOptions::default(),
+                group.handler,
+                database,
+            );
+            tokio::spawn(consumer.run(stop))
+        }
+        (Source::Stream(stream), _, Some(nats)) => {
+            consoled.push(noted(Transport::Nats, Some(stream.stream.clone())));
+            let consumer =
+                JetStreamConsumer::new(nats.clone(), stream, options, group.handler, database).in_batches(group.batch);
+            let consumer = if group.without_inbox { consumer.without_inbox(engines.publisher()) } else { consumer };
+            tokio::spawn(consumer.run(stop))
+        }
+        (Source::Stream(_), _, None) => return Ok(None),
+    }))
 }
 
 /// How long housekeeping keeps what it purges.

@@ -883,6 +883,18 @@ impl Settings {
         Ok(())
     }
 
+    /// How the consumer groups behave.
+    pub fn groups(&self) -> consumers::groups::Settings {
+        consumers::groups::Settings {
+            sign_in: self.mobile.sign_in_policy(),
+            vehicle_command_timeout: self.fleet.command_timeout(),
+            thresholds: self.fleet.thresholds(),
+            telemetry_batch: self.fleet.telemetry_batch,
+            charger_offline_after: self.charging.offline_after(),
+            webhooks: self.webhooks.policy(),
+        }
+    }
+
     /// The database URL: the configured one, or the embedded SQLite file under `data_dir`.
     pub fn database_url(&self) -> String {
         match &self.database.url {

@@ -11,8 +11,10 @@
 //! back. A change of state is announced as `charger.state_changed`. Chargers are single-outlet
 //! devices in the seed: every connector's notification speaks for the charger.
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bus::amqp::GroupTopology;
@@ -20,10 +22,11 @@ use bus::nats::JetStreamGroup;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, SubsecRound, Utc};
+use schemas::Recipient;
 use schemas::charging::{
     ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger,
 };
-use schemas::{AnyMessage, Envelope, routing, subjects};
+use schemas::{AnyMessage, Envelope, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde::Serialize;
@@ -32,7 +35,7 @@ pub(crate) use readside::chargers::{Charger, find};
 use readside::{Outcome, Refusal};
 
 /// The registration commands' group.
-pub const GROUP: &str = "chargers";
+pub const GROUP: &str = Recipient::Chargers.name();
 /// The group that takes chargers' status notifications from JetStream.
 pub const STATUS_GROUP: &str = "charger-status";
 
@@ -40,7 +43,13 @@ const SOURCE: &str = "voltbus/chargers";
 
 /// The registration commands' queues.
 pub fn topology() -> GroupTopology {
-    GroupTopology::commands(GROUP, vec![routing::command_key_of::<RegisterCharger>()], crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Chargers, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The registration commands' group, and chargers' status notifications over NATS.
+pub fn groups(offline_after: Duration) -> Vec<Group> {
+    let handler = Arc::new(Chargers::new(offline_after));
+    vec![Group::queue(topology(), handler.clone()), Group::stream(status_topology(), handler)]
 }
 
 /// Every tenant's chargers' status notifications.

@@ -20,8 +20,10 @@
 //! Realtime messages leave through the outbox (or, for meter readings, right after commit), so
 //! they go only once their session's change is committed.
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bus::amqp::GroupTopology;
@@ -29,12 +31,13 @@ use bus::nats::JetStreamGroup;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handled, Handler, HandlerError, Reply};
 use chrono::{DateTime, SubsecRound, Utc};
+use schemas::Recipient;
 use schemas::charging::{
     ChargerMeterValues, ChargerRemoteCommand, ChargerState, ChargingFinished, ChargingStarted, FinishCharging,
     RemoteAction, StartCharging,
 };
 use schemas::subjects::Channel;
-use schemas::{AnyMessage, Envelope, TenantId, routing, subjects};
+use schemas::{AnyMessage, Envelope, TenantId, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
@@ -44,7 +47,7 @@ pub use readside::charging::{Session, active, active_of};
 use readside::{Outcome, Refusal, codes};
 
 /// The app's commands' group.
-pub const GROUP: &str = "charging";
+pub const GROUP: &str = Recipient::Charging.name();
 /// The group that takes chargers' meter values from JetStream.
 pub const METER_GROUP: &str = "charger-meter";
 
@@ -56,8 +59,14 @@ pub(crate) const MAX_CLOCK_AHEAD_SECONDS: i64 = 60;
 
 /// The app's commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![routing::command_key_of::<StartCharging>(), routing::command_key_of::<FinishCharging>()];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Charging, crate::RETRY_DELAYS.to_vec())
+}
+
+/// Sessions the app starts and finishes; chargers' meter values over NATS, idempotent by the
+/// charger's timestamps (no inbox), each reading's progress sent to the app right after its commit.
+pub fn groups(offline_after: Duration) -> Vec<Group> {
+    let handler = Arc::new(Charging::new(offline_after));
+    vec![Group::queue(topology(), handler.clone()), Group::stream(meter_topology(), handler).without_inbox()]
 }
 
 /// Every tenant's chargers' meter values.

@@ -5,18 +5,20 @@
 //! A customer signs up in a subaccount, or belongs to the whole organisation (a marketplace's
 //! users). Customers are numbered per tenant. Every statement names the tenant.
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
+use schemas::Recipient;
 use schemas::customers::{
-    BlockCustomer, CreateCustomer, CustomerBlocked, CustomerCreated, CustomerProfile, CustomerUnblocked,
-    CustomerUpdated, RequestSignInCode, SetNotificationToken, SignIn, UnblockCustomer, UpdateCustomer,
+    CreateCustomer, CustomerBlocked, CustomerCreated, CustomerProfile, CustomerUnblocked, CustomerUpdated,
 };
-use schemas::{AnyMessage, Envelope, routing};
+use schemas::{AnyMessage, Envelope};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde::Serialize;
@@ -28,22 +30,18 @@ pub(crate) use readside::customers::{Customer, TABLE, find, find_locked};
 use readside::{Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.customers…`.
-pub const GROUP: &str = "customers";
+pub const GROUP: &str = Recipient::Customers.name();
 
 const SOURCE: &str = "voltbus/customers";
 
 /// The customer commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<CreateCustomer>(),
-        routing::command_key_of::<UpdateCustomer>(),
-        routing::command_key_of::<BlockCustomer>(),
-        routing::command_key_of::<UnblockCustomer>(),
-        routing::command_key_of::<RequestSignInCode>(),
-        routing::command_key_of::<SignIn>(),
-        routing::command_key_of::<SetNotificationToken>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Customers, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups(sign_in: SignInPolicy) -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Customers::new(sign_in)))]
 }
 
 /// Stores a new customer numbered next, and announces it. `None` if the id is taken (a

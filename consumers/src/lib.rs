@@ -1,23 +1,24 @@
-//! The consumers: what takes messages off the bus and owns the database.
+//! The consumers: what takes messages off the bus and writes the database. What they read back is
+//! the read side's (`readside`), re-exported where a domain's own code uses it.
 //!
 //! Layout:
+//! - `groups`: every domain's consumer groups, for the composition root to run; each domain
+//!   module has its `groups()`, and its queue bindings come from the catalogue (each command names
+//!   its recipient).
 //! - `database`: connecting to PostgreSQL or the embedded SQLite file, and its `/health` line.
-//! - `outcome`: the shape of a command's reply (done or refused with a code).
 //! - `integrations`: partner API keys, EVCare integrations (credentials, federated sign-in)
 //!   and the partner request log; `billing`: integrations' usage, invoices and payments.
 //! - `webhooks`: partners' webhook endpoints, and the signed deliveries of their events.
 //! - `marketplace`: marketplace partners' users and purchases (Etvas), mapped to ours.
 //! - `fleet`: vehicles, their commands, and the telemetry ingest.
-//! - `operators`: the console's operator accounts, their Argon2id passwords, sessions and lock-out.
+//! - `operators`: the console's operator accounts, sessions and lock-out.
 //! - `subscriptions`: integrations' own AMQP queues of their tenant's events.
-//! - `customers`, `wallets` (an append-only ledger each), `pricing` (plans and the price of a
-//!   ride), `rides` (start, pause, resume, end, charged at the end).
+//! - `customers`, `sign_in` (mobile codes and sessions), `wallets` (an append-only ledger each),
+//!   `pricing` (plans and the price of a ride), `rides` (start, pause, resume, end, charged at
+//!   the end), `chargers` and `charging` (sessions metered by OCPP), `payments` (purchases).
 //! - `maintenance`: workshops, integrations' maintenance service selection, tickets.
 //! - `zones`: parking, no-parking, no-ride, slow and operating areas.
-//! - `geometry`: distances and zones on the sphere.
-//! - `ids`: ids derived from other ids, for messages that must come out the same every time.
 //! - `sequences`: per-tenant counters that number what partners are shown.
-//! - `pages`: one page of rows and the total, for listings; `columns`: JSON in text columns.
 
 pub mod billing;
 pub mod chargers;
@@ -25,6 +26,7 @@ pub mod charging;
 pub mod customers;
 mod database;
 pub mod fleet;
+pub mod groups;
 pub mod integrations;
 pub mod maintenance;
 pub mod marketplace;

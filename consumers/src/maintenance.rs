@@ -2,15 +2,18 @@
 //! (maintenance service selection), and the tickets opened through integrations — a fleet
 //! manager's maintenance job at an allowed workshop, or a problem a driver reports.
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
+use schemas::AnyMessage;
+use schemas::Recipient;
 use schemas::maintenance::{AddWorkshop, OpenTicket, SetMaintenanceSelection, TicketKind, TicketOpened};
-use schemas::{AnyMessage, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
@@ -22,16 +25,16 @@ pub(crate) use readside::maintenance::{
 use readside::{Outcome, Refusal, codes};
 
 /// The group's name: its queues are `voltbus.maintenance…`.
-pub const GROUP: &str = "maintenance";
+pub const GROUP: &str = Recipient::Maintenance.name();
 
 /// The maintenance commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<AddWorkshop>(),
-        routing::command_key_of::<SetMaintenanceSelection>(),
-        routing::command_key_of::<OpenTicket>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Maintenance, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Maintenance))]
 }
 
 async fn add_workshop(

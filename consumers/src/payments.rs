@@ -13,20 +13,23 @@
 //! `invoice:{id}` and marks the invoice `success`, so a second confirmation credits nothing; the
 //! app hears `{topic}.REPLENISHMENT`.
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
+use schemas::Recipient;
 use schemas::payments::{
     InvoicePurchase, InvoiceStatus, LeaveFeedback, PayPurchase, PaymentOption, PaymentStatus, ReplenishBalance,
     ReplenishmentStatus, SettleProviderPayment,
 };
 use schemas::subjects::Channel;
 use schemas::wallets::{EntrySource, WalletAction};
-use schemas::{AnyMessage, Currency, Envelope, routing, subjects};
+use schemas::{AnyMessage, Currency, Envelope, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
@@ -37,20 +40,18 @@ pub(crate) use readside::payments::{Purchase, find, purchase_of, select};
 use readside::{Outcome, Refusal};
 
 /// The group's name.
-pub const GROUP: &str = "payments";
+pub const GROUP: &str = Recipient::Payments.name();
 
 const SOURCE: &str = "voltbus/payments";
 
 /// The group's queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<PayPurchase>(),
-        routing::command_key_of::<LeaveFeedback>(),
-        routing::command_key_of::<ReplenishBalance>(),
-        routing::command_key_of::<InvoicePurchase>(),
-        routing::command_key_of::<SettleProviderPayment>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Payments, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Payments))]
 }
 
 /// The app's `{topic}.PAYMENT`, through the outbox.

@@ -6,15 +6,18 @@
 //! (`geometry`), right across the antimeridian and around the poles. Every statement names the
 //! tenant.
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
+use schemas::Recipient;
 use schemas::zones::{DeleteZone, UpsertZone, ZoneChanged};
-use schemas::{AnyMessage, Envelope, routing};
+use schemas::{AnyMessage, Envelope};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
@@ -25,14 +28,18 @@ pub(crate) use readside::zones::{COLUMNS, StoredZone, TABLE, containing, find};
 use readside::{Deleted, Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.zones…`.
-pub const GROUP: &str = "zones";
+pub const GROUP: &str = Recipient::Zones.name();
 
 const SOURCE: &str = "voltbus/zones";
 
 /// The zone commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![routing::command_key_of::<UpsertZone>(), routing::command_key_of::<DeleteZone>()];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Zones, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Zones))]
 }
 
 /// Handles the zone commands.

@@ -21,7 +21,7 @@ pub struct RecordUsage {
     /// When the use happened.
     pub occurred_at: DateTime<Utc>,
 }
-message!(RecordUsage, "usage.record", (1, 0), Command, Billing, |m| { Some(m.integration_id.to_string()) });
+message!(RecordUsage, "usage.record", (1, 0), Command(Billing), Billing, |m| { Some(m.integration_id.to_string()) });
 
 /// Start a Paystack payment; the `Idempotency-Key` makes a retried call the same payment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -49,7 +49,7 @@ pub struct InitializePayment {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub authorization_url: String,
 }
-message!(InitializePayment, "billing.initialize_payment", (1, 1), Command, Billing, |m| Some(
+message!(InitializePayment, "billing.initialize_payment", (1, 1), Command(Billing), Billing, |m| Some(
     m.integration_id.to_string()
 ));
 
@@ -89,7 +89,9 @@ pub struct IssueInvoice {
     /// The plan it is billed on.
     pub plan: Plan,
 }
-message!(IssueInvoice, "billing.issue_invoice", (1, 0), Command, Billing, |m| Some(m.integration_id.to_string()));
+message!(IssueInvoice, "billing.issue_invoice", (1, 0), Command(Billing), Billing, |m| Some(
+    m.integration_id.to_string()
+));
 
 /// Record what Paystack's verify said was paid on a payment; settles it (and its invoice) once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -104,7 +106,9 @@ pub struct SettlePayment {
     /// In this currency.
     pub currency: crate::Currency,
 }
-message!(SettlePayment, "billing.settle_payment", (1, 0), Command, Billing, |m| Some(m.payment_id.to_string()));
+message!(SettlePayment, "billing.settle_payment", (1, 0), Command(Billing), Billing, |m| Some(
+    m.payment_id.to_string()
+));
 
 /// Usage was counted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -22,6 +22,8 @@ pub struct Descriptor {
     pub domain: Domain,
     /// The permission a partner needs to receive it; `None`: no partner does.
     pub read: Option<crate::integrations::Permission>,
+    /// Who carries it out, for a command.
+    pub recipient: Option<crate::Recipient>,
     /// Name of the Rust type, for the generated JSON Schema title.
     pub rust_name: &'static str,
     pub(crate) schema: fn() -> schemars::Schema,
@@ -88,6 +90,7 @@ macro_rules! catalogue {
                     kind: <crate::$module::$ty as Message>::KIND,
                     domain: <crate::$module::$ty as Message>::DOMAIN,
                     read: <crate::$module::$ty as Message>::READ,
+                    recipient: <crate::$module::$ty as Message>::RECIPIENT,
                     rust_name: stringify!($ty),
                     schema: crate::json_schema::envelope_schema::<crate::$module::$ty>,
                     decode: |v| serde_json::from_value(v).map(AnyMessage::$ty),

@@ -64,7 +64,7 @@ pub struct RegisterCharger {
     /// ISO-4217 currency of both prices.
     pub currency: Currency,
 }
-message!(RegisterCharger, "charger.register", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
+message!(RegisterCharger, "charger.register", (1, 0), Command(Chargers), Charging, |m| Some(m.charger_id.to_string()));
 
 /// OCPP `StatusNotification` from a charger (published by chargers on NATS).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -148,7 +148,7 @@ pub struct StartCharging {
     /// App user.
     pub user_id: Uuid,
 }
-message!(StartCharging, "charging.start", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
+message!(StartCharging, "charging.start", (1, 0), Command(Charging), Charging, |m| Some(m.charger_id.to_string()));
 
 /// Finish charging (`POST /devices/:id/finish`); replies with the purchase id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -161,7 +161,7 @@ pub struct FinishCharging {
     /// App user.
     pub user_id: Uuid,
 }
-message!(FinishCharging, "charging.finish", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
+message!(FinishCharging, "charging.finish", (1, 0), Command(Charging), Charging, |m| Some(m.charger_id.to_string()));
 
 /// A charging session started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -219,7 +219,9 @@ pub struct ChargerRemoteCommand {
     /// What to do.
     pub action: RemoteAction,
 }
-message!(ChargerRemoteCommand, "charger.remote_command", (1, 0), Command, Charging, |m| Some(m.charger_id.to_string()));
+message!(ChargerRemoteCommand, "charger.remote_command", (1, 0), Command(Device), Charging, |m| Some(
+    m.charger_id.to_string()
+));
 
 /// A charging session finished and its purchase was created.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

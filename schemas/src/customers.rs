@@ -30,7 +30,7 @@ pub struct CreateCustomer {
     /// The id a partner knows the customer by (marketplace user id).
     pub external_ref: Option<String>,
 }
-message!(CreateCustomer, "customer.create", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+message!(CreateCustomer, "customer.create", (1, 0), Command(Customers), Customers, |m| Some(m.customer_id.to_string()));
 
 /// Update a customer's profile; `null` fields are left as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -40,7 +40,7 @@ pub struct UpdateCustomer {
     /// Fields to change.
     pub changes: CustomerProfile,
 }
-message!(UpdateCustomer, "customer.update", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+message!(UpdateCustomer, "customer.update", (1, 0), Command(Customers), Customers, |m| Some(m.customer_id.to_string()));
 
 /// Block a customer from riding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -50,7 +50,7 @@ pub struct BlockCustomer {
     /// Why.
     pub reason: String,
 }
-message!(BlockCustomer, "customer.block", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+message!(BlockCustomer, "customer.block", (1, 0), Command(Customers), Customers, |m| Some(m.customer_id.to_string()));
 
 /// Lift a block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -60,7 +60,9 @@ pub struct UnblockCustomer {
     /// Why.
     pub reason: String,
 }
-message!(UnblockCustomer, "customer.unblock", (1, 0), Command, Customers, |m| Some(m.customer_id.to_string()));
+message!(UnblockCustomer, "customer.unblock", (1, 0), Command(Customers), Customers, |m| Some(
+    m.customer_id.to_string()
+));
 
 /// Levy Fleets `customer.created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -157,7 +159,9 @@ pub struct RequestSignInCode {
     /// When the code stops working.
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
-message!(RequestSignInCode, "customer.request_sign_in_code", (1, 0), Command, Customers, |m| Some(m.phone.clone()));
+message!(RequestSignInCode, "customer.request_sign_in_code", (1, 0), Command(Customers), Customers, |m| Some(
+    m.phone.clone()
+));
 
 /// A mobile app's sign-in (EVM `otp-check`): the code's hash is checked against the latest
 /// one requested; on success the phone's customer (made on first sight) gets a session whose
@@ -175,7 +179,7 @@ pub struct SignIn {
     /// When the session ends.
     pub session_expires_at: chrono::DateTime<chrono::Utc>,
 }
-message!(SignIn, "customer.sign_in", (1, 0), Command, Customers, |m| Some(m.phone.clone()));
+message!(SignIn, "customer.sign_in", (1, 0), Command(Customers), Customers, |m| Some(m.phone.clone()));
 
 /// A mobile customer's push notification token (EVM `update-notification-token`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -185,6 +189,6 @@ pub struct SetNotificationToken {
     /// The app's Firebase Cloud Messaging token.
     pub token: String,
 }
-message!(SetNotificationToken, "customer.set_notification_token", (1, 0), Command, Customers, |m| Some(
+message!(SetNotificationToken, "customer.set_notification_token", (1, 0), Command(Customers), Customers, |m| Some(
     m.customer_id.to_string()
 ));

@@ -199,7 +199,7 @@ pub struct CreateIntegration {
     /// Optional endpoint allow-list narrowing the bundle.
     pub allowed_endpoints: Vec<String>,
 }
-message!(CreateIntegration, "integration.create", (1, 0), Command, Integrations, |m| Some(
+message!(CreateIntegration, "integration.create", (1, 0), Command(Integrations), Integrations, |m| Some(
     m.integration_id.to_string()
 ));
 
@@ -214,7 +214,7 @@ pub struct RotateIntegrationSecret {
     /// How long the previous secret keeps working.
     pub grace_seconds: u32,
 }
-message!(RotateIntegrationSecret, "integration.rotate_secret", (1, 0), Command, Integrations, |m| Some(
+message!(RotateIntegrationSecret, "integration.rotate_secret", (1, 0), Command(Integrations), Integrations, |m| Some(
     m.integration_id.to_string()
 ));
 
@@ -227,7 +227,7 @@ pub struct RevokeIntegration {
     /// Why, for the audit log.
     pub reason: String,
 }
-message!(RevokeIntegration, "integration.revoke", (1, 0), Command, Integrations, |m| Some(
+message!(RevokeIntegration, "integration.revoke", (1, 0), Command(Integrations), Integrations, |m| Some(
     m.integration_id.to_string()
 ));
 
@@ -240,7 +240,7 @@ pub struct SetIntegrationActive {
     /// New state.
     pub active: bool,
 }
-message!(SetIntegrationActive, "integration.set_active", (1, 0), Command, Integrations, |m| Some(
+message!(SetIntegrationActive, "integration.set_active", (1, 0), Command(Integrations), Integrations, |m| Some(
     m.integration_id.to_string()
 ));
 
@@ -261,9 +261,9 @@ pub struct ExchangeExternalIdentity {
     /// When the code stops working.
     pub session_code_expires_at: DateTime<Utc>,
 }
-message!(ExchangeExternalIdentity, "integration.exchange_identity", (1, 0), Command, Integrations, |m| Some(
-    m.integration_id.to_string()
-));
+message!(ExchangeExternalIdentity, "integration.exchange_identity", (1, 0), Command(Integrations), Integrations, |m| {
+    Some(m.integration_id.to_string())
+});
 
 /// Redeem a one-time `evc_session_…` code for a browser session of the portal
 /// (`/auth/session`): the code works once, before it expires.
@@ -277,7 +277,7 @@ pub struct RedeemSessionCode {
     /// When the browser session ends.
     pub session_expires_at: DateTime<Utc>,
 }
-message!(RedeemSessionCode, "integration.redeem_session", (1, 0), Command, Integrations, |_m| None);
+message!(RedeemSessionCode, "integration.redeem_session", (1, 0), Command(Integrations), Integrations, |_m| None);
 
 /// An integration exists.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -376,7 +376,7 @@ pub struct CreateApiKey {
     #[serde(default)]
     pub admin: bool,
 }
-message!(CreateApiKey, "api_key.create", (1, 1), Command, Integrations, |m| Some(m.key_id.to_string()));
+message!(CreateApiKey, "api_key.create", (1, 1), Command(Integrations), Integrations, |m| Some(m.key_id.to_string()));
 
 /// Replace a key's secret; the old key is dead at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -388,7 +388,9 @@ pub struct RegenerateApiKey {
     /// SHA-256 (hex) of the new key.
     pub key_hash: String,
 }
-message!(RegenerateApiKey, "api_key.regenerate", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+message!(RegenerateApiKey, "api_key.regenerate", (1, 0), Command(Integrations), Integrations, |m| Some(
+    m.key_id.to_string()
+));
 
 /// Change a key's settings; fields left out stay as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -417,7 +419,7 @@ pub struct UpdateApiKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }
-message!(UpdateApiKey, "api_key.update", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+message!(UpdateApiKey, "api_key.update", (1, 0), Command(Integrations), Integrations, |m| Some(m.key_id.to_string()));
 
 /// Enable or disable a key; disabled keys get 401.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -427,7 +429,9 @@ pub struct SetApiKeyActive {
     /// New state.
     pub active: bool,
 }
-message!(SetApiKeyActive, "api_key.set_active", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+message!(SetApiKeyActive, "api_key.set_active", (1, 0), Command(Integrations), Integrations, |m| Some(
+    m.key_id.to_string()
+));
 
 /// Delete a key for good.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -435,7 +439,7 @@ pub struct DeleteApiKey {
     /// Key.
     pub key_id: Uuid,
 }
-message!(DeleteApiKey, "api_key.delete", (1, 0), Command, Integrations, |m| Some(m.key_id.to_string()));
+message!(DeleteApiKey, "api_key.delete", (1, 0), Command(Integrations), Integrations, |m| Some(m.key_id.to_string()));
 
 /// One request the partner edge answered, for the request log (never a body, never a key).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -469,7 +473,7 @@ pub struct RecordApiRequests {
     /// The requests, oldest first.
     pub requests: Vec<ApiRequestRecord>,
 }
-message!(RecordApiRequests, "api_request.record", (1, 1), Command, Integrations, |_m| None);
+message!(RecordApiRequests, "api_request.record", (1, 1), Command(RequestLog), Integrations, |_m| None);
 
 /// What happened to a key, so every edge refreshes or drops what it cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -522,7 +526,7 @@ pub struct CreateSubscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<Audience>,
 }
-message!(CreateSubscription, "subscription.create", (1, 1), Command, Integrations, |m| Some(
+message!(CreateSubscription, "subscription.create", (1, 1), Command(Subscriptions), Integrations, |m| Some(
     m.subscription_id.to_string()
 ));
 
@@ -532,6 +536,6 @@ pub struct DeleteSubscription {
     /// The subscription.
     pub subscription_id: Uuid,
 }
-message!(DeleteSubscription, "subscription.delete", (1, 0), Command, Integrations, |m| Some(
+message!(DeleteSubscription, "subscription.delete", (1, 0), Command(Subscriptions), Integrations, |m| Some(
     m.subscription_id.to_string()
 ));

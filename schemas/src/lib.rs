@@ -43,7 +43,7 @@ pub use catalogue::{AnyMessage, Descriptor, decode_any, decode_any_binary, descr
 pub use envelope::{Attribute, BinaryMessage, DATACONTENTTYPE_JSON, Envelope, SPECVERSION};
 pub use error::DecodeError;
 pub use json_schema::{envelope_schema, schema_file_name};
-pub use message::{Domain, Kind, Message, Reach, Version};
+pub use message::{Domain, Kind, Message, Reach, Recipient, Version};
 pub use money::{Currency, CurrencyError, Money};
 pub use sensitive::Sensitive;
 pub use tenant::{TenantId, TenantIdError};

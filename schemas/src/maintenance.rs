@@ -19,7 +19,7 @@ pub struct AddWorkshop {
     /// An independent workshop (not the organisation's own).
     pub independent: bool,
 }
-message!(AddWorkshop, "workshop.add", (1, 0), Command, Vehicles, |m| Some(m.workshop_id.to_string()));
+message!(AddWorkshop, "workshop.add", (1, 0), Command(Maintenance), Vehicles, |m| Some(m.workshop_id.to_string()));
 
 /// Which workshops an integration may send maintenance tickets to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -32,9 +32,14 @@ pub struct SetMaintenanceSelection {
     /// Whether it may also choose any independent workshop.
     pub independent_workshops: bool,
 }
-message!(SetMaintenanceSelection, "integration.set_maintenance_selection", (1, 0), Command, Integrations, |m| Some(
-    m.integration_id.to_string()
-));
+message!(
+    SetMaintenanceSelection,
+    "integration.set_maintenance_selection",
+    (1, 0),
+    Command(Maintenance),
+    Integrations,
+    |m| Some(m.integration_id.to_string())
+);
 
 /// What a ticket is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -67,7 +72,7 @@ pub struct OpenTicket {
     /// Who reported it, as the partner names them (drivers).
     pub reported_by: Option<String>,
 }
-message!(OpenTicket, "ticket.open", (1, 0), Command, Vehicles, |m| Some(m.ticket_id.to_string()));
+message!(OpenTicket, "ticket.open", (1, 0), Command(Maintenance), Vehicles, |m| Some(m.ticket_id.to_string()));
 
 /// A ticket was opened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -140,37 +140,41 @@ pub struct PartnerEvent<D> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct UserCreate(pub PartnerEvent<UserData>);
-message!(UserCreate, "user.create", (1, 0), Command, Marketplace, |m| { Some(m.0.user.id.to_string()) });
+message!(UserCreate, "user.create", (1, 0), Command(Marketplace), Marketplace, |m| { Some(m.0.user.id.to_string()) });
 
 /// Etvas "User Profile Updated".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct UserUpdate(pub PartnerEvent<UserData>);
-message!(UserUpdate, "user.update", (1, 0), Command, Marketplace, |m| { Some(m.0.user.id.to_string()) });
+message!(UserUpdate, "user.update", (1, 0), Command(Marketplace), Marketplace, |m| { Some(m.0.user.id.to_string()) });
 
 /// Etvas "Product Purchased".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductPurchase(pub PartnerEvent<ProductData>);
-message!(ProductPurchase, "product.purchase", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductPurchase, "product.purchase", (1, 0), Command(Marketplace), Marketplace, |m| Some(
+    m.0.user.id.to_string()
+));
 
 /// Etvas "Product Canceled".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductCancel(pub PartnerEvent<ProductData>);
-message!(ProductCancel, "product.cancel", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductCancel, "product.cancel", (1, 0), Command(Marketplace), Marketplace, |m| Some(m.0.user.id.to_string()));
 
 /// Etvas "Payment Failed".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductSuspend(pub PartnerEvent<ProductData>);
-message!(ProductSuspend, "product.suspend", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductSuspend, "product.suspend", (1, 0), Command(Marketplace), Marketplace, |m| Some(
+    m.0.user.id.to_string()
+));
 
 /// Etvas "Payment Resumed".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct ProductResume(pub PartnerEvent<ProductData>);
-message!(ProductResume, "product.resume", (1, 0), Command, Marketplace, |m| Some(m.0.user.id.to_string()));
+message!(ProductResume, "product.resume", (1, 0), Command(Marketplace), Marketplace, |m| Some(m.0.user.id.to_string()));
 
 /// Which marketplace a mapping belongs to; only Etvas today.
 pub const ETVAS: &str = "etvas";

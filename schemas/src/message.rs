@@ -22,6 +22,10 @@ pub trait Message: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'st
     /// queue; `None`: it is the platform's own and no partner receives it.
     const READ: Option<crate::integrations::Permission> = None;
 
+    /// Who carries out a command: the consumer group whose work queue it is routed to, or the
+    /// device it is sent to. `None` for events, which every subscriber may hear.
+    const RECIPIENT: Option<Recipient> = None;
+
     /// The aggregate this message is about (a vehicle, a ride, a wallet): the CloudEvents `subject`
     /// and the key that keeps messages of one aggregate in order.
     fn aggregate(&self) -> Option<String>;
@@ -74,6 +78,75 @@ impl Kind {
         match self {
             Kind::Command => "command",
             Kind::Event => "event",
+        }
+    }
+}
+
+/// Who carries out a command: a consumer group (its queues are `voltbus.{name}…`), or a device
+/// the platform sends it to. The catalogue names one for every command, so the groups' queue
+/// bindings are derived from it (`bus::amqp::GroupTopology::handling`) and never listed twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Recipient {
+    /// API keys, EVCare integrations, federated sign-in, operator sessions.
+    Integrations,
+    /// The partner request log, apart so a burst of it never delays a key command.
+    RequestLog,
+    /// Subscriber queues (INVERS Messaging API).
+    Subscriptions,
+    /// Workshops, integrations' maintenance choices, tickets.
+    Maintenance,
+    /// Vehicles and commands to them.
+    Fleet,
+    /// Customers and their sign-in.
+    Customers,
+    /// Rides.
+    Rides,
+    /// Wallet ledgers.
+    Wallets,
+    /// Zones.
+    Zones,
+    /// Pricing plans.
+    Pricing,
+    /// Chargers registered by admins.
+    Chargers,
+    /// Charging sessions.
+    Charging,
+    /// Purchases, their payments and replenishment.
+    Payments,
+    /// Integrations' usage, invoices and payments.
+    Billing,
+    /// Webhook endpoints, replays and tests.
+    Webhooks,
+    /// Each attempt of a webhook delivery.
+    WebhookDeliveries,
+    /// Marketplace partner events (Etvas).
+    Marketplace,
+    /// The device itself (a vehicle's telematics unit, a charger), over NATS: no group here.
+    Device,
+}
+
+impl Recipient {
+    /// The consumer group's name, which names its queues (`device` for a device, which has none).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Recipient::Integrations => "integrations",
+            Recipient::RequestLog => "integrations-request-log",
+            Recipient::Subscriptions => "subscriptions",
+            Recipient::Maintenance => "maintenance",
+            Recipient::Fleet => "fleet",
+            Recipient::Customers => "customers",
+            Recipient::Rides => "rides",
+            Recipient::Wallets => "wallets",
+            Recipient::Zones => "zones",
+            Recipient::Pricing => "pricing",
+            Recipient::Chargers => "chargers",
+            Recipient::Charging => "charging",
+            Recipient::Payments => "payments",
+            Recipient::Billing => "billing",
+            Recipient::Webhooks => "webhooks",
+            Recipient::WebhookDeliveries => "webhook-deliveries",
+            Recipient::Marketplace => "marketplace",
+            Recipient::Device => "device",
         }
     }
 }
@@ -231,12 +304,13 @@ macro_rules! message {
             }
         }
     };
-    ($ty:ty, $name:literal, ($major:literal, $minor:literal), $kind:ident, $domain:ident, |$m:ident| $aggregate:expr) => {
+    ($ty:ty, $name:literal, ($major:literal, $minor:literal), $kind:ident $(($handler:ident))?, $domain:ident, |$m:ident| $aggregate:expr) => {
         impl $crate::Message for $ty {
             const TYPE: &'static str = $name;
             const VERSION: $crate::Version = $crate::Version::new($major, $minor);
             const KIND: $crate::Kind = $crate::Kind::$kind;
             const DOMAIN: $crate::Domain = $crate::Domain::$domain;
+            $(const RECIPIENT: Option<$crate::Recipient> = Some($crate::Recipient::$handler);)?
 
             // rustfmt wraps long one-line closures in braces.
             #[allow(unused_braces)]

@@ -18,7 +18,7 @@ pub struct OpenOperatorSession {
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
 }
-message!(OpenOperatorSession, "operator.open_session", (1, 0), Command, Integrations, |m| Some(
+message!(OpenOperatorSession, "operator.open_session", (1, 0), Command(Integrations), Integrations, |m| Some(
     m.operator_id.to_string()
 ));
 
@@ -32,9 +32,14 @@ pub struct RecordOperatorSignInFailure {
     /// How long a lock lasts, in seconds.
     pub lock_seconds: u32,
 }
-message!(RecordOperatorSignInFailure, "operator.record_sign_in_failure", (1, 0), Command, Integrations, |m| Some(
-    m.operator_id.to_string()
-));
+message!(
+    RecordOperatorSignInFailure,
+    "operator.record_sign_in_failure",
+    (1, 0),
+    Command(Integrations),
+    Integrations,
+    |m| Some(m.operator_id.to_string())
+);
 
 /// An operator signed out: the session ends now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,4 +47,4 @@ pub struct CloseOperatorSession {
     /// SHA-256 (hex) of the session token.
     pub session_hash: String,
 }
-message!(CloseOperatorSession, "operator.close_session", (1, 0), Command, Integrations, |_m| None);
+message!(CloseOperatorSession, "operator.close_session", (1, 0), Command(Integrations), Integrations, |_m| None);

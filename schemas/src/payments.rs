@@ -42,7 +42,7 @@ pub struct PayPurchase {
     /// How.
     pub option: PaymentOption,
 }
-message!(PayPurchase, "purchase.pay", (1, 0), Command, Payments, |m| Some(m.purchase_id.to_string()));
+message!(PayPurchase, "purchase.pay", (1, 0), Command(Payments), Payments, |m| Some(m.purchase_id.to_string()));
 
 /// The seed's `feedback` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -64,7 +64,7 @@ pub struct LeaveFeedback {
     /// Feedback.
     pub feedback: Feedback,
 }
-message!(LeaveFeedback, "purchase.feedback", (1, 0), Command, Payments, |m| Some(m.purchase_id.to_string()));
+message!(LeaveFeedback, "purchase.feedback", (1, 0), Command(Payments), Payments, |m| Some(m.purchase_id.to_string()));
 
 /// Top up the balance (`POST /customer/replenish {amount, option}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -85,7 +85,9 @@ pub struct ReplenishBalance {
     /// Where the app pays it.
     pub url: String,
 }
-message!(ReplenishBalance, "balance.replenish", (1, 0), Command, Payments, |m| Some(m.invoice_id.to_string()));
+message!(ReplenishBalance, "balance.replenish", (1, 0), Command(Payments), Payments, |m| Some(
+    m.invoice_id.to_string()
+));
 
 /// Record a provider's invoice for a purchase (`pay` with `QPAY`): the edge made it at the
 /// provider, the app pays it there.
@@ -109,7 +111,7 @@ pub struct InvoicePurchase {
     /// Where the app pays it.
     pub url: String,
 }
-message!(InvoicePurchase, "purchase.invoice", (1, 0), Command, Payments, |m| Some(m.purchase_id.to_string()));
+message!(InvoicePurchase, "purchase.invoice", (1, 0), Command(Payments), Payments, |m| Some(m.purchase_id.to_string()));
 
 /// Provider-side outcome of an invoice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -142,7 +144,9 @@ pub struct SettleProviderPayment {
     /// ISO-4217 currency.
     pub currency: Currency,
 }
-message!(SettleProviderPayment, "payment.settle", (1, 0), Command, Payments, |m| Some(m.invoice_id.to_string()));
+message!(SettleProviderPayment, "payment.settle", (1, 0), Command(Payments), Payments, |m| Some(
+    m.invoice_id.to_string()
+));
 
 /// A purchase exists for a finished charging session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -59,7 +59,7 @@ pub struct SetPricing {
     /// The plan.
     pub plan: PricingPlan,
 }
-message!(SetPricing, "pricing.set", (1, 0), Command, Pricing, |m| { Some(m.subaccount_id.to_string()) });
+message!(SetPricing, "pricing.set", (1, 0), Command(Pricing), Pricing, |m| { Some(m.subaccount_id.to_string()) });
 
 /// A subaccount's pricing plan changed; rides started after it use it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

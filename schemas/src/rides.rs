@@ -23,7 +23,7 @@ pub struct StartRide {
     /// Where the ride starts.
     pub start_longitude: Option<f64>,
 }
-message!(StartRide, "ride.start", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
+message!(StartRide, "ride.start", (1, 0), Command(Rides), Rides, |m| Some(m.ride_id.to_string()));
 
 /// Pause a ride.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -31,7 +31,7 @@ pub struct PauseRide {
     /// Ride.
     pub ride_id: Uuid,
 }
-message!(PauseRide, "ride.pause", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
+message!(PauseRide, "ride.pause", (1, 0), Command(Rides), Rides, |m| Some(m.ride_id.to_string()));
 
 /// Resume a paused ride.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -39,7 +39,7 @@ pub struct ResumeRide {
     /// Ride.
     pub ride_id: Uuid,
 }
-message!(ResumeRide, "ride.resume", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
+message!(ResumeRide, "ride.resume", (1, 0), Command(Rides), Rides, |m| Some(m.ride_id.to_string()));
 
 /// End a ride (`POST /rides/{id}/end {end_latitude, end_longitude}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -51,7 +51,7 @@ pub struct EndRide {
     /// End position.
     pub end_longitude: f64,
 }
-message!(EndRide, "ride.end", (1, 0), Command, Rides, |m| Some(m.ride_id.to_string()));
+message!(EndRide, "ride.end", (1, 0), Command(Rides), Rides, |m| Some(m.ride_id.to_string()));
 
 /// Levy Fleets `ride.started`: a customer unlocked a vehicle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

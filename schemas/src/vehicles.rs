@@ -76,7 +76,7 @@ pub struct AddVehicle {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<VehicleCommand>>,
 }
-message!(AddVehicle, "vehicle.add", (1, 0), Command, Vehicles, |m| { Some(m.vehicle_id.to_string()) });
+message!(AddVehicle, "vehicle.add", (1, 0), Command(Fleet), Vehicles, |m| { Some(m.vehicle_id.to_string()) });
 
 /// Remove a vehicle from its fleet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -84,7 +84,7 @@ pub struct RemoveVehicle {
     /// Vehicle.
     pub vehicle_id: Uuid,
 }
-message!(RemoveVehicle, "vehicle.remove", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(RemoveVehicle, "vehicle.remove", (1, 0), Command(Fleet), Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// Change master data; `null` fields are left as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -94,7 +94,9 @@ pub struct UpdateMasterData {
     /// Properties to change.
     pub changes: MasterData,
 }
-message!(UpdateMasterData, "vehicle.update_master_data", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(UpdateMasterData, "vehicle.update_master_data", (1, 0), Command(Fleet), Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
 
 /// Set and remove custom fields of one vehicle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -106,7 +108,7 @@ pub struct ChangeCustomFields {
     /// Fields to remove.
     pub remove: Vec<String>,
 }
-message!(ChangeCustomFields, "vehicle.change_custom_fields", (1, 0), Command, Vehicles, |m| Some(
+message!(ChangeCustomFields, "vehicle.change_custom_fields", (1, 0), Command(Fleet), Vehicles, |m| Some(
     m.vehicle_id.to_string()
 ));
 
@@ -129,7 +131,7 @@ pub struct UpdateVehicle {
     #[serde(default)]
     pub status: Option<OperationStatus>,
 }
-message!(UpdateVehicle, "vehicle.update", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(UpdateVehicle, "vehicle.update", (1, 0), Command(Fleet), Vehicles, |m| Some(m.vehicle_id.to_string()));
 
 /// What a bulk custom-field edit does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -157,7 +159,7 @@ pub struct BulkChangeCustomField {
     /// New value (`null` for remove).
     pub value: Value,
 }
-message!(BulkChangeCustomField, "vehicle.bulk_change_custom_field", (1, 0), Command, Vehicles, |m| Some(
+message!(BulkChangeCustomField, "vehicle.bulk_change_custom_field", (1, 0), Command(Fleet), Vehicles, |m| Some(
     m.bulk_id.to_string()
 ));
 
@@ -169,7 +171,7 @@ pub struct SetOperationStatus {
     /// New status.
     pub status: OperationStatus,
 }
-message!(SetOperationStatus, "vehicle.set_operation_status", (1, 0), Command, Vehicles, |m| Some(
+message!(SetOperationStatus, "vehicle.set_operation_status", (1, 0), Command(Fleet), Vehicles, |m| Some(
     m.vehicle_id.to_string()
 ));
 
@@ -199,7 +201,9 @@ pub struct SendVehicleCommand {
     /// What to do.
     pub command: VehicleCommand,
 }
-message!(SendVehicleCommand, "vehicle.send_command", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(SendVehicleCommand, "vehicle.send_command", (1, 0), Command(Fleet), Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
 
 /// One reported value with the time the vehicle measured it: INVERS reports each property with
 /// its own timestamp, and a newer reading of one property must not be overwritten by an older one.
@@ -419,7 +423,9 @@ pub struct DeviceCommand {
     /// Not to be carried out after this.
     pub expires_at: DateTime<Utc>,
 }
-message!(DeviceCommand, "vehicle.device_command", (1, 0), Command, Vehicles, |m| Some(m.vehicle_id.to_string()));
+message!(DeviceCommand, "vehicle.device_command", (1, 0), Command(Device), Vehicles, |m| Some(
+    m.vehicle_id.to_string()
+));
 
 /// A device's answer to a command, on `voltbus.{tenant}.vehicles.{vehicle}.command-results`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -52,7 +52,7 @@ pub struct PostWalletEntry {
     /// Same key, same entry: a retried call never posts twice.
     pub idempotency_key: String,
 }
-message!(PostWalletEntry, "wallet.post_entry", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
+message!(PostWalletEntry, "wallet.post_entry", (1, 0), Command(Wallets), Wallets, |m| Some(m.customer_id.to_string()));
 
 /// Reverse an entry with an entry of the opposite direction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -64,7 +64,9 @@ pub struct RefundWalletEntry {
     /// Why.
     pub reason: String,
 }
-message!(RefundWalletEntry, "wallet.refund_entry", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
+message!(RefundWalletEntry, "wallet.refund_entry", (1, 0), Command(Wallets), Wallets, |m| Some(
+    m.customer_id.to_string()
+));
 
 /// Set how far below zero a wallet may go (0: never).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,7 +76,9 @@ pub struct SetWalletOverdraft {
     /// Minor units the balance may fall below zero, 0 or more.
     pub overdraft_limit_cents: i64,
 }
-message!(SetWalletOverdraft, "wallet.set_overdraft", (1, 0), Command, Wallets, |m| Some(m.customer_id.to_string()));
+message!(SetWalletOverdraft, "wallet.set_overdraft", (1, 0), Command(Wallets), Wallets, |m| Some(
+    m.customer_id.to_string()
+));
 
 /// An entry was appended to a wallet's ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -45,7 +45,7 @@ pub struct CreateWebhookEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<crate::integrations::Audience>,
 }
-message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 3), Command, Webhooks, |m| Some(
+message!(CreateWebhookEndpoint, "webhook_endpoint.create", (1, 3), Command(Webhooks), Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 
@@ -75,7 +75,7 @@ pub struct UpdateWebhookEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<crate::integrations::Audience>,
 }
-message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 2), Command, Webhooks, |m| Some(
+message!(UpdateWebhookEndpoint, "webhook_endpoint.update", (1, 2), Command(Webhooks), Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 
@@ -85,7 +85,7 @@ pub struct DeleteWebhookEndpoint {
     /// Endpoint.
     pub endpoint_id: Uuid,
 }
-message!(DeleteWebhookEndpoint, "webhook_endpoint.delete", (1, 0), Command, Webhooks, |m| Some(
+message!(DeleteWebhookEndpoint, "webhook_endpoint.delete", (1, 0), Command(Webhooks), Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 
@@ -99,7 +99,7 @@ pub struct RotateWebhookSecret {
     /// Seconds the old secret stays live.
     pub grace_seconds: u32,
 }
-message!(RotateWebhookSecret, "webhook_endpoint.rotate_secret", (1, 0), Command, Webhooks, |m| Some(
+message!(RotateWebhookSecret, "webhook_endpoint.rotate_secret", (1, 0), Command(Webhooks), Webhooks, |m| Some(
     m.endpoint_id.to_string()
 ));
 
@@ -121,7 +121,9 @@ pub struct DeliverWebhook {
 // The aggregate is the delivery: attempts of different deliveries are independent (an ordered
 // endpoint is sequenced by the database), so neither the outbox nor a consumer lane serialises
 // one endpoint's deliveries behind each other.
-message!(DeliverWebhook, "webhook.deliver", (2, 0), Command, Webhooks, |m| Some(m.delivery_id.to_string()));
+message!(DeliverWebhook, "webhook.deliver", (2, 0), Command(WebhookDeliveries), Webhooks, |m| Some(
+    m.delivery_id.to_string()
+));
 
 /// Send a `webhook.test` event to one endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -131,7 +133,7 @@ pub struct SendTestWebhook {
     /// The test event's id (`evt_…`), chosen by the edge so it can answer with it.
     pub event_id: String,
 }
-message!(SendTestWebhook, "webhook.test", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+message!(SendTestWebhook, "webhook.test", (1, 0), Command(Webhooks), Webhooks, |m| Some(m.endpoint_id.to_string()));
 
 /// Replay one delivery, or every failed delivery since a time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -143,7 +145,9 @@ pub struct ReplayWebhookDeliveries {
     /// all failed since.
     pub failed_since: Option<DateTime<Utc>>,
 }
-message!(ReplayWebhookDeliveries, "webhook.replay", (1, 0), Command, Webhooks, |m| Some(m.endpoint_id.to_string()));
+message!(ReplayWebhookDeliveries, "webhook.replay", (1, 0), Command(Webhooks), Webhooks, |m| Some(
+    m.endpoint_id.to_string()
+));
 
 /// What happened to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

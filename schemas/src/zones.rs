@@ -47,7 +47,7 @@ pub struct UpsertZone {
     /// Definition.
     pub zone: Zone,
 }
-message!(UpsertZone, "zone.upsert", (1, 0), Command, Zones, |m| Some(m.zone_id.to_string()));
+message!(UpsertZone, "zone.upsert", (1, 0), Command(Zones), Zones, |m| Some(m.zone_id.to_string()));
 
 /// Delete a zone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -55,7 +55,7 @@ pub struct DeleteZone {
     /// Zone.
     pub zone_id: Uuid,
 }
-message!(DeleteZone, "zone.delete", (1, 0), Command, Zones, |m| Some(m.zone_id.to_string()));
+message!(DeleteZone, "zone.delete", (1, 0), Command(Zones), Zones, |m| Some(m.zone_id.to_string()));
 
 /// A zone was created, replaced or deleted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -129,6 +129,16 @@ fn events_offered_to_partners_carry_their_subaccount_and_reach_it() {
 }
 
 #[test]
+fn every_command_names_who_carries_it_out_and_no_event_does() {
+    for descriptor in descriptors() {
+        match descriptor.kind {
+            Kind::Command => assert!(descriptor.recipient.is_some(), "{} names no handler", descriptor.type_name),
+            Kind::Event => assert!(descriptor.recipient.is_none(), "event {} names a handler", descriptor.type_name),
+        }
+    }
+}
+
+#[test]
 fn catalogue_names_are_unique_and_cover_every_domain() {
     let names: BTreeSet<_> = descriptors().iter().map(|d| d.type_name).collect();
     assert_eq!(names.len(), descriptors().len(), "duplicate type names");

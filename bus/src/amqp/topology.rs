@@ -17,7 +17,7 @@ use std::time::Duration;
 use lapin::Channel;
 use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use schemas::{Domain, routing};
+use schemas::{Recipient, routing};
 
 use crate::BusError;
 
@@ -36,13 +36,14 @@ pub struct GroupTopology {
 }
 
 impl GroupTopology {
-    /// A group that handles every command of a domain.
-    pub fn commands_of(group: impl Into<String>, domain: Domain, retry_delays: Vec<Duration>) -> Self {
-        Self {
-            group: group.into(),
-            bindings: vec![(routing::COMMANDS_EXCHANGE, routing::domain_commands_binding(domain))],
-            retry_delays,
-        }
+    /// The group of `recipient`: bound to every command the catalogue says it carries out.
+    pub fn handling(recipient: Recipient, retry_delays: Vec<Duration>) -> Self {
+        let keys = schemas::descriptors()
+            .iter()
+            .filter(|descriptor| descriptor.recipient == Some(recipient))
+            .map(routing::command_key)
+            .collect();
+        Self::commands(recipient.name(), keys, retry_delays)
     }
 
     /// A group that handles the commands with these routing keys (`routing::command_key_of`).

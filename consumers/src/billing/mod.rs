@@ -8,32 +8,34 @@ pub mod invoices;
 pub mod payments;
 pub mod usage;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
-use schemas::billing::{InitializePayment, InvoiceIssued, IssueInvoice, PaymentVerified, RecordUsage, SettlePayment};
-use schemas::{AnyMessage, Money, routing};
+use schemas::Recipient;
+use schemas::billing::{InvoiceIssued, PaymentVerified};
+use schemas::{AnyMessage, Money};
 
 use readside::{Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.billing…`.
-pub const GROUP: &str = "billing";
+pub const GROUP: &str = Recipient::Billing.name();
 /// Where billing's events say they come from.
 const SOURCE: &str = "voltbus/billing";
 
 /// The billing commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<RecordUsage>(),
-        routing::command_key_of::<IssueInvoice>(),
-        routing::command_key_of::<InitializePayment>(),
-        routing::command_key_of::<SettlePayment>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Billing, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Billing))]
 }
 
 /// Handles the billing commands.

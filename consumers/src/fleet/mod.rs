@@ -14,21 +14,25 @@ pub mod states;
 pub mod telemetry;
 pub mod vehicles;
 
+use crate::groups::Group;
+use bus::amqp::ConsumerOptions;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+use telemetry::{Telemetry, Thresholds};
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
+use schemas::Recipient;
 use schemas::vehicles::{
-    AddVehicle, BulkChangeCustomField, BulkOperation, ChangeCustomFields, MasterData, OperationStatus, RemoveVehicle,
-    SendVehicleCommand, SetOperationStatus, UpdateMasterData, UpdateVehicle, VehicleChangeType, VehicleChanged,
-    VehicleStatusChanged,
+    AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, SendVehicleCommand, UpdateVehicle,
+    VehicleChangeType, VehicleChanged, VehicleStatusChanged,
 };
-use schemas::{AnyMessage, Envelope, routing};
+use schemas::{AnyMessage, Envelope};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -36,24 +40,29 @@ pub use readside::fleet::{ALL_COMMANDS, BulkResult, Filter, LatestState, Nearby,
 use readside::{Deleted, Outcome, Refusal};
 
 /// The vehicle commands' group: its queues are `voltbus.fleet…`.
-pub const GROUP: &str = "fleet";
+pub const GROUP: &str = Recipient::Fleet.name();
 
 const SOURCE: &str = "voltbus/fleet";
 
 /// The vehicle commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<AddVehicle>(),
-        routing::command_key_of::<RemoveVehicle>(),
-        routing::command_key_of::<UpdateVehicle>(),
-        routing::command_key_of::<UpdateMasterData>(),
-        routing::command_key_of::<ChangeCustomFields>(),
-        routing::command_key_of::<SetOperationStatus>(),
-        routing::command_key_of::<BulkChangeCustomField>(),
-        routing::command_key_of::<SendVehicleCommand>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Fleet, crate::RETRY_DELAYS.to_vec())
 }
+
+/// Vehicle commands; the telemetry ingest over NATS (in batches, idempotent by the reports' own
+/// times, so no inbox); devices' answers to commands.
+pub fn groups(command_timeout: Duration, thresholds: Thresholds, telemetry_batch: usize) -> Vec<Group> {
+    vec![
+        Group::queue(topology(), Arc::new(Fleet::new(command_timeout))),
+        Group::stream(telemetry::topology(), Arc::new(Telemetry::new(thresholds)))
+            .batched(telemetry_batch, TELEMETRY_OPTIONS)
+            .without_inbox(),
+        Group::stream(commands::results_topology(), Arc::new(commands::CommandResults)),
+    ]
+}
+
+/// The ingest's window: enough reports in flight for full batches on every lane.
+const TELEMETRY_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 4_000, lanes: 4 };
 
 /// Handles the vehicle commands.
 pub struct Fleet {

@@ -13,21 +13,21 @@ pub mod identities;
 pub mod keys;
 pub mod requests;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
+use schemas::Recipient;
 use schemas::integrations::{
-    ApiKeyChange, ApiKeyChanged, CreateApiKey, CreateIntegration, DeleteApiKey, ExchangeExternalIdentity,
-    ExternalIdentityLinked, IntegrationActiveChanged, IntegrationCreated, IntegrationRevoked, IntegrationSecretRotated,
-    RecordApiRequests, RedeemSessionCode, RegenerateApiKey, RevokeIntegration, RotateIntegrationSecret,
-    SetApiKeyActive, SetIntegrationActive, UpdateApiKey,
+    ApiKeyChange, ApiKeyChanged, CreateApiKey, ExternalIdentityLinked, IntegrationActiveChanged, IntegrationCreated,
+    IntegrationRevoked, IntegrationSecretRotated, UpdateApiKey,
 };
-use schemas::operators::{CloseOperatorSession, OpenOperatorSession, RecordOperatorSignInFailure};
-use schemas::{AnyMessage, Envelope, TenantId, routing};
+use schemas::{AnyMessage, Envelope, TenantId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -37,39 +37,25 @@ pub use keys::{ApiKey, StoredKey};
 pub use requests::LoggedRequest;
 
 /// The key group's name: its queues are `voltbus.integrations…`.
-pub const GROUP: &str = "integrations";
+pub const GROUP: &str = Recipient::Integrations.name();
 /// The request log's group: a queue of its own, so a burst of logged requests never delays a
 /// partner's key command behind it.
-pub const REQUEST_LOG_GROUP: &str = "integrations-request-log";
+pub const REQUEST_LOG_GROUP: &str = Recipient::RequestLog.name();
 
 /// The key commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<CreateApiKey>(),
-        routing::command_key_of::<UpdateApiKey>(),
-        routing::command_key_of::<SetApiKeyActive>(),
-        routing::command_key_of::<RegenerateApiKey>(),
-        routing::command_key_of::<DeleteApiKey>(),
-        routing::command_key_of::<CreateIntegration>(),
-        routing::command_key_of::<RotateIntegrationSecret>(),
-        routing::command_key_of::<RevokeIntegration>(),
-        routing::command_key_of::<SetIntegrationActive>(),
-        routing::command_key_of::<ExchangeExternalIdentity>(),
-        routing::command_key_of::<RedeemSessionCode>(),
-        routing::command_key_of::<OpenOperatorSession>(),
-        routing::command_key_of::<RecordOperatorSignInFailure>(),
-        routing::command_key_of::<CloseOperatorSession>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Integrations, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The key commands' group and the request log's, one handler for both.
+pub fn groups() -> Vec<Group> {
+    let handler = Arc::new(Integrations);
+    vec![Group::queue(topology(), handler.clone()), Group::queue(request_log_topology(), handler)]
 }
 
 /// The request log's queues.
 pub fn request_log_topology() -> GroupTopology {
-    GroupTopology::commands(
-        REQUEST_LOG_GROUP,
-        vec![routing::command_key_of::<RecordApiRequests>()],
-        crate::RETRY_DELAYS.to_vec(),
-    )
+    GroupTopology::handling(Recipient::RequestLog, crate::RETRY_DELAYS.to_vec())
 }
 
 /// Handles the integrations commands.
@@ -90,25 +76,9 @@ impl Handler for Integrations {
     }
 }
 
+/// Whether the catalogue routes `message` to these groups.
 fn handled_here(message: &AnyMessage) -> bool {
-    matches!(
-        message,
-        AnyMessage::CreateApiKey(_)
-            | AnyMessage::UpdateApiKey(_)
-            | AnyMessage::SetApiKeyActive(_)
-            | AnyMessage::RegenerateApiKey(_)
-            | AnyMessage::DeleteApiKey(_)
-            | AnyMessage::RecordApiRequests(_)
-            | AnyMessage::CreateIntegration(_)
-            | AnyMessage::RotateIntegrationSecret(_)
-            | AnyMessage::RevokeIntegration(_)
-            | AnyMessage::SetIntegrationActive(_)
-            | AnyMessage::ExchangeExternalIdentity(_)
-            | AnyMessage::RedeemSessionCode(_)
-            | AnyMessage::OpenOperatorSession(_)
-            | AnyMessage::RecordOperatorSignInFailure(_)
-            | AnyMessage::CloseOperatorSession(_)
-    )
+    matches!(message.descriptor().recipient, Some(Recipient::Integrations | Recipient::RequestLog))
 }
 
 async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Result<Reply, DbErr> {

@@ -12,20 +12,23 @@
 pub mod purchases;
 pub mod users;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
+use schemas::Recipient;
 use schemas::customers::{CreateCustomer, CustomerProfile};
 use schemas::marketplace::{
     ETVAS, IdPair, MarketplacePurchaseChanged, MarketplaceUserChanged, PartnerEvent, PartnerProfile, PartnerUser,
     ProductCancel, ProductData, ProductPurchase, ProductResume, ProductSuspend, PurchaseChange, UserChange, UserCreate,
     UserData, UserUpdate,
 };
-use schemas::{AnyMessage, Envelope, routing};
+use schemas::{AnyMessage, Envelope};
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::{customers, sequences};
@@ -36,21 +39,18 @@ use users::User;
 pub use readside::marketplace::Mapping;
 
 /// The group's name: its queues are `voltbus.marketplace…`.
-pub const GROUP: &str = "marketplace";
+pub const GROUP: &str = Recipient::Marketplace.name();
 
 const SOURCE: &str = "voltbus/marketplace";
 
 /// The marketplace commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<UserCreate>(),
-        routing::command_key_of::<UserUpdate>(),
-        routing::command_key_of::<ProductPurchase>(),
-        routing::command_key_of::<ProductCancel>(),
-        routing::command_key_of::<ProductSuspend>(),
-        routing::command_key_of::<ProductResume>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Marketplace, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Marketplace))]
 }
 
 /// Handles the marketplace commands.

@@ -4,15 +4,18 @@
 
 pub mod price;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
-use schemas::pricing::{PricingChanged, PricingPlan, SetPricing};
-use schemas::{AnyMessage, routing};
+use schemas::AnyMessage;
+use schemas::Recipient;
+use schemas::pricing::{PricingChanged, PricingPlan};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -22,13 +25,18 @@ pub(crate) use readside::pricing::{StoredPlan, TABLE, find};
 use readside::{Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.pricing…`.
-pub const GROUP: &str = "pricing";
+pub const GROUP: &str = Recipient::Pricing.name();
 
 const SOURCE: &str = "voltbus/pricing";
 
 /// The pricing commands' queues.
 pub fn topology() -> GroupTopology {
-    GroupTopology::commands(GROUP, vec![routing::command_key_of::<SetPricing>()], crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Pricing, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Pricing))]
 }
 
 /// Handles `pricing.set`.

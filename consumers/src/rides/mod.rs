@@ -12,20 +12,23 @@
 pub mod machine;
 pub mod store;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
+use schemas::Recipient;
 use schemas::rides::{
-    EndRide, PauseRide, PaymentStatus, ResumeRide, RideEnded, RidePaused, RideResumed, RideStarted, StartRide,
+    PauseRide, PaymentStatus, ResumeRide, RideEnded, RidePaused, RideResumed, RideStarted, StartRide,
 };
 use schemas::vehicles::{OperationStatus, Position, UpdateVehicle};
 use schemas::wallets::{EntrySource, WalletAction};
 use schemas::zones::ZoneType;
-use schemas::{AnyMessage, Envelope, routing};
+use schemas::{AnyMessage, Envelope};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -41,19 +44,18 @@ pub(crate) use store::Ride;
 use store::Stored;
 
 /// The group's name: its queues are `voltbus.rides…`.
-pub const GROUP: &str = "rides";
+pub const GROUP: &str = Recipient::Rides.name();
 
 const SOURCE: &str = "voltbus/rides";
 
 /// The ride commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<StartRide>(),
-        routing::command_key_of::<PauseRide>(),
-        routing::command_key_of::<ResumeRide>(),
-        routing::command_key_of::<EndRide>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Rides, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Rides))]
 }
 
 /// Handles the ride commands.

@@ -16,12 +16,15 @@
 
 pub mod broker;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
+use schemas::Recipient;
 use schemas::integrations::{ApiKeyChanged, Audience, CreateSubscription, DeleteSubscription};
 use schemas::{AnyMessage, Envelope, TenantId, routing};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -35,14 +38,18 @@ pub use readside::subscriptions::{StoredSubscription, Subscription, find, list};
 use readside::{Deleted, Outcome, Refusal};
 
 /// The group's name: its queues are `voltbus.subscriptions…`.
-pub const GROUP: &str = "subscriptions";
+pub const GROUP: &str = Recipient::Subscriptions.name();
 
 /// The subscription commands' queues, and the key changes that narrow subscriptions.
 pub fn topology() -> GroupTopology {
-    let keys = vec![routing::command_key_of::<CreateSubscription>(), routing::command_key_of::<DeleteSubscription>()];
-    let mut topology = GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec());
+    let mut topology = GroupTopology::handling(Recipient::Subscriptions, crate::RETRY_DELAYS.to_vec());
     topology.bindings.push((routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding_of::<ApiKeyChanged>()));
     topology
+}
+
+/// The group: its commands and the key changes that narrow subscriptions.
+pub fn groups(broker: Option<BrokerAdmin>) -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Subscriptions::new(broker)))]
 }
 
 /// The routing keys `stored`'s queue is bound to: the events it asked for that its audience

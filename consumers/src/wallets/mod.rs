@@ -12,17 +12,18 @@
 
 pub mod ledger;
 
+use crate::groups::Group;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
-use schemas::wallets::{
-    EntrySource, PostWalletEntry, RefundWalletEntry, SetWalletOverdraft, WalletAction, WalletEntryPosted,
-};
-use schemas::{AnyMessage, Currency, Envelope, routing};
+use schemas::Recipient;
+use schemas::wallets::{EntrySource, RefundWalletEntry, SetWalletOverdraft, WalletAction, WalletEntryPosted};
+use schemas::{AnyMessage, Currency, Envelope};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
@@ -36,18 +37,18 @@ pub(crate) use readside::wallets::{
 use readside::{Outcome, Refusal, codes};
 
 /// The group's name: its queues are `voltbus.wallets…`.
-pub const GROUP: &str = "wallets";
+pub const GROUP: &str = Recipient::Wallets.name();
 
 const SOURCE: &str = "voltbus/wallets";
 
 /// The wallet commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<PostWalletEntry>(),
-        routing::command_key_of::<RefundWalletEntry>(),
-        routing::command_key_of::<SetWalletOverdraft>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Wallets, crate::RETRY_DELAYS.to_vec())
+}
+
+/// The group: its commands, one a transaction.
+pub fn groups() -> Vec<Group> {
+    vec![Group::queue(topology(), Arc::new(Wallets))]
 }
 
 /// One entry to post.

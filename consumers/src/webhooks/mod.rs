@@ -23,6 +23,8 @@ mod ledger;
 pub mod messages;
 pub mod operational;
 
+use crate::groups::Group;
+use bus::amqp::ConsumerOptions;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::future::Future;
@@ -33,10 +35,8 @@ use std::time::{Duration, Instant};
 use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handled, Handler, HandlerError, Reply};
-use schemas::webhooks::{
-    CreateWebhookEndpoint, DeleteWebhookEndpoint, EndpointChange, ReplayWebhookDeliveries, RotateWebhookSecret,
-    SendTestWebhook, UpdateWebhookEndpoint, WebhookEndpointChanged,
-};
+use schemas::Recipient;
+use schemas::webhooks::{EndpointChange, ReplayWebhookDeliveries, SendTestWebhook, WebhookEndpointChanged};
 use schemas::{AnyMessage, Envelope, Reach, routing};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
@@ -49,11 +49,11 @@ pub use schemas::webhooks::{EVENT_TYPES, TEST_EVENT};
 pub use signatures::{Vault, VaultError};
 
 /// The endpoint commands' group.
-pub const GROUP: &str = "webhooks";
+pub const GROUP: &str = Recipient::Webhooks.name();
 /// The group that turns events into deliveries.
 pub const FANOUT_GROUP: &str = "webhook-fanout";
 /// The dispatcher's group.
-pub const DELIVERY_GROUP: &str = "webhook-deliveries";
+pub const DELIVERY_GROUP: &str = Recipient::WebhookDeliveries.name();
 
 /// How deliveries are made; one per deployment.
 #[derive(Clone, Debug)]
@@ -100,16 +100,26 @@ impl DeliveryPolicy {
 
 /// The endpoint commands' queues.
 pub fn topology() -> GroupTopology {
-    let keys = vec![
-        routing::command_key_of::<CreateWebhookEndpoint>(),
-        routing::command_key_of::<UpdateWebhookEndpoint>(),
-        routing::command_key_of::<DeleteWebhookEndpoint>(),
-        routing::command_key_of::<RotateWebhookSecret>(),
-        routing::command_key_of::<ReplayWebhookDeliveries>(),
-        routing::command_key_of::<SendTestWebhook>(),
-    ];
-    GroupTopology::commands(GROUP, keys, crate::RETRY_DELAYS.to_vec())
+    GroupTopology::handling(Recipient::Webhooks, crate::RETRY_DELAYS.to_vec())
 }
+
+/// Endpoint commands; events turned into deliveries (in batches: a burst of events is a few
+/// transactions, not one each); and the attempts, which run outside any transaction (the
+/// dispatcher keeps its own short ones).
+pub fn groups(policy: &DeliveryPolicy, dispatcher: &Arc<Dispatcher>) -> Vec<Group> {
+    let webhooks = Arc::new(Webhooks::new(policy.clone(), Arc::clone(dispatcher)));
+    vec![
+        Group::queue(topology(), webhooks.clone()),
+        Group::queue(fanout_topology(), webhooks).batched(FANOUT_BATCH, FANOUT_OPTIONS),
+        Group::queue(delivery_topology(), Arc::new(DispatchHandler(Arc::clone(dispatcher)))).outside_transactions(),
+    ]
+}
+
+/// Most events the fan-out turns into deliveries in one transaction.
+const FANOUT_BATCH: usize = 64;
+/// The fan-out's window: few lanes, so a burst makes full batches (few transactions) rather
+/// than sixteen small ones at a time, and enough unacked for the next batch of each lane.
+const FANOUT_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 512, lanes: 4 };
 
 /// The fan-out's queues: every tenant's events of the webhook types.
 pub fn fanout_topology() -> GroupTopology {
@@ -123,11 +133,7 @@ pub fn fanout_topology() -> GroupTopology {
 
 /// The dispatcher's queues.
 pub fn delivery_topology() -> GroupTopology {
-    GroupTopology::commands(
-        DELIVERY_GROUP,
-        vec![routing::command_key_of::<schemas::webhooks::DeliverWebhook>()],
-        crate::RETRY_DELAYS.to_vec(),
-    )
+    GroupTopology::handling(Recipient::WebhookDeliveries, crate::RETRY_DELAYS.to_vec())
 }
 
 /// Handles the endpoint commands, and the events the fan-out takes.
