@@ -2,6 +2,7 @@
 # Runs a pinned schemathesis (from PyPI) out of a private venv, installing it on first use.
 #
 #   scripts/schemathesis.sh --install-only      install (if needed) and exit 0
+#   scripts/schemathesis.sh --validate FILE     check an OpenAPI document with openapi-spec-validator
 #   scripts/schemathesis.sh run URL [OPTIONS]   any other arguments go to the schemathesis CLI
 #
 # The venv lives at ${VOLTBUS_TOOLS_DIR:-<repo>/target/tools}/schemathesis-venv. Installing is
@@ -9,11 +10,13 @@
 set -euo pipefail
 
 SCHEMATHESIS_VERSION=4.32.5
+# The OpenAPI Initiative's reference validator for Python, installed beside it.
+VALIDATOR_VERSION=0.9.0
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="${VOLTBUS_TOOLS_DIR:-$REPO/target/tools}"
 VENV="$TOOLS_DIR/schemathesis-venv"
-MARKER="$VENV/.schemathesis-$SCHEMATHESIS_VERSION.installed"
+MARKER="$VENV/.schemathesis-$SCHEMATHESIS_VERSION-validator-$VALIDATOR_VERSION.installed"
 
 log() { printf '[schemathesis.sh] %s\n' "$*" >&2; }
 
@@ -29,7 +32,7 @@ install() {
   fi
   rm -f "$VENV"/.schemathesis-*.installed
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "schemathesis==$SCHEMATHESIS_VERSION"
+    "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$VALIDATOR_VERSION"
   touch "$MARKER"
 }
 
@@ -37,6 +40,10 @@ install
 
 if [ "$#" -eq 1 ] && [ "$1" = "--install-only" ]; then
   exit 0
+fi
+
+if [ "$#" -eq 2 ] && [ "$1" = "--validate" ]; then
+  exec "$VENV/bin/openapi-spec-validator" "$2"
 fi
 
 # Hypothesis otherwise writes a .hypothesis/ folder into the current directory.

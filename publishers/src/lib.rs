@@ -12,7 +12,6 @@ pub mod permissions;
 
 pub use edge::{
     ANONYMOUS_TENANT, BusOperations, CommandBus, Console, ConsoleSettings, Edge, GroupStats, HealthCheck,
-    IntegrationSettings, LogSms, MOBILE_BASE, MOBILE_ROUTES, MobileAccess, MobileApi, MobileRoute, MobileSettings,
-    PORTAL_BASE, PORTAL_DOORS, PartnerApi, PartnerSettings, PartnerTasks, PaystackSettings, QpaySettings, SmsSender,
-    WebhookSetup,
+    IntegrationSettings, LogSms, MOBILE_BASE, MobileApi, MobileSettings, PORTAL_BASE, PartnerApi, PartnerSettings,
+    PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
 };

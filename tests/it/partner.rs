@@ -568,3 +568,49 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     run(format!("X-Partner-Api-Key: {key}"), "--exclude-operation-id").await;
     platform.stop().await;
 }
+
+/// One table routes every front door and generates the edge's OpenAPI document: every door's
+/// operations are in it, tagged with their door, and the OpenAPI Initiative's validator accepts it
+/// (and the partner API's own document, served where partners have always read it).
+#[tokio::test]
+async fn every_front_door_is_in_one_openapi_document_the_standard_validator_accepts() {
+    let platform = Platform::start().await;
+    let workdir = crate::support::scratch_dir();
+    for (name, path) in [("edge", "/openapi.json".to_owned()), ("partner", format!("{BASE}/openapi.json"))] {
+        let (status, document, _) = request(platform.addr(), "GET", &path, &[], None).await;
+        assert_eq!(status, 200, "{path}");
+        let file = workdir.join(format!("{name}.json"));
+        std::fs::write(&file, document.to_string()).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
+        let output = tokio::process::Command::new("bash")
+            .arg(script)
+            .arg("--validate")
+            .arg(&file)
+            .output()
+            .await
+            .expect("bash runs scripts/schemathesis.sh");
+        let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{path} is not a valid OpenAPI document:\n{report}");
+        if name == "edge" {
+            let mut doors: Vec<&str> = document["paths"]
+                .as_object()
+                .unwrap()
+                .values()
+                .flat_map(|operations| operations.as_object().unwrap().values())
+                .map(|operation| operation["tags"][0].as_str().unwrap())
+                .collect();
+            doors.sort_unstable();
+            doors.dedup();
+            assert_eq!(doors, ["marketplace", "mobile", "operations", "partner", "portal", "providers"]);
+            for (path, method) in [
+                ("/api/v1/devices/{id}/start", "post"),
+                ("/v1/integrations/auth/client-token", "post"),
+                ("/api/partner/v1/rides", "post"),
+                ("/api/v1/payments/qpay/callback", "get"),
+            ] {
+                assert!(document["paths"][path][method]["operationId"].is_string(), "{method} {path} is missing");
+            }
+        }
+    }
+    platform.stop().await;
+}

@@ -11,7 +11,8 @@ use readside::{Outcome, Refusal};
 use schemas::{Envelope, Message, routing};
 use serde::de::DeserializeOwned;
 
-use super::response::ApiError;
+use crate::edge::envelope::ApiError;
+use crate::edge::partner::routes::Call;
 
 /// Where commands go.
 pub enum CommandBus {
@@ -88,3 +89,14 @@ impl CommandBus {
         }
     }
 }
+
+/// The command `call` sends: its tenant's, with the call's command id (fixed by its
+/// Idempotency-Key, so a retry is the same message).
+pub(crate) fn command<M: schemas::Message>(call: &Call, data: M) -> Envelope<M> {
+    let mut envelope = Envelope::new(call.caller.tenant.clone(), SOURCE, data);
+    envelope.id = call.command_id;
+    envelope
+}
+
+/// Where commands from the edge say they come from.
+const SOURCE: &str = "voltbus/edge";

@@ -1,67 +1,54 @@
-//! The HTTP edge: accepts connections, answers `/health` and the partner API, and on shutdown
-//! stops accepting while the requests already in flight finish.
+//! The HTTP edge: one router over every front door, each a folder named for who comes through it.
+//! On shutdown it stops accepting while the requests already in flight finish.
 //!
 //! Layout:
-//! - `server`: accept loop and shutdown; `health`: `GET /health`.
-//! - `api`: one partner request from head to answer; `routes`: the route table.
-//! - `auth` (keys and subaccounts), `key_events` (cache eviction across edges), `limits` (rate limits), `idempotency`, `audit` (request log).
-//! - `keys`: the key-management routes; `webhooks`: endpoints, delivery log, replay; `marketplace`: the Etvas
-//!   callback; `vehicles`: the fleet; `customers` (and their wallets), `rides`, `pricing`; `zones`: zones; `subscriptions`: AMQP queues for integrations; `commands`: commands to the bus and their replies.
-//! - `response`: the JSON envelope; `openapi`: the document generated from the route table.
-//! - `chargers`: chargers registered by admins, listed with their state.
-//! - `console`: the operator console at `/admin` (server-rendered pages over the route table).
-//! - `integrations`: EVCare integrations (admin routes, the sign-in bridge, the bundle
-//!   questionnaire); `machine_tokens`: their signed tokens and cut-offs; `portal`: the public
-//!   doors under `/v1/integrations` (client token, session code redemption, embed page, Paystack
-//!   webhook); `billing`: their usage, invoices and Paystack payments; `maintenance`: workshops,
-//!   integrations' maintenance service selection, maintenance and driver tickets.
-//! - `mobile`: the mobile app's API under `/api/v1` (EVM seed: sign-in by SMS code, profile,
-//!   NATS credentials), with its own bearer sessions; `purchases`: its purchases and payments.
+//! - `server`: accept loop and shutdown; each request goes through `router` to its door.
+//! - `router`: the one table of every route of every door (each door lists its own), the path
+//!   router over it, and what a route needs (`Access`) and answers (`Returns`); `openapi`: the
+//!   documents generated from it (`/openapi.json` for every door, the partner API's own).
+//! - Doors:
+//!   - `partner/`: partners' REST API (Levy Fleets, INVERS) under `/api/partner/v1`: its pipeline
+//!     (`mod.rs`: authenticate, limit, authorise, idempotency, act, log) with `auth`, `limits`,
+//!     `idempotency`, `audit` (request log), `key_events`; its routes (`routes`) and their actions
+//!     by domain (`keys`, `webhooks`, `vehicles`, `subscriptions`, `zones`, `chargers`,
+//!     `customers` and their wallets, `rides`, `pricing`).
+//!   - `portal/`: the integrations portal (EVCare): admins' integrations (`integrations`), their
+//!     bills (`billing`), workshops and tickets (`maintenance`), machine tokens
+//!     (`machine_tokens`), and the public doors under `/v1/integrations`.
+//!   - `mobile/`: the mobile app (EVM) under `/api/v1`: sign-in, profile, charging (`mod.rs`),
+//!     purchases and top-ups (`purchases`), its routes (`routes`).
+//!   - `marketplace/`: marketplace partners' callback (Etvas).
+//!   - `providers/`: payment providers (QPay, Paystack): their callbacks (`callbacks`) and the
+//!     clients that ask them what was paid.
+//!   - `console/`: the operator console at `/admin` (server-rendered pages over the partner routes).
+//!   - `operations/`: health, metrics, the edge's OpenAPI document.
+//! - Shared by the doors: `envelope` (the JSON envelope and typed errors), `body` (reading and
+//!   parsing JSON bodies), `query` (pages and filters), `commands` (commands to the bus and their
+//!   replies).
 
-mod api;
-mod audit;
-mod auth;
-mod billing;
-mod chargers;
+mod body;
 mod commands;
 mod console;
-mod customers;
-mod health;
-mod idempotency;
-mod integrations;
-mod key_events;
-mod keys;
-mod limits;
-mod machine_tokens;
-mod maintenance;
+mod envelope;
 mod marketplace;
 mod mobile;
 mod openapi;
-mod paystack;
+mod operations;
+mod partner;
 mod portal;
-mod pricing;
 mod providers;
-mod purchases;
-mod qpay;
-mod response;
-mod rides;
-mod routes;
+mod query;
+mod router;
 mod server;
-mod subscriptions;
-mod vehicles;
-mod webhooks;
-mod zones;
 
-pub use api::{IntegrationSettings, PartnerApi, PartnerSettings, PartnerTasks};
-pub use audit::ANONYMOUS_TENANT;
 pub use commands::CommandBus;
 pub use console::{BusOperations, Console, ConsoleSettings, GroupStats};
-pub use health::HealthCheck;
-pub use mobile::{
-    LogSms, MOBILE_BASE, MobileAccess, MobileApi, MobileRoute, MobileSettings, ROUTES as MOBILE_ROUTES, SmsSender,
-};
-pub use paystack::PaystackSettings;
-pub use portal::{DOORS as PORTAL_DOORS, PORTAL_BASE};
-pub use qpay::QpaySettings;
+pub use mobile::{LogSms, MOBILE_BASE, MobileApi, MobileSettings, SmsSender};
+pub use operations::HealthCheck;
+pub use partner::audit::ANONYMOUS_TENANT;
+pub use partner::webhooks::WebhookSetup;
+pub use partner::{IntegrationSettings, PartnerApi, PartnerSettings, PartnerTasks};
+pub use portal::PORTAL_BASE;
+pub use providers::paystack::PaystackSettings;
+pub use providers::qpay::QpaySettings;
 pub use server::Edge;
-pub use webhooks::WebhookSetup;

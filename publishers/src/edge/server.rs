@@ -1,4 +1,5 @@
-//! Accept loop and graceful shutdown of the HTTP edge, and which part answers which path.
+//! Accept loop and graceful shutdown of the HTTP edge; each request dispatched through the one
+//! router to its door's pipeline.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -17,13 +18,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use super::api::PartnerApi;
-use super::console::{self, Console};
-use super::health::{self, HealthCheck};
-use super::mobile::{MOBILE_BASE, MobileApi};
-use super::portal::{self, PORTAL_BASE};
-use super::response::{self, ApiError};
-use super::routes;
+use crate::edge::console::Console;
+use crate::edge::envelope::{self, ApiError};
+use crate::edge::mobile::MobileApi;
+use crate::edge::operations::HealthCheck;
+use crate::edge::partner::PartnerApi;
+use crate::edge::router::{Door, Doors, Handler, Lookup, router};
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,31 +133,17 @@ struct Parts<'a> {
 }
 
 async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts<'_>) -> Response<Full<Bytes>> {
-    let Parts { health, api, mobile, metrics_token, console } = parts;
-    let request_id = response::new_request_id();
+    let request_id = envelope::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
     let method = request.method().clone();
-    let family = family_of(request.uri().path());
     async move {
         tracing::trace!("received");
-        let path = request.uri().path();
-        let answer = if path == routes::BASE || path.starts_with(&format!("{}/", routes::BASE)) {
-            api.handle(request, peer, &request_id).await
-        } else if portal::serves(path) {
-            portal::handle(api, request, peer, &request_id).await
-        } else if path.starts_with(&format!("{PORTAL_BASE}/")) || path == PORTAL_BASE {
-            api.handle(request, peer, &request_id).await
-        } else if path.starts_with(&format!("{MOBILE_BASE}/")) {
-            mobile.handle(request, &request_id).await
-        } else if let Some(console) = console.filter(|_| console::serves(path)) {
-            console.handle(request, peer, &request_id).await
-        } else {
-            operations(&request, health, metrics_token, &request_id).await
-        };
+        let Parts { health, api, mobile, metrics_token, console } = parts;
+        let doors = Doors { api, mobile, health, metrics_token, console, peer, request_id: &request_id };
+        let (answer, route) = dispatch(request, &doors).await;
         let status = answer.status().as_u16();
         tracing::debug!(status, "answered");
-        let route = answer.extensions().get::<RouteTemplate>().map_or_else(|| family.to_owned(), |r| r.0.clone());
         bus::metrics::http_request(route, method.as_str(), status, started.elapsed());
         answer
     }
@@ -165,74 +151,48 @@ async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts
     .await
 }
 
-/// Whether the request carries `token` as its bearer (always, when no token is set); compared in
-/// constant time.
-fn bearer_is(request: &Request<Incoming>, token: Option<&str>) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some(token) = token else { return true };
-    let presented = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
-}
-
-/// The template of the partner route that answered, for metrics (a raw path would carry ids).
-#[derive(Clone)]
-pub(crate) struct RouteTemplate(pub(crate) String);
-
-/// The metrics label of a request no route table names: its area of the edge.
-fn family_of(path: &str) -> &'static str {
-    match path {
-        "/health" => "/health",
-        "/health/live" => "/health/live",
-        "/health/ready" => "/health/ready",
-        "/metrics" => "/metrics",
-        _ if path.starts_with(&format!("{MOBILE_BASE}/")) => "/api/v1/*",
-        _ if portal::serves(path) || path.starts_with(PORTAL_BASE) => "/v1/integrations/*",
-        _ if path.starts_with(routes::BASE) => "/api/partner/v1/*",
-        _ if console::serves(path) => "/admin/*",
-        _ => "unmatched",
+/// Answers a request through the route the router finds, and says which (for metrics: a raw path
+/// would carry ids); a path no route has, through the door it is under.
+async fn dispatch(request: Request<Incoming>, doors: &Doors<'_>) -> (Response<Full<Bytes>>, String) {
+    let path = request.uri().path();
+    let door = Door::of_path(path);
+    let router = router();
+    let mut lookup = router.find(request.method(), path);
+    // The app's API took paths with a trailing slash.
+    if matches!(lookup, Lookup::NotFound) && door == Door::Mobile && path.len() > 1 && path.ends_with('/') {
+        lookup = router.find(request.method(), path.trim_end_matches('/'));
     }
+    let found = match lookup {
+        Lookup::Found(found) => found,
+        Lookup::MethodNotAllowed(allowed) => {
+            let error = ApiError::method_not_allowed(&allowed.join(", "));
+            return (refused(request, doors, door, error).await, format!("{}/*", door.name()));
+        }
+        Lookup::NotFound => {
+            let error = ApiError::not_found("no such route");
+            return (
+                refused(request, doors, door, error).await,
+                if door == Door::Operations { "unmatched".into() } else { format!("{}/*", door.name()) },
+            );
+        }
+    };
+    let route = found.route.path.clone();
+    let answer = match (found.route.handler, doors.console) {
+        (Handler::Partner(_), _) => doors.api.handle(request, doors.peer, doors.request_id, Ok(found)).await,
+        (Handler::Mobile(_), _) => doors.mobile.handle(request, found, doors.request_id).await,
+        (Handler::Console(_), Some(console)) => console.handle(request, found, doors.request_id).await,
+        (Handler::Console(_), None) => envelope::error_response(ApiError::not_found("no such route"), doors.request_id),
+        (Handler::Own(action), _) => action(doors, request, found).await,
+    };
+    (answer, route)
 }
 
-/// What operators' monitoring calls: health, readiness, liveness, metrics.
-async fn operations(
-    request: &Request<Incoming>,
-    health: &dyn HealthCheck,
-    metrics_token: Option<&str>,
-    request_id: &str,
-) -> Response<Full<Bytes>> {
-    let (method, path) = (request.method(), request.uri().path());
-    let error = match (method, path) {
-        (&Method::GET, "/metrics") if !bearer_is(request, metrics_token) => {
-            ApiError::unauthorized("GET /metrics needs Authorization: Bearer with the metrics token")
-        }
-        (&Method::GET, "/health" | "/health/ready") => {
-            let (status, body) = health::answer(health).await;
-            return response::json_response(status, body.to_string(), request_id);
-        }
-        (&Method::GET, "/health/live") => {
-            let (status, body) = health::live();
-            return response::json_response(status, body.to_string(), request_id);
-        }
-        (&Method::GET, "/metrics") => match health.metrics().await {
-            Some(text) => {
-                let mut answer = Response::new(Full::new(Bytes::from(text)));
-                answer.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
-                return answer;
-            }
-            None => ApiError::not_found("metrics are not recorded in this process"),
-        },
-        (_, "/health" | "/health/ready" | "/health/live" | "/metrics") => ApiError::method_not_allowed("GET"),
-        _ => ApiError::not_found("no such route"),
-    };
-    let mut answer = response::json_response(error.status, error.body(request_id).to_string(), request_id);
-    answer.headers_mut().extend(error.headers);
-    answer
+/// `error` (no route, or not this method), as the door the path is under answers it: the partner
+/// API logs it in the request log, the console shows it as a page.
+async fn refused(request: Request<Incoming>, doors: &Doors<'_>, door: Door, error: ApiError) -> Response<Full<Bytes>> {
+    match (door, doors.console) {
+        (Door::Partner, _) => doors.api.handle(request, doors.peer, doors.request_id, Err(error)).await,
+        (Door::Console, Some(_)) => crate::edge::console::error_page(error),
+        _ => envelope::error_response(error, doors.request_id),
+    }
 }

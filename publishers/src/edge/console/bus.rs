@@ -10,13 +10,12 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use bus::{DeadLetter, QueueDepth};
-use http::Method;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::html::{self, Row, esc};
 use super::{View, Visit};
-use crate::edge::response::ApiError;
+use crate::edge::envelope::ApiError;
 
 /// One consumer group as the bus page shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -67,18 +66,20 @@ pub(super) struct Sample {
 /// Most dead letters a page lists.
 const LISTED: usize = 200;
 
-/// `/admin/bus…`.
-pub(super) async fn route(visit: &Visit<'_>, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
-    match (method, rest) {
-        (&Method::GET, []) => overview(visit).await,
-        (&Method::GET, ["live"]) => {
-            let groups = visit.console.transports.groups().await;
-            Ok(View::Json(live(visit, &groups).await))
-        }
-        (&Method::GET, ["dead-letters", group]) => dead_letters(visit, &known(visit, group)?).await,
-        (&Method::POST, ["dead-letters", group, "replay"]) => replay(visit, &known(visit, group)?).await,
-        _ => Err(ApiError::not_found("no such page")),
-    }
+/// `GET /admin/bus/live`: the numbers of the bus page.
+pub(super) async fn live_numbers(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let groups = visit.console.transports.groups().await;
+    Ok(View::Json(live(visit, &groups).await))
+}
+
+/// `GET /admin/bus/dead-letters/{group}`.
+pub(super) async fn letters(visit: &Visit<'_>) -> Result<View, ApiError> {
+    dead_letters(visit, &known(visit, visit.param("group"))?).await
+}
+
+/// `POST /admin/bus/dead-letters/{group}/replay`.
+pub(super) async fn replay_letters(visit: &Visit<'_>) -> Result<View, ApiError> {
+    replay(visit, &known(visit, visit.param("group"))?).await
 }
 
 /// `group`, if it is one of the consumer groups (no other queue is ever read or replayed).
@@ -135,7 +136,7 @@ async fn live(visit: &Visit<'_>, groups: &[GroupStats]) -> Value {
     Value::Object(figures)
 }
 
-async fn overview(visit: &Visit<'_>) -> Result<View, ApiError> {
+pub(super) async fn overview(visit: &Visit<'_>) -> Result<View, ApiError> {
     let groups = visit.console.transports.groups().await;
     let body = if visit.platform() {
         let figures = live(visit, &groups).await;

@@ -9,65 +9,68 @@ use serde_json::{Value, json};
 
 use super::html::{self, Row, esc, time, value};
 use super::{View, Visit};
-use crate::edge::auth::Caller;
-use crate::edge::keys::db_error;
-use crate::edge::response::ApiError;
+use crate::edge::envelope::ApiError;
+use crate::edge::envelope::db_error;
+use crate::edge::partner::auth::Caller;
 
 /// The filters of the vehicle list, passed on to `GET /vehicles` as they are.
 const FILTERS: [&str; 5] = ["status", "vehicle_type", "search", "battery_below", "custom_field"];
 
-/// `/admin/orgs/{org}/vehicles…`.
-pub(super) async fn vehicles(visit: &Visit<'_>, org: &str, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
-    let caller = visit.caller(org)?;
-    match (method, rest) {
-        (&Method::GET, []) => list(visit, org, &caller).await,
-        (&Method::GET, [id]) => vehicle(visit, org, &caller, id).await,
-        (&Method::POST, [id, "commands"]) => {
-            let command = visit.field("command").unwrap_or_default();
-            let path = format!("/vehicles/{id}/commands/{command}");
-            let sent = visit.call(&caller, Method::POST, &path, None, json!({ "wait": false })).await?;
-            let command_id = sent["data"]["id"].as_str().unwrap_or_default();
-            Ok(View::Redirect(format!("/admin/orgs/{org}/vehicle-commands/{command_id}")))
-        }
-        _ => Err(ApiError::not_found("no such page")),
-    }
+/// `GET /admin/orgs/{org}/vehicles`.
+pub(super) async fn vehicles(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    list(visit, org, &visit.caller(org)?).await
 }
 
-/// `/admin/orgs/{org}/vehicle-commands/{id}` and its live status.
-pub(super) async fn commands(visit: &Visit<'_>, org: &str, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
-    let caller = visit.caller(org)?;
-    match (method, rest) {
-        (&Method::GET, [id]) => {
-            let status = visit.get(&caller, &format!("/vehicle-commands/{id}"), None).await?;
-            let vehicle = status["vehicle_id"].as_str().unwrap_or_default();
-            let body = format!(
-                "<section class=\"live\" data-live=\"/admin/orgs/{org}/vehicle-commands/{id}/live\">\
-                 <p>Command <strong>{}</strong> to <a href=\"/admin/orgs/{org}/vehicles/{vehicle}\">vehicle {vehicle}</a></p>\
-                 <p>Status: <strong id=\"command-status\" data-key=\"status\">{}</strong></p>\
-                 <p>Reason: <span data-key=\"reason\">{}</span></p><p>Completed: <span data-key=\"completed_at\">{}</span></p>\
-                 <p class=\"hint\">This page follows the command until the vehicle answers or it times out.</p></section>",
-                value(&status["command"]),
-                value(&status["status"]),
-                value(&status["reason"]),
-                time(&status["completed_at"]),
-                org = esc(org),
-                id = esc(id),
-                vehicle = esc(vehicle),
-            );
-            Ok(View::Page { title: "Vehicle command".into(), organisation: Some(org.into()), body })
-        }
-        (&Method::GET, [id, "live"]) => {
-            let status = visit.get(&caller, &format!("/vehicle-commands/{id}"), None).await?;
-            let pending = status["status"] == "pending";
-            Ok(View::Json(json!({
-                "status": status["status"],
-                "reason": status["reason"].as_str().unwrap_or("–"),
-                "completed_at": html::time_text(&status["completed_at"]),
-                "final": !pending,
-            })))
-        }
-        _ => Err(ApiError::not_found("no such page")),
-    }
+/// `GET /admin/orgs/{org}/vehicles/{id}`.
+pub(super) async fn show(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    vehicle(visit, org, &visit.caller(org)?, visit.param("id")).await
+}
+
+/// `POST /admin/orgs/{org}/vehicles/{id}/commands`: sends one, then follows it.
+pub(super) async fn send_command(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let command = visit.field("command").unwrap_or_default();
+    let path = format!("/vehicles/{id}/commands/{command}");
+    let sent = visit.call(&visit.caller(org)?, Method::POST, &path, None, json!({ "wait": false })).await?;
+    let command_id = sent["data"]["id"].as_str().unwrap_or_default();
+    Ok(View::Redirect(format!("/admin/orgs/{org}/vehicle-commands/{command_id}")))
+}
+
+/// `GET /admin/orgs/{org}/vehicle-commands/{id}`.
+pub(super) async fn command(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let status = visit.get(&visit.caller(org)?, &format!("/vehicle-commands/{id}"), None).await?;
+    let vehicle = status["vehicle_id"].as_str().unwrap_or_default();
+    let body = format!(
+        "<section class=\"live\" data-live=\"/admin/orgs/{org}/vehicle-commands/{id}/live\">\
+         <p>Command <strong>{}</strong> to <a href=\"/admin/orgs/{org}/vehicles/{vehicle}\">vehicle {vehicle}</a></p>\
+         <p>Status: <strong id=\"command-status\" data-key=\"status\">{}</strong></p>\
+         <p>Reason: <span data-key=\"reason\">{}</span></p><p>Completed: <span data-key=\"completed_at\">{}</span></p>\
+         <p class=\"hint\">This page follows the command until the vehicle answers or it times out.</p></section>",
+        value(&status["command"]),
+        value(&status["status"]),
+        value(&status["reason"]),
+        time(&status["completed_at"]),
+        org = esc(org),
+        id = esc(id),
+        vehicle = esc(vehicle),
+    );
+    Ok(View::Page { title: "Vehicle command".into(), organisation: Some(org.into()), body })
+}
+
+/// `GET /admin/orgs/{org}/vehicle-commands/{id}/live`: where the command stands, for its page.
+pub(super) async fn command_live(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let status = visit.get(&visit.caller(org)?, &format!("/vehicle-commands/{id}"), None).await?;
+    let pending = status["status"] == "pending";
+    Ok(View::Json(json!({
+        "status": status["status"],
+        "reason": status["reason"].as_str().unwrap_or("–"),
+        "completed_at": html::time_text(&status["completed_at"]),
+        "final": !pending,
+    })))
 }
 
 async fn list(visit: &Visit<'_>, org: &str, caller: &Caller) -> Result<View, ApiError> {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::html::{self, Row, esc, time, value};
 use super::{View, Visit};
-use crate::edge::response::ApiError;
+use crate::edge::envelope::ApiError;
 
 const BUNDLES: [(&str, &str); 4] = [
     ("FLEET_MANAGER_ACCESS", "Fleet manager"),
@@ -16,47 +16,59 @@ const BUNDLES: [(&str, &str); 4] = [
     ("ALL_ACCESS", "All access"),
 ];
 
-/// `/admin/orgs/{org}/integrations…`.
-pub(super) async fn integrations(
-    visit: &Visit<'_>,
-    org: &str,
-    method: &Method,
-    rest: &[&str],
-) -> Result<View, ApiError> {
-    let caller = visit.caller(org)?;
-    let back = |notice: &str| View::Redirect(format!("/admin/orgs/{org}/integrations?notice={notice}"));
-    match (method, rest) {
-        (&Method::GET, []) => list_integrations(visit, org, &caller).await,
-        (&Method::POST, []) => {
-            let body = json!({
-                "name": visit.field("name").unwrap_or_default(),
-                "bundle": visit.field("bundle").unwrap_or_default(),
-            });
-            let created = visit.call(&caller, Method::POST, "/integrations", None, body).await?;
-            Ok(shown_once(org, "Integration created", &created["data"], "clientSecret", "Client secret"))
-        }
-        (&Method::POST, [id, "rotate"]) => {
-            let path = format!("/integrations/{id}/rotate-secret");
-            let rotated = visit.call(&caller, Method::POST, &path, None, json!({})).await?;
-            Ok(shown_once(org, "Client secret rotated", &rotated["data"], "clientSecret", "New client secret"))
-        }
-        (&Method::POST, [id, action @ ("disable" | "enable")]) => {
-            visit.call(&caller, Method::POST, &format!("/integrations/{id}/{action}"), None, Value::Null).await?;
-            Ok(back(if *action == "disable" { "disabled" } else { "enabled" }))
-        }
-        (&Method::POST, [id, "revoke"]) => {
-            let reason = format!("revoked in the console by {}", visit.session.operator.email);
-            let reason: String = reason.chars().take(200).collect();
-            visit
-                .call(&caller, Method::POST, &format!("/integrations/{id}/revoke"), None, json!({ "reason": reason }))
-                .await?;
-            Ok(back("revoked"))
-        }
-        _ => Err(ApiError::not_found("no such page")),
-    }
+/// `GET /admin/orgs/{org}/integrations`.
+pub(super) async fn list(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    list_integrations(visit, org, &visit.caller(org)?).await
 }
 
-async fn list_integrations(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Caller) -> Result<View, ApiError> {
+/// `POST /admin/orgs/{org}/integrations`: a new integration, its secret shown once.
+pub(super) async fn create(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    let body = json!({
+        "name": visit.field("name").unwrap_or_default(),
+        "bundle": visit.field("bundle").unwrap_or_default(),
+    });
+    let created = visit.call(&visit.caller(org)?, Method::POST, "/integrations", None, body).await?;
+    Ok(shown_once(org, "Integration created", &created["data"], "clientSecret", "Client secret"))
+}
+
+/// `POST /admin/orgs/{org}/integrations/{id}/rotate`: a new secret, shown once.
+pub(super) async fn rotate(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let path = format!("/integrations/{id}/rotate-secret");
+    let rotated = visit.call(&visit.caller(org)?, Method::POST, &path, None, json!({})).await?;
+    Ok(shown_once(org, "Client secret rotated", &rotated["data"], "clientSecret", "New client secret"))
+}
+
+/// `POST /admin/orgs/{org}/integrations/{id}/disable` or `…/enable`.
+pub(super) async fn set_active(visit: &Visit<'_>, active: bool) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let action = if active { "enable" } else { "disable" };
+    visit.call(&visit.caller(org)?, Method::POST, &format!("/integrations/{id}/{action}"), None, Value::Null).await?;
+    Ok(notice(org, "integrations", if active { "enabled" } else { "disabled" }))
+}
+
+/// `POST /admin/orgs/{org}/integrations/{id}/revoke`.
+pub(super) async fn revoke(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let reason = format!("revoked in the console by {}", visit.session.operator.email);
+    let reason: String = reason.chars().take(200).collect();
+    let body = json!({ "reason": reason });
+    visit.call(&visit.caller(org)?, Method::POST, &format!("/integrations/{id}/revoke"), None, body).await?;
+    Ok(notice(org, "integrations", "revoked"))
+}
+
+/// Back to the list of `section` of `org`, with a notice.
+fn notice(org: &str, section: &str, notice: &str) -> View {
+    View::Redirect(format!("/admin/orgs/{org}/{section}?notice={notice}"))
+}
+
+async fn list_integrations(
+    visit: &Visit<'_>,
+    org: &str,
+    caller: &crate::edge::partner::auth::Caller,
+) -> Result<View, ApiError> {
     let csrf = visit.csrf();
     let listed = visit.get(caller, "/integrations", Some("limit=100".into())).await?;
     let moments = periods(chrono::Utc::now());
@@ -68,7 +80,7 @@ async fn list_integrations(visit: &Visit<'_>, org: &str, caller: &crate::edge::a
         let used = match uuid::Uuid::parse_str(id) {
             Ok(id) => readside::integrations::requests::integration_use(database, caller.tenant.as_str(), id, &moments)
                 .await
-                .map_err(crate::edge::keys::db_error)?,
+                .map_err(crate::edge::envelope::db_error)?,
             Err(_) => Default::default(),
         };
         let count = |i: usize| used.since.get(i).copied().unwrap_or(0).to_string();
@@ -176,44 +188,56 @@ fn shown_once(org: &str, title: &str, data: &Value, field: &str, label: &str) ->
     }
 }
 
-/// `/admin/orgs/{org}/keys…`.
-pub(super) async fn keys(visit: &Visit<'_>, org: &str, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
-    let caller = visit.caller(org)?;
-    let back = |notice: &str| View::Redirect(format!("/admin/orgs/{org}/keys?notice={notice}"));
-    match (method, rest) {
-        (&Method::GET, []) => list_keys(visit, org, &caller).await,
-        (&Method::POST, []) => {
-            let mut body =
-                json!({ "name": visit.field("name").unwrap_or_default(), "admin": visit.field("admin") == Some("on") });
-            // Neither: the API's default permissions.
-            let permissions = visit.all("permissions");
-            match visit.field("bundle") {
-                Some(bundle) if permissions.is_empty() => body["bundle"] = json!(bundle),
-                _ if !permissions.is_empty() => body["permissions"] = json!(permissions),
-                _ => {}
-            }
-            let created = visit.call(&caller, Method::POST, "/api-keys", None, body).await?;
-            Ok(shown_once(org, "API key created", &created["data"], "key", "API key"))
-        }
-        (&Method::POST, [id, "regenerate"]) => {
-            let made =
-                visit.call(&caller, Method::POST, &format!("/api-keys/{id}/regenerate"), None, Value::Null).await?;
-            Ok(shown_once(org, "API key regenerated", &made["data"], "key", "New API key"))
-        }
-        (&Method::POST, [id, action @ ("disable" | "enable")]) => {
-            let body = json!({ "active": *action == "enable" });
-            visit.call(&caller, Method::PATCH, &format!("/api-keys/{id}"), None, body).await?;
-            Ok(back(if *action == "disable" { "disabled" } else { "enabled" }))
-        }
-        (&Method::POST, [id, "delete"]) => {
-            visit.call(&caller, Method::DELETE, &format!("/api-keys/{id}"), None, Value::Null).await?;
-            Ok(back("deleted"))
-        }
-        _ => Err(ApiError::not_found("no such page")),
-    }
+/// `GET /admin/orgs/{org}/keys`.
+pub(super) async fn keys(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    list_keys(visit, org, &visit.caller(org)?).await
 }
 
-async fn list_keys(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Caller) -> Result<View, ApiError> {
+/// `POST /admin/orgs/{org}/keys`: a new key, shown once.
+pub(super) async fn create_key(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    let mut body =
+        json!({ "name": visit.field("name").unwrap_or_default(), "admin": visit.field("admin") == Some("on") });
+    // Neither: the API's default permissions.
+    let permissions = visit.all("permissions");
+    match visit.field("bundle") {
+        Some(bundle) if permissions.is_empty() => body["bundle"] = json!(bundle),
+        _ if !permissions.is_empty() => body["permissions"] = json!(permissions),
+        _ => {}
+    }
+    let created = visit.call(&visit.caller(org)?, Method::POST, "/api-keys", None, body).await?;
+    Ok(shown_once(org, "API key created", &created["data"], "key", "API key"))
+}
+
+/// `POST /admin/orgs/{org}/keys/{id}/regenerate`: its new secret, shown once.
+pub(super) async fn regenerate_key(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let path = format!("/api-keys/{id}/regenerate");
+    let made = visit.call(&visit.caller(org)?, Method::POST, &path, None, Value::Null).await?;
+    Ok(shown_once(org, "API key regenerated", &made["data"], "key", "New API key"))
+}
+
+/// `POST /admin/orgs/{org}/keys/{id}/disable` or `…/enable`.
+pub(super) async fn set_key_active(visit: &Visit<'_>, active: bool) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let body = json!({ "active": active });
+    visit.call(&visit.caller(org)?, Method::PATCH, &format!("/api-keys/{id}"), None, body).await?;
+    Ok(notice(org, "keys", if active { "enabled" } else { "disabled" }))
+}
+
+/// `POST /admin/orgs/{org}/keys/{id}/delete`.
+pub(super) async fn delete_key(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    visit.call(&visit.caller(org)?, Method::DELETE, &format!("/api-keys/{id}"), None, Value::Null).await?;
+    Ok(notice(org, "keys", "deleted"))
+}
+
+async fn list_keys(
+    visit: &Visit<'_>,
+    org: &str,
+    caller: &crate::edge::partner::auth::Caller,
+) -> Result<View, ApiError> {
     let csrf = visit.csrf();
     let listed = visit.get(caller, "/api-keys", Some("limit=100".into())).await?;
     let mut rows: Vec<Row> = Vec::new();

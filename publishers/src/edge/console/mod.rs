@@ -19,8 +19,11 @@ mod bus;
 mod fleet;
 mod html;
 mod integrations;
+mod routes;
 mod session;
 mod webhooks;
+
+pub(crate) use routes::{Page, routes};
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -37,17 +40,13 @@ pub use bus::{BusOperations, GroupStats};
 
 use self::html::{Frame, esc};
 use self::session::Session;
-use super::api::PartnerApi;
-use super::auth::{Caller, Principal};
-use super::response::ApiError;
+use crate::edge::envelope::{self, ApiError};
+use crate::edge::partner::PartnerApi;
+use crate::edge::partner::auth::{Caller, Principal};
+use crate::edge::router::{Doors, Found, Handler, Params, param};
 
 /// Where the console is served.
 pub(crate) const BASE: &str = "/admin";
-
-/// Whether `path` is the console's.
-pub(crate) fn serves(path: &str) -> bool {
-    path == BASE || path.starts_with("/admin/")
-}
 
 /// How the console treats sign-ins.
 #[derive(Clone, Debug)]
@@ -84,7 +83,7 @@ const CONCURRENT_VERIFICATIONS: usize = 4;
 const FORM_LIMIT: usize = 64 * 1024;
 
 /// What a view answers.
-pub(super) enum View {
+pub(crate) enum View {
     /// A page with this title and body (HTML), in the frame of `organisation` when it has one.
     Page {
         /// Its title.
@@ -96,23 +95,32 @@ pub(super) enum View {
     },
     /// 303 to this path.
     Redirect(String),
+    /// Signed out: to the sign-in page, the session cookie cleared by this `Set-Cookie`.
+    SignedOut(String),
     /// JSON for the page's live numbers.
     Json(Value),
 }
 
 /// One request of a signed-in operator.
-pub(super) struct Visit<'a> {
+pub(crate) struct Visit<'a> {
     console: &'a Console,
     session: Session,
     request_id: &'a str,
     /// The form's fields (POST) or the query's (GET).
     fields: Vec<(String, String)>,
+    /// The path's parameters (`org`, `id`, …).
+    params: Params,
     /// Partner calls made so far: each gets its own request id (`{request_id}.{n}`), as the
     /// request log keeps one row per id.
     calls: std::sync::atomic::AtomicU32,
 }
 
 impl Visit<'_> {
+    /// A parameter of the page's path.
+    pub fn param(&self, name: &str) -> &str {
+        param(&self.params, name)
+    }
+
     /// A field of the form or query.
     pub fn field(&self, name: &str) -> Option<&str> {
         field_of(&self.fields, name)
@@ -189,62 +197,31 @@ impl Console {
         })
     }
 
-    /// Answers one request under [`BASE`].
+    /// Answers a request to a console page: the operator's session first (a GET without one is
+    /// sent to sign in; the live numbers and forms get 401), a form's CSRF token, then the page.
     pub(crate) async fn handle(
         &self,
         request: Request<Incoming>,
-        peer: IpAddr,
+        found: Found<'_>,
         request_id: &str,
     ) -> Response<Full<Bytes>> {
-        match self.answer(request, peer, request_id).await {
+        match self.answer(request, found, request_id).await {
             Ok(response) => response,
-            Err(error) => {
-                if error.status.is_server_error() {
-                    tracing::warn!(code = error.code, message = %error.message, "console answered with an error");
-                }
-                let body = format!(
-                    "<section class=\"error\" id=\"error\"><p><strong>{}</strong> {}</p><p><a href=\"/admin\">Back to the console</a></p></section>",
-                    esc(error.code),
-                    esc(&error.message)
-                );
-                let mut response =
-                    html_response(error.status, html::document("Error", &format!("<main>{body}</main>")));
-                response.headers_mut().extend(error.headers);
-                response
-            }
+            Err(error) => error_page(error),
         }
     }
 
     async fn answer(
         &self,
         request: Request<Incoming>,
-        peer: IpAddr,
+        found: Found<'_>,
         request_id: &str,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let Handler::Console(page) = found.route.handler else { return Err(ApiError::internal()) };
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
         let query = request.uri().query().map(str::to_owned);
-        let segments: Vec<String> = path
-            .strip_prefix(BASE)
-            .unwrap_or_default()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        match (&method, segments.as_slice()) {
-            (&Method::GET, ["assets", "console.css"]) => {
-                return Ok(asset("text/css; charset=utf-8", include_str!("assets/console.css")));
-            }
-            (&Method::GET, ["assets", "console.js"]) => {
-                return Ok(asset("text/javascript; charset=utf-8", include_str!("assets/console.js")));
-            }
-            (&Method::GET, ["sign-in"]) => return self.sign_in_page(None, StatusCode::OK, query.as_deref()),
-            (&Method::POST, ["sign-in"]) => return self.sign_in_submitted(request, peer).await,
-            _ => {}
-        }
         let Some(session) = self.session(request.headers()).await? else {
-            if method == Method::GET && segments.last() != Some(&"live") {
+            if method == Method::GET && !found.route.path.ends_with("/live") {
                 return Ok(redirect("/admin/sign-in", None));
             }
             return Err(ApiError::unauthorized("sign in first"));
@@ -258,20 +235,15 @@ impl Console {
                 return Err(ApiError::forbidden("the form's CSRF token is missing or wrong; reload the page"));
             }
             fields
-        } else if method == Method::GET {
-            query.as_deref().map(parse_form).unwrap_or_default()
         } else {
-            return Err(ApiError::method_not_allowed("GET, POST"));
+            query.as_deref().map(parse_form).unwrap_or_default()
         };
         let notice = notice_of(&fields);
-        let visit = Visit { console: self, session, request_id, fields, calls: Default::default() };
-        if let (&Method::POST, ["sign-out"]) = (&method, segments.as_slice()) {
-            let cleared = self.sign_out(&visit.session).await?;
-            return Ok(redirect("/admin/sign-in?notice=signed-out", Some(cleared)));
-        }
-        let view = self.route(&visit, &method, &segments).await?;
-        Ok(match view {
+        let visit =
+            Visit { console: self, session, request_id, fields, params: found.params, calls: Default::default() };
+        Ok(match page(&visit).await? {
             View::Redirect(location) => redirect(&location, None),
+            View::SignedOut(cleared) => redirect("/admin/sign-in?notice=signed-out", Some(cleared)),
             View::Json(value) => {
                 let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
                 response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -292,29 +264,28 @@ impl Console {
         })
     }
 
-    async fn route(&self, visit: &Visit<'_>, method: &Method, segments: &[&str]) -> Result<View, ApiError> {
-        use Method as M;
-        match (method, segments) {
-            (&M::GET, []) => Ok(View::Redirect(self.home(visit))),
-            (&M::GET, ["orgs"]) => self.organisations(visit).await,
-            (&M::GET, ["orgs", "go"]) => {
-                let org = visit.field("organisation").unwrap_or_default();
-                let tenant = TenantId::new(org.trim()).map_err(|_| ApiError::not_found("no such organisation"))?;
-                Ok(View::Redirect(format!("/admin/orgs/{tenant}/integrations")))
-            }
-            (&M::GET, ["orgs", org]) => Ok(View::Redirect(format!("/admin/orgs/{org}/integrations"))),
-            (_, ["orgs", org, "integrations", rest @ ..]) => integrations::integrations(visit, org, method, rest).await,
-            (_, ["orgs", org, "keys", rest @ ..]) => integrations::keys(visit, org, method, rest).await,
-            (_, ["orgs", org, "webhooks", rest @ ..]) => webhooks::route(visit, org, method, rest).await,
-            (_, ["orgs", org, "vehicles", rest @ ..]) => fleet::vehicles(visit, org, method, rest).await,
-            (_, ["orgs", org, "vehicle-commands", rest @ ..]) => fleet::commands(visit, org, method, rest).await,
-            (_, ["bus", rest @ ..]) => bus::route(visit, method, rest).await,
-            _ => Err(ApiError::not_found("no such page")),
+    /// Answers an open console route (its assets, signing in) through `answer`, where the console
+    /// is served; else the route is not there.
+    pub(crate) fn door(
+        doors: &Doors<'_>,
+        answer: impl FnOnce(&Console) -> Result<Response<Full<Bytes>>, ApiError>,
+    ) -> Response<Full<Bytes>> {
+        match doors.console {
+            Some(console) => answer(console).unwrap_or_else(error_page),
+            None => envelope::error_response(ApiError::not_found("no such route"), doors.request_id),
+        }
+    }
+
+    /// `POST /admin/sign-in`, where the console is served.
+    pub(crate) async fn sign_in_door(doors: &Doors<'_>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        match doors.console {
+            Some(console) => console.sign_in_submitted(request, doors.peer).await.unwrap_or_else(error_page),
+            None => envelope::error_response(ApiError::not_found("no such route"), doors.request_id),
         }
     }
 
     /// Where `/admin` leads: an organisation operator's own organisation, or the list of them.
-    fn home(&self, visit: &Visit<'_>) -> String {
+    pub(super) fn home(&self, visit: &Visit<'_>) -> String {
         match (&visit.session.operator.tenant, visit.platform()) {
             (Some(tenant), false) => format!("/admin/orgs/{tenant}/integrations"),
             _ => "/admin/orgs".into(),
@@ -322,11 +293,12 @@ impl Console {
     }
 
     /// `GET /admin/orgs`: the organisations a platform operator may open.
-    async fn organisations(&self, visit: &Visit<'_>) -> Result<View, ApiError> {
+    pub(super) async fn organisations(&self, visit: &Visit<'_>) -> Result<View, ApiError> {
         if !visit.platform() {
             return Ok(View::Redirect(self.home(visit)));
         }
-        let names = readside::operators::organisations(&self.api.database).await.map_err(super::keys::db_error)?;
+        let names =
+            readside::operators::organisations(&self.api.database).await.map_err(crate::edge::envelope::db_error)?;
         let rows: Vec<html::Row> = names
             .iter()
             .map(|name| vec![format!("<a href=\"/admin/orgs/{0}/integrations\">{0}</a>", esc(name))])
@@ -339,7 +311,7 @@ impl Console {
         Ok(View::Page { title: "Organisations".into(), organisation: None, body })
     }
 
-    fn sign_in_page(
+    pub(super) fn sign_in_page(
         &self,
         error: Option<&str>,
         status: StatusCode,
@@ -386,6 +358,38 @@ impl Console {
             Err(error) => Err(error),
         }
     }
+}
+
+/// An error, as a page of the console.
+pub(crate) fn error_page(error: ApiError) -> Response<Full<Bytes>> {
+    if error.status.is_server_error() {
+        tracing::warn!(code = error.code, message = %error.message, "console answered with an error");
+    }
+    let body = format!(
+        "<section class=\"error\" id=\"error\"><p><strong>{}</strong> {}</p><p><a href=\"/admin\">Back to the console</a></p></section>",
+        esc(error.code),
+        esc(&error.message)
+    );
+    let mut response = html_response(error.status, html::document("Error", &format!("<main>{body}</main>")));
+    response.headers_mut().extend(error.headers);
+    response
+}
+
+/// `GET /admin/orgs/go`: the organisation the form names.
+fn go_to_organisation(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.field("organisation").unwrap_or_default();
+    let tenant = TenantId::new(org.trim()).map_err(|_| ApiError::not_found("no such organisation"))?;
+    Ok(View::Redirect(format!("/admin/orgs/{tenant}/integrations")))
+}
+
+/// The console's stylesheet.
+fn stylesheet() -> Response<Full<Bytes>> {
+    asset("text/css; charset=utf-8", include_str!("assets/console.css"))
+}
+
+/// The console's script.
+fn script() -> Response<Full<Bytes>> {
+    asset("text/javascript; charset=utf-8", include_str!("assets/console.js"))
 }
 
 /// Refuses a POST whose `Origin` names another site than the one it was sent to.

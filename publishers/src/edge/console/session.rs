@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 
 use super::Console;
 use crate::api_keys::{self, KeyHash};
-use crate::edge::keys::db_error;
-use crate::edge::response::ApiError;
+use crate::edge::envelope::ApiError;
+use crate::edge::envelope::db_error;
 
 /// The session cookie.
 pub(super) const COOKIE: &str = "voltbus_console";

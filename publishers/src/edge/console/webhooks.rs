@@ -7,65 +7,82 @@ use serde_json::{Value, json};
 
 use super::html::{self, Row, esc, time, value};
 use super::{View, Visit};
-use crate::edge::response::ApiError;
+use crate::edge::envelope::ApiError;
 
-/// `/admin/orgs/{org}/webhooks…`.
-pub(super) async fn route(visit: &Visit<'_>, org: &str, method: &Method, rest: &[&str]) -> Result<View, ApiError> {
-    let caller = visit.caller(org)?;
-    let back = |id: &str, notice: &str| View::Redirect(format!("/admin/orgs/{org}/webhooks/{id}?notice={notice}"));
-    match (method, rest) {
-        (&Method::GET, []) => list(visit, org, &caller).await,
-        (&Method::POST, []) => {
-            let events: Vec<&str> =
-                visit.field("events").unwrap_or("*").split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
-            let mut body = json!({ "url": visit.field("url").unwrap_or_default(), "events": events });
-            if let Some(description) = visit.field("description") {
-                body["description"] = json!(description);
-            }
-            let created = visit.call(&caller, Method::POST, "/webhooks", None, body).await?;
-            let data = &created["data"];
-            let id = data["id"].as_str().unwrap_or_default();
-            Ok(View::Page {
-                title: "Webhook endpoint created".into(),
-                organisation: Some(org.into()),
-                body: format!(
-                    "{}<p>Deliveries to <code>{}</code> are signed with it (Standard Webhooks).</p>\
-                     <p><a href=\"/admin/orgs/{}/webhooks/{}\" id=\"done\">I have stored it: open the endpoint</a></p>",
-                    html::secret("Signing secret", data["secret"].as_str().unwrap_or_default()),
-                    value(&data["url"]),
-                    esc(org),
-                    esc(id)
-                ),
-            })
-        }
-        (&Method::GET, [id]) => endpoint(visit, org, &caller, id).await,
-        (&Method::POST, [id, "test"]) => {
-            visit.call(&caller, Method::POST, &format!("/webhooks/{id}/test"), None, Value::Null).await?;
-            Ok(back(id, "test-sent"))
-        }
-        (&Method::POST, [id, "replay"]) => {
-            let since = visit.field("since").unwrap_or_default();
-            // A `datetime-local` field has no zone and may lack seconds: read it as UTC.
-            let since = match since.len() {
-                16 => format!("{since}:00Z"),
-                19 => format!("{since}Z"),
-                _ => since.to_owned(),
-            };
-            visit
-                .call(&caller, Method::POST, &format!("/webhooks/{id}/replay"), None, json!({ "since": since }))
-                .await?;
-            Ok(back(id, "replayed"))
-        }
-        (&Method::POST, [id, "deliveries", delivery, "replay"]) => {
-            let path = format!("/webhooks/{id}/deliveries/{delivery}/replay");
-            visit.call(&caller, Method::POST, &path, None, Value::Null).await?;
-            Ok(back(id, "replayed"))
-        }
-        _ => Err(ApiError::not_found("no such page")),
-    }
+/// `GET /admin/orgs/{org}/webhooks`.
+pub(super) async fn endpoints(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    list(visit, org, &visit.caller(org)?).await
 }
 
-async fn list(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Caller) -> Result<View, ApiError> {
+/// `POST /admin/orgs/{org}/webhooks`: a new endpoint, its signing secret shown once.
+pub(super) async fn create(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    let events: Vec<&str> =
+        visit.field("events").unwrap_or("*").split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    let mut body = json!({ "url": visit.field("url").unwrap_or_default(), "events": events });
+    if let Some(description) = visit.field("description") {
+        body["description"] = json!(description);
+    }
+    let created = visit.call(&visit.caller(org)?, Method::POST, "/webhooks", None, body).await?;
+    let data = &created["data"];
+    let id = data["id"].as_str().unwrap_or_default();
+    Ok(View::Page {
+        title: "Webhook endpoint created".into(),
+        organisation: Some(org.into()),
+        body: format!(
+            "{}<p>Deliveries to <code>{}</code> are signed with it (Standard Webhooks).</p>\
+             <p><a href=\"/admin/orgs/{}/webhooks/{}\" id=\"done\">I have stored it: open the endpoint</a></p>",
+            html::secret("Signing secret", data["secret"].as_str().unwrap_or_default()),
+            value(&data["url"]),
+            esc(org),
+            esc(id)
+        ),
+    })
+}
+
+/// `GET /admin/orgs/{org}/webhooks/{id}`.
+pub(super) async fn show(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let org = visit.param("org");
+    endpoint(visit, org, &visit.caller(org)?, visit.param("id")).await
+}
+
+/// `POST /admin/orgs/{org}/webhooks/{id}/test`.
+pub(super) async fn test(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    visit.call(&visit.caller(org)?, Method::POST, &format!("/webhooks/{id}/test"), None, Value::Null).await?;
+    Ok(back(org, id, "test-sent"))
+}
+
+/// `POST /admin/orgs/{org}/webhooks/{id}/replay`: every failed delivery since a time.
+pub(super) async fn replay(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id) = (visit.param("org"), visit.param("id"));
+    let since = visit.field("since").unwrap_or_default();
+    // A `datetime-local` field has no zone and may lack seconds: read it as UTC.
+    let since = match since.len() {
+        16 => format!("{since}:00Z"),
+        19 => format!("{since}Z"),
+        _ => since.to_owned(),
+    };
+    let body = json!({ "since": since });
+    visit.call(&visit.caller(org)?, Method::POST, &format!("/webhooks/{id}/replay"), None, body).await?;
+    Ok(back(org, id, "replayed"))
+}
+
+/// `POST /admin/orgs/{org}/webhooks/{id}/deliveries/{delivery}/replay`.
+pub(super) async fn replay_delivery(visit: &Visit<'_>) -> Result<View, ApiError> {
+    let (org, id, delivery) = (visit.param("org"), visit.param("id"), visit.param("delivery"));
+    let path = format!("/webhooks/{id}/deliveries/{delivery}/replay");
+    visit.call(&visit.caller(org)?, Method::POST, &path, None, Value::Null).await?;
+    Ok(back(org, id, "replayed"))
+}
+
+/// Back to endpoint `id` of `org`, with a notice.
+fn back(org: &str, id: &str, notice: &str) -> View {
+    View::Redirect(format!("/admin/orgs/{org}/webhooks/{id}?notice={notice}"))
+}
+
+async fn list(visit: &Visit<'_>, org: &str, caller: &crate::edge::partner::auth::Caller) -> Result<View, ApiError> {
     let listed = visit.get(caller, "/webhooks", Some("limit=100".into())).await?;
     let rows: Vec<Row> = listed
         .as_array()
@@ -117,7 +134,7 @@ async fn list(visit: &Visit<'_>, org: &str, caller: &crate::edge::auth::Caller) 
 async fn endpoint(
     visit: &Visit<'_>,
     org: &str,
-    caller: &crate::edge::auth::Caller,
+    caller: &crate::edge::partner::auth::Caller,
     id: &str,
 ) -> Result<View, ApiError> {
     let csrf = visit.csrf();

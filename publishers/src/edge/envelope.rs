@@ -1,0 +1,288 @@
+//! The JSON envelope of every response (Levy Fleets shape): `{data, meta}` on success,
+//! `{data, pagination, meta}` for lists, `{error: {code, message, details}, meta}` on failure;
+//! `meta` carries the request id and time.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Header carrying the request id, also in `meta.request_id`.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// A fresh request id (`req_` + UUIDv7, sortable by time).
+pub(crate) fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+fn meta(request_id: &str) -> Value {
+    json!({
+        "request_id": request_id,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+/// Where a list page is: `page` is 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Page {
+    /// 1-based page number.
+    pub page: u64,
+    /// Items per page.
+    pub limit: u64,
+}
+
+impl Page {
+    /// Rows to skip.
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.limit)
+    }
+}
+
+/// A successful answer before it is wrapped in the envelope.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub data: Value,
+    /// Set for lists: the page shown and the number of items in all.
+    pub pagination: Option<(Page, u64)>,
+    /// What an idempotent replay shows instead of `data`, when `data` holds a secret.
+    pub replay_data: Option<Value>,
+    /// `data` is the whole body: a partner's protocol fixes the shape (the Etvas callback).
+    pub bare: bool,
+}
+
+impl Answer {
+    /// `200 {data}`.
+    pub fn ok(data: impl Serialize) -> Self {
+        Self::with_status(StatusCode::OK, data)
+    }
+
+    /// `{data}` with another success status (`201` on creation).
+    pub fn with_status(status: StatusCode, data: impl Serialize) -> Self {
+        // Answers are built from our own types: serialising them cannot fail.
+        let data = serde_json::to_value(data).unwrap_or(Value::Null);
+        Self { status, data, pagination: None, replay_data: None, bare: false }
+    }
+
+    /// `200` with `body` as it is, outside the envelope.
+    pub fn bare(body: impl Serialize) -> Self {
+        Self { bare: true, ..Self::ok(body) }
+    }
+
+    /// Keeps `field` of `data` out of the copy kept for idempotent replays: a secret is shown once.
+    pub fn withholding(mut self, field: &str) -> Self {
+        let mut kept = self.data.clone();
+        kept[field] = Value::Null;
+        self.replay_data = Some(kept);
+        self
+    }
+
+    /// `200 {data: [...], pagination}`.
+    pub fn list(items: impl Serialize, page: Page, total: u64) -> Self {
+        Self { pagination: Some((page, total)), ..Self::ok(items) }
+    }
+
+    /// [`Answer::list`] of the page `page` of `all`, which were found whole (sorted in memory).
+    pub fn page_of<T: Serialize>(all: Vec<T>, page: Page) -> Self {
+        let total = all.len() as u64;
+        let skip = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let items: Vec<T> =
+            all.into_iter().skip(skip).take(usize::try_from(page.limit).unwrap_or(usize::MAX)).collect();
+        Self::list(items, page, total)
+    }
+
+    /// The envelope's body.
+    pub fn body(&self, request_id: &str) -> Value {
+        if self.bare {
+            return self.data.clone();
+        }
+        let mut body = json!({ "data": self.data, "meta": meta(request_id) });
+        if let Some((page, total)) = self.pagination {
+            body["pagination"] = json!({
+                "page": page.page,
+                "limit": page.limit,
+                "total": total,
+                "has_next": page.offset().saturating_add(page.limit) < total,
+                "has_prev": page.page > 1,
+            });
+        }
+        body
+    }
+}
+
+/// A failed answer: status, stable code, message, details, and headers it needs (`Retry-After`).
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: json!({}), headers: Vec::new() }
+    }
+
+    /// Adds `details`.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// 401: no key, or not a usable one.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    /// 403: the key may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        let mut error = Self::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", format!("use {allowed}"));
+        if let Ok(value) = HeaderValue::from_str(allowed) {
+            error.headers.push((header::ALLOW, value));
+        }
+        error
+    }
+
+    /// 400: the body is not JSON at all (or a header is unreadable).
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
+    }
+
+    /// 422: a field (body path, query parameter or header) has a wrong type or value.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message).details(json!({ "field": field }))
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+    }
+
+    /// A command's refusal, as the status its code stands for: a ride's rules are 409s with
+    /// their own codes, an empty wallet is 402, anything unknown a 422.
+    pub fn refused(code: &str, message: String) -> Self {
+        use readside::codes;
+        let (status, code) = match code {
+            codes::NOT_FOUND => return Self::not_found(message),
+            codes::CONFLICT => return Self::conflict(message),
+            codes::INSUFFICIENT_FUNDS => (StatusCode::PAYMENT_REQUIRED, codes::INSUFFICIENT_FUNDS),
+            codes::INVALID_TRANSITION => (StatusCode::CONFLICT, codes::INVALID_TRANSITION),
+            codes::CUSTOMER_BLOCKED => (StatusCode::CONFLICT, codes::CUSTOMER_BLOCKED),
+            codes::VEHICLE_UNAVAILABLE => (StatusCode::CONFLICT, codes::VEHICLE_UNAVAILABLE),
+            codes::NO_RIDE_ZONE => (StatusCode::CONFLICT, codes::NO_RIDE_ZONE),
+            codes::INVALID_CODE => (StatusCode::UNAUTHORIZED, codes::INVALID_CODE),
+            codes::TOO_MANY_ATTEMPTS => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY_ATTEMPTS),
+            codes::RATE_LIMITED => (StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED),
+            codes::CHARGER_UNAVAILABLE => (StatusCode::CONFLICT, codes::CHARGER_UNAVAILABLE),
+            codes::WORKSHOP_NOT_ALLOWED => (StatusCode::FORBIDDEN, codes::WORKSHOP_NOT_ALLOWED),
+            _ => return Self::invalid("", message),
+        };
+        Self::new(status, code, message)
+    }
+
+    /// 413.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("request body over {limit} bytes"))
+            .details(json!({ "limit_bytes": limit }))
+    }
+
+    /// 415: a body that is not `application/json`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "VALIDATION_ERROR", "send bodies as application/json")
+            .details(json!({ "field": "content-type" }))
+    }
+
+    /// 422: an idempotency key reused with another request.
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used with a different request",
+        )
+        .details(json!({ "field": "idempotency-key" }))
+    }
+
+    /// 504: the bus did not answer in time; the command may still take effect.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "TIMEOUT", message)
+    }
+
+    /// 500: our fault; the detail goes to the log, not to the caller.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; quote the request_id when reporting it",
+        )
+    }
+
+    /// 503: a dependency is down.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+    }
+
+    /// The envelope's body.
+    pub fn body(&self, request_id: &str) -> Value {
+        json!({
+            "error": { "code": self.code, "message": self.message, "details": self.details },
+            "meta": meta(request_id),
+        })
+    }
+}
+
+/// A JSON response with the request id header.
+pub(crate) fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// A failed read of the database: logged, and 503 to the caller (nothing was done).
+pub(crate) fn db_error(error: sea_orm::DbErr) -> ApiError {
+    tracing::error!(%error, "database read failed");
+    ApiError::unavailable("cannot read right now")
+}
+
+/// The answer of a door that checks its own credential: the envelope, never cached (it carries
+/// a token or a session), with the cookie it sets, if any; or the error.
+pub(crate) fn door_response(
+    answer: Result<(Answer, Option<String>), ApiError>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    match answer {
+        Ok((answer, cookie)) => {
+            let mut response = json_response(answer.status, answer.body(request_id).to_string(), request_id);
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(error) => error_response(error, request_id),
+    }
+}
+
+/// `error` as an answer: the envelope, with the headers it asks for.
+pub(crate) fn error_response(error: ApiError, request_id: &str) -> Response<Full<Bytes>> {
+    let mut response = json_response(error.status, error.body(request_id).to_string(), request_id);
+    response.headers_mut().extend(error.headers);
+    response
+}

@@ -1,0 +1,89 @@
+//! The charger routes: organisation admins register chargers (`POST /chargers`, a command the
+//! `chargers` group answers); any key of the organisation lists and reads them, with the state
+//! their own status notifications keep current.
+
+use http::StatusCode;
+use readside::chargers::{self, Charger};
+use schemars::JsonSchema;
+use schemas::Currency;
+use schemas::charging::RegisterCharger;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::edge::body::parse_body;
+use crate::edge::commands::command;
+use crate::edge::envelope::db_error;
+use crate::edge::envelope::{Answer, ApiError};
+use crate::edge::partner::PartnerApi;
+use crate::edge::partner::routes::Call;
+use crate::edge::query::page_and_filters;
+
+/// `POST /chargers`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChargerBody {
+    /// Public number, unique in the organisation (1 to 50 characters).
+    #[schemars(length(min = 1, max = 50))]
+    device_number: String,
+    /// `[longitude, latitude]`.
+    location: [f64; 2],
+    /// Price per kWh, minor units (0 to 10,000,000).
+    #[schemars(range(min = 0, max = 10_000_000))]
+    price: i64,
+    /// Price per minute connected without charging, minor units (0 to 10,000,000).
+    #[schemars(range(min = 0, max = 10_000_000))]
+    waiting_price: i64,
+    /// ISO-4217 currency of both prices.
+    currency: Currency,
+}
+
+/// `POST /chargers`.
+pub(crate) async fn register(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let body: ChargerBody = parse_body(&call.body)?;
+    let number = body.device_number.trim();
+    if number.is_empty() || number.chars().count() > 50 {
+        return Err(ApiError::invalid("device_number", "device_number must be 1 to 50 characters"));
+    }
+    let [longitude, latitude] = body.location;
+    let placed = longitude.is_finite()
+        && latitude.is_finite()
+        && (-180.0..=180.0).contains(&longitude)
+        && (-90.0..=90.0).contains(&latitude);
+    if !placed {
+        return Err(ApiError::invalid("location", "location is [longitude -180..180, latitude -90..90]"));
+    }
+    for (field, price) in [("price", body.price), ("waiting_price", body.waiting_price)] {
+        if !(0..=10_000_000).contains(&price) {
+            return Err(ApiError::invalid(field, format!("{field} must be 0 to 10,000,000 minor units")));
+        }
+    }
+    let register = RegisterCharger {
+        charger_id: Uuid::now_v7(),
+        device_number: number.to_owned(),
+        location: body.location,
+        price: body.price,
+        waiting_price: body.waiting_price,
+        currency: body.currency,
+    };
+    let stored: Charger = api.bus.request(&command(&call, register), api.settings.command_timeout).await?;
+    Ok(Answer::with_status(StatusCode::CREATED, stored))
+}
+
+/// `GET /chargers`.
+pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let (page, _) = page_and_filters(call.query.as_deref(), &[])?;
+    let tenant = call.caller.tenant.as_str();
+    let offline_after = api.settings.charger_offline_after;
+    let (items, total) =
+        chargers::list(&api.database, tenant, offline_after, page.offset(), page.limit).await.map_err(db_error)?;
+    Ok(Answer::list(items, page, total))
+}
+
+/// `GET /chargers/{id}`.
+pub(crate) async fn get(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let id = call.id("id")?;
+    let tenant = call.caller.tenant.as_str();
+    let found =
+        chargers::find(&api.database, tenant, id, api.settings.charger_offline_after).await.map_err(db_error)?;
+    Ok(Answer::ok(found.ok_or_else(|| ApiError::not_found(format!("no charger {id}")))?))
+}
