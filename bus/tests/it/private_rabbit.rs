@@ -6,25 +6,37 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use crate::support::unique;
 
 /// A private RabbitMQ node, stopped when dropped.
 pub struct PrivateRabbit {
     node: String,
     port: u16,
+    dist_port: u16,
     dir: PathBuf,
 }
 
 impl PrivateRabbit {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("rabbit"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
-        let node = format!("{}@localhost", unique("vbtest"));
-        let rabbit = Self { node, port, dir };
-        rabbit.boot();
-        rabbit
+        // A node that fails to start (a port taken between choosing and binding it) gets one more
+        // try on other ports; its log goes into the failure when that fails too.
+        let mut last = String::new();
+        for _ in 0..2 {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("rabbit"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+            let node = format!("{}@localhost", unique("vbtest"));
+            let port = listener_port();
+            let dist_port = std::iter::repeat_with(listener_port).find(|p| *p != port).unwrap();
+            let rabbit = Self { node, port, dist_port, dir };
+            match rabbit.try_boot() {
+                Ok(()) => return rabbit,
+                Err(failure) => last = failure,
+            }
+        }
+        panic!("{last}");
     }
 
     fn ctl(&self) -> Command {
@@ -34,7 +46,14 @@ impl PrivateRabbit {
         command
     }
 
+    /// Starts the node again on its ports (after `stop`), panicking with its log if it does not come up.
     pub fn boot(&self) {
+        if let Err(failure) = self.try_boot() {
+            panic!("{failure}");
+        }
+    }
+
+    fn try_boot(&self) -> Result<(), String> {
         // Debian's `/usr/sbin/rabbitmq-server` wrapper switches to the rabbitmq user and drops the
         // environment; the script behind it runs the node with the settings given here.
         let server = ["/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server"]
@@ -46,7 +65,7 @@ impl PrivateRabbit {
             .env("HOME", "/var/lib/rabbitmq")
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", (u32::from(self.port) % 20000 + 30000).to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.dir.join("enabled_plugins"))
@@ -57,11 +76,34 @@ impl PrivateRabbit {
         // `-detached` returns before the node exists; wait for its AMQP port, then for boot to finish.
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "private RabbitMQ did not open port {}", self.port);
+            if std::time::Instant::now() > deadline {
+                self.stop();
+                return Err(format!("private RabbitMQ did not open port {}:\n{}", self.port, self.log()));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
         let ready = self.ctl().args(["await_startup", "--timeout", "60"]).output().unwrap();
-        assert!(ready.status.success(), "private RabbitMQ did not start: {}", String::from_utf8_lossy(&ready.stderr));
+        if !ready.status.success() {
+            self.stop();
+            return Err(format!(
+                "private RabbitMQ did not start: {}\n{}",
+                String::from_utf8_lossy(&ready.stderr),
+                self.log()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tail of everything the node wrote to its log directory.
+    fn log(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.join("log")).into_iter().flatten().flatten() {
+            let written = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let tail: Vec<&str> = written.lines().rev().take(40).collect();
+            text += &format!("--- {}\n", entry.path().display());
+            tail.into_iter().rev().for_each(|line| text += &format!("{line}\n"));
+        }
+        text
     }
 
     pub fn stop(&self) {
@@ -78,6 +120,20 @@ impl PrivateRabbit {
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
+}
+
+/// A free port below the kernel's ephemeral range, so no outgoing connection of another test takes it
+/// while the node is stopped between a test's restarts.
+fn listener_port() -> u16 {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let seed = Uuid::now_v7().as_u128();
+    (0..1000u128)
+        .map(|i| 10_000 + ((seed >> 16).wrapping_add(i * 7919) % u128::from(first_ephemeral - 10_000)) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 impl Drop for PrivateRabbit {
