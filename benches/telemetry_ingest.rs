@@ -232,7 +232,7 @@ async fn run() {
     let batch = number("BENCH_BATCH", voltbus::Settings::default().fleet.telemetry_batch as u64);
     let nats_server = private_nats::PrivateNats::start();
     let platform = BenchPlatform::start(|s| {
-        s.nats.url = Some(nats_server.url());
+        s.nats.url = Some(nats_server.url().into());
         s.fleet.telemetry_batch = usize::try_from(batch).expect("BENCH_BATCH");
     })
     .await;

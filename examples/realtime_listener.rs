@@ -125,9 +125,9 @@ async fn signs_in_and_prints_its_charging_message() {
     let (operator, account) = accounts.seeds().unwrap();
     let mut settings = voltbus::Settings { data_dir: dir.join("data"), ..Default::default() };
     settings.http.bind = "127.0.0.1:0".parse().unwrap();
-    settings.nats.url = Some(url.clone());
-    settings.nats.operator_seed = Some(operator);
-    settings.nats.account_seed = Some(account);
+    settings.nats.url = Some(url.clone().into());
+    settings.nats.operator_seed = Some(operator.into());
+    settings.nats.account_seed = Some(account.into());
     settings.mobile.dev_code = Some("0000".into());
     // The organisation the app belongs to (its first admin key registers it).
     voltbus::create_admin_key(&settings, "example", "admin").await.unwrap();

@@ -71,13 +71,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge_database = engines.database.relaxed().await.context("connecting the edge's database pool")?;
     let vault = webhook_vault(&settings)?;
     let webhooks = publishers::WebhookSetup { vault: vault.clone(), policy: settings.webhooks.url_policy() };
+    let mut integrations = settings.integrations.clone();
+    integrations.token_key = Some(token_key(&settings)?);
     let edge_settings = publishers::PartnerSettings {
         amqp_url: settings.amqp.url.clone(),
         charger_offline_after: settings.charging.offline_after(),
-        integrations: settings.integrations.to_edge(token_key(&settings)?),
+        integrations,
         billing: settings.billing.plan(),
-        paystack: settings.paystack.to_edge(),
-        ..settings.partner.to_edge()
+        paystack: settings.paystack.configured(),
+        ..settings.partner.clone()
     };
     // The platform's one HTTP client, configured once: for trusted services, and guarded (the
     // SSRF rules) for partners' webhook endpoints.
@@ -91,7 +93,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api), mobile)
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?
-        .with_metrics_token(settings.http.metrics_token.clone());
+        .with_metrics_token(settings.http.metrics_token.as_ref().map(|token| token.expose().to_owned()));
     let addr = edge.local_addr()?;
     let reports = publishers::HealthCheck::check(engines.as_ref()).await;
     for report in &reports {
@@ -145,7 +147,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
     let edge = if settings.console.enabled {
         let desk = Arc::new(crate::console::BusDesk::new(Arc::clone(&engines), consoled));
-        edge.with_console(publishers::Console::new(Arc::clone(&api), desk, settings.console.to_edge()))
+        edge.with_console(publishers::Console::new(Arc::clone(&api), desk, settings.console.clone()))
     } else {
         edge
     };
@@ -325,7 +327,7 @@ async fn expire_commands(db: sea_orm::DatabaseConnection, stop: impl std::future
 /// (made on first start, readable by this user only).
 fn webhook_vault(settings: &Settings) -> anyhow::Result<signatures::Vault> {
     if let Some(key) = &settings.webhooks.encryption_key {
-        return signatures::Vault::new(key).context("webhooks.encryption_key");
+        return signatures::Vault::new(key.expose()).context("webhooks.encryption_key");
     }
     let path = settings.data_dir.join("webhook-secrets.key");
     let key = key_file(settings, &path, signatures::Vault::generate_key)?;
@@ -334,15 +336,21 @@ fn webhook_vault(settings: &Settings) -> anyhow::Result<signatures::Vault> {
 
 /// The key integrations' machine tokens are signed with: the configured one, or the key file in
 /// `data_dir` (made on first start, readable by this user only).
-fn token_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
+fn token_key(settings: &Settings) -> anyhow::Result<schemas::Sensitive> {
     let key = match &settings.integrations.token_key {
         Some(key) => key.clone(),
-        None => key_file(settings, &settings.data_dir.join("machine-tokens.key"), signatures::Vault::generate_key)?,
+        None => {
+            key_file(settings, &settings.data_dir.join("machine-tokens.key"), signatures::Vault::generate_key)?.into()
+        }
     };
-    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .context("integrations.token_key must be 32 bytes in standard base64")
+    key_bytes(&key).context("integrations.token_key must be 32 bytes in standard base64")?;
+    Ok(key)
+}
+
+/// The 32 bytes of a key in standard base64, if it is one.
+fn key_bytes(key: &schemas::Sensitive) -> Option<[u8; 32]> {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.expose().trim()).ok()?;
+    <[u8; 32]>::try_from(bytes).ok()
 }
 
 /// The mobile app's API, with the key of its sign-in codes and the NATS accounts that sign its
@@ -354,24 +362,20 @@ fn mobile_api(
 ) -> anyhow::Result<Arc<publishers::MobileApi>> {
     let key = match &settings.mobile.code_key {
         Some(key) => key.clone(),
-        None => key_file(settings, &settings.data_dir.join("sign-in-codes.key"), signatures::Vault::generate_key)?,
+        None => {
+            key_file(settings, &settings.data_dir.join("sign-in-codes.key"), signatures::Vault::generate_key)?.into()
+        }
     };
-    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .context("mobile.code_key must be 32 bytes in standard base64")?;
+    let bytes = key_bytes(&key).context("mobile.code_key must be 32 bytes in standard base64")?;
     let accounts = settings.nats.accounts()?.map(Arc::new);
     let mobile = &settings.mobile;
     let edge = publishers::MobileSettings {
-        tenant: mobile.tenant.as_deref().map(TenantId::new).transpose().context("mobile.tenant")?,
-        code_ttl: Duration::from_secs(mobile.code_ttl_seconds),
-        session_ttl: Duration::from_secs(mobile.session_ttl_seconds),
-        dev_code: mobile.dev_code.clone(),
-        nats_servers: settings.nats.public_url.clone().or_else(|| settings.nats.url.as_deref().map(bus::redact_url)),
-        command_timeout: Duration::from_millis(settings.partner.command_timeout_ms),
-        body_limit: settings.partner.body_limit_bytes,
+        nats_servers: settings.nats.public_url.clone().or_else(|| settings.nats.url.as_ref().map(|url| url.redacted())),
+        command_timeout: settings.partner.command_timeout,
+        body_limit: settings.partner.body_limit,
         charger_offline_after: settings.charging.offline_after(),
-        qpay: settings.qpay.to_edge(),
+        qpay: settings.qpay.configured(),
+        ..mobile.clone()
     };
     // No SMS provider is wired in yet: the log sender is what sends codes.
     tracing::warn!(

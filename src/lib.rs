@@ -52,7 +52,7 @@ pub async fn simulate(
         ip if ip.is_unspecified() => std::net::SocketAddr::from(([127, 0, 0, 1], settings.http.bind.port())),
         _ => settings.http.bind,
     };
-    let sign_in_code = settings.mobile.dev_code.clone();
+    let sign_in_code = settings.mobile.dev_code.as_ref().map(|code| code.expose().to_owned());
     let target = simulation::Target { edge, admin_key, tenant, nats, sign_in_code };
     Ok(simulation::run(target, plan, stop).await?)
 }

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use schemas::{Sensitive, ServiceUrl};
 use serde::{Deserialize, Serialize};
 
 /// Everything `voltbus` can be told.
@@ -18,7 +19,7 @@ pub struct Settings {
     /// The HTTP edge.
     pub http: HttpSettings,
     /// The partner API.
-    pub partner: PartnerSettings,
+    pub partner: publishers::PartnerSettings,
     /// Outbound webhooks.
     pub webhooks: WebhookSettings,
     /// Vehicles and their telemetry.
@@ -32,63 +33,25 @@ pub struct Settings {
     /// The bus's own tables.
     pub bus: BusSettings,
     /// The mobile app's API (`/api/v1`).
-    pub mobile: MobileSettings,
+    pub mobile: publishers::MobileSettings,
     /// Chargers.
     pub charging: ChargingSettings,
     /// Integrations (EVCare seed): machine tokens, session codes, portal sessions.
-    pub integrations: IntegrationSettings,
+    pub integrations: publishers::IntegrationSettings,
     /// The plan integrations are billed on.
     pub billing: BillingSettings,
     /// QPay, an external payment provider.
-    pub qpay: QpaySettings,
+    pub qpay: publishers::QpaySettings,
     /// Paystack, an external payment provider.
-    pub paystack: PaystackSettings,
+    pub paystack: publishers::PaystackSettings,
     /// The operator console at `/admin`.
-    pub console: ConsoleSettings,
+    pub console: publishers::ConsoleSettings,
     /// Logging.
     pub log: LogSettings,
 }
 
-/// `[console]`: the operator console at `/admin`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleSettings {
-    /// Whether `/admin` is served at all.
-    pub enabled: bool,
-    /// Hours a sign-in lasts.
-    pub session_hours: u64,
-    /// Failed sign-ins in a row that lock an operator account.
-    pub lock_after_failures: u32,
-    /// Minutes the lock lasts.
-    pub lock_minutes: u64,
-}
-
-impl Default for ConsoleSettings {
-    fn default() -> Self {
-        let edge = publishers::ConsoleSettings::default();
-        Self {
-            enabled: true,
-            session_hours: edge.session_ttl.as_secs() / 3600,
-            lock_after_failures: edge.lock_after,
-            lock_minutes: edge.lock_for.as_secs() / 60,
-        }
-    }
-}
-
-impl ConsoleSettings {
-    /// As the edge takes them.
-    pub fn to_edge(&self) -> publishers::ConsoleSettings {
-        publishers::ConsoleSettings {
-            // A year at most: `now + ttl` must stay a date.
-            session_ttl: std::time::Duration::from_secs(self.session_hours.clamp(1, 24 * 366) * 3600),
-            lock_after: self.lock_after_failures.max(1),
-            lock_for: std::time::Duration::from_secs(self.lock_minutes.clamp(1, 60 * 24 * 366) * 60),
-        }
-    }
-}
-
 /// The HTTP edge.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Listening address.
@@ -97,69 +60,11 @@ pub struct HttpSettings {
     pub shutdown_grace_seconds: u64,
     /// When set, `GET /metrics` needs `Authorization: Bearer <this>`.
     #[serde(default)]
-    pub metrics_token: Option<String>,
-}
-
-impl std::fmt::Debug for HttpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpSettings")
-            .field("bind", &self.bind)
-            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
-            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-/// An engine chosen by URL; none means the embedded one.
-/// `[partner]`: the partner REST API.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PartnerSettings {
-    /// Keys are `<key_prefix>_pk_…` (2 to 8 lower-case letters).
-    pub key_prefix: String,
-    /// Largest request body, in bytes.
-    pub body_limit_bytes: usize,
-    /// Longest a request may take, in seconds.
-    pub request_timeout_seconds: u64,
-    /// Longest the edge waits for a command's reply, in milliseconds.
-    pub command_timeout_ms: u64,
-    /// How long a key read from the database is trusted, in milliseconds.
-    pub key_cache_ttl_ms: u64,
-    /// Failed authentications a client address may make per minute before it gets 429.
-    pub failed_authentications_per_minute: u32,
-}
-
-impl PartnerSettings {
-    /// The edge's view of these settings.
-    pub fn to_edge(&self) -> publishers::PartnerSettings {
-        publishers::PartnerSettings {
-            key_prefix: self.key_prefix.clone(),
-            body_limit: self.body_limit_bytes,
-            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
-            command_timeout: std::time::Duration::from_millis(self.command_timeout_ms),
-            key_cache_ttl: std::time::Duration::from_millis(self.key_cache_ttl_ms),
-            failed_authentications_per_minute: self.failed_authentications_per_minute,
-            ..publishers::PartnerSettings::default()
-        }
-    }
-}
-
-impl Default for PartnerSettings {
-    fn default() -> Self {
-        let edge = publishers::PartnerSettings::default();
-        Self {
-            key_prefix: edge.key_prefix,
-            body_limit_bytes: edge.body_limit,
-            request_timeout_seconds: edge.request_timeout.as_secs(),
-            command_timeout_ms: u64::try_from(edge.command_timeout.as_millis()).unwrap_or(u64::MAX),
-            key_cache_ttl_ms: u64::try_from(edge.key_cache_ttl.as_millis()).unwrap_or(u64::MAX),
-            failed_authentications_per_minute: edge.failed_authentications_per_minute,
-        }
-    }
+    pub metrics_token: Option<Sensitive>,
 }
 
 /// `[webhooks]`: outbound webhook deliveries.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// An attempt without a 2xx within this many milliseconds failed.
@@ -180,21 +85,9 @@ pub struct WebhookSettings {
     pub allow_hosts: Vec<String>,
     /// Base64 of the 32-byte key that seals signing secrets at rest. Unset: a key file in
     /// `data_dir`, made on first start.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<Sensitive>,
     /// How often the scheduler looks for due attempts, in milliseconds.
     pub scheduler_interval_ms: u64,
-}
-
-impl std::fmt::Debug for WebhookSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The encryption key is a secret: never printed.
-        f.debug_struct("WebhookSettings")
-            .field("timeout_ms", &self.timeout_ms)
-            .field("retry_schedule_ms", &self.retry_schedule_ms)
-            .field("allow_hosts", &self.allow_hosts)
-            .field("encryption_key", &self.encryption_key.as_ref().map(|_| "***"))
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for WebhookSettings {
@@ -281,19 +174,12 @@ impl FleetSettings {
     }
 }
 
-#[derive(Clone, Default, Serialize, Deserialize)]
+/// An engine chosen by URL; none means the embedded one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlSettings {
     /// Connection URL, which may hold a password.
-    pub url: Option<String>,
-}
-
-impl std::fmt::Debug for UrlSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may carry a password: never print it whole.
-        let shown = self.url.as_deref().map(bus::redact_url);
-        f.debug_struct("UrlSettings").field("url", &shown).finish()
-    }
+    pub url: Option<ServiceUrl>,
 }
 
 /// `[bus]`: how long the bus's own tables keep their rows.
@@ -326,17 +212,17 @@ impl BusSettings {
 }
 
 /// `[nats]`: NATS, and the accounts that sign mobile users' credentials.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsSettings {
     /// Connection URL.
-    pub url: Option<String>,
+    pub url: Option<ServiceUrl>,
     /// Operator nkey seed (`SO…`) of a server in operator mode (`voltbus nats-accounts` makes
     /// one and prints the server's configuration); with `account_seed`, voltbus connects as a
     /// user of that account and signs each mobile user's credentials.
-    pub operator_seed: Option<String>,
+    pub operator_seed: Option<Sensitive>,
     /// Account nkey seed (`SA…`).
-    pub account_seed: Option<String>,
+    pub account_seed: Option<Sensitive>,
     /// What mobile apps are told to connect to (`nats.servers`); unset: `url`.
     pub public_url: Option<String>,
     /// Hours JetStream keeps telemetry, events and device commands (consumers take them within
@@ -356,19 +242,6 @@ impl Default for NatsSettings {
     }
 }
 
-impl std::fmt::Debug for NatsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = |seed: &Option<String>| seed.as_ref().map(|_| "***");
-        f.debug_struct("NatsSettings")
-            .field("url", &self.url.as_deref().map(bus::redact_url))
-            .field("operator_seed", &hidden(&self.operator_seed))
-            .field("account_seed", &hidden(&self.account_seed))
-            .field("public_url", &self.public_url)
-            .field("retention_hours", &self.retention_hours)
-            .finish()
-    }
-}
-
 impl NatsSettings {
     /// How long JetStream keeps telemetry, events and device commands.
     pub fn retention(&self) -> std::time::Duration {
@@ -378,74 +251,13 @@ impl NatsSettings {
     /// The accounts that sign credentials, when both seeds are set.
     pub fn accounts(&self) -> Result<Option<bus::nats::accounts::Accounts>, SettingsError> {
         match (&self.operator_seed, &self.account_seed) {
-            (Some(operator), Some(account)) => bus::nats::accounts::Accounts::from_seeds(operator, account)
-                .map(Some)
-                .map_err(|e| SettingsError(e.to_string())),
+            (Some(operator), Some(account)) => {
+                bus::nats::accounts::Accounts::from_seeds(operator.expose(), account.expose())
+                    .map(Some)
+                    .map_err(|e| SettingsError(e.to_string()))
+            }
             (None, None) => Ok(None),
             _ => Err(SettingsError("nats.operator_seed and nats.account_seed go together".into())),
-        }
-    }
-}
-
-/// `[mobile]`: the mobile app's API (EVM seed).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MobileSettings {
-    /// The organisation of requests whose `X-Tenant` names none.
-    pub tenant: Option<String>,
-    /// How long a sign-in code works.
-    pub code_ttl_seconds: u64,
-    /// Wrong guesses a code survives.
-    pub code_max_attempts: u32,
-    /// Codes a phone may ask for in an hour.
-    pub codes_per_hour: u32,
-    /// Codes a phone may ask for in a day.
-    pub codes_per_day: u32,
-    /// How long a session (and its NATS credentials) lasts.
-    pub session_ttl_seconds: u64,
-    /// A fixed code for development (e.g. the seed's `0000`); unset, codes are random.
-    pub dev_code: Option<String>,
-    /// Base64 of 32 bytes keying the codes' hashes; unset: a key file in `data_dir`.
-    pub code_key: Option<String>,
-}
-
-impl std::fmt::Debug for MobileSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MobileSettings")
-            .field("tenant", &self.tenant)
-            .field("code_ttl_seconds", &self.code_ttl_seconds)
-            .field("code_max_attempts", &self.code_max_attempts)
-            .field("codes_per_hour", &self.codes_per_hour)
-            .field("codes_per_day", &self.codes_per_day)
-            .field("session_ttl_seconds", &self.session_ttl_seconds)
-            .field("dev_code", &self.dev_code.as_ref().map(|_| "***"))
-            .field("code_key", &self.code_key.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl Default for MobileSettings {
-    fn default() -> Self {
-        Self {
-            tenant: None,
-            code_ttl_seconds: 300,
-            code_max_attempts: 5,
-            codes_per_hour: 5,
-            codes_per_day: 10,
-            session_ttl_seconds: 30 * 86_400,
-            dev_code: None,
-            code_key: None,
-        }
-    }
-}
-
-impl MobileSettings {
-    /// The limits the customers group keeps.
-    pub fn sign_in_policy(&self) -> consumers::sign_in::SignInPolicy {
-        consumers::sign_in::SignInPolicy {
-            max_attempts: self.code_max_attempts,
-            codes_per_hour: self.codes_per_hour,
-            codes_per_day: self.codes_per_day,
         }
     }
 }
@@ -468,63 +280,6 @@ impl ChargingSettings {
     /// [`ChargingSettings::offline_after_seconds`] as a duration.
     pub fn offline_after(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.offline_after_seconds)
-    }
-}
-
-/// `[integrations]`: integrations' machine tokens, session codes and portal sessions.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntegrationSettings {
-    /// How long a machine token lives (default 900: 15 minutes).
-    pub token_ttl_seconds: u64,
-    /// The key machine tokens are signed with, 32 bytes in standard base64; every edge must
-    /// share it. Unset: a key file in `data_dir`, made on first start.
-    pub token_key: Option<String>,
-    /// How long a session code may wait to be redeemed (default 120).
-    pub session_code_ttl_seconds: u64,
-    /// How long a portal session lasts (default 28,800: 8 hours).
-    pub portal_session_ttl_seconds: u64,
-    /// How long a rotated secret keeps working unless the rotation says otherwise (default
-    /// 86,400: a day).
-    pub rotation_grace_seconds: u32,
-}
-
-impl std::fmt::Debug for IntegrationSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntegrationSettings")
-            .field("token_ttl_seconds", &self.token_ttl_seconds)
-            .field("token_key", &self.token_key.as_ref().map(|_| "***"))
-            .field("session_code_ttl_seconds", &self.session_code_ttl_seconds)
-            .field("portal_session_ttl_seconds", &self.portal_session_ttl_seconds)
-            .field("rotation_grace_seconds", &self.rotation_grace_seconds)
-            .finish()
-    }
-}
-
-impl Default for IntegrationSettings {
-    fn default() -> Self {
-        let edge = publishers::IntegrationSettings::default();
-        Self {
-            token_ttl_seconds: edge.token_ttl.as_secs(),
-            token_key: None,
-            session_code_ttl_seconds: edge.session_code_ttl.as_secs(),
-            portal_session_ttl_seconds: edge.portal_session_ttl.as_secs(),
-            rotation_grace_seconds: edge.rotation_grace_seconds,
-        }
-    }
-}
-
-impl IntegrationSettings {
-    /// The edge's settings, with the token key (already read and checked).
-    pub fn to_edge(&self, token_key: [u8; 32]) -> publishers::IntegrationSettings {
-        use std::time::Duration;
-        publishers::IntegrationSettings {
-            token_key: Some(token_key),
-            token_ttl: Duration::from_secs(self.token_ttl_seconds),
-            session_code_ttl: Duration::from_secs(self.session_code_ttl_seconds),
-            portal_session_ttl: Duration::from_secs(self.portal_session_ttl_seconds),
-            rotation_grace_seconds: self.rotation_grace_seconds,
-        }
     }
 }
 
@@ -585,108 +340,15 @@ impl BillingSettings {
     }
 }
 
-/// `[qpay]`: QPay (merchant API v2), through which the app tops its balance up; off unless
-/// `base_url` is set.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QpaySettings {
-    /// `https://merchant.qpay.mn`.
-    pub base_url: Option<String>,
-    /// Merchant user name.
-    pub username: String,
-    /// Merchant password (a secret).
-    pub password: String,
-    /// The merchant's invoice code.
-    pub invoice_code: String,
-    /// voltbus's public address of `…/api/v1/payments/qpay/callback`.
-    pub callback_url: String,
-}
-
-impl std::fmt::Debug for QpaySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QpaySettings")
-            .field("base_url", &self.base_url)
-            .field("username", &self.username)
-            .field("password", &"***")
-            .field("invoice_code", &self.invoice_code)
-            .field("callback_url", &self.callback_url)
-            .finish()
-    }
-}
-
-impl QpaySettings {
-    /// The edge's view, when QPay is configured.
-    pub fn to_edge(&self) -> Option<publishers::QpaySettings> {
-        self.base_url.as_ref().map(|base_url| publishers::QpaySettings {
-            base_url: base_url.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            invoice_code: self.invoice_code.clone(),
-            callback_url: self.callback_url.clone(),
-        })
-    }
-}
-
-/// `[paystack]`: Paystack, through which the app can pay and top up; off unless `base_url` is
-/// set.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaystackSettings {
-    /// `https://api.paystack.co`.
-    pub base_url: Option<String>,
-    /// The secret key (`sk_…`), which also signs Paystack's webhooks (a secret).
-    pub secret_key: String,
-    /// The currency Paystack collects in.
-    pub currency: String,
-}
-
-impl Default for PaystackSettings {
-    fn default() -> Self {
-        Self { base_url: None, secret_key: String::new(), currency: "GHS".into() }
-    }
-}
-
-impl std::fmt::Debug for PaystackSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaystackSettings")
-            .field("base_url", &self.base_url)
-            .field("secret_key", &"***")
-            .field("currency", &self.currency)
-            .finish()
-    }
-}
-
-impl PaystackSettings {
-    /// The edge's view, when Paystack is configured.
-    pub fn to_edge(&self) -> Option<publishers::PaystackSettings> {
-        let currency = schemas::Currency::new(&self.currency).ok()?;
-        self.base_url.as_ref().map(|base_url| publishers::PaystackSettings {
-            base_url: base_url.clone(),
-            secret_key: self.secret_key.clone(),
-            currency,
-        })
-    }
-}
-
 /// `[amqp]`: RabbitMQ.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
     /// Connection URL, which may hold a password.
-    pub url: Option<String>,
+    pub url: Option<ServiceUrl>,
     /// Its management API, where subscriptions are set up; unset: the same host, port 15672,
     /// HTTP, with the AMQP credentials.
-    pub management_url: Option<String>,
-}
-
-impl std::fmt::Debug for AmqpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Both URLs may carry a password: never print them whole.
-        f.debug_struct("AmqpSettings")
-            .field("url", &self.url.as_deref().map(bus::redact_url))
-            .field("management_url", &self.management_url.as_deref().map(bus::redact_url))
-            .finish()
-    }
+    pub management_url: Option<ServiceUrl>,
 }
 
 /// Logging.
@@ -718,20 +380,20 @@ impl Default for Settings {
                 shutdown_grace_seconds: 30,
                 metrics_token: None,
             },
-            partner: PartnerSettings::default(),
+            partner: publishers::PartnerSettings::default(),
             webhooks: WebhookSettings::default(),
             fleet: FleetSettings::default(),
             database: UrlSettings::default(),
             amqp: AmqpSettings::default(),
             nats: NatsSettings::default(),
             bus: BusSettings::default(),
-            mobile: MobileSettings::default(),
+            mobile: publishers::MobileSettings::default(),
             charging: ChargingSettings::default(),
-            integrations: IntegrationSettings::default(),
+            integrations: publishers::IntegrationSettings::default(),
             billing: BillingSettings::default(),
-            qpay: QpaySettings::default(),
-            paystack: PaystackSettings::default(),
-            console: ConsoleSettings::default(),
+            qpay: publishers::QpaySettings::default(),
+            paystack: publishers::PaystackSettings::default(),
+            console: publishers::ConsoleSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }
@@ -769,12 +431,12 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let check = |key: &str, url: &Option<String>, schemes: &[&str]| match url {
+        let check = |key: &str, url: &Option<ServiceUrl>, schemes: &[&str]| match url {
             Some(u) if u.trim().is_empty() => {
                 Err(SettingsError(format!("{key} is empty; remove it to use the embedded default")))
             }
             Some(u) if !schemes.iter().any(|s| u.starts_with(s)) => {
-                Err(SettingsError(format!("{key} `{}` must start with {}", bus::redact_url(u), schemes.join(" or "))))
+                Err(SettingsError(format!("{key} `{}` must start with {}", u.redacted(), schemes.join(" or "))))
             }
             _ => Ok(()),
         };
@@ -785,7 +447,7 @@ impl Settings {
         if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
             return Err(SettingsError(format!("partner.key_prefix `{prefix}` must be 2 to 8 lower-case letters")));
         }
-        if self.partner.body_limit_bytes == 0 || self.partner.command_timeout_ms == 0 {
+        if self.partner.body_limit == 0 || self.partner.command_timeout.is_zero() {
             return Err(SettingsError(
                 "partner.body_limit_bytes and partner.command_timeout_ms must be above 0".into(),
             ));
@@ -795,7 +457,7 @@ impl Settings {
                 "webhooks.timeout_ms must be above 0 and webhooks.retry_schedule_ms at most 50 long".into(),
             ));
         }
-        if self.webhooks.encryption_key.as_deref().is_some_and(|key| signatures::Vault::new(key).is_err()) {
+        if self.webhooks.encryption_key.as_ref().is_some_and(|key| signatures::Vault::new(key.expose()).is_err()) {
             return Err(SettingsError("webhooks.encryption_key must be 32 bytes in standard base64".into()));
         }
         // The duplicate window must fit in the age limit, and an inbox row must outlive every way
@@ -817,11 +479,10 @@ impl Settings {
         }
         self.nats.accounts()?;
         let integrations = &self.integrations;
-        if integrations.token_ttl_seconds == 0
-            || integrations.token_ttl_seconds > 24 * 3600
-            || integrations.session_code_ttl_seconds == 0
-            || integrations.session_code_ttl_seconds > 3600
-            || integrations.portal_session_ttl_seconds == 0
+        let seconds = |d: std::time::Duration| d.as_secs();
+        if !(1..=24 * 3600).contains(&seconds(integrations.token_ttl))
+            || !(1..=3600).contains(&seconds(integrations.session_code_ttl))
+            || integrations.portal_session_ttl.is_zero()
         {
             return Err(SettingsError(
                 "integrations.token_ttl_seconds must be 1 to 86400, session_code_ttl_seconds 1 to 3600, \
@@ -857,24 +518,16 @@ impl Settings {
                 self.paystack.currency
             )));
         }
-        if self.paystack.base_url.is_some() && self.paystack.secret_key.is_empty() {
+        if self.paystack.base_url.is_some() && self.paystack.secret_key.expose().is_empty() {
             return Err(SettingsError("paystack.secret_key is needed with paystack.base_url".into()));
         }
-        if let Some(tenant) = &self.mobile.tenant
-            && schemas::TenantId::new(tenant).is_err()
-        {
-            return Err(SettingsError(format!("mobile.tenant `{tenant}` is not an organisation id")));
-        }
-        if self.mobile.code_ttl_seconds == 0
-            || self.mobile.session_ttl_seconds == 0
-            || self.mobile.code_max_attempts == 0
-        {
+        if self.mobile.code_ttl.is_zero() || self.mobile.session_ttl.is_zero() || self.mobile.code_max_attempts == 0 {
             return Err(SettingsError(
                 "mobile.code_ttl_seconds, mobile.session_ttl_seconds and mobile.code_max_attempts must be above 0"
                     .into(),
             ));
         }
-        if self.mobile.dev_code.as_ref().is_some_and(|code| code.is_empty() || code.len() > 16) {
+        if self.mobile.dev_code.as_ref().is_some_and(|code| code.expose().is_empty() || code.expose().len() > 16) {
             return Err(SettingsError("mobile.dev_code must be 1 to 16 characters".into()));
         }
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
@@ -886,7 +539,11 @@ impl Settings {
     /// How the consumer groups behave.
     pub fn groups(&self) -> consumers::groups::Settings {
         consumers::groups::Settings {
-            sign_in: self.mobile.sign_in_policy(),
+            sign_in: consumers::sign_in::SignInPolicy {
+                max_attempts: self.mobile.code_max_attempts,
+                codes_per_hour: self.mobile.codes_per_hour,
+                codes_per_day: self.mobile.codes_per_day,
+            },
             vehicle_command_timeout: self.fleet.command_timeout(),
             thresholds: self.fleet.thresholds(),
             telemetry_batch: self.fleet.telemetry_batch,
@@ -898,7 +555,7 @@ impl Settings {
     /// The database URL: the configured one, or the embedded SQLite file under `data_dir`.
     pub fn database_url(&self) -> String {
         match &self.database.url {
-            Some(url) => url.clone(),
+            Some(url) => url.to_string(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("voltbus.db").display()),
         }
     }

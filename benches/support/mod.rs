@@ -115,8 +115,9 @@ impl BenchPlatform {
         let mut settings = voltbus::Settings::default();
         settings.http.bind = "127.0.0.1:0".parse().expect("addr");
         // Loopback: TLS would only measure rustls on both ends of one machine.
-        settings.database.url = Some(format!("{}/{name}?sslmode=disable", postgres.rsplit_once('/').expect("url").0));
-        settings.amqp.url = Some(format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0));
+        settings.database.url =
+            Some(format!("{}/{name}?sslmode=disable", postgres.rsplit_once('/').expect("url").0).into());
+        settings.amqp.url = Some(format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0).into());
         settings.log.filter = "warn".into();
         adjust(&mut settings);
         // `RUST_LOG` turns on the platform's own logs, to see where the time goes.

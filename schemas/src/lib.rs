@@ -45,5 +45,5 @@ pub use error::DecodeError;
 pub use json_schema::{envelope_schema, schema_file_name};
 pub use message::{Domain, Kind, Message, Reach, Recipient, Version};
 pub use money::{Currency, CurrencyError, Money};
-pub use sensitive::Sensitive;
+pub use sensitive::{Sensitive, ServiceUrl, redact_url};
 pub use tenant::{TenantId, TenantIdError};

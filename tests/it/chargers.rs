@@ -75,7 +75,7 @@ async fn states_become(platform: &Platform, token: &str, area: [f64; 4], expecte
 async fn chargers_report_their_state_over_nats_and_the_app_finds_them_in_a_box() {
     let nats_server = PrivateNats::start();
     let platform = Platform::start_with(|s| {
-        s.nats.url = Some(nats_server.url());
+        s.nats.url = Some(nats_server.url().into());
         s.mobile.dev_code = Some("0000".into());
         s.charging.offline_after_seconds = 4;
     })

@@ -114,7 +114,7 @@ async fn operators_sign_in_with_an_argon2id_password_a_strict_cookie_csrf_and_lo
     operator(&platform, &careless, Some(&org)).await;
     operator(&platform, &careful, Some(&org)).await;
     // Stored as an Argon2id PHC string, never as the password.
-    let database = Database::connect(platform.settings.database.url.clone().unwrap()).await.unwrap();
+    let database = Database::connect(platform.settings.database.url.as_deref().unwrap()).await.unwrap();
     let account = async |columns: &str| {
         let sql = format!("SELECT {columns} FROM operators WHERE email = '{careless}'");
         database.query_one_raw(Statement::from_string(database.get_database_backend(), sql)).await.unwrap().unwrap()
@@ -335,7 +335,7 @@ async fn the_console_in_chromium_signs_in_shows_secrets_once_delivers_replays_an
     let nats_server = crate::private_nats::PrivateNats::start();
     let platform = Platform::start_with(|settings| {
         fast_retries(settings);
-        settings.nats.url = Some(nats_server.url());
+        settings.nats.url = Some(nats_server.url().into());
     })
     .await;
     let (org, admin) = platform.organisation().await;

@@ -309,7 +309,7 @@ fn position(latitude: f64, longitude: f64, time: DateTime<Utc>) -> VehicleState 
 async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
     // A NATS of this test's own: the ingest's durable consumer is the only one on its stream.
     let nats_server = PrivateNats::start();
-    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url())).await;
+    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url().into())).await;
     let (tenant_name, admin) = platform.organisation().await;
     let tenant = TenantId::new(&tenant_name).unwrap();
     let key =
@@ -419,7 +419,7 @@ async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
 async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     let nats_server = PrivateNats::start();
     let platform = Platform::start_with(|settings| {
-        settings.nats.url = Some(nats_server.url());
+        settings.nats.url = Some(nats_server.url().into());
         settings.fleet.command_timeout_seconds = 2;
     })
     .await;

@@ -237,7 +237,7 @@ async fn bundles_and_allow_lists_bound_what_a_token_reaches_as_the_openapi_docum
 
 #[tokio::test]
 async fn tokens_expire_rotation_keeps_the_old_secret_for_its_grace_and_revocation_cuts_every_edge_at_once() {
-    let platform = Platform::start_with(|s| s.integrations.token_ttl_seconds = 2).await;
+    let platform = Platform::start_with(|s| s.integrations.token_ttl = Duration::from_secs(2)).await;
     let (_, admin) = platform.organisation().await;
     let (id, client_id, old_secret) = create(&platform, &admin, "FLEET_MANAGER_ACCESS", json!([])).await;
 
@@ -264,7 +264,7 @@ async fn tokens_expire_rotation_keeps_the_old_secret_for_its_grace_and_revocatio
     // Revocation: a live token dies at once on this edge and within seconds on another one
     // (a second voltbus on the same database and broker).
     platform.stop().await;
-    let platform = Platform::start_with(|s| s.integrations.token_ttl_seconds = 600).await;
+    let platform = Platform::start_with(|s| s.integrations.token_ttl = Duration::from_secs(600)).await;
     let (_, admin) = platform.organisation().await;
     let (id, client_id, secret) = create(&platform, &admin, "FLEET_MANAGER_ACCESS", json!([])).await;
     let live = token(&platform, &client_id, &secret).await.unwrap();

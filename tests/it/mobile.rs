@@ -75,9 +75,9 @@ pub(crate) async fn with_mobile_nats_and(
     let server = PrivateNats::with_config(&accounts.server_config().unwrap());
     let (operator, account) = accounts.seeds().unwrap();
     let platform = Platform::start_with(|s| {
-        s.nats.url = Some(server.url());
-        s.nats.operator_seed = Some(operator);
-        s.nats.account_seed = Some(account);
+        s.nats.url = Some(server.url().into());
+        s.nats.operator_seed = Some(operator.into());
+        s.nats.account_seed = Some(account.into());
         s.mobile.dev_code = Some("0000".into());
         adjust(s);
     })
@@ -169,7 +169,7 @@ async fn a_phone_signs_in_by_code_and_reads_only_its_own_realtime_channel() {
 async fn codes_expire_are_used_once_survive_five_wrong_guesses_and_a_phone_gets_five_an_hour() {
     let platform = Platform::start_with(|s| {
         s.mobile.dev_code = Some("0000".into());
-        s.mobile.code_ttl_seconds = 2;
+        s.mobile.code_ttl = Duration::from_secs(2);
     })
     .await;
     let (tenant, _) = platform.organisation().await;

@@ -100,7 +100,7 @@ async fn a_process_with_an_engine_down_is_live_but_not_ready() {
     // A broker that is gone after start: the process still answers, so a supervisor leaves it
     // alone (restarting would not bring RabbitMQ back), but a load balancer stops sending work.
     let rabbit = crate::private_rabbit::PrivateRabbit::start();
-    let platform = Platform::start_with(|settings| settings.amqp.url = Some(rabbit.url())).await;
+    let platform = Platform::start_with(|settings| settings.amqp.url = Some(rabbit.url().into())).await;
     rabbit.stop();
     let mut ready = 200;
     for _ in 0..100 {
@@ -120,7 +120,7 @@ async fn a_process_with_an_engine_down_is_live_but_not_ready() {
 async fn the_simulator_drives_a_fleet_over_nats_and_rest_and_counts_what_arrives() {
     let nats = crate::private_nats::PrivateNats::start();
     let platform = Platform::start_with(|settings| {
-        settings.nats.url = Some(nats.url());
+        settings.nats.url = Some(nats.url().into());
         settings.webhooks.allow_hosts = vec!["127.0.0.1".into()];
         settings.mobile.dev_code = Some("0000".into());
     })

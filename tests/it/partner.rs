@@ -27,8 +27,8 @@ impl Platform {
     pub(crate) async fn start_with(adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
         let database_url = fresh_postgres_database().await;
         let mut settings = embedded_settings();
-        settings.database.url = Some(database_url.clone());
-        settings.amqp.url = Some(fresh_vhost());
+        settings.database.url = Some(database_url.clone().into());
+        settings.amqp.url = Some(fresh_vhost().into());
         adjust(&mut settings);
         let running = voltbus::start(settings.clone()).await.unwrap();
         Self { running, settings, database_url }
@@ -242,7 +242,7 @@ async fn every_route_refuses_a_key_without_its_permission_and_admits_one_with_it
 async fn a_key_disabled_through_one_edge_is_refused_by_another_at_once() {
     let first = Platform::start().await;
     let mut settings = first.settings.clone();
-    settings.partner.key_cache_ttl_ms = 600_000;
+    settings.partner.key_cache_ttl = Duration::from_secs(600);
     settings.data_dir = crate::support::scratch_dir();
     let second = voltbus::start(settings).await.unwrap();
     let (_, admin) = first.organisation().await;

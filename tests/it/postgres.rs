@@ -8,7 +8,7 @@ use crate::support::{embedded_settings, fresh_postgres_database};
 async fn migrate_creates_the_bus_tables_and_is_idempotent() {
     let url = fresh_postgres_database().await;
     let mut settings = embedded_settings();
-    settings.database.url = Some(url.clone());
+    settings.database.url = Some(url.clone().into());
     voltbus::migrate(&settings).await.unwrap();
     voltbus::migrate(&settings).await.unwrap();
 

@@ -5,9 +5,9 @@ use crate::support::{amqp_url, embedded_settings, engine, fresh_postgres_databas
 #[tokio::test]
 async fn health_reports_postgres_rabbitmq_and_nats() {
     let mut settings = embedded_settings();
-    settings.database.url = Some(fresh_postgres_database().await);
-    settings.amqp.url = Some(amqp_url());
-    settings.nats.url = Some(nats_url());
+    settings.database.url = Some(fresh_postgres_database().await.into());
+    settings.amqp.url = Some(amqp_url().into());
+    settings.nats.url = Some(nats_url().into());
     let running = voltbus::start(settings).await.unwrap();
     let (status, body, _) = get_json(running.addr, "/health").await;
     assert_eq!(status, 200, "{body}");
@@ -38,8 +38,8 @@ async fn serve_relays_the_outbox_to_rabbitmq() {
 
     let database_url = fresh_postgres_database().await;
     let mut settings = embedded_settings();
-    settings.database.url = Some(database_url.clone());
-    settings.amqp.url = Some(amqp_url());
+    settings.database.url = Some(database_url.clone().into());
+    settings.amqp.url = Some(amqp_url().into());
     let running = voltbus::start(settings).await.unwrap();
 
     let tenant = crate::support::tenant();

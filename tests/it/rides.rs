@@ -94,7 +94,7 @@ async fn events(platform: &Platform, tenant: &str) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn a_ride_with_pauses_is_priced_to_the_cent_charged_once_and_kept_to_its_tenant() {
     let nats_server = PrivateNats::start();
-    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url())).await;
+    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url().into())).await;
     let (tenant, admin) = platform.organisation().await;
     let operator = Operator { platform: &platform, admin, fleet: Uuid::now_v7() };
 

@@ -544,7 +544,7 @@ async fn deliveries_survive_a_restart_of_voltbus_and_of_the_broker() {
     let rabbit = crate::private_rabbit::PrivateRabbit::start();
     let platform = Platform::start_with(|s| {
         fast_retries(s);
-        s.amqp.url = Some(rabbit.url());
+        s.amqp.url = Some(rabbit.url().into());
         s.webhooks.retry_schedule_ms = vec![1000, 1000, 1000, 1000, 1000];
     })
     .await;

@@ -48,20 +48,40 @@ use crate::edge::router::{Doors, Found, Handler, Params, param};
 /// Where the console is served.
 pub(crate) const BASE: &str = "/admin";
 
-/// How the console treats sign-ins.
-#[derive(Clone, Debug)]
+/// `[console]`: the operator console at `/admin`, and how it treats sign-ins.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConsoleSettings {
-    /// How long a session lasts.
-    pub session_ttl: Duration,
-    /// Failed sign-ins in a row that lock an account.
-    pub lock_after: u32,
-    /// How long the lock lasts.
-    pub lock_for: Duration,
+    /// Whether `/admin` is served at all.
+    pub enabled: bool,
+    /// Hours a sign-in lasts.
+    pub session_hours: u64,
+    /// Failed sign-ins in a row that lock an operator account.
+    pub lock_after_failures: u32,
+    /// Minutes the lock lasts.
+    pub lock_minutes: u64,
 }
 
 impl Default for ConsoleSettings {
     fn default() -> Self {
-        Self { session_ttl: Duration::from_secs(8 * 3600), lock_after: 5, lock_for: Duration::from_secs(15 * 60) }
+        Self { enabled: true, session_hours: 8, lock_after_failures: 5, lock_minutes: 15 }
+    }
+}
+
+impl ConsoleSettings {
+    /// How long a session lasts: a year at most, so `now + ttl` stays a date.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_hours.clamp(1, 24 * 366) * 3600)
+    }
+
+    /// Failed sign-ins in a row that lock an account (one at least).
+    pub fn lock_after(&self) -> u32 {
+        self.lock_after_failures.max(1)
+    }
+
+    /// How long the lock lasts.
+    pub fn lock_for(&self) -> Duration {
+        Duration::from_secs(self.lock_minutes.clamp(1, 60 * 24 * 366) * 60)
     }
 }
 

@@ -134,8 +134,8 @@ impl Console {
                 let operator_id = operator.map_or_else(uuid::Uuid::now_v7, |o| o.operator_id);
                 let failure = RecordOperatorSignInFailure {
                     operator_id,
-                    lock_after: self.settings.lock_after,
-                    lock_seconds: u32::try_from(self.settings.lock_for.as_secs()).unwrap_or(u32::MAX),
+                    lock_after: self.settings.lock_after(),
+                    lock_seconds: u32::try_from(self.settings.lock_for().as_secs()).unwrap_or(u32::MAX),
                 };
                 let command = Envelope::new(platform()?, SOURCE, failure);
                 let recorded: Result<serde_json::Value, ApiError> =
@@ -155,7 +155,7 @@ impl Console {
     async fn open(&self, operator: &Operator) -> Result<String, ApiError> {
         let token = api_keys::random_text(TOKEN_LENGTH, &self.api.random).map_err(|_| ApiError::internal())?;
         let token = format!("{TOKEN_PREFIX}{token}");
-        let ttl = self.settings.session_ttl;
+        let ttl = self.settings.session_ttl();
         let open = OpenOperatorSession {
             operator_id: operator.operator_id,
             session_hash: KeyHash::of(&token).to_hex(),

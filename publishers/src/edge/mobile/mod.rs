@@ -41,10 +41,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 use schemars::JsonSchema;
 use schemas::charging::{FinishCharging, StartCharging};
 use schemas::customers::{RequestSignInCode, SignIn};
-use schemas::{Envelope, Message, TenantId, subjects};
+use schemas::{Envelope, Message, Sensitive, TenantId, subjects};
 use sea_orm::DatabaseConnection;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use serde_with::{DurationSeconds, serde_as};
 use uuid::Uuid;
 
 use crate::edge::commands::CommandBus;
@@ -56,27 +57,70 @@ use crate::edge::router::{Access, Found, Handler};
 /// Where the mobile API lives.
 pub const MOBILE_BASE: &str = "/api/v1";
 
-/// How the mobile API behaves.
-#[derive(Clone, Debug)]
+/// `[mobile]`: the mobile app's API (EVM seed), read from the settings as they are (each duration
+/// in the unit its name says). The sign-in limits are the customers group's, which keeps them; the
+/// fields after `code_key` are no part of the section: the composition root sets them from their
+/// own sections.
+#[serde_as]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MobileSettings {
-    /// The organisation of requests that name none (`X-Tenant`).
+    /// The organisation of requests whose `X-Tenant` names none.
     pub tenant: Option<TenantId>,
-    /// How long a code works.
+    /// How long a sign-in code works.
+    #[serde(rename = "code_ttl_seconds")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub code_ttl: Duration,
-    /// How long a session lasts (and the NATS credentials given with it).
+    /// Wrong guesses a code survives.
+    pub code_max_attempts: u32,
+    /// Codes a phone may ask for in an hour.
+    pub codes_per_hour: u32,
+    /// Codes a phone may ask for in a day.
+    pub codes_per_day: u32,
+    /// How long a session (and its NATS credentials) lasts.
+    #[serde(rename = "session_ttl_seconds")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub session_ttl: Duration,
-    /// A fixed code for development; never set in production.
-    pub dev_code: Option<String>,
+    /// A fixed code for development (e.g. the seed's `0000`); unset, codes are random. Never in
+    /// production.
+    pub dev_code: Option<Sensitive>,
+    /// Base64 of 32 bytes keying the codes' hashes; unset: a key file in `data_dir`.
+    pub code_key: Option<Sensitive>,
     /// What apps are told to connect to (`nats.servers`).
+    #[serde(skip)]
     pub nats_servers: Option<String>,
-    /// Wait for a command's reply.
+    /// Wait for a command's reply (`partner.command_timeout_ms`).
+    #[serde(skip)]
     pub command_timeout: Duration,
-    /// Largest body.
+    /// Largest body (`partner.body_limit_bytes`).
+    #[serde(skip)]
     pub body_limit: usize,
-    /// A charger not heard from this long reads as `Offline`.
+    /// A charger not heard from this long reads as `Offline` (`charging`).
+    #[serde(skip)]
     pub charger_offline_after: Duration,
-    /// QPay, when configured (Paystack is the partner API's, shared).
+    /// QPay, when configured (`qpay`; Paystack is the partner API's, shared).
+    #[serde(skip)]
     pub qpay: Option<crate::edge::providers::qpay::QpaySettings>,
+}
+
+impl Default for MobileSettings {
+    fn default() -> Self {
+        Self {
+            tenant: None,
+            code_ttl: Duration::from_secs(300),
+            code_max_attempts: 5,
+            codes_per_hour: 5,
+            codes_per_day: 10,
+            session_ttl: Duration::from_secs(30 * 86_400),
+            dev_code: None,
+            code_key: None,
+            nats_servers: None,
+            command_timeout: Duration::from_secs(10),
+            body_limit: 64 * 1024,
+            charger_offline_after: Duration::from_secs(300),
+            qpay: None,
+        }
+    }
 }
 
 /// Sends a text message to a phone.
@@ -255,7 +299,7 @@ impl MobileApi {
     pub(crate) async fn request_code(&self, tenant: TenantId, request: OtpRequest) -> Result<Value, ApiError> {
         let phone = phone(&request.phone)?;
         let code = match &self.settings.dev_code {
-            Some(code) => code.clone(),
+            Some(code) => code.expose().to_owned(),
             None => {
                 let mut bytes = [0u8; 4];
                 self.random.fill(&mut bytes).map_err(|_| ApiError::internal())?;

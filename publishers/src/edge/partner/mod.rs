@@ -43,61 +43,85 @@ use auth::{API_KEY_HEADER, Caller, KeyCache};
 use idempotency::{Begin, Claim};
 use limits::{FailedAuthentications, RateLimiters};
 use routes::Call;
+use schemas::{Sensitive, ServiceUrl};
+use serde::{Deserialize, Serialize};
+use serde_with::{DurationMilliSeconds, DurationSeconds, serde_as};
 use webhooks::WebhookSetup;
 
-/// Settings of the partner API.
-#[derive(Clone, Debug)]
+/// `[partner]`: the partner REST API, read from the settings as they are (each duration in the
+/// unit its name says). The fields after `failed_authentications_per_minute` are no part of the
+/// section: the composition root sets them from their own sections.
+#[serde_as]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PartnerSettings {
-    /// Keys are `<key_prefix>_pk_…`.
+    /// Keys are `<key_prefix>_pk_…` (2 to 8 lower-case letters).
     pub key_prefix: String,
-    /// Largest request body accepted.
+    /// Largest request body accepted, in bytes.
+    #[serde(rename = "body_limit_bytes")]
     pub body_limit: usize,
     /// Longest a request may take, body reading included.
+    #[serde(rename = "request_timeout_seconds")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub request_timeout: Duration,
     /// Longest the edge waits for a command's reply.
+    #[serde(rename = "command_timeout_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub command_timeout: Duration,
     /// How long a key read from the database is trusted without reading it again.
+    #[serde(rename = "key_cache_ttl_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub key_cache_ttl: Duration,
     /// Failed authentications a client address may make per minute before it gets 429.
     pub failed_authentications_per_minute: u32,
     /// The broker subscribers connect to (`amqp.url`; its credentials are replaced by each
     /// subscription's); none: no subscriptions.
-    pub amqp_url: Option<String>,
-    /// A charger not heard from this long reads as `Offline`.
+    #[serde(skip)]
+    pub amqp_url: Option<ServiceUrl>,
+    /// A charger not heard from this long reads as `Offline` (`charging`).
+    #[serde(skip)]
     pub charger_offline_after: Duration,
-    /// Integrations' machine tokens, session codes and portal sessions.
+    /// Integrations' machine tokens, session codes and portal sessions (`integrations`).
+    #[serde(skip)]
     pub integrations: IntegrationSettings,
-    /// The plan integrations are billed on.
+    /// The plan integrations are billed on (`billing`).
+    #[serde(skip, default = "default_plan")]
     pub billing: schemas::billing::Plan,
-    /// Paystack, when configured: integrations' billing (and the mobile app's payments).
+    /// Paystack, when configured (`paystack`): integrations' billing and the app's payments.
+    #[serde(skip)]
     pub paystack: Option<crate::edge::providers::paystack::PaystackSettings>,
 }
 
-/// Settings of integrations (EVCare seed).
-#[derive(Clone)]
+/// `[integrations]`: integrations' machine tokens, session codes and portal sessions (EVCare).
+#[serde_as]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IntegrationSettings {
-    /// The key machine tokens are signed with; every edge must share it. None: a random key of
-    /// this process (tokens die with it).
-    pub token_key: Option<[u8; 32]>,
-    /// How long a machine token lives.
+    /// How long a machine token lives (default 900 s).
+    #[serde(rename = "token_ttl_seconds")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub token_ttl: Duration,
-    /// How long a session code may wait to be redeemed.
+    /// The key machine tokens are signed with, 32 bytes in standard base64; every edge must
+    /// share it. Unset: the composition root's key file in `data_dir`, made on first start.
+    pub token_key: Option<Sensitive>,
+    /// How long a session code may wait to be redeemed (default 120 s).
+    #[serde(rename = "session_code_ttl_seconds")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub session_code_ttl: Duration,
-    /// How long a portal session lasts.
+    /// How long a portal session lasts (default 8 hours).
+    #[serde(rename = "portal_session_ttl_seconds")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub portal_session_ttl: Duration,
-    /// How long a rotated secret keeps working unless the rotation says otherwise.
+    /// How long a rotated secret keeps working unless the rotation says otherwise (a day).
     pub rotation_grace_seconds: u32,
 }
 
-impl std::fmt::Debug for IntegrationSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntegrationSettings")
-            .field("token_key", &self.token_key.map(|_| "***"))
-            .field("token_ttl", &self.token_ttl)
-            .field("session_code_ttl", &self.session_code_ttl)
-            .field("portal_session_ttl", &self.portal_session_ttl)
-            .field("rotation_grace_seconds", &self.rotation_grace_seconds)
-            .finish()
+impl IntegrationSettings {
+    /// The token key's 32 bytes, if it is set and is one.
+    pub fn token_key_bytes(&self) -> Option<[u8; 32]> {
+        let key = self.token_key.as_ref()?;
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.expose().trim()).ok()?;
+        <[u8; 32]>::try_from(bytes).ok()
     }
 }
 
@@ -225,7 +249,7 @@ impl PartnerApi {
             let follow = key_events::follow(Arc::clone(amqp), Arc::clone(&keys), Arc::clone(&cutoffs), ready);
             (tokio::spawn(follow), Some(is_ready))
         });
-        let token_key = settings.integrations.token_key.unwrap_or_else(|| {
+        let token_key = settings.integrations.token_key_bytes().unwrap_or_else(|| {
             tracing::warn!("no integrations.token_key: machine tokens are signed with a key of this process only");
             let mut key = [0u8; 32];
             if ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut key).is_err() {

@@ -6,31 +6,45 @@
 //! prompt to verify with Paystack.
 
 use ring::hmac;
-use schemas::Currency;
 use schemas::payments::PaymentOption;
+use schemas::{Currency, Sensitive};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::edge::providers::{Answer, Client, Provider};
 
-/// Where Paystack is and the merchant's secret key.
-#[derive(Clone)]
+/// `[paystack]`: Paystack, through which integrations pay their bills and the app pays and tops
+/// up; off unless `base_url` is set.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaystackSettings {
     /// `https://api.paystack.co`.
-    pub base_url: String,
-    /// The secret key (`sk_…`), which also signs webhooks (a secret).
-    pub secret_key: String,
-    /// The currency it collects in (`GHS`, `NGN`, …).
-    pub currency: Currency,
+    pub base_url: Option<String>,
+    /// The secret key (`sk_…`), which also signs Paystack's webhooks.
+    pub secret_key: Sensitive,
+    /// The ISO-4217 currency it collects in (`GHS`, `NGN`, …).
+    pub currency: String,
 }
 
-impl std::fmt::Debug for PaystackSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaystackSettings")
-            .field("base_url", &self.base_url)
-            .field("secret_key", &"***")
-            .field("currency", &self.currency)
-            .finish()
+impl Default for PaystackSettings {
+    fn default() -> Self {
+        Self { base_url: None, secret_key: Sensitive::default(), currency: "GHS".into() }
+    }
+}
+
+impl PaystackSettings {
+    /// These settings, when Paystack is configured.
+    pub fn configured(&self) -> Option<Self> {
+        self.base_url.is_some().then(|| self.clone())
+    }
+
+    /// The currency it collects in (checked when the settings were read).
+    pub fn currency(&self) -> Currency {
+        Currency::new(&self.currency).unwrap_or(Currency::GHS)
+    }
+
+    fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or_default().trim_end_matches('/')
     }
 }
 
@@ -44,7 +58,7 @@ pub struct Paystack {
 impl Paystack {
     /// A client for the merchant of `settings`.
     pub fn new(settings: PaystackSettings, http: outbound::Client) -> Self {
-        let webhook_key = hmac::Key::new(hmac::HMAC_SHA512, settings.secret_key.as_bytes());
+        let webhook_key = hmac::Key::new(hmac::HMAC_SHA512, settings.secret_key.expose().as_bytes());
         Self { settings, client: Client::new(http), webhook_key }
     }
 
@@ -55,7 +69,7 @@ impl Paystack {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.base_url.trim_end_matches('/'))
+        format!("{}{path}", self.settings.base_url())
     }
 }
 
@@ -65,7 +79,7 @@ impl Provider for Paystack {
     }
 
     fn currency(&self) -> Currency {
-        self.settings.currency
+        self.settings.currency()
     }
 
     fn create<'a>(
@@ -76,11 +90,11 @@ impl Provider for Paystack {
         email: &'a str,
     ) -> Answer<'a, (String, String)> {
         Box::pin(async move {
-            let authorization = format!("Bearer {}", self.settings.secret_key);
+            let authorization = format!("Bearer {}", self.settings.secret_key.expose());
             let key = id.to_string();
             let headers = [("authorization", authorization.as_str()), ("idempotency-key", key.as_str())];
             let body =
-                json!({ "email": email, "amount": amount, "currency": self.settings.currency, "reference": key });
+                json!({ "email": email, "amount": amount, "currency": self.settings.currency(), "reference": key });
             let url = self.url("/transaction/initialize");
             let answer = self.client.call(outbound::Method::POST, &url, &headers, Some(&body)).await?;
             let page = answer["data"]["authorization_url"].as_str().ok_or("Paystack gave no authorization_url")?;
@@ -91,7 +105,7 @@ impl Provider for Paystack {
 
     fn paid<'a>(&'a self, reference: &'a str) -> Answer<'a, Option<i64>> {
         Box::pin(async move {
-            let authorization = format!("Bearer {}", self.settings.secret_key);
+            let authorization = format!("Bearer {}", self.settings.secret_key.expose());
             let url = self.url(&format!("/transaction/verify/{reference}"));
             let answer = self
                 .client
@@ -99,7 +113,7 @@ impl Provider for Paystack {
                 .await?;
             let data = &answer["data"];
             let currency = data["currency"].as_str().unwrap_or_default();
-            if data["status"] != "success" || currency != self.settings.currency.as_str() {
+            if data["status"] != "success" || currency != self.settings.currency().as_str() {
                 return Ok(None);
             }
             data["amount"].as_i64().map(Some).ok_or_else(|| "Paystack's verify has no amount".into())
@@ -123,9 +137,9 @@ mod tests {
         let http = outbound::trusted("voltbus-test", std::time::Duration::from_secs(5)).unwrap();
         let paystack = Paystack::new(
             PaystackSettings {
-                base_url: "https://api.paystack.co".into(),
+                base_url: Some("https://api.paystack.co".into()),
                 secret_key: "sk_test_secret".into(),
-                currency: Currency::GHS,
+                currency: "GHS".into(),
             },
             http,
         );

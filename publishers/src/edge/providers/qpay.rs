@@ -7,37 +7,34 @@
 
 use std::time::{Duration, Instant};
 
-use schemas::Currency;
 use schemas::payments::PaymentOption;
+use schemas::{Currency, Sensitive};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::edge::providers::{Answer, Client, Provider};
 
-/// Where QPay is and who the merchant is.
-#[derive(Clone)]
+/// `[qpay]`: QPay (merchant API v2), through which the app tops its balance up; off unless
+/// `base_url` is set.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QpaySettings {
     /// `https://merchant.qpay.mn` (or a sandbox).
-    pub base_url: String,
+    pub base_url: Option<String>,
     /// Merchant user name.
     pub username: String,
-    /// Merchant password (a secret).
-    pub password: String,
+    /// Merchant password.
+    pub password: Sensitive,
     /// The merchant's invoice code.
     pub invoice_code: String,
-    /// Where QPay calls back when an invoice is paid (`…/api/v1/payments/qpay/callback`).
+    /// voltbus's public address of `…/api/v1/payments/qpay/callback`, where QPay calls back.
     pub callback_url: String,
 }
 
-impl std::fmt::Debug for QpaySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QpaySettings")
-            .field("base_url", &self.base_url)
-            .field("username", &self.username)
-            .field("password", &"***")
-            .field("invoice_code", &self.invoice_code)
-            .field("callback_url", &self.callback_url)
-            .finish()
+impl QpaySettings {
+    /// These settings, when QPay is configured.
+    pub fn configured(&self) -> Option<Self> {
+        self.base_url.is_some().then(|| self.clone())
     }
 }
 
@@ -90,7 +87,7 @@ impl Qpay {
     async fn token(&self) -> Result<String, String> {
         let basic = base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
-            format!("{}:{}", self.settings.username, self.settings.password),
+            format!("{}:{}", self.settings.username, self.settings.password.expose()),
         );
         let authorization = format!("Basic {basic}");
         let answer = self.call("/v2/auth/token", &authorization, &json!({})).await?;
@@ -104,7 +101,7 @@ impl Qpay {
     }
 
     async fn call(&self, path: &str, authorization: &str, body: &Value) -> Result<Value, String> {
-        let url = format!("{}{path}", self.settings.base_url.trim_end_matches('/'));
+        let url = format!("{}{path}", self.settings.base_url.as_deref().unwrap_or_default().trim_end_matches('/'));
         self.client.call(outbound::Method::POST, &url, &[("authorization", authorization)], Some(body)).await
     }
 }
