@@ -6,6 +6,7 @@
 //! - `amqp`: RabbitMQ connection, exchange declaration, publishing with publisher confirms, consuming.
 //! - `nats`: NATS connection, core and JetStream publishing (binary content mode), streams, subscribing.
 //! - `embedded`: in-process publish/subscribe with the same message shapes, no broker needed.
+//! - `dead_letter`: what an operator sees of a group's queues on any transport: depth, dead letters.
 //! - `error`: [`PublishError`] and [`BusError`], typed by kind so callers choose retry or dead-letter.
 //! - `health`: [`EngineReport`], what `/health` says about each engine.
 //! - `handler`: the [`Handler`] a consumer group implements, its [`Context`] and [`HandlerError`].

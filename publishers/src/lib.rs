@@ -1,8 +1,9 @@
-//! What puts messages on the bus. Today: the hyper edge that partners, apps and operators reach
-//! over HTTP. Inbound partner webhooks and the fleet simulator join it with their issues.
+//! What puts messages on the bus: the hyper edge that partners, integrations, apps, providers and
+//! operators reach over HTTP, one front door each.
 //!
 //! Layout:
-//! - `edge`: the HTTP server (graceful shutdown, JSON envelope of responses) and its routes.
+//! - `edge`: the HTTP server, its one router and a folder per front door (its own map is in
+//!   `edge/mod.rs`).
 //! - `api_keys`: partner API keys: generation, the stored hash, constant-time checking.
 //! - `permissions`: the seed's permissions, read-only defaults, and the access bundles.
 

@@ -10,7 +10,8 @@
 //! - `routing`: RabbitMQ exchange, queue and routing-key names. `subjects`: NATS subjects and streams.
 //! - `json_schema`: the JSON Schema of each type, as committed under `schemas/json/`.
 //! - One module per domain: `integrations`, `billing`, `vehicles`, `rides`, `customers`, `wallets`,
-//!   `zones`, `pricing`, `charging`, `payments`, `webhooks`, `marketplace`, `operators` (the console).
+//!   `zones`, `pricing`, `charging`, `payments`, `webhooks`, `marketplace`, `maintenance`,
+//!   `operators` (the console).
 
 mod catalogue;
 mod envelope;

@@ -63,3 +63,32 @@ fn urls_with_passwords_are_not_printed_whole() {
     let error = error_of(&[("VOLTBUS__DATABASE__URL", "mysql://user:hunter2@h/db")]);
     assert!(!error.contains("hunter2"), "{error}");
 }
+
+#[test]
+fn no_secret_of_any_section_is_printed() {
+    // 32 bytes in base64, as the webhook key must be; its text is the marker.
+    let key = "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=";
+    let (operator, account) = bus::nats::accounts::Accounts::generate().seeds().unwrap();
+    let secrets = [
+        ("VOLTBUS__HTTP__METRICS_TOKEN", "metrics-secret"),
+        ("VOLTBUS__WEBHOOKS__ENCRYPTION_KEY", key),
+        ("VOLTBUS__NATS__URL", "nats://user:nats-secret@h:4222"),
+        ("VOLTBUS__NATS__OPERATOR_SEED", operator.as_str()),
+        ("VOLTBUS__NATS__ACCOUNT_SEED", account.as_str()),
+        ("VOLTBUS__DATABASE__URL", "postgres://user:database-secret@h/db"),
+        ("VOLTBUS__AMQP__URL", "amqp://user:amqp-secret@h:5672/%2f"),
+        ("VOLTBUS__INTEGRATIONS__TOKEN_KEY", "token-secret"),
+        ("VOLTBUS__MOBILE__DEV_CODE", "dev-code-secret"),
+        ("VOLTBUS__MOBILE__CODE_KEY", "code-key-secret"),
+        ("VOLTBUS__QPAY__PASSWORD", "qpay-secret"),
+        ("VOLTBUS__PAYSTACK__SECRET_KEY", "paystack-secret"),
+    ];
+    let settings = Settings::load_from(None, env(&secrets)).unwrap();
+    let printed = format!("{settings:?} {settings:#?}");
+    assert!(printed.contains("metrics_token"), "the settings are printed: {printed}");
+    for (name, secret) in secrets {
+        // A URL's secret is its password; the rest are secrets whole.
+        let marker = secret.split_once("user:").map_or(secret, |(_, rest)| rest.split('@').next().unwrap());
+        assert!(!printed.contains(marker), "{name} is printed: {printed}");
+    }
+}

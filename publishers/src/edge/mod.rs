@@ -40,6 +40,8 @@ mod providers;
 mod query;
 mod router;
 mod server;
+#[cfg(test)]
+mod where_is_it;
 
 pub use commands::CommandBus;
 pub use console::{BusOperations, Console, ConsoleSettings, GroupStats};
