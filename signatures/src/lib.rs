@@ -14,7 +14,7 @@
 //! - `sign`: [`sign()`] and the [`Signed`] header values, one signature per live secret, newest first.
 //! - `verify`: [`verify()`] and [`verify_standard()`], for tests and for partners' reference code.
 //! - `error`: [`SignatureError`], which says whether a header was malformed, stale or forged.
-//! - `encoding`: hex and base64, the text forms of keys and signatures.
+//! - `encoding`: base64 as secrets and signatures are written (hex is the `hex` crate's).
 //! - `vault`: [`Vault`], the signing secrets sealed at rest (AES-256-GCM under the platform key),
 //!   since they must be recovered to sign with.
 

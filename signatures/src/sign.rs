@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use ring::hmac;
 
-use crate::encoding::{BASE64, hex_encode};
+use crate::encoding::BASE64;
 use crate::secret::Secret;
 
 /// Header of the seed's format, `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`; lowercase as HTTP/2 requires.
@@ -51,7 +51,7 @@ pub fn sign(secrets: &[&Secret], message_id: &str, timestamp: i64, body: &[u8]) 
     let mut standard_signatures = Vec::with_capacity(secrets.len());
     for secret in secrets {
         voltbus_signature.push_str(",v1=");
-        voltbus_signature.push_str(&hex_encode(voltbus_tag(secret, &webhook_timestamp, body).as_ref()));
+        voltbus_signature.push_str(&hex::encode(voltbus_tag(secret, &webhook_timestamp, body).as_ref()));
         let tag = standard_tag(secret, message_id, &webhook_timestamp, body);
         standard_signatures.push(format!("v1,{}", BASE64.encode(tag.as_ref())));
     }

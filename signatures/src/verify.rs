@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::encoding::{BASE64, hex_decode};
+use crate::encoding::BASE64;
 use crate::error::SignatureError;
 use crate::secret::Secret;
 use crate::sign::{standard_tag, voltbus_tag};
@@ -66,7 +66,7 @@ impl<'a> VoltbusHeader<'a> {
             match scheme {
                 "t" if timestamp.replace(value).is_some() => return Err(malformed("more than one `t=`")),
                 "t" => {}
-                "v1" => signatures.push(hex_decode(value).ok_or_else(|| malformed("a `v1=` is not hex"))?),
+                "v1" => signatures.push(hex::decode(value).map_err(|_| malformed("a `v1=` is not hex"))?),
                 _ => {}
             }
         }

@@ -58,7 +58,7 @@ impl Session {
 /// scripts on other sites cannot read or send (SameSite=Strict).
 fn csrf_of(token: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
-    hmac::sign(&key, b"voltbus console csrf").as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hmac::sign(&key, b"voltbus console csrf").as_ref())
 }
 
 /// The value of cookie `name` in `headers`.

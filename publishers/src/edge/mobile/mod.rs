@@ -490,17 +490,13 @@ impl MobileApi {
     /// HMAC-SHA256 of the organisation, phone and code, hex.
     fn code_hash(&self, tenant: &TenantId, phone: &str, code: &str) -> String {
         let tag = hmac::sign(&self.code_key, format!("{tenant}\n{phone}\n{code}").as_bytes());
-        hex(tag.as_ref())
+        hex::encode(tag.as_ref())
     }
 }
 
 /// SHA-256 of a session token, hex (as partner keys are kept): what the database keeps.
 fn session_hash(token: &str) -> String {
     crate::api_keys::KeyHash::of(token).to_hex()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A phone in international format, as `+` and digits (the seed writes `+976 8666 1488`).

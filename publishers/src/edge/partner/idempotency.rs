@@ -72,7 +72,7 @@ impl Claim {
             context.update(b"\n");
         }
         context.update(body);
-        let request_hash = context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let request_hash = hex::encode(context.finish().as_ref());
         Ok(Some(Self { tenant: tenant.clone(), key: key.to_owned(), request_hash }))
     }
 
