@@ -149,7 +149,7 @@ fn broker_admin(method: &str, path: &str, body: &str, rabbitmqctl_args: &[&str])
 }
 
 fn rabbitmqctl(args: &[&str]) {
-    let direct = std::process::Command::new("rabbitmqctl").args(args).output();
+    let direct = crate::private_rabbit::rabbitmqctl().args(args).output();
     if direct.as_ref().is_ok_and(|o| o.status.success()) {
         return;
     }

@@ -40,7 +40,7 @@ impl PrivateRabbit {
     }
 
     fn ctl(&self) -> Command {
-        let mut command = Command::new("rabbitmqctl");
+        let mut command = rabbitmqctl();
         // The node and the CLI must share the Erlang cookie, which lives in RabbitMQ's home.
         command.env("HOME", "/var/lib/rabbitmq").args(["-n", &self.node]);
         command
@@ -120,6 +120,20 @@ impl PrivateRabbit {
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
+}
+
+/// `rabbitmqctl`, one at a time across every test process of the machine, and killed after 90 s:
+/// two run at once by parallel tests were seen to hang each other (a test then hung until cut).
+pub fn rabbitmqctl() -> Command {
+    let mut command = Command::new("flock");
+    command.arg(std::env::temp_dir().join("voltbus-rabbitmqctl.lock")).args([
+        "timeout",
+        "-k",
+        "5",
+        "90",
+        "rabbitmqctl",
+    ]);
+    command
 }
 
 /// A free port below the kernel's ephemeral range, so no outgoing connection of another test takes it

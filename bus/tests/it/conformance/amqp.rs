@@ -50,13 +50,13 @@ impl Amqp {
     fn close_consumer_connection(&self) {
         let name = format!("voltbus-consumer-{}", self.topology.group);
         for _ in 0..50 {
-            let listed = std::process::Command::new("rabbitmqctl")
+            let listed = crate::private_rabbit::rabbitmqctl()
                 .args(["list_connections", "pid", "client_properties", "-q"])
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&listed.stdout);
             if let Some(pid) = text.lines().find(|l| l.contains(&name)).and_then(|l| l.split_whitespace().next()) {
-                let closed = std::process::Command::new("rabbitmqctl")
+                let closed = crate::private_rabbit::rabbitmqctl()
                     .args(["close_connection", pid, "test: forced close"])
                     .output()
                     .unwrap();
