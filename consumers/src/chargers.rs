@@ -17,7 +17,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::amqp::GroupTopology;
 use bus::nats::JetStreamGroup;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
@@ -41,15 +40,10 @@ pub const STATUS_GROUP: &str = "charger-status";
 
 const SOURCE: &str = "voltbus/chargers";
 
-/// The registration commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Chargers, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The registration commands' group, and chargers' status notifications over NATS.
 pub fn groups(offline_after: Duration) -> Vec<Group> {
     let handler = Arc::new(Chargers::new(offline_after));
-    vec![Group::queue(topology(), handler.clone()), Group::stream(status_topology(), handler)]
+    vec![Group::handling(Recipient::Chargers, handler.clone()), Group::stream(status_topology(), handler)]
 }
 
 /// Every tenant's chargers' status notifications.

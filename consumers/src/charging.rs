@@ -26,7 +26,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::amqp::GroupTopology;
 use bus::nats::JetStreamGroup;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handled, Handler, HandlerError, Reply};
@@ -57,16 +56,14 @@ const ENERGY: &str = "Energy.Active.Import.Register";
 /// How far ahead of ours a charger's clock may run before its reports are not believed.
 pub(crate) const MAX_CLOCK_AHEAD_SECONDS: i64 = 60;
 
-/// The app's commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Charging, crate::RETRY_DELAYS.to_vec())
-}
-
 /// Sessions the app starts and finishes; chargers' meter values over NATS, idempotent by the
 /// charger's timestamps (no inbox), each reading's progress sent to the app right after its commit.
 pub fn groups(offline_after: Duration) -> Vec<Group> {
     let handler = Arc::new(Charging::new(offline_after));
-    vec![Group::queue(topology(), handler.clone()), Group::stream(meter_topology(), handler).without_inbox()]
+    vec![
+        Group::handling(Recipient::Charging, handler.clone()),
+        Group::stream(meter_topology(), handler).without_inbox(),
+    ]
 }
 
 /// Every tenant's chargers' meter values.

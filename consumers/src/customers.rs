@@ -10,7 +10,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -34,14 +33,9 @@ pub const GROUP: &str = Recipient::Customers.name();
 
 const SOURCE: &str = "voltbus/customers";
 
-/// The customer commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Customers, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups(sign_in: SignInPolicy) -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Customers::new(sign_in)))]
+    vec![Group::handling(Recipient::Customers, Arc::new(Customers::new(sign_in)))]
 }
 
 /// Stores a new customer numbered next, and announces it. `None` if the id is taken (a

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bus::Handler;
 use bus::amqp::{ConsumerOptions, GroupTopology};
 use bus::nats::JetStreamGroup;
+use schemas::Recipient;
 
 use crate::fleet::telemetry::Thresholds;
 use crate::sign_in::SignInPolicy;
@@ -40,6 +41,12 @@ pub struct Group {
 }
 
 impl Group {
+    /// The group carrying out the commands the catalogue routes to `recipient`, retried on the
+    /// usual delays, one message a transaction.
+    pub fn handling(recipient: Recipient, handler: Arc<dyn Handler>) -> Self {
+        Self::queue(GroupTopology::handling(recipient, crate::RETRY_DELAYS.to_vec()), handler)
+    }
+
     /// A group of `topology`, one message a transaction.
     pub fn queue(topology: GroupTopology, handler: Arc<dyn Handler>) -> Self {
         Self::of(Source::Queue(topology), handler)

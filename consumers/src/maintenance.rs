@@ -7,7 +7,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -27,14 +26,9 @@ use readside::{Outcome, Refusal, codes};
 /// The group's name: its queues are `voltbus.maintenance…`.
 pub const GROUP: &str = Recipient::Maintenance.name();
 
-/// The maintenance commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Maintenance, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Maintenance))]
+    vec![Group::handling(Recipient::Maintenance, Arc::new(Maintenance))]
 }
 
 async fn add_workshop(

@@ -18,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -44,14 +43,9 @@ pub const GROUP: &str = Recipient::Payments.name();
 
 const SOURCE: &str = "voltbus/payments";
 
-/// The group's queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Payments, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Payments))]
+    vec![Group::handling(Recipient::Payments, Arc::new(Payments))]
 }
 
 /// The app's `{topic}.PAYMENT`, through the outbox.
@@ -92,7 +86,7 @@ async fn pay(
     // Nothing to take (a session that delivered nothing): paid without a ledger entry, which
     // the wallet would refuse for a zero amount.
     if purchase.amount == 0 {
-        let settled = json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": wallets::find(tx, tenant, command.user_id, 0).await?.balance_cents });
+        let settled = json!({ "option": "EVM", "invoiceId": purchase.id, "newBalance": wallets::last(tx, tenant, command.user_id).await?.1 });
         mark_paid(tx, tenant, purchase.id, "EVM", now).await?;
         tell(tx, cause, &purchase, true).await?;
         return Ok(Outcome::Done(settled));

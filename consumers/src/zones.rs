@@ -11,7 +11,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
@@ -32,14 +31,9 @@ pub const GROUP: &str = Recipient::Zones.name();
 
 const SOURCE: &str = "voltbus/zones";
 
-/// The zone commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Zones, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Zones))]
+    vec![Group::handling(Recipient::Zones, Arc::new(Zones))]
 }
 
 /// Handles the zone commands.

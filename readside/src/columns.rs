@@ -35,12 +35,6 @@ pub fn name_of(value: &impl Serialize) -> String {
     }
 }
 
-/// Reads a unit enum stored by [`name_of`].
-pub fn from_name<T: DeserializeOwned>(name: &str, table: &str, column: &str) -> Result<T, DbErr> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|e| DbErr::Type(format!("{table}.{column}: `{name}`: {e}")))
-}
-
 /// Makes `query` lock the rows it reads until the transaction ends (`FOR UPDATE`) on PostgreSQL.
 /// SQLite has no row locks and needs none: it runs one writing transaction at a time.
 pub fn for_update(db: &impl sea_orm::ConnectionTrait, query: &mut sea_orm::sea_query::SelectStatement) {

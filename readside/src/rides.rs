@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::columns::{Json, Named, name_of};
+use crate::fleet::states::position;
 
 /// Where a ride stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -136,10 +137,6 @@ struct Row {
     payment_status: Option<Named<PaymentStatus>>,
     charge_entry_id: Option<Uuid>,
     updated_at: DateTime<Utc>,
-}
-
-fn position(latitude: Option<f64>, longitude: Option<f64>) -> Option<Position> {
-    latitude.zip(longitude).map(|(latitude, longitude)| Position { latitude, longitude })
 }
 
 /// A ride from a row of [`COLUMNS`].

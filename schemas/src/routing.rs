@@ -13,7 +13,7 @@
 
 use uuid::Uuid;
 
-use crate::{Descriptor, Domain, Kind, Message, Reach, TenantId};
+use crate::{Descriptor, Kind, Message, Reach, TenantId};
 
 /// Topic exchange every command is published to.
 pub const COMMANDS_EXCHANGE: &str = "voltbus.commands";
@@ -57,11 +57,6 @@ pub fn event_key(tenant: &TenantId, reach: Reach, descriptor: &Descriptor) -> St
 /// Routing key of event `message` for one tenant.
 pub fn event_key_of<M: Message>(tenant: &TenantId, message: &M) -> String {
     format!("{tenant}.{}.{}.{}", reach_word(message.reach()), M::DOMAIN, M::TYPE)
-}
-
-/// Binding that takes every command of a domain.
-pub fn domain_commands_binding(domain: Domain) -> String {
-    format!("{domain}.#")
 }
 
 /// Binding that takes one tenant's events of one type, whatever they are about.
@@ -143,7 +138,6 @@ mod tests {
         assert_eq!(audience_bindings(&acme, None, changed), ["acme.*.vehicles.VehicleChanged"]);
         assert_eq!(command_key_of::<crate::rides::StartRide>(), "rides.ride.start");
         assert_eq!(command_key(descriptor_of("ride.start").unwrap()), "rides.ride.start");
-        assert_eq!(domain_commands_binding(Domain::Rides), "rides.#");
         assert_eq!(tenant_events_binding(&acme), "acme.#");
     }
 

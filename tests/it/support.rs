@@ -153,7 +153,7 @@ fn rabbitmqctl(args: &[&str]) {
     if direct.as_ref().is_ok_and(|o| o.status.success()) {
         return;
     }
-    let output = std::process::Command::new("sudo").arg("-n").arg("rabbitmqctl").args(args).output();
+    let output = crate::private_rabbit::rabbitmqctl_as_root().args(args).output();
     let ok = output.as_ref().is_ok_and(|o| o.status.success());
     assert!(ok, "rabbitmqctl {args:?} failed: {direct:?} / {output:?}");
 }

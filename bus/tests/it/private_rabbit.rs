@@ -125,14 +125,19 @@ impl PrivateRabbit {
 /// `rabbitmqctl`, one at a time across every test process of the machine, and killed after 90 s:
 /// two run at once by parallel tests were seen to hang each other (a test then hung until cut).
 pub fn rabbitmqctl() -> Command {
+    locked(&[])
+}
+
+/// [`rabbitmqctl`] through `sudo -n`, for a CLI only root may run; under the same lock.
+#[allow(dead_code)]
+pub fn rabbitmqctl_as_root() -> Command {
+    locked(&["sudo", "-n"])
+}
+
+fn locked(prefix: &[&str]) -> Command {
     let mut command = Command::new("flock");
-    command.arg(std::env::temp_dir().join("voltbus-rabbitmqctl.lock")).args([
-        "timeout",
-        "-k",
-        "5",
-        "90",
-        "rabbitmqctl",
-    ]);
+    command.arg(std::env::temp_dir().join("voltbus-rabbitmqctl.lock")).args(prefix);
+    command.args(["timeout", "-k", "5", "90", "rabbitmqctl"]);
     command
 }
 
@@ -145,7 +150,11 @@ fn listener_port() -> u16 {
         .unwrap_or(32768);
     let seed = Uuid::now_v7().as_u128();
     (0..1000u128)
-        .map(|i| 10_000 + ((seed >> 16).wrapping_add(i * 7919) % u128::from(first_ephemeral - 10_000)) as u16)
+        .map(|i| {
+            10_000
+                + ((seed >> 16).wrapping_add(i * 7919) % u128::from(first_ephemeral.saturating_sub(10_000).max(1)))
+                    as u16
+        })
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .expect("a free port below the ephemeral range")
 }

@@ -13,7 +13,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
@@ -28,14 +27,9 @@ pub const GROUP: &str = Recipient::Billing.name();
 /// Where billing's events say they come from.
 const SOURCE: &str = "voltbus/billing";
 
-/// The billing commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Billing, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Billing))]
+    vec![Group::handling(Recipient::Billing, Arc::new(Billing))]
 }
 
 /// Handles the billing commands.

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use telemetry::{Telemetry, Thresholds};
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -44,16 +43,11 @@ pub const GROUP: &str = Recipient::Fleet.name();
 
 const SOURCE: &str = "voltbus/fleet";
 
-/// The vehicle commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Fleet, crate::RETRY_DELAYS.to_vec())
-}
-
 /// Vehicle commands; the telemetry ingest over NATS (in batches, idempotent by the reports' own
 /// times, so no inbox); devices' answers to commands.
 pub fn groups(command_timeout: Duration, thresholds: Thresholds, telemetry_batch: usize) -> Vec<Group> {
     vec![
-        Group::queue(topology(), Arc::new(Fleet::new(command_timeout))),
+        Group::handling(Recipient::Fleet, Arc::new(Fleet::new(command_timeout))),
         Group::stream(telemetry::topology(), Arc::new(Telemetry::new(thresholds)))
             .batched(telemetry_batch, TELEMETRY_OPTIONS)
             .without_inbox(),

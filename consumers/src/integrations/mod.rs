@@ -18,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
@@ -42,20 +41,10 @@ pub const GROUP: &str = Recipient::Integrations.name();
 /// partner's key command behind it.
 pub const REQUEST_LOG_GROUP: &str = Recipient::RequestLog.name();
 
-/// The key commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Integrations, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The key commands' group and the request log's, one handler for both.
 pub fn groups() -> Vec<Group> {
     let handler = Arc::new(Integrations);
-    vec![Group::queue(topology(), handler.clone()), Group::queue(request_log_topology(), handler)]
-}
-
-/// The request log's queues.
-pub fn request_log_topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::RequestLog, crate::RETRY_DELAYS.to_vec())
+    vec![Group::handling(Recipient::Integrations, handler.clone()), Group::handling(Recipient::RequestLog, handler)]
 }
 
 /// Handles the integrations commands.

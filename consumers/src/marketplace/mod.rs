@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -43,14 +42,9 @@ pub const GROUP: &str = Recipient::Marketplace.name();
 
 const SOURCE: &str = "voltbus/marketplace";
 
-/// The marketplace commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Marketplace, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Marketplace))]
+    vec![Group::handling(Recipient::Marketplace, Arc::new(Marketplace))]
 }
 
 /// Handles the marketplace commands.

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
@@ -29,14 +28,9 @@ pub const GROUP: &str = Recipient::Pricing.name();
 
 const SOURCE: &str = "voltbus/pricing";
 
-/// The pricing commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Pricing, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Pricing))]
+    vec![Group::handling(Recipient::Pricing, Arc::new(Pricing))]
 }
 
 /// Handles `pricing.set`.

@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -48,14 +47,9 @@ pub const GROUP: &str = Recipient::Rides.name();
 
 const SOURCE: &str = "voltbus/rides";
 
-/// The ride commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Rides, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Rides))]
+    vec![Group::handling(Recipient::Rides, Arc::new(Rides))]
 }
 
 /// Handles the ride commands.

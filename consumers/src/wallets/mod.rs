@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bus::amqp::GroupTopology;
 use bus::outbox;
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
@@ -41,14 +40,9 @@ pub const GROUP: &str = Recipient::Wallets.name();
 
 const SOURCE: &str = "voltbus/wallets";
 
-/// The wallet commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Wallets, crate::RETRY_DELAYS.to_vec())
-}
-
 /// The group: its commands, one a transaction.
 pub fn groups() -> Vec<Group> {
-    vec![Group::queue(topology(), Arc::new(Wallets))]
+    vec![Group::handling(Recipient::Wallets, Arc::new(Wallets))]
 }
 
 /// One entry to post.

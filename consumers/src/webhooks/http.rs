@@ -55,11 +55,6 @@ impl Client {
         Ok(Self { http: outbound::guarded(agent, policy.clone())?, policy, timeout })
     }
 
-    /// The URL rules this client applies.
-    pub fn policy(&self) -> &UrlPolicy {
-        &self.policy
-    }
-
     /// POSTs `body` to `url` with `headers`.
     pub async fn post(&self, url: &str, headers: &[(String, String)], body: Bytes) -> Attempted {
         let started = Instant::now();

@@ -98,18 +98,13 @@ impl DeliveryPolicy {
     }
 }
 
-/// The endpoint commands' queues.
-pub fn topology() -> GroupTopology {
-    GroupTopology::handling(Recipient::Webhooks, crate::RETRY_DELAYS.to_vec())
-}
-
 /// Endpoint commands; events turned into deliveries (in batches: a burst of events is a few
 /// transactions, not one each); and the attempts, which run outside any transaction (the
 /// dispatcher keeps its own short ones).
 pub fn groups(policy: &DeliveryPolicy, dispatcher: &Arc<Dispatcher>) -> Vec<Group> {
     let webhooks = Arc::new(Webhooks::new(policy.clone(), Arc::clone(dispatcher)));
     vec![
-        Group::queue(topology(), webhooks.clone()),
+        Group::handling(Recipient::Webhooks, webhooks.clone()),
         Group::queue(fanout_topology(), webhooks).batched(FANOUT_BATCH, FANOUT_OPTIONS),
         Group::queue(delivery_topology(), Arc::new(DispatchHandler(Arc::clone(dispatcher)))).outside_transactions(),
     ]

@@ -227,8 +227,12 @@ pub(crate) struct Router {
 }
 
 /// Where the EVCare seed puts the integrations' routes, besides the partner API's base: every
-/// portal route below `BASE/integrations` also answers below `/v1/integrations`.
-const INTEGRATIONS_ALIAS: (&str, &str) = ("/api/partner/v1/integrations", "/v1/integrations");
+/// portal route below `{partner BASE}/integrations` also answers below `PORTAL_BASE`.
+fn portal_alias(route: &Route) -> Option<String> {
+    let rest = route.path.strip_prefix(crate::edge::partner::routes::BASE)?.strip_prefix("/integrations")?;
+    (route.door == Door::Portal && matches!(route.handler, Handler::Partner(_)))
+        .then(|| format!("{}{rest}", crate::edge::portal::PORTAL_BASE))
+}
 
 impl Router {
     fn new(routes: Vec<Route>) -> Self {
@@ -239,11 +243,8 @@ impl Router {
         };
         for (index, route) in routes.iter().enumerate() {
             add(route.path.clone(), index);
-            if let Some(rest) = route.path.strip_prefix(INTEGRATIONS_ALIAS.0)
-                && route.door == Door::Portal
-                && matches!(route.handler, Handler::Partner(_))
-            {
-                add(format!("{}{rest}", INTEGRATIONS_ALIAS.1), index);
+            if let Some(alias) = portal_alias(route) {
+                add(alias, index);
             }
         }
         let mut paths = matchit::Router::new();
