@@ -94,6 +94,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?
         .with_metrics_token(settings.http.metrics_token.as_ref().map(|token| token.expose().to_owned()));
+    let edge = match &engines.nats {
+        Some(nats) => {
+            let node = format!("{}@{}", std::process::id(), settings.http.bind);
+            let ocpp = publishers::Ocpp::start(database.clone(), nats.clone(), settings.ocpp.clone(), node)
+                .await
+                .context("listening for chargers' remote commands")?;
+            edge.with_ocpp(ocpp)
+        }
+        None => edge,
+    };
     let addr = edge.local_addr()?;
     let reports = publishers::HealthCheck::check(engines.as_ref()).await;
     for report in &reports {

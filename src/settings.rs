@@ -46,6 +46,8 @@ pub struct Settings {
     pub paystack: publishers::PaystackSettings,
     /// The operator console at `/admin`.
     pub console: publishers::ConsoleSettings,
+    /// Chargers' OCPP door.
+    pub ocpp: publishers::OcppSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -394,6 +396,7 @@ impl Default for Settings {
             qpay: publishers::QpaySettings::default(),
             paystack: publishers::PaystackSettings::default(),
             console: publishers::ConsoleSettings::default(),
+            ocpp: publishers::OcppSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
         }
     }

@@ -23,7 +23,7 @@ use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, SubsecRound, Utc};
 use schemas::Recipient;
 use schemas::charging::{
-    ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger,
+    ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger, SetChargerPassword,
 };
 use schemas::{AnyMessage, Envelope, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -143,9 +143,47 @@ async fn register(
         // The id is another organisation's charger.
         return Ok(Outcome::Refused(Refusal::conflict(format!("charger id {} is taken", command.charger_id))));
     }
+    if let Some(hash) = &command.ocpp_password_hash {
+        set_password(tx, tenant, command.charger_id, hash, now).await?;
+    }
     match find(tx, tenant, command.charger_id, offline_after).await? {
         Some(charger) => Ok(Outcome::Done(charger)),
         None => Err(DbErr::RecordNotFound(format!("charger {} after registering it", command.charger_id))),
+    }
+}
+
+/// Keeps `hash` as the charger's OCPP password; false when `tenant` has no such charger.
+async fn set_password(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    charger: uuid::Uuid,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let update = Query::update()
+        .table("chargers")
+        .value("ocpp_password_hash", hash)
+        .value("updated_at", now)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("charger_id").eq(charger))
+        .to_owned();
+    Ok(tx.execute(&update).await?.rows_affected() > 0)
+}
+
+/// Sets a charger's OCPP password; the charger as it reads now.
+async fn rotate(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    command: &SetChargerPassword,
+    offline_after: Duration,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Charger>, DbErr> {
+    if !set_password(tx, tenant, command.charger_id, &command.ocpp_password_hash, now).await? {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no charger {}", command.charger_id))));
+    }
+    match find(tx, tenant, command.charger_id, offline_after).await? {
+        Some(charger) => Ok(Outcome::Done(charger)),
+        None => Err(DbErr::RecordNotFound(format!("charger {} after its new password", command.charger_id))),
     }
 }
 
@@ -233,6 +271,10 @@ impl Handler for Chargers {
             match &message.data {
                 AnyMessage::RegisterCharger(command) => {
                     let outcome = register(tx, message.tenant.as_str(), command, self.offline_after, now).await;
+                    outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
+                }
+                AnyMessage::SetChargerPassword(command) => {
+                    let outcome = rotate(tx, message.tenant.as_str(), command, self.offline_after, now).await;
                     outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
                 }
                 AnyMessage::ChargerStatusNotification(status) => {

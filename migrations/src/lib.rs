@@ -24,6 +24,7 @@ mod m20261129_000016_integrations;
 mod m20261129_000017_maintenance;
 mod m20261129_000018_operators;
 mod m20261206_000019_audiences;
+mod m20261206_000020_ocpp;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000017_maintenance::Migration),
             Box::new(m20261129_000018_operators::Migration),
             Box::new(m20261206_000019_audiences::Migration),
+            Box::new(m20261206_000020_ocpp::Migration),
         ]
     }
 }

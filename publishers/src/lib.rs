@@ -13,6 +13,6 @@ pub mod permissions;
 
 pub use edge::{
     ANONYMOUS_TENANT, BusOperations, CommandBus, Console, ConsoleSettings, Edge, GroupStats, HealthCheck,
-    IntegrationSettings, LogSms, MOBILE_BASE, MobileApi, MobileSettings, PORTAL_BASE, PartnerApi, PartnerSettings,
-    PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
+    IntegrationSettings, LogSms, MOBILE_BASE, MobileApi, MobileSettings, OCPP_BASE, Ocpp, OcppSettings, OcppVersion,
+    PORTAL_BASE, PartnerApi, PartnerSettings, PartnerTasks, PaystackSettings, QpaySettings, SmsSender, WebhookSetup,
 };

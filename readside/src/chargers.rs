@@ -163,6 +163,19 @@ pub async fn in_box(
     db.query_all(&query).await?.iter().map(|row| from_row(row, now, offline_after)).collect()
 }
 
+/// The organisation of charger `id` and the hash of its OCPP password (empty when none is set),
+/// for the OCPP door's check at the upgrade; `None` when no such charger exists.
+pub async fn ocpp_credentials(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<(String, String)>, DbErr> {
+    let query = Query::select()
+        .columns(["tenant", "ocpp_password_hash"])
+        .from("chargers")
+        .and_where(Expr::col("charger_id").eq(id))
+        .to_owned();
+    let Some(row) = db.query_one(&query).await? else { return Ok(None) };
+    let hash: Option<String> = row.try_get("", "ocpp_password_hash")?;
+    Ok(Some((row.try_get("", "tenant")?, hash.unwrap_or_default())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

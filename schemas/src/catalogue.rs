@@ -182,6 +182,7 @@ catalogue! {
     pricing::SetPricing,
     pricing::PricingChanged,
     charging::RegisterCharger,
+    charging::SetChargerPassword,
     charging::ChargerStatusNotification,
     charging::ChargerMeterValues,
     charging::ChargerStateChanged,

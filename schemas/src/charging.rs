@@ -63,8 +63,25 @@ pub struct RegisterCharger {
     pub waiting_price: i64,
     /// ISO-4217 currency of both prices.
     pub currency: Currency,
+    /// SHA-256 (hex) of the charger's new OCPP password; absent keeps the one it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocpp_password_hash: Option<String>,
 }
 message!(RegisterCharger, "charger.register", (1, 0), Command(Chargers), Charging, |m| Some(m.charger_id.to_string()));
+
+/// Give a charger a new OCPP password (organisation admins, operators); its sockets open with
+/// the old one stay until they reconnect.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetChargerPassword {
+    /// Charger.
+    pub charger_id: Uuid,
+    /// SHA-256 (hex) of the new password; the password itself never travels the bus.
+    pub ocpp_password_hash: String,
+}
+message!(SetChargerPassword, "charger.set_ocpp_password", (1, 0), Command(Chargers), Charging, |m| Some(
+    m.charger_id.to_string()
+));
 
 /// OCPP `StatusNotification` from a charger (published by chargers on NATS).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -17,6 +17,7 @@ mod journey;
 mod marketplace;
 mod mobile;
 mod nats;
+mod ocpp;
 mod operations;
 mod partner;
 mod postgres;

@@ -22,6 +22,8 @@
 //!     clients that ask them what was paid.
 //!   - `console/`: the operator console at `/admin` (server-rendered pages over the partner routes).
 //!   - `operations/`: health, metrics, the edge's OpenAPI document.
+//!   - `ocpp/`: chargers' OCPP-J WebSockets at `/ocpp/{chargerId}` (1.6; frames in `rpc`, one
+//!     socket's loop in `connection`, the sockets held and the commands to them in `registry`).
 //! - Shared by the doors: `envelope` (the JSON envelope and typed errors), `body` (reading and
 //!   parsing JSON bodies), `query` (pages and filters), `commands` (commands to the bus and their
 //!   replies).
@@ -32,6 +34,7 @@ mod console;
 mod envelope;
 mod marketplace;
 mod mobile;
+mod ocpp;
 mod openapi;
 mod operations;
 mod partner;
@@ -46,6 +49,7 @@ mod where_is_it;
 pub use commands::CommandBus;
 pub use console::{BusOperations, Console, ConsoleSettings, GroupStats};
 pub use mobile::{LogSms, MOBILE_BASE, MobileApi, MobileSettings, SmsSender};
+pub use ocpp::{OCPP_BASE, Ocpp, OcppSettings, Version as OcppVersion};
 pub use operations::HealthCheck;
 pub use partner::audit::ANONYMOUS_TENANT;
 pub use partner::webhooks::WebhookSetup;

@@ -41,6 +41,8 @@ pub(crate) enum Door {
     Console,
     /// Operations: health, metrics, the edge's OpenAPI document.
     Operations,
+    /// Chargers: OCPP-J over WebSocket at `/ocpp/{chargerId}`.
+    Ocpp,
 }
 
 impl Door {
@@ -54,6 +56,7 @@ impl Door {
             Door::Providers => "providers",
             Door::Console => "console",
             Door::Operations => "operations",
+            Door::Ocpp => "ocpp",
         }
     }
 
@@ -67,6 +70,8 @@ impl Door {
             Door::Mobile
         } else if under(crate::edge::console::BASE) {
             Door::Console
+        } else if under(crate::edge::ocpp::OCPP_BASE) {
+            Door::Ocpp
         } else {
             Door::Operations
         }
@@ -216,6 +221,7 @@ pub(crate) struct Doors<'a> {
     pub health: &'a dyn HealthCheck,
     pub metrics_token: Option<&'a str>,
     pub console: Option<&'a Console>,
+    pub ocpp: Option<&'a std::sync::Arc<crate::edge::ocpp::Ocpp>>,
     pub peer: IpAddr,
     pub request_id: &'a str,
 }
@@ -290,6 +296,7 @@ pub(crate) fn router() -> &'static Router {
             crate::edge::providers::routes(),
             crate::edge::console::routes(),
             crate::edge::operations::routes(),
+            crate::edge::ocpp::routes(),
         ];
         Router::new(doors.into_iter().flatten().collect())
     });

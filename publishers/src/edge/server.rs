@@ -14,13 +14,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::edge::console::Console;
 use crate::edge::envelope::{self, ApiError};
 use crate::edge::mobile::MobileApi;
+use crate::edge::ocpp::Ocpp;
 use crate::edge::operations::HealthCheck;
 use crate::edge::partner::PartnerApi;
 use crate::edge::router::{Door, Doors, Handler, Lookup, router};
@@ -36,6 +37,7 @@ pub struct Edge {
     mobile: Arc<MobileApi>,
     metrics_token: Option<Arc<str>>,
     console: Option<Arc<Console>>,
+    ocpp: Option<Arc<Ocpp>>,
 }
 
 impl Edge {
@@ -46,7 +48,15 @@ impl Edge {
         api: Arc<PartnerApi>,
         mobile: Arc<MobileApi>,
     ) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await?, health, api, mobile, metrics_token: None, console: None })
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+            health,
+            api,
+            mobile,
+            metrics_token: None,
+            console: None,
+            ocpp: None,
+        })
     }
 
     /// Makes `GET /metrics` need `Authorization: Bearer <token>`.
@@ -61,15 +71,24 @@ impl Edge {
         self
     }
 
+    /// Takes chargers' OCPP WebSockets at `/ocpp/{chargerId}`.
+    pub fn with_ocpp(mut self, ocpp: Arc<Ocpp>) -> Self {
+        self.ocpp = Some(ocpp);
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and waits up to `grace` for the
-    /// requests in flight to finish.
+    /// Serves until `shutdown` resolves, then stops accepting, waits up to `grace` for the
+    /// requests in flight to finish, and closes chargers' sockets.
     pub async fn run(self, shutdown: impl Future<Output = ()>, grace: Duration) {
-        let graceful = GracefulShutdown::new();
+        // Each connection holds a receiver; once told to stop, it finishes its request in flight
+        // and drops it, and the sender sees every receiver gone. (hyper-util's GracefulShutdown
+        // does not take connections that may upgrade to a WebSocket.)
+        let (stopping, watching) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -90,10 +109,10 @@ impl Edge {
                 tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
             }
             let (health, api, mobile) = (Arc::clone(&self.health), Arc::clone(&self.api), Arc::clone(&self.mobile));
-            let (token, console) = (self.metrics_token.clone(), self.console.clone());
+            let (token, console, ocpp) = (self.metrics_token.clone(), self.console.clone(), self.ocpp.clone());
             let service = service_fn(move |request| {
                 let (health, api, mobile) = (Arc::clone(&health), Arc::clone(&api), Arc::clone(&mobile));
-                let (token, console) = (token.clone(), console.clone());
+                let (token, console, ocpp) = (token.clone(), console.clone(), ocpp.clone());
                 async move {
                     let parts = Parts {
                         health: health.as_ref(),
@@ -101,6 +120,7 @@ impl Edge {
                         mobile: &mobile,
                         metrics_token: token.as_deref(),
                         console: console.as_deref(),
+                        ocpp: ocpp.as_ref(),
                     };
                     Ok::<_, Infallible>(handle(request, peer.ip(), parts).await)
                 }
@@ -108,17 +128,32 @@ impl Edge {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut stop = watching.clone();
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
+                tokio::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = async { let _ = stop.wait_for(|stop| *stop).await; } => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = ended {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
+                drop(stop);
             });
         }
         tracing::info!("edge stopped accepting; finishing requests in flight");
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        drop(watching);
+        stopping.send_replace(true);
+        if tokio::time::timeout(grace, stopping.closed()).await.is_err() {
             tracing::warn!(?grace, "requests still in flight after the grace period were cut");
+        }
+        if let Some(ocpp) = &self.ocpp {
+            ocpp.close(grace).await;
         }
     }
 }
@@ -130,6 +165,7 @@ struct Parts<'a> {
     mobile: &'a MobileApi,
     metrics_token: Option<&'a str>,
     console: Option<&'a Console>,
+    ocpp: Option<&'a Arc<Ocpp>>,
 }
 
 async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts<'_>) -> Response<Full<Bytes>> {
@@ -139,8 +175,8 @@ async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts
     let method = request.method().clone();
     async move {
         tracing::trace!("received");
-        let Parts { health, api, mobile, metrics_token, console } = parts;
-        let doors = Doors { api, mobile, health, metrics_token, console, peer, request_id: &request_id };
+        let Parts { health, api, mobile, metrics_token, console, ocpp } = parts;
+        let doors = Doors { api, mobile, health, metrics_token, console, ocpp, peer, request_id: &request_id };
         let (answer, route) = dispatch(request, &doors).await;
         let status = answer.status().as_u16();
         tracing::debug!(status, "answered");

@@ -19,7 +19,7 @@ const SOURCES: [&str; 6] = ["publishers/src", "consumers/src", "readside/src", "
 const TESTS: [&str; 4] = ["tests", "bus/tests", "consumers/tests", "publishers/tests"];
 
 /// Each door's folder, who comes through it, and the suites that drive it.
-fn doors() -> [(Door, &'static str, &'static [&'static str]); 7] {
+fn doors() -> [(Door, &'static str, &'static [&'static str]); 8] {
     [
         (Door::Partner, "partners' REST API (Levy Fleets, INVERS)", &["tests/it/partner.rs", "tests/it/isolation.rs"]),
         (Door::Portal, "the integrations portal (EVCare)", &["tests/it/integrations.rs"]),
@@ -28,6 +28,7 @@ fn doors() -> [(Door, &'static str, &'static [&'static str]); 7] {
         (Door::Providers, "payment providers (QPay, Paystack)", &["tests/it/replenish.rs", "tests/it/integrations.rs"]),
         (Door::Console, "operators (`/admin`)", &["tests/it/console.rs"]),
         (Door::Operations, "operations (health, metrics, OpenAPI)", &["tests/it/operations.rs"]),
+        (Door::Ocpp, "chargers (OCPP-J over WebSocket)", &["tests/it/ocpp.rs"]),
     ]
 }
 

@@ -6,8 +6,8 @@ use http::StatusCode;
 use readside::chargers::{self, Charger};
 use schemars::JsonSchema;
 use schemas::Currency;
-use schemas::charging::RegisterCharger;
-use serde::Deserialize;
+use schemas::charging::{RegisterCharger, SetChargerPassword};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::edge::body::parse_body;
@@ -37,6 +37,40 @@ pub(crate) struct ChargerBody {
     currency: Currency,
 }
 
+/// A charger with its new OCPP password, shown this once.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct WithPassword {
+    #[serde(flatten)]
+    charger: Charger,
+    /// The charger's OCPP password (HTTP Basic, its id as the user name); only its hash is kept.
+    ocpp_password: Option<String>,
+}
+
+/// A new OCPP password and its hash.
+fn new_password(api: &PartnerApi) -> Result<(String, String), ApiError> {
+    let password = crate::edge::ocpp::new_password(&api.random).ok_or_else(|| {
+        tracing::error!("no randomness for a charger's password");
+        ApiError::internal()
+    })?;
+    let hash = crate::edge::ocpp::password_hash(&password);
+    Ok((password, hash))
+}
+
+fn showing(charger: Charger, password: String, status: StatusCode) -> Answer {
+    let answer = WithPassword { charger, ocpp_password: Some(password) };
+    Answer::with_status(status, answer).withholding("ocpp_password")
+}
+
+/// `POST /chargers/{id}/ocpp-password`: a new password, the old one refused from the next
+/// connection on.
+pub(crate) async fn rotate_password(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let charger_id = call.id("id")?;
+    let (password, hash) = new_password(api)?;
+    let set = SetChargerPassword { charger_id, ocpp_password_hash: hash };
+    let stored: Charger = api.bus.request(&command(&call, set), api.settings.command_timeout).await?;
+    Ok(showing(stored, password, StatusCode::OK))
+}
+
 /// `POST /chargers`.
 pub(crate) async fn register(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let body: ChargerBody = parse_body(&call.body)?;
@@ -57,6 +91,7 @@ pub(crate) async fn register(api: &PartnerApi, call: Call) -> Result<Answer, Api
             return Err(ApiError::invalid(field, format!("{field} must be 0 to 10,000,000 minor units")));
         }
     }
+    let (password, hash) = new_password(api)?;
     let register = RegisterCharger {
         charger_id: Uuid::now_v7(),
         device_number: number.to_owned(),
@@ -64,9 +99,10 @@ pub(crate) async fn register(api: &PartnerApi, call: Call) -> Result<Answer, Api
         price: body.price,
         waiting_price: body.waiting_price,
         currency: body.currency,
+        ocpp_password_hash: Some(hash),
     };
     let stored: Charger = api.bus.request(&command(&call, register), api.settings.command_timeout).await?;
-    Ok(Answer::with_status(StatusCode::CREATED, stored))
+    Ok(showing(stored, password, StatusCode::CREATED))
 }
 
 /// `GET /chargers`.

@@ -1,0 +1,239 @@
+//! Chargers over OCPP 1.6J: a charge point of the `ocpp` package (PyPI, `scripts/peers.sh`)
+//! connects to the edge's `/ocpp/{chargerId}` with its own password and drives the EVM seed's
+//! journey through the real bus: boot, Available, the app starts, RemoteStartTransaction reaches
+//! it, it starts a transaction and reports its meter, the app hears CHARGING, finishes,
+//! RemoteStopTransaction reaches it, it stops, and the purchase is priced from its readings.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use uuid::Uuid;
+
+use crate::charging::{App, next};
+use crate::mobile::with_mobile_nats;
+use crate::partner::Platform;
+
+/// A Python charge point of the test's, its events one JSON line each.
+struct ChargePoint {
+    child: Child,
+    events: Lines<BufReader<ChildStdout>>,
+}
+
+impl ChargePoint {
+    fn start(platform: &Platform, charger: Uuid, password: &str, mode: &str) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let url = format!("ws://{}/ocpp", platform.addr());
+        let mut child = Command::new(root.join("scripts/peers.sh"))
+            .args(["ocpp16_charger.py", &url, &charger.to_string(), password, mode])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("scripts/peers.sh runs");
+        let events = BufReader::new(child.stdout.take().expect("piped")).lines();
+        Self { child, events }
+    }
+
+    /// The next event, within `within` (the first may wait for the peers' install).
+    async fn next_within(&mut self, within: Duration) -> Value {
+        let line = tokio::time::timeout(within, self.events.next_line())
+            .await
+            .expect("the charge point said something in time")
+            .expect("its stdout is readable")
+            .expect("the charge point is still running");
+        eprintln!("charge point: {line}");
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not an event: {line}"))
+    }
+
+    async fn next(&mut self) -> Value {
+        self.next_within(Duration::from_secs(20)).await
+    }
+
+    /// Reads events until `name`, which it returns.
+    async fn until(&mut self, name: &str) -> Value {
+        loop {
+            let event = self.next().await;
+            if event["event"] == name {
+                return event;
+            }
+        }
+    }
+}
+
+/// Registers a charger; its id and OCPP password.
+async fn register(platform: &Platform, admin: &str, number: &str) -> (Uuid, String) {
+    let body = json!({ "device_number": number, "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
+    let (status, created, _) = platform.call(admin, "POST", "/chargers", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let password = created["data"]["ocpp_password"].as_str().expect("the password, shown once").to_owned();
+    (created["data"]["id"].as_str().unwrap().parse().unwrap(), password)
+}
+
+/// The status line of a WebSocket upgrade to `/ocpp/{charger}` with these credentials and
+/// subprotocols.
+async fn handshake(platform: &Platform, charger: &str, basic: Option<(&str, &str)>, protocols: &str) -> String {
+    use base64::Engine;
+    let mut stream = tokio::net::TcpStream::connect(platform.addr()).await.unwrap();
+    let authorization = basic.map_or(String::new(), |(user, password)| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Authorization: Basic {token}\r\n")
+    });
+    let request = format!(
+        "GET /ocpp/{charger} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: {protocols}\r\n{authorization}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn the_upgrade_takes_only_a_registered_charger_with_its_password_and_an_ocpp_subprotocol() {
+    let (_accounts, _server, platform) = with_mobile_nats().await;
+    let (_tenant, admin) = platform.organisation().await;
+    let (charger, password) = register(&platform, &admin, "OCPP-AUTH").await;
+    let id = charger.to_string();
+    assert_eq!(password.len(), 40, "OCPP's limit on a Basic password");
+    let stored = platform.sql(&format!("SELECT ocpp_password_hash FROM chargers WHERE charger_id = '{id}'")).await;
+    let hash: String = stored[0].try_get("", "ocpp_password_hash").unwrap();
+    assert!(!hash.contains(&password) && hash.len() == 64, "kept as its SHA-256 only");
+
+    assert!(handshake(&platform, &id, Some((&id, &password)), "ocpp1.6").await.contains(" 101 "));
+    assert!(handshake(&platform, &id, Some((&id, "wrong")), "ocpp1.6").await.contains(" 401 "));
+    assert!(handshake(&platform, &id, None, "ocpp1.6").await.contains(" 401 "));
+    // Another charger's id as the user name is not this charger.
+    let other = Uuid::now_v7().to_string();
+    assert!(handshake(&platform, &id, Some((&other, &password)), "ocpp1.6").await.contains(" 401 "));
+    assert!(handshake(&platform, &other, Some((&other, &password)), "ocpp1.6").await.contains(" 401 "));
+    assert!(handshake(&platform, &id, Some((&id, &password)), "ocpp1.5, mqtt").await.contains(" 400 "));
+
+    // A new password: the old one is refused from then on.
+    let (status, rotated, _) =
+        platform.call(&admin, "POST", &format!("/chargers/{id}/ocpp-password"), Some(json!({}))).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["data"]["ocpp_password"].as_str().unwrap();
+    assert_ne!(new, password);
+    assert!(handshake(&platform, &id, Some((&id, &password)), "ocpp1.6").await.contains(" 401 "));
+    assert!(handshake(&platform, &id, Some((&id, new)), "ocpp1.6").await.contains(" 101 "));
+    // The password is shown nowhere else.
+    let (_, read, _) = platform.call(&admin, "GET", &format!("/chargers/{id}"), None).await;
+    assert!(!read.to_string().contains(new) && read["data"].get("ocpp_password").is_none(), "{read}");
+}
+
+#[tokio::test]
+async fn a_charge_point_off_the_schema_gets_the_callerror_ocpp_names_and_stays_connected() {
+    let (_accounts, _server, platform) = with_mobile_nats().await;
+    let (_tenant, admin) = platform.organisation().await;
+    let (charger, password) = register(&platform, &admin, "OCPP-BAD").await;
+    let mut point = ChargePoint::start(&platform, charger, &password, "violations");
+    let connected = point.next_within(Duration::from_secs(300)).await;
+    assert_eq!(connected["subprotocol"], "ocpp1.6", "{connected}");
+    let expected = [
+        ("missing", "OccurenceConstraintViolation"),
+        ("type", "TypeConstraintViolation"),
+        ("enum", "PropertyConstraintViolation"),
+        ("unknown-field", "FormationViolation"),
+        ("too-long", "PropertyConstraintViolation"),
+        ("type", "TypeConstraintViolation"),
+        ("enum", "PropertyConstraintViolation"),
+        ("missing", "OccurenceConstraintViolation"),
+    ];
+    for (index, (what, code)) in expected.into_iter().enumerate() {
+        let event = point.next().await;
+        assert_eq!((event["what"].as_str(), event["schemaRefuses"].as_bool()), (Some(what), Some(true)), "{event}");
+        let answer = &event["answer"];
+        assert_eq!(
+            (&answer[0], &answer[1], &answer[2]),
+            (&json!(4), &json!(format!("bad-{index}")), &json!(code)),
+            "{event}"
+        );
+    }
+    let codes: Vec<Value> = [0, 1, 2, 3].iter().map(|_| Value::Null).collect();
+    let mut answers = Vec::new();
+    for _ in codes {
+        answers.push(point.next().await["answer"].clone());
+    }
+    assert_eq!(answers[0][2], "FormationViolation", "{answers:?}");
+    assert_eq!(answers[1][2], "FormationViolation", "{answers:?}");
+    assert_eq!((&answers[2][1], &answers[2][2]), (&json!("short"), &json!("FormationViolation")), "{answers:?}");
+    assert_eq!((&answers[3][1], &answers[3][2]), (&json!("x"), &json!("NotImplemented")), "{answers:?}");
+    let alive = point.next().await;
+    assert_eq!((&alive["answer"][0], &alive["answer"][1]), (&json!(3), &json!("alive")), "{alive}");
+    assert!(alive["answer"][2]["currentTime"].is_string(), "{alive}");
+    let _ = point.child.wait().await;
+}
+
+#[tokio::test]
+async fn an_ocpp_16_charge_point_charges_the_app_through_the_whole_evm_journey() {
+    let (_accounts, server, platform) = with_mobile_nats().await;
+    let (tenant, admin) = platform.organisation().await;
+    let (charger, password) = register(&platform, &admin, "OCPP-001").await;
+    let mut point = ChargePoint::start(&platform, charger, &password, "journey");
+    let connected = point.next_within(Duration::from_secs(300)).await;
+    assert_eq!(connected["subprotocol"], "ocpp1.6", "{connected}");
+    let booted = point.until("BootNotification").await;
+    assert_eq!((&booted["status"], &booted["interval"]), (&json!("Accepted"), &json!(60)), "{booted}");
+    let configured = point.until("ChangeConfiguration").await;
+    assert_eq!((&configured["key"], &configured["value"]), (&json!("MeterValueSampleInterval"), &json!("3")));
+    point.until("Available").await;
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let (_, found, _) = platform.call(&admin, "GET", &format!("/chargers/{charger}"), None).await;
+        state = found["data"]["state"].clone();
+        if state == "Idle" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "Idle");
+
+    // The app finds the charger in its box and starts: the charge point is told to start.
+    let alice = App::sign_in(&platform, &tenant, "+97686660001").await;
+    let mut channel = alice.charging(&server).await;
+    let (status, near) = alice.call(
+            "GET",
+            "/devices/by-location?bottom-left-longitude=106&bottom-left-latitude=47&upper-right-longitude=107&upper-right-latitude=48",
+            None,
+        ).await;
+    assert_eq!(status, 200, "{near}");
+    assert!(near.to_string().contains(&charger.to_string()), "{near}");
+    let (status, body) = alice.post(&format!("/devices/{charger}/start")).await;
+    assert_eq!(status, 200, "{body}");
+    let remote = point.until("RemoteStartTransaction").await;
+    let tag = remote["idTag"].as_str().unwrap().to_owned();
+    assert_eq!(tag.len(), 20, "{remote}");
+    assert_eq!(point.until("Authorize").await["status"], "Accepted");
+    let started = point.until("StartTransaction").await;
+    assert_eq!(started["status"], "Accepted", "{started}");
+
+    // Its readings (1 kWh a second) reach the app as CHARGING.
+    let mut progress = Value::Null;
+    for _ in 0..3 {
+        progress = next(&mut channel).await;
+    }
+    assert!(progress["energy"].as_f64().unwrap() >= 1.0, "{progress}");
+    assert_eq!(progress["currency"], "MNT");
+
+    // Finishing tells the charge point to stop; the purchase is priced from its readings.
+    let (status, finished) = alice.post(&format!("/devices/{charger}/finish")).await;
+    assert_eq!(status, 200, "{finished}");
+    let stop = point.until("RemoteStopTransaction").await;
+    assert_eq!(stop["transactionId"], started["transactionId"], "{stop}");
+    point.until("done").await;
+    let purchase = finished["id"].as_str().unwrap();
+    let rows =
+        platform.sql(&format!("SELECT amount, energy_kwh FROM purchases WHERE purchase_id = '{purchase}'")).await;
+    let amount: i64 = rows[0].try_get("", "amount").unwrap();
+    assert!(amount >= 450, "at least 1 kWh at 450: {amount}");
+    let mut last = progress;
+    while last["purchaseId"].is_null() {
+        last = next(&mut channel).await;
+    }
+    assert_eq!(last["purchaseId"], purchase, "{last}");
+    let _ = point.child.wait().await;
+}
