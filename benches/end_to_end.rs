@@ -16,17 +16,13 @@
 //! `cargo bench --bench end_to_end`; figures go to stdout and to `target/bench-end-to-end.txt`.
 
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Database, Statement};
 use voltbus::simulation::{Fleet, Plan, Target};
 
-#[path = "../bus/tests/it/private_nats.rs"]
-mod private_nats;
 mod support;
 
-use support::{cpu_seconds, env, number, unique};
+use support::{Served, cpu_seconds, number};
 
 /// Past this p99 of REST command latency the platform is not keeping up.
 const P99_LIMIT_MS: f64 = 50.0;
@@ -128,15 +124,6 @@ async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)>
     rows
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(run());
@@ -148,48 +135,9 @@ async fn run() {
     let steps = number("BENCH_STEPS", 7);
 
     // The engines: a fresh database and virtual host, a nats-server of the bench's own.
-    let postgres = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
-    let amqp = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
-    let name = unique("vb_e2e");
-    let admin = Database::connect(&postgres).await.expect("PostgreSQL");
-    let create = Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}"));
-    admin.execute_raw(create).await.expect("create database");
-    for args in [vec!["add_vhost", &name], vec!["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]] {
-        assert!(Command::new("rabbitmqctl").args(&args).output().expect("rabbitmqctl").status.success());
-    }
-    let nats = private_nats::PrivateNats::start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&name);
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let config = dir.join("voltbus.toml");
-    let toml = format!(
-        "data_dir = {data:?}\n[http]\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = {db:?}\n[amqp]\nurl = {amqp:?}\n\
-         [nats]\nurl = {nats:?}\n[webhooks]\nallow_hosts = [\"127.0.0.1\"]\n[mobile]\ndev_code = \"0000\"\n\
-         [log]\nfilter = \"warn\"\n",
-        data = dir.join("data"),
-        db = format!("{}/{name}?sslmode=disable", postgres.rsplit_once('/').expect("url").0),
-        amqp = format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0),
-        nats = nats.url(),
-    );
-    std::fs::write(&config, toml).expect("config");
-    let settings = voltbus::Settings::load(Some(&config)).expect("settings");
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_voltbus"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("voltbus.log")).map_or_else(|_| Stdio::null(), Into::into))
-            .spawn()
-            .expect("voltbus serve"),
-    );
+    let served = Served::spawn("vb_e2e", "").await;
+    let (settings, nats) = (&served.settings, &served.nats);
     let edge = settings.http.bind;
-    for _ in 0..600 {
-        if tokio::net::TcpStream::connect(edge).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The fleet, made once at the highest rates it will be driven at.
     let top = Plan {
@@ -200,15 +148,15 @@ async fn run() {
         progress: false,
         ..Plan::default()
     };
-    let (key, _) = voltbus::create_admin_key(&settings, "bench", "end-to-end bench").await.expect("admin key");
-    let connection = voltbus::connect_nats(&settings, &nats.url(), "bench-simulator").await.expect("NATS");
+    let (key, _) = voltbus::create_admin_key(settings, "bench", "end-to-end bench").await.expect("admin key");
+    let connection = voltbus::connect_nats(settings, &nats.url(), "bench-simulator").await.expect("NATS");
     let tenant = schemas::TenantId::new("bench").expect("tenant");
     let target = Target { edge, admin_key: key, tenant, nats: Some(connection), sign_in_code: Some("0000".into()) };
     let started = std::time::Instant::now();
     let fleet = Fleet::set_up(target, &top).await.expect("fleet set up");
     println!("fleet of {vehicles} vehicles set up in {:.1} s", started.elapsed().as_secs_f64());
 
-    let pid = server.0.id();
+    let pid = served.server.id();
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     let nats_pid = nats.pid();
     let mut report = String::new();
@@ -280,8 +228,5 @@ async fn run() {
     let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-end-to-end.txt"), &report);
     fleet.tear_down().await;
 
-    drop(server);
-    let drop_db = format!("DROP DATABASE {name} WITH (FORCE)");
-    let _ = admin.execute_raw(Statement::from_string(admin.get_database_backend(), drop_db)).await;
-    let _ = Command::new("rabbitmqctl").args(["delete_vhost", &name]).output();
+    served.stop().await;
 }

@@ -33,8 +33,6 @@ use schemas::{Envelope, TenantId, routing, subjects};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use uuid::Uuid;
 
-#[path = "../bus/tests/it/private_nats.rs"]
-mod private_nats;
 mod support;
 
 use support::{BenchPlatform, cpu_seconds, number};
@@ -230,7 +228,7 @@ async fn run() {
     let vehicle_count = number("BENCH_VEHICLES", 10_000);
     let states = number("BENCH_STATES", 200_000);
     let batch = number("BENCH_BATCH", voltbus::Settings::default().fleet.telemetry_batch as u64);
-    let nats_server = private_nats::PrivateNats::start();
+    let nats_server = support::private_nats::PrivateNats::start();
     let platform = BenchPlatform::start(|s| {
         s.nats.url = Some(nats_server.url().into());
         s.fleet.telemetry_batch = usize::try_from(batch).expect("BENCH_BATCH");

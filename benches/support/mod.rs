@@ -141,3 +141,81 @@ impl BenchPlatform {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
+
+#[path = "../../bus/tests/it/private_nats.rs"]
+pub mod private_nats;
+
+/// `voltbus serve` as its own process (the release binary, so its memory and CPU are its own) on
+/// a fresh database and virtual host and a nats-server of its own; `extra` is appended to its
+/// configuration file.
+pub struct Served {
+    pub server: std::process::Child,
+    pub settings: voltbus::Settings,
+    pub nats: private_nats::PrivateNats,
+    pub name: String,
+    admin: DatabaseConnection,
+}
+
+impl Served {
+    pub async fn spawn(prefix: &str, extra: &str) -> Self {
+        use std::process::{Command, Stdio};
+        let postgres = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
+        let amqp = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
+        let name = unique(prefix);
+        let admin = Database::connect(&postgres).await.expect("PostgreSQL");
+        let create = Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}"));
+        admin.execute_raw(create).await.expect("create database");
+        for args in [vec!["add_vhost", &name], vec!["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]] {
+            assert!(Command::new("rabbitmqctl").args(&args).output().expect("rabbitmqctl").status.success());
+        }
+        let nats = private_nats::PrivateNats::start();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&name);
+        std::fs::create_dir_all(&dir).expect("bench dir");
+        let config = dir.join("voltbus.toml");
+        let toml = format!(
+            "data_dir = {data:?}\n[http]\nbind = \"127.0.0.1:{port}\"\n[database]\nurl = {db:?}\n[amqp]\nurl = {amqp:?}\n\
+             [nats]\nurl = {nats:?}\n[webhooks]\nallow_hosts = [\"127.0.0.1\"]\n[mobile]\ndev_code = \"0000\"\n\
+             [log]\nfilter = \"warn\"\n{extra}",
+            data = dir.join("data"),
+            db = format!("{}/{name}?sslmode=disable", postgres.rsplit_once('/').expect("url").0),
+            amqp = format!("{}/{name}", amqp.rsplit_once('/').expect("amqp url").0),
+            nats = nats.url(),
+        );
+        std::fs::write(&config, toml).expect("config");
+        let settings = voltbus::Settings::load(Some(&config)).expect("settings");
+        let server = Command::new(env!("CARGO_BIN_EXE_voltbus"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("voltbus.log")).map_or_else(|_| Stdio::null(), Into::into))
+            .spawn()
+            .expect("voltbus serve");
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(settings.http.bind).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { server, settings, nats, name, admin }
+    }
+
+    /// Runs `sql` on the served database.
+    pub async fn sql(&self, sql: &str) {
+        let url = self.settings.database.url.as_deref().expect("database url").to_owned();
+        let db = Database::connect(&url).await.expect("the served database");
+        db.execute_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.expect("sql");
+        db.close().await.ok();
+    }
+
+    /// Stops voltbus (SIGINT, as an operator would) and drops its database and virtual host.
+    pub async fn stop(mut self) {
+        use std::process::Command;
+        let _ = Command::new("kill").args(["-INT", &self.server.id().to_string()]).status();
+        let _ = self.server.wait();
+        let drop_db = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        let _ = self.admin.execute_raw(Statement::from_string(self.admin.get_database_backend(), drop_db)).await;
+        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).output();
+    }
+}

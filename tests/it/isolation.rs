@@ -866,7 +866,8 @@ impl World {
                         });
                         (url, body)
                     }
-                    _ => (path.clone(), self.door_body(path)),
+                    // A charger's socket: the victim's charger, asked for by every stranger.
+                    _ => (path.replace("{chargerId}", self.victim.id("charger")), self.door_body(path)),
                 };
                 // A provider's callback is a prompt to ask the provider what was paid, which no
                 // stranger can answer: what it did shows in the victim's snapshot, not in its 200.
@@ -898,9 +899,13 @@ impl World {
             "/v1/integrations/billing/paystack/webhook" => {
                 Some(json!({ "event": "charge.success", "data": { "reference": "probe" } }))
             }
-            "/v1/integrations/embed" | "/health" | "/health/ready" | "/health/live" | "/metrics" | "/openapi.json" => {
-                None
-            }
+            "/v1/integrations/embed"
+            | "/health"
+            | "/health/ready"
+            | "/health/live"
+            | "/metrics"
+            | "/openapi.json"
+            | "/ocpp/{chargerId}" => None,
             other => panic!("door {other}: no probe body; teach the suite one"),
         }
     }

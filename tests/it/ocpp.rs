@@ -17,24 +17,55 @@ use crate::charging::{App, next};
 use crate::mobile::with_mobile_nats;
 use crate::partner::Platform;
 
+/// What differs between the OCPP versions' journeys.
+#[derive(Clone, Copy)]
+struct Version {
+    subprotocol: &'static str,
+    script: &'static str,
+    configured: &'static str,
+    remote_start: &'static str,
+    started: &'static str,
+    remote_stop: &'static str,
+}
+
+const V16: Version = Version {
+    subprotocol: "ocpp1.6",
+    script: "ocpp16_charger.py",
+    configured: "ChangeConfiguration",
+    remote_start: "RemoteStartTransaction",
+    started: "StartTransaction",
+    remote_stop: "RemoteStopTransaction",
+};
+
+const V201: Version = Version {
+    subprotocol: "ocpp2.0.1",
+    script: "ocpp201_charger.py",
+    configured: "SetVariables",
+    remote_start: "RequestStartTransaction",
+    started: "TransactionEvent",
+    remote_stop: "RequestStopTransaction",
+};
+
 /// A Python charge point of the test's, its events one JSON line each.
 struct ChargePoint {
     child: Child,
     events: Lines<BufReader<ChildStdout>>,
+    /// Events read past while waiting for another (two sides' messages cross).
+    skipped: Vec<Value>,
 }
 
 impl ChargePoint {
-    fn start(platform: &Platform, charger: Uuid, password: &str, mode: &str) -> Self {
+    fn start(edge: &Platform, version: Version, charger: Uuid, password: &str, mode: &str) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let url = format!("ws://{}/ocpp", platform.addr());
+        let url = format!("ws://{}/ocpp", edge.addr());
         let mut child = Command::new(root.join("scripts/peers.sh"))
-            .args(["ocpp16_charger.py", &url, &charger.to_string(), password, mode])
+            .args([version.script, &url, &charger.to_string(), password, mode])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("scripts/peers.sh runs");
         let events = BufReader::new(child.stdout.take().expect("piped")).lines();
-        Self { child, events }
+        Self { child, events, skipped: Vec::new() }
     }
 
     /// The next event, within `within` (the first may wait for the peers' install).
@@ -52,13 +83,17 @@ impl ChargePoint {
         self.next_within(Duration::from_secs(20)).await
     }
 
-    /// Reads events until `name`, which it returns.
+    /// The first event `name`, among those read past before or the next ones.
     async fn until(&mut self, name: &str) -> Value {
+        if let Some(at) = self.skipped.iter().position(|event| event["event"] == name) {
+            return self.skipped.remove(at);
+        }
         loop {
             let event = self.next().await;
             if event["event"] == name {
                 return event;
             }
+            self.skipped.push(event);
         }
     }
 }
@@ -126,13 +161,11 @@ async fn the_upgrade_takes_only_a_registered_charger_with_its_password_and_an_oc
 }
 
 #[tokio::test]
-async fn a_charge_point_off_the_schema_gets_the_callerror_ocpp_names_and_stays_connected() {
+async fn a_16_charge_point_off_the_schema_gets_the_callerror_ocpp_names_and_stays_connected() {
     let (_accounts, _server, platform) = with_mobile_nats().await;
     let (_tenant, admin) = platform.organisation().await;
     let (charger, password) = register(&platform, &admin, "OCPP-BAD").await;
-    let mut point = ChargePoint::start(&platform, charger, &password, "violations");
-    let connected = point.next_within(Duration::from_secs(300)).await;
-    assert_eq!(connected["subprotocol"], "ocpp1.6", "{connected}");
+    let mut point = ChargePoint::start(&platform, V16, charger, &password, "violations");
     let expected = [
         ("missing", "OccurenceConstraintViolation"),
         ("type", "TypeConstraintViolation"),
@@ -143,43 +176,85 @@ async fn a_charge_point_off_the_schema_gets_the_callerror_ocpp_names_and_stays_c
         ("enum", "PropertyConstraintViolation"),
         ("missing", "OccurenceConstraintViolation"),
     ];
-    for (index, (what, code)) in expected.into_iter().enumerate() {
-        let event = point.next().await;
-        assert_eq!((event["what"].as_str(), event["schemaRefuses"].as_bool()), (Some(what), Some(true)), "{event}");
-        let answer = &event["answer"];
-        assert_eq!(
-            (&answer[0], &answer[1], &answer[2]),
-            (&json!(4), &json!(format!("bad-{index}")), &json!(code)),
-            "{event}"
-        );
-    }
-    let codes: Vec<Value> = [0, 1, 2, 3].iter().map(|_| Value::Null).collect();
+    violations(&mut point, "ocpp1.6", &expected).await;
     let mut answers = Vec::new();
-    for _ in codes {
+    for _ in 0..3 {
         answers.push(point.next().await["answer"].clone());
     }
     assert_eq!(answers[0][2], "FormationViolation", "{answers:?}");
     assert_eq!(answers[1][2], "FormationViolation", "{answers:?}");
     assert_eq!((&answers[2][1], &answers[2][2]), (&json!("short"), &json!("FormationViolation")), "{answers:?}");
-    assert_eq!((&answers[3][1], &answers[3][2]), (&json!("x"), &json!("NotImplemented")), "{answers:?}");
+    still_served(&mut point).await;
+}
+
+#[tokio::test]
+async fn a_201_charging_station_off_the_schema_gets_the_callerror_ocpp_names_and_stays_connected() {
+    let (_accounts, _server, platform) = with_mobile_nats().await;
+    let (_tenant, admin) = platform.organisation().await;
+    let (charger, password) = register(&platform, &admin, "OCPP-BAD-2").await;
+    let mut point = ChargePoint::start(&platform, V201, charger, &password, "violations");
+    let expected = [
+        ("missing", "OccurrenceConstraintViolation"),
+        ("type", "TypeConstraintViolation"),
+        ("enum", "PropertyConstraintViolation"),
+        ("unknown-field", "FormatViolation"),
+        ("too-long", "PropertyConstraintViolation"),
+        ("type", "TypeConstraintViolation"),
+        ("missing", "OccurrenceConstraintViolation"),
+    ];
+    violations(&mut point, "ocpp2.0.1", &expected).await;
+    still_served(&mut point).await;
+}
+
+/// Each violation the charge point sent was refused by the official schema and answered with
+/// its code.
+async fn violations(point: &mut ChargePoint, subprotocol: &str, expected: &[(&str, &str)]) {
+    let connected = point.next_within(Duration::from_secs(300)).await;
+    assert_eq!(connected["subprotocol"], subprotocol, "{connected}");
+    for (index, (what, code)) in expected.iter().enumerate() {
+        let event = point.next().await;
+        assert_eq!((event["what"].as_str(), event["schemaRefuses"].as_bool()), (Some(*what), Some(true)), "{event}");
+        let answer = &event["answer"];
+        let id = json!(format!("bad-{index}"));
+        assert_eq!((&answer[0], &answer[1], &answer[2]), (&json!(4), &id, &json!(code)), "{event}");
+    }
+}
+
+/// An unknown action is not implemented, and the socket still answers after everything before.
+async fn still_served(point: &mut ChargePoint) {
+    let unknown = point.next().await;
+    assert_eq!((&unknown["answer"][1], &unknown["answer"][2]), (&json!("x"), &json!("NotImplemented")), "{unknown}");
     let alive = point.next().await;
     assert_eq!((&alive["answer"][0], &alive["answer"][1]), (&json!(3), &json!("alive")), "{alive}");
     assert!(alive["answer"][2]["currentTime"].is_string(), "{alive}");
     let _ = point.child.wait().await;
 }
 
+/// The charge point's socket is on a second `voltbus` process: the app's start and finish,
+/// taken by the first, reach it there.
 #[tokio::test]
-async fn an_ocpp_16_charge_point_charges_the_app_through_the_whole_evm_journey() {
+async fn an_ocpp_16_charge_point_on_another_process_charges_the_app_through_the_whole_evm_journey() {
+    journey(V16, true).await;
+}
+
+#[tokio::test]
+async fn an_ocpp_201_charging_station_charges_the_app_through_the_whole_evm_journey() {
+    journey(V201, false).await;
+}
+
+async fn journey(version: Version, on_another_process: bool) {
     let (_accounts, server, platform) = with_mobile_nats().await;
     let (tenant, admin) = platform.organisation().await;
     let (charger, password) = register(&platform, &admin, "OCPP-001").await;
-    let mut point = ChargePoint::start(&platform, charger, &password, "journey");
+    let sibling = if on_another_process { Some(platform.sibling().await) } else { None };
+    let mut point = ChargePoint::start(sibling.as_ref().unwrap_or(&platform), version, charger, &password, "journey");
     let connected = point.next_within(Duration::from_secs(300)).await;
-    assert_eq!(connected["subprotocol"], "ocpp1.6", "{connected}");
+    assert_eq!(connected["subprotocol"], version.subprotocol, "{connected}");
     let booted = point.until("BootNotification").await;
     assert_eq!((&booted["status"], &booted["interval"]), (&json!("Accepted"), &json!(60)), "{booted}");
-    let configured = point.until("ChangeConfiguration").await;
-    assert_eq!((&configured["key"], &configured["value"]), (&json!("MeterValueSampleInterval"), &json!("3")));
+    // The meter is paced at boot: every 3 s.
+    let configured = point.until(version.configured).await;
+    assert_eq!(configured["value"], "3", "{configured}");
     point.until("Available").await;
     let mut state = Value::Null;
     for _ in 0..100 {
@@ -204,11 +279,9 @@ async fn an_ocpp_16_charge_point_charges_the_app_through_the_whole_evm_journey()
     assert!(near.to_string().contains(&charger.to_string()), "{near}");
     let (status, body) = alice.post(&format!("/devices/{charger}/start")).await;
     assert_eq!(status, 200, "{body}");
-    let remote = point.until("RemoteStartTransaction").await;
-    let tag = remote["idTag"].as_str().unwrap().to_owned();
-    assert_eq!(tag.len(), 20, "{remote}");
+    point.until(version.remote_start).await;
     assert_eq!(point.until("Authorize").await["status"], "Accepted");
-    let started = point.until("StartTransaction").await;
+    let started = point.until(version.started).await;
     assert_eq!(started["status"], "Accepted", "{started}");
 
     // Its readings (1 kWh a second) reach the app as CHARGING.
@@ -222,14 +295,18 @@ async fn an_ocpp_16_charge_point_charges_the_app_through_the_whole_evm_journey()
     // Finishing tells the charge point to stop; the purchase is priced from its readings.
     let (status, finished) = alice.post(&format!("/devices/{charger}/finish")).await;
     assert_eq!(status, 200, "{finished}");
-    let stop = point.until("RemoteStopTransaction").await;
+    let stop = point.until(version.remote_stop).await;
     assert_eq!(stop["transactionId"], started["transactionId"], "{stop}");
-    point.until("done").await;
+    let reported = point.until("done").await;
     let purchase = finished["id"].as_str().unwrap();
     let rows =
         platform.sql(&format!("SELECT amount, energy_kwh FROM purchases WHERE purchase_id = '{purchase}'")).await;
-    let amount: i64 = rows[0].try_get("", "amount").unwrap();
+    let (amount, energy): (i64, f64) =
+        (rows[0].try_get("", "amount").unwrap(), rows[0].try_get("", "energy_kwh").unwrap());
     assert!(amount >= 450, "at least 1 kWh at 450: {amount}");
+    // Nothing counted twice (2.0.1's station sends one update twice): no more than it delivered.
+    let delivered = (reported["meterStop"].as_f64().unwrap() - 10_000.0) / 1000.0;
+    assert!(energy >= 1.0 && energy <= delivered, "billed {energy} kWh of {delivered} delivered");
     let mut last = progress;
     while last["purchaseId"].is_null() {
         last = next(&mut channel).await;

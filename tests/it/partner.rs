@@ -90,6 +90,12 @@ impl Platform {
         Self { running, settings: self.settings, database_url: self.database_url }
     }
 
+    /// A second voltbus process on the same database, broker and NATS (stopped when dropped).
+    pub(crate) async fn sibling(&self) -> Self {
+        let running = voltbus::start(self.settings.clone()).await.unwrap();
+        Self { running, settings: self.settings.clone(), database_url: self.database_url.clone() }
+    }
+
     pub(crate) async fn stop(self) {
         let vhost = self.settings.amqp.url.clone().unwrap();
         self.running.stop().await.unwrap();
@@ -601,7 +607,7 @@ async fn every_front_door_is_in_one_openapi_document_the_standard_validator_acce
                 .collect();
             doors.sort_unstable();
             doors.dedup();
-            assert_eq!(doors, ["marketplace", "mobile", "operations", "partner", "portal", "providers"]);
+            assert_eq!(doors, ["marketplace", "mobile", "ocpp", "operations", "partner", "portal", "providers"]);
             for (path, method) in [
                 ("/api/v1/devices/{id}/start", "post"),
                 ("/v1/integrations/auth/client-token", "post"),

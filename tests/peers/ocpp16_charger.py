@@ -190,7 +190,7 @@ async def main():
         listening = asyncio.create_task(charger.start())
         await charger.boot()
         await charger.stopped.wait()
-        say("done")
+        say("done", meterStop=charger.wh)
         listening.cancel()
 
 

@@ -90,7 +90,8 @@ impl Link<'_> {
         })
     }
 
-    /// Whether `tag` is the one we gave the charger for the session active on it.
+    /// Whether `tag` is the one we gave the charger for the session active on it (1.6's short
+    /// tag, or 2.0.1's whole session id).
     pub(crate) async fn session_tag(&self, tag: &str) -> Result<bool, Refusal> {
         let session = readside::charging::active(
             &self.door.database,
@@ -104,7 +105,7 @@ impl Link<'_> {
             tracing::warn!(charger = %self.charger.id, %error, "could not read the charger's session");
             Refusal::new(Code::Internal, "try again")
         })?;
-        Ok(session.is_some_and(|session| id_tag(session.id) == tag))
+        Ok(session.is_some_and(|session| id_tag(session.id) == tag || session.id.to_string() == tag))
     }
 }
 

@@ -67,7 +67,7 @@ impl Version {
     }
 
     /// The versions the upgrade agrees to, the newest first.
-    pub const SPOKEN: &[Version] = &[Version::V16];
+    pub const SPOKEN: &[Version] = &[Version::V201, Version::V16];
 
     /// The version a client's `Sec-WebSocket-Protocol` list asks for: the newest we speak.
     fn negotiate(offered: &str) -> Option<Version> {
@@ -187,7 +187,7 @@ async fn upgrade(doors: &Doors<'_>, mut request: Request<Incoming>, found: Found
     };
     let offered = headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(version) = Version::negotiate(offered) else {
-        let error = ApiError::malformed("offer the subprotocol ocpp1.6");
+        let error = ApiError::malformed("offer the subprotocol ocpp2.0.1 or ocpp1.6");
         return refuse(error.details(serde_json::json!({ "field": "sec-websocket-protocol" })));
     };
     let tenant = match authenticate(door, charger_id, headers.get(header::AUTHORIZATION)).await {

@@ -159,6 +159,28 @@ impl<'de, const MAX: usize> serde::Deserialize<'de> for Text<MAX> {
     }
 }
 
+/// A string a schema closes to these values: another is out of the field's range.
+macro_rules! closed {
+    ($name:ident: $($value:literal),+ $(,)?) => {
+        #[doc = concat!("OCPP's `", stringify!($name), "` values.")]
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub(crate) struct $name(pub String);
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                const VALUES: &[&str] = &[$($value),+];
+                let value = <String as serde::Deserialize>::deserialize(deserializer)?;
+                if VALUES.contains(&value.as_str()) {
+                    Ok(Self(value))
+                } else {
+                    Err(serde::de::Error::unknown_variant(&value, VALUES))
+                }
+            }
+        }
+    };
+}
+pub(crate) use closed;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,28 +12,7 @@ use serde_json::{Value, json};
 
 use super::connection::{Link, id_tag};
 use super::registry::Order;
-use super::rpc::{self, Code, Refusal, Text};
-
-/// Ranges of values a 1.6 schema closes, by name.
-macro_rules! closed {
-    ($name:ident: $($value:literal),+ $(,)?) => {
-        #[doc = concat!("OCPP 1.6's `", stringify!($name), "` values.")]
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub(crate) struct $name(pub String);
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                const VALUES: &[&str] = &[$($value),+];
-                let value = String::deserialize(deserializer)?;
-                if VALUES.contains(&value.as_str()) {
-                    Ok(Self(value))
-                } else {
-                    Err(serde::de::Error::unknown_variant(&value, VALUES))
-                }
-            }
-        }
-    };
-}
+use super::rpc::{self, Code, Refusal, Text, closed};
 
 closed!(ErrorCode: "ConnectorLockFailure", "EVCommunicationError", "GroundFailure", "HighTemperature",
     "InternalError", "LocalListConflict", "NoError", "OtherError", "OverCurrentFailure", "PowerMeterFailure",
