@@ -89,7 +89,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     if !api_tasks.ready(Duration::from_secs(10)).await {
         tracing::warn!("not yet following key changes; other edges' key changes show after the cache expires");
     }
-    let mobile = mobile_api(&settings, edge_database, &api)?;
+    let mobile = mobile_api(&settings, edge_database.clone(), &api)?;
     let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api), mobile)
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?
@@ -97,7 +97,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge = match &engines.nats {
         Some(nats) => {
             let node = format!("{}@{}", std::process::id(), settings.http.bind);
-            let ocpp = publishers::Ocpp::start(database.clone(), nats.clone(), settings.ocpp.clone(), node)
+            // The edge's pool: a storm of reconnecting chargers must not starve the consumers'.
+            let ocpp = publishers::Ocpp::start(edge_database, nats.clone(), settings.ocpp.clone(), node)
                 .await
                 .context("listening for chargers' remote commands")?;
             edge.with_ocpp(ocpp)

@@ -514,3 +514,112 @@ async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     simulator.await.unwrap().unwrap();
     platform.stop().await;
 }
+
+/// A telematics unit on MQTT (paho-mqtt from PyPI, `scripts/peers.sh`) through NATS's own MQTT
+/// listener, with per-vehicle credentials the server enforces (a bearer JWT as its password): its
+/// plain state, published QoS 1 on its topic, arrives as `VehicleStateReceived` once though sent
+/// twice; what it publishes on another vehicle's topic and its subscription to another's commands
+/// are refused by the server; a command to it reaches it on its command topic.
+#[tokio::test]
+async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_only() {
+    use bus::nats::accounts::{Accounts, Permissions};
+    use tokio::io::AsyncBufReadExt;
+    let accounts = Accounts::generate();
+    let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "{}server_name: voltbus-test-mqtt\nmqtt {{ listen: 127.0.0.1:{mqtt_port} }}\n",
+        accounts.server_config().unwrap()
+    );
+    let nats_server = PrivateNats::with_config(&config);
+    let (operator, account) = accounts.seeds().unwrap();
+    let platform = Platform::start_with(|settings| {
+        settings.nats.url = Some(nats_server.url().into());
+        settings.nats.operator_seed = Some(operator.into());
+        settings.nats.account_seed = Some(account.into());
+        settings.fleet.command_timeout_seconds = 2;
+    })
+    .await;
+    let (tenant_name, admin) = platform.organisation().await;
+    let tenant = TenantId::new(&tenant_name).unwrap();
+    let key =
+        fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
+            .await;
+    let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
+    let fleet = Uuid::now_v7();
+    let body = |vin: &str| json!({ "vin": vin, "subaccount_id": fleet, "capabilities": ["honk-and-flash"] });
+    let unit: Uuid = add(&platform, &key, body("MQTT1")).await["id"].as_str().unwrap().parse().unwrap();
+    let other: Uuid = add(&platform, &key, body("MQTT2")).await["id"].as_str().unwrap().parse().unwrap();
+    subscriber.until("VehicleChanged", 2).await;
+    let credentials = accounts
+        .user(
+            &format!("vehicle-{unit}"),
+            &Permissions::Device {
+                publish: vec![subjects::vehicle_state(&tenant, unit)],
+                subscribe: vec![subjects::vehicle_commands(&tenant, unit)],
+            },
+            None,
+        )
+        .unwrap();
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new(root.join("scripts/peers.sh"))
+        .arg("mqtt_vehicle.py")
+        .args(["127.0.0.1", &mqtt_port.to_string(), &credentials.jwt, &tenant_name])
+        .args([unit.to_string(), other.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("scripts/peers.sh runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut events = Vec::new();
+    while events.iter().filter(|e: &&Value| e["event"] == "published").count() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await.unwrap().unwrap().unwrap();
+        eprintln!("unit: {line}");
+        events.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    let granted: Vec<(String, bool)> = events
+        .iter()
+        .filter(|e| e["event"] == "subscribed")
+        .map(|e| (e["topic"].as_str().unwrap().rsplit('/').nth(1).unwrap().to_owned(), e["granted"] == true))
+        .collect();
+    assert!(granted.contains(&(unit.to_string(), true)), "{granted:?}");
+    assert!(granted.contains(&(other.to_string(), false)), "refused by the server: {granted:?}");
+
+    // Its state arrives once; the forged one on the other vehicle's topic never does.
+    let received = subscriber.until("VehicleStateReceived", 1).await;
+    let received = [received, subscriber.drain(Duration::from_millis(1500)).await].concat();
+    let states = of_type(&received, "VehicleStateReceived");
+    // MQTT sets no message id for JetStream to drop the resend by: both reach the ingest, which
+    // derives the same report and so the same event (the same id, as at-least-once delivery may
+    // repeat any event) and stores the reading once.
+    let ids: std::collections::HashSet<Uuid> = states.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 1, "sent twice, taken once; nothing for the other vehicle: {states:?}");
+    let history =
+        platform.sql(&format!("SELECT count(*) AS n FROM vehicle_state_history WHERE vehicle_id = '{unit}'")).await;
+    assert_eq!(history[0].try_get::<i64>("", "n").unwrap(), 1);
+    let AnyMessage::VehicleStateReceived(state) = &states[0].data else { unreachable!() };
+    assert_eq!(state.vehicle_id, unit);
+    let (_, read, _) = platform.call(&key, "GET", &format!("/vehicles/{unit}/state"), None).await;
+    assert_eq!(read["data"]["charge_level"]["value"], 64, "{read}");
+    let (_, untouched, _) = platform.call(&key, "GET", &format!("/vehicles/{other}/state"), None).await;
+    assert!(untouched["data"]["charge_level"].is_null(), "{untouched}");
+
+    // A command to it reaches it on its command topic.
+    let (status, sent, _) = platform
+        .call(&key, "POST", &format!("/vehicles/{unit}/commands/honk-and-flash"), Some(json!({ "wait": false })))
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let command = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+        eprintln!("unit: {line}");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "command" {
+            break event;
+        }
+    };
+    assert_eq!(command["topic"], format!("voltbus/{tenant_name}/vehicles/{unit}/commands"), "{command}");
+    assert!(command["body"].to_string().contains("honk"), "{command}");
+    drop(child.stdin.take());
+    let _ = child.wait().await;
+}

@@ -79,6 +79,15 @@ pub enum Permissions {
     All,
     /// Subscribe to these subjects (wildcards allowed) and publish nothing.
     SubscribeOnly(Vec<String>),
+    /// A device: publish on these subjects and subscribe to those, nothing else; its JWT is a
+    /// bearer token, so an MQTT client (which cannot sign the server's nonce) presents it as its
+    /// password.
+    Device {
+        /// Subjects it may publish on.
+        publish: Vec<String>,
+        /// Subjects it may subscribe to.
+        subscribe: Vec<String>,
+    },
 }
 
 impl Accounts {
@@ -180,11 +189,14 @@ impl Accounts {
         expires_at: Option<i64>,
     ) -> Result<Credentials, AccountsError> {
         let user = KeyPair::new_user();
-        let (publish, subscribe) = match permissions {
-            Permissions::All => (json!({}), json!({})),
-            Permissions::SubscribeOnly(subjects) => (json!({ "deny": [">"] }), json!({ "allow": subjects })),
+        let (publish, subscribe, bearer) = match permissions {
+            Permissions::All => (json!({}), json!({}), false),
+            Permissions::SubscribeOnly(subjects) => (json!({ "deny": [">"] }), json!({ "allow": subjects }), false),
+            Permissions::Device { publish, subscribe } => {
+                (json!({ "allow": publish }), json!({ "allow": subscribe }), true)
+            }
         };
-        let nats = json!({
+        let mut nats = json!({
             "pub": publish,
             "sub": subscribe,
             "subs": -1,
@@ -193,6 +205,9 @@ impl Accounts {
             "type": "user",
             "version": 2,
         });
+        if bearer {
+            nats["bearer_token"] = true.into();
+        }
         let jwt = encode(&self.account, &user.public_key(), name, expires_at, nats)?;
         let seed = user.seed().map_err(|e| AccountsError::Signing(e.to_string()))?;
         Ok(Credentials { jwt, seed })

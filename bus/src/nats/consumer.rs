@@ -80,7 +80,14 @@ pub struct JetStreamGroup {
     /// Whether a message's subject (`voltbus.{tenant}.…`) must name its envelope's tenant: for
     /// subjects that devices publish on, whose credentials cover one tenant's subjects only.
     pub tenant_in_subject: bool,
+    /// How a message without CloudEvents headers nor a structured CloudEvent body reads: MQTT
+    /// 3.1.1 has no headers, so a device publishing through NATS's MQTT listener sends its data
+    /// alone and the subject says whose it is.
+    pub headless: Option<Headless>,
 }
+
+/// Reads a message that carries only its data, from its subject and body.
+pub type Headless = fn(subject: &str, body: &[u8]) -> Result<Envelope<AnyMessage>, DecodeError>;
 
 impl JetStreamGroup {
     /// A group with the default ack wait (30 s).
@@ -98,7 +105,14 @@ impl JetStreamGroup {
             ack_wait: ACK_WAIT,
             crash_redeliveries: CRASH_REDELIVERIES,
             tenant_in_subject: false,
+            headless: None,
         }
+    }
+
+    /// Reads messages without CloudEvents headers (and no structured CloudEvent) with `read`.
+    pub fn accepting_headless(mut self, read: Headless) -> Self {
+        self.headless = Some(read);
+        self
     }
 
     /// Dead-letters, unhandled, a message whose subject names another tenant than its envelope.
@@ -199,7 +213,7 @@ impl JetStreamConsumer {
     }
 
     async fn process(&self, acker: &async_nats::Client, message: Message) {
-        let (decoded, attempt) = decode(&message);
+        let (decoded, attempt) = decode(&message, self.topology.headless);
         let span = self.processor.span(&decoded, attempt);
         async {
             let verdict = match self.foreign(&message.subject, &decoded) {
@@ -237,7 +251,7 @@ impl JetStreamConsumer {
         }
         let (mut taken, mut decoded) = (Vec::with_capacity(messages.len()), Vec::with_capacity(messages.len()));
         for message in messages {
-            let (envelope, attempt) = decode(&message);
+            let (envelope, attempt) = decode(&message, self.topology.headless);
             match self.foreign(&message.subject, &envelope) {
                 Some(verdict) => self.settle(acker, message, verdict, attempt).await,
                 None => {
@@ -390,10 +404,28 @@ impl JetStreamConsumer {
     }
 }
 
-/// A message's envelope and attempt number (its delivery count).
-fn decode(message: &Message) -> (Result<Envelope<AnyMessage>, DecodeError>, u32) {
+/// A message's envelope and attempt number (its delivery count). Without a `ce-type` header, the
+/// body is a structured CloudEvent, or the data alone, which `headless` reads from the subject.
+fn decode(message: &Message, headless: Option<Headless>) -> (Result<Envelope<AnyMessage>, DecodeError>, u32) {
     let attempt = message.info().map(|i| u32::try_from(i.delivered).unwrap_or(1)).unwrap_or(1).max(1);
-    (decode_parts(message.headers.as_ref(), &message.payload), attempt)
+    let typed = message.headers.as_ref().is_some_and(|h| h.get("ce-type").is_some());
+    let decoded = match headless {
+        _ if typed => decode_parts(message.headers.as_ref(), &message.payload),
+        _ if structured(&message.payload) => schemas::decode_any(&message.payload),
+        Some(read) => read(message.subject.as_str(), &message.payload),
+        None => decode_parts(message.headers.as_ref(), &message.payload),
+    };
+    (decoded, attempt)
+}
+
+/// Whether `body` is a structured-mode CloudEvent (a JSON object naming its `specversion`).
+fn structured(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        specversion: Option<&'a str>,
+    }
+    serde_json::from_slice::<Probe<'_>>(body).is_ok_and(|probe| probe.specversion.is_some())
 }
 
 /// The verdict on a message published under one tenant's subjects (`voltbus.{tenant}.…`) whose

@@ -13,7 +13,7 @@ pub mod accounts;
 mod consumer;
 mod dead_letters;
 
-pub use consumer::{JetStreamConsumer, JetStreamGroup};
+pub use consumer::{Headless, JetStreamConsumer, JetStreamGroup};
 pub use dead_letters::{dead_letter_count, group_depth, list_dead_letters, replay_dead_letters};
 
 use std::time::Duration;

@@ -24,7 +24,7 @@ use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handled, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::vehicles::{VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported};
-use schemas::{AnyMessage, Envelope, Message, Reach, TenantId, subjects};
+use schemas::{AnyMessage, DecodeError, Envelope, Message, Reach, TenantId, subjects};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -74,6 +74,27 @@ pub fn topology() -> JetStreamGroup {
     )
     // Vehicles publish here, each with credentials for its own tenant's subjects.
     .checking_tenant_in_subject()
+    .accepting_headless(plain_state)
+}
+
+/// A vehicle's state as an MQTT unit publishes it (MQTT 3.1.1 has no headers): the state object
+/// alone, on its own subject, which names the tenant and the vehicle. The envelope's id is derived
+/// from the vehicle and the body, so a unit that sends the same report again (QoS 1 resends) is
+/// taken once.
+fn plain_state(subject: &str, body: &[u8]) -> Result<Envelope<AnyMessage>, DecodeError> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let [root, tenant, "vehicles", vehicle, "state"] = tokens.as_slice() else {
+        return Err(DecodeError::Malformed(format!("{subject} is no vehicle's state subject")));
+    };
+    let tenant = TenantId::new(*tenant).ok().filter(|_| *root == subjects::ROOT);
+    let (Some(tenant), Ok(vehicle_id)) = (tenant, vehicle.parse::<Uuid>()) else {
+        return Err(DecodeError::Malformed(format!("{subject} names no tenant and vehicle")));
+    };
+    let state = serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(format!("a vehicle state: {e}")))?;
+    let report = VehicleStateReported { vehicle_id, telematics_unit_id: None, state };
+    let mut envelope = Envelope::new(tenant, "voltbus/mqtt", report).map(AnyMessage::VehicleStateReported);
+    envelope.id = derived_id(&format!("{vehicle_id}/{}", String::from_utf8_lossy(body)));
+    Ok(envelope)
 }
 
 /// Takes vehicle states in.

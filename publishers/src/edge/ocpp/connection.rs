@@ -48,8 +48,8 @@ pub(crate) struct Link<'a> {
 }
 
 impl Link<'_> {
-    /// Publishes a status notification and waits until JetStream stored it. Its id is the
-    /// notification's own, so one sent again after a reconnect is stored once.
+    /// Publishes a status notification and waits until JetStream stored it. Its id is derived
+    /// from the notification, so one sent again after a reconnect is stored once.
     pub(crate) async fn status(&mut self, status: ChargerStatusNotification) -> Result<(), Refusal> {
         let name = format!("status/{}/{}/{:?}", status.connector_id, status.timestamp.to_rfc3339(), status.status);
         let subject = subjects::charger_status(&self.charger.tenant, self.charger.id);
@@ -82,7 +82,7 @@ impl Link<'_> {
     {
         let mut envelope = Envelope::new(self.charger.tenant.clone(), SOURCE, data);
         if let Some(name) = name {
-            envelope.id = Uuid::new_v5(&self.charger.id, name.as_bytes());
+            envelope.id = readside::ids::derived_id(&format!("{}/{name}", self.charger.id));
         }
         self.door.nats.publish_durable(subject, &envelope).await.map_err(|error: PublishError| {
             tracing::warn!(charger = %self.charger.id, %error, "not stored; the charger will send it again");
