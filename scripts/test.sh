@@ -184,6 +184,13 @@ ensure_schemathesis() {
   log "schemathesis is installed"
 }
 
+# The protocol peers (pinned, from PyPI: tests/peers/requirements.txt): OCPP charge points of the
+# `ocpp` package and an MQTT unit of paho-mqtt.
+ensure_peers() {
+  "$(dirname "$0")/peers.sh" --install-only
+  log "the protocol peers are installed"
+}
+
 # The webhook signature tests run the Levy Fleets seed's own Node.js verifier on our deliveries.
 ensure_node() {
   if ! command -v node >/dev/null; then apt_install nodejs; fi
@@ -218,6 +225,7 @@ ensure_nextest
 ensure_node
 ensure_browser
 ensure_schemathesis
+ensure_peers
 
 # Virtual hosts (`vb_…`) that earlier runs' failed tests left behind hold dozens of quorum queues
 # each; piled up, they slow the broker for everyone (a command's round trip doubled) and once
