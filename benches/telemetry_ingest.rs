@@ -14,6 +14,11 @@
 //!   published the way the ingest publishes them to a queue of their own until the last arrived,
 //!   which bounds what the ingest can reach on this machine.
 //!
+//! - then, in the same run, `BENCH_MQTT_STATES` (default 50,000) plain states published by MQTT
+//!   units (rumqttc, QoS 1, 4 connections of 100 in flight) through NATS's own MQTT listener,
+//!   measured from the first publish until the history holds them all: the MQTT ingest rate beside
+//!   the NATS one.
+//!
 //! `cargo bench --bench telemetry_ingest`; `BENCH_BATCH` sets the ingest's batch. Figures go to
 //! stdout and to `target/bench-telemetry.txt`.
 
@@ -219,6 +224,59 @@ async fn subscriber(
     (channel, deliveries, queue.name().to_string())
 }
 
+/// Waits until the history holds `states` rows; the time since `start`.
+async fn history_reaches(db: &sea_orm::DatabaseConnection, count: &Statement, states: u64, start: Instant) -> Duration {
+    loop {
+        let row = db.query_one_raw(count.clone()).await.expect("count").expect("row");
+        if u64::try_from(row.try_get::<i64>("", "n").expect("n")).unwrap_or(0) >= states {
+            return start.elapsed();
+        }
+        // Counting the history is a scan: at 50 ms it took PostgreSQL 7 of its 11 CPU seconds
+        // from the ingest it measures.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Publishes `states` plain vehicle states (QoS 1) from 4 MQTT connections, every vehicle in
+/// turn, until each was acknowledged.
+async fn mqtt_publish(port: u16, tenant: &TenantId, ids: &[Uuid], states: u64) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    const CONNECTIONS: u64 = 4;
+    let mut units = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let mut options = MqttOptions::new(format!("bench-unit-{connection}"), "127.0.0.1", port);
+        options.set_inflight(100).set_keep_alive(Duration::from_secs(30));
+        let (client, mut events) = AsyncClient::new(options, 100);
+        let mine = states / CONNECTIONS + u64::from(connection < states % CONNECTIONS);
+        let acked = tokio::spawn(async move {
+            let mut acked = 0;
+            while acked < mine {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                    Ok(_) => {}
+                    Err(error) => panic!("MQTT connection {connection}: {error}"),
+                }
+            }
+        });
+        let (tenant, ids) = (tenant.clone(), ids.to_vec());
+        let publishing = tokio::spawn(async move {
+            for n in (connection..states).step_by(CONNECTIONS as usize) {
+                let vehicle = ids[(n % ids.len() as u64) as usize];
+                let topic = subjects::vehicle_state(&tenant, vehicle).replace('.', "/");
+                let body = serde_json::to_vec(&report(&tenant, vehicle, n).data.state).expect("state");
+                client.publish(topic, QoS::AtLeastOnce, false, body).await.expect("queued");
+            }
+            client
+        });
+        units.push((publishing, acked));
+    }
+    for (publishing, acked) in units {
+        let client = publishing.await.expect("published");
+        acked.await.expect("acknowledged");
+        let _ = client.disconnect().await;
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run());
@@ -228,7 +286,10 @@ async fn run() {
     let vehicle_count = number("BENCH_VEHICLES", 10_000);
     let states = number("BENCH_STATES", 200_000);
     let batch = number("BENCH_BATCH", voltbus::Settings::default().fleet.telemetry_batch as u64);
-    let nats_server = support::private_nats::PrivateNats::start();
+    let mqtt_states = number("BENCH_MQTT_STATES", 50_000);
+    let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mqtt = format!("server_name: bench-mqtt\nmqtt {{ listen: 127.0.0.1:{mqtt_port} }}\n");
+    let nats_server = support::private_nats::PrivateNats::with_config(&mqtt);
     let platform = BenchPlatform::start(|s| {
         s.nats.url = Some(nats_server.url().into());
         s.fleet.telemetry_batch = usize::try_from(batch).expect("BENCH_BATCH");
@@ -302,15 +363,7 @@ async fn run() {
     // When the last state was committed (the history holds every report).
     let db = Database::connect(platform.settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
     let count = Statement::from_string(db.get_database_backend(), "SELECT count(*) AS n FROM vehicle_state_history");
-    let committed = loop {
-        let row = db.query_one_raw(count.clone()).await.expect("count").expect("row");
-        if u64::try_from(row.try_get::<i64>("", "n").expect("n")).unwrap_or(0) >= states {
-            break start.elapsed();
-        }
-        // Counting the history is a scan: at 50 ms it took PostgreSQL 7 of its 11 CPU seconds
-        // from the ingest it measures.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let committed = history_reaches(&db, &count, states, start).await;
     let derived = Statement::from_string(
         db.get_database_backend(),
         "SELECT type_name, count(*) AS n FROM outbox GROUP BY type_name ORDER BY type_name",
@@ -334,6 +387,14 @@ async fn run() {
         .expect("ingest");
     let cpu = Cpu::read(nats_server.pid()).since(cpu_before);
     let (bare, ingest) = (bare_at - start, ingested_at - start);
+
+    // The same ingest, its states coming from MQTT units through NATS's MQTT listener.
+    let mqtt_start = Instant::now();
+    mqtt_publish(mqtt_port, &tenant, &ids, mqtt_states).await;
+    let mqtt_published = mqtt_start.elapsed();
+    let db = Database::connect(platform.settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
+    let mqtt_committed = history_reaches(&db, &count, states + mqtt_states, mqtt_start).await;
+    db.close().await.expect("closed");
     let rate = |d: Duration| states as f64 / d.as_secs_f64();
 
     let mut report = String::new();
@@ -361,6 +422,17 @@ async fn run() {
         bare.as_secs_f64()
     );
     let _ = writeln!(report, "  ratio ingest / bare: {:.2}", rate(ingest) / rate(bare));
+    let mqtt_rate = |d: Duration| mqtt_states as f64 / d.as_secs_f64();
+    let _ = writeln!(
+        report,
+        "  MQTT units (QoS 1 through NATS's MQTT listener, plain state bodies): {mqtt_states} published in {:.1} s ({:.0}/s); \
+         ingest, MQTT in → latest state + history committed: {:.0} states/s ({:.1} s); ratio MQTT / NATS ingest: {:.2}",
+        mqtt_published.as_secs_f64(),
+        mqtt_rate(mqtt_published),
+        mqtt_rate(mqtt_committed),
+        mqtt_committed.as_secs_f64(),
+        mqtt_rate(mqtt_committed) / rate(committed),
+    );
     let _ = writeln!(report, "  CPU during the run: {cpu}");
     let _ = writeln!(
         report,

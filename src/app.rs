@@ -156,6 +156,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         }
     }
     background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
+    let pace = Duration::from_secs(u64::from(settings.ocpp.meter_interval_seconds.max(1)));
+    background.push(tokio::spawn(pace_charging(database.clone(), pace, when(&drained))));
     let edge = if settings.console.enabled {
         let desk = Arc::new(crate::console::BusDesk::new(Arc::clone(&engines), consoled));
         edge.with_console(publishers::Console::new(Arc::clone(&api), desk, settings.console.clone()))
@@ -314,6 +316,22 @@ async fn tidy(
         tokio::select! {
             () = tokio::time::sleep(TIDY_EVERY) => {}
             () = &mut stop => return,
+        }
+    }
+}
+
+/// Sends charging apps their progress every `every` when their charger reports less often, until `stop`.
+async fn pace_charging(db: sea_orm::DatabaseConnection, every: Duration, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stop => return,
+        }
+        if let Err(error) = consumers::charging::pace(&db, every).await {
+            tracing::warn!(%error, "could not pace the charging sessions' progress");
         }
     }
 }

@@ -78,11 +78,46 @@ pub fn meter_topology() -> JetStreamGroup {
 }
 
 fn realtime(tenant: &TenantId, session: &Session, purchase_id: Option<Uuid>, cause: &Envelope<AnyMessage>) -> Outgoing {
-    let progress = Envelope::new(tenant.clone(), SOURCE, session.progress(purchase_id))
-        .caused_by(cause)
-        .with_subject(session.customer_id.to_string());
+    progress(tenant, session, purchase_id, Some(cause))
+}
+
+/// The app's `CHARGING` message of `session`, as a consequence of `cause` when there is one.
+fn progress(
+    tenant: &TenantId,
+    session: &Session,
+    purchase_id: Option<Uuid>,
+    cause: Option<&Envelope<AnyMessage>>,
+) -> Outgoing {
+    let mut progress = Envelope::new(tenant.clone(), SOURCE, session.progress(purchase_id));
+    if let Some(cause) = cause {
+        progress = progress.caused_by(cause);
+    }
+    let progress = progress.with_subject(session.customer_id.to_string());
     let subject = subjects::user_channel(tenant, session.customer_id, Channel::Charging);
     Outgoing::new(&progress, Destination::Realtime { subject })
+}
+
+/// Sends each active session's app its progress again when it was last sent more than `every`
+/// ago (the seed's `CHARGING` every 2 to 5 s, from the latest reading, when the charger reports
+/// less often); how many were sent. Sessions are claimed in the database, so several processes
+/// pacing at once send each only once.
+pub async fn pace(db: &sea_orm::DatabaseConnection, every: Duration) -> Result<usize, DbErr> {
+    use sea_orm::TransactionTrait;
+    let now = Utc::now();
+    // A little short of `every`, so a tick that comes late does not skip a session a whole period.
+    let before = now - chrono::Duration::from_std(every.mul_f64(0.9)).unwrap_or_default();
+    let tx = db.begin().await?;
+    let due = readside::charging::due_for_progress(&tx, before, now).await?;
+    let mut messages = Vec::with_capacity(due.len());
+    for (tenant, session) in &due {
+        match TenantId::new(tenant.as_str()) {
+            Ok(tenant) => messages.push(progress(&tenant, session, None, None)),
+            Err(error) => tracing::warn!(%tenant, %error, "a session under an unusable tenant name"),
+        }
+    }
+    outbox::enqueue_encoded(&tx, &messages).await?;
+    tx.commit().await?;
+    Ok(messages.len())
 }
 
 async fn remote(
@@ -380,6 +415,7 @@ async fn record_meter(
         .value("meter_at", session.meter_at)
         .value("waiting_seconds", i32::try_from(session.waiting_seconds).unwrap_or(i32::MAX))
         .value("amount", session.amount())
+        .value("progress_at", now)
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("session_id").eq(session.id))
         .to_owned();

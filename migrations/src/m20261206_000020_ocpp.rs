@@ -1,5 +1,6 @@
 //! Chargers connect over OCPP: each has its own password, kept as its SHA-256 (null: none set yet,
-//! the charger cannot connect).
+//! the charger cannot connect). A charging session records when the app was last sent its
+//! progress, so the pacer sends it on the seed's cadence when the charger reports less often.
 
 use sea_orm_migration::async_trait::async_trait;
 use sea_orm_migration::{prelude::*, schema::*};
@@ -11,10 +12,13 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let column = text_null("ocpp_password_hash");
-        manager.alter_table(Table::alter().table("chargers").add_column(column).to_owned()).await
+        manager.alter_table(Table::alter().table("chargers").add_column(column).to_owned()).await?;
+        let column = timestamp_with_time_zone_null("progress_at");
+        manager.alter_table(Table::alter().table("charging_sessions").add_column(column).to_owned()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table("charging_sessions").drop_column("progress_at").to_owned()).await?;
         manager.alter_table(Table::alter().table("chargers").drop_column("ocpp_password_hash").to_owned()).await
     }
 }

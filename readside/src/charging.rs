@@ -100,6 +100,41 @@ impl Session {
     }
 }
 
+/// The columns a [`Session`] is read from.
+const COLUMNS: [&str; 11] = [
+    "session_id",
+    "charger_id",
+    "customer_id",
+    "price",
+    "waiting_price",
+    "currency",
+    "meter_start_wh",
+    "meter_last_wh",
+    "meter_at",
+    "waiting_seconds",
+    "started_at",
+];
+
+/// Active sessions with a reading whose app was last sent its progress before `before` (or
+/// never), with their tenants, marked as sent at `now`: each is claimed by one process, whichever
+/// marks it first.
+pub async fn due_for_progress(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Session)>, DbErr> {
+    let update = Query::update()
+        .table("charging_sessions")
+        .value("progress_at", now)
+        .and_where(Expr::col("status").eq("active"))
+        .and_where(Expr::col("meter_at").is_not_null())
+        .and_where(Expr::col("progress_at").is_null().or(Expr::col("progress_at").lt(before)))
+        .returning(Query::returning().columns(COLUMNS.into_iter().chain(["tenant"])))
+        .to_owned();
+    let rows = db.query_all(&update).await?;
+    rows.iter().map(|row| Ok((row.try_get("", "tenant")?, Row::from_query_result(row, "")?.into()))).collect()
+}
+
 /// The active session of `tenant` where `column` is `id`, locked when `lock`.
 pub async fn active(
     db: &impl ConnectionTrait,
@@ -109,19 +144,7 @@ pub async fn active(
     lock: bool,
 ) -> Result<Option<Session>, DbErr> {
     let mut query = Query::select()
-        .columns([
-            "session_id",
-            "charger_id",
-            "customer_id",
-            "price",
-            "waiting_price",
-            "currency",
-            "meter_start_wh",
-            "meter_last_wh",
-            "meter_at",
-            "waiting_seconds",
-            "started_at",
-        ])
+        .columns(COLUMNS)
         .from("charging_sessions")
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col(column).eq(id))

@@ -98,7 +98,9 @@ async fn state_becomes(platform: &Platform, admin: &str, charger: Uuid, state: &
 
 #[tokio::test]
 async fn a_session_is_priced_from_the_chargers_meter_and_ends_in_a_purchase() {
-    let (accounts, server, platform) = with_mobile_nats().await;
+    // Paced once a minute: every message below is a reading's own.
+    let (accounts, server, platform) =
+        crate::mobile::with_mobile_nats_and(|s| s.ocpp.meter_interval_seconds = 60).await;
     let (tenant, admin) = platform.organisation().await;
     let mut ids = Vec::new();
     for number in ["UB-001", "UB-002"] {
@@ -280,4 +282,37 @@ async fn the_charger_simulator_charges_on_remote_start_and_stops_on_remote_stop(
     let _ = stop.send(());
     simulator.await.unwrap().unwrap();
     platform.stop().await;
+}
+
+/// A charger that reports less often than the seed's cadence: the app still hears `CHARGING`
+/// every `ocpp.meter_interval_seconds` (here 1 s), from the latest reading.
+#[tokio::test]
+async fn the_app_hears_charging_on_the_seeds_cadence_when_the_charger_reports_less_often() {
+    let (accounts, server, platform) = crate::mobile::with_mobile_nats_and(|s| s.ocpp.meter_interval_seconds = 1).await;
+    let (tenant, admin) = platform.organisation().await;
+    let body = json!({ "device_number": "SLOW-1", "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
+    let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let charger_id: Uuid = created["data"]["id"].as_str().unwrap().parse().unwrap();
+    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
+    let nats = NatsConnection::connect_with(&server.url(), "test-chargers", Some(device.creds_file())).await.unwrap();
+    let charger = SimulatedCharger::new(nats, TenantId::new(&tenant).unwrap(), charger_id);
+    charger.report(ConnectorStatus::Available).await.unwrap();
+    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    let alice = App::sign_in(&platform, &tenant, "+97686669999").await;
+    let mut channel = alice.charging(&server).await;
+    let (status, body) = alice.post(&format!("/devices/{charger_id}/start")).await;
+    assert_eq!(status, 200, "{body}");
+    charger.meter(10_000.0, "Wh", Utc::now()).await.unwrap();
+    charger.meter(11_000.0, "Wh", Utc::now() + chrono::Duration::milliseconds(10)).await.unwrap();
+    while next(&mut channel).await["energy"] != 1.0 {}
+    // Then nothing from the charger for 4 s: the app hears from the latest reading every second.
+    let started = std::time::Instant::now();
+    let mut heard = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        let message = next(&mut channel).await;
+        assert_eq!(message["energy"], 1.0, "{message}");
+        heard += 1;
+    }
+    assert!(heard >= 3, "{heard} CHARGING messages in 4 s");
 }
