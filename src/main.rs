@@ -96,6 +96,20 @@ enum Command {
     /// Make a NATS operator and account for mobile credentials: prints the seeds to configure
     /// (`nats.operator_seed`, `nats.account_seed`) and the lines nats-server's configuration needs.
     NatsAccounts,
+    /// Print a vehicle's device credentials (a NATS user JWT of the account, a bearer token): it
+    /// may publish its state and take its commands, nothing else. An MQTT unit presents the JWT
+    /// as its password through NATS's MQTT listener. Needs `nats.operator_seed` and `nats.account_seed`.
+    VehicleCredentials {
+        /// The vehicle's organisation.
+        #[arg(long)]
+        tenant: String,
+        /// The vehicle.
+        #[arg(long)]
+        vehicle: uuid::Uuid,
+        /// Days until the credentials expire (none: they last until the account's key changes).
+        #[arg(long)]
+        days: Option<u32>,
+    },
     /// Inspect or replay a consumer group's dead-letter queue (needs `amqp.url`).
     DeadLetters {
         #[command(subcommand)]
@@ -260,6 +274,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 let _ = shutdown_signal().await;
             };
             voltbus::charger_simulator::run(nats, tenant, chargers, behaviour, stop).await?;
+            Ok(())
+        }
+        Command::VehicleCredentials { tenant, vehicle, days } => {
+            use bus::nats::accounts::Permissions;
+            let tenant = schemas::TenantId::new(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            let accounts = settings.nats.accounts()?.context("set nats.operator_seed and nats.account_seed")?;
+            let expires = days.map(|days| chrono::Utc::now().timestamp() + i64::from(days) * 86_400);
+            let device = Permissions::Device {
+                publish: vec![schemas::subjects::vehicle_state(&tenant, vehicle)],
+                subscribe: vec![schemas::subjects::vehicle_commands(&tenant, vehicle)],
+            };
+            let credentials = accounts.user(&format!("vehicle-{vehicle}"), &device, expires)?;
+            println!(
+                "# MQTT: any user name, this password; topics voltbus/{tenant}/vehicles/{vehicle}/state and …/commands"
+            );
+            println!("{}", credentials.jwt);
+            println!(
+                "# NATS: the credentials file
+{}",
+                credentials.creds_file()
+            );
             Ok(())
         }
         Command::NatsAccounts => {

@@ -15,10 +15,7 @@ import sys
 import threading
 
 import paho.mqtt.client as mqtt
-
-
-def say(event, **fields):
-    print(json.dumps({"event": event, **fields}), flush=True)
+from peer import say
 
 
 def main():

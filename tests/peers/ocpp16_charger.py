@@ -14,16 +14,14 @@ Each event is one JSON line on stdout, for the test to read.
 """
 
 import asyncio
-import base64
-import datetime
 import json
-import os
 import sys
 
 import jsonschema
 import ocpp.v16
-import websockets
+import peer
 from ocpp.routing import after, on
+from peer import connect, now, say
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
     Action,
@@ -32,15 +30,6 @@ from ocpp.v16.enums import (
     ConfigurationStatus,
     RemoteStartStopStatus,
 )
-
-
-def say(event, **fields):
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
-
 
 class Charger(ocpp.v16.ChargePoint):
     def __init__(self, *args, **kwargs):
@@ -135,17 +124,8 @@ class Charger(ocpp.v16.ChargePoint):
         await self.status(ChargePointStatus.available)
         say("Available")
 
-
 def schema_refuses(action, payload):
-    folder = os.path.join(os.path.dirname(ocpp.v16.__file__), "schemas")
-    with open(os.path.join(folder, f"{action}.json")) as file:
-        schema = json.load(file)
-    try:
-        jsonschema.validate(payload, schema, cls=jsonschema.Draft4Validator)
-        return False
-    except jsonschema.ValidationError:
-        return True
-
+    return peer.schema_refuses(ocpp.v16, f"{action}.json", jsonschema.Draft4Validator, payload)
 
 VIOLATIONS = [
     # (what, action, payload): each payload breaks the official 1.6 schema.
@@ -158,7 +138,6 @@ VIOLATIONS = [
     ("enum", "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "5", "unit": "parsec"}]}]}),
     ("missing", "StartTransaction", {"connectorId": 1, "idTag": "abc", "timestamp": "2026-01-01T00:00:00Z"}),
 ]
-
 
 async def violations(socket):
     for index, (what, action, payload) in enumerate(VIOLATIONS):
@@ -173,25 +152,10 @@ async def violations(socket):
     await socket.send(json.dumps([2, "alive", "Heartbeat", {}]))
     say("alive", answer=json.loads(await socket.recv()))
 
-
 async def main():
     url, charger_id, password, mode = sys.argv[1:5]
-    token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
-    async with websockets.connect(
-        f"{url}/{charger_id}",
-        subprotocols=["ocpp1.6"],
-        additional_headers={"Authorization": f"Basic {token}"},
-    ) as socket:
-        say("connected", subprotocol=socket.subprotocol)
-        if mode == "violations":
-            await violations(socket)
-            return
+    async with connect(url, charger_id, password, ["ocpp1.6"]) as socket:
         charger = Charger(charger_id, socket)
-        listening = asyncio.create_task(charger.start())
-        await charger.boot()
-        await charger.stopped.wait()
-        say("done", meterStop=charger.wh)
-        listening.cancel()
-
+        await peer.run(socket, charger, violations if mode == "violations" else None)
 
 asyncio.run(main())

@@ -15,27 +15,18 @@ Each event is one JSON line on stdout, for the test to read.
 """
 
 import asyncio
-import base64
-import datetime
 import json
-import os
 import sys
 import uuid
 
 import jsonschema
 import ocpp.v201
-import websockets
+import peer
 from ocpp.routing import after, on
+from peer import connect, now, say
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-
-def say(event, **fields):
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 class Station(ocpp.v201.ChargePoint):
@@ -147,14 +138,7 @@ class Station(ocpp.v201.ChargePoint):
 
 
 def schema_refuses(action, payload):
-    folder = os.path.join(os.path.dirname(ocpp.v201.__file__), "schemas")
-    with open(os.path.join(folder, f"{action}Request.json")) as file:
-        schema = json.load(file)
-    try:
-        jsonschema.validate(payload, schema, cls=jsonschema.Draft6Validator)
-        return False
-    except jsonschema.ValidationError:
-        return True
+    return peer.schema_refuses(ocpp.v201, f"{action}Request.json", jsonschema.Draft6Validator, payload)
 
 
 STAMP = "2026-01-01T00:00:00Z"
@@ -183,22 +167,9 @@ async def violations(socket):
 
 async def main():
     url, charger_id, password, mode = sys.argv[1:5]
-    token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
-    async with websockets.connect(
-        f"{url}/{charger_id}",
-        subprotocols=["ocpp2.0.1", "ocpp1.6"],
-        additional_headers={"Authorization": f"Basic {token}"},
-    ) as socket:
-        say("connected", subprotocol=socket.subprotocol)
-        if mode == "violations":
-            await violations(socket)
-            return
-        station = Station(charger_id, socket)
-        listening = asyncio.create_task(station.start())
-        await station.boot()
-        await station.stopped.wait()
-        say("done", meterStop=station.wh)
-        listening.cancel()
+    async with connect(url, charger_id, password, ["ocpp2.0.1", "ocpp1.6"]) as socket:
+        charger = Station(charger_id, socket)
+        await peer.run(socket, charger, violations if mode == "violations" else None)
 
 
 asyncio.run(main())

@@ -69,11 +69,22 @@ impl Link<'_> {
         self.publish(subject, Some(name), values).await
     }
 
-    /// A heartbeat: the last status again, under a new id.
-    pub(crate) async fn heard(&mut self) -> Result<(), Refusal> {
-        let Some(status) = self.state.last_status.clone() else { return Ok(()) };
-        let subject = subjects::charger_status(&self.charger.tenant, self.charger.id);
-        self.publish(subject, None, status).await
+    /// A heartbeat: the last status again, under a new id, so the charger reads as heard from;
+    /// the answer both versions give.
+    pub(crate) async fn heartbeat(&mut self) -> Result<Value, Refusal> {
+        if let Some(status) = self.state.last_status.clone() {
+            let subject = subjects::charger_status(&self.charger.tenant, self.charger.id);
+            self.publish(subject, None, status).await?;
+        }
+        Ok(serde_json::json!({ "currentTime": chrono::Utc::now() }))
+    }
+
+    /// A boot accepted, `configure` (the meter's pacing, in the version's words) queued to send
+    /// next; the answer both versions give.
+    pub(crate) fn booted(&mut self, configure: (&'static str, Value)) -> Value {
+        self.state.calls.push_back(configure);
+        let interval = self.door.settings.heartbeat_interval_seconds;
+        serde_json::json!({ "status": "Accepted", "currentTime": chrono::Utc::now(), "interval": interval })
     }
 
     async fn publish<T>(&self, subject: String, name: Option<String>, data: T) -> Result<(), Refusal>
@@ -107,6 +118,11 @@ impl Link<'_> {
         })?;
         Ok(session.is_some_and(|session| id_tag(session.id) == tag || session.id.to_string() == tag))
     }
+}
+
+/// An id tag's status: ours for the session on the charger, or not.
+pub(crate) fn verdict(accepted: bool) -> &'static str {
+    if accepted { "Accepted" } else { "Invalid" }
 }
 
 /// The id tag a session is started under: OCPP 1.6's `idTag` holds 20 characters, so the first 20

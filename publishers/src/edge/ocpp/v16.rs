@@ -10,7 +10,7 @@ use schemas::charging::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connection::{Link, id_tag};
+use super::connection::{Link, id_tag, verdict};
 use super::registry::Order;
 use super::rpc::{self, Code, Refusal, Text, closed};
 
@@ -124,21 +124,15 @@ struct StopTransaction {
 
 /// Answers one of the charger's CALLs.
 pub(crate) async fn answer(link: &mut Link<'_>, action: &str, payload: Value) -> Result<Value, Refusal> {
-    let now = Utc::now();
     match action {
         "BootNotification" => {
             let _: BootNotification = rpc::payload(payload)?;
             let interval = link.door.settings.meter_interval_seconds.to_string();
-            link.state
-                .calls
-                .push_back(("ChangeConfiguration", json!({ "key": "MeterValueSampleInterval", "value": interval })));
-            let heartbeat = link.door.settings.heartbeat_interval_seconds;
-            Ok(json!({ "status": "Accepted", "currentTime": now, "interval": heartbeat }))
+            Ok(link.booted(("ChangeConfiguration", json!({ "key": "MeterValueSampleInterval", "value": interval }))))
         }
         "Heartbeat" => {
             let Heartbeat {} = rpc::payload(payload)?;
-            link.heard().await?;
-            Ok(json!({ "currentTime": now }))
+            link.heartbeat().await
         }
         "StatusNotification" => {
             let status: StatusNotification = rpc::payload(payload)?;
@@ -207,10 +201,6 @@ pub(crate) fn order(link: &Link<'_>, order: Order) -> Option<(&'static str, Valu
             }
         },
     }
-}
-
-fn verdict(accepted: bool) -> &'static str {
-    if accepted { "Accepted" } else { "Invalid" }
 }
 
 /// A transaction's id: the seconds from 2020 to its start, as the charger timed it. The same

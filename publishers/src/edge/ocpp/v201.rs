@@ -11,7 +11,7 @@ use schemas::charging::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connection::Link;
+use super::connection::{Link, verdict};
 use super::registry::Order;
 use super::rpc::{self, Code, Refusal, Text, closed};
 
@@ -221,24 +221,19 @@ struct TransactionEvent {
 
 /// Answers one of the charger's CALLs.
 pub(crate) async fn answer(link: &mut Link<'_>, action: &str, payload: Value) -> Result<Value, Refusal> {
-    let now = Utc::now();
     match action {
         "BootNotification" => {
             let _: BootNotification = rpc::payload(payload)?;
-            let interval = link.door.settings.meter_interval_seconds.to_string();
             let variable = json!({
-                "attributeValue": interval,
+                "attributeValue": link.door.settings.meter_interval_seconds.to_string(),
                 "component": { "name": "SampledDataCtrlr" },
                 "variable": { "name": "TxUpdatedInterval" },
             });
-            link.state.calls.push_back(("SetVariables", json!({ "setVariableData": [variable] })));
-            let heartbeat = link.door.settings.heartbeat_interval_seconds;
-            Ok(json!({ "status": "Accepted", "currentTime": now, "interval": heartbeat }))
+            Ok(link.booted(("SetVariables", json!({ "setVariableData": [variable] }))))
         }
         "Heartbeat" => {
             let _: Heartbeat = rpc::payload(payload)?;
-            link.heard().await?;
-            Ok(json!({ "currentTime": now }))
+            link.heartbeat().await
         }
         "StatusNotification" => {
             let status: StatusNotification = rpc::payload(payload)?;
@@ -327,10 +322,6 @@ pub(crate) fn order(link: &Link<'_>, order: Order) -> Option<(&'static str, Valu
             }
         },
     }
-}
-
-fn verdict(accepted: bool) -> &'static str {
-    if accepted { "Accepted" } else { "Invalid" }
 }
 
 /// 2.0.1's connector status in 1.6's words, which the bus carries: `Occupied` is `Charging`
