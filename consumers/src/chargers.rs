@@ -23,7 +23,8 @@ use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, SubsecRound, Utc};
 use schemas::Recipient;
 use schemas::charging::{
-    ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus, RegisterCharger, SetChargerPassword,
+    ChargerResetRequested, ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus,
+    RegisterCharger, ResetCharger, SetChargerPassword,
 };
 use schemas::{AnyMessage, Envelope, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -170,6 +171,23 @@ async fn set_password(
     Ok(tx.execute(&update).await?.rows_affected() > 0)
 }
 
+/// Sends a reset to the charger's socket, wherever it is held; the charger as it reads now.
+async fn reset(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    command: &ResetCharger,
+    offline_after: Duration,
+) -> Result<Outcome<Charger>, DbErr> {
+    let Some(charger) = find(tx, cause.tenant.as_str(), command.charger_id, offline_after).await? else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no charger {}", command.charger_id))));
+    };
+    let requested = ChargerResetRequested { charger_id: command.charger_id, kind: command.kind };
+    let envelope = Envelope::new(cause.tenant.clone(), SOURCE, requested).caused_by(cause);
+    let to = outbox::Destination::Nats { subject: subjects::charger_commands(&cause.tenant, command.charger_id) };
+    outbox::enqueue(tx, &envelope, &to).await?;
+    Ok(Outcome::Done(charger))
+}
+
 /// Sets a charger's OCPP password; the charger as it reads now.
 async fn rotate(
     tx: &DatabaseTransaction,
@@ -271,6 +289,10 @@ impl Handler for Chargers {
             match &message.data {
                 AnyMessage::RegisterCharger(command) => {
                     let outcome = register(tx, message.tenant.as_str(), command, self.offline_after, now).await;
+                    outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
+                }
+                AnyMessage::ResetCharger(command) => {
+                    let outcome = reset(tx, message, command, self.offline_after).await;
                     outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
                 }
                 AnyMessage::SetChargerPassword(command) => {

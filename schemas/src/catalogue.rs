@@ -183,6 +183,8 @@ catalogue! {
     pricing::PricingChanged,
     charging::RegisterCharger,
     charging::SetChargerPassword,
+    charging::ResetCharger,
+    charging::ChargerResetRequested,
     charging::ChargerStatusNotification,
     charging::ChargerMeterValues,
     charging::ChargerStateChanged,

@@ -83,6 +83,40 @@ message!(SetChargerPassword, "charger.set_ocpp_password", (1, 0), Command(Charge
     m.charger_id.to_string()
 ));
 
+/// How a charger restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ResetKind {
+    /// When it is idle (2.0.1 `OnIdle`; 1.6 `Soft`, which ends a transaction first).
+    Soft,
+    /// At once (2.0.1 `Immediate`; 1.6 `Hard`).
+    Hard,
+}
+
+/// Restart a charger (organisation admins, operators): it is sent OCPP's `Reset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetCharger {
+    /// Charger.
+    pub charger_id: Uuid,
+    /// How.
+    pub kind: ResetKind,
+}
+message!(ResetCharger, "charger.reset", (1, 0), Command(Chargers), Charging, |m| Some(m.charger_id.to_string()));
+
+/// A reset on its way to the charger, on `voltbus.{tenant}.chargers.{charger}.commands`: the
+/// process holding its socket sends it OCPP's `Reset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargerResetRequested {
+    /// Charger.
+    pub charger_id: Uuid,
+    /// How.
+    pub kind: ResetKind,
+}
+message!(ChargerResetRequested, "charger.reset_requested", (1, 0), Command(Device), Charging, |m| Some(
+    m.charger_id.to_string()
+));
+
 /// OCPP `StatusNotification` from a charger (published by chargers on NATS).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1025,6 +1025,7 @@ impl World {
         let polygon = json!([[15.0, 52.0], [15.1, 52.0], [15.1, 52.1], [15.0, 52.1]]);
         Some(match name {
             "createApiKey" | "updateApiKey" => json!({ "name": "probe" }),
+            "resetCharger" => json!({ "type": "Soft" }),
             "registerCharger" => {
                 json!({ "device_number": unique("P"), "location": [0.0, 0.0], "price": 1, "waiting_price": 1, "currency": "MNT" })
             }

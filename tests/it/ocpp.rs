@@ -26,6 +26,7 @@ struct Version {
     remote_start: &'static str,
     started: &'static str,
     remote_stop: &'static str,
+    hard_reset: &'static str,
 }
 
 const V16: Version = Version {
@@ -35,6 +36,7 @@ const V16: Version = Version {
     remote_start: "RemoteStartTransaction",
     started: "StartTransaction",
     remote_stop: "RemoteStopTransaction",
+    hard_reset: "Hard",
 };
 
 const V201: Version = Version {
@@ -44,6 +46,7 @@ const V201: Version = Version {
     remote_start: "RequestStartTransaction",
     started: "TransactionEvent",
     remote_stop: "RequestStopTransaction",
+    hard_reset: "Immediate",
 };
 
 /// A Python charge point of the test's, its events one JSON line each.
@@ -256,6 +259,12 @@ async fn journey(version: Version, on_another_process: bool) {
     let configured = point.until(version.configured).await;
     assert_eq!(configured["value"], "3", "{configured}");
     point.until("Available").await;
+    // An operator's reset reaches it, wherever its socket is held.
+    let (status, reset, _) =
+        platform.call(&admin, "POST", &format!("/chargers/{charger}/reset"), Some(json!({ "type": "Hard" }))).await;
+    assert_eq!(status, 202, "{reset}");
+    let reset = point.until("Reset").await;
+    assert_eq!(reset["type"], version.hard_reset, "{reset}");
     let mut state = Value::Null;
     for _ in 0..100 {
         let (_, found, _) = platform.call(&admin, "GET", &format!("/chargers/{charger}"), None).await;

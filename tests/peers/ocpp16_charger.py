@@ -56,6 +56,11 @@ class Charger(ocpp.v16.ChargePoint):
         say("ChangeConfiguration", key=key, value=value)
         return call_result.ChangeConfiguration(status=ConfigurationStatus.accepted)
 
+    @on(Action.reset)
+    def on_reset(self, type, **_):
+        say("Reset", type=type)
+        return call_result.Reset(status="Accepted")
+
     @on(Action.remote_start_transaction)
     def on_remote_start(self, id_tag, **_):
         self.tag = id_tag

@@ -75,6 +75,11 @@ class Station(ocpp.v201.ChargePoint):
             ]
         )
 
+    @on(Action.reset)
+    def on_reset(self, type, **_):
+        say("Reset", type=type)
+        return call_result.Reset(status="Accepted")
+
     @on(Action.request_start_transaction)
     def on_request_start(self, id_token, remote_start_id, **_):
         say("RequestStartTransaction", idToken=id_token["id_token"], type=id_token["type"], remoteStartId=remote_start_id)

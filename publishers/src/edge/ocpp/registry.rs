@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use schemas::charging::ChargerRemoteCommand;
+use schemas::charging::{ChargerRemoteCommand, ResetKind};
 use schemas::{AnyMessage, TenantId};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -18,6 +18,8 @@ use super::Ocpp;
 pub(crate) enum Order {
     /// A remote command from the bus.
     Remote(ChargerRemoteCommand),
+    /// A reset an operator asked for.
+    Reset(ResetKind),
 }
 
 /// A socket held: where its orders go.
@@ -118,9 +120,12 @@ pub(crate) async fn follow_commands(door: Arc<Ocpp>) -> Result<(), bus::BusError
                     continue;
                 }
             };
-            let AnyMessage::ChargerRemoteCommand(command) = envelope.data else { continue };
-            let charger = command.charger_id;
-            if door.registry.send(&envelope.tenant, charger, Order::Remote(command)) {
+            let (charger, order) = match envelope.data {
+                AnyMessage::ChargerRemoteCommand(command) => (command.charger_id, Order::Remote(command)),
+                AnyMessage::ChargerResetRequested(reset) => (reset.charger_id, Order::Reset(reset.kind)),
+                _ => continue,
+            };
+            if door.registry.send(&envelope.tenant, charger, order) {
                 tracing::info!(%charger, message_id = %envelope.id, tenant = %envelope.tenant, "remote command to its socket");
             }
         }

@@ -200,6 +200,7 @@ pub(crate) fn order(link: &Link<'_>, order: Order) -> Option<(&'static str, Valu
                 Some(("RemoteStopTransaction", json!({ "transactionId": transaction })))
             }
         },
+        Order::Reset(kind) => Some(("Reset", json!({ "type": kind }))),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use schemas::charging::{
-    ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction, SampledValue,
+    ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction, ResetKind, SampledValue,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -321,6 +321,13 @@ pub(crate) fn order(link: &Link<'_>, order: Order) -> Option<(&'static str, Valu
                 Some(("RequestStopTransaction", json!({ "transactionId": transaction })))
             }
         },
+        Order::Reset(kind) => {
+            let kind = match kind {
+                ResetKind::Soft => "OnIdle",
+                ResetKind::Hard => "Immediate",
+            };
+            Some(("Reset", json!({ "type": kind })))
+        }
     }
 }
 

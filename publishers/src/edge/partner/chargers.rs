@@ -6,7 +6,7 @@ use http::StatusCode;
 use readside::chargers::{self, Charger};
 use schemars::JsonSchema;
 use schemas::Currency;
-use schemas::charging::{RegisterCharger, SetChargerPassword};
+use schemas::charging::{RegisterCharger, ResetCharger, ResetKind, SetChargerPassword};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -69,6 +69,29 @@ pub(crate) async fn rotate_password(api: &PartnerApi, call: Call) -> Result<Answ
     let set = SetChargerPassword { charger_id, ocpp_password_hash: hash };
     let stored: Charger = api.bus.request(&command(&call, set), api.settings.command_timeout).await?;
     Ok(showing(stored, password, StatusCode::OK))
+}
+
+/// `POST /chargers/{id}/reset`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetBody {
+    /// `Soft` (when idle; the default) or `Hard` (at once).
+    #[serde(default = "soft", rename = "type")]
+    kind: ResetKind,
+}
+
+fn soft() -> ResetKind {
+    ResetKind::Soft
+}
+
+/// `POST /chargers/{id}/reset`: OCPP's Reset to the charger, through whichever process holds its
+/// socket (a charger offline gets none).
+pub(crate) async fn reset(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
+    let charger_id = call.id("id")?;
+    let body: ResetBody = if call.body.is_empty() { ResetBody { kind: soft() } } else { parse_body(&call.body)? };
+    let reset = ResetCharger { charger_id, kind: body.kind };
+    let charger: Charger = api.bus.request(&command(&call, reset), api.settings.command_timeout).await?;
+    Ok(Answer::with_status(StatusCode::ACCEPTED, charger))
 }
 
 /// `POST /chargers`.

@@ -587,6 +587,18 @@ pub(crate) fn routes() -> Vec<Route> {
         },
         Route {
             door: Door::Partner,
+            method: Method::POST,
+            path: at("/chargers/{id}/reset"),
+            operation: "resetCharger",
+            summary: "Sends the charger OCPP's Reset, `Soft` (when idle) or `Hard` (organisation admins).",
+            access: Admin,
+            body: Some(schema_of::<chargers::ResetBody>),
+            status: 202,
+            returns: Returns::Item(schema_of::<readside::chargers::Charger>),
+            handler: Handler::Partner(Some(|api, call| Box::pin(chargers::reset(api, call)))),
+        },
+        Route {
+            door: Door::Partner,
             method: Method::GET,
             path: at("/chargers/{id}"),
             operation: "getCharger",
