@@ -96,9 +96,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_metrics_token(settings.http.metrics_token.as_ref().map(|token| token.expose().to_owned()));
     let edge = match &engines.nats {
         Some(nats) => {
-            let node = format!("{}@{}", std::process::id(), settings.http.bind);
+            // Which process holds a socket, as the console shows it: its id and where it listens.
+            let node = format!("{}@{}", std::process::id(), edge.local_addr()?);
             // The edge's pool: a storm of reconnecting chargers must not starve the consumers'.
-            let ocpp = publishers::Ocpp::start(edge_database, nats.clone(), settings.ocpp.clone(), node)
+            let ocpp = publishers::Ocpp::start(edge_database, nats.clone(), &api, settings.ocpp.clone(), node)
                 .await
                 .context("listening for chargers' remote commands")?;
             edge.with_ocpp(ocpp)

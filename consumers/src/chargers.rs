@@ -24,7 +24,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use schemas::Recipient;
 use schemas::charging::{
     ChargerResetRequested, ChargerState, ChargerStateChanged, ChargerStatusNotification, ConnectorStatus,
-    RegisterCharger, ResetCharger, SetChargerPassword,
+    RecordChargerConnection, RegisterCharger, ResetCharger, SetChargerPassword,
 };
 use schemas::{AnyMessage, Envelope, subjects};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -171,6 +171,32 @@ async fn set_password(
     Ok(tx.execute(&update).await?.rows_affected() > 0)
 }
 
+/// Keeps which process holds a charger's socket. A close only clears the process that had it (the
+/// charger may have reconnected to another already), and nothing older than what is kept counts.
+async fn record_connection(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    connection: &RecordChargerConnection,
+) -> Result<(), DbErr> {
+    let newer = Expr::col("connected_at").is_null().or(Expr::col("connected_at").lte(connection.at));
+    let mut update = Query::update()
+        .table("chargers")
+        .value("ocpp_version", connection.ocpp_version.as_str())
+        .value("connected_at", connection.at)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("charger_id").eq(connection.charger_id))
+        .and_where(newer)
+        .to_owned();
+    if connection.connected {
+        update.value("ocpp_node", connection.node.as_str());
+    } else {
+        update
+            .value("ocpp_node", Option::<String>::None)
+            .and_where(Expr::col("ocpp_node").eq(connection.node.as_str()));
+    }
+    tx.execute(&update).await.map(|_| ())
+}
+
 /// Sends a reset to the charger's socket, wherever it is held; the charger as it reads now.
 async fn reset(
     tx: &DatabaseTransaction,
@@ -290,6 +316,10 @@ impl Handler for Chargers {
                 AnyMessage::RegisterCharger(command) => {
                     let outcome = register(tx, message.tenant.as_str(), command, self.offline_after, now).await;
                     outcome.map(|o| Some(o.to_reply())).map_err(|e| HandlerError::Retryable(e.to_string()))
+                }
+                AnyMessage::RecordChargerConnection(connection) => {
+                    let recorded = record_connection(tx, message.tenant.as_str(), connection).await;
+                    recorded.map(|()| None).map_err(|e| HandlerError::Retryable(e.to_string()))
                 }
                 AnyMessage::ResetCharger(command) => {
                     let outcome = reset(tx, message, command, self.offline_after).await;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::columns::Named;
 
 /// The columns a [`Charger`] is read from.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 17] = [
     "charger_id",
     "device_number",
     "longitude",
@@ -28,6 +28,9 @@ pub const COLUMNS: [&str; 14] = [
     "error_code",
     "status_at",
     "last_seen_at",
+    "ocpp_version",
+    "ocpp_node",
+    "connected_at",
     "created_at",
     "updated_at",
 ];
@@ -57,10 +60,23 @@ pub struct Charger {
     pub status_at: Option<DateTime<Utc>>,
     /// When it was last heard from.
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Its OCPP connection, once it has connected.
+    pub ocpp: Option<OcppConnection>,
     /// Registered.
     pub created_at: DateTime<Utc>,
     /// Master data or state last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A charger's OCPP connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OcppConnection {
+    /// The OCPP version it speaks (`1.6`, `2.0.1`).
+    pub version: String,
+    /// The voltbus process holding its socket; none while it is disconnected.
+    pub node: Option<String>,
+    /// When it connected, or disconnected when `node` is none.
+    pub since: DateTime<Utc>,
 }
 
 /// A row of [`COLUMNS`].
@@ -78,6 +94,9 @@ struct Row {
     error_code: Option<String>,
     status_at: Option<DateTime<Utc>>,
     last_seen_at: Option<DateTime<Utc>>,
+    ocpp_version: Option<String>,
+    ocpp_node: Option<String>,
+    connected_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -104,6 +123,11 @@ pub fn from_row(row: &QueryResult, now: DateTime<Utc>, offline_after: Duration) 
         error_code: row.error_code,
         status_at: row.status_at,
         last_seen_at: row.last_seen_at,
+        ocpp: row.ocpp_version.zip(row.connected_at).map(|(version, since)| OcppConnection {
+            version,
+            node: row.ocpp_node,
+            since,
+        }),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -184,6 +184,7 @@ catalogue! {
     charging::RegisterCharger,
     charging::SetChargerPassword,
     charging::ResetCharger,
+    charging::RecordChargerConnection,
     charging::ChargerResetRequested,
     charging::ChargerStatusNotification,
     charging::ChargerMeterValues,

@@ -83,6 +83,25 @@ message!(SetChargerPassword, "charger.set_ocpp_password", (1, 0), Command(Charge
     m.charger_id.to_string()
 ));
 
+/// A charger's OCPP socket opened or closed on a voltbus process (the OCPP door says so).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordChargerConnection {
+    /// Charger.
+    pub charger_id: Uuid,
+    /// The OCPP version it speaks (`1.6`, `2.0.1`).
+    pub ocpp_version: String,
+    /// The process holding its socket.
+    pub node: String,
+    /// Whether the socket opened (or closed).
+    pub connected: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+message!(RecordChargerConnection, "charger.record_connection", (1, 0), Command(Chargers), Charging, |m| Some(
+    m.charger_id.to_string()
+));
+
 /// How a charger restarts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ResetKind {

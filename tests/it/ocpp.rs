@@ -259,6 +259,19 @@ async fn journey(version: Version, on_another_process: bool) {
     let configured = point.until(version.configured).await;
     assert_eq!(configured["value"], "3", "{configured}");
     point.until("Available").await;
+    // Which process holds its socket, and its version, as the partner API reads them.
+    let edge = sibling.as_ref().unwrap_or(&platform).addr().to_string();
+    let mut ocpp = Value::Null;
+    for _ in 0..100 {
+        let (_, found, _) = platform.call(&admin, "GET", &format!("/chargers/{charger}"), None).await;
+        ocpp = found["data"]["ocpp"].clone();
+        if ocpp["node"].as_str().is_some_and(|node| node.ends_with(&edge)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ocpp["version"], version.subprotocol.trim_start_matches("ocpp"), "{ocpp}");
+    assert!(ocpp["node"].as_str().is_some_and(|node| node.ends_with(&edge)), "{ocpp}");
     // An operator's reset reaches it, wherever its socket is held.
     let (status, reset, _) =
         platform.call(&admin, "POST", &format!("/chargers/{charger}/reset"), Some(json!({ "type": "Hard" }))).await;
@@ -322,4 +335,15 @@ async fn journey(version: Version, on_another_process: bool) {
     }
     assert_eq!(last["purchaseId"], purchase, "{last}");
     let _ = point.child.wait().await;
+    // Gone: no process holds its socket.
+    let mut ocpp = Value::Null;
+    for _ in 0..100 {
+        let (_, found, _) = platform.call(&admin, "GET", &format!("/chargers/{charger}"), None).await;
+        ocpp = found["data"]["ocpp"].clone();
+        if ocpp["node"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ocpp["node"].is_null() && ocpp["since"].is_string(), "{ocpp}");
 }

@@ -10,7 +10,7 @@ use bus::PublishError;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use schemas::charging::{ChargerMeterValues, ChargerStatusNotification};
+use schemas::charging::{ChargerMeterValues, ChargerStatusNotification, RecordChargerConnection};
 use schemas::{Envelope, subjects};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -138,12 +138,33 @@ pub(crate) async fn serve(door: Arc<Ocpp>, charger: Charger, socket: Socket) {
         let hold = door.registry.hold(charger.id, charger.tenant.clone());
         let generation = hold.generation;
         tracing::info!(node = %door.node, "charger connected");
+        record(&door, &charger, true).await;
         run(&door, &charger, socket, hold).await;
         door.registry.release(charger.id, generation);
+        record(&door, &charger, false).await;
         tracing::info!("charger disconnected");
     }
     .instrument(span)
     .await
+}
+
+/// Tells the bus this process holds (or no longer holds) the charger's socket; the console and
+/// the partner API show it. A lost record is only stale until the next connection.
+async fn record(door: &Ocpp, charger: &Charger, connected: bool) {
+    let connection = RecordChargerConnection {
+        charger_id: charger.id,
+        ocpp_version: serde_json::to_value(charger.version)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        node: door.node.clone(),
+        connected,
+        at: chrono::Utc::now(),
+    };
+    let envelope = Envelope::new(charger.tenant.clone(), SOURCE, connection);
+    if let Err(error) = door.commands.publish(&envelope).await {
+        tracing::warn!(%error, connected, "could not record the charger's connection");
+    }
 }
 
 async fn run(door: &Ocpp, charger: &Charger, mut socket: Socket, hold: super::registry::Hold) {

@@ -99,6 +99,8 @@ impl Default for OcppSettings {
 pub struct Ocpp {
     database: DatabaseConnection,
     nats: NatsConnection,
+    /// Where the door records which process holds a charger's socket.
+    commands: Arc<crate::edge::commands::CommandBus>,
     settings: OcppSettings,
     registry: Registry,
     /// This process, as the console shows who holds a socket.
@@ -106,15 +108,18 @@ pub struct Ocpp {
 }
 
 impl Ocpp {
-    /// The door, reporting through `nats` and checking passwords in `database`; it starts
-    /// listening for remote commands to its chargers.
+    /// The door, reporting through `nats`, checking passwords in `database`, recording
+    /// connections through the partner API's command bus; it starts listening for remote
+    /// commands to its chargers.
     pub async fn start(
         database: DatabaseConnection,
         nats: NatsConnection,
+        api: &crate::edge::partner::PartnerApi,
         settings: OcppSettings,
         node: String,
     ) -> Result<Arc<Self>, bus::BusError> {
-        let door = Arc::new(Self { database, nats, settings, registry: Registry::default(), node });
+        let commands = Arc::clone(&api.bus);
+        let door = Arc::new(Self { database, nats, commands, settings, registry: Registry::default(), node });
         registry::follow_commands(Arc::clone(&door)).await?;
         Ok(door)
     }
