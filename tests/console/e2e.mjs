@@ -126,6 +126,19 @@ try {
   await page.waitForFunction(() => document.getElementById("command-status").textContent === "succeeded", null, { timeout: 15_000 });
   await photograph(page, "vehicle-command");
 
+  // Chargers: the one connected over OCPP, reset, and given a new password shown once.
+  await page.goto(`${base}/admin/orgs/${org}/chargers`);
+  const chargers = await page.textContent("#chargers");
+  check(chargers.includes(env("CHARGER_NUMBER")) && chargers.includes("OCPP 1.6"), "the charger and its OCPP version");
+  check(chargers.includes("connected to"), "which process holds its socket");
+  await photograph(page, "chargers");
+  await Promise.all([page.waitForNavigation(), page.click("#chargers button:has-text('Reset')")]);
+  check((await page.textContent(".notice")).includes("Reset sent"), "the reset is sent");
+  await Promise.all([page.waitForNavigation(), page.click("#chargers button:has-text('New password')")]);
+  check((await page.textContent("#secret-value")).length === 40, "the new password, shown once");
+  await photograph(page, "charger-password");
+  await Promise.all([page.waitForNavigation(), page.click("#done")]);
+
   // The bus: live figures, then the poisoned message in its dead letters, replayed.
   await page.goto(`${base}/admin/bus`);
   const queues = await page.textContent("#queues");

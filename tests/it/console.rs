@@ -373,6 +373,10 @@ async fn the_console_in_chromium_signs_in_shows_secrets_once_delivers_replays_an
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A charger on OCPP 1.6, connected while the operator looks (a charge point of PyPI's `ocpp`).
+    let (charger, password) = crate::ocpp::register(&platform, &admin, "CH-1").await;
+    let mut point = crate::ocpp::ChargePoint::start(&platform, crate::ocpp::V16, charger, &password, "journey");
+    point.until("Available").await;
     let poisoned = poison(&platform, None).await;
     // The vehicle's device answers commands after a second, so the page shows them pending first.
     let devices = voltbus::simulator::Devices { delay: Duration::from_secs(1), ..Default::default() };
@@ -392,6 +396,7 @@ async fn the_console_in_chromium_signs_in_shows_secrets_once_delivers_replays_an
         .env("OPERATOR_PASSWORD", PASSWORD)
         .env("RECEIVER_URL", receiver.url())
         .env("VEHICLE_ID", vehicle.to_string())
+        .env("CHARGER_NUMBER", "CH-1")
         .env("DEAD_LETTER_GROUP", "integrations")
         .env("POISON_ID", &poisoned)
         .env("SCREENSHOTS", &screenshots)

@@ -19,7 +19,7 @@ use crate::partner::Platform;
 
 /// What differs between the OCPP versions' journeys.
 #[derive(Clone, Copy)]
-struct Version {
+pub(crate) struct Version {
     subprotocol: &'static str,
     script: &'static str,
     configured: &'static str,
@@ -29,7 +29,7 @@ struct Version {
     hard_reset: &'static str,
 }
 
-const V16: Version = Version {
+pub(crate) const V16: Version = Version {
     subprotocol: "ocpp1.6",
     script: "ocpp16_charger.py",
     configured: "ChangeConfiguration",
@@ -50,7 +50,7 @@ const V201: Version = Version {
 };
 
 /// A Python charge point of the test's, its events one JSON line each.
-struct ChargePoint {
+pub(crate) struct ChargePoint {
     child: Child,
     events: Lines<BufReader<ChildStdout>>,
     /// Events read past while waiting for another (two sides' messages cross).
@@ -58,7 +58,7 @@ struct ChargePoint {
 }
 
 impl ChargePoint {
-    fn start(edge: &Platform, version: Version, charger: Uuid, password: &str, mode: &str) -> Self {
+    pub(crate) fn start(edge: &Platform, version: Version, charger: Uuid, password: &str, mode: &str) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let url = format!("ws://{}/ocpp", edge.addr());
         let mut child = Command::new(root.join("scripts/peers.sh"))
@@ -87,7 +87,7 @@ impl ChargePoint {
     }
 
     /// The first event `name`, among those read past before or the next ones.
-    async fn until(&mut self, name: &str) -> Value {
+    pub(crate) async fn until(&mut self, name: &str) -> Value {
         if let Some(at) = self.skipped.iter().position(|event| event["event"] == name) {
             return self.skipped.remove(at);
         }
@@ -102,7 +102,7 @@ impl ChargePoint {
 }
 
 /// Registers a charger; its id and OCPP password.
-async fn register(platform: &Platform, admin: &str, number: &str) -> (Uuid, String) {
+pub(crate) async fn register(platform: &Platform, admin: &str, number: &str) -> (Uuid, String) {
     let body = json!({ "device_number": number, "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
     let (status, created, _) = platform.call(admin, "POST", "/chargers", Some(body)).await;
     assert_eq!(status, 201, "{created}");

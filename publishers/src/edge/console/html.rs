@@ -134,9 +134,13 @@ pub(super) fn page(frame: &Frame<'_>, body: &str) -> String {
     let mut nav = String::new();
     if let Some(org) = frame.organisation {
         let org = esc(org);
-        for (path, label) in
-            [("integrations", "Integrations"), ("keys", "API keys"), ("webhooks", "Webhooks"), ("vehicles", "Fleet")]
-        {
+        for (path, label) in [
+            ("integrations", "Integrations"),
+            ("keys", "API keys"),
+            ("webhooks", "Webhooks"),
+            ("vehicles", "Fleet"),
+            ("chargers", "Chargers"),
+        ] {
             let _ = write!(nav, "<a href=\"/admin/orgs/{org}/{path}\">{label}</a>");
         }
     }

@@ -16,6 +16,7 @@
 //! - `assets/`: the one stylesheet and script, compiled into the binary (no build step, no CDN).
 
 mod bus;
+mod chargers;
 mod fleet;
 mod html;
 mod integrations;

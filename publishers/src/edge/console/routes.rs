@@ -3,7 +3,7 @@
 
 use http::Method;
 
-use super::{BASE, Console, View, Visit, bus, fleet, integrations, webhooks};
+use super::{BASE, Console, View, Visit, bus, chargers, fleet, integrations, webhooks};
 use crate::edge::envelope::ApiError;
 use crate::edge::router::{Access, Boxed, Door, Handler, OwnAction, Returns, Route};
 
@@ -142,6 +142,19 @@ pub(crate) fn routes() -> Vec<Route> {
             "consoleCommandLive",
             "Where a command stands (JSON).",
             |visit| Box::pin(fleet::command_live(visit)),
+        ),
+        page(M::GET, "/orgs/{org}/chargers", "consoleChargers", "Chargers and their OCPP connections.", |visit| {
+            Box::pin(chargers::chargers(visit))
+        }),
+        page(M::POST, "/orgs/{org}/chargers/{id}/reset", "consoleResetCharger", "Resets a charger.", |visit| {
+            Box::pin(chargers::reset(visit))
+        }),
+        page(
+            M::POST,
+            "/orgs/{org}/chargers/{id}/password",
+            "consoleChargerPassword",
+            "A new OCPP password, shown once.",
+            |visit| Box::pin(chargers::password(visit)),
         ),
         page(M::GET, "/bus", "consoleBus", "Queues, dead letters and the outbox.", |visit| {
             Box::pin(bus::overview(visit))
