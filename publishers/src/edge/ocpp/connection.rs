@@ -10,7 +10,7 @@ use bus::PublishError;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use schemas::charging::{ChargerMeterValues, ChargerStatusNotification, RecordChargerConnection};
+use schemas::charging::{ChargerMeterValues, ChargerStatusNotification, RecordChargerConnection, SampledValue};
 use schemas::{Envelope, subjects};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -117,6 +117,16 @@ impl Link<'_> {
             Refusal::new(Code::Internal, "try again")
         })?;
         Ok(session.is_some_and(|session| id_tag(session.id) == tag || session.id.to_string() == tag))
+    }
+}
+
+/// One sampled value as the bus carries it, with OCPP's defaults (the energy register, in Wh)
+/// where the charger left them out.
+pub(crate) fn sampled(value: String, measurand: Option<String>, unit: Option<String>) -> SampledValue {
+    SampledValue {
+        value,
+        measurand: measurand.unwrap_or_else(|| "Energy.Active.Import.Register".into()),
+        unit: unit.unwrap_or_else(|| "Wh".into()),
     }
 }
 

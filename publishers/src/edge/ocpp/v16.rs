@@ -4,13 +4,11 @@
 //! no field the schema does not name, strings within their `maxLength`, enumerations closed.
 
 use chrono::{DateTime, TimeZone, Utc};
-use schemas::charging::{
-    ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction, SampledValue,
-};
+use schemas::charging::{ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connection::{Link, id_tag, verdict};
+use super::connection::{Link, id_tag, sampled, verdict};
 use super::registry::Order;
 use super::rpc::{self, Code, Refusal, Text, closed};
 
@@ -214,30 +212,14 @@ fn transaction_id(started: DateTime<Utc>) -> i64 {
 
 /// The energy register reading `wh` at `at`.
 fn register(wh: i64, at: DateTime<Utc>) -> MeterValue {
-    MeterValue {
-        timestamp: at,
-        sampled_value: vec![SampledValue {
-            value: wh.to_string(),
-            measurand: "Energy.Active.Import.Register".into(),
-            unit: "Wh".into(),
-        }],
-    }
+    MeterValue { timestamp: at, sampled_value: vec![sampled(wh.to_string(), None, None)] }
 }
 
-/// A sample as the bus carries it, with 1.6's defaults (the energy register, in Wh) filled in.
+/// A sample as the bus carries it.
 fn sample(sample: Sample) -> MeterValue {
-    MeterValue {
-        timestamp: sample.timestamp,
-        sampled_value: sample
-            .sampled_value
-            .into_iter()
-            .map(|s| SampledValue {
-                value: s.value,
-                measurand: s.measurand.map_or_else(|| "Energy.Active.Import.Register".into(), |m| m.0),
-                unit: s.unit.map_or_else(|| "Wh".into(), |u| u.0),
-            })
-            .collect(),
-    }
+    let values =
+        sample.sampled_value.into_iter().map(|s| sampled(s.value, s.measurand.map(|m| m.0), s.unit.map(|u| u.0)));
+    MeterValue { timestamp: sample.timestamp, sampled_value: values.collect() }
 }
 
 fn values(

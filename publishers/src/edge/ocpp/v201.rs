@@ -6,12 +6,12 @@
 
 use chrono::{DateTime, Utc};
 use schemas::charging::{
-    ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction, ResetKind, SampledValue,
+    ChargerMeterValues, ChargerStatusNotification, ConnectorStatus, MeterValue, RemoteAction, ResetKind,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connection::{Link, verdict};
+use super::connection::{Link, sampled, verdict};
 use super::registry::Order;
 use super::rpc::{self, Code, Refusal, Text, closed};
 
@@ -344,23 +344,12 @@ fn connector_status(status: &ConnectorStatus201, charging: bool) -> ConnectorSta
     }
 }
 
-/// A sample as the bus carries it: the value times its unit's multiplier, 2.0.1's defaults (the
-/// energy register, in Wh) filled in.
+/// A sample as the bus carries it: the value times its unit's multiplier.
 fn sample(sample: Sample) -> MeterValue {
-    MeterValue {
-        timestamp: sample.timestamp,
-        sampled_value: sample
-            .sampled_value
-            .into_iter()
-            .map(|s| {
-                let (unit, multiplier) = s.unit_of_measure.map_or((None, None), |u| (u.unit, u.multiplier));
-                let value = s.value * 10f64.powi(multiplier.unwrap_or(0));
-                SampledValue {
-                    value: value.to_string(),
-                    measurand: s.measurand.map_or_else(|| "Energy.Active.Import.Register".into(), |m| m.0),
-                    unit: unit.map_or_else(|| "Wh".into(), |u| u.0),
-                }
-            })
-            .collect(),
-    }
+    let values = sample.sampled_value.into_iter().map(|s| {
+        let (unit, multiplier) = s.unit_of_measure.map_or((None, None), |u| (u.unit, u.multiplier));
+        let value = s.value * 10f64.powi(multiplier.unwrap_or(0));
+        sampled(value.to_string(), s.measurand.map(|m| m.0), unit.map(|u| u.0))
+    });
+    MeterValue { timestamp: sample.timestamp, sampled_value: values.collect() }
 }
