@@ -143,7 +143,6 @@ impl Edge {
                 if let Err(error) = ended {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-                drop(stop);
             });
         }
         tracing::info!("edge stopped accepting; finishing requests in flight");

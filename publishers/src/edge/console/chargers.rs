@@ -41,17 +41,13 @@ pub(super) async fn chargers(visit: &Visit<'_>) -> Result<View, ApiError> {
             ]
         })
         .collect();
-    let notice = match visit.field("done") {
-        Some("reset") => "<p class=\"notice\">Reset sent to the charger's socket.</p>",
-        _ => "",
-    };
     let table = html::table(
         "chargers",
         &["Number", "State", "Connector", "Version", "Connection", "Last heard", ""],
         &rows,
         "No charger yet: register one with POST /chargers.",
     );
-    Ok(View::Page { title: "Chargers".into(), organisation: Some(org.into()), body: format!("{notice}{table}") })
+    Ok(View::Page { title: "Chargers".into(), organisation: Some(org.into()), body: table })
 }
 
 /// `POST /admin/orgs/{org}/chargers/{id}/reset`: a soft reset, through whichever process holds the
@@ -60,7 +56,7 @@ pub(super) async fn reset(visit: &Visit<'_>) -> Result<View, ApiError> {
     let (org, id) = (visit.param("org"), visit.param("id"));
     let path = format!("/chargers/{id}/reset");
     visit.call(&visit.caller(org)?, Method::POST, &path, None, json!({ "type": "Soft" })).await?;
-    Ok(View::Redirect(format!("/admin/orgs/{org}/chargers?done=reset")))
+    Ok(View::Redirect(format!("/admin/orgs/{org}/chargers?notice=charger-reset")))
 }
 
 /// `POST /admin/orgs/{org}/chargers/{id}/password`: a new OCPP password, shown this once.

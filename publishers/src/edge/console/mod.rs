@@ -196,6 +196,7 @@ impl Visit<'_> {
 /// say something else.
 const NOTICES: &[(&str, &str)] = &[
     ("disabled", "Disabled."),
+    ("charger-reset", "Reset sent to the charger's socket."),
     ("enabled", "Enabled."),
     ("revoked", "Revoked: it works no more."),
     ("deleted", "Deleted."),

@@ -25,7 +25,6 @@ use std::time::Duration;
 use base64::Engine;
 use bus::nats::NatsConnection;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -122,11 +121,6 @@ impl Ocpp {
         let door = Arc::new(Self { database, nats, commands, settings, registry: Registry::default(), node });
         registry::follow_commands(Arc::clone(&door)).await?;
         Ok(door)
-    }
-
-    /// Sockets held now.
-    pub fn connections(&self) -> usize {
-        self.registry.len()
     }
 
     /// Closes every socket (`1001 Going Away`, so chargers reconnect to another process) and
@@ -272,11 +266,4 @@ pub(crate) fn new_password(random: &dyn ring::rand::SecureRandom) -> Option<Stri
     let mut bytes = [0u8; 30];
     random.fill(&mut bytes).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// When the charger said something happened, but never later than a minute past now (a clock far
-/// ahead would freeze the state the consumers keep).
-pub(crate) fn believed(at: Option<DateTime<Utc>>) -> DateTime<Utc> {
-    let now = Utc::now();
-    at.map_or(now, |at| at.min(now + chrono::Duration::seconds(60)))
 }

@@ -139,7 +139,8 @@ pub(crate) async fn answer(link: &mut Link<'_>, action: &str, payload: Value) ->
                 connector_id: status.connector_id,
                 status: status.status,
                 error_code: status.error_code.0,
-                timestamp: super::believed(status.timestamp),
+                // The charger consumer does not believe a clock far ahead of ours.
+                timestamp: status.timestamp.unwrap_or_else(Utc::now),
             })
             .await?;
             Ok(json!({}))

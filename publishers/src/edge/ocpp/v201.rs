@@ -243,7 +243,7 @@ pub(crate) async fn answer(link: &mut Link<'_>, action: &str, payload: Value) ->
                 connector_id: status.connector_id,
                 status: connector_status(&status.connector_status, charging),
                 error_code: "NoError".into(),
-                timestamp: super::believed(Some(status.timestamp)),
+                timestamp: status.timestamp,
             })
             .await?;
             Ok(json!({}))
