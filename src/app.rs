@@ -156,7 +156,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             Err(error) => tracing::error!(%error, "could not read the subscriptions to bind their queues"),
         }
     }
-    background.push(tokio::spawn(expire_commands(database.clone(), when(&drained))));
+    background.push(tokio::spawn(sweep_commands(database.clone(), settings.fleet.commands(), when(&drained))));
     let pace = Duration::from_secs(u64::from(settings.ocpp.meter_interval_seconds.max(1)));
     background.push(tokio::spawn(pace_charging(database.clone(), pace, when(&drained))));
     let edge = if settings.console.enabled {
@@ -337,14 +337,19 @@ async fn pace_charging(db: sea_orm::DatabaseConnection, every: Duration, stop: i
     }
 }
 
-/// Marks commands to vehicles that got no answer in time as timed out, every second, until `stop`.
-async fn expire_commands(db: sea_orm::DatabaseConnection, stop: impl std::future::Future<Output = ()>) {
+/// Sends queued commands to vehicles heard from again, and ends those whose time ran out, every
+/// second, until `stop`.
+async fn sweep_commands(
+    db: sea_orm::DatabaseConnection,
+    timing: consumers::fleet::commands::Timing,
+    stop: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
-        match consumers::fleet::commands::expire(&db).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "vehicle commands timed out"),
-            Err(error) => tracing::warn!(%error, "could not time out vehicle commands"),
+        match consumers::fleet::commands::sweep(&db, timing).await {
+            Ok(swept) if swept == consumers::fleet::commands::Swept::default() => {}
+            Ok(swept) => tracing::info!(?swept, "vehicle commands swept"),
+            Err(error) => tracing::warn!(%error, "could not sweep vehicle commands"),
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}

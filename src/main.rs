@@ -277,17 +277,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::VehicleCredentials { tenant, vehicle, days } => {
-            use bus::nats::accounts::Permissions;
             let tenant = schemas::TenantId::new(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
             let accounts = settings.nats.accounts()?.context("set nats.operator_seed and nats.account_seed")?;
             let expires = days.map(|days| chrono::Utc::now().timestamp() + i64::from(days) * 86_400);
-            let device = Permissions::Device {
-                publish: vec![schemas::subjects::vehicle_state(&tenant, vehicle)],
-                subscribe: vec![schemas::subjects::vehicle_commands(&tenant, vehicle)],
-            };
+            let device = consumers::fleet::unit_permissions(&tenant, vehicle);
             let credentials = accounts.user(&format!("vehicle-{vehicle}"), &device, expires)?;
             println!(
-                "# MQTT: any user name, this password; topics voltbus/{tenant}/vehicles/{vehicle}/state and …/commands"
+                "# MQTT: any user name, this password; topics voltbus/{tenant}/vehicles/{vehicle}/state, \
+                 …/command-results (publish) and …/commands (subscribe)"
             );
             println!("{}", credentials.jwt);
             println!(

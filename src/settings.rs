@@ -146,6 +146,9 @@ pub struct FleetSettings {
     /// Seconds a command to a vehicle waits for its device's answer before it has timed out
     /// (and the device must no longer carry it out).
     pub command_timeout_seconds: u64,
+    /// A vehicle that reported within this many seconds is online: a command with a time to
+    /// live goes to it at once; to one not heard from longer, it waits until it reports.
+    pub online_seconds: u64,
 }
 
 impl Default for FleetSettings {
@@ -157,14 +160,18 @@ impl Default for FleetSettings {
             history_days: 30,
             telemetry_batch: 500,
             command_timeout_seconds: 30,
+            online_seconds: 120,
         }
     }
 }
 
 impl FleetSettings {
-    /// How long a command to a vehicle waits for its device's answer.
-    pub fn command_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.command_timeout_seconds.max(1))
+    /// How commands to vehicles are timed.
+    pub fn commands(&self) -> consumers::fleet::commands::Timing {
+        consumers::fleet::commands::Timing {
+            answer: std::time::Duration::from_secs(self.command_timeout_seconds.max(1)),
+            online: std::time::Duration::from_secs(self.online_seconds),
+        }
     }
 
     /// When telemetry becomes an event.
@@ -547,7 +554,7 @@ impl Settings {
                 codes_per_hour: self.mobile.codes_per_hour,
                 codes_per_day: self.mobile.codes_per_day,
             },
-            vehicle_command_timeout: self.fleet.command_timeout(),
+            vehicle_commands: self.fleet.commands(),
             thresholds: self.fleet.thresholds(),
             telemetry_batch: self.fleet.telemetry_batch,
             charger_offline_after: self.charging.offline_after(),

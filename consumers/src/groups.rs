@@ -90,8 +90,8 @@ impl Group {
 pub struct Settings {
     /// Mobile sign-in codes and sessions.
     pub sign_in: SignInPolicy,
-    /// How a command to a vehicle waits for its device's answer.
-    pub vehicle_command_timeout: Duration,
+    /// How commands to vehicles are timed.
+    pub vehicle_commands: crate::fleet::commands::Timing,
     /// When telemetry becomes an event.
     pub thresholds: Thresholds,
     /// Most telemetry reports in one transaction.
@@ -118,7 +118,7 @@ pub fn all(settings: &Settings, shared: &Shared) -> Vec<Group> {
         crate::integrations::groups(),
         crate::webhooks::groups(&settings.webhooks, &shared.dispatcher),
         crate::marketplace::groups(),
-        crate::fleet::groups(settings.vehicle_command_timeout, settings.thresholds, settings.telemetry_batch),
+        crate::fleet::groups(settings.vehicle_commands, settings.thresholds, settings.telemetry_batch),
         crate::zones::groups(),
         crate::customers::groups(settings.sign_in),
         crate::wallets::groups(),
@@ -154,7 +154,7 @@ mod tests {
         let dispatcher = Arc::new(Dispatcher::new(database, client, vault, policy.clone()));
         let settings = Settings {
             sign_in: SignInPolicy::default(),
-            vehicle_command_timeout: Duration::from_secs(30),
+            vehicle_commands: crate::fleet::commands::Timing::default(),
             thresholds: Thresholds::default(),
             telemetry_batch: 500,
             charger_offline_after: Duration::from_secs(300),

@@ -25,6 +25,7 @@ mod m20261129_000017_maintenance;
 mod m20261129_000018_operators;
 mod m20261206_000019_audiences;
 mod m20261206_000020_ocpp;
+mod m20261206_000021_durable_commands;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000018_operators::Migration),
             Box::new(m20261206_000019_audiences::Migration),
             Box::new(m20261206_000020_ocpp::Migration),
+            Box::new(m20261206_000021_durable_commands::Migration),
         ]
     }
 }

@@ -5,8 +5,8 @@ use schemas::integrations::{AccessBundle, Permission};
 
 use Permission::*;
 
-/// Every permission, in the seed's order.
-pub const ALL: [Permission; 12] = Permission::ALL;
+/// Every permission, in the seed's order (ours beside its kin).
+pub const ALL: [Permission; 13] = Permission::ALL;
 
 /// What a new key gets unless told otherwise: read-only, as the seed's defaults.
 pub const DEFAULTS: [Permission; 5] = [VehiclesRead, RidesRead, CustomersRead, ZonesRead, PricingRead];
@@ -20,6 +20,7 @@ pub fn bundle(bundle: AccessBundle) -> &'static [Permission] {
         AccessBundle::OrganizationAccess => &[
             VehiclesRead,
             VehiclesWrite,
+            VehiclesMaintenance,
             RidesRead,
             RidesWrite,
             CustomersRead,
@@ -29,8 +30,10 @@ pub fn bundle(bundle: AccessBundle) -> &'static [Permission] {
             ZonesRead,
             PricingRead,
         ],
-        // Fleet-scoped vehicles and the rides on them.
-        AccessBundle::FleetManagerAccess => &[VehiclesRead, VehiclesWrite, RidesRead, ZonesRead, PricingRead],
+        // Fleet-scoped vehicles, their maintenance, and the rides on them.
+        AccessBundle::FleetManagerAccess => {
+            &[VehiclesRead, VehiclesWrite, VehiclesMaintenance, RidesRead, ZonesRead, PricingRead]
+        }
         // A client's own self-service: finding vehicles, riding, paying.
         AccessBundle::ClientAccess => &[VehiclesRead, RidesRead, RidesWrite, WalletRead, ZonesRead, PricingRead],
         // The union of all.
@@ -93,6 +96,7 @@ mod tests {
         let names = [
             "vehicles:read",
             "vehicles:write",
+            "vehicles:maintenance",
             "rides:read",
             "rides:write",
             "customers:read",

@@ -151,6 +151,7 @@ catalogue! {
     vehicles::VehicleBatteryLow,
     vehicles::VehicleLocationUpdated,
     vehicles::VehicleCommandCompleted,
+    vehicles::VehicleCommandStateChanged,
     vehicles::DeviceCommand,
     vehicles::DeviceCommandResult,
     rides::StartRide,

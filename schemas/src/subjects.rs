@@ -65,6 +65,16 @@ pub fn vehicle_state(tenant: &TenantId, vehicle: Uuid) -> String {
     format!("{ROOT}.{tenant}.vehicles.{vehicle}.state")
 }
 
+/// The tenant and vehicle a vehicle's subject ending in `leaf` (`state`, `command-results`) names.
+pub fn vehicle_of(subject: &str, leaf: &str) -> Option<(TenantId, Uuid)> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let [ROOT, tenant, "vehicles", vehicle, last] = tokens.as_slice() else { return None };
+    if *last != leaf {
+        return None;
+    }
+    Some((TenantId::new(*tenant).ok()?, vehicle.parse().ok()?))
+}
+
 /// Every vehicle's state subject, of every tenant.
 pub fn every_vehicle_state() -> String {
     format!("{ROOT}.*.vehicles.*.state")

@@ -200,10 +200,79 @@ pub struct SendVehicleCommand {
     pub vehicle_id: Uuid,
     /// What to do.
     pub command: VehicleCommand,
+    /// How long the command may wait for an offline vehicle to come back (`queued`) before it
+    /// ends `expired`; absent: sent at once, whether the vehicle is heard from or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
+    /// The customer on whose behalf it is sent: unlocking a vehicle in a ride is for that ride's
+    /// customer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<Uuid>,
+    /// The sender may command a vehicle in `maintenance` (`vehicles:maintenance`).
+    #[serde(default)]
+    pub maintenance_allowed: bool,
+    /// The caller's Idempotency-Key, handed on to the device with the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
-message!(SendVehicleCommand, "vehicle.send_command", (1, 0), Command(Fleet), Vehicles, |m| Some(
+message!(SendVehicleCommand, "vehicle.send_command", (1, 1), Command(Fleet), Vehicles, |m| Some(
     m.vehicle_id.to_string()
 ));
+
+/// Where a command to a vehicle stands: `accepted`, then `queued` while its offline vehicle is
+/// awaited or `sent` to the device at once, then one of the ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandState {
+    /// Taken by the platform (announced, never left standing).
+    Accepted,
+    /// Waiting for its vehicle to be heard from again.
+    Queued,
+    /// Handed to the device; no answer yet.
+    #[serde(alias = "pending")]
+    Sent,
+    /// The vehicle carried it out.
+    Succeeded,
+    /// The vehicle refused or failed.
+    Failed,
+    /// Its vehicle was not heard from before its time to live ran out; never sent.
+    Expired,
+    /// Sent, but no answer before it expired.
+    TimedOut,
+}
+
+impl CommandState {
+    /// Whether it is an end: nothing changes it any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Expired | Self::TimedOut)
+    }
+}
+
+/// A vehicle command moved on (each state of [`CommandState`], as it is reached).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VehicleCommandStateChanged {
+    /// The command's id.
+    pub command_id: Uuid,
+    /// Vehicle.
+    pub vehicle_id: Uuid,
+    /// Subaccount (fleet) of the vehicle.
+    pub subaccount_id: Uuid,
+    /// The command.
+    pub command: VehicleCommand,
+    /// Where it stands now.
+    pub state: CommandState,
+    /// Why it ended so, when it did not succeed.
+    pub reason: Option<String>,
+}
+message!(
+    VehicleCommandStateChanged,
+    "vehicle.command_state_changed",
+    (1, 0),
+    Event,
+    Vehicles,
+    |m| Some(m.vehicle_id.to_string()),
+    offered(VehiclesRead, |m| Reach::Subaccount(m.subaccount_id))
+);
 
 /// One reported value with the time the vehicle measured it: INVERS reports each property with
 /// its own timestamp, and a newer reading of one property must not be overwritten by an older one.
@@ -422,8 +491,12 @@ pub struct DeviceCommand {
     pub command: VehicleCommand,
     /// Not to be carried out after this.
     pub expires_at: DateTime<Utc>,
+    /// The Idempotency-Key the command was sent with, if any: a device that keeps it can tell a
+    /// command it already carried out from a new one, as `command_id` also does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
-message!(DeviceCommand, "vehicle.device_command", (1, 0), Command(Device), Vehicles, |m| Some(
+message!(DeviceCommand, "vehicle.device_command", (1, 1), Command(Device), Vehicles, |m| Some(
     m.vehicle_id.to_string()
 ));
 

@@ -461,12 +461,12 @@ async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     let (status, queued, _) = platform
         .call(&key, "POST", &format!("/vehicles/{car}/commands/honk-and-flash"), Some(json!({ "wait": false })))
         .await;
-    assert_eq!((status, queued["data"]["status"].clone()), (202, json!("pending")), "{queued}");
+    assert_eq!((status, queued["data"]["status"].clone()), (202, json!("sent")), "{queued}");
     let id = queued["data"]["id"].as_str().unwrap().to_owned();
     let mut polled = Value::Null;
     for _ in 0..100 {
         polled = platform.call(&key, "GET", &format!("/vehicle-commands/{id}"), None).await.1;
-        if polled["data"]["status"] != "pending" {
+        if polled["data"]["status"] != "sent" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -482,7 +482,7 @@ async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     let mut outcome = silent["data"]["status"].clone();
     let silent_id = silent["data"]["id"].as_str().unwrap().to_owned();
     for _ in 0..100 {
-        if outcome != "pending" {
+        if outcome != "sent" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -515,14 +515,206 @@ async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     platform.stop().await;
 }
 
+/// Polls command `id` until it is no longer `from` (10 s at most); where it stands then.
+async fn settled(platform: &Platform, key: &str, id: &str, from: &str) -> Value {
+    for _ in 0..200 {
+        let (status, polled, _) = platform.call(key, "GET", &format!("/vehicle-commands/{id}"), None).await;
+        assert_eq!(status, 200, "{polled}");
+        if polled["data"]["status"] != from {
+            return polled["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("command {id} stayed {from}")
+}
+
+/// Durable commands: to a vehicle not heard from lately, a command with a time to live waits
+/// (`queued`) and goes to the device when the vehicle reports again, once, with the caller's
+/// Idempotency-Key; or it ends `expired`, never sent. Every state is announced. The interlocks
+/// refuse with 409 and a reason: any command to a vehicle in maintenance without
+/// `vehicles:maintenance`; unlocking a vehicle in another customer's ride.
+#[tokio::test]
+async fn commands_wait_for_an_offline_vehicle_or_expire_and_interlocks_refuse() {
+    let nats_server = PrivateNats::start();
+    let platform = Platform::start_with(|settings| {
+        settings.nats.url = Some(nats_server.url().into());
+        settings.fleet.command_timeout_seconds = 3;
+    })
+    .await;
+    let (tenant_name, admin) = platform.organisation().await;
+    let tenant = TenantId::new(&tenant_name).unwrap();
+    // It polls its commands: more calls a minute than a key's default allows.
+    let limits = json!({ "per_minute": 10_000, "per_hour": 100_000, "per_day": 1_000_000 });
+    let body = json!({ "name": "app", "permissions": ["vehicles:read", "vehicles:write"], "rate_limits": limits });
+    let key = fleet_key(&platform, &admin, body).await;
+    let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
+    let fleet = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for vin in ["AWAY1", "GONE1", "SHOP1", "RIDE1"] {
+        ids.push(add(&platform, &key, json!({ "vin": vin, "subaccount_id": fleet })).await["id"].clone());
+    }
+    let [away, gone, shop, ridden] = [0, 1, 2, 3].map(|i| ids[i].as_str().unwrap().parse::<Uuid>().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let device_nats = NatsConnection::connect(&nats_server.url(), "test-devices").await.unwrap();
+    let devices = voltbus::simulator::Devices::default();
+    let simulator = tokio::spawn(voltbus::simulator::run(device_nats, devices, async move {
+        let _ = stopped.await;
+    }));
+    let keyed = |idempotency_key: &'static str, path: String, body: Value| {
+        let addr = platform.addr();
+        let key = key.clone();
+        async move {
+            let headers = [("x-partner-api-key", key.as_str()), ("idempotency-key", idempotency_key)];
+            let body = body.to_string();
+            let (status, answer, _) =
+                crate::support::request(addr, "POST", &format!("/api/partner/v1{path}"), &headers, Some(&body)).await;
+            (status, answer)
+        }
+    };
+
+    // Never heard from: the unlock waits, unsent, and the request does not.
+    let unlock = format!("/vehicles/{away}/commands/unlock-central-lock");
+    let (status, queued) = keyed("unlock-away-1", unlock.clone(), json!({ "ttl_seconds": 60 })).await;
+    assert_eq!((status, queued["data"]["status"].clone()), (202, json!("queued")), "{queued}");
+    assert!(queued["data"]["sent_at"].is_null(), "{queued}");
+    let id = queued["data"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, still, _) = platform.call(&key, "GET", &format!("/vehicle-commands/{id}"), None).await;
+    assert_eq!(still["data"]["status"], "queued", "{still}");
+    let stream = NatsConnection::connect(&nats_server.url(), "test-reader").await.unwrap();
+    let stream = stream.jetstream().get_stream(subjects::VEHICLE_COMMANDS_STREAM).await.unwrap();
+    let command_subject = subjects::vehicle_commands(&tenant, away);
+    assert!(stream.get_last_raw_message_by_subject(&command_subject).await.is_err(), "nothing sent yet");
+
+    // It reports: the command goes and is carried out.
+    let device = NatsConnection::connect(&nats_server.url(), "test-unit").await.unwrap();
+    let state = report(&tenant, away, charge(70, Utc::now()));
+    device.publish_durable(subjects::vehicle_state(&tenant, away), &state).await.unwrap();
+    let done = settled(&platform, &key, &id, "queued").await;
+    let done = if done["status"] == "sent" { settled(&platform, &key, &id, "sent").await } else { done };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["sent_at"].is_string(), "{done}");
+    // The same call again is the same command, answered as the first time; nothing is sent again.
+    let (status, replayed) = keyed("unlock-away-1", unlock, json!({ "ttl_seconds": 60 })).await;
+    assert_eq!((status, replayed["data"]["id"].as_str()), (202, Some(id.as_str())), "{replayed}");
+    let counts = stream.info_with_subjects(command_subject.clone()).await.unwrap();
+    let counts: Vec<(String, usize)> = counts.map(Result::unwrap).collect().await;
+    assert_eq!(counts, [(command_subject.clone(), 1)], "the device got the command once");
+    let sent = stream.get_last_raw_message_by_subject(&command_subject).await.unwrap();
+    let carried: Value = serde_json::from_slice(&sent.payload).unwrap();
+    assert_eq!(
+        (carried["command_id"].as_str(), carried["idempotency_key"].as_str()),
+        (Some(id.as_str()), Some("unlock-away-1"))
+    );
+
+    // Never heard from before its time to live runs out: expired, never sent.
+    let lock = format!("/vehicles/{gone}/commands/lock-central-lock");
+    let (status, waiting) = keyed("lock-gone-1", lock, json!({ "ttl_seconds": 1, "wait": true })).await;
+    assert_eq!((status, waiting["data"]["status"].clone()), (202, json!("queued")), "{waiting}");
+    let gone_id = waiting["data"]["id"].as_str().unwrap().to_owned();
+    let expired = settled(&platform, &key, &gone_id, "queued").await;
+    assert_eq!(expired["status"], "expired", "{expired}");
+    assert!(expired["reason"].as_str().unwrap().contains("time to live"), "{expired}");
+    assert!(stream.get_last_raw_message_by_subject(&subjects::vehicle_commands(&tenant, gone)).await.is_err());
+
+    // In maintenance: refused without vehicles:maintenance, carried out with it.
+    let (status, body, _) =
+        platform.call(&key, "PATCH", &format!("/vehicles/{shop}"), Some(json!({ "status": "maintenance" }))).await;
+    assert_eq!(status, 200, "{body}");
+    let honk = format!("/vehicles/{shop}/commands/honk-and-flash");
+    let (status, refused, _) = platform.call(&key, "POST", &honk, None).await;
+    assert_eq!((status, error_code(&refused)), (409, "CONFLICT"), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("vehicles:maintenance"), "{refused}");
+    let workshop =
+        json!({ "name": "workshop", "permissions": ["vehicles:read", "vehicles:write", "vehicles:maintenance"] });
+    let workshop = fleet_key(&platform, &admin, workshop).await;
+    let (status, honked, _) = platform.call(&workshop, "POST", &honk, None).await;
+    assert_eq!((status, honked["data"]["status"].clone()), (200, json!("succeeded")), "{honked}");
+
+    // In a customer's ride: unlocked for that customer only; honking is anyone's.
+    let plan = json!({ "currency": "EUR", "unlock_cents": 100, "per_minute_cents": 20, "per_km_cents": 100 });
+    assert_eq!(platform.call_in(&admin, fleet, "PUT", "/pricing", Some(plan)).await.0, 200);
+    let mut customers = Vec::new();
+    for email in ["rider@example.com", "other@example.com"] {
+        let (status, made, _) =
+            platform.call_in(&admin, fleet, "POST", "/customers", Some(json!({ "email": email }))).await;
+        assert_eq!(status, 201, "{made}");
+        customers.push(made["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let credit = json!({ "action": "credit", "amount_cents": 1_000, "description": "top-up" });
+    let wallet = format!("/customers/{}/wallet", customers[0]);
+    assert_eq!(platform.call_in(&admin, fleet, "POST", &wallet, Some(credit)).await.0, 201);
+    let start =
+        json!({ "customer_id": customers[0], "vehicle_id": ridden, "start_latitude": 52.0, "start_longitude": 13.0 });
+    let (status, ride, _) = platform.call_in(&admin, fleet, "POST", "/rides", Some(start)).await;
+    assert_eq!(status, 201, "{ride}");
+    let unlock = format!("/vehicles/{ridden}/commands/unlock-central-lock");
+    for body in [None, Some(json!({ "customer_id": customers[1] }))] {
+        let (status, refused, _) = platform.call(&key, "POST", &unlock, body).await;
+        assert_eq!((status, error_code(&refused)), (409, "CONFLICT"), "{refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().contains("another customer's ride"), "{refused}");
+    }
+    let immobiliser = format!("/vehicles/{ridden}/commands/disable-immobilizer");
+    assert_eq!(platform.call(&key, "POST", &immobiliser, None).await.0, 409);
+    let (status, unlocked, _) =
+        platform.call(&key, "POST", &unlock, Some(json!({ "customer_id": customers[0] }))).await;
+    assert_eq!((status, unlocked["data"]["status"].clone()), (200, json!("succeeded")), "{unlocked}");
+    let (status, _, _) =
+        platform.call(&key, "POST", &format!("/vehicles/{ridden}/commands/honk-and-flash"), None).await;
+    assert_eq!(status, 200);
+
+    // Bad times to live are the caller's error.
+    for ttl in [0, 604_801] {
+        let (status, bad, _) = platform
+            .call(
+                &key,
+                "POST",
+                &format!("/vehicles/{away}/commands/honk-and-flash"),
+                Some(json!({ "ttl_seconds": ttl })),
+            )
+            .await;
+        assert_eq!((status, error_code(&bad)), (422, "VALIDATION_ERROR"), "{bad}");
+    }
+
+    // Every state announced, in order, for partners too (the vehicle's subaccount on each).
+    let events = subscriber.until("vehicle.command_state_changed", 4 + 3 + 3 + 3 + 3).await;
+    let events = [events, subscriber.drain(Duration::from_millis(700)).await].concat();
+    let states_of = |command: &str| -> Vec<String> {
+        of_type(&events, "vehicle.command_state_changed")
+            .iter()
+            .filter_map(|e| match &e.data {
+                AnyMessage::VehicleCommandStateChanged(c) if c.command_id.to_string() == command => {
+                    assert_eq!(c.subaccount_id, fleet);
+                    Some(serde_json::to_value(c.state).unwrap().as_str().unwrap().to_owned())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(states_of(&id), ["accepted", "queued", "sent", "succeeded"]);
+    assert_eq!(states_of(&gone_id), ["accepted", "queued", "expired"]);
+    let completed: Vec<String> = of_type(&events, "vehicle.command_completed")
+        .iter()
+        .map(|e| match &e.data {
+            AnyMessage::VehicleCommandCompleted(c) => c.command_id.to_string(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(completed.contains(&id) && !completed.contains(&gone_id), "an expired command never completed");
+    let _ = stop.send(());
+    simulator.await.unwrap().unwrap();
+    platform.stop().await;
+}
+
 /// A telematics unit on MQTT (paho-mqtt from PyPI, `scripts/peers.sh`) through NATS's own MQTT
 /// listener, with per-vehicle credentials the server enforces (a bearer JWT as its password): its
 /// plain state, published QoS 1 on its topic, arrives as `VehicleStateReceived` once though sent
 /// twice; what it publishes on another vehicle's topic and its subscription to another's commands
-/// are refused by the server; a command to it reaches it on its command topic.
+/// are refused by the server; a command queued before it connected reaches it on its command topic
+/// once it reports, and its plain answer on its command-results topic ends the command.
 #[tokio::test]
 async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_only() {
-    use bus::nats::accounts::{Accounts, Permissions};
+    use bus::nats::accounts::Accounts;
     use tokio::io::AsyncBufReadExt;
     let accounts = Accounts::generate();
     let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -550,16 +742,14 @@ async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_onl
     let unit: Uuid = add(&platform, &key, body("MQTT1")).await["id"].as_str().unwrap().parse().unwrap();
     let other: Uuid = add(&platform, &key, body("MQTT2")).await["id"].as_str().unwrap().parse().unwrap();
     subscriber.until("VehicleChanged", 2).await;
-    let credentials = accounts
-        .user(
-            &format!("vehicle-{unit}"),
-            &Permissions::Device {
-                publish: vec![subjects::vehicle_state(&tenant, unit)],
-                subscribe: vec![subjects::vehicle_commands(&tenant, unit)],
-            },
-            None,
-        )
-        .unwrap();
+    let credentials =
+        accounts.user(&format!("vehicle-{unit}"), &consumers::fleet::unit_permissions(&tenant, unit), None).unwrap();
+    // Sent before the unit ever connected: it waits for it.
+    let (status, queued, _) = platform
+        .call(&key, "POST", &format!("/vehicles/{unit}/commands/honk-and-flash"), Some(json!({ "ttl_seconds": 300 })))
+        .await;
+    assert_eq!((status, queued["data"]["status"].clone()), (202, json!("queued")), "{queued}");
+    let queued = queued["data"]["id"].as_str().unwrap().to_owned();
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = tokio::process::Command::new(root.join("scripts/peers.sh"))
@@ -605,21 +795,26 @@ async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_onl
     let (_, untouched, _) = platform.call(&key, "GET", &format!("/vehicles/{other}/state"), None).await;
     assert!(untouched["data"]["charge_level"].is_null(), "{untouched}");
 
-    // A command to it reaches it on its command topic.
-    let (status, sent, _) = platform
-        .call(&key, "POST", &format!("/vehicles/{unit}/commands/honk-and-flash"), Some(json!({ "wait": false })))
-        .await;
-    assert_eq!(status, 202, "{sent}");
-    let command = loop {
+    // The queued command reached it once it reported, and its answer over MQTT ended it; a
+    // command to it now reaches it at once, and the request waits for its answer.
+    let mut command = async || loop {
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
         eprintln!("unit: {line}");
         let event: Value = serde_json::from_str(&line).unwrap();
         if event["event"] == "command" {
-            break event;
+            return event;
         }
     };
-    assert_eq!(command["topic"], format!("voltbus/{tenant_name}/vehicles/{unit}/commands"), "{command}");
-    assert!(command["body"].to_string().contains("honk"), "{command}");
+    let first = command().await;
+    assert_eq!(first["topic"], format!("voltbus/{tenant_name}/vehicles/{unit}/commands"), "{first}");
+    assert_eq!(first["body"]["command_id"], queued.as_str(), "{first}");
+    let done = settled(&platform, &key, &queued, "queued").await;
+    let done = if done["status"] == "sent" { settled(&platform, &key, &queued, "sent").await } else { done };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (status, sent, _) =
+        platform.call(&key, "POST", &format!("/vehicles/{unit}/commands/honk-and-flash"), None).await;
+    assert_eq!((status, sent["data"]["status"].clone()), (200, json!("succeeded")), "{sent}");
+    assert!(command().await["body"].to_string().contains("honk"));
     drop(child.stdin.take());
     let _ = child.wait().await;
 }

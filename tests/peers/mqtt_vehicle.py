@@ -5,8 +5,8 @@ voltbus's tests.
 
 Connects with its credentials (the NATS user JWT as the password), subscribes to its own command
 topic and to another vehicle's, publishes its state (QoS 1) on its own topic and on the other
-vehicle's, then prints every command that reaches it, until stdin closes. Each event is one JSON
-line on stdout.
+vehicle's, then prints every command that reaches it and answers it (QoS 1, `succeeded`) on its own
+command-results topic, until stdin closes. Each event is one JSON line on stdout.
 """
 
 import datetime
@@ -37,8 +37,11 @@ def main():
     def on_publish(_client, _data, mid, code, _props):
         say("puback", mid=mid)
 
-    def on_message(_client, _data, message):
-        say("command", topic=message.topic, body=json.loads(message.payload))
+    def on_message(client, _data, message):
+        command = json.loads(message.payload)
+        say("command", topic=message.topic, body=command)
+        answer = {"command_id": command["command_id"], "outcome": "succeeded"}
+        client.publish(f"{mine}/command-results", json.dumps(answer), qos=1)
 
     client.on_connect, client.on_subscribe = on_connect, on_subscribe
     client.on_publish, client.on_message = on_publish, on_message

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use telemetry::{Telemetry, Thresholds};
 
 use bus::outbox;
@@ -45,9 +44,9 @@ const SOURCE: &str = "voltbus/fleet";
 
 /// Vehicle commands; the telemetry ingest over NATS (in batches, idempotent by the reports' own
 /// times, so no inbox); devices' answers to commands.
-pub fn groups(command_timeout: Duration, thresholds: Thresholds, telemetry_batch: usize) -> Vec<Group> {
+pub fn groups(commands: commands::Timing, thresholds: Thresholds, telemetry_batch: usize) -> Vec<Group> {
     vec![
-        Group::handling(Recipient::Fleet, Arc::new(Fleet::new(command_timeout))),
+        Group::handling(Recipient::Fleet, Arc::new(Fleet::new(commands))),
         Group::stream(telemetry::topology(), Arc::new(Telemetry::new(thresholds)))
             .batched(telemetry_batch, TELEMETRY_OPTIONS)
             .without_inbox(),
@@ -55,19 +54,29 @@ pub fn groups(command_timeout: Duration, thresholds: Thresholds, telemetry_batch
     ]
 }
 
+/// What a vehicle's telematics unit may do on NATS, and so over NATS's MQTT listener: publish its
+/// own state and its answers to commands, and take its own commands; nothing of another vehicle.
+pub fn unit_permissions(tenant: &schemas::TenantId, vehicle: Uuid) -> bus::nats::accounts::Permissions {
+    use schemas::subjects;
+    bus::nats::accounts::Permissions::Device {
+        publish: vec![subjects::vehicle_state(tenant, vehicle), subjects::vehicle_command_results(tenant, vehicle)],
+        subscribe: vec![subjects::vehicle_commands(tenant, vehicle)],
+    }
+}
+
 /// The ingest's window: enough reports in flight for full batches on every lane.
 const TELEMETRY_OPTIONS: ConsumerOptions = ConsumerOptions { prefetch: 4_000, lanes: 4 };
 
 /// Handles the vehicle commands.
 pub struct Fleet {
-    /// How long a command to a vehicle may wait for its device's answer.
-    command_timeout: Duration,
+    /// How commands to vehicles are timed.
+    commands: commands::Timing,
 }
 
 impl Fleet {
-    /// The handler; commands to vehicles time out after `command_timeout`.
-    pub fn new(command_timeout: Duration) -> Self {
-        Self { command_timeout }
+    /// The handler; commands to vehicles are timed by `commands`.
+    pub fn new(commands: commands::Timing) -> Self {
+        Self { commands }
     }
 }
 
@@ -114,7 +123,7 @@ impl Handler for Fleet {
                     update_vehicle(tx, message, &edit, now).await.map(|o| o.to_reply())
                 }
                 AnyMessage::SendVehicleCommand(command) => {
-                    send_command(tx, message, command, self.command_timeout).await.map(|o| o.to_reply())
+                    send_command(tx, message, command, self.commands).await.map(|o| o.to_reply())
                 }
                 AnyMessage::BulkChangeCustomField(bulk) => {
                     bulk_change(tx, message, bulk, now).await.map(|o| o.to_reply())
@@ -230,11 +239,11 @@ async fn send_command(
     tx: &DatabaseTransaction,
     message: &Envelope<AnyMessage>,
     command: &SendVehicleCommand,
-    timeout: Duration,
+    timing: commands::Timing,
 ) -> Result<Outcome<commands::CommandStatus>, DbErr> {
     let id = command.vehicle_id;
     match vehicles::find_locked(tx, message.tenant.as_str(), &[id]).await?.first() {
-        Some(vehicle) => commands::send(tx, message, command, vehicle, timeout).await,
+        Some(vehicle) => commands::send(tx, message, command, vehicle, timing).await,
         None => Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}")))),
     }
 }

@@ -82,14 +82,8 @@ pub fn topology() -> JetStreamGroup {
 /// from the vehicle and the body, so a unit that sends the same report again (QoS 1 resends) is
 /// taken once.
 fn plain_state(subject: &str, body: &[u8]) -> Result<Envelope<AnyMessage>, DecodeError> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let [root, tenant, "vehicles", vehicle, "state"] = tokens.as_slice() else {
-        return Err(DecodeError::Malformed(format!("{subject} is no vehicle's state subject")));
-    };
-    let tenant = TenantId::new(*tenant).ok().filter(|_| *root == subjects::ROOT);
-    let (Some(tenant), Ok(vehicle_id)) = (tenant, vehicle.parse::<Uuid>()) else {
-        return Err(DecodeError::Malformed(format!("{subject} names no tenant and vehicle")));
-    };
+    let (tenant, vehicle_id) = subjects::vehicle_of(subject, "state")
+        .ok_or_else(|| DecodeError::Malformed(format!("{subject} is no vehicle's state subject")))?;
     let state = serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(format!("a vehicle state: {e}")))?;
     let report = VehicleStateReported { vehicle_id, telematics_unit_id: None, state };
     let mut envelope = Envelope::new(tenant, "voltbus/mqtt", report).map(AnyMessage::VehicleStateReported);

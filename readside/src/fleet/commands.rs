@@ -13,22 +13,21 @@ use crate::columns::Named;
 /// The table.
 pub const TABLE: &str = "vehicle_commands";
 /// The columns a [`CommandStatus`] is read from.
-pub const COLUMNS: [&str; 9] =
-    ["command_id", "tenant", "vehicle_id", "command", "status", "reason", "created_at", "expires_at", "completed_at"];
+pub const COLUMNS: [&str; 11] = [
+    "command_id",
+    "tenant",
+    "vehicle_id",
+    "subaccount_id",
+    "command",
+    "status",
+    "reason",
+    "created_at",
+    "sent_at",
+    "expires_at",
+    "completed_at",
+];
 
-/// Where a command stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandState {
-    /// Sent; no answer yet.
-    Pending,
-    /// The vehicle carried it out.
-    Succeeded,
-    /// The vehicle refused or failed.
-    Failed,
-    /// No answer before it expired.
-    TimedOut,
-}
+pub use schemas::vehicles::CommandState;
 
 /// A command as partners see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -43,12 +42,18 @@ pub struct CommandStatus {
     pub status: CommandState,
     /// Why it failed, when it did.
     pub reason: Option<String>,
-    /// Sent.
+    /// Accepted.
     pub created_at: DateTime<Utc>,
-    /// Not carried out after this.
+    /// Handed to the device.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Queued: not sent after this (it expires); sent: not carried out after this (it times out).
     pub expires_at: DateTime<Utc>,
-    /// Answered or timed out.
+    /// Ended.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Subaccount (fleet) of the vehicle, for its events.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub subaccount_id: Option<Uuid>,
 }
 
 /// A row of [`COLUMNS`].
@@ -60,8 +65,10 @@ struct Row {
     status: Named<CommandState>,
     reason: Option<String>,
     created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
     expires_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
+    subaccount_id: Option<Uuid>,
 }
 
 /// A command from a row of [`COLUMNS`].
@@ -74,8 +81,10 @@ pub fn from_row(row: &QueryResult) -> Result<CommandStatus, DbErr> {
         status: row.status.0,
         reason: row.reason,
         created_at: row.created_at,
+        sent_at: row.sent_at,
         expires_at: row.expires_at,
         completed_at: row.completed_at,
+        subaccount_id: row.subaccount_id,
     })
 }
 

@@ -48,7 +48,8 @@ pub(super) async fn command(visit: &Visit<'_>) -> Result<View, ApiError> {
          <p>Command <strong>{}</strong> to <a href=\"/admin/orgs/{org}/vehicles/{vehicle}\">vehicle {vehicle}</a></p>\
          <p>Status: <strong id=\"command-status\" data-key=\"status\">{}</strong></p>\
          <p>Reason: <span data-key=\"reason\">{}</span></p><p>Completed: <span data-key=\"completed_at\">{}</span></p>\
-         <p class=\"hint\">This page follows the command until the vehicle answers or it times out.</p></section>",
+         <p class=\"hint\">This page follows the command until the vehicle answers, it times out, or (queued \
+         for a vehicle away) it expires.</p></section>",
         value(&status["command"]),
         value(&status["status"]),
         value(&status["reason"]),
@@ -64,12 +65,12 @@ pub(super) async fn command(visit: &Visit<'_>) -> Result<View, ApiError> {
 pub(super) async fn command_live(visit: &Visit<'_>) -> Result<View, ApiError> {
     let (org, id) = (visit.param("org"), visit.param("id"));
     let status = visit.get(&visit.caller(org)?, &format!("/vehicle-commands/{id}"), None).await?;
-    let pending = status["status"] == "pending";
+    let ended = status["completed_at"].is_string();
     Ok(View::Json(json!({
         "status": status["status"],
         "reason": status["reason"].as_str().unwrap_or("–"),
         "completed_at": html::time_text(&status["completed_at"]),
-        "final": !pending,
+        "final": ended,
     })))
 }
 

@@ -10,6 +10,7 @@ use readside::Deleted;
 use readside::fleet::commands::{self, CommandState, CommandStatus};
 use readside::fleet::{BulkResult, Filter, LatestState, Vehicle, vehicles};
 use schemars::JsonSchema;
+use schemas::integrations::Permission;
 use schemas::vehicles::{
     AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, Position, RemoveVehicle,
     SendVehicleCommand, Transmission, UpdateVehicle, VehicleCommand,
@@ -400,14 +401,24 @@ pub(crate) async fn delete(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     Ok(Answer::ok(removed))
 }
 
-/// `POST /vehicles/{id}/commands/{command}`: whether to wait for the vehicle's answer.
+/// `POST /vehicles/{id}/commands/{command}`: whether to wait, how long the command may wait for
+/// an offline vehicle, and for whom it is sent.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommandRequest {
     /// Wait for the answer (default true, up to the command's timeout); false: 202 at once with
-    /// the command's id to poll at `GET /vehicle-commands/{id}`.
+    /// the command's id to poll at `GET /vehicle-commands/{id}`. A queued command answers 202 at once.
     wait: Option<bool>,
+    /// Seconds the command may wait (`queued`) for a vehicle not heard from lately, to be sent when
+    /// it reports again, before it ends `expired` (1 to 604800); absent: sent at once.
+    ttl_seconds: Option<u32>,
+    /// The customer it is sent for: a vehicle in a ride unlocks, or frees its engine, only for that
+    /// ride's customer.
+    customer_id: Option<Uuid>,
 }
+
+/// The longest a command may wait for its vehicle: a week.
+const MAX_TTL_SECONDS: u32 = 7 * 24 * 3600;
 
 /// How often a waiting request looks whether its command was answered.
 const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
@@ -416,23 +427,34 @@ const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 pub(crate) async fn send_command(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
     let request: CommandRequest =
         if call.body.is_empty() { CommandRequest::default() } else { parse_body(&call.body)? };
+    if request.ttl_seconds.is_some_and(|ttl| ttl == 0 || ttl > MAX_TTL_SECONDS) {
+        return Err(ApiError::invalid("ttl_seconds", format!("1 to {MAX_TTL_SECONDS} seconds")));
+    }
     let name = call.params.iter().find(|(n, _)| n == "command").map(|(_, v)| v.clone()).unwrap_or_default();
     let asked: VehicleCommand = serde_json::from_value(Value::String(name.clone())).map_err(|_| {
         ApiError::not_found(format!("no vehicle command `{name}`"))
             .details(serde_json::json!({ "commands": readside::fleet::ALL_COMMANDS }))
     })?;
     let vehicle = find(api, &call).await?;
-    let send = SendVehicleCommand { command_id: call.command_id, vehicle_id: vehicle.id, command: asked };
+    let send = SendVehicleCommand {
+        command_id: call.command_id,
+        vehicle_id: vehicle.id,
+        command: asked,
+        ttl_seconds: request.ttl_seconds,
+        customer_id: request.customer_id,
+        maintenance_allowed: call.caller.may(Permission::VehiclesMaintenance),
+        idempotency_key: call.idempotency_key.clone(),
+    };
     let mut status: CommandStatus = api.bus.request(&command(&call, send), api.settings.command_timeout).await?;
     let tenant = call.caller.tenant.as_str();
     if request.wait.unwrap_or(true) {
         // The device answers through its own stream; the answer lands in the table.
-        while status.status == CommandState::Pending && chrono::Utc::now() <= status.expires_at {
+        while status.status == CommandState::Sent && chrono::Utc::now() <= status.expires_at {
             tokio::time::sleep(ANSWER_POLL).await;
             status = commands::find(&api.database, tenant, status.id).await.map_err(db_error)?.unwrap_or(status);
         }
     }
-    let code = if status.status == CommandState::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let code = if status.status.is_final() { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(Answer::with_status(code, status))
 }
 
