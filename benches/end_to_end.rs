@@ -151,7 +151,8 @@ async fn run() {
     let (key, _) = voltbus::create_admin_key(settings, "bench", "end-to-end bench").await.expect("admin key");
     let connection = voltbus::connect_nats(settings, &nats.url(), "bench-simulator").await.expect("NATS");
     let tenant = schemas::TenantId::new("bench").expect("tenant");
-    let target = Target { edge, admin_key: key, tenant, nats: Some(connection), sign_in_code: Some("0000".into()) };
+    let target =
+        Target { edge, admin_key: key, tenant, devices: Some(connection.into()), sign_in_code: Some("0000".into()) };
     let started = std::time::Instant::now();
     let fleet = Fleet::set_up(target, &top).await.expect("fleet set up");
     println!("fleet of {vehicles} vehicles set up in {:.1} s", started.elapsed().as_secs_f64());

@@ -41,6 +41,8 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 pub struct Running {
     /// Where the HTTP edge listens.
     pub addr: SocketAddr,
+    /// How devices in this process reach it: its NATS, or its embedded transport without one.
+    pub devices: bus::devices::DeviceLink,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -65,6 +67,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let commands = match &engines.amqp {
         Some(amqp) => CommandBus::amqp(Arc::clone(amqp)).await.context("opening the command channel")?,
         None => CommandBus::Embedded(engines.embedded.clone()),
+    };
+    let devices = match &engines.nats {
+        Some(nats) => nats.clone().into(),
+        None => bus::devices::DeviceLink::Embedded(engines.embedded.clone()),
     };
     let database = engines.database.connection().clone();
     // The edge reads, and writes only its idempotency records, which need no fsync of their own.
@@ -139,7 +145,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut consoled = Vec::new();
     let amqp_url = settings.amqp.url.as_deref();
     for group in consumers::groups::all(&settings.groups(), &shared) {
-        background.extend(run_group(group, &engines, amqp_url, &database, &mut consoled, when(&drained)).await?);
+        background.push(run_group(group, &engines, amqp_url, &database, &mut consoled, when(&drained)).await?);
     }
     // Queues bound before routing keys named the subaccount, or while their key changed, are
     // bound as they must be before the edge answers (the exchange and bindings are declared).
@@ -205,13 +211,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         }
         tracing::info!("voltbus stopped");
     });
-    Ok(Running { addr, stop, task })
+    Ok(Running { addr, devices, stop, task })
 }
 
 /// Runs `group` on its transport until `stop`: a queue group on RabbitMQ (its queues declared
-/// first, so no command finds its queue missing) or the embedded transport; a JetStream group
-/// only where NATS is (devices talk NATS: without it there is nothing to take in). Notes it for
-/// the console.
+/// first, so no command finds its queue missing) or the embedded transport; a JetStream group on
+/// NATS, or without NATS on the embedded transport, where the simulated devices of `serve
+/// --simulate` publish. Notes it for the console.
 async fn run_group(
     group: consumers::groups::Group,
     engines: &Engines,
@@ -219,13 +225,13 @@ async fn run_group(
     database: &sea_orm::DatabaseConnection,
     consoled: &mut Vec<crate::console::Group>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Option<JoinHandle<()>>> {
+) -> anyhow::Result<JoinHandle<()>> {
     use consumers::groups::Source;
     let name = group.name().to_owned();
     let database = group.transactional.then(|| database.clone());
     let options = group.options.unwrap_or_default();
     let noted = |transport, stream| crate::console::Group { name: name.clone(), transport, stream };
-    Ok(Some(match (group.source, amqp_url.zip(engines.amqp.as_ref()), &engines.nats) {
+    Ok(match (group.source, amqp_url.zip(engines.amqp.as_ref()), &engines.nats) {
         (Source::Queue(topology), Some((url, amqp)), _) => {
             consoled.push(noted(Transport::Amqp, None));
             let channel = amqp.channel().await.context("opening a channel to declare queues")?;
@@ -236,14 +242,7 @@ async fn run_group(
         }
         (Source::Queue(topology), None, _) => {
             consoled.push(noted(Transport::Embedded, None));
-            // The embedded transport takes one message at a time in its own window.
-            let consumer = EmbeddedConsumer::new(
-                engines.embedded.clone(),
-                topology,
-                ConsumerOptions::default(),
-                group.handler,
-                database,
-            );
+            let consumer = embedded(engines, topology, group.handler, database);
             tokio::spawn(consumer.run(stop))
         }
         (Source::Stream(stream), _, Some(nats)) => {
@@ -253,8 +252,24 @@ async fn run_group(
             let consumer = if group.without_inbox { consumer.without_inbox(engines.publisher()) } else { consumer };
             tokio::spawn(consumer.run(stop))
         }
-        (Source::Stream(_), _, None) => return Ok(None),
-    }))
+        // Without NATS, devices in this process (the simulators) publish on the embedded transport.
+        (Source::Stream(stream), _, None) => {
+            consoled.push(noted(Transport::Embedded, None));
+            let consumer = embedded(engines, stream.on_embedded(), group.handler, database);
+            let consumer = if group.without_inbox { consumer.without_inbox(engines.publisher()) } else { consumer };
+            tokio::spawn(consumer.run(stop))
+        }
+    })
+}
+
+/// A group's queue on the embedded transport, which takes one message at a time in its own window.
+fn embedded(
+    engines: &Engines,
+    topology: bus::amqp::GroupTopology,
+    handler: std::sync::Arc<dyn bus::Handler>,
+    database: Option<sea_orm::DatabaseConnection>,
+) -> EmbeddedConsumer {
+    EmbeddedConsumer::new(engines.embedded.clone(), topology, ConsumerOptions::default(), handler, database)
 }
 
 /// How long housekeeping keeps what it purges.

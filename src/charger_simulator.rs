@@ -1,5 +1,6 @@
-//! A charger simulator: speaks for chargers in OCPP's vocabulary on NATS, as their status
-//! notifications would reach voltbus, so that tests and the demo run without hardware.
+//! A charger simulator: speaks for chargers in OCPP's vocabulary on NATS (or, on the embedded
+//! default, in process), as their status notifications would reach voltbus, so that tests and the
+//! demo run without hardware.
 //!
 //! A simulated charger publishes `StatusNotification`s (connector status, error code, its own
 //! timestamp) to `voltbus.{tenant}.chargers.{charger}.status` and `MeterValues` (its energy
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bus::PublishError;
-use bus::nats::NatsConnection;
+use bus::devices::DeviceLink;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use schemas::AnyMessage;
@@ -28,15 +29,15 @@ use uuid::Uuid;
 /// One simulated charger (a single connector, as the EVM seed's chargers have).
 #[derive(Clone)]
 pub struct SimulatedCharger {
-    nats: NatsConnection,
+    link: DeviceLink,
     tenant: TenantId,
     charger_id: Uuid,
 }
 
 impl SimulatedCharger {
-    /// Charger `charger_id` of `tenant`, publishing through `nats`.
-    pub fn new(nats: NatsConnection, tenant: TenantId, charger_id: Uuid) -> Self {
-        Self { nats, tenant, charger_id }
+    /// Charger `charger_id` of `tenant`, publishing through `link`.
+    pub fn new(link: impl Into<DeviceLink>, tenant: TenantId, charger_id: Uuid) -> Self {
+        Self { link: link.into(), tenant, charger_id }
     }
 
     /// Reports `status` (with OCPP's `NoError`) as of now.
@@ -59,7 +60,7 @@ impl SimulatedCharger {
             timestamp: at,
         };
         let envelope = Envelope::new(self.tenant.clone(), "voltbus/charger-simulator", notification);
-        self.nats.publish_durable(subjects::charger_status(&self.tenant, self.charger_id), &envelope).await
+        self.link.publish(subjects::charger_status(&self.tenant, self.charger_id), &envelope).await
     }
 
     /// Reports the energy register (`Energy.Active.Import.Register`) reading `value` in `unit`
@@ -79,7 +80,7 @@ impl SimulatedCharger {
             }],
         };
         let envelope = Envelope::new(self.tenant.clone(), "voltbus/charger-simulator", values);
-        self.nats.publish_durable(subjects::charger_meter(&self.tenant, self.charger_id), &envelope).await
+        self.link.publish(subjects::charger_meter(&self.tenant, self.charger_id), &envelope).await
     }
 }
 
@@ -107,19 +108,20 @@ struct Meter {
 
 /// Runs `chargers` of `tenant` until `stop`: they report, take remote commands, and charge.
 pub async fn run(
-    nats: NatsConnection,
+    link: impl Into<DeviceLink>,
     tenant: TenantId,
     chargers: Vec<Uuid>,
     behaviour: Behaviour,
     stop: impl Future<Output = ()>,
 ) -> Result<(), bus::BusError> {
+    let link = link.into();
     let mut meters: HashMap<Uuid, Meter> = chargers
         .into_iter()
         .map(|id| {
-            (id, Meter { charger: SimulatedCharger::new(nats.clone(), tenant.clone(), id), wh: 0.0, charging: false })
+            (id, Meter { charger: SimulatedCharger::new(link.clone(), tenant.clone(), id), wh: 0.0, charging: false })
         })
         .collect();
-    let mut commands = nats.subscribe(format!("{}.{tenant}.chargers.*.commands", subjects::ROOT)).await?;
+    let mut commands = link.subscribe(format!("{}.{tenant}.chargers.*.commands", subjects::ROOT)).await?;
     let mut tick = tokio::time::interval(behaviour.every);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(60));
     tokio::pin!(stop);
@@ -139,8 +141,8 @@ pub async fn run(
                     report(meter.charger.meter(meter.wh.round(), "Wh", Utc::now()).await);
                 }
             }
-            Some(message) = commands.next() => {
-                let Ok(envelope) = bus::nats::decode(&message) else { continue };
+            Some(sent) = commands.next() => {
+                let Ok(envelope) = sent else { continue };
                 let AnyMessage::ChargerRemoteCommand(command) = envelope.data else { continue };
                 let Some(meter) = meters.get_mut(&command.charger_id) else { continue };
                 tracing::info!(charger = %command.charger_id, action = ?command.action, "remote command");

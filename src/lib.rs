@@ -27,11 +27,14 @@ pub use engines::{Engines, connect_nats};
 pub use settings::Settings;
 
 /// Drives the voltbus that `settings` describe (its edge at `http.bind`, its NATS) with a
-/// simulated fleet of `tenant`; makes the organisation's admin key when none is given.
+/// simulated fleet of `tenant`; makes the organisation's admin key when none is given. `local`
+/// is that voltbus when it runs in this process: without NATS its devices then talk to it over its
+/// embedded transport.
 pub async fn simulate(
     settings: &Settings,
     tenant: &str,
     admin_key: Option<String>,
+    local: Option<&Running>,
     plan: simulation::Plan,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<simulation::Summary> {
@@ -39,13 +42,14 @@ pub async fn simulate(
         Some(key) => key,
         None => create_admin_key(settings, tenant, "voltbus simulate").await?.0,
     };
-    let nats = match &settings.nats.url {
-        Some(url) => {
+    let devices = match (&settings.nats.url, local) {
+        (Some(url), _) => {
             let nats = connect_nats(settings, url, "voltbus-simulator").await?;
             nats.ensure_streams(settings.nats.retention()).await?;
-            Some(nats)
+            Some(nats.into())
         }
-        None => None,
+        (None, Some(running)) => Some(running.devices.clone()),
+        (None, None) => None,
     };
     let tenant = schemas::TenantId::new(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
     let edge = match settings.http.bind.ip() {
@@ -53,6 +57,6 @@ pub async fn simulate(
         _ => settings.http.bind,
     };
     let sign_in_code = settings.mobile.dev_code.as_ref().map(|code| code.expose().to_owned());
-    let target = simulation::Target { edge, admin_key, tenant, nats, sign_in_code };
+    let target = simulation::Target { edge, admin_key, tenant, devices, sign_in_code };
     Ok(simulation::run(target, plan, stop).await?)
 }

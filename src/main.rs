@@ -49,6 +49,9 @@ enum Command {
         /// Seconds a ride lasts.
         #[arg(long, default_value_t = 10)]
         ride_seconds: u64,
+        /// Vehicle commands sent per minute through the REST edge (answered by simulated devices).
+        #[arg(long, default_value_t = 0.0)]
+        commands_per_minute: f64,
         /// Stop after this many seconds (default: at Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
@@ -330,16 +333,29 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let mut settings = settings;
             // The simulated fleet's webhook receiver listens on this machine.
             settings.webhooks.allow_hosts.push("127.0.0.1".into());
+            // The simulated drivers sign in to the app to charge; a code of this run only.
+            if settings.mobile.dev_code.is_none() {
+                let mut bytes = [0u8; 4];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .map_err(|_| anyhow::anyhow!("no randomness for the demo's sign-in code"))?;
+                let code = format!("{:08}", u32::from_le_bytes(bytes) % 100_000_000);
+                settings.mobile.dev_code = Some(code.into());
+            }
             let running = voltbus::start(settings.clone()).await?;
             settings.http.bind = running.addr;
             tracing::info!(addr = %running.addr, "voltbus is serving a simulated fleet (organisation `demo`); Ctrl-C stops");
             demo_operator(&settings, running.addr).await;
-            let plan =
-                voltbus::simulation::Plan { vehicles: 20, chargers: 4, rides_per_minute: 20.0, ..Default::default() };
+            let plan = voltbus::simulation::Plan {
+                vehicles: 20,
+                chargers: 4,
+                rides_per_minute: 20.0,
+                commands_per_minute: 12.0,
+                ..Default::default()
+            };
             let stop = async {
                 let _ = shutdown_signal().await;
             };
-            let summary = voltbus::simulate(&settings, "demo", None, plan, stop).await;
+            let summary = voltbus::simulate(&settings, "demo", None, Some(&running), plan, stop).await;
             tracing::info!("shutting down: finishing work in flight");
             running.stop().await?;
             println!("{}", serde_json::to_string_pretty(&summary?)?);
@@ -351,6 +367,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             rides_per_minute,
             report_every_seconds,
             ride_seconds,
+            commands_per_minute,
             seconds,
             tenant,
             admin_key,
@@ -361,13 +378,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 rides_per_minute,
                 report_every: std::time::Duration::from_secs(report_every_seconds.max(1)),
                 ride_length: std::time::Duration::from_secs(ride_seconds),
+                commands_per_minute,
                 duration: seconds.map(std::time::Duration::from_secs),
                 progress: true,
             };
             let stop = async {
                 let _ = shutdown_signal().await;
             };
-            let summary = voltbus::simulate(&settings, &tenant, admin_key, plan, stop).await?;
+            let summary = voltbus::simulate(&settings, &tenant, admin_key, None, plan, stop).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }

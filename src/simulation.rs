@@ -4,14 +4,18 @@
 //! - Set-up through the partner API with an organisation's admin key: a pricing plan, vehicles,
 //!   customers with money in their wallets, chargers, and a webhook endpoint (all events) that
 //!   points at the simulator's own receiver on 127.0.0.1.
-//! - Vehicles report their state over NATS (JetStream), each every `report_every`.
+//! - Vehicles report their state over NATS (JetStream), each every `report_every`, or on the
+//!   embedded default over the embedded transport of the voltbus in the same process.
 //! - Chargers report their status and, while charging, their meter (the charger simulator).
+//! - Vehicle commands go through the partner API at `commands_per_minute` (each with a time to
+//!   live), answered by the device simulator.
 //! - Customers start and end rides through the REST edge at `rides_per_minute`; each call's
 //!   latency is kept for the summary's percentiles. Drivers charge through the app's routes;
 //!   those calls wait for the charger's own answer, so their latencies are kept apart.
 //! - The receiver counts what arrives, and how much of it was a duplicate (by `webhook-id`).
 //!
-//! Without NATS (the embedded default) vehicles and chargers stay silent; rides and webhooks run.
+//! Driving a voltbus in another process that has no NATS, vehicles and chargers stay silent; rides
+//! and webhooks run.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -20,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bus::nats::NatsConnection;
+use bus::devices::DeviceLink;
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -46,6 +50,8 @@ pub struct Plan {
     pub report_every: Duration,
     /// How long a ride lasts.
     pub ride_length: Duration,
+    /// Vehicle commands sent per minute (`honk-and-flash`, round the fleet).
+    pub commands_per_minute: f64,
     /// Stop after this long (none: until told to stop).
     pub duration: Option<Duration>,
     /// Print a progress line every second.
@@ -60,6 +66,7 @@ impl Default for Plan {
             rides_per_minute: 30.0,
             report_every: Duration::from_secs(5),
             ride_length: Duration::from_secs(10),
+            commands_per_minute: 0.0,
             duration: None,
             progress: true,
         }
@@ -74,8 +81,8 @@ pub struct Target {
     pub admin_key: String,
     /// The organisation the fleet belongs to.
     pub tenant: TenantId,
-    /// Its NATS, for vehicles and chargers (none: they stay silent).
-    pub nats: Option<NatsConnection>,
+    /// How its vehicles and chargers reach it (none: they stay silent).
+    pub devices: Option<DeviceLink>,
     /// The mobile app's development sign-in code (`mobile.dev_code`): with it, drivers sign in
     /// and charge at the chargers through the app's REST routes.
     pub sign_in_code: Option<String>,
@@ -137,6 +144,11 @@ pub struct Summary {
     pub charging_started: u64,
     /// Charging sessions finished (each a purchase).
     pub charging_finished: u64,
+    /// Vehicle commands the vehicle carried out.
+    pub vehicle_commands_succeeded: u64,
+    /// Vehicle commands that ended otherwise, by how they ended (their state, or the HTTP status
+    /// of a refusal).
+    pub vehicle_commands_failed: HashMap<String, u64>,
     /// Webhook deliveries received (every request).
     pub webhooks_received: u64,
     /// Of those, repeats of an event id already received.
@@ -177,6 +189,8 @@ struct Counters {
     rides_ended: AtomicU64,
     charging_started: AtomicU64,
     charging_finished: AtomicU64,
+    vehicle_commands_succeeded: AtomicU64,
+    vehicle_commands_failed: Mutex<HashMap<String, u64>>,
     webhooks: AtomicU64,
     duplicates: AtomicU64,
     seen: Mutex<HashSet<String>>,
@@ -194,12 +208,16 @@ impl Counters {
             &self.rides_ended,
             &self.charging_started,
             &self.charging_finished,
+            &self.vehicle_commands_succeeded,
             &self.webhooks,
             &self.duplicates,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
         if let Ok(mut failed) = self.commands_failed.lock() {
+            failed.clear();
+        }
+        if let Ok(mut failed) = self.vehicle_commands_failed.lock() {
             failed.clear();
         }
         for latencies in [&self.latencies, &self.charging_latencies] {
@@ -257,6 +275,8 @@ impl Counters {
             rides_ended: self.rides_ended.load(Ordering::Relaxed),
             charging_started: self.charging_started.load(Ordering::Relaxed),
             charging_finished: self.charging_finished.load(Ordering::Relaxed),
+            vehicle_commands_succeeded: self.vehicle_commands_succeeded.load(Ordering::Relaxed),
+            vehicle_commands_failed: self.vehicle_commands_failed.lock().map(|f| f.clone()).unwrap_or_default(),
             webhooks_received: self.webhooks.load(Ordering::Relaxed),
             webhook_duplicates: self.duplicates.load(Ordering::Relaxed),
             webhook_events: self.events.lock().map(|e| e.clone()).unwrap_or_default(),
@@ -496,10 +516,10 @@ impl Fleet {
         let started = Instant::now();
         let (halt, halted) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some(nats) = self.target.nats.clone() {
+        if let Some(link) = self.target.devices.clone() {
             let (tenant, vehicles) = (self.target.tenant.clone(), self.vehicles.clone());
             tasks.spawn(report_states(
-                nats.clone(),
+                link.clone(),
                 tenant,
                 vehicles,
                 plan.report_every,
@@ -513,10 +533,26 @@ impl Fleet {
                 let stop = async move {
                     let _ = charger_halt.wait_for(|h| *h).await;
                 };
-                if let Err(error) = crate::charger_simulator::run(nats, tenant, simulated, behaviour, stop).await {
+                if let Err(error) = crate::charger_simulator::run(link, tenant, simulated, behaviour, stop).await {
                     tracing::warn!(%error, "simulated chargers stopped");
                 }
             });
+            if plan.commands_per_minute > 0.0 {
+                let (link, mut device_halt) = (self.target.devices.clone(), halted.clone());
+                tasks.spawn(async move {
+                    let stop = async move {
+                        let _ = device_halt.wait_for(|h| *h).await;
+                    };
+                    let devices = crate::simulator::Devices::default();
+                    if let Some(link) = link
+                        && let Err(error) = crate::simulator::run(link, devices, stop).await
+                    {
+                        tracing::warn!(%error, "simulated devices stopped");
+                    }
+                });
+                let (edge, vehicles) = (Arc::clone(&self.edge), self.vehicles.clone());
+                tasks.spawn(command(edge, vehicles, plan.commands_per_minute, Arc::clone(&counters), halted.clone()));
+            }
             if let Some(code) = &self.target.sign_in_code {
                 let app = Arc::new(App {
                     edge: Arc::clone(&self.edge),
@@ -535,7 +571,9 @@ impl Fleet {
                 }
             }
         } else {
-            tracing::warn!("no nats.url: vehicles and chargers stay silent; rides and webhooks run");
+            tracing::warn!(
+                "no way to the devices (nats.url): vehicles and chargers stay silent; rides and webhooks run"
+            );
         }
         let (edge, vehicles, customers) = (Arc::clone(&self.edge), self.vehicles.clone(), self.customers.clone());
         tasks.spawn(ride(edge, vehicles, customers, plan.clone(), Arc::clone(&counters), halted.clone()));
@@ -562,9 +600,60 @@ impl Fleet {
     }
 }
 
+/// Sends `honk-and-flash` to the fleet's vehicles in turn, `per_minute`, each with a minute to
+/// live, follows each to its end and counts how it ended; one still under way when the drive
+/// stops (its device stopped too) is not counted.
+async fn command(
+    edge: Arc<Edge>,
+    vehicles: Vec<Uuid>,
+    per_minute: f64,
+    counters: Arc<Counters>,
+    mut halted: tokio::sync::watch::Receiver<bool>,
+) {
+    if vehicles.is_empty() || !(1.0 / 1440.0..=600_000.0).contains(&per_minute) {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(60.0 / per_minute));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent = tokio::task::JoinSet::new();
+    for vehicle in vehicles.iter().cycle() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = halted.wait_for(|h| *h) => break,
+        }
+        let (edge, counters, vehicle) = (Arc::clone(&edge), Arc::clone(&counters), *vehicle);
+        let mut halted = halted.clone();
+        sent.spawn(async move {
+            let path = format!("/vehicles/{vehicle}/commands/honk-and-flash");
+            let body = json!({ "ttl_seconds": 60, "wait": false });
+            let (status, mut answer) = edge.call("POST", &path, Some(body)).await;
+            let id = answer["data"]["id"].as_str().unwrap_or_default().to_owned();
+            while matches!(answer["data"]["status"].as_str(), Some("queued" | "sent")) {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = halted.wait_for(|h| *h) => return,
+                }
+                answer = edge.call("GET", &format!("/vehicle-commands/{id}"), None).await.1;
+            }
+            match answer["data"]["status"].as_str() {
+                Some("succeeded") => {
+                    counters.vehicle_commands_succeeded.fetch_add(1, Ordering::Relaxed);
+                }
+                ended => {
+                    let how = ended.map_or_else(|| status.to_string(), str::to_owned);
+                    if let Ok(mut failed) = counters.vehicle_commands_failed.lock() {
+                        *failed.entry(how).or_default() += 1;
+                    }
+                }
+            }
+        });
+    }
+    while sent.join_next().await.is_some() {}
+}
+
 /// Each vehicle reports every `every`, the fleet spread over the interval.
 async fn report_states(
-    nats: NatsConnection,
+    link: DeviceLink,
     tenant: TenantId,
     vehicles: Vec<Uuid>,
     every: Duration,
@@ -586,13 +675,13 @@ async fn report_states(
         let now = Utc::now();
         let due: Vec<(usize, Uuid)> = vehicles.iter().copied().enumerate().skip(part * slice).take(slice).collect();
         let publishes = due.into_iter().map(|(n, vehicle)| {
-            let (nats, tenant, counters) = (nats.clone(), tenant.clone(), Arc::clone(&counters));
+            let (link, tenant, counters) = (link.clone(), tenant.clone(), Arc::clone(&counters));
             async move {
                 let state = state_of(n, round, now);
                 let report =
                     VehicleStateReported { vehicle_id: vehicle, telematics_unit_id: Some(format!("tcu-{n}")), state };
                 let envelope = Envelope::new(tenant.clone(), "voltbus/simulate", report);
-                match nats.publish_durable(subjects::vehicle_state(&tenant, vehicle), &envelope).await {
+                match link.publish(subjects::vehicle_state(&tenant, vehicle), &envelope).await {
                     Ok(()) => counters.states.fetch_add(1, Ordering::Relaxed),
                     Err(_) => counters.states_failed.fetch_add(1, Ordering::Relaxed),
                 };

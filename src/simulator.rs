@@ -1,8 +1,9 @@
 //! A device simulator: stands in for the vehicles' telematics units, answering the commands sent
 //! to them, so that tests and the demo run without hardware (`voltbus simulate-devices`).
 //!
-//! It is a JetStream durable consumer (`device-simulator`) of every vehicle's commands; it
-//! answers each on the vehicle's `command-results` subject, as a device would. Like a real device
+//! On NATS it is a JetStream durable consumer (`device-simulator`) of every vehicle's commands; on
+//! the embedded default it runs in voltbus's process. It answers each command on the vehicle's
+//! `command-results` subject, as a device would. Like a real device
 //! it ignores a command past its expiry. Chosen vehicles can be made to refuse, or to stay
 //! silent (so the command times out).
 
@@ -10,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
-use bus::nats::NatsConnection;
+use bus::devices::DeviceLink;
 use futures_util::StreamExt;
 use schemas::vehicles::{CommandOutcome, DeviceCommandResult};
 use schemas::{AnyMessage, Envelope, subjects};
@@ -38,13 +39,23 @@ pub enum SimulatorError {
     JetStream(String),
 }
 
-/// Answers commands until `shutdown` resolves.
+/// Answers commands until `shutdown` resolves: on NATS as a JetStream durable consumer of the
+/// commands stream (so a command sent while it was away is answered when it is back); on the
+/// embedded transport, in process, as each command is sent.
 pub async fn run(
-    nats: NatsConnection,
+    link: impl Into<DeviceLink>,
     devices: Devices,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), SimulatorError> {
     let failed = |e: &dyn std::fmt::Display| SimulatorError::JetStream(e.to_string());
+    let link = link.into();
+    let nats = match &link {
+        DeviceLink::Nats(nats) => nats.clone(),
+        DeviceLink::Embedded(_) => {
+            let sent = link.subscribe(subjects::every_vehicle_commands()).await.map_err(|e| failed(&e))?;
+            return answer_each(&link, &devices, sent, shutdown).await;
+        }
+    };
     let stream = nats.jetstream().get_stream(subjects::VEHICLE_COMMANDS_STREAM).await.map_err(|e| failed(&e))?;
     let config = pull::Config {
         durable_name: Some(CONSUMER.into()),
@@ -68,7 +79,7 @@ pub async fn run(
             () = &mut shutdown => return Ok(()),
         };
         if let Some((subject, answer)) = answer(&devices, bus::nats::decode(&message)).await
-            && let Err(error) = nats.publish_durable(subject, &answer).await
+            && let Err(error) = link.publish(subject, &answer).await
         {
             // Not acked: the command comes again and is answered then.
             tracing::warn!(%error, "simulated device could not answer");
@@ -77,6 +88,33 @@ pub async fn run(
         if let Err(error) = message.ack().await {
             tracing::warn!(%error, "simulated device could not ack a command");
         }
+    }
+}
+
+/// Answers each command of `sent` until `shutdown` (each on its own task, as devices are many).
+async fn answer_each(
+    link: &DeviceLink,
+    devices: &Devices,
+    mut sent: futures_util::stream::BoxStream<'static, bus::devices::Sent>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), SimulatorError> {
+    tokio::pin!(shutdown);
+    loop {
+        let command = tokio::select! {
+            next = sent.next() => match next {
+                Some(command) => command,
+                None => return Ok(()),
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let (link, devices) = (link.clone(), devices.clone());
+        tokio::spawn(async move {
+            if let Some((subject, answer)) = answer(&devices, command).await
+                && let Err(error) = link.publish(subject, &answer).await
+            {
+                tracing::warn!(%error, "simulated device could not answer");
+            }
+        });
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `amqp`: RabbitMQ connection, exchange declaration, publishing with publisher confirms, consuming.
 //! - `nats`: NATS connection, core and JetStream publishing (binary content mode), streams, subscribing.
 //! - `embedded`: in-process publish/subscribe with the same message shapes, no broker needed.
+//! - `devices`: [`devices::DeviceLink`], how devices (and the simulators) reach voltbus on NATS or in process.
 //! - `dead_letter`: what an operator sees of a group's queues on any transport: depth, dead letters.
 //! - `error`: [`PublishError`] and [`BusError`], typed by kind so callers choose retry or dead-letter.
 //! - `health`: [`EngineReport`], what `/health` says about each engine.
@@ -18,6 +19,7 @@
 
 pub mod amqp;
 mod dead_letter;
+pub mod devices;
 pub mod embedded;
 mod error;
 mod handler;

@@ -66,7 +66,12 @@ pub fn describe() {
 
 /// What a publish came to.
 pub(crate) fn published(transport: &'static str, destination: String, outcome: Result<(), &crate::PublishError>) {
-    let outcome = if outcome.is_ok() { "confirmed" } else { "failed" };
+    // A message no queue is bound for had nobody to reach: normal operation, not a failure.
+    let outcome = match outcome {
+        Ok(()) => "confirmed",
+        Err(crate::PublishError::Returned { .. }) => "unrouted",
+        Err(_) => "failed",
+    };
     counter!(PUBLISHED, "transport" => transport, "destination" => destination, "outcome" => outcome).increment(1);
 }
 

@@ -232,10 +232,11 @@ impl Publisher {
                         .map_err(|e| PublishError::Unpublishable(format!("not an envelope: {e}")))?;
                     nats.publish_durable(subject.clone(), &envelope).await
                 }
-                // Without NATS, subject subscribers live in this process: realtime fan-out reaches them.
+                // Without NATS, the embedded transport keeps the subject's stream groups' queues
+                // and its subscribers live in this process.
                 (None, Some(embedded)) => {
-                    embedded.publish_realtime(subject.clone(), message.payload.as_bytes().to_vec());
-                    Ok(())
+                    let (body, aggregate) = (message.payload.as_bytes(), message.aggregate.clone());
+                    embedded.publish_subject(subject, body, message.id, aggregate).await
                 }
                 (None, None) => Err(PublishError::Unpublishable("no NATS connection configured".into())),
             },

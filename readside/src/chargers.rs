@@ -62,6 +62,9 @@ pub struct Charger {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Its OCPP connection, once it has connected.
     pub ocpp: Option<OcppConnection>,
+    /// The charging session in progress on it, if any (partner API reads only).
+    #[serde(default)]
+    pub session: Option<crate::charging::CurrentSession>,
     /// Registered.
     pub created_at: DateTime<Utc>,
     /// Master data or state last changed.
@@ -128,6 +131,7 @@ pub fn from_row(row: &QueryResult, now: DateTime<Utc>, offline_after: Duration) 
             node: row.ocpp_node,
             since,
         }),
+        session: None,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -1,10 +1,14 @@
 //! The `charging_sessions` table: a customer's charging sessions (EVM seed), priced as they go.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use schemas::Currency;
 use schemas::charging::ChargingProgress;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::columns::Named;
@@ -159,4 +163,51 @@ pub async fn active(
 /// The customer's active session, if any (the app's `device`).
 pub async fn active_of(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid) -> Result<Option<Session>, DbErr> {
     active(db, tenant, "customer_id", customer_id, false).await
+}
+
+/// A charger's session in progress as its operator sees it: the charge, not who is charging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CurrentSession {
+    /// Session id.
+    pub id: Uuid,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Energy delivered so far, Wh.
+    pub energy_wh: f64,
+    /// The charger's last meter reading (its energy register), Wh.
+    pub meter_wh: Option<f64>,
+    /// The charger's time of that reading.
+    pub meter_at: Option<DateTime<Utc>>,
+}
+
+/// The sessions in progress on `chargers` of `tenant`, by charger.
+pub async fn in_progress_on(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    chargers: &[Uuid],
+) -> Result<HashMap<Uuid, CurrentSession>, DbErr> {
+    if chargers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let query = Query::select()
+        .columns(COLUMNS)
+        .from("charging_sessions")
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("charger_id").is_in(chargers.iter().copied()))
+        .and_where(Expr::col("status").eq("active"))
+        .to_owned();
+    let rows = db.query_all(&query).await?;
+    rows.iter()
+        .map(|row| {
+            let session = Session::from(Row::from_query_result(row, "")?);
+            let current = CurrentSession {
+                id: session.id,
+                started_at: session.started_at,
+                energy_wh: session.energy_wh(),
+                meter_wh: session.meter_last_wh,
+                meter_at: session.meter_at,
+            };
+            Ok((session.charger_id, current))
+        })
+        .collect()
 }

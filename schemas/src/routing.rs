@@ -23,6 +23,9 @@ pub const EVENTS_EXCHANGE: &str = "voltbus.events";
 pub const DEAD_LETTER_EXCHANGE: &str = "voltbus.dead-letter";
 /// Direct exchange that routes retried messages into their delay queue.
 pub const RETRY_EXCHANGE: &str = "voltbus.retry";
+/// On the embedded transport, the devices' subjects (JetStream's role): routing key = the subject,
+/// each stream group's queue bound with its filter subject.
+pub const STREAMS_EXCHANGE: &str = "voltbus.streams";
 
 /// Routing key of a command type.
 pub fn command_key(descriptor: &Descriptor) -> String {

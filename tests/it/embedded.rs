@@ -209,3 +209,62 @@ async fn rides_and_wallets_work_on_the_embedded_default() {
     assert_eq!(balance, json!(600 - 231));
     running.stop().await.unwrap();
 }
+
+/// The newcomer's first minute (`serve --simulate` with nothing configured): the simulated
+/// vehicles, chargers and devices run in process over the embedded transport, through the same
+/// ingest, charging and command paths as over NATS, and the summary counts telemetry, vehicle
+/// commands and charging sessions besides rides and webhooks.
+#[tokio::test]
+async fn the_simulated_fleet_runs_whole_on_the_embedded_default() {
+    use std::time::Duration;
+
+    let mut settings = embedded_settings();
+    settings.webhooks.allow_hosts = vec!["127.0.0.1".into()];
+    settings.mobile.dev_code = Some("0000".into());
+    let running = voltbus::start(settings.clone()).await.unwrap();
+    settings.http.bind = running.addr;
+    let plan = voltbus::simulation::Plan {
+        vehicles: 10,
+        chargers: 2,
+        rides_per_minute: 60.0,
+        report_every: Duration::from_secs(1),
+        ride_length: Duration::from_millis(1500),
+        commands_per_minute: 60.0,
+        duration: Some(Duration::from_secs(8)),
+        progress: false,
+    };
+    let summary =
+        voltbus::simulate(&settings, "demo", None, Some(&running), plan, std::future::pending()).await.unwrap();
+    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+    assert!(summary.states_published >= 50 && summary.states_failed == 0, "{summary:?}");
+    assert!(summary.vehicle_commands_succeeded >= 4 && summary.vehicle_commands_failed.is_empty(), "{summary:?}");
+    assert!(summary.charging_started >= 1 && summary.charging_finished >= 1, "{summary:?}");
+    assert!(summary.rides_started >= 3, "{summary:?}");
+    for event in ["vehicle.location_updated", "ride.started"] {
+        assert!(summary.webhook_events.get(event).is_some_and(|n| *n > 0), "no {event}: {summary:?}");
+    }
+    // Commands to devices go to subjects no stream keeps: unrouted, which is no failure.
+    let (_, metrics, _) = crate::support::request_bytes(running.addr, "GET", "/metrics", &[], None).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let embedded = |outcome: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("voltbus_messages_published_total")
+                && l.contains(r#"transport="embedded""#)
+                && l.contains(&format!(r#"outcome="{outcome}""#))
+        })
+    };
+    assert!(embedded("unrouted") && !embedded("failed"), "{metrics}");
+    running.stop().await.unwrap();
+    // The chargers' meters went through the charging path: each purchase is priced by its energy.
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(settings.database_url()).await.unwrap();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT energy_kwh FROM purchases".to_owned(),
+        ))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.try_get::<f64>("", "energy_kwh").unwrap() > 0.0));
+    db.close().await.unwrap();
+}

@@ -313,6 +313,12 @@ async fn journey(version: Version, on_another_process: bool) {
     }
     assert!(progress["energy"].as_f64().unwrap() >= 1.0, "{progress}");
     assert_eq!(progress["currency"], "MNT");
+    // The operator sees the session in progress on the charger, with its meter, and not who charges.
+    let (_, found, _) = platform.call(&admin, "GET", &format!("/chargers/{charger}"), None).await;
+    let session = &found["data"]["session"];
+    assert!(session["energy_wh"].as_f64().unwrap() >= 1000.0, "{found}");
+    assert!(session["meter_wh"].as_f64().unwrap() >= 11_000.0 && session["meter_at"].is_string(), "{found}");
+    assert!(session.get("customer_id").is_none(), "{found}");
 
     // Finishing tells the charge point to stop; the purchase is priced from its readings.
     let (status, finished) = alice.post(&format!("/devices/{charger}/finish")).await;
@@ -335,6 +341,8 @@ async fn journey(version: Version, on_another_process: bool) {
     }
     assert_eq!(last["purchaseId"], purchase, "{last}");
     let _ = point.child.wait().await;
+    let (_, found, _) = platform.call(&admin, "GET", &format!("/chargers/{charger}"), None).await;
+    assert!(found["data"]["session"].is_null(), "finished: {found}");
     // Gone: no process holds its socket.
     let mut ocpp = Value::Null;
     for _ in 0..100 {

@@ -132,17 +132,19 @@ async fn the_simulator_drives_a_fleet_over_nats_and_rest_and_counts_what_arrives
         rides_per_minute: 120.0,
         report_every: Duration::from_secs(1),
         ride_length: Duration::from_millis(1500),
+        commands_per_minute: 60.0,
         duration: Some(Duration::from_secs(6)),
         progress: false,
     };
     let mut settings = platform.settings.clone();
     settings.http.bind = platform.addr();
-    let summary = voltbus::simulate(&settings, &tenant, Some(admin), plan, std::future::pending()).await.unwrap();
+    let summary = voltbus::simulate(&settings, &tenant, Some(admin), None, plan, std::future::pending()).await.unwrap();
     println!("{}", serde_json::to_string_pretty(&summary).unwrap());
 
     assert!(summary.states_published >= 160 && summary.states_failed == 0, "{summary:?}");
     assert!(summary.rides_started >= 5 && summary.rides_ended >= 3, "{summary:?}");
     assert!(summary.charging_started >= 2 && summary.charging_finished >= 2, "{summary:?}");
+    assert!(summary.vehicle_commands_succeeded >= 3 && summary.vehicle_commands_failed.is_empty(), "{summary:?}");
     assert!(summary.commands_failed.is_empty(), "{summary:?}");
     assert!(summary.command_p99_ms > 0.0);
     assert_eq!(summary.webhook_duplicates, 0);

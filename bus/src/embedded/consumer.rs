@@ -57,6 +57,15 @@ impl EmbeddedConsumer {
         Self { bus, topology, options, processor, lease: LEASE }
     }
 
+    /// Keeps no inbox rows, and publishes through `publisher` what the handler hands back after
+    /// each commit, as a JetStream group does (`JetStreamConsumer::without_inbox`); a broker that
+    /// is away is waited for up to two thirds of the lease.
+    pub fn without_inbox(mut self, publisher: crate::outbox::Publisher) -> Self {
+        let patience = self.lease * 2 / 3;
+        self.processor = self.processor.without_inbox().publishing_through(publisher, patience);
+        self
+    }
+
     /// Runs until `shutdown` resolves; what was claimed is finished first.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let this = Arc::new(self);

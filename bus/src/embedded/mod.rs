@@ -248,6 +248,25 @@ impl EmbeddedBus {
         }
     }
 
+    /// Publishes what a device or the platform sends on NATS subject `subject`, as JetStream and
+    /// core NATS together would deliver it: stored in every queue bound to it on
+    /// [`routing::STREAMS_EXCHANGE`] (none bound is not an error: no stream keeps that subject),
+    /// and handed to realtime subscribers.
+    pub async fn publish_subject(
+        &self,
+        subject: &str,
+        body: &[u8],
+        message_id: uuid::Uuid,
+        aggregate: Option<String>,
+    ) -> Result<(), PublishError> {
+        match self.publish_raw(routing::STREAMS_EXCHANGE, subject, body, message_id, aggregate).await {
+            Ok(_) | Err(PublishError::Returned { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        self.publish_realtime(subject, body.to_vec());
+        Ok(())
+    }
+
     /// Publishes to realtime subscribers (at most once); returns how many got it.
     pub fn publish_realtime(&self, destination: impl Into<String>, body: Vec<u8>) -> usize {
         // No subscriber is not an error for realtime fan-out: the message had nobody to reach.

@@ -109,6 +109,17 @@ impl JetStreamGroup {
         }
     }
 
+    /// The same group on the embedded transport: one queue, bound on the streams exchange with its
+    /// filter subject (NATS's `*` is a topic's `*`, its `>` a topic's `#`).
+    pub fn on_embedded(&self) -> crate::amqp::GroupTopology {
+        let pattern = self.filter_subject.replace('>', "#");
+        crate::amqp::GroupTopology {
+            group: self.group.clone(),
+            bindings: vec![(schemas::routing::STREAMS_EXCHANGE, pattern)],
+            retry_delays: self.retry_delays.clone(),
+        }
+    }
+
     /// Reads messages without CloudEvents headers (and no structured CloudEvent) with `read`.
     pub fn accepting_headless(mut self, read: Headless) -> Self {
         self.headless = Some(read);

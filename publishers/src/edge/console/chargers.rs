@@ -1,5 +1,6 @@
 //! Chargers: each with its state, OCPP version and connection (which process holds its socket,
-//! last heard from); an operator resets one or gives it a new OCPP password (shown once).
+//! last heard from), and its session in progress with the meter; an operator resets one or gives
+//! it a new OCPP password (shown once).
 
 use http::Method;
 use serde_json::{Value, json};
@@ -33,6 +34,7 @@ pub(super) async fn chargers(visit: &Visit<'_>) -> Result<View, ApiError> {
                 if ocpp.is_null() { "–".into() } else { format!("OCPP {}", value(&ocpp["version"])) },
                 connection,
                 time(&charger["last_seen_at"]),
+                session(&charger["session"]),
                 format!(
                     "{}{}",
                     html::button(&format!("{base}/reset"), &csrf, "Reset"),
@@ -43,11 +45,26 @@ pub(super) async fn chargers(visit: &Visit<'_>) -> Result<View, ApiError> {
         .collect();
     let table = html::table(
         "chargers",
-        &["Number", "State", "Connector", "Version", "Connection", "Last heard", ""],
+        &["Number", "State", "Connector", "Version", "Connection", "Last heard", "Session", ""],
         &rows,
         "No charger yet: register one with POST /chargers.",
     );
     Ok(View::Page { title: "Chargers".into(), organisation: Some(org.into()), body: table })
+}
+
+/// A session in progress: since when, the energy so far and the meter's last reading.
+fn session(session: &Value) -> String {
+    if session.is_null() {
+        return "–".into();
+    }
+    let kwh = |wh: &Value| wh.as_f64().map_or_else(|| "–".to_owned(), |wh| format!("{:.2} kWh", wh / 1000.0));
+    format!(
+        "since {}: <strong class=\"energy\">{}</strong> (meter {} at {})",
+        time(&session["started_at"]),
+        kwh(&session["energy_wh"]),
+        kwh(&session["meter_wh"]),
+        time(&session["meter_at"])
+    )
 }
 
 /// `POST /admin/orgs/{org}/chargers/{id}/reset`: a soft reset, through whichever process holds the

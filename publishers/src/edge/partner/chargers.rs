@@ -133,9 +133,20 @@ pub(crate) async fn list(api: &PartnerApi, call: Call) -> Result<Answer, ApiErro
     let (page, _) = page_and_filters(call.query.as_deref(), &[])?;
     let tenant = call.caller.tenant.as_str();
     let offline_after = api.settings.charger_offline_after;
-    let (items, total) =
+    let (mut items, total) =
         chargers::list(&api.database, tenant, offline_after, page.offset(), page.limit).await.map_err(db_error)?;
+    with_sessions(api, tenant, &mut items).await?;
     Ok(Answer::list(items, page, total))
+}
+
+/// Puts on each of `found` its session in progress.
+async fn with_sessions(api: &PartnerApi, tenant: &str, found: &mut [Charger]) -> Result<(), ApiError> {
+    let ids: Vec<Uuid> = found.iter().map(|charger| charger.id).collect();
+    let mut sessions = readside::charging::in_progress_on(&api.database, tenant, &ids).await.map_err(db_error)?;
+    for charger in found {
+        charger.session = sessions.remove(&charger.id);
+    }
+    Ok(())
 }
 
 /// `GET /chargers/{id}`.
@@ -144,5 +155,8 @@ pub(crate) async fn get(api: &PartnerApi, call: Call) -> Result<Answer, ApiError
     let tenant = call.caller.tenant.as_str();
     let found =
         chargers::find(&api.database, tenant, id, api.settings.charger_offline_after).await.map_err(db_error)?;
-    Ok(Answer::ok(found.ok_or_else(|| ApiError::not_found(format!("no charger {id}")))?))
+    let mut found = [found.ok_or_else(|| ApiError::not_found(format!("no charger {id}")))?];
+    with_sessions(api, tenant, &mut found).await?;
+    let [found] = found;
+    Ok(Answer::ok(found))
 }
