@@ -47,7 +47,7 @@ struct Voltbus {
 
 impl Voltbus {
     async fn start(name: &str, shared: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::support::steady_port();
         let dir = scratch_dir();
         let config = dir.join(format!("{name}.toml"));
         let body = format!("data_dir = {:?}\n{shared}\n[http]\nbind = \"127.0.0.1:{port}\"\n", dir.join("data"));
@@ -116,7 +116,7 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", crate::support::steady_port())).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut receiver =
             Self { addr, up: Arc::new(AtomicBool::new(true)), accept: None, got: Arc::new(Mutex::new(Vec::new())) };

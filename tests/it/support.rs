@@ -195,3 +195,17 @@ pub async fn request_bytes(
     let headers = response.headers().clone();
     (status, response.into_body().collect().await.unwrap().to_bytes(), headers)
 }
+
+/// A free port below the kernel's range for outgoing connections (32768–60999), for a server a
+/// test stops and starts again on the same address: while it is down, no client's connection can
+/// take its port (which one from `bind(0)` could, from that range).
+pub fn steady_port() -> u16 {
+    for attempt in 0..1_000u128 {
+        let seed = (uuid::Uuid::now_v7().as_u128() ^ attempt.wrapping_mul(0x9e37_79b9)) % 12_000;
+        let port = 20_000 + u16::try_from(seed).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
+}
