@@ -26,6 +26,7 @@ mod m20261129_000018_operators;
 mod m20261206_000019_audiences;
 mod m20261206_000020_ocpp;
 mod m20261206_000021_durable_commands;
+mod m20261206_000022_vehicle_commands_permission;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_audiences::Migration),
             Box::new(m20261206_000020_ocpp::Migration),
             Box::new(m20261206_000021_durable_commands::Migration),
+            Box::new(m20261206_000022_vehicle_commands_permission::Migration),
         ]
     }
 }

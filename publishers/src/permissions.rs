@@ -6,7 +6,7 @@ use schemas::integrations::{AccessBundle, Permission};
 use Permission::*;
 
 /// Every permission, in the seed's order (ours beside its kin).
-pub const ALL: [Permission; 13] = Permission::ALL;
+pub const ALL: [Permission; 14] = Permission::ALL;
 
 /// What a new key gets unless told otherwise: read-only, as the seed's defaults.
 pub const DEFAULTS: [Permission; 5] = [VehiclesRead, RidesRead, CustomersRead, ZonesRead, PricingRead];
@@ -20,6 +20,7 @@ pub fn bundle(bundle: AccessBundle) -> &'static [Permission] {
         AccessBundle::OrganizationAccess => &[
             VehiclesRead,
             VehiclesWrite,
+            VehiclesCommands,
             VehiclesMaintenance,
             RidesRead,
             RidesWrite,
@@ -30,9 +31,9 @@ pub fn bundle(bundle: AccessBundle) -> &'static [Permission] {
             ZonesRead,
             PricingRead,
         ],
-        // Fleet-scoped vehicles, their maintenance, and the rides on them.
+        // Fleet-scoped vehicles, their commands and maintenance, and the rides on them.
         AccessBundle::FleetManagerAccess => {
-            &[VehiclesRead, VehiclesWrite, VehiclesMaintenance, RidesRead, ZonesRead, PricingRead]
+            &[VehiclesRead, VehiclesWrite, VehiclesCommands, VehiclesMaintenance, RidesRead, ZonesRead, PricingRead]
         }
         // A client's own self-service: finding vehicles, riding, paying.
         AccessBundle::ClientAccess => &[VehiclesRead, RidesRead, RidesWrite, WalletRead, ZonesRead, PricingRead],
@@ -96,6 +97,7 @@ mod tests {
         let names = [
             "vehicles:read",
             "vehicles:write",
+            "vehicles:commands",
             "vehicles:maintenance",
             "rides:read",
             "rides:write",

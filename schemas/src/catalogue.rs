@@ -142,6 +142,7 @@ catalogue! {
     vehicles::UpdateVehicle,
     vehicles::ChangeCustomFields,
     vehicles::BulkChangeCustomField,
+    vehicles::BulkEditCustomFields,
     vehicles::SetOperationStatus,
     vehicles::SendVehicleCommand,
     vehicles::VehicleStateReported,

@@ -34,6 +34,10 @@ pub enum Permission {
     /// Update vehicle status.
     #[serde(rename = "vehicles:write")]
     VehiclesWrite,
+    /// Send commands to vehicles (beyond the seed: INVERS recommends that a client allowed vehicle
+    /// edits need not be allowed to unlock them).
+    #[serde(rename = "vehicles:commands")]
+    VehiclesCommands,
     /// Command vehicles in `maintenance` (beyond the seed: unlocking a car in the workshop is a
     /// decision for those who hold it).
     #[serde(rename = "vehicles:maintenance")]
@@ -72,9 +76,10 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the seed's order (ours beside its kin).
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::VehiclesRead,
         Permission::VehiclesWrite,
+        Permission::VehiclesCommands,
         Permission::VehiclesMaintenance,
         Permission::RidesRead,
         Permission::RidesWrite,

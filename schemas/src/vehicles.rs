@@ -145,7 +145,8 @@ pub enum BulkOperation {
     Remove,
 }
 
-/// Add, change or remove one custom field over many vehicles, all or nothing.
+/// Add, change or remove one custom field over many vehicles, all or nothing (what edges before
+/// [`BulkEditCustomFields`] sent; still carried out).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BulkChangeCustomField {
     /// Id of this bulk operation, reported back with its result.
@@ -160,6 +161,32 @@ pub struct BulkChangeCustomField {
     pub value: Value,
 }
 message!(BulkChangeCustomField, "vehicle.bulk_change_custom_field", (1, 0), Command(Fleet), Vehicles, |m| Some(
+    m.bulk_id.to_string()
+));
+
+/// One custom field's edit of a bulk operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomFieldEdit {
+    /// What to do.
+    pub operation: BulkOperation,
+    /// Field name.
+    pub field: String,
+    /// New value (`null` for remove).
+    pub value: Value,
+}
+
+/// Add, change or remove several custom fields over many vehicles, all or nothing (INVERS:
+/// "add, change, or remove custom fields of multiple vehicles at once").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BulkEditCustomFields {
+    /// Id of this bulk operation, reported back with its result.
+    pub bulk_id: Uuid,
+    /// Vehicles.
+    pub vehicle_ids: Vec<Uuid>,
+    /// The edits, each of a different field, applied together to each vehicle.
+    pub edits: Vec<CustomFieldEdit>,
+}
+message!(BulkEditCustomFields, "vehicle.bulk_edit_custom_fields", (1, 0), Command(Fleet), Vehicles, |m| Some(
     m.bulk_id.to_string()
 ));
 

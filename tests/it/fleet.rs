@@ -237,6 +237,32 @@ async fn vehicles_are_added_listed_changed_and_removed_with_their_events() {
     let (status, body, _) = platform.call(&key, "POST", "/vehicles/custom-fields", Some(remove)).await;
     assert_eq!((status, body["data"]["unchanged"].clone()), (200, json!(0)), "{body}");
     assert_eq!(list("?custom_field=depot:Mitte").await, ["V002"]);
+    // Two from the bulk add, one from the bulk remove.
+    let events = subscriber.until("VehicleChanged", 3).await;
+    assert_eq!(of_type(&events, "VehicleChanged").len(), 3);
+    // Several fields at once (INVERS: "custom fields of multiple vehicles at once"), all or
+    // nothing: each edit where it applies, one announcement per vehicle changed.
+    let edits = json!({ "vehicle_ids": [first_id, second_id], "edits": [
+        { "operation": "add", "field": "depot", "value": "Kreuzberg" },
+        { "operation": "add", "field": "cleaned", "value": true },
+        { "operation": "remove", "field": "zone" },
+    ] });
+    let (status, body, _) = platform.call(&key, "POST", "/vehicles/custom-fields", Some(edits)).await;
+    assert_eq!((status, body["data"]["changed"].as_array().unwrap().len()), (200, 2), "{body}");
+    assert_eq!(list("?custom_field=depot:Kreuzberg").await, ["V001"], "V002 kept its depot: add is where missing");
+    assert_eq!(list("?custom_field=cleaned:true").await, ["V001", "V002"]);
+    let (_, first, _) = platform.call(&key, "GET", &format!("/vehicles/{first_id}"), None).await;
+    assert!(first["data"]["custom_fields"].get("zone").is_none(), "{first}");
+    let changed = subscriber.until("VehicleChanged", 2).await;
+    assert_eq!(of_type(&changed, "VehicleChanged").len(), 2);
+    for bad in [
+        json!({ "vehicle_ids": [first_id], "edits": [] }),
+        json!({ "vehicle_ids": [first_id], "edits": [{ "operation": "remove", "field": "a" }, { "operation": "add", "field": "a", "value": 1 }] }),
+        json!({ "vehicle_ids": [first_id], "operation": "remove", "field": "a", "edits": [{ "operation": "remove", "field": "b" }] }),
+    ] {
+        let (status, body, _) = platform.call(&key, "POST", "/vehicles/custom-fields", Some(bad)).await;
+        assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"), "{body}");
+    }
 
     // Another organisation, and another subaccount of this one, see and touch none of it.
     let (_, other_admin) = platform.organisation().await;
@@ -276,8 +302,8 @@ async fn vehicles_are_added_listed_changed_and_removed_with_their_events() {
     // Removed: gone, announced, and its VIN free again.
     let (status, body, _) = platform.call(&key, "DELETE", &format!("/vehicles/{first_id}"), None).await;
     assert_eq!((status, body["data"]["deleted"].clone()), (200, json!(true)), "{body}");
-    // Two from the bulk add, one from the bulk remove, then the removal.
-    let events = subscriber.until("VehicleChanged", 4).await;
+    // The removal (the bulk edits' were counted above).
+    let events = subscriber.until("VehicleChanged", 1).await;
     let last = of_type(&events, "VehicleChanged").pop().unwrap();
     let AnyMessage::VehicleChanged(deleted) = &last.data else { unreachable!() };
     assert_eq!(deleted.change_type, schemas::vehicles::VehicleChangeType::Deleted);
@@ -424,9 +450,8 @@ async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     })
     .await;
     let (tenant, admin) = platform.organisation().await;
-    let key =
-        fleet_key(&platform, &admin, json!({ "name": "app", "permissions": ["vehicles:read", "vehicles:write"] }))
-            .await;
+    let permissions = ["vehicles:read", "vehicles:write", "vehicles:commands"];
+    let key = fleet_key(&platform, &admin, json!({ "name": "app", "permissions": permissions })).await;
     let mut subscriber = Subscriber::of(&platform, &tenant).await;
     let fleet = Uuid::now_v7();
     let mut ids = Vec::new();
@@ -446,6 +471,21 @@ async fn commands_reach_the_vehicle_through_the_simulator_and_come_back() {
     let simulator = tokio::spawn(voltbus::simulator::run(device_nats, devices, async move {
         let _ = stopped.await;
     }));
+
+    // Edits and commands are apart (INVERS's advice): a key that may edit vehicles may not command them.
+    let editor =
+        fleet_key(&platform, &admin, json!({ "name": "editor", "permissions": ["vehicles:read", "vehicles:write"] }))
+            .await;
+    let (status, _, _) =
+        platform.call(&editor, "PATCH", &format!("/vehicles/{car}"), Some(json!({ "model": "e-Up" }))).await;
+    assert_eq!(status, 200);
+    let (status, refused, _) =
+        platform.call(&editor, "POST", &format!("/vehicles/{car}/commands/unlock-central-lock"), None).await;
+    assert_eq!(
+        (status, refused["error"]["details"]["required_permission"].as_str()),
+        (403, Some("vehicles:commands")),
+        "{refused}"
+    );
 
     // Sent, carried out, answered: the request waits for it.
     let (status, done, _) =
@@ -545,7 +585,8 @@ async fn commands_wait_for_an_offline_vehicle_or_expire_and_interlocks_refuse() 
     let tenant = TenantId::new(&tenant_name).unwrap();
     // It polls its commands: more calls a minute than a key's default allows.
     let limits = json!({ "per_minute": 10_000, "per_hour": 100_000, "per_day": 1_000_000 });
-    let body = json!({ "name": "app", "permissions": ["vehicles:read", "vehicles:write"], "rate_limits": limits });
+    let permissions = ["vehicles:read", "vehicles:write", "vehicles:commands"];
+    let body = json!({ "name": "app", "permissions": permissions, "rate_limits": limits });
     let key = fleet_key(&platform, &admin, body).await;
     let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
     let fleet = Uuid::now_v7();
@@ -626,7 +667,7 @@ async fn commands_wait_for_an_offline_vehicle_or_expire_and_interlocks_refuse() 
     assert_eq!((status, error_code(&refused)), (409, "CONFLICT"), "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("vehicles:maintenance"), "{refused}");
     let workshop =
-        json!({ "name": "workshop", "permissions": ["vehicles:read", "vehicles:write", "vehicles:maintenance"] });
+        json!({ "name": "workshop", "permissions": ["vehicles:read", "vehicles:commands", "vehicles:maintenance"] });
     let workshop = fleet_key(&platform, &admin, workshop).await;
     let (status, honked, _) = platform.call(&workshop, "POST", &honk, None).await;
     assert_eq!((status, honked["data"]["status"].clone()), (200, json!("succeeded")), "{honked}");
@@ -733,9 +774,8 @@ async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_onl
     .await;
     let (tenant_name, admin) = platform.organisation().await;
     let tenant = TenantId::new(&tenant_name).unwrap();
-    let key =
-        fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
-            .await;
+    let permissions = ["vehicles:read", "vehicles:write", "vehicles:commands"];
+    let key = fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": permissions })).await;
     let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
     let fleet = Uuid::now_v7();
     let body = |vin: &str| json!({ "vin": vin, "subaccount_id": fleet, "capabilities": ["honk-and-flash"] });

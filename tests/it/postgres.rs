@@ -102,3 +102,48 @@ async fn unsent_events_of_the_old_key_shape_get_the_unscoped_word() {
         assert!(!bus::embedded::topic_matches("acme.org.rides.ride.started", &keys[0]));
     }
 }
+
+/// Commands to vehicles got a permission of their own: every key that held `vehicles:write`,
+/// which used to allow them, holds `vehicles:commands` after the migration; no other key does.
+/// On PostgreSQL and on the embedded SQLite file.
+#[tokio::test]
+async fn keys_that_could_command_vehicles_keep_that_under_its_own_permission() {
+    use migrations::{Migrator, MigratorTrait};
+    let sqlite = format!("sqlite://{}?mode=rwc", crate::support::scratch_dir().join("keys.db").display());
+    for url in [fresh_postgres_database().await, sqlite] {
+        let db = Database::connect(&url).await.unwrap();
+        let before = Migrator::migrations()
+            .iter()
+            .position(|m| m.name() == "m20261206_000022_vehicle_commands_permission")
+            .expect("the permission's migration");
+        Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+        for (name, permissions) in
+            [("writer", r#"["vehicles:read","vehicles:write"]"#), ("reader", r#"["vehicles:read"]"#)]
+        {
+            let insert = format!(
+                "INSERT INTO api_keys (id, tenant, name, display_prefix, key_hash, permissions, scope, per_minute, \
+                 per_hour, per_day, created_at, updated_at) VALUES ('{}', 'acme', '{name}', 'vb_pk_x', '{name}', \
+                 '{permissions}', '{{}}', 60, 1000, 10000, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                uuid::Uuid::now_v7()
+            );
+            db.execute_unprepared(&insert).await.unwrap();
+        }
+        Migrator::up(&db, None).await.unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT permissions FROM api_keys ORDER BY name",
+            ))
+            .await
+            .unwrap();
+        let permissions: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| serde_json::from_str(&r.try_get::<String>("", "permissions").unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            permissions,
+            [vec!["vehicles:read"], vec!["vehicles:read", "vehicles:write", "vehicles:commands"]],
+            "{url}"
+        );
+    }
+}

@@ -27,8 +27,8 @@ use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemas::Recipient;
 use schemas::vehicles::{
-    AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, SendVehicleCommand, UpdateVehicle,
-    VehicleChangeType, VehicleChanged, VehicleStatusChanged,
+    AddVehicle, BulkEditCustomFields, BulkOperation, CustomFieldEdit, MasterData, OperationStatus, SendVehicleCommand,
+    UpdateVehicle, VehicleChangeType, VehicleChanged, VehicleStatusChanged,
 };
 use schemas::{AnyMessage, Envelope};
 use sea_orm::{DatabaseTransaction, DbErr};
@@ -125,8 +125,21 @@ impl Handler for Fleet {
                 AnyMessage::SendVehicleCommand(command) => {
                     send_command(tx, message, command, self.commands).await.map(|o| o.to_reply())
                 }
-                AnyMessage::BulkChangeCustomField(bulk) => {
+                AnyMessage::BulkEditCustomFields(bulk) => {
                     bulk_change(tx, message, bulk, now).await.map(|o| o.to_reply())
+                }
+                AnyMessage::BulkChangeCustomField(one) => {
+                    let edit = CustomFieldEdit {
+                        operation: one.operation,
+                        field: one.field.clone(),
+                        value: one.value.clone(),
+                    };
+                    let bulk = BulkEditCustomFields {
+                        bulk_id: one.bulk_id,
+                        vehicle_ids: one.vehicle_ids.clone(),
+                        edits: vec![edit],
+                    };
+                    bulk_change(tx, message, &bulk, now).await.map(|o| o.to_reply())
                 }
                 _ => return Err(HandlerError::unhandled(message)),
             };
@@ -251,7 +264,7 @@ async fn send_command(
 async fn bulk_change(
     tx: &DatabaseTransaction,
     message: &Envelope<AnyMessage>,
-    bulk: &BulkChangeCustomField,
+    bulk: &BulkEditCustomFields,
     now: DateTime<Utc>,
 ) -> Result<Outcome<BulkResult>, DbErr> {
     let tenant = message.tenant.as_str();
@@ -267,19 +280,18 @@ async fn bulk_change(
     }
     let mut changed = Vec::new();
     for vehicle in &mut found {
-        let edit = match (bulk.operation, vehicle.custom_fields.get(&bulk.field)) {
-            (BulkOperation::Add, None) | (BulkOperation::Change, Some(_)) => UpdateVehicle {
-                vehicle_id: vehicle.id,
-                set_custom_fields: BTreeMap::from([(bulk.field.clone(), bulk.value.clone())]),
-                ..UpdateVehicle::default()
-            },
-            (BulkOperation::Remove, Some(_)) => UpdateVehicle {
-                vehicle_id: vehicle.id,
-                remove_custom_fields: vec![bulk.field.clone()],
-                ..UpdateVehicle::default()
-            },
-            _ => continue,
-        };
+        // Each edit where it applies: `add` where the field is missing, `change` and `remove`
+        // where it is there.
+        let mut edit = UpdateVehicle { vehicle_id: vehicle.id, ..UpdateVehicle::default() };
+        for one in &bulk.edits {
+            match (one.operation, vehicle.custom_fields.contains_key(&one.field)) {
+                (BulkOperation::Add, false) | (BulkOperation::Change, true) => {
+                    edit.set_custom_fields.insert(one.field.clone(), one.value.clone());
+                }
+                (BulkOperation::Remove, true) => edit.remove_custom_fields.push(one.field.clone()),
+                _ => {}
+            }
+        }
         let properties = edits::apply(vehicle, &edit);
         if properties.is_empty() {
             continue;

@@ -423,7 +423,7 @@ pub(crate) fn routes() -> Vec<Route> {
             path: at("/vehicles/{id}/commands/{command}"),
             operation: "sendVehicleCommand",
             summary: "Sends a command (`unlock-central-lock`, `honk-and-flash`, …) and waits for the vehicle's answer, or answers 202 at once.",
-            access: Access::Permission(schemas::integrations::Permission::VehiclesWrite),
+            access: Access::Permission(schemas::integrations::Permission::VehiclesCommands),
             body: Some(schema_of::<vehicles::CommandRequest>),
             status: 200,
             returns: Returns::Item(schema_of::<readside::fleet::commands::CommandStatus>),

@@ -12,8 +12,8 @@ use readside::fleet::{BulkResult, Filter, LatestState, Vehicle, vehicles};
 use schemars::JsonSchema;
 use schemas::integrations::Permission;
 use schemas::vehicles::{
-    AddVehicle, BulkChangeCustomField, BulkOperation, MasterData, OperationStatus, Position, RemoveVehicle,
-    SendVehicleCommand, Transmission, UpdateVehicle, VehicleCommand,
+    AddVehicle, BulkEditCustomFields, BulkOperation, CustomFieldEdit, MasterData, OperationStatus, Position,
+    RemoveVehicle, SendVehicleCommand, Transmission, UpdateVehicle, VehicleCommand,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -142,14 +142,32 @@ pub(crate) struct VehicleChanges {
     custom_fields: BTreeMap<String, Value>,
 }
 
-/// `POST /vehicles/custom-fields`: one custom field added, changed or removed over many
-/// vehicles, all or nothing (INVERS bulk operation).
+/// `POST /vehicles/custom-fields`: custom fields added, changed or removed over many vehicles,
+/// all or nothing (INVERS bulk operation): one field (`operation`, `field`, `value`) or several
+/// (`edits`, each of a different field).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkEdit {
     /// The vehicles (1 to 1,000).
     #[schemars(length(min = 1, max = 1000))]
     vehicle_ids: Vec<Uuid>,
+    /// One field: `add` (where missing), `change` (where present) or `remove`.
+    operation: Option<BulkOperation>,
+    /// One field: the field.
+    #[schemars(length(min = 1, max = 64))]
+    field: Option<String>,
+    /// One field: its value, for `add` and `change`.
+    #[serde(default)]
+    value: Value,
+    /// Several fields (1 to 50), in place of `operation`, `field` and `value`.
+    #[schemars(length(min = 1, max = 50))]
+    edits: Option<Vec<FieldEdit>>,
+}
+
+/// One field's edit of `POST /vehicles/custom-fields`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FieldEdit {
     /// `add` (where missing), `change` (where present) or `remove`.
     operation: BulkOperation,
     /// The field.
@@ -158,6 +176,40 @@ pub(crate) struct BulkEdit {
     /// Its value, for `add` and `change`.
     #[serde(default)]
     value: Value,
+}
+
+impl BulkEdit {
+    /// The edits asked for, checked: one form or the other, each field once, names and values
+    /// as custom fields take them.
+    fn edits(self) -> Result<(Vec<Uuid>, Vec<CustomFieldEdit>), ApiError> {
+        let edits = match (self.edits, self.operation, self.field) {
+            (Some(edits), None, None) if self.value.is_null() => edits,
+            (None, Some(operation), Some(field)) => vec![FieldEdit { operation, field, value: self.value }],
+            _ => {
+                let why = "either `operation`, `field` and `value`, or `edits`";
+                return Err(ApiError::invalid("edits", why));
+            }
+        };
+        if edits.is_empty() || edits.len() > MAX_FIELDS {
+            return Err(ApiError::invalid("edits", format!("1 to {MAX_FIELDS} edits")));
+        }
+        let mut checked: Vec<CustomFieldEdit> = Vec::with_capacity(edits.len());
+        for edit in edits {
+            check_field_name(&edit.field)
+                .map_err(|_| ApiError::invalid("field", "names are 1 to 64 letters, digits, `_` or `-`"))?;
+            if checked.iter().any(|c| c.field == edit.field) {
+                return Err(ApiError::invalid("edits", format!("`{}` is edited twice", edit.field)));
+            }
+            let value = if edit.operation == BulkOperation::Remove {
+                Value::Null
+            } else {
+                check_field_value(&edit.field, &edit.value).map_err(|e| ApiError::invalid("value", e.message))?;
+                edit.value
+            };
+            checked.push(CustomFieldEdit { operation: edit.operation, field: edit.field, value });
+        }
+        Ok((self.vehicle_ids, checked))
+    }
 }
 
 fn check_text(field: &str, text: Option<&str>) -> Result<(), ApiError> {
@@ -477,30 +529,19 @@ pub(crate) async fn command_status(api: &PartnerApi, call: Call) -> Result<Answe
 
 /// `POST /vehicles/custom-fields`.
 pub(crate) async fn bulk(api: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let edit: BulkEdit = parse_body(&call.body)?;
-    if edit.vehicle_ids.is_empty() || edit.vehicle_ids.len() > MAX_BULK {
+    let (vehicle_ids, edits) = parse_body::<BulkEdit>(&call.body)?.edits()?;
+    if vehicle_ids.is_empty() || vehicle_ids.len() > MAX_BULK {
         return Err(ApiError::invalid("vehicle_ids", format!("1 to {MAX_BULK} vehicles")));
-    }
-    check_field_name(&edit.field)
-        .map_err(|_| ApiError::invalid("field", "names are 1 to 64 letters, digits, `_` or `-`"))?;
-    if edit.operation != BulkOperation::Remove {
-        check_field_value(&edit.field, &edit.value).map_err(|e| ApiError::invalid("value", e.message))?;
     }
     // Vehicles outside the request's fleets are as unknown as those of another organisation.
     if let Some(fleets) = call.caller.fleets() {
         let tenant = call.caller.tenant.as_str();
-        let found = vehicles::find_all(&api.database, tenant, &edit.vehicle_ids).await.map_err(db_error)?;
+        let found = vehicles::find_all(&api.database, tenant, &vehicle_ids).await.map_err(db_error)?;
         if let Some(hidden) = found.iter().find(|v| !fleets.contains(&v.subaccount_id)) {
             return Err(ApiError::not_found(format!("no vehicle {}; nothing was changed", hidden.id)));
         }
     }
-    let bulk = BulkChangeCustomField {
-        bulk_id: call.command_id,
-        vehicle_ids: edit.vehicle_ids,
-        operation: edit.operation,
-        field: edit.field,
-        value: if edit.operation == BulkOperation::Remove { Value::Null } else { edit.value },
-    };
+    let bulk = BulkEditCustomFields { bulk_id: call.command_id, vehicle_ids, edits };
     let result: BulkResult = api.bus.request(&command(&call, bulk), api.settings.command_timeout).await?;
     Ok(Answer::ok(result))
 }
