@@ -484,6 +484,21 @@ pub async fn create_operator(
     Ok(created?)
 }
 
+/// Sets organisation `tenant`'s compatibility profile outside the API (the operator's command line).
+pub async fn set_profile(
+    settings: &Settings,
+    tenant: &str,
+    profile: schemas::integrations::CompatibilityProfile,
+) -> anyhow::Result<schemas::integrations::CompatibilityProfile> {
+    let tenant = TenantId::new(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    profile.check().map_err(|why| anyhow::anyhow!(why))?;
+    let database = connect_database(settings).await?;
+    Migrator::up(database.connection(), None).await.context("applying database migrations")?;
+    let set = consumers::integrations::bootstrap_profile(database.connection(), &tenant, profile).await;
+    database.close().await;
+    Ok(set?)
+}
+
 /// Creates an organisation admin key outside the API (the operator's first key) and returns it
 /// with its secret, which is shown this once.
 pub async fn create_admin_key(settings: &Settings, tenant: &str, name: &str) -> anyhow::Result<(String, Uuid)> {
@@ -491,7 +506,9 @@ pub async fn create_admin_key(settings: &Settings, tenant: &str, name: &str) -> 
     anyhow::ensure!(tenant.as_str() != publishers::ANONYMOUS_TENANT, "--tenant `{tenant}` is reserved");
     let database = connect_database(settings).await?;
     Migrator::up(database.connection(), None).await.context("applying database migrations")?;
-    let secret = publishers::api_keys::generate(&settings.partner.key_prefix, &ring::rand::SystemRandom::new())?;
+    let profile = readside::integrations::profiles::find(database.connection(), tenant.as_str()).await?;
+    let prefix = profile.key_prefix.as_deref().unwrap_or(&settings.partner.key_prefix);
+    let secret = publishers::api_keys::generate(prefix, &ring::rand::SystemRandom::new())?;
     let create = CreateApiKey {
         key_id: Uuid::now_v7(),
         name: name.to_owned(),

@@ -69,6 +69,23 @@ enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+    /// Set an organisation's compatibility profile, whole: the webhook signature header's name and
+    /// its new keys' prefix, so partners coming from another platform keep their code. Without
+    /// options, back to voltbus's own (`X-Voltbus-Signature`, `partner.key_prefix`).
+    Profile {
+        /// The organisation.
+        #[arg(long)]
+        tenant: String,
+        /// Start from Levy Fleets' names (`X-Levy-Signature`, `lf_pk_…`); the options below override.
+        #[arg(long)]
+        levy: bool,
+        /// The signature header's name (`X-…-Signature`).
+        #[arg(long)]
+        signature_header: Option<String>,
+        /// New keys' prefix (2 to 8 lower-case letters).
+        #[arg(long)]
+        key_prefix: Option<String>,
+    },
     /// Operators of the console at `/admin`.
     Operators {
         #[command(subcommand)]
@@ -243,6 +260,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Migrate => voltbus::migrate(&settings).await,
         Command::DeadLetters { action } => dead_letters(action, &settings).await,
+        Command::Profile { tenant, levy, signature_header, key_prefix } => {
+            use schemas::integrations::CompatibilityProfile;
+            let mut profile = if levy { CompatibilityProfile::levy() } else { CompatibilityProfile::default() };
+            profile.signature_header = signature_header.or(profile.signature_header);
+            profile.key_prefix = key_prefix.or(profile.key_prefix);
+            let set = voltbus::set_profile(&settings, &tenant, profile).await?;
+            println!("{}", serde_json::json!({ "tenant": tenant, "profile": set }));
+            Ok(())
+        }
         Command::ApiKeys { action: ApiKeyAction::CreateAdmin { tenant, name } } => {
             let (key, id) = voltbus::create_admin_key(&settings, &tenant, &name).await?;
             println!("{}", serde_json::json!({ "id": id, "tenant": tenant, "key": key }));

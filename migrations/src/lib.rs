@@ -27,6 +27,7 @@ mod m20261206_000019_audiences;
 mod m20261206_000020_ocpp;
 mod m20261206_000021_durable_commands;
 mod m20261206_000022_vehicle_commands_permission;
+mod m20261206_000023_profiles;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_ocpp::Migration),
             Box::new(m20261206_000021_durable_commands::Migration),
             Box::new(m20261206_000022_vehicle_commands_permission::Migration),
+            Box::new(m20261206_000023_profiles::Migration),
         ]
     }
 }

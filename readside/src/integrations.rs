@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod identities;
 pub mod keys;
+pub mod profiles;
 pub mod requests;
 
 pub use keys::{ApiKey, StoredKey};

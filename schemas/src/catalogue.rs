@@ -113,6 +113,7 @@ catalogue! {
     integrations::IntegrationRevoked,
     integrations::IntegrationActiveChanged,
     integrations::ExternalIdentityLinked,
+    integrations::SetCompatibilityProfile,
     integrations::CreateApiKey,
     integrations::RegenerateApiKey,
     integrations::UpdateApiKey,

@@ -362,6 +362,52 @@ message!(ExternalIdentityLinked, "integration.identity_linked", (1, 0), Event, I
     m.user_id.to_string()
 ));
 
+/// How an organisation's partners see voltbus where they came from another platform and keep
+/// their code: the webhook signature header's name and the API keys' prefix. Absent: voltbus's
+/// (`X-Voltbus-Signature`, the instance's `partner.key_prefix`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CompatibilityProfile {
+    /// The header carrying the seed's `t=…,v1=…` signature (`X-Levy-Signature` for Levy's partners).
+    pub signature_header: Option<String>,
+    /// The prefix of new keys, `<prefix>_pk_…` (`lf` for Levy's partners): 2 to 8 lower-case letters.
+    pub key_prefix: Option<String>,
+}
+
+impl CompatibilityProfile {
+    /// Levy Fleets' (the seed's own names): `X-Levy-Signature`, `lf_pk_…` keys.
+    pub fn levy() -> Self {
+        Self { signature_header: Some("X-Levy-Signature".into()), key_prefix: Some("lf".into()) }
+    }
+
+    /// Why the profile cannot be used, if it cannot: a header name `X-…-Signature` of letters,
+    /// digits and `-` (64 at most), a prefix of 2 to 8 lower-case letters.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(name) = &self.signature_header {
+            let shaped = name.len() <= 64
+                && name.get(..2).is_some_and(|start| start.eq_ignore_ascii_case("x-"))
+                && name.to_ascii_lowercase().ends_with("-signature")
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !shaped {
+                return Err(format!("signature header `{name}`: X-…-Signature, letters, digits and `-`"));
+            }
+        }
+        if let Some(prefix) = &self.key_prefix
+            && !((2..=8).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return Err(format!("key prefix `{prefix}`: 2 to 8 lower-case letters"));
+        }
+        Ok(())
+    }
+}
+
+/// Set an organisation's compatibility profile (the operator's: command line and console).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetCompatibilityProfile {
+    /// The profile, whole: what is absent goes back to voltbus's.
+    pub profile: CompatibilityProfile,
+}
+message!(SetCompatibilityProfile, "organisation.set_profile", (1, 0), Command(Integrations), Integrations, |_m| None);
+
 /// Create a partner API key (`<prefix>_pk_…`); the edge keeps the key itself and sends its hash.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateApiKey {

@@ -30,9 +30,15 @@ pub struct Signed {
 
 impl Signed {
     /// The four headers as `(name, value)` pairs, in a fixed order.
-    pub fn headers(&self) -> [(&'static str, &str); 4] {
+    pub fn headers(&self) -> [(&str, &str); 4] {
+        self.headers_named(VOLTBUS_SIGNATURE)
+    }
+
+    /// The same, the seed's signature under `seed_header` (an organisation's compatibility
+    /// profile: `X-Levy-Signature` for Levy's partners).
+    pub fn headers_named<'a>(&'a self, seed_header: &'a str) -> [(&'a str, &'a str); 4] {
         [
-            (VOLTBUS_SIGNATURE, &self.voltbus_signature),
+            (seed_header, &self.voltbus_signature),
             (WEBHOOK_ID, &self.webhook_id),
             (WEBHOOK_TIMESTAMP, &self.webhook_timestamp),
             (WEBHOOK_SIGNATURE, &self.webhook_signature),

@@ -21,35 +21,35 @@ use crate::partner::Platform;
 use crate::support::request_bytes;
 use crate::webhooks::{Receiver, fast_retries};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser of sorts: keeps the console's cookies between requests.
-struct Visitor {
+pub(crate) struct Visitor {
     addr: SocketAddr,
     cookies: HashMap<String, String>,
 }
 
 /// One answer: status, headers, body as text.
-struct Seen {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
+pub(crate) struct Seen {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Seen {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
     /// The value of the first hidden `csrf` field on the page.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self.body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
         self.body[at..].split('"').next().unwrap().to_owned()
     }
 }
 
 impl Visitor {
-    fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
         Self { addr, cookies: HashMap::new() }
     }
 
@@ -82,27 +82,27 @@ impl Visitor {
         Seen { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
     }
 
-    async fn get(&mut self, path: &str) -> Seen {
+    pub(crate) async fn get(&mut self, path: &str) -> Seen {
         self.send("GET", path, &[], &[]).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Seen {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Seen {
         self.send("POST", path, form, &[]).await
     }
 
     /// Signs in through the form; the answer to the form's POST.
-    async fn sign_in(&mut self, email: &str, password: &str) -> Seen {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> Seen {
         let form = self.get("/admin/sign-in").await;
         let csrf = form.csrf();
         self.post("/admin/sign-in", &[("csrf", &csrf), ("email", email), ("password", password)]).await
     }
 }
 
-async fn operator(platform: &Platform, email: &str, organisation: Option<&str>) {
+pub(crate) async fn operator(platform: &Platform, email: &str, organisation: Option<&str>) {
     voltbus::create_operator(&platform.settings, email, PASSWORD, organisation).await.unwrap();
 }
 
-fn email() -> String {
+pub(crate) fn email() -> String {
     format!("{}@operators.example", crate::support::unique("op"))
 }
 

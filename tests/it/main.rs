@@ -7,6 +7,7 @@ mod amqp;
 mod binary;
 mod chargers;
 mod charging;
+mod compatibility;
 mod console;
 mod embedded;
 mod faults;

@@ -23,8 +23,8 @@ use bus::{Context, Handler, HandlerError, Reply};
 use chrono::Utc;
 use schemas::Recipient;
 use schemas::integrations::{
-    ApiKeyChange, ApiKeyChanged, CreateApiKey, ExternalIdentityLinked, IntegrationActiveChanged, IntegrationCreated,
-    IntegrationRevoked, IntegrationSecretRotated, UpdateApiKey,
+    ApiKeyChange, ApiKeyChanged, CompatibilityProfile, CreateApiKey, ExternalIdentityLinked, IntegrationActiveChanged,
+    IntegrationCreated, IntegrationRevoked, IntegrationSecretRotated, SetCompatibilityProfile, UpdateApiKey,
 };
 use schemas::{AnyMessage, Envelope, TenantId};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -111,6 +111,12 @@ async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Res
             requests::record(tx, tenant, &batch.requests).await?;
             return Ok(None);
         }
+        AnyMessage::SetCompatibilityProfile(set) => {
+            return Ok(Some(match set.profile.check() {
+                Ok(()) => Outcome::Done(set_profile(tx, tenant, &set.profile).await?).to_reply(),
+                Err(why) => Outcome::<()>::Refused(Refusal::invalid(why)).to_reply(),
+            }));
+        }
         _ => return Ok(None),
     };
     let Some(stored) = stored else {
@@ -118,6 +124,48 @@ async fn handle(tx: &DatabaseTransaction, message: &Envelope<AnyMessage>) -> Res
     };
     announce(tx, message, stored.key.id, change).await?;
     Ok(Some(Outcome::Done(stored.key).to_reply()))
+}
+
+/// Sets `tenant`'s compatibility profile, registering the organisation if it is new.
+async fn set_profile(
+    tx: &DatabaseTransaction,
+    tenant: &str,
+    profile: &CompatibilityProfile,
+) -> Result<CompatibilityProfile, DbErr> {
+    use sea_orm::sea_query::{OnConflict, Query};
+    let upsert = Query::insert()
+        .into_table("tenants")
+        .columns(["id", "name", "signature_header", "key_prefix"])
+        .values_panic([
+            tenant.into(),
+            tenant.into(),
+            profile.signature_header.clone().into(),
+            profile.key_prefix.clone().into(),
+        ])
+        .on_conflict(OnConflict::column("id").update_columns(["signature_header", "key_prefix"]).to_owned())
+        .to_owned();
+    tx.execute(&upsert).await?;
+    Ok(profile.clone())
+}
+
+/// Sets `tenant`'s compatibility profile outside the API (the operator's command line), as the
+/// `integrations` group would.
+pub async fn bootstrap_profile(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &TenantId,
+    profile: CompatibilityProfile,
+) -> Result<CompatibilityProfile, DbErr> {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await?;
+    let command = Envelope::new(tenant.clone(), "voltbus/cli", SetCompatibilityProfile { profile })
+        .map(AnyMessage::SetCompatibilityProfile);
+    let reply = handle(&tx, &command).await?;
+    tx.commit().await?;
+    match reply.map(serde_json::from_value::<Outcome<CompatibilityProfile>>) {
+        Some(Ok(Outcome::Done(profile))) => Ok(profile),
+        Some(Ok(Outcome::Refused(refusal))) => Err(DbErr::Custom(refusal.message)),
+        other => Err(DbErr::Custom(format!("the profile was not set: {other:?}"))),
+    }
 }
 
 /// The integration commands; `None` for any other message.

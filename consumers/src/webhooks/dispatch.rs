@@ -444,9 +444,17 @@ impl Dispatcher {
         }
         let secrets: Vec<&Secret> = secrets.iter().collect();
         let signed = signatures::sign(&secrets, &command.event_id, now.timestamp(), body.as_bytes());
-        let mut headers: Vec<(String, String)> =
-            endpoint.endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
-        headers.extend(signed.headers().iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+        let seed_header = endpoint.signature_header.as_deref().unwrap_or(signatures::VOLTBUS_SIGNATURE);
+        // A partner's own header never stands in for a signature (the profile may name one later).
+        let mut headers: Vec<(String, String)> = endpoint
+            .endpoint
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case(seed_header))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let signature = signed.headers_named(seed_header);
+        headers.extend(signature.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
         self.client.post(&endpoint.endpoint.url, &headers, Bytes::from(body)).await
     }
 

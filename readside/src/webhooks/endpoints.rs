@@ -100,6 +100,9 @@ pub struct StoredEndpoint {
     pub endpoint: Endpoint,
     /// Newest first.
     pub secrets: Vec<SealedSecret>,
+    /// The header its organisation's compatibility profile names for the seed's signature
+    /// (`None`: `X-Voltbus-Signature`).
+    pub signature_header: Option<String>,
 }
 
 impl StoredEndpoint {
@@ -158,6 +161,8 @@ struct Row {
 /// An endpoint from a row; `with_maker` when the row carries its maker's key as it is now.
 fn from_row(row: &QueryResult, with_maker: bool) -> Result<StoredEndpoint, DbErr> {
     let audience = if with_maker { narrowed_audience(row, TABLE)? } else { audience_column(row, TABLE)? };
+    // Read with the maker's columns; a row a change returned has no such column.
+    let signature_header = if with_maker { row.try_get("", "signature_header")? } else { None };
     let row = Row::from_query_result(row, "")?;
     let endpoint = Endpoint {
         id: row.id,
@@ -181,6 +186,7 @@ fn from_row(row: &QueryResult, with_maker: bool) -> Result<StoredEndpoint, DbErr
         audience,
         endpoint,
         secrets: row.secrets.0,
+        signature_header,
     })
 }
 
@@ -188,6 +194,8 @@ fn from_row(row: &QueryResult, with_maker: bool) -> Result<StoredEndpoint, DbErr
 fn select(tenant: &str) -> SelectStatement {
     let mut query = Query::select().columns(COLUMNS).from(TABLE).and_where(Expr::col("tenant").eq(tenant)).to_owned();
     with_maker(&mut query, TABLE);
+    let header = format!("(SELECT t.signature_header FROM tenants t WHERE t.id = {TABLE}.tenant)");
+    query.expr_as(Expr::cust(header), "signature_header");
     query
 }
 

@@ -140,6 +140,7 @@ pub(super) fn page(frame: &Frame<'_>, body: &str) -> String {
             ("webhooks", "Webhooks"),
             ("vehicles", "Fleet"),
             ("chargers", "Chargers"),
+            ("profile", "Compatibility"),
         ] {
             let _ = write!(nav, "<a href=\"/admin/orgs/{org}/{path}\">{label}</a>");
         }

@@ -20,6 +20,7 @@ mod chargers;
 mod fleet;
 mod html;
 mod integrations;
+mod profile;
 mod routes;
 mod session;
 mod webhooks;
@@ -205,6 +206,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("dead-letters-replayed", "Dead letters replayed to their queue."),
     ("nothing-replayed", "Nothing was replayed."),
     ("signed-out", "Signed out."),
+    ("saved", "Saved."),
 ];
 
 impl Console {

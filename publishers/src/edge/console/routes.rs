@@ -3,7 +3,7 @@
 
 use http::Method;
 
-use super::{BASE, Console, View, Visit, bus, chargers, fleet, integrations, webhooks};
+use super::{BASE, Console, View, Visit, bus, chargers, fleet, integrations, profile, webhooks};
 use crate::edge::envelope::ApiError;
 use crate::edge::router::{Access, Boxed, Door, Handler, OwnAction, Returns, Route};
 
@@ -143,6 +143,12 @@ pub(crate) fn routes() -> Vec<Route> {
             "Where a command stands (JSON).",
             |visit| Box::pin(fleet::command_live(visit)),
         ),
+        page(M::GET, "/orgs/{org}/profile", "consoleProfile", "The organisation's compatibility profile.", |visit| {
+            Box::pin(profile::show(visit))
+        }),
+        page(M::POST, "/orgs/{org}/profile", "consoleSaveProfile", "Sets the compatibility profile.", |visit| {
+            Box::pin(profile::save(visit))
+        }),
         page(M::GET, "/orgs/{org}/chargers", "consoleChargers", "Chargers and their OCPP connections.", |visit| {
             Box::pin(chargers::chargers(visit))
         }),

@@ -318,8 +318,13 @@ fn future_expiry(expires_at: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     Ok(expires_at)
 }
 
-fn new_secret(api: &PartnerApi) -> Result<NewApiKey, ApiError> {
-    api_keys::generate(&api.settings.key_prefix, &api.random).map_err(|error| {
+/// A new key for `call`'s organisation, with its compatibility profile's prefix or the instance's.
+async fn new_secret(api: &PartnerApi, call: &Call) -> Result<NewApiKey, ApiError> {
+    let profile = readside::integrations::profiles::find(&api.database, call.caller.tenant.as_str())
+        .await
+        .map_err(crate::edge::envelope::db_error)?;
+    let prefix = profile.key_prefix.as_deref().unwrap_or(&api.settings.key_prefix);
+    api_keys::generate(prefix, &api.random).map_err(|error| {
         tracing::error!(%error, "could not make a key");
         ApiError::internal()
     })
@@ -345,7 +350,7 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
     let scope = scope_of(caller, request.scope, request.subaccount_id, request.allowed_subaccount_ids)?
         .unwrap_or_else(|| caller.scope().clone());
     admin_reach(request.admin, &scope)?;
-    let secret = new_secret(api)?;
+    let secret = new_secret(api, &call).await?;
     let create = CreateApiKey {
         key_id: Uuid::now_v7(),
         name: name_of(&request.name)?,
@@ -393,7 +398,7 @@ pub(crate) async fn regenerate(api: &PartnerApi, call: Call) -> Result<Answer, A
         return Err(ApiError::invalid(field, format!("unknown field `{field}`")));
     }
     let id = not_itself(&call, call.id("id")?)?;
-    let secret = new_secret(api)?;
+    let secret = new_secret(api, &call).await?;
     let regenerate =
         RegenerateApiKey { key_id: id, display_prefix: secret.display_prefix.clone(), key_hash: secret.hash.to_hex() };
     let stored: ApiKey = api.bus.request(&command(&call, regenerate), api.settings.command_timeout).await?;
