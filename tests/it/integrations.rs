@@ -509,3 +509,49 @@ async fn maintenance_tickets_go_only_to_the_workshops_an_integration_may_choose_
     assert_eq!((status, error_code(&refused)), (404, "NOT_FOUND"), "{refused}");
     platform.stop().await;
 }
+
+/// OAuth 2.0 client credentials (RFC 6749 §4.4) with a standard client library, Authlib from
+/// PyPI (`tests/peers/oauth_client.py`): it finds the token endpoint in the RFC 8414 metadata,
+/// authenticates by HTTP Basic and by the form, narrows a token with `scope`, and reads the §5.2
+/// error codes of a wrong secret, an unknown scope and another grant type. The tokens are machine
+/// tokens: the partner API takes them, within the bundle and the scope.
+#[tokio::test]
+async fn an_oauth_library_gets_client_credentials_tokens_narrowed_by_scope() {
+    use tokio::io::AsyncBufReadExt;
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let (_, client_id, secret) = create(&platform, &admin, "ORGANIZATION_ACCESS", json!([])).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new(root.join("scripts/peers.sh"))
+        .args(["oauth_client.py", &format!("http://{}", platform.addr()), &client_id, &secret])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("scripts/peers.sh runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut steps = std::collections::HashMap::new();
+    while steps.len() < 6 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(300), lines.next_line()).await;
+        let line = line.expect("the client said something in time").unwrap().expect("the client ran to its end");
+        eprintln!("oauth client: {line}");
+        let step: Value = serde_json::from_str(&line).unwrap();
+        steps.insert(step["event"].as_str().unwrap().to_owned(), step);
+    }
+    let metadata = &steps["metadata"];
+    assert_eq!(metadata["token_endpoint"], format!("http://{}/oauth/token", platform.addr()), "{metadata}");
+    assert_eq!(metadata["grants"], json!(["client_credentials"]));
+    let basic = &steps["basic"];
+    assert_eq!((&basic["token_type"], &basic["vehicles"]), (&json!("Bearer"), &json!(200)), "{basic}");
+    assert!(basic["scope"].as_str().unwrap().contains("customers:write"), "the bundle's permissions: {basic}");
+    let narrowed = &steps["narrowed"];
+    assert_eq!(
+        (&narrowed["scope"], &narrowed["read"], &narrowed["write"], &narrowed["write_code"]),
+        (&json!("vehicles:read"), &json!(200), &json!(403), &json!("FORBIDDEN")),
+        "{narrowed}"
+    );
+    assert_eq!(steps["wrong_secret"]["error"], "invalid_client");
+    assert_eq!(steps["unknown_scope"]["error"], "invalid_scope");
+    assert_eq!(steps["other_grant"]["error"], "unsupported_grant_type");
+    let _ = child.wait().await;
+    platform.stop().await;
+}

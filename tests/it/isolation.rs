@@ -896,10 +896,15 @@ impl World {
                 json!({ "clientId": self.victim.id("client_id"), "clientSecret": format!("evc_cs_{}", "a".repeat(40)) }),
             ),
             "/v1/integrations/auth/session" => Some(json!({ "sessionCode": "evc_sc_probe" })),
+            // OAuth's token endpoint takes a form: the probe's JSON is refused before any client is read.
+            "/oauth/token" => {
+                Some(json!({ "grant_type": "client_credentials", "client_id": self.victim.id("client_id") }))
+            }
             "/v1/integrations/billing/paystack/webhook" => {
                 Some(json!({ "event": "charge.success", "data": { "reference": "probe" } }))
             }
             "/v1/integrations/embed"
+            | "/.well-known/oauth-authorization-server"
             | "/health"
             | "/health/ready"
             | "/health/live"

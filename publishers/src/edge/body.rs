@@ -1,5 +1,6 @@
-//! Request bodies as every front door takes them: at most a limit, JSON when there is one, parsed
-//! into a type with a 422 naming the field at fault.
+//! Request bodies as every front door takes them: at most a limit, JSON when there is one (or a
+//! urlencoded form where a protocol says so), parsed into a type with a 422 naming the field at
+//! fault.
 
 use bytes::Bytes;
 use http::{Request, header};
@@ -10,15 +11,39 @@ use crate::edge::envelope::ApiError;
 
 /// A request's body, at most `limit` bytes, which must be JSON when there is one.
 pub(crate) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let is_json = has_type(&request, "application/json");
+    let body = read_limited(request, limit).await?;
+    if !body.is_empty() && !is_json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    Ok(body)
+}
+
+/// The fields of a urlencoded form body of at most `limit` bytes (the console's forms, OAuth's
+/// token requests).
+pub(crate) async fn read_form(request: Request<Incoming>, limit: usize) -> Result<Vec<(String, String)>, ApiError> {
+    if !has_type(&request, "application/x-www-form-urlencoded") {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let body = read_limited(request, limit).await?;
+    Ok(url::form_urlencoded::parse(&body).into_owned().collect())
+}
+
+/// Whether the request's media type is `media_type`.
+fn has_type(request: &Request<Incoming>, media_type: &str) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type)))
+}
+
+/// The body, at most `limit` bytes.
+async fn read_limited(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
     let body = Limited::new(request.into_body(), limit).collect().await.map_err(|error| {
         if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             ApiError::too_large(limit)
@@ -26,11 +51,7 @@ pub(crate) async fn read_body(request: Request<Incoming>, limit: usize) -> Resul
             ApiError::malformed("the request body could not be read")
         }
     })?;
-    let body = body.to_bytes();
-    if !body.is_empty() && !is_json {
-        return Err(ApiError::unsupported_media_type());
-    }
-    Ok(body)
+    Ok(body.to_bytes())
 }
 
 /// `text` trimmed, if it has at most `max` characters (and one at least, when `required`); else

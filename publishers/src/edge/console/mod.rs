@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use schemas::TenantId;
 use serde_json::Value;
@@ -252,7 +252,7 @@ impl Console {
         };
         let fields = if method == Method::POST {
             same_origin(request.headers())?;
-            let fields = read_form(request).await?;
+            let fields = crate::edge::body::read_form(request, FORM_LIMIT).await?;
             let presented = field_of(&fields, "csrf").unwrap_or_default();
             if !session.csrf_matches(presented) {
                 tracing::warn!(operator = %session.operator.operator_id, "console form without a valid CSRF token");
@@ -368,7 +368,7 @@ impl Console {
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         same_origin(request.headers())?;
         let expected = session::cookie(request.headers(), session::SIGN_IN_COOKIE).unwrap_or_default().to_owned();
-        let fields = read_form(request).await?;
+        let fields = crate::edge::body::read_form(request, FORM_LIMIT).await?;
         let field = |name: &str| field_of(&fields, name).unwrap_or_default();
         use subtle::ConstantTimeEq;
         if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(field("csrf").as_bytes())) {
@@ -425,24 +425,6 @@ fn same_origin(headers: &http::HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::forbidden("the form was sent from another site"));
     }
     Ok(())
-}
-
-/// The fields of a urlencoded form body.
-async fn read_form(request: Request<Incoming>) -> Result<Vec<(String, String)>, ApiError> {
-    let urlencoded = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !urlencoded {
-        return Err(ApiError::unsupported_media_type());
-    }
-    let body = Limited::new(request.into_body(), FORM_LIMIT)
-        .collect()
-        .await
-        .map_err(|_| ApiError::too_large(FORM_LIMIT))?
-        .to_bytes();
-    Ok(parse_form(&String::from_utf8_lossy(&body)))
 }
 
 /// A non-empty field of `fields`.

@@ -54,9 +54,7 @@ impl Caller {
     pub fn may(&self, permission: Permission) -> bool {
         match &self.principal {
             Principal::Key(key) => crate::permissions::allows(&key.key.permissions, permission),
-            Principal::Integration(claims) => {
-                crate::permissions::allows(crate::permissions::bundle(claims.bundle), permission)
-            }
+            Principal::Integration(claims) => claims.grants(permission),
             Principal::Operator(_) => true,
         }
     }
@@ -139,7 +137,7 @@ impl Caller {
     pub fn audience(&self) -> Audience {
         let permissions = match &self.principal {
             Principal::Key(key) => key.key.permissions.clone(),
-            Principal::Integration(claims) => crate::permissions::bundle(claims.bundle).to_vec(),
+            Principal::Integration(claims) => claims.permissions(),
             Principal::Operator(_) => Permission::ALL.to_vec(),
         };
         Audience { subaccount_ids: self.fleets(), permissions }

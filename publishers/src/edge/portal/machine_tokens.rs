@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use ring::hmac;
 use schemas::TenantId;
-use schemas::integrations::AccessBundle;
+use schemas::integrations::{AccessBundle, Permission};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,6 +38,9 @@ pub(crate) struct Claims {
     /// Operation ids it is limited to; empty: the whole bundle.
     #[serde(rename = "eps", default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_endpoints: Vec<String>,
+    /// The permissions it was narrowed to (OAuth's `scope`); absent: the whole bundle's.
+    #[serde(rename = "scp", default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<Permission>>,
     /// Issued, Unix milliseconds.
     pub iat: i64,
     /// Expires, Unix milliseconds.
@@ -45,6 +48,17 @@ pub(crate) struct Claims {
 }
 
 impl Claims {
+    /// Whether the token grants `permission`: its bundle does, and its scope, if any, names it.
+    pub fn grants(&self, permission: Permission) -> bool {
+        crate::permissions::allows(crate::permissions::bundle(self.bundle), permission)
+            && self.scope.as_ref().is_none_or(|scope| scope.contains(&permission))
+    }
+
+    /// Every permission the token grants.
+    pub fn permissions(&self) -> Vec<Permission> {
+        crate::permissions::bundle(self.bundle).iter().copied().filter(|p| self.grants(*p)).collect()
+    }
+
     /// When the token expires.
     pub fn expires_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.exp).unwrap_or_default()
@@ -82,18 +96,18 @@ impl Signer {
         self.ttl
     }
 
-    /// A new token for `integration` of `tenant`, issued `now`.
+    /// A new token for `integration` of `tenant`, issued `now`, narrowed to `scope` if given.
     pub fn issue(
         &self,
         integration_id: Uuid,
         tenant: TenantId,
-        bundle: AccessBundle,
-        allowed_endpoints: Vec<String>,
+        (bundle, allowed_endpoints): (AccessBundle, Vec<String>),
+        scope: Option<Vec<Permission>>,
         now: DateTime<Utc>,
     ) -> (String, Claims) {
         let iat = now.timestamp_millis();
         let exp = iat.saturating_add(i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX));
-        let claims = Claims { integration_id, tenant, bundle, allowed_endpoints, iat, exp };
+        let claims = Claims { integration_id, tenant, bundle, allowed_endpoints, scope, iat, exp };
         // Our own claims always serialise.
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signature = URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, payload.as_bytes()));
@@ -191,7 +205,8 @@ mod tests {
     }
 
     fn issue(signer: &Signer, now: DateTime<Utc>) -> (String, Claims) {
-        signer.issue(Uuid::now_v7(), TenantId::new("acme").unwrap(), AccessBundle::ClientAccess, Vec::new(), now)
+        let tenant = TenantId::new("acme").unwrap();
+        signer.issue(Uuid::now_v7(), tenant, (AccessBundle::ClientAccess, Vec::new()), None, now)
     }
 
     #[test]
@@ -208,8 +223,8 @@ mod tests {
         let (fresh, _) = signer.issue(
             claims.integration_id,
             claims.tenant.clone(),
-            claims.bundle,
-            Vec::new(),
+            (claims.bundle, Vec::new()),
+            None,
             now + chrono::Duration::milliseconds(5),
         );
         assert!(signer.check(&fresh, now, &cutoffs).is_ok());
@@ -229,5 +244,17 @@ mod tests {
         for garbage in ["", "evc_mt_", "evc_mt_abc", "evc_mt_a.b", "Bearer x"] {
             assert_eq!(signer.check(garbage, now, &cutoffs), Err(TokenError::Invalid), "{garbage}");
         }
+    }
+
+    #[test]
+    fn a_scope_narrows_the_bundle_and_never_widens_it() {
+        let tenant = TenantId::new("acme").unwrap();
+        let scope = Some(vec![Permission::VehiclesRead, Permission::WebhooksWrite]);
+        let (_, claims) =
+            signer().issue(Uuid::now_v7(), tenant, (AccessBundle::ClientAccess, Vec::new()), scope, Utc::now());
+        assert!(claims.grants(Permission::VehiclesRead));
+        assert!(!claims.grants(Permission::RidesWrite), "in the bundle, not in the scope");
+        assert!(!claims.grants(Permission::WebhooksWrite), "in the scope, not in the bundle");
+        assert_eq!(claims.permissions(), [Permission::VehiclesRead]);
     }
 }

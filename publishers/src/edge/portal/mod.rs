@@ -11,6 +11,7 @@ pub(crate) mod billing;
 pub(crate) mod integrations;
 pub(crate) mod machine_tokens;
 pub(crate) mod maintenance;
+mod oauth;
 mod routes;
 
 pub(crate) use routes::routes;
@@ -100,21 +101,43 @@ pub(crate) fn failed(api: &PartnerApi, peer: IpAddr, error: ApiError) -> ApiErro
 async fn issue_token(api: &PartnerApi, request: Request<Incoming>, peer: IpAddr) -> Result<Answer, ApiError> {
     let body = read_body(request, api.settings.body_limit).await?;
     let credentials: ClientCredentials = parse_body(&body)?;
+    let (tenant, integration) = authenticate(api, &credentials.client_id, &credentials.client_secret, peer).await?;
+    let now = Utc::now();
+    let (access_token, claims) =
+        api.tokens.issue(integration.id, tenant, (integration.bundle, integration.allowed_endpoints), None, now);
+    tracing::info!(integration = %integration.id, "machine token issued");
+    Ok(Answer::ok(MachineToken {
+        access_token,
+        token_type: "Bearer",
+        expires_in: api.tokens.ttl().as_secs(),
+        expires_at: claims.expires_at(),
+        integration_id: integration.id,
+        bundle: integration.bundle,
+    }))
+}
+
+/// The integration whose client id and secret (the current one, or the previous one within its
+/// grace) these are, if it is usable; a failure counts against `peer`.
+pub(crate) async fn authenticate(
+    api: &PartnerApi,
+    client_id: &str,
+    client_secret: &str,
+    peer: IpAddr,
+) -> Result<(TenantId, readside::integrations::clients::Integration), ApiError> {
     let invalid = || ApiError::unauthorized("invalid client credentials");
     let shaped = |text: &str, prefix: &str| {
         text.strip_prefix(prefix).is_some_and(|rest| rest.len() == 40 && api_keys::check_text(rest))
     };
-    if !shaped(&credentials.client_id, CLIENT_ID_PREFIX) || !shaped(&credentials.client_secret, CLIENT_SECRET_PREFIX) {
+    if !shaped(client_id, CLIENT_ID_PREFIX) || !shaped(client_secret, CLIENT_SECRET_PREFIX) {
         return Err(failed(api, peer, invalid()));
     }
     api.failed_authentications.check(peer)?;
-    let stored = clients::find_by_client_id(&api.database, &credentials.client_id).await.map_err(db_error)?;
+    let stored = clients::find_by_client_id(&api.database, client_id).await.map_err(db_error)?;
     let Some(stored) = stored else { return Err(failed(api, peer, invalid())) };
-    let now = Utc::now();
-    let presented = KeyHash::of(&credentials.client_secret);
+    let presented = KeyHash::of(client_secret);
     // Every accepted hash is compared, each in constant time.
     let matches = stored
-        .secret_hashes_at(now)
+        .secret_hashes_at(Utc::now())
         .filter(|hash| KeyHash::from_hex(hash).is_some_and(|hash| hash == presented))
         .count();
     if matches == 0 {
@@ -127,18 +150,7 @@ async fn issue_token(api: &PartnerApi, request: Request<Incoming>, peer: IpAddr)
         tracing::error!(%error, "stored integration has an invalid tenant");
         ApiError::internal()
     })?;
-    let integration = stored.integration;
-    let (access_token, claims) =
-        api.tokens.issue(integration.id, tenant, integration.bundle, integration.allowed_endpoints, now);
-    tracing::info!(integration = %integration.id, "machine token issued");
-    Ok(Answer::ok(MachineToken {
-        access_token,
-        token_type: "Bearer",
-        expires_in: api.tokens.ttl().as_secs(),
-        expires_at: claims.expires_at(),
-        integration_id: integration.id,
-        bundle: integration.bundle,
-    }))
+    Ok((tenant, stored.integration))
 }
 
 /// `POST /auth/session`: spends a session code once for a browser session in a cookie.
