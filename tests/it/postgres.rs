@@ -65,12 +65,7 @@ async fn unsent_events_of_the_old_key_shape_get_the_unscoped_word() {
     use migrations::{Migrator, MigratorTrait};
     let sqlite = format!("sqlite://{}?mode=rwc", crate::support::scratch_dir().join("old.db").display());
     for url in [fresh_postgres_database().await, sqlite] {
-        let db = Database::connect(&url).await.unwrap();
-        let before = Migrator::migrations()
-            .iter()
-            .position(|m| m.name() == "m20261206_000019_audiences")
-            .expect("the audiences migration");
-        Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+        let db = migrated_before(&url, "m20261206_000019_audiences").await;
         for (key, sent) in [
             ("acme.rides.ride.started", false),
             ("acme.vehicles.VehicleChanged", true),
@@ -85,14 +80,7 @@ async fn unsent_events_of_the_old_key_shape_get_the_unscoped_word() {
             db.execute_unprepared(&insert).await.unwrap();
         }
         Migrator::up(&db, None).await.unwrap();
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT routing_key FROM outbox ORDER BY seq",
-            ))
-            .await
-            .unwrap();
-        let keys: Vec<String> = rows.iter().map(|r| r.try_get("", "routing_key").unwrap()).collect();
+        let keys = texts(&db, "SELECT routing_key FROM outbox ORDER BY seq", "routing_key").await;
         assert_eq!(
             keys,
             ["acme.unscoped.rides.ride.started", "acme.vehicles.VehicleChanged", "acme.org.customers.customer.created"],
@@ -111,12 +99,7 @@ async fn keys_that_could_command_vehicles_keep_that_under_its_own_permission() {
     use migrations::{Migrator, MigratorTrait};
     let sqlite = format!("sqlite://{}?mode=rwc", crate::support::scratch_dir().join("keys.db").display());
     for url in [fresh_postgres_database().await, sqlite] {
-        let db = Database::connect(&url).await.unwrap();
-        let before = Migrator::migrations()
-            .iter()
-            .position(|m| m.name() == "m20261206_000022_vehicle_commands_permission")
-            .expect("the permission's migration");
-        Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+        let db = migrated_before(&url, "m20261206_000022_vehicle_commands_permission").await;
         for (name, permissions) in
             [("writer", r#"["vehicles:read","vehicles:write"]"#), ("reader", r#"["vehicles:read"]"#)]
         {
@@ -129,16 +112,10 @@ async fn keys_that_could_command_vehicles_keep_that_under_its_own_permission() {
             db.execute_unprepared(&insert).await.unwrap();
         }
         Migrator::up(&db, None).await.unwrap();
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT permissions FROM api_keys ORDER BY name",
-            ))
+        let permissions: Vec<Vec<String>> = texts(&db, "SELECT permissions FROM api_keys ORDER BY name", "permissions")
             .await
-            .unwrap();
-        let permissions: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| serde_json::from_str(&r.try_get::<String>("", "permissions").unwrap()).unwrap())
+            .map(|json| serde_json::from_str(json).unwrap())
             .collect();
         assert_eq!(
             permissions,
@@ -146,4 +123,19 @@ async fn keys_that_could_command_vehicles_keep_that_under_its_own_permission() {
             "{url}"
         );
     }
+}
+
+/// A database at `url` with the migrations before `name` applied.
+async fn migrated_before(url: &str, name: &str) -> sea_orm::DatabaseConnection {
+    use migrations::{Migrator, MigratorTrait};
+    let db = Database::connect(url).await.unwrap();
+    let before = Migrator::migrations().iter().position(|m| m.name() == name).expect("the migration exists");
+    Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+    db
+}
+
+/// The text `column` of each row `query` reads.
+async fn texts(db: &sea_orm::DatabaseConnection, query: &str, column: &str) -> Vec<String> {
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), query.to_owned())).await.unwrap();
+    rows.iter().map(|row| row.try_get("", column).unwrap()).collect()
 }

@@ -115,8 +115,8 @@ async fn interlock(
         && let Some(ride) = readside::rides::find(tx, tenant, ride).await?
         && Some(ride.customer_id) != send.customer_id
     {
-        let why =
-            format!("vehicle {id} is in another customer's ride ({}): {command} is refused until it ends", ride.id);
+        // Naming neither the ride nor its customer: the sender may not read rides.
+        let why = format!("vehicle {id} is in another customer's ride: {command} is refused until it ends");
         return Ok(Some(Refusal::conflict(why)));
     }
     Ok(None)
