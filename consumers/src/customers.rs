@@ -154,6 +154,52 @@ pub(crate) async fn update(
     Ok(Outcome::Done(customer))
 }
 
+/// Erases customer `id`'s personal data (the money history stays: wallet entries, rides and
+/// purchases name the customer by id only) and blocks them for `reason`, announcing both.
+pub(crate) async fn erase(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Customer>, DbErr> {
+    let tenant = cause.tenant.as_str();
+    let Some(mut customer) = find_locked(tx, tenant, id).await? else {
+        return Ok(Outcome::Refused(Refusal::not_found(format!("no customer {id}"))));
+    };
+    let profile = &mut customer.profile;
+    let changed: Vec<String> =
+        [("email", profile.email.take()), ("name", profile.name.take()), ("phone", profile.phone.take())]
+            .into_iter()
+            .filter_map(|(field, erased)| erased.map(|_| field.to_owned()))
+            .collect();
+    if !changed.is_empty() {
+        customer.updated_at = now;
+        let update = Query::update()
+            .table(TABLE)
+            .value("email", Option::<String>::None)
+            .value("email_search", Option::<String>::None)
+            .value("name", Option::<String>::None)
+            .value("phone", Option::<String>::None)
+            .value("updated_at", now)
+            .and_where(Expr::col("tenant").eq(tenant))
+            .and_where(Expr::col("customer_id").eq(id))
+            .to_owned();
+        tx.execute(&update).await?;
+        let event = CustomerUpdated {
+            customer_id: id,
+            profile: customer.profile.clone(),
+            changed_fields: changed,
+            subaccount_id: customer.subaccount_id,
+        };
+        outbox::enqueue_event(tx, cause, SOURCE, event).await?;
+    }
+    if customer.blocked {
+        return Ok(Outcome::Done(customer));
+    }
+    set_blocked(tx, cause, id, true, reason, now).await
+}
+
 /// Blocks (`blocked`) or unblocks customer `id` for `reason`, and announces it.
 async fn set_blocked(
     tx: &DatabaseTransaction,

@@ -217,6 +217,7 @@ catalogue! {
     webhooks::WebhookDeliveryAttempted,
     marketplace::UserCreate,
     marketplace::UserUpdate,
+    marketplace::UserDelete,
     marketplace::ProductPurchase,
     marketplace::ProductCancel,
     marketplace::ProductSuspend,

@@ -148,6 +148,16 @@ message!(UserCreate, "user.create", (1, 0), Command(Marketplace), Marketplace, |
 pub struct UserUpdate(pub PartnerEvent<UserData>);
 message!(UserUpdate, "user.update", (1, 0), Command(Marketplace), Marketplace, |m| { Some(m.0.user.id.to_string()) });
 
+/// Etvas "User Deleted": the person's data is erased here; the money history stays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserDelete {
+    /// Event reference.
+    pub event: PartnerEventRef,
+    /// The user it concerns.
+    pub user: PartnerUser,
+}
+message!(UserDelete, "user.delete", (1, 0), Command(Marketplace), Marketplace, |m| Some(m.user.id.to_string()));
+
 /// Etvas "Product Purchased".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
@@ -197,6 +207,8 @@ pub enum UserChange {
     Created,
     /// Profile changed (`user.update`).
     Updated,
+    /// Erased at the marketplace's request (`user.delete`; new in 1.1).
+    Deleted,
 }
 
 /// A marketplace user was mapped to one of ours, or changed their profile.
@@ -213,7 +225,7 @@ pub struct MarketplaceUserChanged {
     /// What happened.
     pub change: UserChange,
 }
-message!(MarketplaceUserChanged, "marketplace_user.changed", (1, 0), Event, Marketplace, |m| Some(
+message!(MarketplaceUserChanged, "marketplace_user.changed", (1, 1), Event, Marketplace, |m| Some(
     m.user.id.to_string()
 ));
 

@@ -155,7 +155,49 @@ async fn etvas_events_map_users_and_purchases_as_the_seed_shows() {
     let announced: Vec<String> = announced.iter().map(|r| r.try_get("", "type_name").unwrap()).collect();
     assert_eq!(announced, ["customer.created", "customer.updated"]);
 
-    // Every change was announced, once: created and updated; bought, suspended, resumed,
+    // User Deleted erases the person here (as a marketplace user and as a customer, who is blocked)
+    // and keeps the money history; the same event again changes nothing more.
+    let customer: uuid::Uuid =
+        platform.sql(&format!("SELECT customer_id FROM customers WHERE tenant = '{tenant}'")).await[0]
+            .try_get("", "customer_id")
+            .unwrap();
+    let (_, admin_of_customers) = platform
+        .create_key(&admin, json!({ "name": "wallets", "permissions": ["wallet:write", "customers:read"] }))
+        .await;
+    let credit = json!({ "action": "credit", "amount_cents": 700, "currency": "EUR", "description": "top-up" });
+    let (status, credited, _) =
+        platform.call(&admin_of_customers, "POST", &format!("/customers/{customer}/wallet"), Some(credit)).await;
+    assert_eq!(status, 201, "{credited}");
+    let delete = json!({
+        "event": { "id": "9d0c2f9e-7b1a-4c38-9a57-3f8e2b1d6c40", "type": "user.delete", "timestamp": 2 },
+        "user": { "id": USER, "partnerId": "u-000001" }
+    });
+    for _ in 0..2 {
+        let (status, deleted, _) = platform.call(&key, "POST", "/etvas-events", Some(delete.clone())).await;
+        assert_eq!((status, &deleted["data"]["user"]["partnerId"]), (200, &json!("u-000001")), "{deleted}");
+    }
+    let (_, read, _) = platform.call(&admin_of_customers, "GET", &format!("/customers/{customer}"), None).await;
+    let read = &read["data"];
+    assert!(read["email"].is_null() && read["name"].is_null() && read["phone"].is_null(), "{read}");
+    assert_eq!(read["blocked"], true, "{read}");
+    let profile = platform.sql(&format!("SELECT profile FROM marketplace_users WHERE tenant = '{tenant}'")).await;
+    let profile: Value = serde_json::from_str(&profile[0].try_get::<String>("", "profile").unwrap()).unwrap();
+    assert!(profile.as_object().unwrap().values().all(Value::is_null), "{profile}");
+    let entries = platform
+        .sql(&format!(
+            "SELECT count(*) AS n FROM wallet_entries WHERE tenant = '{tenant}' AND customer_id = '{customer}'"
+        ))
+        .await;
+    assert_eq!(entries[0].try_get::<i64>("", "n").unwrap(), 1, "the money history stays");
+    let announced = platform
+        .sql(&format!(
+            "SELECT type_name FROM outbox WHERE tenant = '{tenant}' AND transport = 'amqp' AND type_name LIKE 'customer.%' ORDER BY seq"
+        ))
+        .await;
+    let announced: Vec<String> = announced.iter().map(|r| r.try_get("", "type_name").unwrap()).collect();
+    assert_eq!(announced, ["customer.created", "customer.updated", "customer.updated", "customer.blocked"]);
+
+    // Every change was announced, once: created, updated and deleted; bought, suspended, resumed,
     // canceled, bought again.
     let announced = platform
         .sql(&format!(
@@ -164,7 +206,7 @@ async fn etvas_events_map_users_and_purchases_as_the_seed_shows() {
         .await;
     let announced: Vec<String> = announced.iter().map(|r| r.try_get("", "type_name").unwrap()).collect();
     let (user, purchase) = ("marketplace_user.changed", "marketplace_purchase.changed");
-    assert_eq!(announced, [user, purchase, purchase, purchase, purchase, purchase, user]);
+    assert_eq!(announced, [user, purchase, purchase, purchase, purchase, purchase, user, user]);
     platform.stop().await;
 }
 
@@ -185,11 +227,11 @@ async fn etvas_callback_refuses_what_it_cannot_take_and_keeps_organisations_apar
 
     // An event type the seed does not define, none at all, a body of the wrong shape.
     let mut unknown = user_create();
-    unknown["event"]["type"] = json!("user.delete");
+    unknown["event"]["type"] = json!("user.merge");
     let (status, body, _) = call(unknown).await;
     assert_eq!((status, error_code(&body)), (422, "VALIDATION_ERROR"), "{body}");
     assert_eq!(body["error"]["details"]["field"], "event.type");
-    assert!(body["error"]["message"].as_str().unwrap().contains("`user.delete`"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`user.merge`"), "{body}");
     assert!(body["error"]["details"]["known"].as_array().unwrap().contains(&json!("product.resume")));
     let (status, body, _) = call(json!({ "user": { "id": USER } })).await;
     assert_eq!((status, &body["error"]["details"]["field"]), (422, &json!("event.type")), "{body}");

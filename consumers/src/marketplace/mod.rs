@@ -25,7 +25,7 @@ use schemas::customers::{CreateCustomer, CustomerProfile};
 use schemas::marketplace::{
     ETVAS, IdPair, MarketplacePurchaseChanged, MarketplaceUserChanged, PartnerEvent, PartnerProfile, PartnerUser,
     ProductCancel, ProductData, ProductPurchase, ProductResume, ProductSuspend, PurchaseChange, UserChange, UserCreate,
-    UserData, UserUpdate,
+    UserData, UserDelete, UserUpdate,
 };
 use schemas::{AnyMessage, Envelope};
 use sea_orm::{DatabaseTransaction, DbErr};
@@ -62,6 +62,7 @@ impl Handler for Marketplace {
             let outcome = match &message.data {
                 AnyMessage::UserCreate(UserCreate(event)) => create_user(tx, message, event, now).await,
                 AnyMessage::UserUpdate(UserUpdate(event)) => update_user(tx, message, event, now).await,
+                AnyMessage::UserDelete(event) => delete_user(tx, message, event, now).await,
                 AnyMessage::ProductPurchase(ProductPurchase(event)) => {
                     change_purchase(tx, message, event, PurchaseChange::Purchased, now).await
                 }
@@ -139,6 +140,30 @@ async fn update_user(
     if let Outcome::Refused(refusal) =
         customers::update(tx, message, user.customer_id, &customer_profile(&user.profile), now).await?
     {
+        tracing::debug!(customer = %user.customer_id, reason = %refusal.message, "marketplace user has no customer");
+    }
+    Ok(Outcome::Done(Mapping { user: pair, product: None }))
+}
+
+/// Erases the user's data, as a marketplace's user, and as a customer (blocked, their money history
+/// kept: wallet entries, rides and purchases name them by id only).
+async fn delete_user(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    event: &UserDelete,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Mapping>, DbErr> {
+    let tenant = message.tenant.as_str();
+    if let Err(refusal) = mapped_user(tx, tenant, &event.user).await? {
+        return Ok(Outcome::Refused(refusal));
+    }
+    let user = users::erase(tx, tenant, ETVAS, event.user.id, now)
+        .await?
+        .ok_or_else(|| DbErr::Custom(format!("marketplace user {} vanished", event.user.id)))?;
+    let pair = user_pair(&event.user, &user);
+    announce_user(tx, message, &user, pair.clone(), UserChange::Deleted).await?;
+    let reason = "erased at the marketplace's request (user.delete)";
+    if let Outcome::Refused(refusal) = customers::erase(tx, message, user.customer_id, reason, now).await? {
         tracing::debug!(customer = %user.customer_id, reason = %refusal.message, "marketplace user has no customer");
     }
     Ok(Outcome::Done(Mapping { user: pair, product: None }))

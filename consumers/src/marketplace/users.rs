@@ -118,3 +118,16 @@ pub async fn update(
     }
     db.query_one(&update).await?.as_ref().map(from_row).transpose()
 }
+
+/// Erases a mapped user's profile, keeping the mapping (a resent event still finds them); `None`
+/// if the user is not mapped.
+pub async fn erase(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    marketplace: &str,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<User>, DbErr> {
+    let erased = UserData { user: PartnerProfile::default(), web_identity: None };
+    update(db, tenant, marketplace, user_id, &erased, now).await
+}

@@ -11,7 +11,7 @@ use readside::marketplace::Mapping;
 use schemars::JsonSchema;
 use schemas::marketplace::{
     IdPair, PartnerEvent, PartnerEventRef, PartnerUser, Product, ProductCancel, ProductData, ProductPurchase,
-    ProductResume, ProductSuspend, UserCreate, UserUpdate,
+    ProductResume, ProductSuspend, UserCreate, UserDelete, UserUpdate,
 };
 use schemas::{Currency, Message};
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,10 @@ use readside::ids::derived_id;
 const ETVAS_CURRENCY: Currency = Currency::EUR;
 
 /// The event types this receiver takes.
-const EVENT_TYPES: [&str; 6] = [
+const EVENT_TYPES: [&str; 7] = [
     <UserCreate as Message>::TYPE,
     <UserUpdate as Message>::TYPE,
+    <UserDelete as Message>::TYPE,
     <ProductPurchase as Message>::TYPE,
     <ProductCancel as Message>::TYPE,
     <ProductSuspend as Message>::TYPE,
@@ -134,6 +135,7 @@ pub(crate) async fn receive(api: &PartnerApi, call: Call) -> Result<Answer, ApiE
     let event_id = match event_type.as_str() {
         "user.create" => send(api, &call, UserCreate(typed(body)?)).await?,
         "user.update" => send(api, &call, UserUpdate(typed(body)?)).await?,
+        "user.delete" => send(api, &call, typed::<UserDelete>(body)?).await?,
         "product.purchase" => send(api, &call, ProductPurchase(product_event(body)?)).await?,
         "product.cancel" => send(api, &call, ProductCancel(product_event(body)?)).await?,
         "product.suspend" => send(api, &call, ProductSuspend(product_event(body)?)).await?,
@@ -224,6 +226,12 @@ macro_rules! partner_event_of {
     };
 }
 partner_event_of!(UserCreate, UserUpdate, ProductPurchase, ProductCancel, ProductSuspend, ProductResume);
+
+impl PartnerEventOf for UserDelete {
+    fn reference(&self) -> &PartnerEventRef {
+        &self.event
+    }
+}
 
 /// The marketplace's callback, through the partner pipeline (a key of the organisation).
 pub(crate) fn routes() -> Vec<Route> {
