@@ -154,13 +154,14 @@ pub struct FleetSettings {
 impl Default for FleetSettings {
     fn default() -> Self {
         let thresholds = consumers::fleet::telemetry::Thresholds::default();
+        let commands = consumers::fleet::commands::Timing::default();
         Self {
             battery_low_percent: thresholds.battery_low_percent,
             moved_metres: thresholds.moved_metres,
             history_days: 30,
             telemetry_batch: 500,
-            command_timeout_seconds: 30,
-            online_seconds: 120,
+            command_timeout_seconds: commands.answer.as_secs(),
+            online_seconds: commands.online.as_secs(),
         }
     }
 }

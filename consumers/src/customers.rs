@@ -133,25 +133,35 @@ pub(crate) async fn update(
         return Ok(Outcome::Done(customer));
     }
     customer.updated_at = now;
+    write_profile(tx, cause, &customer, changed).await?;
+    Ok(Outcome::Done(customer))
+}
+
+/// Stores `customer`'s profile as it is now and announces the `changed` fields.
+async fn write_profile(
+    tx: &DatabaseTransaction,
+    cause: &Envelope<AnyMessage>,
+    customer: &Customer,
+    changed: Vec<String>,
+) -> Result<(), DbErr> {
     let update = Query::update()
         .table(TABLE)
         .value("email", customer.profile.email.clone())
         .value("email_search", customer.profile.email.as_deref().map(str::to_lowercase))
         .value("name", customer.profile.name.clone())
         .value("phone", customer.profile.phone.clone())
-        .value("updated_at", now)
-        .and_where(Expr::col("tenant").eq(tenant))
-        .and_where(Expr::col("customer_id").eq(id))
+        .value("updated_at", customer.updated_at)
+        .and_where(Expr::col("tenant").eq(cause.tenant.as_str()))
+        .and_where(Expr::col("customer_id").eq(customer.id))
         .to_owned();
     tx.execute(&update).await?;
     let event = CustomerUpdated {
-        customer_id: id,
+        customer_id: customer.id,
         profile: customer.profile.clone(),
         changed_fields: changed,
         subaccount_id: customer.subaccount_id,
     };
-    outbox::enqueue_event(tx, cause, SOURCE, event).await?;
-    Ok(Outcome::Done(customer))
+    outbox::enqueue_event(tx, cause, SOURCE, event).await
 }
 
 /// Erases customer `id`'s personal data (the money history stays: wallet entries, rides and
@@ -175,24 +185,7 @@ pub(crate) async fn erase(
             .collect();
     if !changed.is_empty() {
         customer.updated_at = now;
-        let update = Query::update()
-            .table(TABLE)
-            .value("email", Option::<String>::None)
-            .value("email_search", Option::<String>::None)
-            .value("name", Option::<String>::None)
-            .value("phone", Option::<String>::None)
-            .value("updated_at", now)
-            .and_where(Expr::col("tenant").eq(tenant))
-            .and_where(Expr::col("customer_id").eq(id))
-            .to_owned();
-        tx.execute(&update).await?;
-        let event = CustomerUpdated {
-            customer_id: id,
-            profile: customer.profile.clone(),
-            changed_fields: changed,
-            subaccount_id: customer.subaccount_id,
-        };
-        outbox::enqueue_event(tx, cause, SOURCE, event).await?;
+        write_profile(tx, cause, &customer, changed).await?;
     }
     if customer.blocked {
         return Ok(Outcome::Done(customer));
