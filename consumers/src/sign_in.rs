@@ -159,6 +159,7 @@ pub(crate) async fn sign_in(
                 subaccount_id: None,
                 profile: CustomerProfile { phone: Some(command.phone.clone()), ..CustomerProfile::default() },
                 external_ref: None,
+                payments_collected_by: None,
             };
             if crate::customers::create(tx, cause, &create, now).await?.is_none() {
                 return Ok(Outcome::Refused(Refusal::conflict("the new customer's id is taken")));

@@ -28,6 +28,7 @@ mod m20261206_000020_ocpp;
 mod m20261206_000021_durable_commands;
 mod m20261206_000022_vehicle_commands_permission;
 mod m20261206_000023_profiles;
+mod m20261206_000024_payment_collectors;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_durable_commands::Migration),
             Box::new(m20261206_000022_vehicle_commands_permission::Migration),
             Box::new(m20261206_000023_profiles::Migration),
+            Box::new(m20261206_000024_payment_collectors::Migration),
         ]
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 pub const TABLE: &str = "customers";
 
 /// The columns a [`Customer`] is read from.
-pub const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 12] = [
     "customer_id",
     "subaccount_id",
     "number",
@@ -21,6 +21,7 @@ pub const COLUMNS: [&str; 11] = [
     "name",
     "phone",
     "external_ref",
+    "payments_collected_by",
     "blocked",
     "block_reason",
     "created_at",
@@ -41,6 +42,9 @@ pub struct Customer {
     pub profile: CustomerProfile,
     /// The id a partner knows them by (a marketplace's user).
     pub external_ref: Option<String>,
+    /// Who collects their payments: none, this platform (the wallet); a marketplace's name
+    /// (`etvas`) for the users it brought: their rides are priced here and billed there.
+    pub payments_collected_by: Option<String>,
     /// Blocked from riding.
     pub blocked: bool,
     /// Why, while blocked.
@@ -72,6 +76,7 @@ struct Row {
     name: Option<String>,
     phone: Option<String>,
     external_ref: Option<String>,
+    payments_collected_by: Option<String>,
     blocked: bool,
     block_reason: Option<String>,
     created_at: DateTime<Utc>,
@@ -87,6 +92,7 @@ pub fn from_row(row: &QueryResult) -> Result<Customer, DbErr> {
         customer_number: u64::try_from(row.number).unwrap_or_default(),
         profile: CustomerProfile { email: row.email, name: row.name, phone: row.phone },
         external_ref: row.external_ref,
+        payments_collected_by: row.payments_collected_by,
         blocked: row.blocked,
         block_reason: row.block_reason,
         created_at: row.created_at,
@@ -103,6 +109,20 @@ pub fn select(tenant: &str) -> SelectStatement {
 pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>, DbErr> {
     let query = select(tenant).and_where(Expr::col("customer_id").eq(id)).to_owned();
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
+}
+
+/// Who collects customer `id`'s payments, when not this platform (see [`Customer`]).
+pub async fn payments_collected_by(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<String>, DbErr> {
+    let query = Query::select()
+        .column("payments_collected_by")
+        .from(TABLE)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("customer_id").eq(id))
+        .to_owned();
+    match db.query_one(&query).await? {
+        Some(row) => row.try_get("", "payments_collected_by"),
+        None => Ok(None),
+    }
 }
 
 /// Customer `id` of `tenant`, locked until the transaction ends (PostgreSQL; SQLite writes one

@@ -29,8 +29,12 @@ pub struct CreateCustomer {
     pub profile: CustomerProfile,
     /// The id a partner knows the customer by (marketplace user id).
     pub external_ref: Option<String>,
+    /// Who collects the customer's payments: none, this platform (the wallet); a marketplace's
+    /// name (`etvas`) for the users it brought and bills itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments_collected_by: Option<String>,
 }
-message!(CreateCustomer, "customer.create", (1, 0), Command(Customers), Customers, |m| Some(m.customer_id.to_string()));
+message!(CreateCustomer, "customer.create", (1, 1), Command(Customers), Customers, |m| Some(m.customer_id.to_string()));
 
 /// Update a customer's profile; `null` fields are left as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

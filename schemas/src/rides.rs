@@ -160,6 +160,9 @@ pub enum PaymentStatus {
     Pending,
     /// Charge failed.
     Failed,
+    /// Priced here, collected by the marketplace the customer came through (Etvas): never
+    /// charged to a wallet of ours.
+    CollectedByMarketplace,
 }
 
 /// Levy Fleets `ride.ended`, field for field as the seed's webhook payload.
@@ -193,7 +196,7 @@ pub struct RideEnded {
 message!(
     RideEnded,
     "ride.ended",
-    (1, 1),
+    (1, 2),
     Event,
     Rides,
     |m| Some(m.ride_id.to_string()),

@@ -852,11 +852,19 @@ impl World {
                 let door = text(&operation["tags"][0]);
                 let method = method.to_uppercase();
                 let mobile = path.strip_prefix("/api/v1");
+                let integration_url = path.starts_with("/marketplace/");
                 let (url, body) = match (door.as_str(), mobile) {
                     ("mobile" | "providers", Some(relative)) => {
                         let what = if relative.starts_with("/devices/") { "charger" } else { "purchase" };
                         let filled = relative.replace("{id}", self.victim.id(what));
                         (format!("/api/v1{filled}{}", self.mobile_query(relative)), self.mobile_body(relative))
+                    }
+                    // An integration's own callback URL, named with the victim's client id: the
+                    // credential is the secret (in the URL or as Basic), which no stranger has.
+                    ("marketplace", _) if integration_url => {
+                        let guessed = format!("evc_cs_{}", "a".repeat(40));
+                        let url = path.replace("{client_id}", self.victim.id("client_id"));
+                        (url.replace("{client_secret}", &guessed), self.body_for("receiveEtvasEvent"))
                     }
                     ("partner" | "portal" | "marketplace", _) if access != "own" => {
                         let relative = path.strip_prefix("/api/partner/v1").unwrap();
@@ -881,7 +889,11 @@ impl World {
                         }
                         _ => self.partner_credentials(stranger, &access),
                     };
-                    let expect = if expect_prompt { Expect::Prompt } else { expect };
+                    let expect = match () {
+                        () if expect_prompt => Expect::Prompt,
+                        () if integration_url => Expect::Status(401),
+                        () => expect,
+                    };
                     let (status, leak) = self.probe(stranger, expect, &method, &url, &headers, body.as_ref()).await;
                     tally.route(status, leak.map(|leak| format!("{door} {name} {leak}")));
                 }

@@ -164,10 +164,13 @@ async fn etvas_events_map_users_and_purchases_as_the_seed_shows() {
     let (_, admin_of_customers) = platform
         .create_key(&admin, json!({ "name": "wallets", "permissions": ["wallet:write", "customers:read"] }))
         .await;
+    // Etvas collects its users' payments: our wallet is closed to them (the seed), so their money
+    // history here is their purchases.
     let credit = json!({ "action": "credit", "amount_cents": 700, "currency": "EUR", "description": "top-up" });
     let (status, credited, _) =
         platform.call(&admin_of_customers, "POST", &format!("/customers/{customer}/wallet"), Some(credit)).await;
-    assert_eq!(status, 201, "{credited}");
+    assert_eq!((status, error_code(&credited)), (409, "CONFLICT"), "{credited}");
+    let purchases = purchase_status(&platform, &tenant).await;
     let delete = json!({
         "event": { "id": "9d0c2f9e-7b1a-4c38-9a57-3f8e2b1d6c40", "type": "user.delete", "timestamp": 2 },
         "user": { "id": USER, "partnerId": "u-000001" }
@@ -183,12 +186,7 @@ async fn etvas_events_map_users_and_purchases_as_the_seed_shows() {
     let profile = platform.sql(&format!("SELECT profile FROM marketplace_users WHERE tenant = '{tenant}'")).await;
     let profile: Value = serde_json::from_str(&profile[0].try_get::<String>("", "profile").unwrap()).unwrap();
     assert!(profile.as_object().unwrap().values().all(Value::is_null), "{profile}");
-    let entries = platform
-        .sql(&format!(
-            "SELECT count(*) AS n FROM wallet_entries WHERE tenant = '{tenant}' AND customer_id = '{customer}'"
-        ))
-        .await;
-    assert_eq!(entries[0].try_get::<i64>("", "n").unwrap(), 1, "the money history stays");
+    assert_eq!(purchase_status(&platform, &tenant).await, purchases, "the money history stays");
     let announced = platform
         .sql(&format!(
             "SELECT type_name FROM outbox WHERE tenant = '{tenant}' AND transport = 'amqp' AND type_name LIKE 'customer.%' ORDER BY seq"
@@ -279,4 +277,100 @@ async fn etvas_callback_refuses_what_it_cannot_take_and_keeps_organisations_apar
     assert_eq!(purchase_status(&platform, &tenant).await, [("active".into(), 12345, "EUR".into())]);
     assert!(purchase_status(&platform, &other).await.is_empty());
     platform.stop().await;
+}
+
+/// The seed: Etvas is given a URL and sends no header of ours, so an integration's own URL takes
+/// its events (its client secret in the URL, or as HTTP Basic); and the users Etvas brings pay
+/// Etvas, so their rides are priced here and never charged to a wallet of ours.
+#[tokio::test]
+async fn etvas_calls_an_integration_url_without_a_key_and_its_users_pay_etvas_not_our_wallet() {
+    use base64::Engine as _;
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let (_, client_id, secret) =
+        crate::integrations::create(&platform, &admin, "ORGANIZATION_ACCESS", json!([])).await;
+    let post = |path: String, headers: Vec<(&'static str, String)>, body: Value| {
+        let addr = platform.addr();
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            crate::support::request(addr, "POST", &path, &headers, Some(&body.to_string())).await
+        }
+    };
+    let basic = |id: &str, secret: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    };
+
+    // The secret URL, as the product's URL Etvas is given: the seed's answer.
+    let secret_url = format!("/marketplace/{client_id}/{secret}/etvas-events");
+    let (status, created, _) = post(secret_url.clone(), vec![], user_create()).await;
+    assert_eq!((status, created["data"]["user"]["partnerId"].clone()), (200, json!("u-000001")), "{created}");
+    // HTTP Basic at the integration's URL: the same event again, the same answer.
+    let basic_url = format!("/marketplace/{client_id}/etvas-events");
+    let (status, again, _) =
+        post(basic_url.clone(), vec![("authorization", basic(&client_id, &secret))], user_create()).await;
+    assert_eq!((status, &again), (200, &created));
+
+    // Refused: no credentials, a wrong secret either way, another client's name in Basic, and an
+    // integration whose bundle may not change customers.
+    let (status, refused, headers) = post(basic_url.clone(), vec![], user_create()).await;
+    assert_eq!((status, error_code(&refused)), (401, "UNAUTHORIZED"), "{refused}");
+    assert_eq!(headers["www-authenticate"], "Basic realm=\"etvas-events\"");
+    let wrong = format!("{}x", &secret[..secret.len() - 1]);
+    let (status, _, _) = post(format!("/marketplace/{client_id}/{wrong}/etvas-events"), vec![], user_create()).await;
+    assert_eq!(status, 401);
+    let (status, _, _) =
+        post(basic_url.clone(), vec![("authorization", basic(&client_id, &wrong))], user_create()).await;
+    assert_eq!(status, 401);
+    let (_, other_id, other_secret) = crate::integrations::create(&platform, &admin, "CLIENT_ACCESS", json!([])).await;
+    let (status, _, _) =
+        post(basic_url.clone(), vec![("authorization", basic(&other_id, &other_secret))], user_create()).await;
+    assert_eq!(status, 401, "Basic must name the URL's client");
+    let (status, refused, _) =
+        post(format!("/marketplace/{other_id}/{other_secret}/etvas-events"), vec![], user_create()).await;
+    assert_eq!((status, error_code(&refused)), (403, "FORBIDDEN"), "{refused}");
+
+    // The user is a customer whose payments Etvas collects.
+    let (_, customers, _) = platform.call(&admin, "GET", "/customers", None).await;
+    let customer = customers["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["external_ref"] == json!(format!("etvas:{USER}")))
+        .unwrap_or_else(|| panic!("{customers}"))
+        .clone();
+    assert_eq!(customer["payments_collected_by"], "etvas", "{customer}");
+    let customer_id = customer["id"].as_str().unwrap();
+
+    // A ride with no wallet at all starts, ends priced, and is Etvas's to collect.
+    let fleet = uuid::Uuid::now_v7();
+    let plan = json!({ "currency": "EUR", "unlock_cents": 100, "per_minute_cents": 30, "minimum_balance_cents": 500 });
+    let (status, body, _) = platform.call_in(&admin, fleet, "PUT", "/pricing", Some(plan)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, vehicle, _) = platform.call_in(&admin, fleet, "POST", "/vehicles", Some(json!({ "vin": "ETVAS1" }))).await;
+    let start = json!({ "customer_id": customer_id, "vehicle_id": vehicle["data"]["id"] });
+    let (status, ride, _) = platform.call_in(&admin, fleet, "POST", "/rides", Some(start)).await;
+    assert_eq!(status, 201, "{ride}");
+    let ride_id = ride["data"]["id"].as_str().unwrap();
+    let end = json!({ "end_latitude": 52.0, "end_longitude": 13.0 });
+    let (status, ended, _) = platform.call_in(&admin, fleet, "POST", &format!("/rides/{ride_id}/end"), Some(end)).await;
+    assert_eq!(status, 200, "{ended}");
+    let ended = &ended["data"];
+    assert_eq!(ended["payment_status"], "collected_by_marketplace", "{ended}");
+    assert_eq!(ended["pricing"]["total_cents"], 130, "{ended}");
+    assert_eq!(ended["charge_entry_id"], Value::Null);
+
+    // Every payment function of ours is off for them: no wallet entry, no wallet.
+    let wallet = format!("/customers/{customer_id}/wallet");
+    let credit = json!({ "action": "credit", "amount_cents": 1_000, "currency": "EUR", "description": "top-up" });
+    let (status, refused, _) = platform.call(&admin, "POST", &wallet, Some(credit)).await;
+    assert_eq!((status, error_code(&refused)), (409, "CONFLICT"), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("collected by etvas"), "{refused}");
+    let (_, wallet, _) = platform.call_in(&admin, fleet, "GET", &wallet, None).await;
+    assert_eq!(wallet["data"]["currency"], Value::Null, "{wallet}");
+    // The ride.ended event says who collects.
+    let rows = platform
+        .sql(&format!("SELECT payload FROM outbox WHERE type_name = 'ride.ended' AND payload LIKE '%{ride_id}%'"))
+        .await;
+    let payload: String = rows[0].try_get("", "payload").unwrap();
+    assert!(payload.contains("\"payment_status\":\"collected_by_marketplace\""), "{payload}");
 }

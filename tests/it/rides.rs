@@ -276,7 +276,7 @@ async fn a_ride_with_pauses_is_priced_to_the_cent_charged_once_and_kept_to_its_t
     );
     assert_eq!(
         (data["payment_status"].clone(), data["distance_km"].clone(), ride_ended["dataversion"].clone()),
-        (json!("paid"), json!(3.333), json!("1.1"))
+        (json!("paid"), json!(3.333), json!("1.2"))
     );
     let statuses: Vec<Value> = events
         .iter()

@@ -109,6 +109,8 @@ async fn create_user(
                 subaccount_id: None,
                 profile: customer_profile(&user.profile),
                 external_ref: Some(format!("{ETVAS}:{user_id}")),
+                // The seed: payments of users registered through Etvas are not ours to collect.
+                payments_collected_by: Some(ETVAS.into()),
             };
             customers::create(tx, message, &customer, now).await?;
             user

@@ -136,26 +136,11 @@ async fn start_ride(
         return refused(codes::CONFLICT, format!("subaccount {} has no pricing plan", vehicle.subaccount_id));
     };
     let plan = plan.plan;
-    // An unpaid ride is collected before another starts, or the start is refused: a wallet that
-    // could not pay for one ride does not get the next one free.
-    if let Some(unpaid) = store::unpaid(tx, tenant, customer.id).await?
-        && !collect(tx, message, unpaid.ride.clone()).await?
+    // A marketplace that brought the customer collects their payments: no wallet here to check.
+    if customer.payments_collected_by.is_none()
+        && let Err(refusal) = afford(tx, message, customer.id, &plan).await?
     {
-        let owed = unpaid.ride.pricing.map_or(0, |p| p.total_cents);
-        let why =
-            format!("ride {} is unpaid ({owed} {}); top up the wallet first", unpaid.ride.id, unpaid.plan.currency);
-        return refused(codes::INSUFFICIENT_FUNDS, why);
-    }
-    let needed = plan.unlock_cents.saturating_add(plan.minimum_balance_cents);
-    // No wallet yet is an empty one.
-    let (currency, balance, overdraft) =
-        wallets::funds(tx, tenant, customer.id).await?.unwrap_or((plan.currency, 0, 0));
-    if currency != plan.currency {
-        return refused(codes::CONFLICT, format!("the wallet is in {currency}, the plan in {}", plan.currency));
-    }
-    if balance.saturating_add(overdraft) < needed {
-        let why = format!("a ride needs {needed} {currency} in the wallet; it has {balance}");
-        return refused(codes::INSUFFICIENT_FUNDS, why);
+        return Ok(Outcome::Refused(refusal));
     }
     let ride = Ride {
         id: start.ride_id,
@@ -191,6 +176,39 @@ async fn start_ride(
     };
     outbox::enqueue_event(tx, message, SOURCE, event).await?;
     Ok(Outcome::Done(ride))
+}
+
+/// Whether `customer_id`'s wallet may start a ride on `plan`: an unpaid ride is collected first,
+/// or the start is refused (a wallet that could not pay for one ride does not get the next one
+/// free); then the plan's unlock fee and minimum balance must be there.
+async fn afford(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    customer_id: Uuid,
+    plan: &schemas::pricing::PricingPlan,
+) -> Result<Result<(), Refusal>, DbErr> {
+    let tenant = message.tenant.as_str();
+    if let Some(unpaid) = store::unpaid(tx, tenant, customer_id).await?
+        && !collect(tx, message, unpaid.ride.clone()).await?
+    {
+        let owed = unpaid.ride.pricing.map_or(0, |p| p.total_cents);
+        let why =
+            format!("ride {} is unpaid ({owed} {}); top up the wallet first", unpaid.ride.id, unpaid.plan.currency);
+        return Ok(Err(Refusal::coded(codes::INSUFFICIENT_FUNDS, why)));
+    }
+    let needed = plan.unlock_cents.saturating_add(plan.minimum_balance_cents);
+    // No wallet yet is an empty one.
+    let (currency, balance, overdraft) =
+        wallets::funds(tx, tenant, customer_id).await?.unwrap_or((plan.currency, 0, 0));
+    if currency != plan.currency {
+        let why = format!("the wallet is in {currency}, the plan in {}", plan.currency);
+        return Ok(Err(Refusal::coded(codes::CONFLICT, why)));
+    }
+    if balance.saturating_add(overdraft) < needed {
+        let why = format!("a ride needs {needed} {currency} in the wallet; it has {balance}");
+        return Ok(Err(Refusal::coded(codes::INSUFFICIENT_FUNDS, why)));
+    }
+    Ok(Ok(()))
 }
 
 /// Moves the vehicle's operation status through the fleet's own path, so it is announced there.
@@ -284,7 +302,14 @@ async fn end(
     };
     let price = pricing::price(plan, usage);
     ride.pricing = Some(price);
-    let (payment_status, charge) = charge(tx, message, ride).await?;
+    let customer = customers::find(tx, tenant, ride.customer_id).await?;
+    let (payment_status, charge) = match customer.as_ref().and_then(|c| c.payments_collected_by.as_deref()) {
+        Some(collector) => {
+            tracing::debug!(ride = %ride.id, collector, "ride priced, not charged: the marketplace collects");
+            (PaymentStatus::CollectedByMarketplace, None)
+        }
+        None => charge(tx, message, ride).await?,
+    };
     ride.end_time = Some(now);
     ride.end_position = end_at;
     ride.distance_m = Some(distance_m);
@@ -296,7 +321,6 @@ async fn end(
     if vehicle.as_ref().is_some_and(|v| v.status == OperationStatus::InUse) {
         set_vehicle_status(tx, message, ride.vehicle_id, OperationStatus::Available, now).await?;
     }
-    let customer = customers::find(tx, tenant, ride.customer_id).await?;
     let event = RideEnded {
         ride_id: ride.id,
         customer_id: ride.customer_id,

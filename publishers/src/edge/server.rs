@@ -169,7 +169,7 @@ struct Parts<'a> {
 
 async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts<'_>) -> Response<Full<Bytes>> {
     let request_id = envelope::new_request_id();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
+    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %crate::edge::marketplace::loggable(request.uri().path()));
     let started = Instant::now();
     let method = request.method().clone();
     async move {

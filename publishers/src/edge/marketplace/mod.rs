@@ -22,6 +22,12 @@ use crate::edge::body::{json_of, typed};
 use crate::edge::commands::command;
 use crate::edge::envelope::{Answer, ApiError};
 use crate::edge::partner::PartnerApi;
+use crate::edge::partner::auth::{Caller, integration_caller};
+use crate::edge::portal::machine_tokens::Claims;
+use crate::edge::portal::oauth::basic_credentials;
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, header};
+use std::net::IpAddr;
 use crate::edge::partner::routes::{Call, at};
 use crate::edge::router::Route;
 use readside::ids::derived_id;
@@ -233,20 +239,94 @@ impl PartnerEventOf for UserDelete {
     }
 }
 
-/// The marketplace's callback, through the partner pipeline (a key of the organisation).
+/// The path parameter naming the integration whose callback URL it is.
+pub(crate) const CLIENT_ID_PARAM: &str = "client_id";
+/// The path parameter carrying its client secret, for marketplaces that can only be given a URL.
+pub(crate) const CLIENT_SECRET_PARAM: &str = "client_secret";
+/// Where an integration's own callback URLs start.
+const INTEGRATION_BASE: &str = "/marketplace";
+
+/// The caller of a callback at an integration's own URL: the integration whose client id the URL
+/// names, proven by its client secret in the URL (`in_url`) or as HTTP Basic (Etvas sends no
+/// header of ours; its product settings take a URL, and URLs carry Basic credentials).
+pub(crate) async fn caller(
+    api: &PartnerApi,
+    headers: &HeaderMap,
+    client_id: &str,
+    in_url: &str,
+    peer: IpAddr,
+) -> Result<Caller, ApiError> {
+    let refused = |why: &str| {
+        let mut refused = ApiError::unauthorized(why);
+        refused.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"etvas-events\"")));
+        refused
+    };
+    let secret = if in_url.is_empty() {
+        match basic_credentials(headers.get(header::AUTHORIZATION)) {
+            Ok(Some((id, secret))) if id == client_id => secret,
+            Ok(Some(_)) => return Err(refused("the Basic user is not the client id this URL names")),
+            Ok(None) | Err(()) => return Err(refused("send the integration's client id and secret as HTTP Basic")),
+        }
+    } else {
+        in_url.to_owned()
+    };
+    let (tenant, integration) = crate::edge::portal::authenticate(api, client_id, &secret, peer).await?;
+    let now = Utc::now().timestamp_millis();
+    let claims = Claims {
+        integration_id: integration.id,
+        tenant,
+        bundle: integration.bundle,
+        allowed_endpoints: integration.allowed_endpoints,
+        scope: None,
+        iat: now,
+        exp: now,
+    };
+    integration_caller(claims, headers)
+}
+
+/// `path` as logs may show it: a secret callback URL's secret withheld.
+pub(crate) fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = path.strip_prefix(INTEGRATION_BASE).and_then(|rest| rest.strip_prefix('/')) else {
+        return path.into();
+    };
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [client_id, _secret, "etvas-events"] => format!("{INTEGRATION_BASE}/{client_id}/…/etvas-events").into(),
+        _ => path.into(),
+    }
+}
+
+/// The marketplace's callback: through the partner pipeline with a key of the organisation, and
+/// at an integration's own URLs for marketplaces that send no key (Etvas).
 pub(crate) fn routes() -> Vec<Route> {
     use crate::edge::router::{Access, Door, Handler, Returns, schema_of};
     use http::Method;
-    vec![Route {
+    let route = |path: String, operation, summary| Route {
         door: Door::Marketplace,
         method: Method::POST,
-        path: at("/etvas-events"),
-        operation: "receiveEtvasEvent",
-        summary: "The Etvas marketplace callback: user and product events, answered with our ids.",
+        path,
+        operation,
+        summary,
         access: Access::Permission(schemas::integrations::Permission::CustomersWrite),
         body: Some(schema_of::<Callback>),
         status: 200,
         returns: Returns::Bare(schema_of::<CallbackReply>),
         handler: Handler::Partner(Some(|api, call| Box::pin(receive(api, call)))),
-    }]
+    };
+    vec![
+        route(
+            at("/etvas-events"),
+            "receiveEtvasEvent",
+            "The Etvas marketplace callback: user and product events, answered with our ids.",
+        ),
+        route(
+            format!("{INTEGRATION_BASE}/{{{CLIENT_ID_PARAM}}}/etvas-events"),
+            "receiveEtvasEventAsIntegration",
+            "The Etvas callback at an integration's URL, its client id and secret as HTTP Basic.",
+        ),
+        route(
+            format!("{INTEGRATION_BASE}/{{{CLIENT_ID_PARAM}}}/{{{CLIENT_SECRET_PARAM}}}/etvas-events"),
+            "receiveEtvasEventAtSecretUrl",
+            "The Etvas callback at an integration's secret URL (the product URL Etvas is given).",
+        ),
+    ]
 }

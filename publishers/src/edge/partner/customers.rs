@@ -192,8 +192,13 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         }
         _ => {}
     }
-    let create =
-        CreateCustomer { customer_id: Uuid::now_v7(), subaccount_id, profile, external_ref: request.external_ref };
+    let create = CreateCustomer {
+        customer_id: Uuid::now_v7(),
+        subaccount_id,
+        profile,
+        external_ref: request.external_ref,
+        payments_collected_by: None,
+    };
     let stored: Customer = api.bus.request(&command(&call, create), api.settings.command_timeout).await?;
     Ok(Answer::with_status(StatusCode::CREATED, stored))
 }

@@ -37,7 +37,8 @@ use crate::edge::commands::CommandBus;
 use crate::edge::envelope::{self, ApiError};
 use crate::edge::portal::integrations;
 use crate::edge::portal::machine_tokens::{self, Claims, Cutoffs, Signer, TokenError};
-use crate::edge::router::{Access, Found, Handler, Lookup, Route, router};
+use crate::edge::marketplace::{CLIENT_ID_PARAM, CLIENT_SECRET_PARAM};
+use crate::edge::router::{Access, Door, Found, Handler, Lookup, Route, param, router};
 use audit::{ANONYMOUS_TENANT, AuditLog};
 use auth::{API_KEY_HEADER, Caller, KeyCache};
 use idempotency::{Begin, Claim};
@@ -403,7 +404,13 @@ impl PartnerApi {
             return Ok(Rendered { status: StatusCode::OK, body, headers: Vec::new() });
         }
 
-        let caller = self.authenticate(&request, peer).await?;
+        let caller = match param(&params, CLIENT_ID_PARAM) {
+            client_id if route.door == Door::Marketplace && !client_id.is_empty() => {
+                let in_url = param(&params, CLIENT_SECRET_PARAM);
+                crate::edge::marketplace::caller(self, request.headers(), client_id, in_url, peer).await?
+            }
+            _ => self.authenticate(&request, peer).await?,
+        };
         outcome.caller = Some(caller.clone());
         let standing = match (caller.key(), caller.integration()) {
             (Some(key), _) => self.limits.check(key.key.id, key.key.rate_limits)?,

@@ -11,7 +11,7 @@ pub(crate) mod billing;
 pub(crate) mod integrations;
 pub(crate) mod machine_tokens;
 pub(crate) mod maintenance;
-mod oauth;
+pub(crate) mod oauth;
 mod routes;
 
 pub(crate) use routes::routes;

@@ -118,7 +118,12 @@ fn no_store(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 
 async fn issue(doors: &Doors<'_>, request: Request<Incoming>) -> Result<AccessToken, OAuthError> {
     let api = doors.api;
-    let basic = basic_credentials(request.headers().get(header::AUTHORIZATION))?;
+    let basic = basic_credentials(request.headers().get(header::AUTHORIZATION)).map_err(|()| {
+        let mut refused = OAuthError::new("invalid_client", "the Authorization header is not HTTP Basic");
+        refused.status = StatusCode::UNAUTHORIZED;
+        refused.basic = true;
+        refused
+    })?;
     let mut form = read_form(request, api.settings.body_limit).await.map_err(|refused| {
         let mut error = OAuthError::new("invalid_request", refused.message);
         error.status = refused.status;
@@ -189,22 +194,15 @@ fn name_of(permission: &Permission) -> String {
 }
 
 /// The client id and secret of an `Authorization: Basic` header (each form-urlencoded first,
-/// §2.3.1), if one was sent.
-fn basic_credentials(header: Option<&HeaderValue>) -> Result<Option<(String, String)>, OAuthError> {
+/// §2.3.1), if one was sent; `Err` when the header is there but no such thing.
+pub(crate) fn basic_credentials(header: Option<&HeaderValue>) -> Result<Option<(String, String)>, ()> {
     let Some(value) = header else { return Ok(None) };
-    let refused = || {
-        let mut refused = OAuthError::new("invalid_client", "the Authorization header is not HTTP Basic");
-        refused.status = StatusCode::UNAUTHORIZED;
-        refused.basic = true;
-        refused
-    };
-    let encoded = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")).ok_or_else(refused)?;
-    let decoded =
-        STANDARD.decode(encoded.trim()).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(refused)?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
+    let encoded = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")).ok_or(())?;
+    let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or(())?;
+    let (id, secret) = decoded.split_once(':').ok_or(())?;
     let unescape =
         |text: &str| url::form_urlencoded::parse(format!("x={text}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    Ok(Some((unescape(id).ok_or_else(refused)?, unescape(secret).ok_or_else(refused)?)))
+    Ok(Some((unescape(id).ok_or(())?, unescape(secret).ok_or(())?)))
 }
 
 /// `GET /.well-known/oauth-authorization-server`: the issuer is this edge as the caller reached it
