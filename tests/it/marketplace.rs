@@ -287,8 +287,7 @@ async fn etvas_calls_an_integration_url_without_a_key_and_its_users_pay_etvas_no
     use base64::Engine as _;
     let platform = Platform::start().await;
     let (_, admin) = platform.organisation().await;
-    let (_, client_id, secret) =
-        crate::integrations::create(&platform, &admin, "ORGANIZATION_ACCESS", json!([])).await;
+    let (_, client_id, secret) = crate::integrations::create(&platform, &admin, "ORGANIZATION_ACCESS", json!([])).await;
     let post = |path: String, headers: Vec<(&'static str, String)>, body: Value| {
         let addr = platform.addr();
         async move {

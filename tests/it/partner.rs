@@ -575,28 +575,52 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     platform.stop().await;
 }
 
+/// A tool of the suite's (`scripts/NAME ARGS`): its report, and whether it passed.
+async fn tool(script: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let output = tokio::process::Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script))
+        .args(args)
+        .output()
+        .await
+        .expect("bash runs the script");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), report)
+}
+
 /// One table routes every front door and generates the edge's OpenAPI document: every door's
 /// operations are in it, tagged with their door, and the OpenAPI Initiative's validator accepts it
-/// (and the partner API's own document, served where partners have always read it).
+/// (and the partner API's own document, served where partners have always read it, and the copy
+/// in `docs/openapi.yaml`); every example in them passes its schema (the `jsonschema` package).
 #[tokio::test]
 async fn every_front_door_is_in_one_openapi_document_the_standard_validator_accepts() {
     let platform = Platform::start().await;
     let workdir = crate::support::scratch_dir();
+    let yaml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml");
+    let (valid, report) = tool("schemathesis.sh", &["--validate".as_ref(), yaml.as_os_str()]).await;
+    assert!(valid, "docs/openapi.yaml is not a valid OpenAPI document:\n{report}");
+    println!("docs/openapi.yaml: {report}");
     for (name, path) in [("edge", "/openapi.json".to_owned()), ("partner", format!("{BASE}/openapi.json"))] {
         let (status, document, _) = request(platform.addr(), "GET", &path, &[], None).await;
         assert_eq!(status, 200, "{path}");
         let file = workdir.join(format!("{name}.json"));
         std::fs::write(&file, document.to_string()).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
-        let output = tokio::process::Command::new("bash")
-            .arg(script)
-            .arg("--validate")
-            .arg(&file)
-            .output()
-            .await
-            .expect("bash runs scripts/schemathesis.sh");
-        let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "{path} is not a valid OpenAPI document:\n{report}");
+        let (valid, report) = tool("schemathesis.sh", &["--validate".as_ref(), file.as_os_str()]).await;
+        assert!(valid, "{path} is not a valid OpenAPI document:\n{report}");
+        println!("{path}: {report}");
+        let (valid, report) = tool("peers.sh", &["openapi_examples.py".as_ref(), file.as_os_str()]).await;
+        assert!(valid, "{path}: examples off their schemas:\n{report}");
+        println!("{path}: {report}");
+        for operations in document["paths"].as_object().unwrap().values() {
+            for (method, operation) in operations.as_object().unwrap() {
+                assert!(operation["security"].is_array(), "{method} {path}: no security requirement");
+            }
+        }
+        let schemes = &document["components"]["securitySchemes"];
+        assert_eq!(schemes["oauth2"]["flows"]["clientCredentials"]["tokenUrl"], "/oauth/token");
+        for error in ["Unauthorized", "Forbidden", "NotFound", "Conflict", "ValidationError", "TooManyRequests"] {
+            assert!(document["components"]["responses"][error]["content"].is_object(), "{error}");
+        }
+        assert!(document["components"]["responses"]["TooManyRequests"]["headers"]["X-RateLimit-Remaining"].is_object());
         if name == "edge" {
             let mut doors: Vec<&str> = document["paths"]
                 .as_object()
@@ -618,5 +642,51 @@ async fn every_front_door_is_in_one_openapi_document_the_standard_validator_acce
             }
         }
     }
+    platform.stop().await;
+}
+
+/// A partner's client generated from the served document by `openapi-python-client` (PyPI,
+/// `tests/peers/generated_client.py`) runs a customer, a wallet credit and a ride end to end: the
+/// document is complete and exact enough for a generator, not only for a validator.
+#[tokio::test]
+async fn a_python_client_generated_from_the_document_runs_a_customer_a_credit_and_a_ride() {
+    let platform = Platform::start().await;
+    let (_, admin) = platform.organisation().await;
+    let limits = json!({ "per_minute": 10_000, "per_hour": 100_000, "per_day": 1_000_000 });
+    let (_, key) = platform
+        .create_key(
+            &admin,
+            json!({ "name": "generated client", "admin": true, "bundle": "ALL_ACCESS", "rate_limits": limits }),
+        )
+        .await;
+    let (status, document, _) = request(platform.addr(), "GET", &format!("{BASE}/openapi.json"), &[], None).await;
+    assert_eq!(status, 200);
+    let workdir = crate::support::scratch_dir();
+    let file = workdir.join("partner.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    let base = format!("http://{}{BASE}", platform.addr());
+    let fleet = Uuid::now_v7().to_string();
+    let edge = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml");
+    let args: [&std::ffi::OsStr; 7] = [
+        "generated_client.py".as_ref(),
+        file.as_os_str(),
+        workdir.as_os_str(),
+        base.as_ref(),
+        key.as_ref(),
+        fleet.as_ref(),
+        edge.as_os_str(),
+    ];
+    let (ran, report) = tool("peers.sh", &args).await;
+    assert!(ran, "the generated client failed:\n{report}");
+    println!("{report}");
+    let summary: Value = serde_json::from_str(report.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!((&summary["ride_status"], &summary["payment_status"]), (&json!("ended"), &json!("paid")), "{summary}");
+    let total = summary["total_cents"].as_i64().unwrap();
+    assert!(total >= 125, "an unlock and a started minute: {summary}");
+    assert_eq!(summary["balance_cents"].as_i64().unwrap(), 2_000 - total, "{summary}");
+    // What the client did is what the API shows.
+    let ride = summary["ride_id"].as_str().unwrap();
+    let (status, read, _) = platform.call(&key, "GET", &format!("/rides/{ride}"), None).await;
+    assert_eq!((status, &read["data"]["status"]), (200, &json!("ended")), "{read}");
     platform.stop().await;
 }

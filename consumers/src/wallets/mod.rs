@@ -98,7 +98,8 @@ pub(crate) async fn post(
     let now = Utc::now();
     // The seed: a marketplace's users pay the marketplace; every payment function here is off.
     if let Some(collector) = readside::customers::payments_collected_by(tx, tenant, customer_id).await? {
-        let why = format!("customer {customer_id}'s payments are collected by {collector}: their wallet takes no entries");
+        let why =
+            format!("customer {customer_id}'s payments are collected by {collector}: their wallet takes no entries");
         return Ok(Outcome::Refused(Refusal::conflict(why)));
     }
     let account = match account(tx, tenant, customer_id, true).await? {

@@ -23,14 +23,14 @@ use crate::edge::commands::command;
 use crate::edge::envelope::{Answer, ApiError};
 use crate::edge::partner::PartnerApi;
 use crate::edge::partner::auth::{Caller, integration_caller};
+use crate::edge::partner::routes::{Call, at};
 use crate::edge::portal::machine_tokens::Claims;
 use crate::edge::portal::oauth::basic_credentials;
+use crate::edge::router::Route;
 use chrono::Utc;
 use http::{HeaderMap, HeaderValue, header};
-use std::net::IpAddr;
-use crate::edge::partner::routes::{Call, at};
-use crate::edge::router::Route;
 use readside::ids::derived_id;
+use std::net::IpAddr;
 
 /// Etvas charges in euro and sends bare decimal prices.
 const ETVAS_CURRENCY: Currency = Currency::EUR;
@@ -49,6 +49,7 @@ const EVENT_TYPES: [&str; 7] = [
 /// An Etvas event, as its seed sends it (the OpenAPI description of the body).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[allow(dead_code)]
+#[schemars(example = seed_user_created())]
 pub(crate) struct Callback {
     /// Which event, with the marketplace's id for it.
     event: CallbackEvent,
@@ -100,8 +101,39 @@ struct CallbackProductData {
     product: CallbackProduct,
 }
 
+/// The seed's own User Created request, the document's example.
+fn seed_user_created() -> Value {
+    serde_json::json!({
+        "event": { "id": "5fa30c48-7c7f-4440-bbc6-fdd927e7dc48", "type": "user.create", "timestamp": 19786584376u64 },
+        "user": {
+            "id": "52f3d719-a192-4153-a05c-2b6bcc26c839",
+            "partnerId": null,
+            "auth": { "token": "378aee42-49a8-41ef-acdb-52d1259814de", "expires": 2086584376 }
+        },
+        "data": {
+            "user": {
+                "salutation": "Mr.", "firstName": "john", "lastName": "Doe", "email": "john@doe.com",
+                "phone": "+1303500600", "dateOfBirth": "1990-12-21", "address1": "2698 Sundown Lane",
+                "address2": "Ap. 255", "city": "Berlin", "region/state": "Brandenburg", "country": "Germany",
+                "postalCode": "10101"
+            },
+            "webIdentity": { "status": "verified", "verificationId": "450a936a-aa4a-4d3d-a3dd-333d73c8ba99" }
+        }
+    })
+}
+
+/// The seed's answer to its User Created request, the document's example.
+fn seed_user_created_reply() -> Value {
+    serde_json::json!({
+        "status": 200,
+        "event": { "id": "5fa30c48-7c7f-4440-bbc6-fdd927e7dc48" },
+        "data": { "user": { "id": "52f3d719-a192-4153-a05c-2b6bcc26c839", "partnerId": "u-000001" } }
+    })
+}
+
 /// The answer: the event's id and the ids the marketplace is to keep.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(example = seed_user_created_reply())]
 pub(crate) struct CallbackReply {
     /// 200, as the seed's answers carry it.
     status: u16,

@@ -273,13 +273,14 @@ pub(crate) async fn exchange(api: &PartnerApi, call: Call) -> Result<Answer, Api
     let Some(claims) = call.caller.integration() else {
         return Err(ApiError::forbidden("only an integration's machine token exchanges identities"));
     };
-    if request.integration_id != claims.integration_id {
-        return Err(ApiError::forbidden("a token exchanges identities for its own integration only")
-            .details(serde_json::json!({ "field": "integrationId" })));
-    }
+    // The body's own faults first: a caller learns what to fix before whose it may name.
     let email = request.email.trim().to_ascii_lowercase();
     if !is_email(&email) {
         return Err(ApiError::invalid("email", "email must be an e-mail address"));
+    }
+    if request.integration_id != claims.integration_id {
+        return Err(ApiError::forbidden("a token exchanges identities for its own integration only")
+            .details(serde_json::json!({ "field": "integrationId" })));
     }
     let role = request.role_hint.unwrap_or_else(|| "CLIENT".into());
     match ROLES.iter().find(|(name, _)| *name == role) {

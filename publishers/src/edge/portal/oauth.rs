@@ -53,7 +53,8 @@ pub(crate) struct ServerMetadata {
     /// The permission names a `scope` may hold.
     scopes_supported: Vec<String>,
     /// None: there is no authorization endpoint.
-    response_types_supported: [&'static str; 0],
+    #[schemars(length(max = 0))]
+    response_types_supported: Vec<&'static str>,
     /// The partner API's OpenAPI document.
     service_documentation: String,
 }
@@ -220,7 +221,7 @@ pub(crate) fn metadata(doors: &Doors<'_>, request: &Request<Incoming>) -> Respon
         grant_types_supported: ["client_credentials"],
         token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
         scopes_supported: scopes,
-        response_types_supported: [],
+        response_types_supported: Vec::new(),
         service_documentation: format!("{issuer}/api/partner/v1/openapi.json"),
         issuer,
     };
