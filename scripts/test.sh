@@ -206,6 +206,15 @@ ensure_browser() {
   fi
 }
 
+# The AsyncAPI Initiative's parser (pinned in tests/asyncapi/package-lock.json) checks the
+# AsyncAPI document.
+ensure_asyncapi_parser() {
+  if ! [ -d tests/asyncapi/node_modules/@asyncapi/parser ]; then
+    log "installing @asyncapi/parser for the AsyncAPI document's test"
+    (cd tests/asyncapi && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 ensure_postgres
 ensure_rabbitmq
 # Tests make a database each (vb_…) and leave it for inspection until the next run: hundreds of
@@ -224,6 +233,7 @@ ensure_nats
 ensure_nextest
 ensure_node
 ensure_browser
+ensure_asyncapi_parser
 ensure_schemathesis
 ensure_peers
 

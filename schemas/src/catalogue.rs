@@ -27,6 +27,9 @@ pub struct Descriptor {
     /// Name of the Rust type, for the generated JSON Schema title.
     pub rust_name: &'static str,
     pub(crate) schema: fn() -> schemars::Schema,
+    /// The schema of `data` alone, through a generator of the caller's (its definitions where the
+    /// caller's document keeps them: the AsyncAPI document's components).
+    pub data_schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
     decode: fn(Value) -> Result<AnyMessage, serde_json::Error>,
     /// The same from the encoded data, with no JSON tree in between (binary mode's body).
     decode_slice: fn(&[u8]) -> Result<AnyMessage, serde_json::Error>,
@@ -93,6 +96,7 @@ macro_rules! catalogue {
                     recipient: <crate::$module::$ty as Message>::RECIPIENT,
                     rust_name: stringify!($ty),
                     schema: crate::json_schema::envelope_schema::<crate::$module::$ty>,
+                    data_schema: |generator| generator.subschema_for::<crate::$module::$ty>(),
                     decode: |v| serde_json::from_value(v).map(AnyMessage::$ty),
                     decode_slice: |b| serde_json::from_slice(b).map(AnyMessage::$ty),
                 },

@@ -922,6 +922,7 @@ impl World {
             | "/health/live"
             | "/metrics"
             | "/openapi.json"
+            | "/asyncapi.json"
             | "/ocpp/{chargerId}" => None,
             other => panic!("door {other}: no probe body; teach the suite one"),
         }

@@ -690,3 +690,47 @@ async fn a_python_client_generated_from_the_document_runs_a_customer_a_credit_an
     assert_eq!((status, &read["data"]["status"]), (200, &json!("ended")), "{read}");
     platform.stop().await;
 }
+
+/// The AsyncAPI 3.0 document, served beside the OpenAPI one and kept in `docs/asyncapi.yaml`,
+/// passes the AsyncAPI Initiative's parser (`@asyncapi/parser` from npm, pinned in
+/// `tests/asyncapi/package-lock.json`), every example passing its schema; it names every transport.
+#[tokio::test]
+async fn the_asyncapi_document_of_every_message_passes_the_asyncapi_parser() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checker = root.join("tests/asyncapi");
+    if !checker.join("node_modules/@asyncapi/parser").is_dir() {
+        // scripts/test.sh installs it first; a bare `cargo nextest` run installs it here.
+        let installed = tokio::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&checker)
+            .status()
+            .await
+            .expect("npm runs");
+        assert!(installed.success(), "npm ci in tests/asyncapi failed");
+    }
+    let platform = Platform::start().await;
+    let (status, document, _) = request(platform.addr(), "GET", "/asyncapi.json", &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["asyncapi"], "3.0.0");
+    let servers: Vec<&str> =
+        document["servers"].as_object().unwrap().values().map(|s| s["protocol"].as_str().unwrap()).collect();
+    assert_eq!(servers.len(), 3);
+    for protocol in ["amqp", "nats", "https"] {
+        assert!(servers.contains(&protocol), "{protocol} in {servers:?}");
+    }
+    let file = crate::support::scratch_dir().join("asyncapi.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    for checked in [file, root.join("docs/asyncapi.yaml")] {
+        let output = tokio::process::Command::new("node")
+            .arg(checker.join("validate.mjs"))
+            .arg(&checked)
+            .current_dir(&checker)
+            .output()
+            .await
+            .expect("node runs");
+        let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{} is not a valid AsyncAPI document:\n{report}", checked.display());
+        println!("{}: {report}", checked.display());
+    }
+    platform.stop().await;
+}

@@ -28,6 +28,7 @@
 //!   parsing JSON bodies), `query` (pages and filters), `commands` (commands to the bus and their
 //!   replies).
 
+mod asyncapi;
 mod body;
 mod commands;
 mod console;

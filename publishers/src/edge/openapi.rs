@@ -226,7 +226,7 @@ const EXAMPLE_ID: &str = "01a24cfb-2d22-74ed-abf1-301747869924";
 /// A value `schema` accepts, made from its own words (its example, default, first value, format,
 /// bounds), `schemas` resolving its references. Optional properties are left out below `depth` 3,
 /// so recursive types end.
-fn example(schema: &Value, schemas: &Map<String, Value>, depth: usize) -> Value {
+pub(crate) fn example(schema: &Value, schemas: &Map<String, Value>, depth: usize) -> Value {
     let Some(schema) = schema.as_object() else { return json!({}) };
     if let Some(found) = schema.get("examples").and_then(|e| e.get(0)).or_else(|| schema.get("example")) {
         return found.clone();
@@ -246,8 +246,11 @@ fn example(schema: &Value, schemas: &Map<String, Value>, depth: usize) -> Value 
     if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
         let mut merged = Map::new();
         for part in parts {
-            if let Value::Object(fields) = example(part, schemas, depth) {
-                merged.extend(fields);
+            match example(part, schemas, depth) {
+                Value::Object(fields) => merged.extend(fields),
+                // `allOf: [{$ref}]` beside a description (draft 7's way to annotate a reference)
+                // of something that is no object: its value is the example.
+                other => return other,
             }
         }
         if let Some(Value::Object(own)) = own_object(schema, schemas, depth) {
@@ -527,10 +530,12 @@ fn operation(route: &Route, path: &str, generator: &mut SchemaGenerator) -> Valu
     operation
 }
 
-/// The partner API's document: its routes (those through the partner pipeline, whatever their
-/// door), with paths below its base.
+/// The partner API's document: its routes (those through the partner pipeline below its base,
+/// whatever their door), with paths below its base. (An integration's own callback URLs pass the
+/// pipeline too but live elsewhere: the edge's document has them.)
 pub(crate) fn partner_document(routes: &[Route]) -> Value {
-    let partner = routes.iter().filter(|route| matches!(route.handler, Handler::Partner(_)));
+    let partner =
+        routes.iter().filter(|route| matches!(route.handler, Handler::Partner(_)) && route.path.starts_with(BASE));
     let description =
         "Fleet operations for partners: every write is a command on the bus, answered once it is committed.";
     document(partner, BASE, "voltbus partner API", description)

@@ -79,6 +79,14 @@ pub(crate) fn routes() -> Vec<Route> {
             Returns::Document,
             |doors, _, _| Box::pin(async move { document(doors.request_id) }),
         ),
+        route(
+            "/asyncapi.json",
+            "getAsyncApi",
+            "The AsyncAPI 3.0 document of every message: RabbitMQ, NATS and webhooks.",
+            Access::Public,
+            Returns::Document,
+            |doors, _, _| Box::pin(async move { asyncapi(doors.request_id) }),
+        ),
     ]
 }
 
@@ -113,6 +121,12 @@ async fn metrics(doors: &Doors<'_>, request: Request<Incoming>) -> Response<Full
 fn document(request_id: &str) -> Response<Full<Bytes>> {
     static DOCUMENT: LazyLock<String> =
         LazyLock::new(|| crate::edge::openapi::edge_document(crate::edge::router::router().routes()).to_string());
+    envelope::json_response(StatusCode::OK, DOCUMENT.clone(), request_id)
+}
+
+/// `GET /asyncapi.json`: made once, from the catalogue.
+fn asyncapi(request_id: &str) -> Response<Full<Bytes>> {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| crate::edge::asyncapi::document().to_string());
     envelope::json_response(StatusCode::OK, DOCUMENT.clone(), request_id)
 }
 
