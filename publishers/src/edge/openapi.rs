@@ -13,8 +13,9 @@ use serde_json::{Map, Value, json};
 use crate::edge::partner::auth::{API_KEY_HEADER, SUBACCOUNT_HEADER};
 use crate::edge::partner::idempotency;
 use crate::edge::partner::routes::BASE;
+use crate::edge::portal::PORTAL_BASE;
 use crate::edge::portal::oauth::TOKEN_PATH;
-use crate::edge::router::{Access, Door, Handler, Returns, Route};
+use crate::edge::router::{Access, Door, Handler, Returns, Route, portal_alias};
 use schemas::integrations::Permission;
 
 /// Every permission as an OAuth scope, with what it allows.
@@ -538,12 +539,25 @@ pub(crate) fn partner_document(routes: &[Route]) -> Value {
         routes.iter().filter(|route| matches!(route.handler, Handler::Partner(_)) && route.path.starts_with(BASE));
     let description =
         "Fleet operations for partners: every write is a command on the bus, answered once it is committed.";
-    document(partner, BASE, "voltbus partner API", description)
+    document(partner.map(|route| (route.path.clone(), route)), BASE, "voltbus partner API", description)
+}
+
+/// The integrations portal's document (the EVCare seed's contract, which it keeps at
+/// `functions/src/config/integrations.openapi.yaml`): its routes where the seed puts them.
+pub(crate) fn integrations_document(routes: &[Route]) -> Value {
+    let portal = routes
+        .iter()
+        .filter(|route| route.door == Door::Portal)
+        .map(|route| (portal_alias(route).unwrap_or_else(|| route.path.clone()), route))
+        .filter(|(path, _)| path.starts_with(PORTAL_BASE));
+    let description = "The integrations portal: integrations and their secrets, machine tokens, the sign-in bridge, \
+        the embed page, maintenance and billing, for integrators of the EVCare seed.";
+    document(portal, PORTAL_BASE, "voltbus integrations API", description)
 }
 
 /// The whole edge's document: every front door but the console's pages.
 pub(crate) fn edge_document(routes: &[Route]) -> Value {
-    let documented = routes.iter().filter(|route| route.door != Door::Console);
+    let documented = routes.iter().filter(|route| route.door != Door::Console).map(|route| (route.path.clone(), route));
     let description = "Every front door of voltbus: the partner API, the integrations portal, the mobile app, \
         marketplace and payment providers' callbacks, and operations. Each operation's tag names its door, and \
         `x-required-access` what it needs.";
@@ -551,7 +565,12 @@ pub(crate) fn edge_document(routes: &[Route]) -> Value {
 }
 
 /// A document of `routes`, their paths below `base`.
-fn document<'a>(routes: impl Iterator<Item = &'a Route>, base: &str, title: &str, description: &str) -> Value {
+fn document<'a>(
+    routes: impl Iterator<Item = (String, &'a Route)>,
+    base: &str,
+    title: &str,
+    description: &str,
+) -> Value {
     let settings = SchemaSettings::draft2020_12().with(|s| {
         s.definitions_path = "/components/schemas".into();
         s.meta_schema = None;
@@ -559,8 +578,13 @@ fn document<'a>(routes: impl Iterator<Item = &'a Route>, base: &str, title: &str
     let mut generator = SchemaGenerator::new(settings);
     let mut paths = Map::new();
     let whole = base.is_empty();
-    for route in routes {
-        let path = route.path.strip_prefix(base).unwrap_or(&route.path);
+    for (path, route) in routes {
+        // The base itself is the document's `/`.
+        let path = match path.strip_prefix(base) {
+            Some("") => "/",
+            Some(relative) => relative,
+            None => &path,
+        };
         let mut operation = operation(route, path, &mut generator);
         if whole {
             operation["tags"] = json!([route.door.name()]);
@@ -683,6 +707,31 @@ mod tests {
             );
         }
     }
+
+    /// The EVCare seed's contract file, where the seed says it is: the portal's document.
+    #[test]
+    fn the_seed_s_integrations_contract_is_the_portal_s_document() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/config/integrations.openapi.yaml");
+        let document = integrations_document(router().routes());
+        assert!(document["paths"]["/auth/client-token"]["post"].is_object(), "{}", document["paths"]);
+        assert!(document["paths"]["/auth/exchange"]["post"].is_object());
+        let written = format!("{CONTRACT_HEADER}{}", yaml_serde::to_string(&document).expect("a document is YAML"));
+        if std::env::var_os("VOLTBUS_WRITE_DOCS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("a folder")).expect("writable");
+            std::fs::write(&path, written).expect("writable");
+        } else {
+            let found = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                found == written,
+                "functions/src/config/integrations.openapi.yaml differs from the portal's document: run \
+                 `VOLTBUS_WRITE_DOCS=1 cargo test -p voltbus-publishers` and read the diff"
+            );
+        }
+    }
+
+    const CONTRACT_HEADER: &str = "# The integrations portal's OpenAPI contract, at the path the EVCare seed names. Generated\n\
+        # from the route table: `VOLTBUS_WRITE_DOCS=1 cargo test -p voltbus-publishers` writes it; do not edit.\n";
 
     const YAML_HEADER: &str = "# The whole edge's OpenAPI document, as `GET /openapi.json` serves it. Generated from the route\n\
         # table: `VOLTBUS_WRITE_DOCS=1 cargo test -p voltbus-publishers` writes it; do not edit.\n";

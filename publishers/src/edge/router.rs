@@ -234,7 +234,7 @@ pub(crate) struct Router {
 
 /// Where the EVCare seed puts the integrations' routes, besides the partner API's base: every
 /// portal route below `{partner BASE}/integrations` also answers below `PORTAL_BASE`.
-fn portal_alias(route: &Route) -> Option<String> {
+pub(crate) fn portal_alias(route: &Route) -> Option<String> {
     let rest = route.path.strip_prefix(crate::edge::partner::routes::BASE)?.strip_prefix("/integrations")?;
     (route.door == Door::Portal && matches!(route.handler, Handler::Partner(_)))
         .then(|| format!("{}{rest}", crate::edge::portal::PORTAL_BASE))
