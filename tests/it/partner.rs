@@ -510,7 +510,10 @@ async fn bad_input_gets_a_typed_error_naming_the_field_never_a_500() {
 }
 
 /// schemathesis (pinned, from PyPI: `scripts/schemathesis.sh`) against the running edge: every
-/// documented operation, valid and invalid requests, no 5xx, and every answer as documented.
+/// documented operation of every front door, valid and invalid requests, no 5xx, and every answer
+/// as documented. The partner API with its credentials (an integration's token for the capability
+/// routes, an admin key for the rest), the app's routes with a phone's session, and the routes
+/// that check their own credential (callbacks, token endpoints, operations) with none.
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     // Paystack (the test's own) is configured, so billing answers from it rather than 503.
@@ -518,9 +521,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     let platform = Platform::start_with(move |s| {
         s.paystack.base_url = Some(format!("http://{paystack}"));
         s.paystack.secret_key = "sk_test_secret".into();
+        s.mobile.dev_code = Some("0000".into());
     })
     .await;
-    let (_, admin) = platform.organisation().await;
+    let (tenant, admin) = platform.organisation().await;
     let limits = json!({ "per_minute": 100_000, "per_hour": 1_000_000, "per_day": 10_000_000 });
     let (_, key) = platform
         .create_key(
@@ -529,35 +533,48 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
         )
         .await;
     let workdir = crate::support::scratch_dir();
-    // Its cache and any schemathesis.toml of the checkout stay out of the run.
-    std::fs::write(
-        workdir.join("schemathesis.toml"),
-        "[cache]\nenabled = false\n\n[warnings]\nfail-on = [\"missing_auth\"]\n",
-    )
-    .unwrap();
-    let base = format!("http://{}{BASE}", platform.addr());
-    // Only an integration's machine token reaches these (tests/it/integrations.rs).
-    let capability_routes = [
-        "exchangeExternalIdentity",
-        "listSelectableWorkshops",
-        "openMaintenanceTicket",
-        "listMaintenanceTickets",
-        "openDriverTicket",
-        "listDriverTickets",
-    ];
-    let run = async |credential: String, filter: &str| {
+    // Each run in a folder of its own whose schemathesis.toml it reads: its cache and any
+    // schemathesis.toml of the checkout stay out of it; where credentials are given, an operation
+    // that answers only 401/403 fails the run.
+    let config = |name: &str, fail_on_missing_auth: bool| {
+        let warnings = if fail_on_missing_auth { "[warnings]\nfail-on = [\"missing_auth\"]\n" } else { "" };
+        let folder = workdir.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("schemathesis.toml"), format!("[cache]\nenabled = false\n\n{warnings}")).unwrap();
+        folder
+    };
+    let (guarded, open) = (config("guarded", true), config("open", false));
+    let edge = format!("http://{}", platform.addr());
+    let (_, document, _) = request(platform.addr(), "GET", "/openapi.json", &[], None).await;
+    // Every operation of the edge's document, by who may call it.
+    let mut mobile = Vec::new();
+    let mut own = Vec::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for operation in operations.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap().to_owned();
+            match operation["x-required-access"].as_str() {
+                _ if path.starts_with(BASE) => {}
+                Some("session") => mobile.push(id),
+                // A WebSocket's upgrade is the OCPP suites' to test.
+                _ if path.starts_with("/ocpp/") => {}
+                _ => own.push(id),
+            }
+        }
+    }
+    let run = async |document: &str, base: &str, folder: &std::path::Path, headers: &[String], filter: &[String]| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schemathesis.sh");
         let output = tokio::process::Command::new("bash")
             .arg(script)
-            .args(["run", &format!("{base}/openapi.json"), "--url", &base, "-H", &credential])
+            .args(["run", document, "--url", base])
+            .args(headers.iter().flat_map(|header| ["-H", header.as_str()]))
             .args(["--max-examples", "25", "--seed", "1", "--generation-database", "none", "--workers", "1"])
-            .args(capability_routes.iter().flat_map(|operation| [filter, operation]))
+            .args(filter)
             .args([
                 "--checks",
                 "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
             ])
             .args(["--phases", "examples,coverage,fuzzing", "--no-color"])
-            .current_dir(&workdir)
+            .current_dir(folder)
             .output()
             .await
             .expect("bash runs scripts/schemathesis.sh");
@@ -566,12 +583,48 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
         assert!(output.status.success(), "schemathesis failed:\n{report}");
         println!("{report}");
     };
+    let only = |flag: &str, ids: &[String]| ids.iter().flat_map(|id| [flag.to_owned(), id.clone()]).collect::<Vec<_>>();
+
+    // The app's routes, with a phone's session.
+    let app = crate::charging::App::sign_in(&platform, &tenant, "+97688110022").await;
+    let session = vec![format!("Authorization: Bearer {}", app.token()), format!("X-Tenant: {tenant}")];
+    run(&format!("{edge}/openapi.json"), &edge, &guarded, &session, &only("--include-operation-id", &mobile)).await;
+    // The routes that check their own credential, or need none.
+    run(
+        &format!("{edge}/openapi.json"),
+        &edge,
+        &open,
+        &[format!("X-Tenant: {tenant}")],
+        &only("--include-operation-id", &own),
+    )
+    .await;
+
+    let base = format!("http://{}{BASE}", platform.addr());
+    let partner = format!("{base}/openapi.json");
+    // Only an integration's machine token reaches these (tests/it/integrations.rs).
+    let capability_routes: Vec<String> = [
+        "exchangeExternalIdentity",
+        "listSelectableWorkshops",
+        "openMaintenanceTicket",
+        "listMaintenanceTickets",
+        "openDriverTicket",
+        "listDriverTickets",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     // Those with an ALL_ACCESS integration's token; then every other operation with the admin
     // key (last: its run may well revoke or regenerate whatever keys it finds).
     let (_, client_id, secret) = crate::integrations::create(&platform, &admin, "ALL_ACCESS", json!([])).await;
     let token = crate::integrations::token(&platform, &client_id, &secret).await.unwrap();
-    run(format!("Authorization: Bearer {token}"), "--include-operation-id").await;
-    run(format!("X-Partner-Api-Key: {key}"), "--exclude-operation-id").await;
+    let bearer = [format!("Authorization: Bearer {token}")];
+    run(&partner, &base, &guarded, &bearer, &only("--include-operation-id", &capability_routes)).await;
+    let admin_key = [format!("X-Partner-Api-Key: {key}")];
+    run(&partner, &base, &guarded, &admin_key, &only("--exclude-operation-id", &capability_routes)).await;
+    println!(
+        "schemathesis ran {} operations of the app, {} of other doors and the partner API's whole document",
+        mobile.len(),
+        own.len()
+    );
     platform.stop().await;
 }
 

@@ -13,9 +13,8 @@ use serde_json::{Map, Value, json};
 use crate::edge::partner::auth::{API_KEY_HEADER, SUBACCOUNT_HEADER};
 use crate::edge::partner::idempotency;
 use crate::edge::partner::routes::BASE;
-use crate::edge::portal::PORTAL_BASE;
-use crate::edge::portal::oauth::TOKEN_PATH;
-use crate::edge::router::{Access, Door, Handler, Returns, Route, portal_alias};
+use crate::edge::portal::oauth::{OAuthErrorBody, TOKEN_PATH};
+use crate::edge::router::{Access, Door, Handler, Returns, Route};
 use schemas::integrations::Permission;
 
 /// Every permission as an OAuth scope, with what it allows.
@@ -462,8 +461,18 @@ fn operation(route: &Route, path: &str, generator: &mut SchemaGenerator) -> Valu
     }
     responses.insert(route.status.to_string(), succeeded);
     for status in errors_of(route) {
-        let name = ERRORS.iter().find(|(s, ..)| *s == status).map_or("Internal", |(_, name, ..)| name);
-        responses.insert(status.to_owned(), json!({ "$ref": format!("#/components/responses/{name}") }));
+        let (name, description) = ERRORS
+            .iter()
+            .find(|(s, ..)| *s == status)
+            .map_or(("Internal", ""), |(_, name, description, _)| (name, description));
+        // The token endpoint refuses in OAuth's own shape (RFC 6749 §5.2), which its clients read.
+        let answer = if route.path == TOKEN_PATH {
+            let schema = generator.subschema_for::<OAuthErrorBody>();
+            json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+        } else {
+            json!({ "$ref": format!("#/components/responses/{name}") })
+        };
+        responses.insert(status.to_owned(), answer);
     }
     let mut parameters: Vec<Value> = path
         .split('/')
@@ -543,8 +552,12 @@ pub(crate) fn partner_document(routes: &[Route]) -> Value {
 }
 
 /// The integrations portal's document (the EVCare seed's contract, which it keeps at
-/// `functions/src/config/integrations.openapi.yaml`): its routes where the seed puts them.
+/// `functions/src/config/integrations.openapi.yaml`, written by a test): its routes where the seed
+/// puts them.
+#[cfg(test)]
 pub(crate) fn integrations_document(routes: &[Route]) -> Value {
+    use crate::edge::portal::PORTAL_BASE;
+    use crate::edge::router::portal_alias;
     let portal = routes
         .iter()
         .filter(|route| route.door == Door::Portal)

@@ -59,6 +59,29 @@ pub(crate) struct ServerMetadata {
     service_documentation: String,
 }
 
+/// The body of a refusal (RFC 6749 §5.2), as the OpenAPI document describes it.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub(crate) struct OAuthErrorBody {
+    /// The error code.
+    error: OAuthErrorCode,
+    /// What went wrong, for humans.
+    error_description: String,
+}
+
+/// The error codes of RFC 6749 §5.2 this endpoint answers with, and §4.1.2.1's
+/// `temporarily_unavailable`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidScope,
+    UnsupportedGrantType,
+    TemporarilyUnavailable,
+}
+
 /// An error of RFC 6749 §5.2: its status, code and description, and whether the client tried HTTP
 /// Basic (then a 401 names the scheme, §5.2 `invalid_client`).
 struct OAuthError {
