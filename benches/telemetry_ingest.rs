@@ -224,6 +224,19 @@ async fn subscriber(
     (channel, deliveries, queue.name().to_string())
 }
 
+/// Records a partner's subscription to `VehicleStateReceived` (the ingest publishes the event only
+/// while one can receive it); the bench's own queue is what reads it.
+async fn subscribe(database_url: &str) {
+    let db = Database::connect(database_url).await.expect("PostgreSQL");
+    let sql = format!(
+        "INSERT INTO subscriptions (subscription_id, tenant, name, queue, username, events, created_at) \
+         VALUES ('{}', '{TENANT}', 'bench', 'voltbus.subscriber.{TENANT}.bench', 'bench', '[\"VehicleStateReceived\"]', now())",
+        Uuid::now_v7()
+    );
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("subscription recorded");
+    db.close().await.expect("closed");
+}
+
 /// Waits until the history holds `states` rows; the time since `start`.
 async fn history_reaches(db: &sea_orm::DatabaseConnection, count: &Statement, states: u64, start: Instant) -> Duration {
     loop {
@@ -295,7 +308,9 @@ async fn run() {
         s.fleet.telemetry_batch = usize::try_from(batch).expect("BENCH_BATCH");
     })
     .await;
-    let ids = vehicles(platform.settings.database.url.as_deref().expect("database"), vehicle_count).await;
+    let database_url = platform.settings.database.url.as_deref().expect("database");
+    let ids = vehicles(database_url, vehicle_count).await;
+    subscribe(database_url).await;
     let tenant = TenantId::new(TENANT).expect("tenant");
 
     let amqp_url = platform.settings.amqp.url.clone().expect("amqp");

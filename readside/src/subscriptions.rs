@@ -93,6 +93,17 @@ pub async fn list(db: &impl ConnectionTrait, tenant: &str) -> Result<Vec<StoredS
     db.query_all(&query).await?.iter().map(from_row).collect()
 }
 
+/// Who may receive events of type `event` through a subscription, every tenant's: each
+/// subscription taking it whose audience reads it, with that audience.
+pub async fn hearing(db: &impl ConnectionTrait, event: &str) -> Result<Vec<(String, Audience)>, DbErr> {
+    let all = db.query_all(&select()).await?.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.subscription.events.iter().any(|e| e == event) && s.audience.reads(event))
+        .map(|s| (s.tenant, s.audience))
+        .collect())
+}
+
 /// Subscription `id` of `tenant`.
 pub async fn find(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<StoredSubscription>, DbErr> {
     let query =

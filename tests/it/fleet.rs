@@ -41,6 +41,15 @@ impl Subscriber {
         Self { _amqp: amqp, _channels: [channel, consumer_channel], consumer }
     }
 
+    /// Makes a partner's subscription to `VehicleStateReceived`: the ingest publishes the event only
+    /// while some subscription can receive it.
+    async fn hearing_states(self, platform: &Platform, admin: &str) -> Self {
+        let wanted = json!({ "name": "states", "events": ["VehicleStateReceived"] });
+        let (status, made, _) = platform.call(admin, "POST", "/subscriptions", Some(wanted)).await;
+        assert_eq!(status, 201, "{made}");
+        self
+    }
+
     /// The events that arrive until `quiet` passes without one.
     async fn drain(&mut self, quiet: Duration) -> Vec<Envelope<AnyMessage>> {
         let mut events = Vec::new();
@@ -341,7 +350,7 @@ async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
     let key =
         fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
             .await;
-    let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
+    let mut subscriber = Subscriber::of(&platform, &tenant_name).await.hearing_states(&platform, &admin).await;
     let fleet = Uuid::now_v7();
     let scooter =
         add(&platform, &key, json!({ "vin": "SCOOTER1", "vehicle_number": "S1", "subaccount_id": fleet })).await;
@@ -776,7 +785,7 @@ async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_onl
     let tenant = TenantId::new(&tenant_name).unwrap();
     let permissions = ["vehicles:read", "vehicles:write", "vehicles:commands"];
     let key = fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": permissions })).await;
-    let mut subscriber = Subscriber::of(&platform, &tenant_name).await;
+    let mut subscriber = Subscriber::of(&platform, &tenant_name).await.hearing_states(&platform, &admin).await;
     let fleet = Uuid::now_v7();
     let body = |vin: &str| json!({ "vin": vin, "subaccount_id": fleet, "capabilities": ["honk-and-flash"] });
     let unit: Uuid = add(&platform, &key, body("MQTT1")).await["id"].as_str().unwrap().parse().unwrap();
@@ -857,4 +866,68 @@ async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_onl
     assert!(command().await["body"].to_string().contains("honk"));
     drop(child.stdin.take());
     let _ = child.wait().await;
+}
+
+/// Telemetry at the broker's pace: `VehicleStateReceived` reaches RabbitMQ only while some
+/// subscription can receive it; one made or deleted is followed within a second; the latest
+/// state, the history and the derived events stay whoever listens.
+#[tokio::test]
+async fn vehicle_states_reach_the_broker_only_while_a_subscription_can_receive_them() {
+    let nats_server = PrivateNats::start();
+    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url().into())).await;
+    let (tenant_name, admin) = platform.organisation().await;
+    let tenant = TenantId::new(&tenant_name).unwrap();
+    let key =
+        fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
+            .await;
+    // A queue of the test's, bound to every event of the tenant: it sees what reaches the broker.
+    let mut broker = Subscriber::of(&platform, &tenant_name).await;
+    let fleet = Uuid::now_v7();
+    let scooter = add(&platform, &key, json!({ "vin": "QUIET1", "subaccount_id": fleet })).await;
+    let scooter: Uuid = scooter["id"].as_str().unwrap().parse().unwrap();
+    broker.until("VehicleChanged", 1).await;
+    let device = NatsConnection::connect(&nats_server.url(), "test-device").await.unwrap();
+    let subject = subjects::vehicle_state(&tenant, scooter);
+    let history = async |count: i64| {
+        let query = format!("SELECT count(*) AS n FROM vehicle_state_history WHERE vehicle_id = '{scooter}'");
+        for _ in 0..200 {
+            if platform.sql(&query).await[0].try_get::<i64>("", "n").unwrap() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the history never held {count} reports");
+    };
+    let t0 = Utc::now() - TimeDelta::minutes(10);
+    let at = |minutes: i64| t0 + TimeDelta::minutes(minutes);
+
+    // Nobody subscribed: the report is kept and its battery-low event goes out, its
+    // VehicleStateReceived does not.
+    device.publish_durable(subject.clone(), &report(&tenant, scooter, charge(15, at(1)))).await.unwrap();
+    history(1).await;
+    let seen = broker.drain(Duration::from_millis(1_500)).await;
+    assert_eq!(of_type(&seen, "vehicle.battery_low").len(), 1, "{seen:?}");
+    assert!(of_type(&seen, "VehicleStateReceived").is_empty(), "published with nobody to receive it");
+
+    // A subscription: within a second, every report is published again.
+    let wanted = json!({ "name": "states", "events": ["VehicleStateReceived"] });
+    let (status, made, _) = platform.call(&admin, "POST", "/subscriptions", Some(wanted)).await;
+    assert_eq!(status, 201, "{made}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    device.publish_durable(subject.clone(), &report(&tenant, scooter, charge(14, at(2)))).await.unwrap();
+    let seen = broker.until("VehicleStateReceived", 1).await;
+    assert_eq!(of_type(&seen, "VehicleStateReceived").len(), 1);
+
+    // Deleted: within a second, none again.
+    let id = made["data"]["id"].as_str().unwrap();
+    let (status, _, _) = platform.call(&admin, "DELETE", &format!("/subscriptions/{id}"), None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    device.publish_durable(subject.clone(), &report(&tenant, scooter, charge(13, at(3)))).await.unwrap();
+    history(3).await;
+    let seen = broker.drain(Duration::from_millis(1_500)).await;
+    assert!(of_type(&seen, "VehicleStateReceived").is_empty(), "published after its subscription was deleted");
+    let (_, state, _) = platform.call(&key, "GET", &format!("/vehicles/{scooter}/state"), None).await;
+    assert_eq!(state["data"]["charge_level"]["value"], 13, "{state}");
+    platform.stop().await;
 }

@@ -2,7 +2,8 @@
 //! on `voltbus.{tenant}.vehicles.{vehicle}.state` (JetStream), and the `telemetry` group takes
 //! them in batches: per batch and tenant, one statement locks the vehicles' latest states, one
 //! writes them back merged (newest reading per property wins), one records the history, and
-//! one or a few put the events in the outbox: `VehicleStateReceived` for every report, and
+//! one or a few put the events in the outbox: `VehicleStateReceived` for every report some
+//! subscription can receive (none is made for the others: [`Listeners`]), and
 //! `vehicle.battery_low` / `vehicle.location_updated` where a report crossed their thresholds.
 //!
 //! The group keeps no inbox rows (one per report would be the largest table of all): every write
@@ -18,11 +19,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use bus::nats::JetStreamGroup;
 use bus::outbox::{self, Destination, Outgoing};
 use bus::{Context, Handled, Handler, HandlerError, Reply};
 use chrono::Utc;
+use schemas::integrations::Audience;
 use schemas::vehicles::{VehicleBatteryLow, VehicleLocationUpdated, VehicleStateReceived, VehicleStateReported};
 use schemas::{AnyMessage, DecodeError, Envelope, Message, Reach, TenantId, subjects};
 use sea_orm::{DatabaseTransaction, DbErr};
@@ -94,13 +98,53 @@ fn plain_state(subject: &str, body: &[u8]) -> Result<Envelope<AnyMessage>, Decod
 /// Takes vehicle states in.
 pub struct Telemetry {
     thresholds: Thresholds,
+    listeners: Listeners,
 }
 
 impl Telemetry {
     /// An ingest that derives events at `thresholds`.
     pub fn new(thresholds: Thresholds) -> Self {
-        Self { thresholds }
+        Self { thresholds, listeners: Listeners::default() }
     }
+}
+
+/// How long the ingest trusts what it read of who hears `VehicleStateReceived`: a subscription
+/// made or deleted in any process is followed within this.
+const LISTENERS_TTL: Duration = Duration::from_millis(500);
+
+/// Who may receive `VehicleStateReceived`: the subscriptions taking it, every tenant's, with what
+/// they may hear, read again once older than [`LISTENERS_TTL`]. No internal group and no webhook
+/// takes the event, so a report no subscription can receive is not published at all: the broker
+/// works at the pace of those who listen, not of the fleet.
+#[derive(Default)]
+struct Listeners {
+    /// When it was read, and what.
+    known: RwLock<Option<(Instant, Arc<Heard>)>>,
+}
+
+impl Listeners {
+    /// Who hears the event now.
+    async fn current(&self, tx: &DatabaseTransaction) -> Result<Arc<Heard>, DbErr> {
+        if let Ok(known) = self.known.read()
+            && let Some((read_at, listeners)) = known.as_ref()
+            && read_at.elapsed() < LISTENERS_TTL
+        {
+            return Ok(Arc::clone(listeners));
+        }
+        let listeners = Arc::new(readside::subscriptions::hearing(tx, VehicleStateReceived::TYPE).await?);
+        if let Ok(mut known) = self.known.write() {
+            *known = Some((Instant::now(), Arc::clone(&listeners)));
+        }
+        Ok(listeners)
+    }
+}
+
+/// Subscriptions taking `VehicleStateReceived`: their tenant and audience.
+type Heard = Vec<(String, Audience)>;
+
+/// Whether anyone of `tenant` hears about a vehicle of `subaccount`.
+fn heard(listeners: &[(String, Audience)], tenant: &str, subaccount: Uuid) -> bool {
+    listeners.iter().any(|(of, audience)| of == tenant && audience.admits(Reach::Subaccount(subaccount)))
 }
 
 impl Handler for Telemetry {
@@ -169,8 +213,10 @@ impl Telemetry {
             by_tenant.entry(message.tenant.as_str()).or_default().push((message, report));
         }
         let mut received = Vec::with_capacity(messages.len());
+        let listeners =
+            self.listeners.current(tx).await.map_err(|e| HandlerError::Retryable(format!("database: {e}")))?;
         for (tenant, reports) in by_tenant {
-            self.ingest_tenant(tx, tenant, &reports, &mut received).await?;
+            self.ingest_tenant(tx, tenant, &reports, &listeners, &mut received).await?;
         }
         Ok(received)
     }
@@ -180,6 +226,7 @@ impl Telemetry {
         tx: &DatabaseTransaction,
         tenant: &str,
         reports: &[(&Envelope<AnyMessage>, &VehicleStateReported)],
+        listeners: &[(String, Audience)],
         received: &mut Vec<Outgoing>,
     ) -> Result<(), HandlerError> {
         let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
@@ -203,6 +250,9 @@ impl Telemetry {
             let charge_before = vehicle.latest.state.charge_level.as_ref().map(|r| r.value);
             if states::merge(&mut vehicle.latest.state, &report.state) {
                 self.derive(message, report, vehicle, charge_before, &mut derived);
+            }
+            if !heard(listeners, tenant, vehicle.subaccount_id) {
+                continue;
             }
             let event = caused(
                 message,
