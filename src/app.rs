@@ -23,8 +23,9 @@ use crate::engines::{Engines, connect_database};
 
 /// Outbox rows published per relay pass.
 const RELAY_BATCH: usize = 500;
-/// How often an idle relay looks for new outbox rows.
-const RELAY_IDLE: Duration = Duration::from_millis(10);
+/// How often an idle relay looks for outbox rows it was not told of (`bus::outbox::committed`
+/// wakes it for this process's own at once): rows another process or an earlier run left.
+const RELAY_IDLE: Duration = Duration::from_millis(250);
 /// How often the partner API's housekeeping runs.
 const TIDY_EVERY: Duration = Duration::from_secs(300);
 

@@ -142,6 +142,9 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
 
+#[path = "../../tests/it/private_postgres.rs"]
+pub mod private_postgres;
+
 #[path = "../../bus/tests/it/private_nats.rs"]
 pub mod private_nats;
 

@@ -205,6 +205,7 @@ impl Processor {
                 }
             };
             transaction.commit().await.map_err(retryable)?;
+            crate::outbox::committed();
             self.after_commit(handled).await?;
             return Ok(None);
         }
@@ -225,6 +226,7 @@ impl Processor {
             inbox::record_reply(&transaction, &self.group, envelope, reply).await.map_err(retryable)?;
         }
         transaction.commit().await.map_err(retryable)?;
+        crate::outbox::committed();
         Ok(reply)
     }
 
@@ -280,6 +282,7 @@ impl Processor {
             }
         }
         transaction.commit().await.inspect_err(|e| failed("commit", e)).ok()?;
+        crate::outbox::committed();
         if let Err(error) = self.after_commit(after).await {
             // Committed: handling the batch again is harmless, so every message comes back.
             tracing::warn!(size = messages.len(), %error, "batch committed but not published; it comes back");

@@ -117,6 +117,7 @@ pub async fn pace(db: &sea_orm::DatabaseConnection, every: Duration) -> Result<u
     }
     outbox::enqueue_encoded(&tx, &messages).await?;
     tx.commit().await?;
+    bus::outbox::committed();
     Ok(messages.len())
 }
 

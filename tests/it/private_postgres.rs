@@ -11,10 +11,17 @@ pub struct PrivatePostgres {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// Server settings beyond ours (`name=value`), kept across restarts.
+    settings: Vec<String>,
 }
 
 impl PrivatePostgres {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with these settings too (`shared_preload_libraries=pg_stat_statements`).
+    pub fn start_with(settings: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // Under /tmp: the `postgres` user must be able to reach it.
         let dir = std::env::temp_dir().join(unique("voltbus-pg"));
@@ -25,7 +32,8 @@ impl PrivatePostgres {
             .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
             .find(|bin| bin.join("initdb").exists())
             .expect("an initdb under /usr/lib/postgresql");
-        let server = Self { port, dir, bin };
+        let settings = settings.iter().map(|s| (*s).to_owned()).collect();
+        let server = Self { port, dir, bin, settings };
         server.as_postgres("initdb", &["-D", &server.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
         server.boot();
         server
@@ -47,11 +55,14 @@ impl PrivatePostgres {
 
     /// Starts the server and waits until it accepts connections.
     pub fn boot(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.display()
         );
+        for setting in &self.settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         let log = self.dir.join("postgres.log").display().to_string();
         self.as_postgres("pg_ctl", &["-D", &self.data(), "-l", &log, "-o", &options, "-w", "start"]);
     }

@@ -370,6 +370,7 @@ pub async fn sweep(db: &DatabaseConnection, timing: Timing) -> Result<Swept, DbE
     }
     outbox::enqueue_encoded(&tx, &out).await?;
     tx.commit().await?;
+    bus::outbox::committed();
     Ok(Swept { sent: sent.len(), expired: ends[0], timed_out: ends[1] })
 }
 

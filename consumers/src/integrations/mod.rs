@@ -161,6 +161,7 @@ pub async fn bootstrap_profile(
         .map(AnyMessage::SetCompatibilityProfile);
     let reply = handle(&tx, &command).await?;
     tx.commit().await?;
+    bus::outbox::committed();
     match reply.map(serde_json::from_value::<Outcome<CompatibilityProfile>>) {
         Some(Ok(Outcome::Done(profile))) => Ok(profile),
         Some(Ok(Outcome::Refused(refusal))) => Err(DbErr::Custom(refusal.message)),
@@ -284,6 +285,7 @@ pub async fn bootstrap_key(
     let command = Envelope::new(tenant.clone(), "voltbus/cli", create).map(AnyMessage::CreateApiKey);
     let reply = handle(&tx, &command).await?;
     tx.commit().await?;
+    bus::outbox::committed();
     match reply.map(serde_json::from_value::<Outcome<ApiKey>>) {
         Some(Ok(Outcome::Done(key))) => Ok(key),
         other => Err(DbErr::Custom(format!("the key was not created: {other:?}"))),

@@ -118,6 +118,7 @@ pub async fn reconcile_all(db: &DatabaseConnection, broker: &BrokerAdmin) -> Res
         match bind(&tx, broker, &tenant, id).await {
             Ok(()) => {
                 tx.commit().await?;
+                bus::outbox::committed();
                 reconciled.bound += 1;
             }
             Err(error) => {

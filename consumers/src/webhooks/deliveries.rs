@@ -396,6 +396,7 @@ pub async fn queue_due(db: &sea_orm::DatabaseConnection, lease: chrono::Duration
         queue_attempt(&tx, &tenant, DeliverWebhook { delivery_id: id, endpoint_id, event_id, event, attempt }).await?;
     }
     tx.commit().await?;
+    bus::outbox::committed();
     Ok(rows.len())
 }
 

@@ -154,6 +154,8 @@ impl Writer {
                 operational::announce(&tx, &settled.tenant, notice, endpoint, command, lease).await?;
             }
         }
-        tx.commit().await
+        tx.commit().await?;
+        bus::outbox::committed();
+        Ok(())
     }
 }
