@@ -528,18 +528,8 @@ mod tests {
     /// `VOLTBUS_WRITE_DOCS=1` writes it.
     #[test]
     fn docs_asyncapi_yaml_is_the_served_document() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/asyncapi.yaml");
         let written = format!("{YAML_HEADER}{}", yaml_serde::to_string(&document()).expect("a document is YAML"));
-        if std::env::var_os("VOLTBUS_WRITE_DOCS").is_some() {
-            std::fs::write(&path, written).expect("docs/ is writable");
-        } else {
-            let found = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                found == written,
-                "docs/asyncapi.yaml differs from the served document: run \
-                 `VOLTBUS_WRITE_DOCS=1 cargo test -p voltbus-publishers` and read the diff"
-            );
-        }
+        crate::edge::assert_written("docs/asyncapi.yaml", &written);
     }
 
     const YAML_HEADER: &str = "# voltbus's AsyncAPI document, as `GET /asyncapi.json` serves it. Generated from the catalogue:\n\

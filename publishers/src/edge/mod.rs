@@ -29,6 +29,24 @@
 //!   replies).
 
 mod asyncapi;
+
+/// Test support: a document generated from the code and kept in the repository (`relative` to
+/// its root) must be what the code generates now; `VOLTBUS_WRITE_DOCS=1` writes it instead.
+#[cfg(test)]
+fn assert_written(relative: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    if std::env::var_os("VOLTBUS_WRITE_DOCS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("writable");
+        std::fs::write(&path, generated).expect("writable");
+    } else {
+        let found = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            found == generated,
+            "{relative} differs from what the code generates: run `VOLTBUS_WRITE_DOCS=1 cargo test -p \
+             voltbus-publishers` and read the diff"
+        );
+    }
+}
 mod body;
 mod commands;
 mod console;

@@ -706,41 +706,18 @@ mod tests {
     /// file is stale, and `VOLTBUS_WRITE_DOCS=1` writes it.
     #[test]
     fn docs_openapi_yaml_is_the_served_document() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml");
         let document = yaml_serde::to_string(&edge_document(router().routes())).expect("a document is YAML");
-        let written = format!("{YAML_HEADER}{document}");
-        if std::env::var_os("VOLTBUS_WRITE_DOCS").is_some() {
-            std::fs::write(&path, written).expect("docs/ is writable");
-        } else {
-            let found = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                found == written,
-                "docs/openapi.yaml differs from the served document: run \
-                 `VOLTBUS_WRITE_DOCS=1 cargo test -p voltbus-publishers` and read the diff"
-            );
-        }
+        crate::edge::assert_written("docs/openapi.yaml", &format!("{YAML_HEADER}{document}"));
     }
 
     /// The EVCare seed's contract file, where the seed says it is: the portal's document.
     #[test]
     fn the_seed_s_integrations_contract_is_the_portal_s_document() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/config/integrations.openapi.yaml");
         let document = integrations_document(router().routes());
         assert!(document["paths"]["/auth/client-token"]["post"].is_object(), "{}", document["paths"]);
         assert!(document["paths"]["/auth/exchange"]["post"].is_object());
         let written = format!("{CONTRACT_HEADER}{}", yaml_serde::to_string(&document).expect("a document is YAML"));
-        if std::env::var_os("VOLTBUS_WRITE_DOCS").is_some() {
-            std::fs::create_dir_all(path.parent().expect("a folder")).expect("writable");
-            std::fs::write(&path, written).expect("writable");
-        } else {
-            let found = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                found == written,
-                "functions/src/config/integrations.openapi.yaml differs from the portal's document: run \
-                 `VOLTBUS_WRITE_DOCS=1 cargo test -p voltbus-publishers` and read the diff"
-            );
-        }
+        crate::edge::assert_written("functions/src/config/integrations.openapi.yaml", &written);
     }
 
     const CONTRACT_HEADER: &str = "# The integrations portal's OpenAPI contract, at the path the EVCare seed names. Generated\n\
