@@ -26,13 +26,18 @@ def main():
     client.username_pw_set("unit", password)
     connected = threading.Event()
     subscriptions = {}
+    # The SUBACK may come back (on the network thread) before `subscribe` returns its mid: the
+    # mid is recorded under this lock, which the callback waits for.
+    recording = threading.Lock()
 
     def on_connect(_client, _data, _flags, code, _props):
         say("connected", code=str(code))
         connected.set()
 
     def on_subscribe(_client, _data, mid, codes, _props):
-        say("subscribed", topic=subscriptions.get(mid), granted=not codes[0].is_failure)
+        with recording:
+            topic = subscriptions.get(mid)
+        say("subscribed", topic=topic, granted=not codes[0].is_failure)
 
     def on_publish(_client, _data, mid, code, _props):
         say("puback", mid=mid)
@@ -49,8 +54,9 @@ def main():
     client.loop_start()
     connected.wait(10)
     for topic in (f"{mine}/commands", f"{theirs}/commands"):
-        _, mid = client.subscribe(topic, qos=0)
-        subscriptions[mid] = topic
+        with recording:
+            _, mid = client.subscribe(topic, qos=0)
+            subscriptions[mid] = topic
     now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     state = {"charge_level": {"value": 64, "time": now}}
     own = client.publish(f"{mine}/state", json.dumps(state), qos=1)
