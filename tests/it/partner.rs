@@ -8,6 +8,7 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::private_postgres::PrivatePostgres;
 use crate::support::{drop_vhost, embedded_settings, fresh_postgres_database, fresh_vhost, request, unique};
 
 const BASE: &str = "/api/partner/v1";
@@ -789,5 +790,71 @@ async fn the_asyncapi_document_of_every_message_passes_the_asyncapi_parser() {
         assert!(output.status.success(), "{} is not a valid AsyncAPI document:\n{report}", checked.display());
         println!("{}: {report}", checked.display());
     }
+    platform.stop().await;
+}
+
+/// The partner pipeline's own cost of an authenticated GET, with its key cached: no database
+/// statement (pg_stat_statements on a PostgreSQL of the test's own shows no read of the keys) and
+/// no broker round trip per request (the request log leaves in batches: a few commands for two
+/// hundred requests, and a few inserts).
+#[tokio::test]
+async fn an_authenticated_get_with_its_key_cached_makes_no_round_trip_of_its_own() {
+    let postgres =
+        PrivatePostgres::start_with(&["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"]);
+    let platform = Platform::start_with(|s| {
+        s.database.url = Some(postgres.url().into());
+        s.http.metrics_token = Some("hot-get".into());
+    })
+    .await;
+    let db = Database::connect(postgres.url()).await.unwrap();
+    let run = async |sql: &str| {
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()
+    };
+    run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await;
+    let (_, admin) = platform.organisation().await;
+    let published = async || {
+        let (_, body, _) = crate::support::request_bytes(
+            platform.addr(),
+            "GET",
+            "/metrics",
+            &[("authorization", "Bearer hot-get")],
+            None,
+        )
+        .await;
+        String::from_utf8(body.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("voltbus_messages_published_total") && l.contains("voltbus.commands"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let count = async |like: &str| -> i64 {
+        let rows = run(&format!(
+            "SELECT coalesce(sum(calls), 0)::bigint AS n FROM pg_stat_statements WHERE query ILIKE '{like}'"
+        ))
+        .await;
+        rows[0].try_get("", "n").unwrap()
+    };
+    let key_reads = async || count("%FROM \"api_keys\"%").await + count("%FROM api_keys%").await;
+    // The key read once, into the cache (the count sees that read), and the request log quiet again.
+    run("SELECT pg_stat_statements_reset()").await;
+    assert_eq!(platform.call(&admin, "GET", "/me", None).await.0, 200);
+    assert!(key_reads().await >= 1, "the first call reads the key");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = published().await;
+    run("SELECT pg_stat_statements_reset()").await;
+    for _ in 0..200 {
+        assert_eq!(platform.call(&admin, "GET", "/me", None).await.0, 200);
+    }
+    // The request log flushes every 200 ms.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let commands = published().await - before;
+    let key_reads = key_reads().await;
+    let log_writes = count("%INSERT INTO \"api_requests\"%").await;
+    println!("200 GETs: {key_reads} key reads, {commands} commands published, {log_writes} request-log inserts");
+    assert_eq!(key_reads, 0, "a cached key is not read again");
+    assert!(commands <= 10.0, "the request log went out {commands} times for 200 requests");
+    assert!(log_writes <= 10, "{log_writes} request-log inserts for 200 requests");
+    db.close().await.unwrap();
     platform.stop().await;
 }
