@@ -19,6 +19,9 @@
 //!   measured from the first publish until the history holds them all: the MQTT ingest rate beside
 //!   the NATS one.
 //!
+//! - then the same NATS ingest again with the subscription deleted: no `VehicleStateReceived` is
+//!   published (issue 28), measured until the history holds the states, with the CPU split.
+//!
 //! `cargo bench --bench telemetry_ingest`; `BENCH_BATCH` sets the ingest's batch. Figures go to
 //! stdout and to `target/bench-telemetry.txt`.
 
@@ -409,6 +412,28 @@ async fn run() {
     let mqtt_published = mqtt_start.elapsed();
     let db = Database::connect(platform.settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
     let mqtt_committed = history_reaches(&db, &count, states + mqtt_states, mqtt_start).await;
+
+    // The same NATS ingest with nobody subscribed: the ingest publishes no VehicleStateReceived.
+    let unsubscribe = Statement::from_string(db.get_database_backend(), "DELETE FROM subscriptions");
+    db.execute_raw(unsubscribe).await.expect("subscription deleted");
+    // Past the ingest's 500 ms view of who listens.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let quiet_cpu_before = Cpu::read(nats_server.pid());
+    let quiet_start = Instant::now();
+    futures_util::stream::iter(0..states)
+        .map(|n| {
+            let (nats, tenant) = (nats.clone(), tenant.clone());
+            let vehicle = ids[(n % vehicle_count) as usize];
+            async move {
+                let envelope = report(&tenant, vehicle, states + mqtt_states + n);
+                nats.publish_durable(subjects::vehicle_state(&tenant, vehicle), &envelope).await.expect("stored");
+            }
+        })
+        .buffer_unordered(2_000)
+        .collect::<Vec<()>>()
+        .await;
+    let quiet = history_reaches(&db, &count, 2 * states + mqtt_states, quiet_start).await;
+    let quiet_cpu = Cpu::read(nats_server.pid()).since(quiet_cpu_before);
     db.close().await.expect("closed");
     let rate = |d: Duration| states as f64 / d.as_secs_f64();
 
@@ -449,6 +474,13 @@ async fn run() {
         mqtt_rate(mqtt_committed) / rate(committed),
     );
     let _ = writeln!(report, "  CPU during the run: {cpu}");
+    let _ = writeln!(
+        report,
+        "  with no subscriber (no VehicleStateReceived published), NATS in → latest state + history committed: {:.0} states/s ({:.1} s); ratio to the run with one: {:.2}; CPU: {quiet_cpu}",
+        rate(quiet),
+        quiet.as_secs_f64(),
+        rate(quiet) / rate(committed),
+    );
     let _ = writeln!(
         report,
         "  ceiling on this machine's cores were voltbus and the load generator free (the brokers' and PostgreSQL's CPU per state): {:.0} states/s",
