@@ -227,6 +227,22 @@ async fn subscriber(
     (channel, deliveries, queue.name().to_string())
 }
 
+/// Publishes reports numbered `numbers` to JetStream, every vehicle in turn, as fast as the
+/// stream acknowledges them (2,000 in flight).
+async fn publish(nats: &bus::nats::NatsConnection, tenant: &TenantId, ids: &[Uuid], numbers: std::ops::Range<u64>) {
+    futures_util::stream::iter(numbers)
+        .map(|n| {
+            let vehicle = ids[(n % ids.len() as u64) as usize];
+            async move {
+                let envelope = report(tenant, vehicle, n);
+                nats.publish_durable(subjects::vehicle_state(tenant, vehicle), &envelope).await.expect("stored");
+            }
+        })
+        .buffer_unordered(2_000)
+        .collect::<Vec<()>>()
+        .await;
+}
+
 /// Records a partner's subscription to `VehicleStateReceived` (the ingest publishes the event only
 /// while one can receive it); the bench's own queue is what reads it.
 async fn subscribe(database_url: &str) {
@@ -365,18 +381,7 @@ async fn run() {
     // Publish: every vehicle in turn, as fast as the stream acknowledges (2,000 in flight).
     let cpu_before = Cpu::read(nats_server.pid());
     let start = Instant::now();
-    futures_util::stream::iter(0..states)
-        .map(|n| {
-            let (nats, tenant) = (nats.clone(), tenant.clone());
-            let vehicle = ids[(n % vehicle_count) as usize];
-            async move {
-                let envelope = report(&tenant, vehicle, n);
-                nats.publish_durable(subjects::vehicle_state(&tenant, vehicle), &envelope).await.expect("stored");
-            }
-        })
-        .buffer_unordered(2_000)
-        .collect::<Vec<()>>()
-        .await;
+    publish(&nats, &tenant, &ids, 0..states).await;
     let published = start.elapsed();
     // When the last state was committed (the history holds every report).
     let db = Database::connect(platform.settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
@@ -420,18 +425,7 @@ async fn run() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let quiet_cpu_before = Cpu::read(nats_server.pid());
     let quiet_start = Instant::now();
-    futures_util::stream::iter(0..states)
-        .map(|n| {
-            let (nats, tenant) = (nats.clone(), tenant.clone());
-            let vehicle = ids[(n % vehicle_count) as usize];
-            async move {
-                let envelope = report(&tenant, vehicle, states + mqtt_states + n);
-                nats.publish_durable(subjects::vehicle_state(&tenant, vehicle), &envelope).await.expect("stored");
-            }
-        })
-        .buffer_unordered(2_000)
-        .collect::<Vec<()>>()
-        .await;
+    publish(&nats, &tenant, &ids, states + mqtt_states..2 * states + mqtt_states).await;
     let quiet = history_reaches(&db, &count, 2 * states + mqtt_states, quiet_start).await;
     let quiet_cpu = Cpu::read(nats_server.pid()).since(quiet_cpu_before);
     db.close().await.expect("closed");
