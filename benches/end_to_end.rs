@@ -13,6 +13,12 @@
 //!   the app's charging calls, which wait for the charger), the peak RSS of voltbus, and how the CPU
 //!   time split between voltbus, PostgreSQL, RabbitMQ, NATS and the simulator.
 //!
+//! `BENCH_BASELINE=<an older voltbus binary>` runs that build (A) and this one (B) alternately,
+//! `BENCH_ROUNDS` (2) rounds, and prints every figure side by side with B's median over A's.
+//! `BENCH_TRACES=1` (this build alone) exports every span to a receiver in this process and
+//! prints, per step, the p50/p99 of each stage of a ride command and which stages the slowest
+//! hundredth spent its time in.
+//!
 //! `cargo bench --bench end_to_end`; figures go to stdout and to `target/bench-end-to-end.txt`.
 
 use std::fmt::Write as _;
@@ -124,18 +130,116 @@ async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)>
     rows
 }
 
+/// A ride command's stages, from its trace: the edge before publishing, the publish until the
+/// broker's confirm, the broker and the consumer's lane until handling starts, the handler's
+/// transaction, the reply's way back, the edge after it.
+const STAGES: [&str; 6] =
+    ["edge, before publish", "publish to confirm", "to the handler", "transaction", "reply back", "edge, after reply"];
+
+/// Per stage of the ride commands among `spans`, p50 and p99 in ms, and the share of each stage in
+/// the slowest hundredth.
+fn stages(spans: &[support::otlp::Span]) -> String {
+    use std::collections::HashMap;
+    let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
+    let mut by_parent: HashMap<(&[u8], &[u8]), Vec<&support::otlp::Span>> = HashMap::new();
+    for span in spans {
+        by_parent.entry((span.trace_id.as_slice(), span.parent_span_id.as_slice())).or_default().push(span);
+    }
+    let child = |of: &support::otlp::Span, name: &str| {
+        by_parent.get(&(of.trace_id.as_slice(), of.span_id.as_slice()))?.iter().find(|s| s.name == name).copied()
+    };
+    let mut rows: Vec<(f64, [f64; 6])> = Vec::new();
+    for server in spans.iter().filter(|s| s.name.starts_with("POST /api/partner/v1/rides")) {
+        let (Some(publish), Some(wait), Some(process)) = (
+            child(server, "publish voltbus.commands"),
+            child(server, "await reply"),
+            child(server, "process voltbus.commands"),
+        ) else {
+            continue;
+        };
+        let Some(transaction) = child(process, "transaction") else { continue };
+        let parts = [
+            ms(server.start_time_unix_nano, publish.start_time_unix_nano),
+            ms(publish.start_time_unix_nano, publish.end_time_unix_nano),
+            ms(publish.end_time_unix_nano, transaction.start_time_unix_nano),
+            ms(transaction.start_time_unix_nano, transaction.end_time_unix_nano),
+            ms(transaction.end_time_unix_nano, wait.end_time_unix_nano),
+            ms(wait.end_time_unix_nano, server.end_time_unix_nano),
+        ];
+        rows.push((ms(server.start_time_unix_nano, server.end_time_unix_nano), parts));
+    }
+    if rows.is_empty() {
+        return "    stages: no complete ride command trace\n".into();
+    }
+    let quantile = |mut values: Vec<f64>, q: f64| {
+        values.sort_by(f64::total_cmp);
+        values[((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1]
+    };
+    let totals: Vec<f64> = rows.iter().map(|(total, _)| *total).collect();
+    let slow_from = quantile(totals.clone(), 0.99);
+    let slow: Vec<&[f64; 6]> = rows.iter().filter(|(total, _)| *total >= slow_from).map(|(_, parts)| parts).collect();
+    let mut out = format!(
+        "    stages of {} ride commands (ms): total p50 {:.1} p99 {:.1}; slowest {} from {:.1} ms spent\n",
+        rows.len(),
+        quantile(totals.clone(), 0.5),
+        slow_from,
+        slow.len(),
+        slow_from
+    );
+    for (index, stage) in STAGES.iter().enumerate() {
+        let values: Vec<f64> = rows.iter().map(|(_, parts)| parts[index]).collect();
+        let in_slow = slow.iter().map(|parts| parts[index]).sum::<f64>() / slow.len() as f64;
+        out.push_str(&format!(
+            "      {stage:<22} p50 {:>6.1} p99 {:>6.1} | mean in the slowest {in_slow:>6.1}\n",
+            quantile(values.clone(), 0.5),
+            quantile(values, 0.99)
+        ));
+    }
+    out
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(run());
 }
 
+/// Each build's steps (one, or A B A B with `BENCH_BASELINE`), then the figures side by side.
 async fn run() {
+    let mut report = String::new();
+    let mut runs = Vec::new();
+    for build in support::builds() {
+        let heading = format!("== build {} round {} ({})", build.side, build.round, build.exe.display());
+        println!("{heading}");
+        let _ = writeln!(report, "{heading}");
+        let figures = measure(&build.exe, &mut report).await;
+        runs.push((build, figures));
+    }
+    if runs.len() > 1 {
+        let table = support::compare(&runs);
+        println!("\n{table}");
+        let _ = write!(report, "\n{table}");
+    }
+    let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-end-to-end.txt"), &report);
+}
+
+/// One build's steps, printed and added to `report`; returns their figures.
+async fn measure(exe: &std::path::Path, report: &mut String) -> support::Figures {
     let vehicles = number("BENCH_VEHICLES", 5_000) as usize;
     let step_seconds = number("BENCH_STEP_SECONDS", 15);
     let steps = number("BENCH_STEPS", 7);
+    let mut figures = support::Figures::new();
+
+    let collector = match std::env::var_os("BENCH_TRACES") {
+        Some(_) => {
+            assert!(std::env::var_os("BENCH_BASELINE").is_none(), "BENCH_TRACES runs this build alone");
+            Some(support::otlp::Collector::start().await)
+        }
+        None => None,
+    };
+    let extra = collector.as_ref().map_or(String::new(), |c| format!("[otel]\nendpoint = {:?}\n", c.url()));
 
     // The engines: a fresh database and virtual host, a nats-server of the bench's own.
-    let served = Served::spawn("vb_e2e", "").await;
+    let served = Served::spawn_build(exe, "vb_e2e", &extra).await;
     let (settings, nats) = (&served.settings, &served.nats);
     let edge = settings.http.bind;
 
@@ -160,7 +264,7 @@ async fn run() {
     let pid = served.server.id();
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     let nats_pid = nats.pid();
-    let mut report = String::new();
+    let printed = report.len();
     let _ = writeln!(
         report,
         "end to end, {vehicles} vehicles, 20 chargers, steps of {step_seconds} s (voltbus, PostgreSQL, RabbitMQ, NATS and the simulator on the same {cores} cores)"
@@ -170,7 +274,8 @@ async fn run() {
         "{:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7} {:>7} {:>9} | {:>8} | cpu % voltbus/postgres/rabbitmq/nats/simulator",
         "states/s", "rides/min", "states/s", "cmds/s", "hooks/s", "p50 ms", "p99 ms", "chg p99", "RSS MiB"
     );
-    print!("{report}");
+    print!("{}", &report[printed..]);
+    let mut sustained = 0.0;
     for step in 0..steps {
         let factor = 2f64.powi(i32::try_from(step).unwrap_or(0));
         let report_every = Duration::from_secs_f64(32.0 / factor);
@@ -211,6 +316,12 @@ async fn run() {
         );
         println!("{line}");
         let _ = writeln!(report, "{line}");
+        let at = format!("{offered:>5.0} states/s:");
+        figures.push((format!("{at} ride command p50 ms"), summary.command_p50_ms));
+        figures.push((format!("{at} ride command p99 ms"), summary.command_p99_ms));
+        figures.push((format!("{at} states/s acknowledged"), summary.states_per_second()));
+        figures.push((format!("{at} webhooks/s received"), summary.webhooks_per_second()));
+        figures.push((format!("{at} voltbus CPU % of the cores"), cpu.voltbus / summary.seconds / cores * 100.0));
         for (route, count, seconds, slow) in route_times(edge).await {
             let detail = format!(
                 "    {route}: {count:.0} answered since start, mean {:.1} ms, {slow:.0} over 50 ms",
@@ -219,15 +330,23 @@ async fn run() {
             println!("{detail}");
             let _ = writeln!(report, "{detail}");
         }
+        if let Some(collector) = &collector {
+            // The exporter sends every 5 s.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let stages = stages(&collector.take());
+            print!("{stages}");
+            report.push_str(&stages);
+        }
         let ride_commands = summary.rides_started + summary.rides_ended;
         if summary.command_p99_ms > P99_LIMIT_MS && ride_commands >= ENOUGH_TO_TELL {
             let _ = writeln!(report, "p99 passed {P99_LIMIT_MS} ms: the step before is the sustained rate");
             println!("p99 passed {P99_LIMIT_MS} ms: stopping");
             break;
         }
+        sustained = offered;
     }
-    let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-end-to-end.txt"), &report);
+    figures.push(("sustained states/s (last step with ride p99 within 50 ms)".into(), sustained));
     fleet.tear_down().await;
-
     served.stop().await;
+    figures
 }

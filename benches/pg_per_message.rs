@@ -102,12 +102,29 @@ fn main() {
     drop(postgres);
 }
 
+/// Each build's phases (one, or A B A B with `BENCH_BASELINE`), then the figures side by side.
 async fn run() {
+    let mut report = String::new();
+    let mut runs = Vec::new();
+    for build in support::builds() {
+        let _ = writeln!(report, "== build {} round {} ({})", build.side, build.round, build.exe.display());
+        let figures = measure(&build.exe, &mut report).await;
+        runs.push((build, figures));
+    }
+    if runs.len() > 1 {
+        let _ = write!(report, "\n{}", support::compare(&runs));
+    }
+    print!("{report}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-pg.txt");
+    let _ = std::fs::write(out, &report);
+}
+
+async fn measure(exe: &std::path::Path, report: &mut String) -> support::Figures {
     let seconds = number("BENCH_PHASE_SECONDS", 20);
     let states_per_second = number("BENCH_STATES_PER_SECOND", 200);
     let rides_per_minute = number("BENCH_RIDES_PER_MINUTE", 240) as f64;
     let vehicles = 400usize;
-    let served = Served::spawn("vb_pg", "").await;
+    let served = Served::spawn_build(exe, "vb_pg", "").await;
     let settings = &served.settings;
     let db = Database::connect(settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
     let create = Statement::from_string(db.get_database_backend(), "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
@@ -136,7 +153,7 @@ async fn run() {
     let settle = || tokio::time::sleep(Duration::from_secs(3));
     settle().await;
 
-    let mut report = String::new();
+    let mut figures = support::Figures::new();
     let _ = writeln!(
         report,
         "PostgreSQL per message ({vehicles} vehicles; phases of {seconds} s; pg_stat_statements on a private server)"
@@ -148,6 +165,8 @@ async fn run() {
     settle().await;
     let phase = end(&db, &lsn).await;
     let per = states.states_published.max(1) as f64;
+    figures.push(("per vehicle state: statements".into(), phase.calls(|_| true) as f64 / per));
+    figures.push(("per vehicle state: WAL bytes".into(), phase.wal_bytes as f64 / per));
     let _ = writeln!(
         report,
         "  per vehicle state ({} states): {:.2} statements, {:.0} WAL bytes",
@@ -155,7 +174,7 @@ async fn run() {
         phase.calls(|_| true) as f64 / per,
         phase.wal_bytes as f64 / per
     );
-    busiest(&phase, per, &mut report);
+    busiest(&phase, per, report);
 
     let lsn = begin(&db).await;
     let plan = Plan { report_every: quiet, duration: Some(Duration::from_secs(seconds)), ..top.clone() };
@@ -179,11 +198,13 @@ async fn run() {
         phase.calls(webhook) as f64 / delivered
     );
     let _ = writeln!(report, "  WAL per ride with its webhooks: {:.0} bytes", phase.wal_bytes as f64 / ended);
-    busiest(&phase, ended, &mut report);
-    print!("{report}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-pg.txt");
-    let _ = std::fs::write(out, &report);
+    busiest(&phase, ended, report);
+    figures.push(("per ride: statements".into(), phase.calls(|q| !webhook(q)) as f64 / ended));
+    figures.push(("per ride: transactions (BEGIN)".into(), phase.calls(|q| q.trim() == "BEGIN") as f64 / ended));
+    figures.push(("per webhook: statements on the webhook tables".into(), phase.calls(webhook) as f64 / delivered));
+    figures.push(("per ride with its webhooks: WAL bytes".into(), phase.wal_bytes as f64 / ended));
     fleet.tear_down().await;
     db.close().await.ok();
     served.stop().await;
+    figures
 }

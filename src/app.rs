@@ -64,6 +64,8 @@ impl Running {
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     // Before any consumer registers its counters, or they would go to no recorder.
     crate::telemetry::metrics();
+    // Before any hop, so the first request is traced too.
+    let traces = crate::telemetry::traces(&settings.otel)?;
     let engines = Arc::new(Engines::connect(&settings, "voltbus").await?);
     let commands = match &engines.amqp {
         Some(amqp) => CommandBus::amqp(Arc::clone(amqp)).await.context("opening the command channel")?,
@@ -208,6 +210,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             Ok(engines) => engines.close().await,
             Err(_) => {
                 tracing::warn!("engines still referenced at shutdown; leaving connections to drop")
+            }
+        }
+        if let Some(traces) = traces {
+            // Sends what the batch holds; blocking, as the exporter is.
+            let flushed = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                tracing::warn!("spans still unsent at shutdown were dropped");
             }
         }
         tracing::info!("voltbus stopped");

@@ -50,6 +50,8 @@ pub struct Settings {
     pub ocpp: publishers::OcppSettings,
     /// Logging.
     pub log: LogSettings,
+    /// OpenTelemetry traces.
+    pub otel: OtelSettings,
 }
 
 /// The HTTP edge.
@@ -371,6 +373,26 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// `[otel]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf) to a collector.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelSettings {
+    /// The collector's OTLP/HTTP base address (`http://127.0.0.1:4318`); spans go to
+    /// `<endpoint>/v1/traces`. Unset (the default): no span is made.
+    pub endpoint: Option<ServiceUrl>,
+    /// The spans' `service.name`.
+    pub service_name: String,
+    /// Share of new traces kept, 0 to 1; a trace a caller's `traceparent` started keeps the
+    /// caller's decision.
+    pub sample_ratio: f64,
+}
+
+impl Default for OtelSettings {
+    fn default() -> Self {
+        Self { endpoint: None, service_name: "voltbus".into(), sample_ratio: 1.0 }
+    }
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -406,6 +428,7 @@ impl Default for Settings {
             console: publishers::ConsoleSettings::default(),
             ocpp: publishers::OcppSettings::default(),
             log: LogSettings { format: LogFormat::Human, filter: "info".into() },
+            otel: OtelSettings::default(),
         }
     }
 }
@@ -454,6 +477,11 @@ impl Settings {
         check("database.url", &self.database.url, &["postgres://", "postgresql://", "sqlite:"])?;
         check("amqp.url", &self.amqp.url, &["amqp://", "amqps://"])?;
         check("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"])?;
+        // The exporter speaks plain HTTP: a collector beside voltbus forwards with TLS.
+        check("otel.endpoint", &self.otel.endpoint, &["http://"])?;
+        if !(0.0..=1.0).contains(&self.otel.sample_ratio) {
+            return Err(SettingsError(format!("otel.sample_ratio {} must be between 0 and 1", self.otel.sample_ratio)));
+        }
         let prefix = &self.partner.key_prefix;
         if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
             return Err(SettingsError(format!("partner.key_prefix `{prefix}` must be 2 to 8 lower-case letters")));

@@ -1,5 +1,5 @@
-//! `tracing` set-up (human lines by default, JSON on request) and the Prometheus recorder behind
-//! `GET /metrics`.
+//! `tracing` set-up (human lines by default, JSON on request), OpenTelemetry traces exported over
+//! OTLP when `otel.endpoint` is set, and the Prometheus recorder behind `GET /metrics`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -8,7 +8,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::{LogFormat, LogSettings};
+use anyhow::Context as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use crate::settings::{LogFormat, LogSettings, OtelSettings};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.filter`.
 pub fn init(settings: &LogSettings) {
@@ -19,6 +25,26 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
+}
+
+/// Starts exporting spans when `otel.endpoint` is set: a batch processor on its own thread sends
+/// them over OTLP/HTTP; the returned provider flushes what is left when shut down.
+pub fn traces(settings: &OtelSettings) -> anyhow::Result<Option<SdkTracerProvider>> {
+    let Some(endpoint) = &settings.endpoint else { return Ok(None) };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .with_timeout(Duration::from_secs(10))
+        .build()
+        .with_context(|| format!("otel.endpoint {}", endpoint.redacted()))?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio))))
+        .with_resource(Resource::builder().with_service_name(settings.service_name.clone()).build())
+        .build();
+    bus::traces::enable(provider.tracer("voltbus"));
+    tracing::info!(endpoint = %endpoint.redacted(), "exporting traces over OTLP");
+    Ok(Some(provider))
 }
 
 /// How often histograms are folded and idle series looked after, scraped or not.

@@ -148,6 +148,9 @@ pub mod private_postgres;
 #[path = "../../bus/tests/it/private_nats.rs"]
 pub mod private_nats;
 
+#[path = "../../tests/it/otlp.rs"]
+pub mod otlp;
+
 /// `voltbus serve` as its own process (the release binary, so its memory and CPU are its own) on
 /// a fresh database and virtual host and a nats-server of its own; `extra` is appended to its
 /// configuration file.
@@ -160,7 +163,13 @@ pub struct Served {
 }
 
 impl Served {
+    /// This checkout's `voltbus serve`.
     pub async fn spawn(prefix: &str, extra: &str) -> Self {
+        Self::spawn_build(std::path::Path::new(env!("CARGO_BIN_EXE_voltbus")), prefix, extra).await
+    }
+
+    /// `exe serve` (this checkout's voltbus or an older build, see [`builds`]).
+    pub async fn spawn_build(exe: &std::path::Path, prefix: &str, extra: &str) -> Self {
         use std::process::{Command, Stdio};
         let postgres = env("VOLTBUS_TEST_POSTGRES", "postgres://postgres:postgres@127.0.0.1:5432/test");
         let amqp = env("VOLTBUS_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f");
@@ -187,7 +196,7 @@ impl Served {
         );
         std::fs::write(&config, toml).expect("config");
         let settings = voltbus::Settings::load(Some(&config)).expect("settings");
-        let server = Command::new(env!("CARGO_BIN_EXE_voltbus"))
+        let server = Command::new(exe)
             .arg("--config")
             .arg(&config)
             .arg("serve")
@@ -221,4 +230,75 @@ impl Served {
         let _ = self.admin.execute_raw(Statement::from_string(self.admin.get_database_backend(), drop_db)).await;
         let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).output();
     }
+}
+
+/// A voltbus build a bench runs.
+#[derive(Clone, Debug)]
+pub struct Build {
+    /// `A` (the baseline) or `B` (this checkout's).
+    pub side: &'static str,
+    /// Its round, from 1.
+    pub round: u64,
+    /// The `voltbus` executable.
+    pub exe: std::path::PathBuf,
+}
+
+/// The builds a bench runs, in order: this checkout's alone; or, with
+/// `BENCH_BASELINE=<path to an older voltbus binary>`, that one (A) and this one (B) alternately
+/// for `BENCH_ROUNDS` (default 2) rounds, A B A B, so the machine's drift falls on both.
+pub fn builds() -> Vec<Build> {
+    let candidate = std::path::PathBuf::from(env!("CARGO_BIN_EXE_voltbus"));
+    let Some(baseline) = std::env::var_os("BENCH_BASELINE").map(std::path::PathBuf::from) else {
+        return vec![Build { side: "B", round: 1, exe: candidate }];
+    };
+    assert!(baseline.is_file(), "BENCH_BASELINE {} is not a file", baseline.display());
+    (1..=number("BENCH_ROUNDS", 2).max(1))
+        .flat_map(|round| {
+            [Build { side: "A", round, exe: baseline.clone() }, Build { side: "B", round, exe: candidate.clone() }]
+        })
+        .collect()
+}
+
+/// One run's figures, by name, in the order measured.
+pub type Figures = Vec<(String, f64)>;
+
+/// Every figure of the runs side by side, each build's rounds in order, and the ratio of B's
+/// median to A's.
+pub fn compare(runs: &[(Build, Figures)]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, figures) in runs {
+        for (name, _) in figures {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    let values = |side: &str, name: &str| -> Vec<Option<f64>> {
+        runs.iter()
+            .filter(|(build, _)| build.side == side)
+            .map(|(_, figures)| figures.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+            .collect()
+    };
+    let median = |values: &[Option<f64>]| {
+        let mut known: Vec<f64> = values.iter().flatten().copied().collect();
+        known.sort_by(f64::total_cmp);
+        match known.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(known[n / 2]),
+            n => Some((known[n / 2 - 1] + known[n / 2]) / 2.0),
+        }
+    };
+    let shown = |values: &[Option<f64>]| {
+        values.iter().map(|v| v.map_or("—".to_owned(), |v| format!("{v:.1}"))).collect::<Vec<_>>().join(" / ")
+    };
+    let mut out = format!("{:<58} {:>22} {:>22} {:>7}\n", "figure", "A (each round)", "B (each round)", "B/A");
+    for name in names {
+        let (a, b) = (values("A", name), values("B", name));
+        let ratio = match (median(&a), median(&b)) {
+            (Some(a), Some(b)) if a != 0.0 => format!("{:.2}", b / a),
+            _ => "—".to_owned(),
+        };
+        out.push_str(&format!("{name:<58} {:>22} {:>22} {ratio:>7}\n", shown(&a), shown(&b)));
+    }
+    out
 }

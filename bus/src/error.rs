@@ -31,6 +31,18 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// A short name of the failure, for a span's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Nacked => "nacked",
+            Self::Returned { .. } => "returned",
+            Self::ConfirmsNotEnabled => "confirms_not_enabled",
+            Self::Disconnected(_) => "disconnected",
+            Self::NotStored(_) => "not_stored",
+            Self::Unpublishable(_) => "unpublishable",
+        }
+    }
+
     /// Whether the same publish may succeed later, once the broker is back: a lost connection,
     /// a nack or an unstored JetStream message; not a refusal that will come again.
     pub fn is_transient(&self) -> bool {

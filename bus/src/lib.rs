@@ -30,6 +30,7 @@ pub mod nats;
 pub mod outbox;
 pub mod retention;
 mod runtime;
+pub mod traces;
 
 pub use dead_letter::{DeadLetter, QueueDepth};
 pub use error::{BusError, PublishError, redact_url};

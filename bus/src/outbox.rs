@@ -174,6 +174,8 @@ pub struct Outgoing {
     pub payload: String,
     /// Its AMQP properties, made once from the envelope rather than parsed back from the payload.
     properties: lapin::BasicProperties,
+    /// The trace it was created in (`traceparent`, `tracestate`), which its publish joins.
+    trace: (Option<String>, Option<String>),
 }
 
 impl Outgoing {
@@ -188,6 +190,18 @@ impl Outgoing {
             // An envelope of our own types always encodes to UTF-8 JSON.
             payload: String::from_utf8(envelope.encode()).unwrap_or_default(),
             properties: properties_of(envelope),
+            trace: (envelope.traceparent.clone(), envelope.tracestate.clone()),
+        }
+    }
+
+    /// What its publish span needs.
+    fn traced(&self) -> crate::traces::MessageTrace<'_> {
+        crate::traces::MessageTrace {
+            id: self.id,
+            // The conversation is in the payload, which the relay does not parse for it.
+            correlation_id: None,
+            traceparent: self.trace.0.as_deref(),
+            tracestate: self.trace.1.as_deref(),
         }
     }
 
@@ -200,6 +214,7 @@ impl Outgoing {
             aggregate: envelope.subject.clone(),
             type_name: envelope.type_name.to_string(),
             properties: properties_of(&envelope),
+            trace: (envelope.traceparent, envelope.tracestate),
             destination,
             payload,
         })
@@ -209,6 +224,28 @@ impl Outgoing {
 impl Publisher {
     /// Publishes one message: with a broker's confirm, or into the embedded transport.
     pub async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
+        let to = self.traced_destination(&message.destination);
+        crate::traces::published(to, message.traced(), self.publish_untraced(message)).await
+    }
+
+    /// Where `destination` is, as a span names it.
+    fn traced_destination<'a>(&self, destination: &'a Destination) -> crate::traces::Destination<'a> {
+        let system = |broker: bool| if broker { crate::traces::RABBITMQ } else { crate::traces::EMBEDDED };
+        match destination {
+            Destination::Amqp { exchange, routing_key } => crate::traces::Destination {
+                system: system(self.amqp.is_some()),
+                name: exchange,
+                routing_key: Some(routing_key),
+            },
+            Destination::Nats { subject } | Destination::Realtime { subject } => crate::traces::Destination {
+                system: if self.nats.is_some() { crate::traces::NATS } else { crate::traces::EMBEDDED },
+                name: subject,
+                routing_key: None,
+            },
+        }
+    }
+
+    async fn publish_untraced(&self, message: &Outgoing) -> Result<(), PublishError> {
         match &message.destination {
             Destination::Amqp { exchange, routing_key } => {
                 // An event is offered to whoever subscribes; with no subscriber it is done, not

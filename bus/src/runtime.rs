@@ -22,6 +22,7 @@ use crate::handler::{Context, Handled, Handler, HandlerError, Reply, ReplyBody};
 use crate::inbox::{self, Claim};
 use crate::metrics::QueueMetrics;
 use crate::outbox::Publisher;
+use crate::traces;
 
 /// What the transport must do with a message once the processor is done with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,17 +151,44 @@ impl Processor {
         }
     }
 
+    /// The consumer span of a delivery taken from `from` (see [`crate::traces::process`]); the
+    /// consumer runs [`Processor::process`] in it.
+    pub fn hop(
+        &self,
+        from: traces::Destination<'_>,
+        decoded: &Result<Envelope<AnyMessage>, DecodeError>,
+    ) -> traces::Hop {
+        traces::process(from, &self.group, decoded.as_ref().ok().map(Into::into))
+    }
+
+    /// The consumer span of a batch taken from `from`, linked to each message's trace; the
+    /// consumer runs [`Processor::process_batch`] in it.
+    pub fn batch_hop(
+        &self,
+        from: traces::Destination<'_>,
+        messages: &[(Result<Envelope<AnyMessage>, DecodeError>, u32)],
+    ) -> traces::Hop {
+        traces::process_batch(from, &self.group, messages.iter().filter_map(|(m, _)| m.as_ref().ok().map(Into::into)))
+    }
+
     /// Handles one delivery (`attempt` is 1-based) and says what to do with it.
     pub async fn process(&self, decoded: Result<Envelope<AnyMessage>, DecodeError>, attempt: u32) -> Verdict {
         tracing::trace!("received");
         let started = Instant::now();
+        let hop = traces::current_hop();
         let verdict = match decoded {
             Err(error) => Verdict::DeadLetter { kind: error.kind().into(), reason: error.to_string() },
-            Ok(envelope) => match self.invoke(&envelope, attempt).await {
-                Ok(reply) => Verdict::Done { reply },
-                Err(error) => self.verdict_of_failure(error, attempt),
-            },
+            Ok(envelope) => {
+                let work = if self.database.is_some() { hop.child("transaction") } else { traces::Hop::default() };
+                match work.wrap(self.invoke(&envelope, attempt)).await {
+                    Ok(reply) => Verdict::Done { reply },
+                    Err(error) => self.verdict_of_failure(error, attempt),
+                }
+            }
         };
+        if let Verdict::DeadLetter { kind, reason } = &verdict {
+            hop.fail(kind, reason.clone());
+        }
         match &verdict {
             Verdict::Done { .. } => tracing::debug!("handled"),
             Verdict::Retry { delay, reason } => tracing::info!(?delay, %reason, "retrying later"),

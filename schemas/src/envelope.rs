@@ -7,6 +7,8 @@
 //!   carry this, so a mobile app receives exactly the seed's payload (`{energy, waitingTime, amount}`)
 //!   and still has every attribute in the headers. The transport adds its own header prefix.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -48,8 +50,33 @@ pub struct Envelope<T> {
     /// Id of the message that directly caused this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causationid: Option<Uuid>,
+    /// W3C `traceparent` of the span the message was created in (CloudEvents' distributed tracing
+    /// extension); present only where the process exports traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that goes with `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// The payload.
     pub data: T,
+}
+
+/// A W3C trace context: what [`Envelope::new`] writes into `traceparent` and `tracestate`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    /// `traceparent` header value.
+    pub traceparent: Option<String>,
+    /// `tracestate` header value.
+    pub tracestate: Option<String>,
+}
+
+/// Where new envelopes read the trace they are created in; unset (no trace, no cost) unless the
+/// process exports traces.
+static CURRENT_TRACE: OnceLock<fn() -> TraceContext> = OnceLock::new();
+
+/// Makes every envelope created from now on carry the trace `current` reports; the first call wins.
+pub fn trace_new_envelopes(current: fn() -> TraceContext) {
+    let _ = CURRENT_TRACE.set(current);
 }
 
 /// One envelope attribute in binary content mode, without the transport's header prefix.
@@ -74,6 +101,7 @@ impl<T: Message> Envelope<T> {
     /// A new message that starts a conversation: its own id is its correlation id.
     pub fn new(tenant: TenantId, source: impl Into<String>, data: T) -> Self {
         let id = Uuid::now_v7();
+        let TraceContext { traceparent, tracestate } = CURRENT_TRACE.get().map(|current| current()).unwrap_or_default();
         Self {
             specversion: SPECVERSION.to_owned(),
             id,
@@ -86,6 +114,8 @@ impl<T: Message> Envelope<T> {
             tenant,
             correlationid: id,
             causationid: None,
+            traceparent,
+            tracestate,
             data,
         }
     }
@@ -132,6 +162,8 @@ impl<T> Envelope<T> {
             tenant: self.tenant,
             correlationid: self.correlationid,
             causationid: self.causationid,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
             data: f(self.data),
         }
     }
@@ -164,6 +196,12 @@ impl<T: Serialize> Envelope<T> {
         if let Some(causation) = self.causationid {
             attributes.push(attr("causationid", causation.to_string()));
         }
+        if let Some(traceparent) = &self.traceparent {
+            attributes.push(attr("traceparent", traceparent.clone()));
+        }
+        if let Some(tracestate) = &self.tracestate {
+            attributes.push(attr("tracestate", tracestate.clone()));
+        }
         let body = serde_json::to_vec(&self.data).expect("catalogue messages always serialize");
         BinaryMessage { attributes, body }
     }
@@ -194,6 +232,8 @@ impl Envelope<()> {
                 .map_err(|e| DecodeError::Malformed(format!("attribute `tenant`: {e}")))?,
             correlationid: uuid("correlationid", required("correlationid")?)?,
             causationid: attribute("causationid").map(|v| uuid("causationid", v)).transpose()?,
+            traceparent: attribute("traceparent"),
+            tracestate: attribute("tracestate"),
             data: (),
         })
     }

@@ -41,7 +41,9 @@ pub mod webhooks;
 pub mod zones;
 
 pub use catalogue::{AnyMessage, Descriptor, decode_any, decode_any_binary, descriptor_of, descriptors};
-pub use envelope::{Attribute, BinaryMessage, DATACONTENTTYPE_JSON, Envelope, SPECVERSION};
+pub use envelope::{
+    Attribute, BinaryMessage, DATACONTENTTYPE_JSON, Envelope, SPECVERSION, TraceContext, trace_new_envelopes,
+};
 pub use error::DecodeError;
 pub use json_schema::{envelope_schema, schema_file_name};
 pub use message::{Domain, Kind, Message, Reach, Recipient, Version};

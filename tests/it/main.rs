@@ -20,6 +20,7 @@ mod mobile;
 mod nats;
 mod ocpp;
 mod operations;
+mod otlp;
 mod partner;
 mod postgres;
 #[path = "../../bus/tests/it/private_nats.rs"]
@@ -33,5 +34,6 @@ mod replenish;
 mod rides;
 mod settings;
 mod subscriptions;
+mod traces;
 mod webhooks;
 mod zones;

@@ -239,6 +239,7 @@ async fn deliveries_are_signed_retried_on_schedule_logged_and_replayable() {
         assert_eq!(body["event_id"], event_id.as_str(), "stable across retries");
         assert_eq!(received.headers["webhook-id"], event_id.as_str());
         assert_eq!(received.headers["x-partner"], "p1");
+        assert!(received.headers.get("traceparent").is_none(), "no trace context while traces are off");
         assert_eq!(body["data"]["pricing"]["total_cents"], 850);
     }
     // The seed's shape, and JSON.stringify's numbers (5, not 5.0) so its verifier matches.

@@ -106,14 +106,17 @@ impl AmqpConsumer {
         let attempt = attempt_of(&delivery);
         let decoded = super::decode(&delivery);
         let span = self.processor.span(&decoded, attempt);
-        async {
-            let verdict = self.processor.process(decoded, attempt).await;
-            if let Some(body) = verdict.reply_body() {
-                self.reply(connection, &delivery.properties, body).await;
+        let hop = self.processor.hop(from(&delivery), &decoded);
+        hop.wrap(
+            async {
+                let verdict = self.processor.process(decoded, attempt).await;
+                if let Some(body) = verdict.reply_body() {
+                    self.reply(connection, &delivery.properties, body).await;
+                }
+                self.settle(connection, delivery, verdict, attempt).await;
             }
-            self.settle(connection, delivery, verdict, attempt).await;
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 
@@ -129,7 +132,9 @@ impl AmqpConsumer {
         }
         let decoded: Vec<_> = deliveries.iter().map(|d| (super::decode(d), attempt_of(d))).collect();
         let span = tracing::info_span!("batch", group = %self.topology.group, size = deliveries.len());
-        match self.processor.process_batch(&decoded).instrument(span.clone()).await {
+        let Some(first) = deliveries.first() else { return };
+        let hop = self.processor.batch_hop(from(first), &decoded);
+        match hop.wrap(self.processor.process_batch(&decoded)).instrument(span.clone()).await {
             Some(verdicts) => {
                 for ((delivery, verdict), (_, attempt)) in deliveries.into_iter().zip(verdicts).zip(decoded) {
                     self.settle(connection, delivery, verdict, attempt).instrument(span.clone()).await;
@@ -260,6 +265,15 @@ impl Sessions for AmqpConsumer {
         lanes.finish().await;
         connection.close().await;
         Ok(end)
+    }
+}
+
+/// Where a delivery came from, as its span names it: the exchange it was published to.
+fn from(delivery: &Delivery) -> crate::traces::Destination<'_> {
+    crate::traces::Destination {
+        system: crate::traces::RABBITMQ,
+        name: delivery.exchange.as_str(),
+        routing_key: Some(delivery.routing_key.as_str()),
     }
 }
 

@@ -150,7 +150,14 @@ impl AmqpConnection {
         routing_key: &str,
         envelope: &Envelope<T>,
     ) -> Result<(), PublishError> {
-        self.publish_raw(exchange, routing_key, &envelope.encode(), properties_of(envelope), true).await
+        let to = crate::traces::Destination {
+            system: crate::traces::RABBITMQ,
+            name: exchange,
+            routing_key: Some(routing_key),
+        };
+        let body = envelope.encode();
+        let send = self.publish_raw(exchange, routing_key, &body, properties_of(envelope), true);
+        crate::traces::published(to, envelope.into(), send).await
     }
 
     /// Publishes bytes with the given properties and returns once the broker confirmed them.
@@ -293,6 +300,13 @@ pub fn properties_of<T>(envelope: &Envelope<T>) -> BasicProperties {
     if let Some(subject) = &envelope.subject {
         // Consumers pick a lane by it without decoding the body.
         headers.insert("subject".into(), AMQPValue::LongString(subject.as_str().into()));
+    }
+    // W3C trace context as the AMQP headers other tools read it, beside the envelope's copy.
+    if let Some(traceparent) = &envelope.traceparent {
+        headers.insert("traceparent".into(), AMQPValue::LongString(traceparent.as_str().into()));
+    }
+    if let Some(tracestate) = &envelope.tracestate {
+        headers.insert("tracestate".into(), AMQPValue::LongString(tracestate.as_str().into()));
     }
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())

@@ -146,7 +146,12 @@ impl Requester {
         let properties = properties_of(envelope).with_reply_to(DIRECT_REPLY_TO.into());
         let channel = self.channel().await?;
         let started = std::time::Instant::now();
-        let confirmed = async {
+        let to = crate::traces::Destination {
+            system: crate::traces::RABBITMQ,
+            name: exchange,
+            routing_key: Some(routing_key),
+        };
+        let confirmed = crate::traces::published(to, envelope.into(), async {
             let confirm = channel
                 .basic_publish(
                     exchange.into(),
@@ -160,14 +165,19 @@ impl Requester {
                 .map_err(|e| PublishError::Disconnected(e.to_string()))?;
             tracing::trace!("command sent");
             settle_confirm(confirm.await.map_err(|e| PublishError::Disconnected(e.to_string()))?)
-        }
+        })
         .await;
         crate::metrics::published("amqp", exchange.to_owned(), confirmed.as_ref().map(|_| ()));
         confirmed?;
         crate::metrics::command_stage("confirm", started.elapsed());
         tracing::trace!("command confirmed");
         let answered = std::time::Instant::now();
+        let waiting = crate::traces::current_hop().child("await reply");
         let reply = await_reply(async { receiver.await.ok() }, timeout).await;
+        if let Err(error) = &reply {
+            waiting.fail("no_reply", error.to_string());
+        }
+        drop(waiting);
         crate::metrics::command_stage("reply", answered.elapsed());
         reply
     }

@@ -148,17 +148,25 @@ impl EmbeddedConsumer {
         let decoded = schemas::decode_any(claimed.payload.as_bytes());
         let attempt = Ord::max(claimed.attempt, 1);
         let span = self.processor.span(&decoded, attempt);
-        async {
-            let verdict = self.processor.process(decoded, attempt).await;
-            if let Some(body) = verdict.reply_body() {
-                self.bus.reply(claimed.message_id, &body);
+        let from = crate::traces::Destination {
+            system: crate::traces::EMBEDDED,
+            name: self.processor.group(),
+            routing_key: None,
+        };
+        let hop = self.processor.hop(from, &decoded);
+        hop.wrap(
+            async {
+                let verdict = self.processor.process(decoded, attempt).await;
+                if let Some(body) = verdict.reply_body() {
+                    self.bus.reply(claimed.message_id, &body);
+                }
+                if let Err(error) = self.settle(&claimed, verdict).await {
+                    // The lease runs out and the row comes back; the inbox makes the repeat harmless.
+                    tracing::warn!(%error, "could not settle the message; it will come again");
+                }
             }
-            if let Err(error) = self.settle(&claimed, verdict).await {
-                // The lease runs out and the row comes back; the inbox makes the repeat harmless.
-                tracing::warn!(%error, "could not settle the message; it will come again");
-            }
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 

@@ -144,9 +144,14 @@ impl EmbeddedBus {
         routing_key: &str,
         envelope: &Envelope<T>,
     ) -> Result<(), PublishError> {
-        self.publish_raw(exchange, routing_key, &envelope.encode(), envelope.id, envelope.subject.clone())
-            .await
-            .map(|_| ())
+        let to = crate::traces::Destination {
+            system: crate::traces::EMBEDDED,
+            name: exchange,
+            routing_key: Some(routing_key),
+        };
+        let body = envelope.encode();
+        let send = self.publish_raw(exchange, routing_key, &body, envelope.id, envelope.subject.clone());
+        crate::traces::published(to, envelope.into(), send).await.map(|_| ())
     }
 
     /// Publishes bytes; returns the `seq` of each row inserted.
@@ -215,9 +220,14 @@ impl EmbeddedBus {
         if let Ok(mut replies) = self.inner.replies.lock() {
             replies.entry(envelope.id).or_default().push(sender);
         }
-        if let Err(error) =
-            self.publish_raw(exchange, routing_key, &envelope.encode(), envelope.id, envelope.subject.clone()).await
-        {
+        let to = crate::traces::Destination {
+            system: crate::traces::EMBEDDED,
+            name: exchange,
+            routing_key: Some(routing_key),
+        };
+        let body = envelope.encode();
+        let send = self.publish_raw(exchange, routing_key, &body, envelope.id, envelope.subject.clone());
+        if let Err(error) = crate::traces::published(to, envelope.into(), send).await {
             self.forget_waiters(envelope.id);
             return Err(error.into());
         }

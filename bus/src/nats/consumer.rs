@@ -226,22 +226,30 @@ impl JetStreamConsumer {
     async fn process(&self, acker: &async_nats::Client, message: Message) {
         let (decoded, attempt) = decode(&message, self.topology.headless);
         let span = self.processor.span(&decoded, attempt);
-        async {
-            let verdict = match self.foreign(&message.subject, &decoded) {
-                Some(verdict) => verdict,
-                None => self.processor.process(decoded, attempt).await,
-            };
-            if let (Some(body), Some(reply_to)) =
-                (verdict.reply_body(), message.headers.as_ref().and_then(|h| h.get(headers::REPLY_TO)))
-            {
-                let bytes = serde_json::to_vec(&body).unwrap_or_default();
-                if let Err(error) = self.nats.client().publish(reply_to.to_string(), bytes.into()).await {
-                    tracing::warn!(%error, "reply could not be sent");
+        let from = crate::traces::Destination {
+            system: crate::traces::NATS,
+            name: message.subject.as_str(),
+            routing_key: None,
+        };
+        let hop = self.processor.hop(from, &decoded);
+        hop.wrap(
+            async {
+                let verdict = match self.foreign(&message.subject, &decoded) {
+                    Some(verdict) => verdict,
+                    None => self.processor.process(decoded, attempt).await,
+                };
+                if let (Some(body), Some(reply_to)) =
+                    (verdict.reply_body(), message.headers.as_ref().and_then(|h| h.get(headers::REPLY_TO)))
+                {
+                    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                    if let Err(error) = self.nats.client().publish(reply_to.to_string(), bytes.into()).await {
+                        tracing::warn!(%error, "reply could not be sent");
+                    }
                 }
+                self.settle(acker, message, verdict, attempt).await;
             }
-            self.settle(acker, message, verdict, attempt).await;
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 
@@ -272,7 +280,11 @@ impl JetStreamConsumer {
             }
         }
         let span = tracing::info_span!("batch", group = %self.topology.group, size = taken.len());
-        match self.processor.process_batch(&decoded).instrument(span.clone()).await {
+        let Some(first) = taken.first() else { return };
+        let from =
+            crate::traces::Destination { system: crate::traces::NATS, name: first.subject.as_str(), routing_key: None };
+        let hop = self.processor.batch_hop(from, &decoded);
+        match hop.wrap(self.processor.process_batch(&decoded)).instrument(span.clone()).await {
             Some(verdicts) => {
                 for ((message, verdict), (_, attempt)) in taken.into_iter().zip(verdicts).zip(decoded) {
                     self.settle(acker, message, verdict, attempt).instrument(span.clone()).await;

@@ -252,6 +252,8 @@ fn header_name(attribute: &str) -> Option<&'static str> {
         "correlationid" => "ce-correlationid",
         "subject" => "ce-subject",
         "causationid" => "ce-causationid",
+        "traceparent" => "ce-traceparent",
+        "tracestate" => "ce-tracestate",
         _ => return None,
     })
 }
@@ -264,6 +266,13 @@ pub(crate) fn binary<T: Serialize>(envelope: &Envelope<T>) -> (HeaderMap, Vec<u8
             Some(name) => headers.insert(name, attribute.value),
             None => headers.insert(format!("{HEADER_PREFIX}{}", attribute.name).as_str(), attribute.value),
         }
+    }
+    // W3C trace context under its own header names too, as tracing tools read NATS headers.
+    if let Some(traceparent) = &envelope.traceparent {
+        headers.insert("traceparent", traceparent.as_str());
+    }
+    if let Some(tracestate) = &envelope.tracestate {
+        headers.insert("tracestate", tracestate.as_str());
     }
     headers.insert("content-type", "application/json");
     (headers, message.body)

@@ -73,6 +73,8 @@ pub struct Handover {
     pub reach: Reach,
     /// When the delivery's lease, taken at commit, runs out.
     pub leased_until: Instant,
+    /// The W3C `traceparent` of the event's creation, which the attempt's span joins.
+    pub trace: Option<String>,
 }
 
 /// One attempt to make.
@@ -83,6 +85,8 @@ struct Job {
     /// Set when the attempt was claimed before it reached the dispatcher (a hand-over).
     claimed: Option<Claimed>,
     span: tracing::Span,
+    /// The W3C `traceparent` the attempt's client span is a child of.
+    trace: Option<String>,
 }
 
 /// An attempt claimed in advance: its body, what it is about, and until when its lease keeps
@@ -317,7 +321,7 @@ impl Dispatcher {
     /// now (read at most [`ENDPOINT_TTL`] ago): one deleted, disabled or moved while the attempt
     /// waited in memory is not sent to its old address.
     async fn run(&self, job: Job) {
-        let Job { tenant, command, endpoint: seen, claimed, .. } = job;
+        let Job { tenant, command, endpoint: seen, claimed, trace, .. } = job;
         let tenant = tenant.as_str();
         let (payload, reach) = match claimed {
             Some(Claimed { payload, reach, leased_until }) => {
@@ -370,7 +374,7 @@ impl Dispatcher {
             return self.settle(tenant, &command, Some(endpoint), attempted, true).await;
         }
         let attempted = match payload {
-            Some(body) => self.attempt(&command, &endpoint, body).await,
+            Some(body) => self.attempt(&command, &endpoint, body, trace.as_deref()).await,
             None => Attempted { error: Some("the payload was purged".into()), ..Attempted::default() },
         };
         self.settle(tenant, &command, Some(endpoint), attempted, false).await;
@@ -383,9 +387,9 @@ impl Dispatcher {
         let span = tracing::Span::current();
         let deferred: Vec<(Job, Duration)> = handovers
             .into_iter()
-            .filter_map(|Handover { tenant, command, endpoint, payload, reach, leased_until }| {
+            .filter_map(|Handover { tenant, command, endpoint, payload, reach, leased_until, trace }| {
                 let claimed = Some(Claimed { payload, reach, leased_until });
-                let job = Job { tenant, command, endpoint, claimed, span: span.clone() };
+                let job = Job { tenant, command, endpoint, claimed, span: span.clone(), trace };
                 self.launch(self.admit(job, false))
             })
             .collect();
@@ -421,16 +425,23 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        let span = tracing::Span::current();
-        let job = Job { tenant: tenant.to_owned(), command: command.clone(), endpoint, claimed: None, span };
+        let (span, trace) = (tracing::Span::current(), bus::traces::current_hop().traceparent());
+        let job = Job { tenant: tenant.to_owned(), command: command.clone(), endpoint, claimed: None, span, trace };
         if let Some((job, wait)) = self.launch(self.admit(job, false)) {
             self.defer(&job, wait).await;
         }
         Ok(())
     }
 
-    /// Signs and sends the payload.
-    async fn attempt(&self, command: &DeliverWebhook, endpoint: &StoredEndpoint, body: String) -> Attempted {
+    /// Signs and sends the payload, under a client span of the trace in `trace` whose context the
+    /// receiver gets in `traceparent`.
+    async fn attempt(
+        &self,
+        command: &DeliverWebhook,
+        endpoint: &StoredEndpoint,
+        body: String,
+        trace: Option<&str>,
+    ) -> Attempted {
         let now = Utc::now();
         let mut secrets = Vec::new();
         for sealed in endpoint.live_secrets(now) {
@@ -455,7 +466,26 @@ impl Dispatcher {
             .collect();
         let signature = signed.headers_named(seed_header);
         headers.extend(signature.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
-        self.client.post(&endpoint.endpoint.url, &headers, Bytes::from(body)).await
+        let url = &endpoint.endpoint.url;
+        let hop = bus::traces::client("POST", url, trace);
+        if let Some(traceparent) = hop.traceparent() {
+            // Ours, as the signature: a partner header of that name does not stand in for it.
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("traceparent"));
+            headers.push(("traceparent".to_owned(), traceparent));
+        }
+        let attempted = self.client.post(url, &headers, Bytes::from(body)).await;
+        if bus::traces::enabled() {
+            if let Some(status) = attempted.status {
+                hop.set(bus::traces::attribute::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+            }
+            if !attempted.succeeded() {
+                let error_type = attempted.status.map_or("no_answer", |_| "status");
+                hop.fail(error_type, attempted.error.clone().unwrap_or_default());
+            }
+            hop.set("voltbus.webhook.event_type", command.event.clone());
+            hop.set("voltbus.webhook.attempt", i64::from(command.attempt));
+        }
+        attempted
     }
 
     /// Hands the attempt to the ledger, which logs it and decides the delivery's next step.

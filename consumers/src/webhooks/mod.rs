@@ -215,6 +215,8 @@ impl Webhooks {
         let mut subscribed: HashMap<(&str, &str), Vec<endpoints::StoredEndpoint>> = HashMap::new();
         let mut takers: HashMap<(&str, &str, Reach), Vec<endpoints::StoredEndpoint>> = HashMap::new();
         let mut prepared = Vec::with_capacity(events.len());
+        // Each prepared event's trace, which its first attempts join.
+        let mut traces = Vec::with_capacity(events.len());
         for (message, _) in events {
             let (tenant, event) = (message.tenant.as_str(), message.type_name.as_str());
             tracing::debug!(message_id = %message.id, correlation_id = %message.correlationid, tenant, event, "fan-out");
@@ -233,6 +235,7 @@ impl Webhooks {
             let event_id = messages::event_id(message.id);
             let payload = messages::payload(event, &event_id, message.time, &data);
             prepared.push((message.id, tenant, event, event_id, payload, reach));
+            traces.push(message.traceparent.as_deref());
         }
         let outgoing: Vec<_> = prepared
             .iter()
@@ -275,7 +278,8 @@ impl Webhooks {
                 };
                 let payload = message.payload.to_owned();
                 let reach = message.reach;
-                Handover { tenant: message.tenant.to_owned(), command, endpoint, payload, reach, leased_until }
+                let trace = traces[queued.event].map(str::to_owned);
+                Handover { tenant: message.tenant.to_owned(), command, endpoint, payload, reach, leased_until, trace }
             })
             .collect())
     }

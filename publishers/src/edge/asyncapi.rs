@@ -21,7 +21,7 @@ const AMQP_BINDING: &str = "0.3.0";
 const HTTP_BINDING: &str = "0.3.0";
 
 /// The CloudEvents attributes NATS messages carry as `ce-…` headers (binary content mode).
-const BINARY_HEADERS: [(&str, &str, Option<&str>); 10] = [
+const BINARY_HEADERS: [(&str, &str, Option<&str>); 14] = [
     ("ce-specversion", "CloudEvents version, `1.0`.", None),
     ("ce-id", "The message id (UUIDv7); the inbox de-duplicates on it.", Some("uuid")),
     ("ce-source", "Which part of voltbus produced it (`voltbus/edge`, `voltbus/mqtt`).", None),
@@ -32,6 +32,14 @@ const BINARY_HEADERS: [(&str, &str, Option<&str>); 10] = [
     ("ce-correlationid", "The first message of the conversation.", Some("uuid")),
     ("ce-causationid", "The message that directly caused this one.", Some("uuid")),
     ("ce-subject", "The aggregate it is about.", None),
+    (
+        "ce-traceparent",
+        "W3C trace context of the message's creation (CloudEvents distributed tracing), when traces are exported.",
+        None,
+    ),
+    ("ce-tracestate", "W3C `tracestate` that goes with `ce-traceparent`.", None),
+    ("traceparent", "The same W3C trace context under its own name, as tracing tools read NATS headers.", None),
+    ("tracestate", "The same `tracestate` under its own name.", None),
 ];
 
 /// An event id as webhooks carry it, for examples.
@@ -292,6 +300,9 @@ fn webhook_headers() -> Value {
                 "description": "Unix seconds of the signature." },
             signatures::WEBHOOK_SIGNATURE: { "type": "string", "examples": ["v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="],
                 "description": "Standard Webhooks: `v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>`, space-separated." },
+            "traceparent": { "type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "examples": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+                "description": "W3C trace context of the delivery attempt's span, a child of the trace that caused the event (the partner's own REST call's, when it sent one); when voltbus exports traces." },
         },
     })
 }

@@ -172,18 +172,39 @@ async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %crate::edge::marketplace::loggable(request.uri().path()));
     let started = Instant::now();
     let method = request.method().clone();
-    async move {
-        tracing::trace!("received");
-        let Parts { health, api, mobile, metrics_token, console, ocpp } = parts;
-        let doors = Doors { api, mobile, health, metrics_token, console, ocpp, peer, request_id: &request_id };
-        let (answer, route) = dispatch(request, &doors).await;
-        let status = answer.status().as_u16();
-        tracing::debug!(status, "answered");
-        bus::metrics::http_request(route, method.as_str(), status, started.elapsed());
-        answer
-    }
-    .instrument(span)
+    let hop = server_hop(&request);
+    hop.wrap(
+        async {
+            tracing::trace!("received");
+            let Parts { health, api, mobile, metrics_token, console, ocpp } = parts;
+            let doors = Doors { api, mobile, health, metrics_token, console, ocpp, peer, request_id: &request_id };
+            let (answer, route) = dispatch(request, &doors).await;
+            let status = answer.status().as_u16();
+            tracing::debug!(status, "answered");
+            if bus::traces::enabled() {
+                hop.rename(format!("{method} {route}"));
+                hop.set(bus::traces::attribute::HTTP_ROUTE, route.clone());
+                hop.set(bus::traces::attribute::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+                if status >= 500 {
+                    hop.fail(answer.status().as_str(), "server error");
+                }
+            }
+            bus::metrics::http_request(route, method.as_str(), status, started.elapsed());
+            answer
+        }
+        .instrument(span),
+    )
     .await
+}
+
+/// The request's server span, under the caller's W3C `traceparent` when it sent one.
+fn server_hop(request: &Request<Incoming>) -> bus::traces::Hop {
+    if !bus::traces::enabled() {
+        return bus::traces::Hop::default();
+    }
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let path = crate::edge::marketplace::loggable(request.uri().path());
+    bus::traces::server(request.method().as_str(), &path, header("traceparent"), header("tracestate"))
 }
 
 /// Answers a request through the route the router finds, and says which (for metrics: a raw path
