@@ -138,6 +138,8 @@ pub struct Account {
     pub subaccount_id: Option<Uuid>,
     /// The owner, when a customer on record (else nobody could say whose events these are).
     owner: Option<Uuid>,
+    /// Who collects the owner's payments when not voltbus (a marketplace): then it takes no entries.
+    pub payments_collected_by: Option<String>,
 }
 
 impl Account {
@@ -172,6 +174,7 @@ pub async fn account(
         .columns(["currency", "overdraft_limit_cents"])
         .expr_as(owner("subaccount_id"), "subaccount_id")
         .expr_as(owner("customer_id"), "owner")
+        .expr_as(owner("payments_collected_by"), "payments_collected_by")
         .from("wallets")
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("customer_id").eq(customer_id))

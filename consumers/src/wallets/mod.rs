@@ -97,14 +97,21 @@ pub(crate) async fn post(
     let tenant = cause.tenant.as_str();
     let now = Utc::now();
     // The seed: a marketplace's users pay the marketplace; every payment function here is off.
-    if let Some(collector) = readside::customers::payments_collected_by(tx, tenant, customer_id).await? {
+    let refused = |collector: &str| {
         let why =
             format!("customer {customer_id}'s payments are collected by {collector}: their wallet takes no entries");
-        return Ok(Outcome::Refused(Refusal::conflict(why)));
-    }
+        Ok(Outcome::Refused(Refusal::conflict(why)))
+    };
     let account = match account(tx, tenant, customer_id, true).await? {
-        Some(account) => account,
+        // The wallet's read brings the owner's collector along: no second read of the customer.
+        Some(account) => match &account.payments_collected_by {
+            Some(collector) => return refused(collector),
+            None => account,
+        },
         None => {
+            if let Some(collector) = readside::customers::payments_collected_by(tx, tenant, customer_id).await? {
+                return refused(&collector);
+            }
             // No wallet yet: an entry that could not land on an empty one leaves none behind
             // (the refusal commits; a wallet in its currency would stay).
             if let Err(refused) = ledger::next_balance(0, 0, posting.action, posting.amount_cents) {
