@@ -255,7 +255,9 @@ async fn the_simulated_fleet_runs_whole_on_the_embedded_default() {
     };
     assert!(embedded("unrouted") && !embedded("failed"), "{metrics}");
     running.stop().await.unwrap();
-    // The chargers' meters went through the charging path: each purchase is priced by its energy.
+    // The chargers' meters went through the charging path: purchases are priced by their energy.
+    // A session the drive's end cut short before the charger's first meter tick has none; on a slow
+    // machine that can be any one of them, so one with energy is what this asks.
     use sea_orm::ConnectionTrait;
     let db = sea_orm::Database::connect(settings.database_url()).await.unwrap();
     let rows = db
@@ -265,6 +267,7 @@ async fn the_simulated_fleet_runs_whole_on_the_embedded_default() {
         ))
         .await
         .unwrap();
-    assert!(!rows.is_empty() && rows.iter().all(|r| r.try_get::<f64>("", "energy_kwh").unwrap() > 0.0));
+    let energy: Vec<f64> = rows.iter().map(|r| r.try_get::<f64>("", "energy_kwh").unwrap()).collect();
+    assert!(energy.iter().any(|kwh| *kwh > 0.0) && energy.iter().all(|kwh| *kwh >= 0.0), "{energy:?}");
     db.close().await.unwrap();
 }

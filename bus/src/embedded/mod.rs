@@ -220,14 +220,7 @@ impl EmbeddedBus {
         if let Ok(mut replies) = self.inner.replies.lock() {
             replies.entry(envelope.id).or_default().push(sender);
         }
-        let to = crate::traces::Destination {
-            system: crate::traces::EMBEDDED,
-            name: exchange,
-            routing_key: Some(routing_key),
-        };
-        let body = envelope.encode();
-        let send = self.publish_raw(exchange, routing_key, &body, envelope.id, envelope.subject.clone());
-        if let Err(error) = crate::traces::published(to, envelope.into(), send).await {
+        if let Err(error) = self.publish(exchange, routing_key, envelope).await {
             self.forget_waiters(envelope.id);
             return Err(error.into());
         }
