@@ -340,16 +340,22 @@ fn position(latitude: f64, longitude: f64, time: DateTime<Utc>) -> VehicleState 
     }
 }
 
-#[tokio::test]
-async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
-    // A NATS of this test's own: the ingest's durable consumer is the only one on its stream.
+/// A platform on a NATS of the test's own (the ingest's durable consumer is the only one on its
+/// stream), an organisation, its admin key and a key that reads and writes vehicles.
+async fn telemetry_platform() -> (PrivateNats, Platform, String, String, String) {
     let nats_server = PrivateNats::start();
     let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url().into())).await;
     let (tenant_name, admin) = platform.organisation().await;
-    let tenant = TenantId::new(&tenant_name).unwrap();
     let key =
         fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
             .await;
+    (nats_server, platform, tenant_name, admin, key)
+}
+
+#[tokio::test]
+async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
+    let (nats_server, platform, tenant_name, admin, key) = telemetry_platform().await;
+    let tenant = TenantId::new(&tenant_name).unwrap();
     let mut subscriber = Subscriber::of(&platform, &tenant_name).await.hearing_states(&platform, &admin).await;
     let fleet = Uuid::now_v7();
     let scooter =
@@ -873,13 +879,8 @@ async fn an_mqtt_unit_reports_its_state_and_takes_commands_on_its_own_topics_onl
 /// state, the history and the derived events stay whoever listens.
 #[tokio::test]
 async fn vehicle_states_reach_the_broker_only_while_a_subscription_can_receive_them() {
-    let nats_server = PrivateNats::start();
-    let platform = Platform::start_with(|settings| settings.nats.url = Some(nats_server.url().into())).await;
-    let (tenant_name, admin) = platform.organisation().await;
+    let (nats_server, platform, tenant_name, admin, key) = telemetry_platform().await;
     let tenant = TenantId::new(&tenant_name).unwrap();
-    let key =
-        fleet_key(&platform, &admin, json!({ "name": "fleet", "permissions": ["vehicles:read", "vehicles:write"] }))
-            .await;
     // A queue of the test's, bound to every event of the tenant: it sees what reaches the broker.
     let mut broker = Subscriber::of(&platform, &tenant_name).await;
     let fleet = Uuid::now_v7();
