@@ -122,7 +122,10 @@ impl<T: Message> Envelope<T> {
 
     /// Decodes a structured-mode message of this type.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Envelope::<Value>::parse(bytes)?.into_typed()
+        let raw = Envelope::parse_raw(bytes)?;
+        raw.check_type::<T>()?;
+        let typed: T = serde_json::from_str(raw.data.get()).map_err(|e| invalid_data(&raw.type_name, &e))?;
+        Ok(raw.map(|_| typed))
     }
 
     /// Decodes a binary-mode message of this type; `attribute` looks up a header by attribute name.
@@ -236,6 +239,14 @@ impl Envelope<()> {
             tracestate: attribute("tracestate"),
             data: (),
         })
+    }
+}
+
+impl<'a> Envelope<&'a serde_json::value::RawValue> {
+    /// Parses the envelope of a structured-mode message, leaving `data` as the JSON text it was:
+    /// no tree is built for a payload that is decoded into its type, or passed on, afterwards.
+    pub fn parse_raw(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
     }
 }
 

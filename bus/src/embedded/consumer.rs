@@ -8,7 +8,6 @@ use std::time::Duration;
 use schemas::Envelope;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
@@ -208,7 +207,7 @@ impl EmbeddedConsumer {
 
 /// The type and tenant of a stored payload, when it is an envelope at all.
 pub(crate) fn describe(payload: &str) -> (Option<String>, Option<String>) {
-    match Envelope::<Value>::parse(payload.as_bytes()) {
+    match Envelope::parse_raw(payload.as_bytes()) {
         Ok(envelope) => (Some(envelope.type_name), Some(envelope.tenant.to_string())),
         Err(_) => (None, None),
     }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::integrations::ApiRequestRecord;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, QueryResult, Statement};
 use uuid::Uuid;
 
 pub use readside::integrations::requests::{IntegrationUse, LoggedRequest, integration_use, list};
@@ -16,20 +16,35 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
     if requests.is_empty() {
         return Ok(());
     }
+    let inserted = match db.get_database_backend() {
+        DatabaseBackend::Postgres => db.query_all_raw(insert_from_json(tenant, requests)?).await?,
+        _ => db.query_all(&insert_from_values(tenant, requests)).await?,
+    };
+    count(db, tenant, &inserted).await
+}
+
+/// What [`record`] inserts and reads back, the same on either backend.
+const COLUMNS: &str = "request_id, tenant, key_id, integration_id, key_prefix, method, route, subaccount_id, status, latency_us, received_at";
+const RETURNING: &str = "key_id, integration_id, status, received_at";
+
+/// On PostgreSQL the batch goes in as one JSON parameter unpacked by `json_to_recordset`: one
+/// statement text whatever the batch's size, where a `VALUES` list of eleven parameters a row was
+/// a new statement of up to 11,000 parameters to parse and plan per batch.
+fn insert_from_json(tenant: &str, requests: &[ApiRequestRecord]) -> Result<Statement, DbErr> {
+    let rows = serde_json::to_string(requests).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let sql = format!(
+        "INSERT INTO api_requests ({COLUMNS}) \
+         SELECT request_id, $1, key_id, integration_id, key_prefix, method, route, subaccount_id, status, latency_us, received_at \
+         FROM json_to_recordset($2::json) AS r(request_id text, key_id uuid, integration_id uuid, key_prefix text, \
+         method text, route text, subaccount_id uuid, status int2, latency_us int8, received_at timestamptz) \
+         ON CONFLICT (request_id) DO NOTHING RETURNING {RETURNING}"
+    );
+    Ok(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [tenant.into(), rows.into()]))
+}
+
+fn insert_from_values(tenant: &str, requests: &[ApiRequestRecord]) -> InsertStatement {
     let mut insert = Query::insert();
-    insert.into_table("api_requests").columns([
-        "request_id",
-        "tenant",
-        "key_id",
-        "integration_id",
-        "key_prefix",
-        "method",
-        "route",
-        "subaccount_id",
-        "status",
-        "latency_us",
-        "received_at",
-    ]);
+    insert.into_table("api_requests").columns(COLUMNS.split(", "));
     for request in requests {
         insert.values_panic([
             request.request_id.as_str().into(),
@@ -47,15 +62,21 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
     }
     insert
         .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
-        .returning(Query::returning().columns(["key_id", "integration_id", "status", "received_at"]));
-    // Only the rows inserted now come back: a redelivered batch counts nothing twice.
+        .returning(Query::returning().columns(RETURNING.split(", ")));
+    insert
+}
+
+/// Counts the requests just logged into their keys' daily usage, last-used time and
+/// integrations' metered calls. Only the rows inserted now come back from the insert: a
+/// redelivered batch counts nothing twice.
+async fn count(db: &impl ConnectionTrait, tenant: &str, inserted: &[QueryResult]) -> Result<(), DbErr> {
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     // An integration's answered calls are its billable usage, metered per month; a refused one
     // (4xx, 5xx) is not billed.
     let mut per_integration_month: HashMap<(Uuid, String), u64> = HashMap::new();
-    for row in db.query_all(&insert).await? {
-        let Inserted { key_id, integration_id, status, received_at } = Inserted::from_query_result(&row, "")?;
+    for row in inserted {
+        let Inserted { key_id, integration_id, status, received_at } = Inserted::from_query_result(row, "")?;
         if let Some(integration) = integration_id
             && status < 400
         {

@@ -10,6 +10,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use crate::edge::envelope::Pagination;
 use crate::edge::partner::auth::{API_KEY_HEADER, SUBACCOUNT_HEADER};
 use crate::edge::partner::idempotency;
 use crate::edge::partner::routes::BASE;
@@ -37,17 +38,6 @@ struct Meta {
     request_id: String,
     /// When the answer was made.
     timestamp: chrono::DateTime<chrono::Utc>,
-}
-
-/// `pagination` of list answers.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-struct Pagination {
-    page: u64,
-    limit: u64,
-    total: u64,
-    has_next: bool,
-    has_prev: bool,
 }
 
 /// `error` of failed answers.

@@ -459,13 +459,8 @@ impl PartnerApi {
         tracing::trace!("action done");
         let (rendered, kept) = match result {
             Ok(answer) => {
-                let body = answer.body(request_id);
-                let kept = answer.replay_data.map(|data| {
-                    let mut kept = body.clone();
-                    kept["data"] = data;
-                    kept.to_string()
-                });
-                (Rendered { status: answer.status, body: body.to_string(), headers: Vec::new() }, kept)
+                let kept = answer.replay_data.as_ref().map(|data| answer.text_with(data, request_id));
+                (Rendered { status: answer.status, body: answer.text(request_id), headers: Vec::new() }, kept)
             }
             Err(error) => (Rendered::error(error, request_id), None),
         };
