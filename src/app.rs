@@ -57,16 +57,63 @@ impl Running {
     }
 }
 
-/// Connects the engines, migrates, and starts the consumer groups, the outbox relay and the HTTP
-/// edge. Stopping goes in the reverse order of dependence: the edge finishes its requests (their
-/// commands still answered) and flushes its request log, then consumers and relay finish theirs,
-/// then the engines close.
+/// What one `voltbus serve` process runs (as svix-server's run modes split server and worker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The front doors (partner REST, OCPP, mobile, console), which publish commands and read;
+    /// health and metrics.
+    Api,
+    /// The consumer groups, the outbox relay, the webhook dispatcher and scheduler, and
+    /// housekeeping; health and metrics, and no other route.
+    Worker,
+    /// Both, in one process.
+    #[default]
+    All,
+}
+
+impl Role {
+    /// Whether this process answers partners, apps and chargers.
+    fn serves(self) -> bool {
+        self != Role::Worker
+    }
+
+    /// Whether this process consumes, relays and delivers.
+    fn works(self) -> bool {
+        self != Role::Api
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        })
+    }
+}
+
+/// [`start_as`] in the role that runs everything.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    start_as(settings, Role::All).await
+}
+
+/// Connects the engines, migrates, and starts what `role` runs: the consumer groups, the outbox
+/// relay, the HTTP edge. Stopping goes in the reverse order of dependence: the edge finishes its
+/// requests (their commands still answered) and flushes its request log, then consumers and relay
+/// finish theirs, then the engines close.
+pub async fn start_as(settings: Settings, role: Role) -> anyhow::Result<Running> {
     // Before any consumer registers its counters, or they would go to no recorder.
     crate::telemetry::metrics();
     // Before any hop, so the first request is traced too.
     let traces = crate::telemetry::traces(&settings.otel)?;
     let engines = Arc::new(Engines::connect(&settings, "voltbus").await?);
+    let shared_database = engines.database.connection().get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+    anyhow::ensure!(
+        role == Role::All || (engines.amqp.is_some() && shared_database),
+        "serve --role {role} needs amqp.url and a PostgreSQL database.url: the embedded transport and \
+         SQLite live inside one process, so the other role could never see this one's work"
+    );
     let commands = match &engines.amqp {
         Some(amqp) => CommandBus::amqp(Arc::clone(amqp)).await.context("opening the command channel")?,
         None => CommandBus::Embedded(engines.embedded.clone()),
@@ -83,7 +130,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut integrations = settings.integrations.clone();
     integrations.token_key = Some(token_key(&settings)?);
     let edge_settings = publishers::PartnerSettings {
-        amqp_url: settings.amqp.url.clone(),
+        // A worker answers no partner: it needs not follow their keys' changes.
+        amqp_url: settings.amqp.url.clone().filter(|_| role.serves()),
         charger_offline_after: settings.charging.offline_after(),
         integrations,
         billing: settings.billing.plan(),
@@ -102,9 +150,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let edge = Edge::bind(settings.http.bind, engines.clone(), Arc::clone(&api), mobile)
         .await
         .with_context(|| format!("binding http.bind {}", settings.http.bind))?
-        .with_metrics_token(settings.http.metrics_token.as_ref().map(|token| token.expose().to_owned()));
+        .with_metrics_token(settings.http.metrics_token.as_ref().map(|token| token.expose().to_owned()))
+        .with_front_doors(role.serves());
     let edge = match &engines.nats {
-        Some(nats) => {
+        Some(nats) if role.serves() => {
             // Which process holds a socket, as the console shows it: its id and where it listens.
             let node = format!("{}@{}", std::process::id(), edge.local_addr()?);
             // The edge's pool: a storm of reconnecting chargers must not starve the consumers'.
@@ -113,7 +162,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 .context("listening for chargers' remote commands")?;
             edge.with_ocpp(ocpp)
         }
-        None => edge,
+        _ => edge,
     };
     let addr = edge.local_addr()?;
     let reports = publishers::HealthCheck::check(engines.as_ref()).await;
@@ -132,24 +181,31 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let mut background = Vec::new();
     let policy = settings.webhooks.policy();
-    let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout)
-        .context("building the webhook client")?;
-    let attempts_db =
-        engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
-    let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
-    let broker = match &settings.amqp.url {
+    // Subscriptions are set up through the first node's management API (a cluster's any node
+    // serves the whole cluster's).
+    let broker = match settings.amqp.url.as_deref().and_then(|url| bus::nodes(url).next()) {
         Some(url) => Some(
             consumers::subscriptions::BrokerAdmin::new(url, settings.amqp.management_url.as_deref(), http.clone())
                 .context("amqp.management_url")?,
         ),
         None => None,
     };
-    let shared = consumers::groups::Shared { dispatcher: Arc::clone(&dispatcher), broker: broker.clone() };
     let mut consoled = Vec::new();
-    let amqp_url = settings.amqp.url.as_deref();
-    for group in consumers::groups::all(&settings.groups(), &shared) {
-        background.push(run_group(group, &engines, amqp_url, &database, &mut consoled, when(&drained)).await?);
-    }
+    let dispatcher = if role.works() {
+        let client = consumers::webhooks::http::Client::new(settings.webhooks.url_policy(), policy.timeout)
+            .context("building the webhook client")?;
+        let attempts_db =
+            engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
+        let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
+        let shared = consumers::groups::Shared { dispatcher: Arc::clone(&dispatcher), broker: broker.clone() };
+        let amqp_url = settings.amqp.url.as_deref();
+        for group in consumers::groups::all(&settings.groups(), &shared) {
+            background.push(run_group(group, &engines, amqp_url, &database, &mut consoled, when(&drained)).await?);
+        }
+        Some(dispatcher)
+    } else {
+        None
+    };
     // Queues bound before routing keys named the subaccount, or while their key changed, are
     // bound as they must be before the edge answers (the exchange and bindings are declared).
     if let Some(broker) = &broker {
@@ -165,31 +221,33 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             Err(error) => tracing::error!(%error, "could not read the subscriptions to bind their queues"),
         }
     }
-    background.push(tokio::spawn(sweep_commands(database.clone(), settings.fleet.commands(), when(&drained))));
-    let pace = Duration::from_secs(u64::from(settings.ocpp.meter_interval_seconds.max(1)));
-    background.push(tokio::spawn(pace_charging(database.clone(), pace, when(&drained))));
-    let edge = if settings.console.enabled {
+    let edge = if settings.console.enabled && role.serves() {
         let desk = Arc::new(crate::console::BusDesk::new(Arc::clone(&engines), consoled));
         edge.with_console(publishers::Console::new(Arc::clone(&api), desk, settings.console.clone()))
     } else {
         edge
     };
-    // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
-    let relay = Relay::new(engines.database.connection().clone(), engines.publisher(), RELAY_BATCH);
-    background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
-    let every = Duration::from_millis(settings.webhooks.scheduler_interval_ms.max(10));
-    background.push(tokio::spawn(consumers::webhooks::run_scheduler(
-        database.clone(),
-        policy.clone(),
-        every,
-        when(&drained),
-    )));
+    if role.works() {
+        background.push(tokio::spawn(sweep_commands(database.clone(), settings.fleet.commands(), when(&drained))));
+        let pace = Duration::from_secs(u64::from(settings.ocpp.meter_interval_seconds.max(1)));
+        background.push(tokio::spawn(pace_charging(database.clone(), pace, when(&drained))));
+        // The outbox relay publishes what handlers committed, to the brokers or the embedded transport.
+        let relay = Relay::new(engines.database.connection().clone(), engines.publisher(), RELAY_BATCH);
+        background.push(tokio::spawn(relay.run(RELAY_IDLE, when(&drained))));
+        let every = Duration::from_millis(settings.webhooks.scheduler_interval_ms.max(10));
+        background.push(tokio::spawn(consumers::webhooks::run_scheduler(
+            database.clone(),
+            policy.clone(),
+            every,
+            when(&drained),
+        )));
+    }
     let kept = Kept {
         history: Duration::from_secs(settings.fleet.history_days.saturating_mul(86_400)),
         inbox: settings.bus.inbox(),
         outbox: settings.bus.outbox(),
     };
-    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, kept, when(&stopped))));
+    background.push(tokio::spawn(tidy(Arc::clone(&api), database.clone(), policy, kept, role, when(&stopped))));
     drop(api);
 
     let grace = Duration::from_secs(settings.http.shutdown_grace_seconds);
@@ -205,7 +263,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             }
         }
         // Attempts already handed to the network get their answer and their log line.
-        dispatcher.finish(grace).await;
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.finish(grace).await;
+        }
         match Arc::try_unwrap(engines) {
             Ok(engines) => engines.close().await,
             Err(_) => {
@@ -300,48 +360,59 @@ async fn tidy(
     db: sea_orm::DatabaseConnection,
     policy: consumers::webhooks::DeliveryPolicy,
     kept: Kept,
+    role: Role,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
     loop {
-        match api.tidy().await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
-            Err(error) => tracing::warn!(%error, "could not purge idempotency records"),
-        }
-        match consumers::webhooks::purge(&db, &policy).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),
-            Err(error) => tracing::warn!(%error, "could not purge webhook logs"),
-        }
-        match consumers::fleet::states::purge_history(&db, kept.history).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "vehicle states past retention deleted"),
-            Err(error) => tracing::warn!(%error, "could not purge vehicle state history"),
-        }
-        match consumers::sign_in::purge(&db, chrono::Utc::now()).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "ended mobile sessions and old sign-in codes deleted"),
-            Err(error) => tracing::warn!(%error, "could not purge mobile sessions"),
-        }
-        // A retention longer than the calendar goes back keeps everything.
-        if let Some(before) = bus::retention::cutoff(kept.inbox) {
-            match bus::retention::purge_inbox(&db, before).await {
+        if role.serves() {
+            match api.tidy().await {
                 Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "inbox rows past retention deleted"),
-                Err(error) => tracing::warn!(%error, "could not purge the inbox"),
+                Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
+                Err(error) => tracing::warn!(%error, "could not purge idempotency records"),
             }
         }
-        if let Some(before) = bus::retention::cutoff(kept.outbox) {
-            match bus::retention::purge_published(&db, before).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "published outbox rows past retention deleted"),
-                Err(error) => tracing::warn!(%error, "could not purge the outbox"),
-            }
+        if role.works() {
+            purge(&db, &policy, &kept).await;
         }
         tokio::select! {
             () = tokio::time::sleep(TIDY_EVERY) => {}
             () = &mut stop => return,
+        }
+    }
+}
+
+/// Deletes what is past its retention: webhook logs, vehicle history, mobile sessions, inbox and
+/// published outbox rows.
+async fn purge(db: &sea_orm::DatabaseConnection, policy: &consumers::webhooks::DeliveryPolicy, kept: &Kept) {
+    match consumers::webhooks::purge(db, policy).await {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),
+        Err(error) => tracing::warn!(%error, "could not purge webhook logs"),
+    }
+    match consumers::fleet::states::purge_history(db, kept.history).await {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "vehicle states past retention deleted"),
+        Err(error) => tracing::warn!(%error, "could not purge vehicle state history"),
+    }
+    match consumers::sign_in::purge(db, chrono::Utc::now()).await {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "ended mobile sessions and old sign-in codes deleted"),
+        Err(error) => tracing::warn!(%error, "could not purge mobile sessions"),
+    }
+    // A retention longer than the calendar goes back keeps everything.
+    if let Some(before) = bus::retention::cutoff(kept.inbox) {
+        match bus::retention::purge_inbox(db, before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "inbox rows past retention deleted"),
+            Err(error) => tracing::warn!(%error, "could not purge the inbox"),
+        }
+    }
+    if let Some(before) = bus::retention::cutoff(kept.outbox) {
+        match bus::retention::purge_published(db, before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "published outbox rows past retention deleted"),
+            Err(error) => tracing::warn!(%error, "could not purge the outbox"),
         }
     }
 }

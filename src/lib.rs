@@ -22,7 +22,7 @@ pub mod simulation;
 pub mod simulator;
 pub mod telemetry;
 
-pub use app::{Running, create_admin_key, create_operator, migrate, set_profile, start};
+pub use app::{Role, Running, create_admin_key, create_operator, migrate, set_profile, start, start_as};
 pub use engines::{Engines, connect_nats};
 pub use settings::Settings;
 

@@ -29,6 +29,11 @@ enum Command {
         /// Also drive it with a small simulated fleet (organisation `demo`), to see events flow.
         #[arg(long)]
         simulate: bool,
+        /// What this process runs: the front doors (`api`), the consumers, relay, webhook
+        /// delivery and housekeeping (`worker`), or both (`all`). `api` and `worker` need
+        /// RabbitMQ and PostgreSQL, which they share.
+        #[arg(long, value_enum, default_value_t = voltbus::Role::All)]
+        role: voltbus::Role,
     },
     /// Drive a running voltbus (the one this configuration describes) like a real fleet:
     /// vehicles report over NATS, chargers report, customers ride through the REST edge, and a
@@ -348,14 +353,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             voltbus::simulator::run(nats, devices, stop).await?;
             Ok(())
         }
-        Command::Serve { simulate: false } => {
-            let running = voltbus::start(settings).await?;
-            tracing::info!(addr = %running.addr, "voltbus is serving; GET /health to see its engines");
+        Command::Serve { simulate: false, role } => {
+            let running = voltbus::start_as(settings, role).await?;
+            tracing::info!(addr = %running.addr, %role, "voltbus is serving; GET /health to see its engines");
             shutdown_signal().await.context("waiting for a shutdown signal")?;
             tracing::info!("shutting down: finishing work in flight");
             running.stop().await
         }
-        Command::Serve { simulate: true } => {
+        Command::Serve { simulate: true, role } => {
+            anyhow::ensure!(role == voltbus::Role::All, "--simulate runs every part in one process: leave out --role");
             let mut settings = settings;
             // The simulated fleet's webhook receiver listens on this machine.
             settings.webhooks.allow_hosts.push("127.0.0.1".into());

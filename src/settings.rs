@@ -476,6 +476,15 @@ impl Settings {
         };
         check("database.url", &self.database.url, &["postgres://", "postgresql://", "sqlite:"])?;
         check("amqp.url", &self.amqp.url, &["amqp://", "amqps://"])?;
+        for (key, url, schemes) in [
+            ("amqp.url", &self.amqp.url, &["amqp://", "amqps://"][..]),
+            ("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"][..]),
+        ] {
+            // A cluster's nodes, separated by commas: each must be a URL of the engine's.
+            for node in url.iter().flat_map(|url| bus::nodes(url)) {
+                check(key, &Some(ServiceUrl::from(node.to_owned())), schemes)?;
+            }
+        }
         check("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"])?;
         // The exporter speaks plain HTTP: a collector beside voltbus forwards with TLS.
         check("otel.endpoint", &self.otel.endpoint, &["http://"])?;

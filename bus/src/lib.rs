@@ -37,3 +37,8 @@ pub use error::{BusError, PublishError, redact_url};
 pub use handler::{Context, Handled, Handler, HandlerError, Reply, ReplyBody, RequestError, handle_each};
 pub use health::{EngineReport, EngineState};
 pub use runtime::{Processor, Verdict};
+
+/// The nodes a broker URL setting names: one URL, or a cluster's nodes' URLs separated by commas.
+pub fn nodes(url: &str) -> impl Iterator<Item = &str> {
+    url.split(',').map(str::trim).filter(|node| !node.is_empty())
+}

@@ -78,6 +78,10 @@ impl fmt::Debug for ServiceUrl {
 
 /// `url` with any userinfo (a user and password) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    // A list of nodes (`amqp://…@a,amqp://…@b`) is redacted node by node, so each host still shows.
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])

@@ -32,6 +32,7 @@ mod production;
 mod quickstart;
 mod replenish;
 mod rides;
+mod roles;
 mod settings;
 mod subscriptions;
 mod traces;

@@ -26,12 +26,17 @@ impl Platform {
     }
 
     pub(crate) async fn start_with(adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
+        Self::start_as(voltbus::Role::All, adjust).await
+    }
+
+    /// A platform of one process in `role`.
+    pub(crate) async fn start_as(role: voltbus::Role, adjust: impl FnOnce(&mut voltbus::Settings)) -> Self {
         let database_url = fresh_postgres_database().await;
         let mut settings = embedded_settings();
         settings.database.url = Some(database_url.clone().into());
         settings.amqp.url = Some(fresh_vhost().into());
         adjust(&mut settings);
-        let running = voltbus::start(settings.clone()).await.unwrap();
+        let running = voltbus::start_as(settings.clone(), role).await.unwrap();
         Self { running, settings, database_url }
     }
 
@@ -93,8 +98,18 @@ impl Platform {
 
     /// A second voltbus process on the same database, broker and NATS (stopped when dropped).
     pub(crate) async fn sibling(&self) -> Self {
-        let running = voltbus::start(self.settings.clone()).await.unwrap();
+        self.sibling_as(voltbus::Role::All).await
+    }
+
+    /// A second voltbus process, in `role`, on the same database, broker and NATS.
+    pub(crate) async fn sibling_as(&self, role: voltbus::Role) -> Self {
+        let running = voltbus::start_as(self.settings.clone(), role).await.unwrap();
         Self { running, settings: self.settings.clone(), database_url: self.database_url.clone() }
+    }
+
+    /// Stops this process alone, leaving the broker to its siblings.
+    pub(crate) async fn stop_process(self) {
+        self.running.stop().await.unwrap();
     }
 
     pub(crate) async fn stop(self) {

@@ -42,6 +42,12 @@ fn bad_configuration_names_the_key() {
     assert!(error_of(&[("VOLTBUS__HTTP__BIND", "nonsense")]).contains("http.bind"));
     assert!(error_of(&[("VOLTBUS__AMQP__URL", "http://x")]).contains("amqp.url"));
     assert!(error_of(&[("VOLTBUS__NATS__URL", "localhost")]).contains("nats.url"));
+    // A cluster's nodes, separated by commas: every one must be the engine's URL.
+    let cluster =
+        [("VOLTBUS__AMQP__URL", "amqp://a:5672/%2f, amqp://b:5672/%2f"), ("VOLTBUS__NATS__URL", "nats://a,nats://b")];
+    assert!(Settings::load_from(None, env(&cluster)).is_ok());
+    assert!(error_of(&[("VOLTBUS__AMQP__URL", "amqp://a:5672/%2f,http://b")]).contains("amqp.url"));
+    assert!(error_of(&[("VOLTBUS__NATS__URL", "nats://a,b:4222")]).contains("nats.url"));
     assert!(error_of(&[("VOLTBUS__DATABASE__URL", "mysql://x")]).contains("database.url"));
     assert!(error_of(&[("VOLTBUS__LOG__FORMAT", "xml")]).contains("format"));
     assert!(error_of(&[("VOLTBUS__DATABSE__URL", "postgres://x")]).contains("databse"));

@@ -22,7 +22,7 @@ pub use dead_letters::{list_dead_letters, queue_depths, replay_dead_letters};
 pub use requester::Requester;
 pub use topology::GroupTopology;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use lapin::Confirmation;
@@ -64,14 +64,40 @@ impl Link {
     }
 }
 
-/// A RabbitMQ connection that reopens itself.
+/// A link to the first of `nodes`, starting at `first` and going round, that opens; and which it
+/// is. Every node's failure, when none opens.
+async fn open_any(nodes: &[String], first: usize, service: &str) -> Result<(Link, usize), String> {
+    if nodes.is_empty() {
+        return Err("no node in the URL".into());
+    }
+    let mut failures = Vec::new();
+    for index in (0..nodes.len()).map(|i| (first + i) % nodes.len()) {
+        match Link::open(&nodes[index], service).await {
+            Ok(link) => {
+                if nodes.len() > 1 {
+                    tracing::info!(node = %redact_url(&nodes[index]), "connected to RabbitMQ node");
+                }
+                return Ok((link, index));
+            }
+            Err(error) => failures.push(format!("{}: {error}", redact_url(&nodes[index]))),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// A RabbitMQ connection that reopens itself, on the next node of a cluster when it has several.
 ///
 /// lapin's own recovery is young and does not restore everything (BUS-NOTES), so this type keeps
 /// the current link and, when it finds it broken, opens a new one (one caller reconnects, the others
 /// wait for it) and re-declares the exchanges if they were declared before. A publish caught in the
 /// break fails with [`PublishError::Disconnected`]; it is never reported as confirmed.
+///
+/// The nodes are tried in the order given, the first connection from the first; a reconnection
+/// from the node after the one that was lost (it is likely still down), round to it last.
 pub struct AmqpConnection {
-    url: String,
+    nodes: Vec<String>,
+    /// The node of the current link.
+    at: AtomicUsize,
     service: String,
     shown_url: String,
     current: RwLock<Arc<Link>>,
@@ -85,13 +111,15 @@ impl AmqpConnection {
     /// Connects, names the connection after `service` (visible in `rabbitmqctl list_connections`
     /// and the management UI), and opens the publishing channel in confirm mode.
     pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
-        let link = Link::open(url, service).await.map_err(|e| BusError::Connect {
+        let nodes: Vec<String> = crate::nodes(url).map(str::to_owned).collect();
+        let (link, at) = open_any(&nodes, 0, service).await.map_err(|reason| BusError::Connect {
             engine: "rabbitmq",
             url: redact_url(url),
-            reason: e.to_string(),
+            reason,
         })?;
         Ok(Self {
-            url: url.to_owned(),
+            nodes,
+            at: AtomicUsize::new(at),
             service: service.to_owned(),
             shown_url: redact_url(url),
             current: RwLock::new(Arc::new(link)),
@@ -119,11 +147,14 @@ impl AmqpConnection {
             return Ok(link);
         }
         tracing::info!(url = %self.shown_url, "reopening the RabbitMQ connection");
-        let fresh = Arc::new(Link::open(&self.url, &self.service).await.map_err(|e| BusError::Connect {
+        let after = self.at.load(Ordering::Acquire) + 1;
+        let (fresh, at) = open_any(&self.nodes, after, &self.service).await.map_err(|reason| BusError::Connect {
             engine: "rabbitmq",
             url: self.shown_url.clone(),
-            reason: e.to_string(),
-        })?);
+            reason,
+        })?;
+        self.at.store(at, Ordering::Release);
+        let fresh = Arc::new(fresh);
         if self.exchanges_declared.load(Ordering::Acquire) {
             declare_exchanges_on(&fresh.publisher).await?;
         }

@@ -286,11 +286,17 @@ async fn open(url: &str, service: &str, credentials: Option<&str>) -> Result<Cli
         Some(creds) => ConnectOptions::with_credentials(creds).map_err(|e| failed(format!("credentials: {e}")))?,
         None => ConnectOptions::new(),
     };
+    // A cluster's servers, separated by commas; the client also follows the servers the cluster
+    // announces (INFO `connect_urls`), so one of them is enough to find the rest.
+    let servers = crate::nodes(url)
+        .map(|server| server.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(format!("not a server URL: {e}")))?;
     options
         .name(service)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| failed(e.to_string()))
 }

@@ -8,6 +8,7 @@ mod amqp_runtime;
 mod broker_restart;
 mod conformance;
 mod nats_accounts;
+mod nodes;
 mod outbox;
 mod private_nats;
 mod private_rabbit;

@@ -222,6 +222,8 @@ pub(crate) struct Doors<'a> {
     pub metrics_token: Option<&'a str>,
     pub console: Option<&'a Console>,
     pub ocpp: Option<&'a std::sync::Arc<crate::edge::ocpp::Ocpp>>,
+    /// Whether partners', apps', the console's and chargers' routes are answered (not on a worker).
+    pub front_doors: bool,
     pub peer: IpAddr,
     pub request_id: &'a str,
 }

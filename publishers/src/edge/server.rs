@@ -38,6 +38,7 @@ pub struct Edge {
     metrics_token: Option<Arc<str>>,
     console: Option<Arc<Console>>,
     ocpp: Option<Arc<Ocpp>>,
+    front_doors: bool,
 }
 
 impl Edge {
@@ -56,12 +57,20 @@ impl Edge {
             metrics_token: None,
             console: None,
             ocpp: None,
+            front_doors: true,
         })
     }
 
     /// Makes `GET /metrics` need `Authorization: Bearer <token>`.
     pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
         self.metrics_token = token.map(Arc::from);
+        self
+    }
+
+    /// With `false`, answers health, metrics and the documents only: every partner, app, console
+    /// and charger route is 404 (a worker process, `serve --role worker`).
+    pub fn with_front_doors(mut self, open: bool) -> Self {
+        self.front_doors = open;
         self
     }
 
@@ -110,6 +119,7 @@ impl Edge {
             }
             let (health, api, mobile) = (Arc::clone(&self.health), Arc::clone(&self.api), Arc::clone(&self.mobile));
             let (token, console, ocpp) = (self.metrics_token.clone(), self.console.clone(), self.ocpp.clone());
+            let front_doors = self.front_doors;
             let service = service_fn(move |request| {
                 let (health, api, mobile) = (Arc::clone(&health), Arc::clone(&api), Arc::clone(&mobile));
                 let (token, console, ocpp) = (token.clone(), console.clone(), ocpp.clone());
@@ -121,6 +131,7 @@ impl Edge {
                         metrics_token: token.as_deref(),
                         console: console.as_deref(),
                         ocpp: ocpp.as_ref(),
+                        front_doors,
                     };
                     Ok::<_, Infallible>(handle(request, peer.ip(), parts).await)
                 }
@@ -165,6 +176,7 @@ struct Parts<'a> {
     metrics_token: Option<&'a str>,
     console: Option<&'a Console>,
     ocpp: Option<&'a Arc<Ocpp>>,
+    front_doors: bool,
 }
 
 async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts<'_>) -> Response<Full<Bytes>> {
@@ -176,8 +188,9 @@ async fn handle(request: Request<Incoming>, peer: std::net::IpAddr, parts: Parts
     hop.wrap(
         async {
             tracing::trace!("received");
-            let Parts { health, api, mobile, metrics_token, console, ocpp } = parts;
-            let doors = Doors { api, mobile, health, metrics_token, console, ocpp, peer, request_id: &request_id };
+            let Parts { health, api, mobile, metrics_token, console, ocpp, front_doors } = parts;
+            let request_id = &request_id;
+            let doors = Doors { api, mobile, health, metrics_token, console, ocpp, front_doors, peer, request_id };
             let (answer, route) = dispatch(request, &doors).await;
             let status = answer.status().as_u16();
             tracing::debug!(status, "answered");
@@ -217,6 +230,13 @@ async fn dispatch(request: Request<Incoming>, doors: &Doors<'_>) -> (Response<Fu
     // The app's API took paths with a trailing slash.
     if matches!(lookup, Lookup::NotFound) && door == Door::Mobile && path.len() > 1 && path.ends_with('/') {
         lookup = router.find(request.method(), path.trim_end_matches('/'));
+    }
+    // A worker answers operations' routes alone, and says so for any other.
+    let closed = !doors.front_doors
+        && (door != Door::Operations || matches!(&lookup, Lookup::Found(f) if f.route.door != Door::Operations));
+    if closed {
+        let error = ApiError::not_found("this process serves health and metrics only (serve --role worker)");
+        return (envelope::error_response(error, doors.request_id), "closed/*".into());
     }
     let found = match lookup {
         Lookup::Found(found) => found,

@@ -103,7 +103,9 @@ pub(crate) async fn create(api: &PartnerApi, call: Call) -> Result<Answer, ApiEr
         audience: Some(call.caller.audience()),
     };
     let subscription: Subscription = api.bus.request(&command(&call, create), api.settings.command_timeout).await?;
-    let mut url = url::Url::parse(broker).map_err(|_| ApiError::internal())?;
+    // A cluster's first node: its subscriber queue is reachable from any of them.
+    let node = bus::nodes(broker).next().unwrap_or(broker);
+    let mut url = url::Url::parse(node).map_err(|_| ApiError::internal())?;
     let credentials_set = url.set_username(&username).is_ok() && url.set_password(Some(&password)).is_ok();
     if !credentials_set {
         return Err(ApiError::internal());

@@ -1,0 +1,74 @@
+//! `amqp.url` naming several nodes: the connection goes to the first that answers, and after
+//! losing it, to the next, with the exchanges declared again there. Two RabbitMQ nodes of the
+//! test's own (`private_rabbit`), so the second starts with none of voltbus's topology.
+
+use std::time::{Duration, Instant};
+
+use bus::PublishError;
+use bus::amqp::AmqpConnection;
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use schemas::routing;
+use uuid::Uuid;
+
+use crate::private_nats::PrivateNats;
+use crate::private_rabbit::PrivateRabbit;
+use crate::support::{init_logs, pause_ride, tenant, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_is_left_for_the_next_one_where_the_exchanges_are_declared_again() {
+    init_logs();
+    let (first, second) = (PrivateRabbit::start(), PrivateRabbit::start());
+    // Nothing listens on port 1: the list is tried in order, past a node that does not answer.
+    let url = format!("amqp://guest:guest@127.0.0.1:1/%2f, {}, {}", first.url(), second.url());
+    let amqp = AmqpConnection::connect(&url, "voltbus-test-nodes").await.unwrap();
+    amqp.declare_exchanges().await.unwrap();
+    let tenant = tenant();
+    let routing_key = "test.nodes";
+    let event = || pause_ride(Uuid::now_v7(), &tenant);
+
+    let landed_on = |name: &str| {
+        let (amqp, queue) = (&amqp, name.to_owned());
+        async move {
+            let channel = amqp.channel().await.unwrap();
+            channel
+                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+                .await
+                .unwrap();
+            let bind = QueueBindOptions::default();
+            let (exchange, key) = (routing::EVENTS_EXCHANGE.into(), routing_key.into());
+            channel.queue_bind(queue.as_str().into(), exchange, key, bind, FieldTable::default()).await.unwrap();
+            amqp.publish(routing::EVENTS_EXCHANGE, routing_key, &event()).await.unwrap();
+            let got = channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap();
+            assert!(got.is_some(), "the event reached the queue on the node the connection is on");
+        }
+    };
+    landed_on(&unique("on_first")).await;
+
+    first.stop();
+    // The publish caught in the break fails (never a false confirmation); the next ones reopen
+    // the link on the second node, which had no exchange until the connection declared it again:
+    // there the event is returned unroutable (no queue is bound yet), where a missing exchange
+    // would have closed the channel.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match amqp.publish(routing::EVENTS_EXCHANGE, routing_key, &event()).await {
+            Err(PublishError::Returned { .. }) => break,
+            outcome => assert!(outcome.is_err(), "confirmed with no queue bound on any node"),
+        }
+        assert!(Instant::now() < deadline, "never reconnected to the second node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    landed_on(&unique("on_second")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_url_of_several_servers_reaches_the_one_that_answers() {
+    init_logs();
+    let server = PrivateNats::start();
+    let url = format!("nats://127.0.0.1:1, {}", server.url());
+    let nats = bus::nats::NatsConnection::connect(&url, "voltbus-test-nodes").await.unwrap();
+    nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
+    let subject = format!("voltbus.test.events.{}", unique("nodes"));
+    nats.publish_durable(subject, &pause_ride(Uuid::now_v7(), &tenant())).await.unwrap();
+}
