@@ -54,7 +54,7 @@ impl Engines {
         let nats = match &settings.nats.url {
             Some(url) => {
                 let nats = connect_nats(settings, url, service).await?;
-                nats.ensure_streams(settings.nats.retention()).await?;
+                nats.ensure_replicated_streams(settings.nats.retention(), Some(settings.nats.replicas)).await?;
                 Some(nats)
             }
             None => None,

@@ -45,7 +45,7 @@ pub async fn simulate(
     let devices = match (&settings.nats.url, local) {
         (Some(url), _) => {
             let nats = connect_nats(settings, url, "voltbus-simulator").await?;
-            nats.ensure_streams(settings.nats.retention()).await?;
+            nats.ensure_replicated_streams(settings.nats.retention(), Some(settings.nats.replicas)).await?;
             Some(nats.into())
         }
         (None, Some(running)) => Some(running.devices.clone()),

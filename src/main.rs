@@ -297,7 +297,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::SimulateChargers { tenant, chargers, every_seconds } => {
             let url = settings.nats.url.as_deref().context("simulate-chargers needs nats.url (VOLTBUS__NATS__URL)")?;
             let nats = voltbus::connect_nats(&settings, url, "voltbus-charger-simulator").await?;
-            nats.ensure_streams(settings.nats.retention()).await?;
+            nats.ensure_replicated_streams(settings.nats.retention(), Some(settings.nats.replicas)).await?;
             let tenant = schemas::TenantId::new(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
             let behaviour = voltbus::charger_simulator::Behaviour {
                 every: std::time::Duration::from_secs(every_seconds.max(1)),
@@ -340,7 +340,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::SimulateDevices { refusing, delay_ms } => {
             let url = settings.nats.url.as_deref().context("simulate-devices needs nats.url (VOLTBUS__NATS__URL)")?;
             let nats = voltbus::connect_nats(&settings, url, "voltbus-device-simulator").await?;
-            nats.ensure_streams(settings.nats.retention()).await?;
+            nats.ensure_replicated_streams(settings.nats.retention(), Some(settings.nats.replicas)).await?;
             let devices = voltbus::simulator::Devices {
                 refusing: refusing.into_iter().collect(),
                 delay: std::time::Duration::from_millis(delay_ms),

@@ -240,6 +240,9 @@ pub struct NatsSettings {
     /// Hours JetStream keeps telemetry, events and device commands (consumers take them within
     /// seconds; this bounds the disk, and an outage longer than it loses what it missed).
     pub retention_hours: u64,
+    /// Copies JetStream keeps of every stream: 1 on one server, 3 (or 5) on a cluster; a stream
+    /// that has another number is changed to it at start.
+    pub replicas: usize,
 }
 
 impl Default for NatsSettings {
@@ -250,6 +253,7 @@ impl Default for NatsSettings {
             account_seed: None,
             public_url: None,
             retention_hours: bus::nats::DEFAULT_RETENTION.as_secs() / 3600,
+            replicas: 1,
         }
     }
 }
@@ -488,6 +492,9 @@ impl Settings {
         check("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"])?;
         // The exporter speaks plain HTTP: a collector beside voltbus forwards with TLS.
         check("otel.endpoint", &self.otel.endpoint, &["http://"])?;
+        if !(1..=5).contains(&self.nats.replicas) {
+            return Err(SettingsError(format!("nats.replicas {} must be 1 to 5", self.nats.replicas)));
+        }
         if !(0.0..=1.0).contains(&self.otel.sample_ratio) {
             return Err(SettingsError(format!("otel.sample_ratio {} must be between 0 and 1", self.otel.sample_ratio)));
         }

@@ -66,8 +66,19 @@ impl NatsConnection {
     /// had none is updated): every consumer acknowledges within seconds, so the age limit only
     /// bounds the disk, and a consumer down for longer than `retention` misses what it did not
     /// take. Dead letters and advisories wait for an operator or a watcher, whatever their age.
-    /// A `retention` shorter than the duplicate window is taken as that window.
+    /// A `retention` shorter than the duplicate window is taken as that window. A stream made
+    /// here has one replica; one that exists keeps the replicas it has.
     pub async fn ensure_streams(&self, retention: Duration) -> Result<(), BusError> {
+        self.ensure_replicated_streams(retention, None).await
+    }
+
+    /// [`NatsConnection::ensure_streams`], with `replicas` copies of every stream on a cluster
+    /// (`nats.replicas`), made so or changed to it when it has another number.
+    pub async fn ensure_replicated_streams(
+        &self,
+        retention: Duration,
+        replicas: Option<usize>,
+    ) -> Result<(), BusError> {
         let retention = retention.max(DUPLICATE_WINDOW);
         let streams = [
             (subjects::TELEMETRY_STREAM, subjects::telemetry_stream_subjects(), retention),
@@ -87,15 +98,18 @@ impl NatsConnection {
                 duplicate_window: DUPLICATE_WINDOW,
                 // Zero: no age limit.
                 max_age,
+                num_replicas: replicas.unwrap_or(1),
                 ..Default::default()
             };
             let existing = self.jetstream.get_or_create_stream(config).await.map_err(|e| topology(e.to_string()))?;
             let held = &existing.cached_info().config;
-            if held.max_age != max_age {
-                // Only the age limit changes: replicas, limits and placement an operator gave the
-                // stream stay as they are.
+            let replicas = replicas.unwrap_or(held.num_replicas);
+            if held.max_age != max_age || held.num_replicas != replicas {
+                // Only the age limit and the replicas change: limits and placement an operator
+                // gave the stream stay as they are.
                 let mut changed = held.clone();
                 changed.max_age = max_age;
+                changed.num_replicas = replicas;
                 if max_age > Duration::ZERO {
                     changed.duplicate_window = changed.duplicate_window.min(max_age);
                 }

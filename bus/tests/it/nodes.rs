@@ -11,7 +11,7 @@ use lapin::types::FieldTable;
 use schemas::routing;
 use uuid::Uuid;
 
-use crate::private_nats::PrivateNats;
+use crate::private_nats::{PrivateNats, PrivateNatsCluster};
 use crate::private_rabbit::PrivateRabbit;
 use crate::support::{init_logs, pause_ride, tenant, unique};
 
@@ -71,4 +71,62 @@ async fn a_nats_url_of_several_servers_reaches_the_one_that_answers() {
     nats.ensure_streams(bus::nats::DEFAULT_RETENTION).await.unwrap();
     let subject = format!("voltbus.test.events.{}", unique("nodes"));
     nats.publish_durable(subject, &pause_ride(Uuid::now_v7(), &tenant())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_three_replicas_keeps_every_acknowledged_message_when_its_leader_dies() {
+    init_logs();
+    let mut cluster = PrivateNatsCluster::start(3);
+    let nats = bus::nats::NatsConnection::connect(&cluster.url(), "voltbus-test-cluster").await.unwrap();
+    // JetStream answers once the cluster has elected its meta leader.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(error) = nats.ensure_replicated_streams(bus::nats::DEFAULT_RETENTION, Some(3)).await {
+        assert!(Instant::now() < deadline, "no JetStream cluster: {error}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let stream = nats.jetstream().get_stream(schemas::subjects::EVENTS_STREAM).await.unwrap();
+    let info = stream.get_info().await.unwrap();
+    assert_eq!(info.config.num_replicas, 3);
+    let subject = format!("voltbus.test.events.{}", unique("replicated"));
+    let tenant = tenant();
+    let mut acknowledged = 0;
+    // Each message is sent again as itself (same id) until acknowledged: the stream's
+    // de-duplication keeps one copy of a publish whose first acknowledgement was lost.
+    let publish = async |acknowledged: &mut usize| {
+        let envelope = pause_ride(Uuid::now_v7(), &tenant);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Err(error) = nats.publish_durable(subject.clone(), &envelope).await {
+            assert!(Instant::now() < deadline, "never acknowledged again: {error}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        *acknowledged += 1;
+    };
+    for _ in 0..50 {
+        publish(&mut acknowledged).await;
+    }
+
+    let leader = info.cluster.and_then(|c| c.leader).expect("the stream has a leader");
+    let killed = cluster.index_of(&leader).expect("a node of this cluster");
+    cluster.nodes[killed].kill();
+    let started = Instant::now();
+    publish(&mut acknowledged).await;
+    let recovered = started.elapsed();
+    for _ in 0..49 {
+        publish(&mut acknowledged).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        assert!(Instant::now() < deadline, "the stream never answered with a new leader");
+        match stream.get_info().await {
+            Ok(info) if info.cluster.as_ref().and_then(|c| c.leader.as_ref()).is_some_and(|l| *l != leader) => {
+                break info.state.messages;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    println!(
+        "stream leader {leader} killed: acknowledged again after {recovered:?}; {acknowledged} acknowledged, {stored} stored"
+    );
+    assert_eq!(stored, u64::try_from(acknowledged).unwrap(), "every acknowledged message stored once");
+    cluster.nodes[killed].boot();
 }

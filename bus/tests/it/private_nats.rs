@@ -15,6 +15,8 @@ pub struct PrivateNats {
     child: Option<Child>,
     /// Extra configuration (`-c` file), e.g. operator mode.
     config: Option<PathBuf>,
+    /// Further command-line arguments (a cluster node's name and routes).
+    args: Vec<String>,
 }
 
 impl PrivateNats {
@@ -29,6 +31,10 @@ impl PrivateNats {
     }
 
     fn start_with(config: Option<&str>) -> Self {
+        Self::start_with_args(config, Vec::new())
+    }
+
+    fn start_with_args(config: Option<&str>, args: Vec<String>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("nats"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -37,7 +43,7 @@ impl PrivateNats {
             std::fs::write(&path, config).unwrap();
             path
         });
-        let mut server = Self { port, dir, child: None, config };
+        let mut server = Self { port, dir, child: None, config, args };
         server.boot();
         server
     }
@@ -54,6 +60,7 @@ impl PrivateNats {
         let child = command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.dir)
+            .args(&self.args)
             .stdout(std::process::Stdio::null())
             .stderr(
                 std::fs::File::create(self.dir.join("nats.log"))
@@ -94,5 +101,52 @@ impl Drop for PrivateNats {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// nats-servers of a test's own joined in one JetStream cluster (own client and cluster ports,
+/// own stores), for replicated streams and their leaders' failures.
+#[allow(dead_code)]
+pub struct PrivateNatsCluster {
+    /// The servers, named `<cluster>-<index>`.
+    pub nodes: Vec<PrivateNats>,
+    name: String,
+}
+
+#[allow(dead_code)]
+impl PrivateNatsCluster {
+    pub fn start(size: usize) -> Self {
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cluster_ports: Vec<u16> = (0..size).map(|_| free()).collect();
+        let routes: Vec<String> = cluster_ports.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect();
+        let name = unique("vbc");
+        let nodes = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(index, port)| {
+                let args = [
+                    "--name".to_owned(),
+                    format!("{name}-{index}"),
+                    "--cluster_name".to_owned(),
+                    name.clone(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{port}"),
+                    "--routes".to_owned(),
+                    routes.join(","),
+                ];
+                PrivateNats::start_with_args(None, args.to_vec())
+            })
+            .collect();
+        Self { nodes, name }
+    }
+
+    /// Every server's client URL, separated by commas (as `nats.url` takes a cluster).
+    pub fn url(&self) -> String {
+        self.nodes.iter().map(PrivateNats::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// The index of the server named `server`.
+    pub fn index_of(&self, server: &str) -> Option<usize> {
+        server.strip_prefix(&format!("{}-", self.name))?.parse().ok()
     }
 }
