@@ -120,6 +120,37 @@ impl PrivateRabbit {
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
+
+    /// Makes this (running) node a member of `other`'s cluster, leaving its own data behind.
+    #[allow(dead_code)]
+    pub fn join(&self, other: &PrivateRabbit) {
+        for step in [&["stop_app"][..], &["reset"], &["join_cluster", &other.node], &["start_app"]] {
+            let done = self.ctl().args(step).output().unwrap();
+            assert!(done.status.success(), "{step:?}: {}\n{}", String::from_utf8_lossy(&done.stderr), self.log());
+        }
+    }
+}
+
+/// RabbitMQ nodes of a test's own joined in one cluster (quorum queues replicated across them).
+#[allow(dead_code)]
+pub struct PrivateRabbitCluster {
+    pub nodes: Vec<PrivateRabbit>,
+}
+
+#[allow(dead_code)]
+impl PrivateRabbitCluster {
+    pub fn start(size: usize) -> Self {
+        let nodes: Vec<PrivateRabbit> = (0..size).map(|_| PrivateRabbit::start()).collect();
+        for node in &nodes[1..] {
+            node.join(&nodes[0]);
+        }
+        Self { nodes }
+    }
+
+    /// Every node's URL, separated by commas (as `amqp.url` takes a cluster).
+    pub fn url(&self) -> String {
+        self.nodes.iter().map(PrivateRabbit::url).collect::<Vec<_>>().join(",")
+    }
 }
 
 /// `rabbitmqctl`, one at a time across every test process of the machine, and killed after 90 s:
