@@ -7,6 +7,7 @@ mod amqp;
 mod binary;
 mod chargers;
 mod charging;
+mod cluster;
 mod compatibility;
 mod console;
 mod embedded;

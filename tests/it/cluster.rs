@@ -1,0 +1,142 @@
+//! The platform on clusters (issue 29, part 4): three RabbitMQ nodes and three NATS servers of
+//! the test's own (quorum queues, streams of three replicas), an `all`, an `api` and a `worker`
+//! voltbus process on one PostgreSQL; partner commands with idempotency keys through both edges
+//! while, in turn, a RabbitMQ follower stops, the node every connection is on stops, and the NATS
+//! server leading the events stream dies, each back before the next. Counts, as the single-node
+//! fault suite does, that every acknowledged command is stored once, and prints for each fault
+//! how long until commands succeed again.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use voltbus::{Role, Running, Settings};
+
+use crate::private_nats::PrivateNatsCluster;
+use crate::private_rabbit::PrivateRabbitCluster;
+use crate::support::{embedded_settings, fresh_postgres_database, request, unique};
+
+const KEYS: &str = "/api/partner/v1/api-keys";
+
+/// Partner commands sent, and those acknowledged.
+struct Load {
+    admin: String,
+    edges: Vec<SocketAddr>,
+    sent: usize,
+    acknowledged: Vec<String>,
+}
+
+impl Load {
+    /// Sends `n` commands, alternating edges, each with its own idempotency key, sent again with
+    /// it until acknowledged; returns how long the first one took to be.
+    async fn send(&mut self, n: usize) -> Duration {
+        let mut first = None;
+        for _ in 0..n {
+            let started = Instant::now();
+            let name = format!("cluster {}", self.sent);
+            let idempotency = unique("idem");
+            let edge = self.edges[self.sent % self.edges.len()];
+            self.sent += 1;
+            let body = json!({ "name": name }).to_string();
+            let headers = [("x-partner-api-key", self.admin.as_str()), ("idempotency-key", idempotency.as_str())];
+            loop {
+                let (status, answer, _) = request(edge, "POST", KEYS, &headers, Some(&body)).await;
+                match status {
+                    201 => break,
+                    // The broker or the consumer was away: the same key again.
+                    500.. => {
+                        assert!(started.elapsed() < Duration::from_secs(120), "never acknowledged: {answer}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    _ => panic!("refused: {status} {answer}"),
+                }
+            }
+            self.acknowledged.push(name);
+            first.get_or_insert(started.elapsed());
+        }
+        first.unwrap_or_default()
+    }
+}
+
+/// Starts a process once JetStream answers (a new cluster elects its meta leader first).
+async fn start(settings: &Settings, role: Role) -> Running {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match voltbus::start_as(settings.clone(), role).await {
+            Ok(running) => return running,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "{error:#}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
+    let suite = Instant::now();
+    let rabbit = PrivateRabbitCluster::start(3);
+    let mut nats = PrivateNatsCluster::start(3);
+    let database_url = fresh_postgres_database().await;
+    let mut settings = embedded_settings();
+    settings.database.url = Some(database_url.clone().into());
+    settings.amqp.url = Some(rabbit.url().into());
+    settings.nats.url = Some(nats.url().into());
+    settings.nats.replicas = 3;
+    settings.partner.command_timeout = Duration::from_secs(3);
+    let all = start(&settings, Role::All).await;
+    let worker = start(&settings, Role::Worker).await;
+    let api = start(&settings, Role::Api).await;
+    let (admin, _) = voltbus::create_admin_key(&settings, &unique("org"), "admin").await.unwrap();
+    let mut load = Load { admin, edges: vec![all.addr, api.addr], sent: 0, acknowledged: Vec::new() };
+    load.send(20).await;
+    println!("clusters up, three processes serving, 20 commands: {:?}", suite.elapsed());
+
+    let mut report = Vec::new();
+    rabbit.nodes[1].stop();
+    report.push(("RabbitMQ follower stopped", load.send(20).await));
+    rabbit.nodes[1].boot();
+    load.send(10).await;
+
+    // Every connection went to the first node of the list.
+    rabbit.nodes[0].stop();
+    report.push(("RabbitMQ node every connection was on stopped", load.send(20).await));
+    rabbit.nodes[0].boot();
+    load.send(10).await;
+
+    let events = schemas::subjects::EVENTS_STREAM;
+    let nats_client = bus::nats::NatsConnection::connect(&nats.url(), "voltbus-test").await.unwrap();
+    let info = nats_client.jetstream().get_stream(events).await.unwrap().get_info().await.unwrap();
+    let leader = info.cluster.and_then(|c| c.leader).expect("the events stream has a leader");
+    let killed = nats.index_of(&leader).expect("a server of this cluster");
+    nats.nodes[killed].kill();
+    report.push(("NATS server leading the events stream killed", load.send(20).await));
+    nats.nodes[killed].boot();
+    load.send(10).await;
+
+    let db = sea_orm::Database::connect(&database_url).await.unwrap();
+    let counted = sea_orm::ConnectionTrait::query_one_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT COUNT(*) AS stored, COUNT(DISTINCT name) AS distinct_names FROM api_keys WHERE name LIKE 'cluster %'",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stored: i64 = counted.try_get("", "stored").unwrap();
+    let distinct: i64 = counted.try_get("", "distinct_names").unwrap();
+    for (fault, recovered) in &report {
+        println!("{fault}: commands acknowledged again after {recovered:?}");
+    }
+    println!(
+        "acknowledged {}, stored {stored}, distinct {distinct}; suite {:?}",
+        load.acknowledged.len(),
+        suite.elapsed()
+    );
+    assert_eq!((stored, distinct), (load.acknowledged.len() as i64, load.acknowledged.len() as i64));
+    for running in [api, worker, all] {
+        running.stop().await.unwrap();
+    }
+}
