@@ -230,6 +230,8 @@ for vhost in $(as_root rabbitmqctl list_vhosts -q 2>/dev/null | grep '^vb_' || t
   as_root rabbitmqctl delete_vhost -q "$vhost" >/dev/null 2>&1 || true
 done
 ensure_nats
+# The cluster suite's PostgreSQL failover goes through HAProxy (sqlx connects to one host).
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt_install haproxy
 ensure_nextest
 ensure_node
 ensure_browser

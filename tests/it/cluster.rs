@@ -1,10 +1,11 @@
 //! The platform on clusters (issue 29, part 4): three RabbitMQ nodes and three NATS servers of
 //! the test's own (quorum queues, streams of three replicas), an `all`, an `api` and a `worker`
-//! voltbus process on one PostgreSQL; partner commands with idempotency keys through both edges
-//! while, in turn, a RabbitMQ follower stops, the node every connection is on stops, and the NATS
-//! server leading the events stream dies, each back before the next. Counts, as the single-node
-//! fault suite does, that every acknowledged command is stored once, and prints for each fault
-//! how long until commands succeed again.
+//! voltbus process, a PostgreSQL primary with a synchronous standby behind HAProxy; partner
+//! commands with idempotency keys through both edges while, in turn, a RabbitMQ follower stops,
+//! the node every connection is on stops, the NATS server leading the events stream dies (each
+//! back before the next), and the PostgreSQL primary crashes and its standby is promoted. Counts,
+//! as the single-node fault suite does, that every acknowledged command is stored once, and
+//! prints for each fault how long until commands succeed again.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,8 +14,9 @@ use serde_json::json;
 use voltbus::{Role, Running, Settings};
 
 use crate::private_nats::PrivateNatsCluster;
+use crate::private_postgres::PrivatePostgres;
 use crate::private_rabbit::PrivateRabbitCluster;
-use crate::support::{embedded_settings, fresh_postgres_database, request, unique};
+use crate::support::{embedded_settings, request, unique};
 
 const KEYS: &str = "/api/partner/v1/api-keys";
 
@@ -58,6 +60,67 @@ impl Load {
     }
 }
 
+/// HAProxy in front of a PostgreSQL primary and its standby (a `backup` server: taken only while
+/// the primary fails its checks), as the README tells operators to run it: sqlx connects to one
+/// host, so the address voltbus is given must follow the primary.
+struct Proxy {
+    port: u16,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Proxy {
+    fn start(primary: u16, standby: u16) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = crate::support::scratch_dir();
+        let config = [
+            "defaults".to_owned(),
+            "  mode tcp".to_owned(),
+            "  timeout connect 2s".to_owned(),
+            "  timeout client 1h".to_owned(),
+            "  timeout server 1h".to_owned(),
+            "listen postgres".to_owned(),
+            format!("  bind 127.0.0.1:{port}"),
+            "  option pgsql-check user postgres".to_owned(),
+            // Sessions to a server marked down are cut, so the pool reconnects to the next.
+            "  default-server inter 300ms fall 2 rise 2 on-marked-down shutdown-sessions".to_owned(),
+            format!("  server primary 127.0.0.1:{primary} check"),
+            format!("  server standby 127.0.0.1:{standby} check backup"),
+        ]
+        .join("\n");
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config + "\n").unwrap();
+        let binary = ["/usr/sbin/haproxy", "haproxy"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap();
+        let child = std::process::Command::new(binary)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
+            .spawn()
+            .expect("haproxy is installed (scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { port, child, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Starts a process once JetStream answers (a new cluster elects its meta leader first).
 async fn start(settings: &Settings, role: Role) -> Running {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -77,7 +140,25 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     let suite = Instant::now();
     let rabbit = PrivateRabbitCluster::start(3);
     let mut nats = PrivateNatsCluster::start(3);
-    let database_url = fresh_postgres_database().await;
+    // Commits wait for the standby (`synchronous_standby_names`): what was acknowledged before
+    // the primary crashed is on the standby that takes its place.
+    let primary = PrivatePostgres::start_with(&["synchronous_standby_names='*'"]);
+    let standby = primary.standby();
+    let proxy = Proxy::start(primary.port(), standby.port());
+    let database_url = proxy.url();
+    let on_primary = sea_orm::Database::connect(primary.url()).await.unwrap();
+    let replication = sea_orm::ConnectionTrait::query_one_raw(
+        &on_primary,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT sync_state FROM pg_stat_replication",
+        ),
+    )
+    .await
+    .unwrap()
+    .expect("the standby streams from the primary");
+    assert_eq!(replication.try_get::<String>("", "sync_state").unwrap(), "sync");
+    on_primary.close().await.unwrap();
     let mut settings = embedded_settings();
     settings.database.url = Some(database_url.clone().into());
     settings.amqp.url = Some(rabbit.url().into());
@@ -112,6 +193,11 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     nats.nodes[killed].kill();
     report.push(("NATS server leading the events stream killed", load.send(20).await));
     nats.nodes[killed].boot();
+    load.send(10).await;
+
+    primary.crash();
+    standby.promote();
+    report.push(("PostgreSQL primary crashed, standby promoted", load.send(20).await));
     load.send(10).await;
 
     let db = sea_orm::Database::connect(&database_url).await.unwrap();

@@ -78,6 +78,42 @@ impl PrivatePostgres {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+
+    /// Its port.
+    #[allow(dead_code)]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A streaming-replication standby of this server (`pg_basebackup -R`), on its own port.
+    #[allow(dead_code)]
+    pub fn standby(&self) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(unique("voltbus-pg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap().success());
+        // None of the primary's settings: a promoted standby waiting for a standby of its own
+        // (`synchronous_standby_names`) would never commit.
+        let standby = Self { port, dir, bin: self.bin.clone(), settings: Vec::new() };
+        let primary_port = self.port.to_string();
+        let args =
+            ["-D", &standby.data(), "-h", "127.0.0.1", "-p", &primary_port, "-U", "postgres", "-R", "-X", "stream"];
+        standby.as_postgres("pg_basebackup", &args);
+        standby.boot();
+        standby
+    }
+
+    /// Stops the server at once, as a crash would.
+    #[allow(dead_code)]
+    pub fn crash(&self) {
+        self.as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+    }
+
+    /// Makes a standby the primary.
+    #[allow(dead_code)]
+    pub fn promote(&self) {
+        self.as_postgres("pg_ctl", &["-D", &self.data(), "-w", "promote"]);
+    }
 }
 
 impl Drop for PrivatePostgres {
