@@ -144,6 +144,21 @@ impl PrivateRabbitCluster {
         for node in &nodes[1..] {
             node.join(&nodes[0]);
         }
+        // A quorum queue gets members on the nodes running when it is declared: one declared
+        // before the first node sees every other running got fewer, and lost its majority with
+        // one node (seen once: 60 s of nacks after the first node stopped).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = nodes[0].ctl().args(["cluster_status", "--formatter", "json"]).output().unwrap();
+            let running = serde_json::from_slice::<serde_json::Value>(&status.stdout)
+                .ok()
+                .and_then(|status| status["running_nodes"].as_array().map(Vec::len));
+            if running == Some(size) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the cluster never showed {size} running nodes: {running:?}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
         Self { nodes }
     }
 
