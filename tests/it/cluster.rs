@@ -121,6 +121,15 @@ impl Drop for Proxy {
     }
 }
 
+/// The one row `sql` reads from the PostgreSQL at `url`.
+async fn one_row(url: &str, sql: &str) -> sea_orm::QueryResult {
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let statement = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql.to_owned());
+    let row = sea_orm::ConnectionTrait::query_one_raw(&db, statement).await.unwrap().expect("a row");
+    db.close().await.unwrap();
+    row
+}
+
 /// Starts a process once JetStream answers (a new cluster elects its meta leader first).
 async fn start(settings: &Settings, role: Role) -> Running {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -146,19 +155,8 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     let standby = primary.standby();
     let proxy = Proxy::start(primary.port(), standby.port());
     let database_url = proxy.url();
-    let on_primary = sea_orm::Database::connect(primary.url()).await.unwrap();
-    let replication = sea_orm::ConnectionTrait::query_one_raw(
-        &on_primary,
-        sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT sync_state FROM pg_stat_replication",
-        ),
-    )
-    .await
-    .unwrap()
-    .expect("the standby streams from the primary");
+    let replication = one_row(&primary.url(), "SELECT sync_state FROM pg_stat_replication").await;
     assert_eq!(replication.try_get::<String>("", "sync_state").unwrap(), "sync");
-    on_primary.close().await.unwrap();
     let mut settings = embedded_settings();
     settings.database.url = Some(database_url.clone().into());
     settings.amqp.url = Some(rabbit.url().into());
@@ -200,17 +198,11 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     report.push(("PostgreSQL primary crashed, standby promoted", load.send(20).await));
     load.send(10).await;
 
-    let db = sea_orm::Database::connect(&database_url).await.unwrap();
-    let counted = sea_orm::ConnectionTrait::query_one_raw(
-        &db,
-        sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT COUNT(*) AS stored, COUNT(DISTINCT name) AS distinct_names FROM api_keys WHERE name LIKE 'cluster %'",
-        ),
+    let counted = one_row(
+        &database_url,
+        "SELECT COUNT(*) AS stored, COUNT(DISTINCT name) AS distinct_names FROM api_keys WHERE name LIKE 'cluster %'",
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     let stored: i64 = counted.try_get("", "stored").unwrap();
     let distinct: i64 = counted.try_get("", "distinct_names").unwrap();
     for (fault, recovered) in &report {
