@@ -9,48 +9,63 @@ use voltbus::Role;
 use crate::partner::{Platform, error_code};
 use crate::support::{embedded_settings, request, request_bytes};
 
+/// `step` within `seconds`, or a failure that names it: this test once hung until nextest cut it
+/// at 300 s, saying nothing of where. Each step's time is printed (shown when the test fails).
+async fn within<T>(seconds: u64, step: &str, future: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(seconds), future).await;
+    eprintln!("{step}: {:?}", started.elapsed());
+    outcome.unwrap_or_else(|_| panic!("{step}: not done within {seconds} s"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_process_takes_partners_calls_and_a_worker_process_carries_them_out() {
-    let api = Platform::start_as(Role::Api, |_| {}).await;
-    let (_, admin) = api.organisation().await;
+    let api = within(60, "starting the api process", Platform::start_as(Role::Api, |_| {})).await;
+    let (_, admin) = within(30, "creating an organisation", api.organisation()).await;
 
     // Alone, the api process has nobody to carry out a command: it consumes nothing itself.
-    let (status, body, _) = api.call(&admin, "POST", "/api-keys", Some(json!({ "name": "too early" }))).await;
+    let early = api.call(&admin, "POST", "/api-keys", Some(json!({ "name": "too early" })));
+    let (status, body, _) = within(30, "a command with no worker", early).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(error_code(&body), "UNAVAILABLE", "{body}");
 
-    let worker = api.sibling_as(Role::Worker).await;
-    let (status, created, _) = api.call(&admin, "POST", "/api-keys", Some(json!({ "name": "through two"}))).await;
+    let worker = within(60, "starting the worker process", api.sibling_as(Role::Worker)).await;
+    let carried = api.call(&admin, "POST", "/api-keys", Some(json!({ "name": "through two"})));
+    let (status, created, _) = within(30, "a command with a worker", carried).await;
     assert_eq!(status, 201, "the worker's consumers carry out the api's command: {created}");
-    let (status, me, _) = api.call(&admin, "GET", "/me", None).await;
+    let (status, me, _) = within(30, "GET /me on the api", api.call(&admin, "GET", "/me", None)).await;
     assert_eq!(status, 200, "{me}");
 
     // The worker answers no partner, app, console or charger; health and metrics on both.
-    let (status, body, _) = worker.call(&admin, "GET", "/me", None).await;
-    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
-    for path in ["/api/v1/user/me", "/admin", "/ocpp/CP-1"] {
-        assert_eq!(request_bytes(worker.addr(), "GET", path, &[], None).await.0, 404, "{path}");
-    }
-    for process in [&api, &worker] {
-        let (status, health, _) = request(process.addr(), "GET", "/health", &[], None).await;
-        assert_eq!(status, 200, "{health}");
-        let (status, metrics, _) = request_bytes(process.addr(), "GET", "/metrics", &[], None).await;
-        assert_eq!(status, 200);
-        assert!(String::from_utf8_lossy(&metrics).contains("voltbus_http_requests_total"));
-    }
+    within(60, "the worker's closed doors, health and metrics", async {
+        let (status, body, _) = worker.call(&admin, "GET", "/me", None).await;
+        assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
+        for path in ["/api/v1/user/me", "/admin", "/ocpp/CP-1"] {
+            assert_eq!(request_bytes(worker.addr(), "GET", path, &[], None).await.0, 404, "{path}");
+        }
+        for process in [&api, &worker] {
+            let (status, health, _) = request(process.addr(), "GET", "/health", &[], None).await;
+            assert_eq!(status, 200, "{health}");
+            let (status, metrics, _) = request_bytes(process.addr(), "GET", "/metrics", &[], None).await;
+            assert_eq!(status, 200);
+            assert!(String::from_utf8_lossy(&metrics).contains("voltbus_http_requests_total"));
+        }
+    })
+    .await;
 
     // The api's request log reaches the database through the worker.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let logged = api.sql("SELECT COUNT(*) AS n FROM api_requests WHERE route = '/api/partner/v1/me'").await;
-        if logged[0].try_get::<i64>("", "n").unwrap() >= 1 {
-            break;
+    within(30, "the api's request log reaching the database", async {
+        loop {
+            let logged = api.sql("SELECT COUNT(*) AS n FROM api_requests WHERE route = '/api/partner/v1/me'").await;
+            if logged[0].try_get::<i64>("", "n").unwrap() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(Instant::now() < deadline, "the api's request log never reached the database");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    worker.stop_process().await;
-    api.stop().await;
+    })
+    .await;
+    within(60, "stopping the worker", worker.stop_process()).await;
+    within(60, "stopping the api", api.stop()).await;
 }
 
 #[tokio::test]
