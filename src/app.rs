@@ -186,7 +186,8 @@ pub async fn start_as(settings: Settings, role: Role) -> anyhow::Result<Running>
     let broker = match settings.amqp.url.as_deref().and_then(|url| bus::nodes(url).next()) {
         Some(url) => Some(
             consumers::subscriptions::BrokerAdmin::new(url, settings.amqp.management_url.as_deref(), http.clone())
-                .context("amqp.management_url")?,
+                .context("amqp.management_url")?
+                .with_quorum_size(settings.amqp.quorum_size),
         ),
         None => None,
     };
@@ -198,9 +199,9 @@ pub async fn start_as(settings: Settings, role: Role) -> anyhow::Result<Running>
             engines.database.attempts_pool(4).await.context("connecting the webhook attempts' database pool")?;
         let dispatcher = Arc::new(consumers::webhooks::Dispatcher::new(attempts_db, client, vault, policy.clone()));
         let shared = consumers::groups::Shared { dispatcher: Arc::clone(&dispatcher), broker: broker.clone() };
-        let amqp_url = settings.amqp.url.as_deref();
         for group in consumers::groups::all(&settings.groups(), &shared) {
-            background.push(run_group(group, &engines, amqp_url, &database, &mut consoled, when(&drained)).await?);
+            background
+                .push(run_group(group, &engines, &settings.amqp, &database, &mut consoled, when(&drained)).await?);
         }
         Some(dispatcher)
     } else {
@@ -291,7 +292,7 @@ pub async fn start_as(settings: Settings, role: Role) -> anyhow::Result<Running>
 async fn run_group(
     group: consumers::groups::Group,
     engines: &Engines,
-    amqp_url: Option<&str>,
+    amqp: &crate::settings::AmqpSettings,
     database: &sea_orm::DatabaseConnection,
     consoled: &mut Vec<crate::console::Group>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -301,12 +302,11 @@ async fn run_group(
     let database = group.transactional.then(|| database.clone());
     let options = group.options.unwrap_or_default();
     let noted = |transport, stream| crate::console::Group { name: name.clone(), transport, stream };
-    Ok(match (group.source, amqp_url.zip(engines.amqp.as_ref()), &engines.nats) {
-        (Source::Queue(topology), Some((url, amqp)), _) => {
+    Ok(match (group.source, amqp.url.as_deref().zip(engines.amqp.as_ref()), &engines.nats) {
+        (Source::Queue(topology), Some((url, connection)), _) => {
             consoled.push(noted(Transport::Amqp, None));
-            let channel = amqp.channel().await.context("opening a channel to declare queues")?;
-            topology.declare(&channel).await.with_context(|| format!("declaring the {name} queues"))?;
-            let _ = channel.close(200, "declared".into()).await;
+            let topology = topology.with_quorum_size(amqp.quorum_size);
+            topology.declare(connection).await.with_context(|| format!("declaring the {name} queues"))?;
             let consumer = AmqpConsumer::new(url, topology, options, group.handler, database);
             tokio::spawn(consumer.in_batches(group.batch).run(stop))
         }

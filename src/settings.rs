@@ -365,6 +365,9 @@ pub struct AmqpSettings {
     /// Its management API, where subscriptions are set up; unset: the same host, port 15672,
     /// HTTP, with the AMQP credentials.
     pub management_url: Option<ServiceUrl>,
+    /// Members of each quorum queue voltbus makes (`x-quorum-initial-group-size`), 1 to 7; unset:
+    /// RabbitMQ's default (3). Queues that exist keep the members they were made with.
+    pub quorum_size: Option<u16>,
 }
 
 /// Logging.
@@ -492,6 +495,9 @@ impl Settings {
         check("nats.url", &self.nats.url, &["nats://", "tls://", "ws://", "wss://"])?;
         // The exporter speaks plain HTTP: a collector beside voltbus forwards with TLS.
         check("otel.endpoint", &self.otel.endpoint, &["http://"])?;
+        if self.amqp.quorum_size.is_some_and(|size| !(1..=7).contains(&size)) {
+            return Err(SettingsError(format!("amqp.quorum_size {:?} must be 1 to 7", self.amqp.quorum_size)));
+        }
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(SettingsError(format!("nats.replicas {} must be 1 to 5", self.nats.replicas)));
         }

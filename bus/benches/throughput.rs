@@ -143,9 +143,10 @@ async fn main() {
         group: group.clone(),
         bindings: vec![(routing::EVENTS_EXCHANGE, routing::tenant_events_binding(&tenant))],
         retry_delays: vec![],
+        quorum_size: None,
     };
+    topology.declare(&amqp).await.unwrap();
     let admin = amqp.channel().await.unwrap();
-    topology.declare(&admin).await.unwrap();
     let key = routing::event_key_of(&tenant, &event(&tenant).data);
 
     let bare = amqp.channel().await.unwrap();
@@ -312,8 +313,9 @@ async fn main() {
         group: format!("{group}-relay"),
         bindings: vec![(routing::EVENTS_EXCHANGE, routing::tenant_events_binding(&tenant))],
         retry_delays: vec![],
+        quorum_size: None,
     };
-    relay_topology.declare(&admin).await.unwrap();
+    relay_topology.declare(&amqp).await.unwrap();
     let rows: Vec<_> = (0..n).map(|_| event(&tenant)).collect();
     for chunk in rows.chunks(1000) {
         let tx = db.begin().await.unwrap();

@@ -81,8 +81,8 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     let amqp_url = crate::support::amqp_url();
     let amqp = AmqpConnection::connect(&amqp_url, "voltbus-test").await.unwrap();
     let group = crate::support::unique("cli");
-    let topology = GroupTopology { group: group.clone(), bindings: vec![], retry_delays: vec![] };
-    topology.declare(&amqp.channel().await.unwrap()).await.unwrap();
+    let topology = GroupTopology::commands(group.clone(), vec![], vec![]);
+    topology.declare(&amqp).await.unwrap();
     let envelope = schemas::Envelope::new(
         crate::support::tenant(),
         "voltbus/test",

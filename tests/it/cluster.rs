@@ -1,31 +1,41 @@
 //! The platform on clusters (issue 29, part 4): three RabbitMQ nodes and three NATS servers of
 //! the test's own (quorum queues, streams of three replicas), an `all`, an `api` and a `worker`
-//! voltbus process, a PostgreSQL primary with a synchronous standby behind HAProxy; partner
-//! commands with idempotency keys through both edges while, in turn, a RabbitMQ follower stops,
-//! the node every connection is on stops, the NATS server leading the events stream dies (each
-//! back before the next), and the PostgreSQL primary crashes and its standby is promoted. Counts,
-//! as the single-node fault suite does, that every acknowledged command is stored once, and
-//! prints for each fault how long until commands succeed again.
+//! voltbus process, a PostgreSQL primary with a synchronous standby behind HAProxy. The load:
+//! partner commands (new customers) with idempotency keys through both edges, a webhook receiver
+//! subscribed to `customer.created`, a vehicle reporting its state over NATS. In turn, each back
+//! before the next: a RabbitMQ follower stops, the node every connection is on stops, a NATS
+//! server that leads neither the events nor the telemetry stream dies, the one leading the events
+//! stream dies, and the PostgreSQL primary crashes and its standby is promoted. Counts, as the
+//! single-node fault suite does (`faults::settle_and_count`), that every acknowledged command is
+//! stored once, every event delivered or its delivery logged as failed, every state JetStream
+//! acknowledged in the history; prints for each fault how long until commands succeed again.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use schemas::{TenantId, subjects};
 use serde_json::json;
+use uuid::Uuid;
 use voltbus::{Role, Running, Settings};
 
+use crate::faults::{Receiver, settle_and_count, sql, vehicle};
 use crate::private_nats::PrivateNatsCluster;
 use crate::private_postgres::PrivatePostgres;
 use crate::private_rabbit::PrivateRabbitCluster;
 use crate::support::{embedded_settings, request, unique};
 
-const KEYS: &str = "/api/partner/v1/api-keys";
+const PARTNER: &str = "/api/partner/v1";
 
 /// Partner commands sent, and those acknowledged.
 struct Load {
     admin: String,
     edges: Vec<SocketAddr>,
     sent: usize,
-    acknowledged: Vec<String>,
+    /// Acknowledged customers: email → customer id.
+    acknowledged: HashMap<String, String>,
 }
 
 impl Load {
@@ -35,16 +45,17 @@ impl Load {
         let mut first = None;
         for _ in 0..n {
             let started = Instant::now();
-            let name = format!("cluster {}", self.sent);
+            let email = format!("c{}@cluster.example", self.sent);
             let idempotency = unique("idem");
             let edge = self.edges[self.sent % self.edges.len()];
             self.sent += 1;
-            let body = json!({ "name": name }).to_string();
+            let body = json!({ "email": email, "name": "Cluster" }).to_string();
             let headers = [("x-partner-api-key", self.admin.as_str()), ("idempotency-key", idempotency.as_str())];
-            loop {
-                let (status, answer, _) = request(edge, "POST", KEYS, &headers, Some(&body)).await;
+            let path = format!("{PARTNER}/customers");
+            let id = loop {
+                let (status, answer, _) = request(edge, "POST", &path, &headers, Some(&body)).await;
                 match status {
-                    201 => break,
+                    201 => break answer["data"]["id"].as_str().unwrap().to_owned(),
                     // The broker or the consumer was away: the same key again.
                     500.. => {
                         assert!(started.elapsed() < Duration::from_secs(120), "never acknowledged: {answer}");
@@ -52,8 +63,8 @@ impl Load {
                     }
                     _ => panic!("refused: {status} {answer}"),
                 }
-            }
-            self.acknowledged.push(name);
+            };
+            assert!(self.acknowledged.insert(email, id).is_none(), "acknowledged twice");
             first.get_or_insert(started.elapsed());
         }
         first.unwrap_or_default()
@@ -121,15 +132,6 @@ impl Drop for Proxy {
     }
 }
 
-/// The one row `sql` reads from the PostgreSQL at `url`.
-async fn one_row(url: &str, sql: &str) -> sea_orm::QueryResult {
-    let db = sea_orm::Database::connect(url).await.unwrap();
-    let statement = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql.to_owned());
-    let row = sea_orm::ConnectionTrait::query_one_raw(&db, statement).await.unwrap().expect("a row");
-    db.close().await.unwrap();
-    row
-}
-
 /// Starts a process once JetStream answers (a new cluster elects its meta leader first).
 async fn start(settings: &Settings, role: Role) -> Running {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -144,6 +146,21 @@ async fn start(settings: &Settings, role: Role) -> Running {
     }
 }
 
+/// The server leading `stream` in the cluster `nats` reaches.
+async fn leader(nats: &bus::nats::NatsConnection, stream: &str) -> String {
+    let info = nats.jetstream().get_stream(stream).await.unwrap().get_info().await.unwrap();
+    info.cluster.and_then(|c| c.leader).unwrap_or_else(|| panic!("{stream} has a leader"))
+}
+
+/// `POST {PARTNER}{path}` with `body` as the key `admin`: the created object's id.
+async fn create(edge: SocketAddr, admin: &str, path: &str, body: serde_json::Value) -> String {
+    let headers = [("x-partner-api-key", admin)];
+    let (status, created, _) =
+        request(edge, "POST", &format!("{PARTNER}{path}"), &headers, Some(&body.to_string())).await;
+    assert_eq!(status, 201, "{path}: {created}");
+    created["data"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     let suite = Instant::now();
@@ -155,20 +172,36 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     let standby = primary.standby();
     let proxy = Proxy::start(primary.port(), standby.port());
     let database_url = proxy.url();
-    let replication = one_row(&primary.url(), "SELECT sync_state FROM pg_stat_replication").await;
-    assert_eq!(replication.try_get::<String>("", "sync_state").unwrap(), "sync");
+    let replication = sql(&primary.url(), "SELECT sync_state FROM pg_stat_replication").await;
+    assert_eq!(replication[0].try_get::<String>("", "sync_state").unwrap(), "sync");
+    let receiver = Receiver::start().await;
     let mut settings = embedded_settings();
     settings.database.url = Some(database_url.clone().into());
     settings.amqp.url = Some(rabbit.url().into());
+    settings.amqp.quorum_size = Some(3);
     settings.nats.url = Some(nats.url().into());
     settings.nats.replicas = 3;
     settings.partner.command_timeout = Duration::from_secs(3);
+    settings.webhooks.allow_hosts = vec!["127.0.0.1".into()];
+    settings.webhooks.timeout_ms = 2000;
+    settings.webhooks.scheduler_interval_ms = 100;
+    settings.webhooks.retry_schedule_ms = vec![1000, 2000, 4000, 8000, 15000, 30000];
     let all = start(&settings, Role::All).await;
     let worker = start(&settings, Role::Worker).await;
     let api = start(&settings, Role::Api).await;
-    let (admin, _) = voltbus::create_admin_key(&settings, &unique("org"), "admin").await.unwrap();
-    let mut load = Load { admin, edges: vec![all.addr, api.addr], sent: 0, acknowledged: Vec::new() };
+    let tenant = unique("org");
+    let (admin, _) = voltbus::create_admin_key(&settings, &tenant, "admin").await.unwrap();
+    create(api.addr, &admin, "/webhooks", json!({ "url": receiver.url(), "events": ["customer.created"] })).await;
+    let vin = json!({ "vin": "CLUSTER1", "subaccount_id": Uuid::now_v7() });
+    let vehicle_id: Uuid = create(all.addr, &admin, "/vehicles", vin).await.parse().unwrap();
+    let mut load = Load { admin, edges: vec![all.addr, api.addr], sent: 0, acknowledged: HashMap::new() };
     load.send(20).await;
+
+    // A vehicle reports its state every 100 ms through every fault.
+    let (acked, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+    let device = bus::nats::NatsConnection::connect(&nats.url(), "cluster-vehicle").await.unwrap();
+    let tenant = TenantId::new(&tenant).unwrap();
+    let reporter = tokio::spawn(vehicle(device, tenant, vehicle_id, Arc::clone(&acked), Arc::clone(&stop)));
     println!("clusters up, three processes serving, 20 commands: {:?}", suite.elapsed());
 
     let mut report = Vec::new();
@@ -183,11 +216,18 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     rabbit.nodes[0].boot();
     load.send(10).await;
 
-    let events = schemas::subjects::EVENTS_STREAM;
     let nats_client = bus::nats::NatsConnection::connect(&nats.url(), "voltbus-test").await.unwrap();
-    let info = nats_client.jetstream().get_stream(events).await.unwrap().get_info().await.unwrap();
-    let leader = info.cluster.and_then(|c| c.leader).expect("the events stream has a leader");
-    let killed = nats.index_of(&leader).expect("a server of this cluster");
+    let leaders =
+        [leader(&nats_client, subjects::EVENTS_STREAM).await, leader(&nats_client, subjects::TELEMETRY_STREAM).await];
+    let follower = (0..nats.nodes.len())
+        .find(|&index| leaders.iter().all(|leader| nats.index_of(leader) != Some(index)))
+        .expect("three servers, two leaders");
+    nats.nodes[follower].kill();
+    report.push(("NATS server leading neither the events nor the telemetry stream killed", load.send(20).await));
+    nats.nodes[follower].boot();
+    load.send(10).await;
+
+    let killed = nats.index_of(&leader(&nats_client, subjects::EVENTS_STREAM).await).expect("a server of this cluster");
     nats.nodes[killed].kill();
     report.push(("NATS server leading the events stream killed", load.send(20).await));
     nats.nodes[killed].boot();
@@ -198,22 +238,15 @@ async fn on_clusters_nothing_acknowledged_is_lost_or_doubled_when_nodes_stop() {
     report.push(("PostgreSQL primary crashed, standby promoted", load.send(20).await));
     load.send(10).await;
 
-    let counted = one_row(
-        &database_url,
-        "SELECT COUNT(*) AS stored, COUNT(DISTINCT name) AS distinct_names FROM api_keys WHERE name LIKE 'cluster %'",
-    )
-    .await;
-    let stored: i64 = counted.try_get("", "stored").unwrap();
-    let distinct: i64 = counted.try_get("", "distinct_names").unwrap();
+    stop.store(true, Ordering::SeqCst);
+    reporter.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    println!("faults done, settling: {:?}", suite.elapsed());
+    let counted = settle_and_count(&database_url, &load.acknowledged, &receiver, vehicle_id, &acked).await;
     for (fault, recovered) in &report {
         println!("{fault}: commands acknowledged again after {recovered:?}");
     }
-    println!(
-        "acknowledged {}, stored {stored}, distinct {distinct}; suite {:?}",
-        load.acknowledged.len(),
-        suite.elapsed()
-    );
-    assert_eq!((stored, distinct), (load.acknowledged.len() as i64, load.acknowledged.len() as i64));
+    println!("counted: {counted}; suite {:?}", suite.elapsed());
     for running in [api, worker, all] {
         running.stop().await.unwrap();
     }

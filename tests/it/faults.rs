@@ -106,7 +106,7 @@ impl Drop for Voltbus {
 
 /// A partner's webhook receiver that can be taken down (connections refused, and 503 on the
 /// connections already open) and brought back on the same port.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
     accept: Option<tokio::task::JoinHandle<()>>,
@@ -115,7 +115,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", crate::support::steady_port())).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut receiver =
@@ -163,7 +163,7 @@ impl Receiver {
         self.listen(listener);
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hooks", self.addr)
     }
 }
@@ -238,7 +238,7 @@ async fn post(edge: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str
 }
 
 /// A vehicle reporting its state every 100 ms; keeps the message ids JetStream acknowledged.
-async fn vehicle(
+pub(crate) async fn vehicle(
     nats: NatsConnection,
     tenant: TenantId,
     vehicle: Uuid,
@@ -260,7 +260,7 @@ async fn vehicle(
     }
 }
 
-async fn sql(url: &str, query: &str) -> Vec<sea_orm::QueryResult> {
+pub(crate) async fn sql(url: &str, query: &str) -> Vec<sea_orm::QueryResult> {
     use sea_orm::ConnectionTrait;
     let db = sea_orm::Database::connect(url).await.unwrap();
     let rows = db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), query)).await.unwrap();
@@ -268,7 +268,7 @@ async fn sql(url: &str, query: &str) -> Vec<sea_orm::QueryResult> {
     rows
 }
 
-async fn count(url: &str, query: &str) -> i64 {
+pub(crate) async fn count(url: &str, query: &str) -> i64 {
     sql(url, query).await[0].try_get::<i64>("", "n").unwrap()
 }
 
@@ -384,19 +384,65 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_broker_database_process
     reporter.await.unwrap();
     let acknowledged = ledger.acknowledged.lock().unwrap().clone();
     let acked = acked.lock().unwrap().clone();
-    let db = postgres.url();
+    let counted = settle_and_count(&postgres.url(), &acknowledged, &receiver, vehicle_id, &acked).await;
+    let retried = ledger.retried.lock().unwrap().clone();
+    println!("counted: {counted}; calls made again: {retried:?}");
+    assert!(acknowledged.len() >= 100, "too little load to mean anything");
+    drop(second);
+}
 
+/// What the settled platform holds against what its callers were told.
+pub(crate) struct Counted {
+    customers: usize,
+    received: usize,
+    distinct: usize,
+    failed: usize,
+    missing: usize,
+    states: usize,
+    history: usize,
+}
+
+impl std::fmt::Display for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} customers acknowledged, each stored once; webhooks: {} received, {} distinct events, {} repeats, \
+             {} logged as failed, {} missing; states: {} acknowledged by JetStream, all {} in the history; \
+             outbox: 0 unsent",
+            self.customers,
+            self.received,
+            self.distinct,
+            self.received - self.distinct,
+            self.failed,
+            self.missing,
+            self.states,
+            self.history,
+        )
+    }
+}
+
+/// Waits until the database at `db` has settled (the outbox sent, every webhook delivery done or
+/// given up, the customers and states stored), then checks what the callers were told: every
+/// `acknowledged` customer (email → id) stored once, its `customer.created` received by
+/// `receiver` under one event id or its delivery logged as failed, every state of `vehicle` that
+/// JetStream acknowledged (`acked`) in the history.
+pub(crate) async fn settle_and_count(
+    db: &str,
+    acknowledged: &HashMap<String, String>,
+    receiver: &Receiver,
+    vehicle_id: Uuid,
+    acked: &[Uuid],
+) -> Counted {
     // Settled: every acknowledged event sent, every delivery done (or given up and logged).
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        let unsent = count(&db, "SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL").await;
+        let unsent = count(db, "SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL").await;
         let open =
-            count(&db, "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status NOT IN ('succeeded', 'failed')")
-                .await;
+            count(db, "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status NOT IN ('succeeded', 'failed')").await;
         let stored =
-            count(&db, &format!("SELECT COUNT(*) AS n FROM vehicle_state_history WHERE vehicle_id = '{vehicle_id}'"))
+            count(db, &format!("SELECT COUNT(*) AS n FROM vehicle_state_history WHERE vehicle_id = '{vehicle_id}'"))
                 .await;
-        let customers = count(&db, "SELECT COUNT(*) AS n FROM customers").await;
+        let customers = count(db, "SELECT COUNT(*) AS n FROM customers").await;
         if unsent == 0 && open == 0 && stored >= acked.len() as i64 && customers >= acknowledged.len() as i64 {
             break;
         }
@@ -410,12 +456,12 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_broker_database_process
     }
 
     // Every acknowledged customer exactly once.
-    let rows = sql(&db, "SELECT customer_id::text AS id, email FROM customers").await;
+    let rows = sql(db, "SELECT customer_id::text AS id, email FROM customers").await;
     let mut stored: HashMap<String, Vec<String>> = HashMap::new();
     for row in &rows {
         stored.entry(row.try_get("", "email").unwrap()).or_default().push(row.try_get("", "id").unwrap());
     }
-    for (email, id) in &acknowledged {
+    for (email, id) in acknowledged {
         assert_eq!(stored.get(email), Some(&vec![id.clone()]), "{email}: acknowledged as {id}");
     }
     assert!(stored.values().all(|ids| ids.len() == 1), "a customer was created twice");
@@ -433,7 +479,7 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_broker_database_process
     let failed_query = "SELECT m.payload FROM webhook_deliveries d JOIN webhook_messages m \
                         ON m.tenant = d.tenant AND m.event_id = d.event_id WHERE d.status = 'failed'";
     let failed: Vec<String> =
-        sql(&db, failed_query).await.iter().map(|r| r.try_get::<String>("", "payload").unwrap()).collect();
+        sql(db, failed_query).await.iter().map(|r| r.try_get::<String>("", "payload").unwrap()).collect();
     let missing: Vec<&String> = acknowledged.values().filter(|id| !events_of.contains_key(*id)).collect();
     let unaccounted: Vec<&&String> =
         missing.iter().filter(|id| !failed.iter().any(|p| p.contains(id.as_str()))).collect();
@@ -449,28 +495,20 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_broker_database_process
     let unique_events: HashSet<&String> = got.iter().map(|(id, _)| id).collect();
 
     // Every acknowledged state in the history once.
-    let history = sql(
-        &db,
-        &format!("SELECT message_id::text AS id FROM vehicle_state_history WHERE vehicle_id = '{vehicle_id}'"),
-    )
-    .await;
+    let history =
+        sql(db, &format!("SELECT message_id::text AS id FROM vehicle_state_history WHERE vehicle_id = '{vehicle_id}'"))
+            .await;
     let history: HashSet<String> = history.iter().map(|r| r.try_get("", "id").unwrap()).collect();
     let lost: Vec<&Uuid> = acked.iter().filter(|id| !history.contains(&id.to_string())).collect();
     assert!(lost.is_empty(), "acknowledged states missing from the history: {lost:?}");
 
-    let retried = ledger.retried.lock().unwrap().clone();
-    println!(
-        "counted: {} customers acknowledged, each stored once; calls made again: {retried:?}; \
-         webhooks: {} received, {} distinct events, {} repeats, {failed} logged as failed, {} missing; \
-         states: {} acknowledged by JetStream, all {} in the history; outbox: 0 unsent",
-        acknowledged.len(),
-        got.len(),
-        unique_events.len(),
-        got.len() - unique_events.len(),
-        missing.len(),
-        acked.len(),
-        history.len(),
-    );
-    assert!(acknowledged.len() >= 100, "too little load to mean anything");
-    drop(second);
+    Counted {
+        customers: acknowledged.len(),
+        received: got.len(),
+        distinct: unique_events.len(),
+        failed,
+        missing: missing.len(),
+        states: acked.len(),
+        history: history.len(),
+    }
 }

@@ -49,6 +49,10 @@ fn bad_configuration_names_the_key() {
     assert!(error_of(&[("VOLTBUS__AMQP__URL", "amqp://a:5672/%2f,http://b")]).contains("amqp.url"));
     assert!(error_of(&[("VOLTBUS__NATS__URL", "nats://a,b:4222")]).contains("nats.url"));
     assert!(error_of(&[("VOLTBUS__DATABASE__URL", "mysql://x")]).contains("database.url"));
+    assert!(error_of(&[("VOLTBUS__AMQP__QUORUM_SIZE", "0")]).contains("amqp.quorum_size"));
+    assert!(error_of(&[("VOLTBUS__NATS__REPLICAS", "6")]).contains("nats.replicas"));
+    let sized = Settings::load_from(None, env(&[("VOLTBUS__AMQP__QUORUM_SIZE", "3")])).unwrap();
+    assert_eq!(sized.amqp.quorum_size, Some(3));
     assert!(error_of(&[("VOLTBUS__LOG__FORMAT", "xml")]).contains("format"));
     assert!(error_of(&[("VOLTBUS__DATABSE__URL", "postgres://x")]).contains("databse"));
     // An inbox row must outlive the stream that could replay its message.

@@ -224,7 +224,7 @@ impl Sessions for AmqpConsumer {
         let group = &self.topology.group;
         let connection = Arc::new(AmqpConnection::connect(&self.url, &format!("voltbus-consumer-{group}")).await?);
         connection.declare_exchanges().await?;
-        self.topology.declare(&connection.channel().await?).await?;
+        self.topology.declare(&connection).await?;
         let tag = format!("{group}-{}", uuid::Uuid::now_v7());
         let (channel, mut deliveries) =
             connection.consume(&self.topology.work_queue(), &tag, self.options.prefetch).await?;

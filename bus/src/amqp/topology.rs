@@ -10,15 +10,19 @@
 //! - `voltbus.g.dlq`: the dead-letter queue an operator lists and replays from.
 //!
 //! Arguments are built here and nowhere else: redeclaring a queue with other arguments is a 406
-//! that closes the channel.
+//! that closes the channel. A queue the broker already has is therefore left as it was made (its
+//! arguments and its members), and only a missing one is declared: so `amqp.quorum_size`, which
+//! is an argument of the declare, may change without every existing queue refusing the next start.
 
 use std::time::Duration;
 
-use lapin::Channel;
 use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, ErrorKind};
 use schemas::{Recipient, routing};
 
+use super::AmqpConnection;
 use crate::BusError;
 
 /// Times the broker redelivers a message (crashes, lost channels) before dead-lettering it.
@@ -33,6 +37,9 @@ pub struct GroupTopology {
     pub bindings: Vec<(&'static str, String)>,
     /// Delay before each retry; one delay queue per distinct value.
     pub retry_delays: Vec<Duration>,
+    /// Members of each queue the broker makes for the group (`amqp.quorum_size`); `None`: the
+    /// broker's default.
+    pub quorum_size: Option<u16>,
 }
 
 impl GroupTopology {
@@ -49,7 +56,12 @@ impl GroupTopology {
     /// A group that handles the commands with these routing keys (`routing::command_key_of`).
     pub fn commands(group: impl Into<String>, keys: Vec<String>, retry_delays: Vec<Duration>) -> Self {
         let bindings = keys.into_iter().map(|key| (routing::COMMANDS_EXCHANGE, key)).collect();
-        Self { group: group.into(), bindings, retry_delays }
+        Self { group: group.into(), bindings, retry_delays, quorum_size: None }
+    }
+
+    /// The same group, its new queues made with `size` members.
+    pub fn with_quorum_size(self, size: Option<u16>) -> Self {
+        Self { quorum_size: size, ..self }
     }
 
     /// The work queue's name.
@@ -68,18 +80,22 @@ impl GroupTopology {
         Some((routing::retry_queue(&self.group, delay_ms(delay)), delay))
     }
 
-    /// Declares the work queue, its bindings, the delay queues and the dead-letter queue.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), BusError> {
+    /// Declares the work queue, its bindings, the delay queues and the dead-letter queue, each
+    /// queue only where the broker lacks it.
+    pub async fn declare(&self, connection: &AmqpConnection) -> Result<(), BusError> {
+        let mut declaring =
+            Declaring { connection, channel: connection.channel().await?, quorum_size: self.quorum_size };
         let dead_letter = self.dead_letter_queue();
-        declare_queue(channel, &dead_letter, quorum()).await?;
+        declaring.queue(&dead_letter, quorum()).await?;
 
         let work = self.work_queue();
         let mut args = quorum();
         args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
         dead_letter_to(&mut args, &dead_letter);
-        declare_queue(channel, &work, args).await?;
+        declaring.queue(&work, args).await?;
         for (exchange, key) in &self.bindings {
-            channel
+            declaring
+                .channel
                 .queue_bind(
                     work.as_str().into(),
                     (*exchange).into(),
@@ -104,10 +120,39 @@ impl GroupTopology {
                 AMQPValue::LongLongInt(i64::try_from(delay_ms(delay)).unwrap_or(i64::MAX)),
             );
             dead_letter_to(&mut args, &work);
-            declare_queue(channel, &routing::retry_queue(&self.group, delay_ms(delay)), args).await?;
+            declaring.queue(&routing::retry_queue(&self.group, delay_ms(delay)), args).await?;
         }
+        let _ = declaring.channel.close(200, "declared".into()).await;
         Ok(())
     }
+}
+
+/// A channel for declaring queues, opened again when the broker closed it to say a queue is missing.
+struct Declaring<'a> {
+    connection: &'a AmqpConnection,
+    channel: Channel,
+    quorum_size: Option<u16>,
+}
+
+impl Declaring<'_> {
+    /// Declares `name` with `args` (and the quorum size) unless the broker has it already.
+    async fn queue(&mut self, name: &str, mut args: FieldTable) -> Result<(), BusError> {
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        match self.channel.queue_declare(name.into(), passive, FieldTable::default()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if is_not_found(&error) => self.channel = self.connection.channel().await?,
+            Err(error) => return Err(BusError::Topology { what: format!("queue {name}"), reason: error.to_string() }),
+        }
+        if let Some(size) = self.quorum_size {
+            args.insert("x-quorum-initial-group-size".into(), AMQPValue::LongLongInt(i64::from(size)));
+        }
+        declare_queue(&self.channel, name, args).await
+    }
+}
+
+/// Whether the broker answered that the queue (or exchange) does not exist.
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
 }
 
 fn delay_ms(delay: Duration) -> u64 {

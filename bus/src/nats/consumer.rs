@@ -117,6 +117,7 @@ impl JetStreamGroup {
             group: self.group.clone(),
             bindings: vec![(schemas::routing::STREAMS_EXCHANGE, pattern)],
             retry_delays: self.retry_delays.clone(),
+            quorum_size: None,
         }
     }
 

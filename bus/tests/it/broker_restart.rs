@@ -23,11 +23,12 @@ async fn a_broker_restart_loses_no_confirmed_message() {
         group: unique("restart"),
         bindings: vec![(routing::COMMANDS_EXCHANGE, "test.restart".into())],
         retry_delays: vec![Duration::from_millis(100)],
+        quorum_size: None,
     };
     let publisher = Arc::new(AmqpConnection::connect(&url, "voltbus-test-publisher").await.unwrap());
     let requester = bus::amqp::Requester::new(publisher.clone()).await.unwrap();
     publisher.declare_exchanges().await.unwrap();
-    topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
+    topology.declare(&publisher).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let consumer = AmqpConsumer::new(
         url.clone(),

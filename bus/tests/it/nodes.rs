@@ -1,18 +1,19 @@
 //! `amqp.url` naming several nodes: the connection goes to the first that answers, and after
 //! losing it, to the next, with the exchanges declared again there. Two RabbitMQ nodes of the
-//! test's own (`private_rabbit`), so the second starts with none of voltbus's topology.
+//! test's own (`private_rabbit`), so the second starts with none of voltbus's topology. Then
+//! `amqp.quorum_size` on a cluster of three, and NATS server lists and replicated streams.
 
 use std::time::{Duration, Instant};
 
 use bus::PublishError;
-use bus::amqp::AmqpConnection;
+use bus::amqp::{AmqpConnection, GroupTopology};
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use schemas::routing;
 use uuid::Uuid;
 
 use crate::private_nats::{PrivateNats, PrivateNatsCluster};
-use crate::private_rabbit::PrivateRabbit;
+use crate::private_rabbit::{PrivateRabbit, PrivateRabbitCluster};
 use crate::support::{init_logs, pause_ride, tenant, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,4 +130,45 @@ async fn a_stream_of_three_replicas_keeps_every_acknowledged_message_when_its_le
     );
     assert_eq!(stored, u64::try_from(acknowledged).unwrap(), "every acknowledged message stored once");
     cluster.nodes[killed].boot();
+}
+
+/// The members of each of `queues` (by name), as the first node of `cluster` lists them.
+fn members(cluster: &PrivateRabbitCluster, queues: &[String]) -> Vec<usize> {
+    let listed =
+        cluster.nodes[0].ctl().args(["list_queues", "name", "members", "--formatter", "json"]).output().unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    queues
+        .iter()
+        .map(|queue| {
+            let row = listed.iter().find(|row| row["name"] == queue.as_str()).expect("the queue is listed");
+            row["members"].as_array().map_or(0, Vec::len)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_s_queues_are_made_with_the_quorum_size_and_keep_it_when_the_setting_changes() {
+    init_logs();
+    let cluster = PrivateRabbitCluster::start(3);
+    let amqp = AmqpConnection::connect(&cluster.url(), "voltbus-test-quorum").await.unwrap();
+    amqp.declare_exchanges().await.unwrap();
+    let delays = vec![Duration::from_secs(1)];
+    let group = |name: &str| GroupTopology::commands(unique(name), vec!["test.quorum".into()], delays.clone());
+    let queues = |topology: &GroupTopology| {
+        vec![topology.work_queue(), topology.dead_letter_queue(), topology.retry_queue(1).unwrap().0]
+    };
+
+    let sized = group("sized").with_quorum_size(Some(2));
+    sized.declare(&amqp).await.unwrap();
+    assert_eq!(members(&cluster, &queues(&sized)), [2, 2, 2], "made with two members of three nodes");
+    // Declared again with another size, or none: the broker would refuse a declare with other
+    // arguments (406); the queues stay as they were made.
+    for size in [Some(3), None] {
+        let again = sized.clone().with_quorum_size(size);
+        again.declare(&amqp).await.unwrap_or_else(|e| panic!("declared again with {size:?}: {e}"));
+        assert_eq!(members(&cluster, &queues(&again)), [2, 2, 2]);
+    }
+    let default = group("default");
+    default.declare(&amqp).await.unwrap();
+    assert_eq!(members(&cluster, &queues(&default)), [3, 3, 3], "RabbitMQ's default, 3");
 }

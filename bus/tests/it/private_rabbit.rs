@@ -39,7 +39,8 @@ impl PrivateRabbit {
         panic!("{last}");
     }
 
-    fn ctl(&self) -> Command {
+    /// `rabbitmqctl` aimed at this node.
+    pub fn ctl(&self) -> Command {
         let mut command = rabbitmqctl();
         // The node and the CLI must share the Erlang cookie, which lives in RabbitMQ's home.
         command.env("HOME", "/var/lib/rabbitmq").args(["-n", &self.node]);

@@ -43,6 +43,8 @@ pub struct BrokerAdmin {
     authorization: String,
     vhost: String,
     client: outbound::Client,
+    /// Members of each queue this makes (`amqp.quorum_size`); `None`: the broker's default.
+    quorum_size: Option<u16>,
 }
 
 impl BrokerAdmin {
@@ -71,7 +73,12 @@ impl BrokerAdmin {
         let mut base = base;
         // The credentials travel in the Authorization header, not in every URL.
         let _ = (base.set_username(""), base.set_password(None));
-        Ok(Self { base, authorization: format!("Basic {token}"), vhost, client })
+        Ok(Self { base, authorization: format!("Basic {token}"), vhost, client, quorum_size: None })
+    }
+
+    /// The same, its new queues made with `size` members.
+    pub fn with_quorum_size(self, size: Option<u16>) -> Self {
+        Self { quorum_size: size, ..self }
     }
 
     async fn call(&self, method: Method, segments: &[&str], body: Option<Value>) -> Result<StatusCode, BrokerError> {
@@ -140,10 +147,19 @@ impl BrokerAdmin {
         self.must(Method::PUT, &["permissions", vhost, username], permissions).await
     }
 
-    /// Declares `queue` (durable, quorum); the same again is no change.
+    /// Declares `queue` (durable, quorum) unless the broker has it: one that exists keeps the
+    /// arguments and members it was made with (declaring other arguments would be refused).
     async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
-        let declare = json!({ "durable": true, "auto_delete": false, "arguments": { "x-queue-type": "quorum" } });
-        self.must(Method::PUT, &["queues", &self.vhost, queue], declare).await
+        let path = ["queues", self.vhost.as_str(), queue];
+        if self.call(Method::GET, &path, None).await? != StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        let mut arguments = json!({ "x-queue-type": "quorum" });
+        if let Some(size) = self.quorum_size {
+            arguments["x-quorum-initial-group-size"] = size.into();
+        }
+        let declare = json!({ "durable": true, "auto_delete": false, "arguments": arguments });
+        self.must(Method::PUT, &path, declare).await
     }
 
     /// Binds `queue` to the events exchange under exactly `keys`: the missing ones added first,

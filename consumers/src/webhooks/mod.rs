@@ -123,7 +123,12 @@ pub fn fanout_topology() -> GroupTopology {
         .filter_map(|name| schemas::descriptor_of(name))
         .map(|descriptor| (routing::EVENTS_EXCHANGE, routing::every_tenant_event_binding(descriptor)))
         .collect();
-    GroupTopology { group: FANOUT_GROUP.into(), bindings, retry_delays: crate::RETRY_DELAYS.to_vec() }
+    GroupTopology {
+        group: FANOUT_GROUP.into(),
+        bindings,
+        retry_delays: crate::RETRY_DELAYS.to_vec(),
+        quorum_size: None,
+    }
 }
 
 /// The dispatcher's queues.

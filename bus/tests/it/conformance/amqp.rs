@@ -82,11 +82,12 @@ impl Harness for Amqp {
             group: group.clone(),
             bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{group}"))],
             retry_delays,
+            quorum_size: None,
         };
         let publisher = Arc::new(AmqpConnection::connect(&amqp_url(), "voltbus-test-publisher").await.unwrap());
         publisher.declare_exchanges().await.unwrap();
         // Declared before the consumer starts, so the first publish is routable.
-        topology.declare(&publisher.channel().await.unwrap()).await.unwrap();
+        topology.declare(&publisher).await.unwrap();
         let requester = Requester::new(publisher.clone()).await.unwrap();
         let mut harness = Self {
             topology,

@@ -72,6 +72,7 @@ impl Harness for Embedded {
             group: group.clone(),
             bindings: vec![(routing::COMMANDS_EXCHANGE, format!("test.{group}"))],
             retry_delays,
+            quorum_size: None,
         };
         bus.declare(&topology);
         let mut harness = Self { bus, topology, handler, options, database, running: super::Runner::default() };
@@ -169,6 +170,7 @@ async fn confirmed_messages_survive_a_restart() {
         group: group.clone(),
         bindings: vec![(routing::COMMANDS_EXCHANGE, "test.restart".into())],
         retry_delays: vec![],
+        quorum_size: None,
     };
     let tenant = tenant();
     let mut sent = Vec::new();
