@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::integrations::ApiRequestRecord;
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, Statement};
 use uuid::Uuid;
 
 pub use readside::integrations::requests::{IntegrationUse, LoggedRequest, integration_use, list};
@@ -16,11 +16,18 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
     if requests.is_empty() {
         return Ok(());
     }
-    let inserted = match db.get_database_backend() {
-        DatabaseBackend::Postgres => db.query_all_raw(insert_from_json(tenant, requests)?).await?,
-        _ => db.query_all(&insert_from_values(tenant, requests)).await?,
+    let tallies = match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let rows = db.query_all_raw(insert_from_json(tenant, requests)?).await?;
+            rows.iter().map(|row| Tally::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?
+        }
+        _ => {
+            let rows = db.query_all(&insert_from_values(tenant, requests)).await?;
+            let inserted = rows.iter().map(|row| Inserted::from_query_result(row, ""));
+            tally(inserted.collect::<Result<Vec<_>, _>>()?)
+        }
     };
-    count(db, tenant, &inserted).await
+    count(db, tenant, &tallies).await
 }
 
 /// What [`record`] inserts and reads back, the same on either backend.
@@ -29,15 +36,18 @@ const RETURNING: &str = "key_id, integration_id, status, received_at";
 
 /// On PostgreSQL the batch goes in as one JSON parameter unpacked by `json_to_recordset`: one
 /// statement text whatever the batch's size, where a `VALUES` list of eleven parameters a row was
-/// a new statement of up to 11,000 parameters to parse and plan per batch.
+/// a new statement of up to 11,000 parameters to parse and plan per batch. The rows inserted are
+/// tallied in the same statement, so a batch of a thousand requests of one key sends back one row.
 fn insert_from_json(tenant: &str, requests: &[ApiRequestRecord]) -> Result<Statement, DbErr> {
     let rows = serde_json::to_string(requests).map_err(|e| DbErr::Custom(e.to_string()))?;
     let sql = format!(
-        "INSERT INTO api_requests ({COLUMNS}) \
+        "WITH inserted AS (INSERT INTO api_requests ({COLUMNS}) \
          SELECT request_id, $1, key_id, integration_id, key_prefix, method, route, subaccount_id, status, latency_us, received_at \
          FROM json_to_recordset($2::json) AS r(request_id text, key_id uuid, integration_id uuid, key_prefix text, \
          method text, route text, subaccount_id uuid, status int2, latency_us int8, received_at timestamptz) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING {RETURNING}"
+         ON CONFLICT (request_id) DO NOTHING RETURNING {RETURNING}) \
+         SELECT key_id, integration_id, status < 400 AS answered, (received_at AT TIME ZONE 'UTC')::date AS day, \
+         COUNT(*) AS requests, MAX(received_at) AS last_at FROM inserted GROUP BY 1, 2, 3, 4"
     );
     Ok(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [tenant.into(), rows.into()]))
 }
@@ -66,27 +76,67 @@ fn insert_from_values(tenant: &str, requests: &[ApiRequestRecord]) -> InsertStat
     insert
 }
 
+/// The requests logged now of one key, integration, outcome and day.
+#[derive(FromQueryResult)]
+struct Tally {
+    key_id: Option<Uuid>,
+    integration_id: Option<Uuid>,
+    /// Answered (status below 400): an integration's billable call.
+    answered: bool,
+    day: NaiveDate,
+    requests: i64,
+    last_at: DateTime<Utc>,
+}
+
+/// What [`record`] reads back of each request it logged where the insert cannot tally them.
+#[derive(FromQueryResult)]
+struct Inserted {
+    key_id: Option<Uuid>,
+    integration_id: Option<Uuid>,
+    status: i16,
+    received_at: DateTime<Utc>,
+}
+
+/// The tallies of `inserted`, as PostgreSQL's insert makes them.
+fn tally(inserted: Vec<Inserted>) -> Vec<Tally> {
+    let mut tallies: HashMap<(Option<Uuid>, Option<Uuid>, bool, NaiveDate), Tally> = HashMap::new();
+    for Inserted { key_id, integration_id, status, received_at } in inserted {
+        let (answered, day) = (status < 400, received_at.date_naive());
+        let tally = tallies.entry((key_id, integration_id, answered, day)).or_insert(Tally {
+            key_id,
+            integration_id,
+            answered,
+            day,
+            requests: 0,
+            last_at: received_at,
+        });
+        tally.requests += 1;
+        tally.last_at = Ord::max(tally.last_at, received_at);
+    }
+    tallies.into_values().collect()
+}
+
 /// Counts the requests just logged into their keys' daily usage, last-used time and
-/// integrations' metered calls. Only the rows inserted now come back from the insert: a
-/// redelivered batch counts nothing twice.
-async fn count(db: &impl ConnectionTrait, tenant: &str, inserted: &[QueryResult]) -> Result<(), DbErr> {
+/// integrations' metered calls. Only the rows inserted now are tallied: a redelivered batch
+/// counts nothing twice.
+async fn count(db: &impl ConnectionTrait, tenant: &str, tallies: &[Tally]) -> Result<(), DbErr> {
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     // An integration's answered calls are its billable usage, metered per month; a refused one
     // (4xx, 5xx) is not billed.
     let mut per_integration_month: HashMap<(Uuid, String), u64> = HashMap::new();
-    for row in inserted {
-        let Inserted { key_id, integration_id, status, received_at } = Inserted::from_query_result(row, "")?;
-        if let Some(integration) = integration_id
-            && status < 400
+    for tally in tallies {
+        if let Some(integration) = tally.integration_id
+            && tally.answered
         {
-            *per_integration_month.entry((integration, crate::billing::usage::period_of(received_at))).or_default() +=
-                1;
+            let period = crate::billing::usage::period_of(tally.last_at);
+            *per_integration_month.entry((integration, period)).or_default() +=
+                u64::try_from(tally.requests).unwrap_or_default();
         }
-        let Some(key) = key_id else { continue };
-        *per_key_day.entry((key, received_at.date_naive())).or_default() += 1;
-        let latest = last_used.entry(key).or_insert(received_at);
-        *latest = Ord::max(*latest, received_at);
+        let Some(key) = tally.key_id else { continue };
+        *per_key_day.entry((key, tally.day)).or_default() += tally.requests;
+        let latest = last_used.entry(key).or_insert(tally.last_at);
+        *latest = Ord::max(*latest, tally.last_at);
     }
     for ((key, day), count) in per_key_day {
         let upsert = Query::insert()
@@ -119,13 +169,4 @@ async fn count(db: &impl ConnectionTrait, tenant: &str, inserted: &[QueryResult]
         db.execute(&update).await?;
     }
     Ok(())
-}
-
-/// What [`record`] reads back of each request it logged.
-#[derive(FromQueryResult)]
-struct Inserted {
-    key_id: Option<Uuid>,
-    integration_id: Option<Uuid>,
-    status: i16,
-    received_at: DateTime<Utc>,
 }

@@ -337,13 +337,11 @@ impl PartnerApi {
         let received_at = Utc::now();
         let started = Instant::now();
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let presented_prefix = request
-            .headers()
-            .get(API_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|k| api_keys::check_shape(k).is_ok())
-            .map(api_keys::display_prefix);
+        // An unmatched path is logged as sent, cut short: the log is no place to store what a
+        // client cares to put in a URL. A matched one is logged as its route.
+        let unmatched = found.is_err().then(|| request.uri().path().chars().take(256).collect::<String>());
+        // Read only if no key is found: the log names what was presented then.
+        let presented = request.headers().get(API_KEY_HEADER).cloned();
         let mut outcome = Outcome { caller: None, route: None, rate_headers: Vec::new(), replayed: false };
         let answer = tokio::time::timeout(
             self.settings.request_timeout,
@@ -361,9 +359,7 @@ impl PartnerApi {
         if outcome.replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
-        // An unmatched path is logged as sent, cut short: the log is no place to store what a
-        // client cares to put in a URL.
-        let route = outcome.route.map_or_else(|| path.chars().take(256).collect(), str::to_owned);
+        let route = outcome.route.map(str::to_owned).or(unmatched).unwrap_or_default();
         let (tenant, subaccount_id) = match &outcome.caller {
             Some(caller) => (caller.tenant.clone(), caller.subaccount),
             None => (self.anonymous.clone(), None),
@@ -375,7 +371,10 @@ impl PartnerApi {
                 request_id: request_id.to_owned(),
                 key_id: key.map(|k| k.key.id),
                 integration_id: outcome.caller.as_ref().and_then(|c| c.integration()).map(|c| c.integration_id),
-                key_prefix: key.map(|k| k.key.prefix.clone()).or(presented_prefix),
+                key_prefix: key.map(|k| k.key.prefix.clone()).or_else(|| {
+                    let presented = presented.as_ref()?.to_str().ok()?;
+                    api_keys::check_shape(presented).ok().map(|()| api_keys::display_prefix(presented))
+                }),
                 method: method.to_string(),
                 route,
                 subaccount_id,
