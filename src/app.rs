@@ -84,12 +84,10 @@ impl Role {
 }
 
 impl std::fmt::Display for Role {
+    /// The name `--role` takes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Api => "api",
-            Role::Worker => "worker",
-            Role::All => "all",
-        })
+        use clap::ValueEnum as _;
+        f.write_str(self.to_possible_value().as_ref().map_or("", clap::builder::PossibleValue::get_name))
     }
 }
 
@@ -366,11 +364,7 @@ async fn tidy(
     tokio::pin!(stop);
     loop {
         if role.serves() {
-            match api.tidy().await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "expired idempotency records deleted"),
-                Err(error) => tracing::warn!(%error, "could not purge idempotency records"),
-            }
+            logged(api.tidy().await, "expired idempotency records");
         }
         if role.works() {
             purge(&db, &policy, &kept).await;
@@ -385,35 +379,24 @@ async fn tidy(
 /// Deletes what is past its retention: webhook logs, vehicle history, mobile sessions, inbox and
 /// published outbox rows.
 async fn purge(db: &sea_orm::DatabaseConnection, policy: &consumers::webhooks::DeliveryPolicy, kept: &Kept) {
-    match consumers::webhooks::purge(db, policy).await {
-        Ok(0) => {}
-        Ok(purged) => tracing::info!(purged, "webhook payloads and logs past retention deleted"),
-        Err(error) => tracing::warn!(%error, "could not purge webhook logs"),
-    }
-    match consumers::fleet::states::purge_history(db, kept.history).await {
-        Ok(0) => {}
-        Ok(purged) => tracing::info!(purged, "vehicle states past retention deleted"),
-        Err(error) => tracing::warn!(%error, "could not purge vehicle state history"),
-    }
-    match consumers::sign_in::purge(db, chrono::Utc::now()).await {
-        Ok(0) => {}
-        Ok(purged) => tracing::info!(purged, "ended mobile sessions and old sign-in codes deleted"),
-        Err(error) => tracing::warn!(%error, "could not purge mobile sessions"),
-    }
+    logged(consumers::webhooks::purge(db, policy).await, "webhook payloads and logs past retention");
+    logged(consumers::fleet::states::purge_history(db, kept.history).await, "vehicle states past retention");
+    logged(consumers::sign_in::purge(db, chrono::Utc::now()).await, "ended mobile sessions and old sign-in codes");
     // A retention longer than the calendar goes back keeps everything.
     if let Some(before) = bus::retention::cutoff(kept.inbox) {
-        match bus::retention::purge_inbox(db, before).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "inbox rows past retention deleted"),
-            Err(error) => tracing::warn!(%error, "could not purge the inbox"),
-        }
+        logged(bus::retention::purge_inbox(db, before).await, "inbox rows past retention");
     }
     if let Some(before) = bus::retention::cutoff(kept.outbox) {
-        match bus::retention::purge_published(db, before).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "published outbox rows past retention deleted"),
-            Err(error) => tracing::warn!(%error, "could not purge the outbox"),
-        }
+        logged(bus::retention::purge_published(db, before).await, "published outbox rows past retention");
+    }
+}
+
+/// Logs what a purge of `what` deleted, or why it could not (it runs again next time).
+fn logged(purged: Result<u64, impl std::fmt::Display>, what: &str) {
+    match purged {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "{what} deleted"),
+        Err(error) => tracing::warn!(%error, "could not delete {what}"),
     }
 }
 
