@@ -236,12 +236,14 @@ async fn the_simulated_fleet_runs_whole_on_the_embedded_default() {
     let summary =
         voltbus::simulate(&settings, "demo", None, Some(&running), plan, std::future::pending()).await.unwrap();
     println!("{}", serde_json::to_string_pretty(&summary).unwrap());
-    // Every vehicle reported; how many times in 8 s is the machine's speed, not the platform's
-    // correctness (45 of 80 on a starved machine in one full run), so no count is asserted.
+    // Every vehicle reported and every kind of work happened, none failed; how many of each in
+    // 8 s is the machine's speed, not the platform's correctness (a starved machine made 45 of 80
+    // reports in one full run and 3 vehicle commands with a command p50 of 1.4 s in another), so
+    // no count beyond "some" is asserted.
     assert!(summary.states_published >= 10 && summary.states_failed == 0, "{summary:?}");
-    assert!(summary.vehicle_commands_succeeded >= 4 && summary.vehicle_commands_failed.is_empty(), "{summary:?}");
+    assert!(summary.vehicle_commands_succeeded >= 1 && summary.vehicle_commands_failed.is_empty(), "{summary:?}");
     assert!(summary.charging_started >= 1 && summary.charging_finished >= 1, "{summary:?}");
-    assert!(summary.rides_started >= 3, "{summary:?}");
+    assert!(summary.rides_started >= 1 && summary.commands_failed.is_empty(), "{summary:?}");
     for event in ["vehicle.location_updated", "ride.started"] {
         assert!(summary.webhook_events.get(event).is_some_and(|n| *n > 0), "no {event}: {summary:?}");
     }
