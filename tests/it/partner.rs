@@ -293,7 +293,7 @@ async fn a_key_disabled_through_one_edge_is_refused_by_another_at_once() {
 #[tokio::test]
 async fn every_request_is_logged_through_the_bus_and_counted_per_key() {
     let platform = Platform::start().await;
-    let (_, admin) = platform.organisation().await;
+    let (tenant, admin) = platform.organisation().await;
     let (id, key) = platform.create_key(&admin, json!({ "name": "logged" })).await;
     let mut request_ids = Vec::new();
     for path in ["/me", "/me", "/api-keys"] {
@@ -323,6 +323,60 @@ async fn every_request_is_logged_through_the_bus_and_counted_per_key() {
     let (_, with_usage, _) = platform.call(&admin, "GET", &format!("/api-keys/{id}"), None).await;
     assert_eq!(with_usage["data"]["usage"]["requests_today"], 3, "{with_usage}");
     assert!(with_usage["data"]["last_used_at"].is_string());
+
+    // A batch delivered twice (the edge retries a publish under its first message id) is
+    // recorded and counted once: the request log has no unique request id, the inbox is the guard.
+    let batch = schemas::Envelope::new(
+        schemas::TenantId::new(tenant).unwrap(),
+        "voltbus/test",
+        schemas::integrations::RecordApiRequests {
+            requests: vec![schemas::integrations::ApiRequestRecord {
+                request_id: "req_redelivered".into(),
+                key_id: Some(id.parse().unwrap()),
+                integration_id: None,
+                key_prefix: Some(key[..12].to_owned()),
+                method: "GET".into(),
+                route: "/api/partner/v1/me".into(),
+                subaccount_id: None,
+                status: 200,
+                latency_us: 100,
+                received_at: chrono::Utc::now(),
+            }],
+        },
+    );
+    // Nothing else in the integrations queue from here: the edge's last flush is handled when
+    // the count of handled deliveries stood still for a second (the edge flushes every 200 ms,
+    // and only SQL is read from now on, which the edge does not log).
+    let queue = schemas::routing::work_queue(schemas::Recipient::RequestLog.name());
+    let mut handled = bus::metrics::consumed_so_far(&queue);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = bus::metrics::consumed_so_far(&queue);
+        if now == handled {
+            break;
+        }
+        handled = now;
+    }
+    let amqp = bus::amqp::AmqpConnection::connect(platform.settings.amqp.url.as_deref().unwrap(), "redeliverer")
+        .await
+        .unwrap();
+    let routing_key = schemas::routing::command_key_of::<schemas::integrations::RecordApiRequests>();
+    for _ in 0..2 {
+        amqp.publish(schemas::routing::COMMANDS_EXCHANGE, &routing_key, &batch).await.unwrap();
+    }
+    amqp.close().await;
+    for _ in 0..100 {
+        if bus::metrics::consumed_so_far(&queue) >= handled + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bus::metrics::consumed_so_far(&queue), handled + 2, "both deliveries handled, nothing else");
+    let count = |rows: Vec<sea_orm::QueryResult>| rows[0].try_get_by_index::<i64>(0).unwrap();
+    let redelivered = platform.sql("SELECT COUNT(*) FROM api_requests WHERE request_id = 'req_redelivered'").await;
+    assert_eq!(count(redelivered), 1);
+    let usage = platform.sql(&format!("SELECT SUM(requests)::int8 FROM api_key_usage WHERE key_id = '{id}'")).await;
+    assert_eq!(count(usage), 4, "the three calls and the redelivered one, once");
     platform.stop().await;
 }
 

@@ -5,49 +5,38 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::integrations::ApiRequestRecord;
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 use uuid::Uuid;
 
 pub use readside::integrations::requests::{IntegrationUse, LoggedRequest, integration_use, list};
 
-/// Records a batch of `tenant`'s requests once (a redelivered batch adds nothing) and counts the
-/// new ones into their keys' daily usage and last-used time. One multi-row insert per batch.
+/// Records a batch of `tenant`'s requests and counts them into their keys' daily usage and
+/// last-used time. One multi-row insert per batch; a batch is recorded once because its command
+/// is (the integrations group's inbox), so nothing is read back.
 pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequestRecord]) -> Result<(), DbErr> {
     if requests.is_empty() {
         return Ok(());
     }
-    let tallies = match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            let rows = db.query_all_raw(insert_from_json(tenant, requests)?).await?;
-            rows.iter().map(|row| Tally::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?
-        }
-        _ => {
-            let rows = db.query_all(&insert_from_values(tenant, requests)).await?;
-            let inserted = rows.iter().map(|row| Inserted::from_query_result(row, ""));
-            tally(inserted.collect::<Result<Vec<_>, _>>()?)
-        }
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => db.execute_raw(insert_from_json(tenant, requests)?).await?,
+        _ => db.execute(&insert_from_values(tenant, requests)).await?,
     };
-    count(db, tenant, &tallies).await
+    count(db, tenant, &tally(requests)).await
 }
 
-/// What [`record`] inserts and reads back, the same on either backend.
+/// What [`record`] inserts, the same on either backend.
 const COLUMNS: &str = "request_id, tenant, key_id, integration_id, key_prefix, method, route, subaccount_id, status, latency_us, received_at";
-const RETURNING: &str = "key_id, integration_id, status, received_at";
 
 /// On PostgreSQL the batch goes in as one JSON parameter unpacked by `json_to_recordset`: one
 /// statement text whatever the batch's size, where a `VALUES` list of eleven parameters a row was
-/// a new statement of up to 11,000 parameters to parse and plan per batch. The rows inserted are
-/// tallied in the same statement, so a batch of a thousand requests of one key sends back one row.
+/// a new statement of up to 11,000 parameters to parse and plan per batch.
 fn insert_from_json(tenant: &str, requests: &[ApiRequestRecord]) -> Result<Statement, DbErr> {
     let rows = serde_json::to_string(requests).map_err(|e| DbErr::Custom(e.to_string()))?;
     let sql = format!(
-        "WITH inserted AS (INSERT INTO api_requests ({COLUMNS}) \
+        "INSERT INTO api_requests ({COLUMNS}) \
          SELECT request_id, $1, key_id, integration_id, key_prefix, method, route, subaccount_id, status, latency_us, received_at \
          FROM json_to_recordset($2::json) AS r(request_id text, key_id uuid, integration_id uuid, key_prefix text, \
-         method text, route text, subaccount_id uuid, status int2, latency_us int8, received_at timestamptz) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING {RETURNING}) \
-         SELECT key_id, integration_id, status < 400 AS answered, (received_at AT TIME ZONE 'UTC')::date AS day, \
-         COUNT(*) AS requests, MAX(received_at) AS last_at FROM inserted GROUP BY 1, 2, 3, 4"
+         method text, route text, subaccount_id uuid, status int2, latency_us int8, received_at timestamptz)"
     );
     Ok(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [tenant.into(), rows.into()]))
 }
@@ -71,13 +60,9 @@ fn insert_from_values(tenant: &str, requests: &[ApiRequestRecord]) -> InsertStat
         ]);
     }
     insert
-        .on_conflict(OnConflict::column("request_id").do_nothing().to_owned())
-        .returning(Query::returning().columns(RETURNING.split(", ")));
-    insert
 }
 
 /// The requests logged now of one key, integration, outcome and day.
-#[derive(FromQueryResult)]
 struct Tally {
     key_id: Option<Uuid>,
     integration_id: Option<Uuid>,
@@ -88,20 +73,12 @@ struct Tally {
     last_at: DateTime<Utc>,
 }
 
-/// What [`record`] reads back of each request it logged where the insert cannot tally them.
-#[derive(FromQueryResult)]
-struct Inserted {
-    key_id: Option<Uuid>,
-    integration_id: Option<Uuid>,
-    status: i16,
-    received_at: DateTime<Utc>,
-}
-
-/// The tallies of `inserted`, as PostgreSQL's insert makes them.
-fn tally(inserted: Vec<Inserted>) -> Vec<Tally> {
+/// The batch's requests tallied per key, integration, outcome and day.
+fn tally(requests: &[ApiRequestRecord]) -> Vec<Tally> {
     let mut tallies: HashMap<(Option<Uuid>, Option<Uuid>, bool, NaiveDate), Tally> = HashMap::new();
-    for Inserted { key_id, integration_id, status, received_at } in inserted {
-        let (answered, day) = (status < 400, received_at.date_naive());
+    for request in requests {
+        let (key_id, integration_id, received_at) = (request.key_id, request.integration_id, request.received_at);
+        let (answered, day) = (request.status < 400, received_at.date_naive());
         let tally = tallies.entry((key_id, integration_id, answered, day)).or_insert(Tally {
             key_id,
             integration_id,
@@ -117,8 +94,7 @@ fn tally(inserted: Vec<Inserted>) -> Vec<Tally> {
 }
 
 /// Counts the requests just logged into their keys' daily usage, last-used time and
-/// integrations' metered calls. Only the rows inserted now are tallied: a redelivered batch
-/// counts nothing twice.
+/// integrations' metered calls.
 async fn count(db: &impl ConnectionTrait, tenant: &str, tallies: &[Tally]) -> Result<(), DbErr> {
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();

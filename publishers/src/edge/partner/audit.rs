@@ -3,10 +3,10 @@
 //! integrations consumers write it to the database. Never a body, never a key.
 //!
 //! Requests are handed to a bounded channel without waiting; a background task flushes every
-//! [`FLUSH_EVERY`] or [`BATCH`] records and retries a failed publish until shutdown. A full
-//! channel drops records with a warning rather than slowing partners down.
+//! [`FLUSH_EVERY`] or [`BATCH`] records and retries a failed publish, under its first message id,
+//! until shutdown. A full channel drops records with a warning rather than slowing partners down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -54,10 +54,14 @@ impl AuditLog {
 }
 
 async fn flush_loop(mut receiver: mpsc::Receiver<(TenantId, ApiRequestRecord)>, bus: Arc<CommandBus>) {
-    let mut pending: BTreeMap<TenantId, Vec<ApiRequestRecord>> = BTreeMap::new();
+    // Commands are made once and retried as they are: a publish that failed after the broker
+    // took it goes again under the same message id, which the consumers' inbox records once.
+    let mut unsent: VecDeque<Envelope<RecordApiRequests>> = VecDeque::new();
     let mut open = true;
-    while open || !pending.is_empty() {
-        if open {
+    while open || !unsent.is_empty() {
+        // While the bus is away, at most a channel's worth waits here; then the channel fills.
+        if open && unsent.len() < CAPACITY / BATCH {
+            let mut pending: BTreeMap<TenantId, Vec<ApiRequestRecord>> = BTreeMap::new();
             let deadline = tokio::time::sleep(FLUSH_EVERY);
             tokio::pin!(deadline);
             let mut taken = 0;
@@ -73,30 +77,24 @@ async fn flush_loop(mut receiver: mpsc::Receiver<(TenantId, ApiRequestRecord)>, 
                     () = &mut deadline => break,
                 }
             }
+            // At most BATCH records were taken: one command per organisation.
+            unsent.extend(
+                pending
+                    .into_iter()
+                    .map(|(tenant, requests)| Envelope::new(tenant, "voltbus/edge", RecordApiRequests { requests })),
+            );
         }
-        let mut failed = false;
-        while let Some((tenant, records)) = pending.pop_first() {
-            for chunk in records.chunks(BATCH) {
-                let command =
-                    Envelope::new(tenant.clone(), "voltbus/edge", RecordApiRequests { requests: chunk.to_vec() });
-                if let Err(error) = bus.publish(&command).await {
-                    tracing::warn!(%error, records = chunk.len(), "request log not published; will retry");
-                    failed = true;
-                    break;
-                }
-            }
-            if failed {
-                // Keep the whole tenant's records (a chunk already sent is recorded once: request ids are unique).
-                pending.insert(tenant, records);
+        while let Some(command) = unsent.front() {
+            if let Err(error) = bus.publish(command).await {
+                tracing::warn!(%error, records = command.data.requests.len(), "request log not published; will retry");
                 break;
             }
+            unsent.pop_front();
         }
-        if failed {
+        if !unsent.is_empty() {
             if !open {
-                tracing::error!(
-                    records = pending.values().map(Vec::len).sum::<usize>(),
-                    "request log lost at shutdown"
-                );
+                let records = unsent.iter().map(|command| command.data.requests.len()).sum::<usize>();
+                tracing::error!(records, "request log lost at shutdown");
                 return;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

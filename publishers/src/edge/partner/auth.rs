@@ -27,11 +27,40 @@ pub(crate) const SUBACCOUNT_HEADER: &str = "x-subaccount-id";
 /// Integrations act on the whole organisation, choosing a subaccount per request.
 static WHOLE_ORGANISATION: KeyScope = KeyScope::Global { allowed_subaccount_ids: Vec::new() };
 
+/// A partner key as the edge keeps it: as stored, and as `GET /me` shows it, serialised once
+/// when the key is read (an `ALL_ACCESS` key's permissions made serialising it a twentieth of the
+/// CPU of a busy key's `/me` calls).
+#[derive(Debug)]
+pub(crate) struct KnownKey {
+    stored: StoredKey,
+    shown: Box<serde_json::value::RawValue>,
+}
+
+impl KnownKey {
+    fn new(stored: StoredKey) -> Result<Self, serde_json::Error> {
+        let shown = serde_json::value::to_raw_value(&stored.key)?;
+        Ok(Self { stored, shown })
+    }
+
+    /// The key's settings as the API shows them.
+    pub fn shown(&self) -> &serde_json::value::RawValue {
+        &self.shown
+    }
+}
+
+impl std::ops::Deref for KnownKey {
+    type Target = StoredKey;
+
+    fn deref(&self) -> &StoredKey {
+        &self.stored
+    }
+}
+
 /// Who authenticated.
 #[derive(Clone, Debug)]
 pub(crate) enum Principal {
     /// A partner key, as stored.
-    Key(Arc<StoredKey>),
+    Key(Arc<KnownKey>),
     /// An integration, by its machine token's claims.
     Integration(Arc<Claims>),
     /// An operator signed in to the console, acting as the organisation's admin.
@@ -60,7 +89,7 @@ impl Caller {
     }
 
     /// The key, when a key calls.
-    pub fn key(&self) -> Option<&StoredKey> {
+    pub fn key(&self) -> Option<&KnownKey> {
         match &self.principal {
             Principal::Key(key) => Some(key),
             Principal::Integration(_) | Principal::Operator(_) => None,
@@ -84,7 +113,7 @@ impl Caller {
     }
 
     /// The key, or 403 for an integration on a route only keys may use.
-    pub fn require_key(&self) -> Result<&StoredKey, ApiError> {
+    pub fn require_key(&self) -> Result<&KnownKey, ApiError> {
         self.key().ok_or_else(|| ApiError::forbidden("this route needs a partner API key"))
     }
 
@@ -145,7 +174,7 @@ impl Caller {
 }
 
 struct Cached {
-    key: Arc<StoredKey>,
+    key: Arc<KnownKey>,
     fetched: Instant,
 }
 
@@ -167,7 +196,7 @@ impl KeyCache {
         &self,
         hash: KeyHash,
         may_read: impl FnOnce() -> Result<(), ApiError>,
-    ) -> Result<Option<Arc<StoredKey>>, ApiError> {
+    ) -> Result<Option<Arc<KnownKey>>, ApiError> {
         if let Ok(entries) = self.entries.read()
             && let Some(cached) = entries.get(&hash).filter(|c| c.fetched.elapsed() < self.ttl)
         {
@@ -184,7 +213,10 @@ impl KeyCache {
         if KeyHash::from_hex(&stored.key_hash) != Some(hash) {
             return Ok(None);
         }
-        let stored = Arc::new(stored);
+        let stored = Arc::new(KnownKey::new(stored).map_err(|error| {
+            tracing::error!(%error, "stored key cannot be shown");
+            ApiError::internal()
+        })?);
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() > 100_000 {
                 entries.retain(|_, c| c.fetched.elapsed() < self.ttl);

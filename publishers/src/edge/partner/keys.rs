@@ -157,13 +157,14 @@ pub(crate) struct KeyWithUsage {
 
 /// The calling key, as `/me` shows it.
 #[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct CurrentKey {
+pub(crate) struct CurrentKey<'k> {
     /// The organisation the key belongs to.
-    organization_id: String,
+    organization_id: &'k str,
     /// The subaccount this request acts on (`null`: the organisation as a whole).
     subaccount_id: Option<Uuid>,
-    /// The key.
-    key: ApiKey,
+    /// The key, as the edge serialised it when it read the key.
+    #[schemars(with = "ApiKey")]
+    key: &'k serde_json::value::RawValue,
 }
 
 /// A key may not change, regenerate or delete itself: another admin key does that, so no key
@@ -178,9 +179,9 @@ fn not_itself(call: &Call, id: Uuid) -> Result<Uuid, ApiError> {
 
 /// `GET /me`.
 pub(crate) async fn current(_: &PartnerApi, call: Call) -> Result<Answer, ApiError> {
-    let key = call.caller.require_key()?.key.clone();
-    let Caller { tenant, subaccount, .. } = call.caller;
-    Ok(Answer::ok(CurrentKey { organization_id: tenant.to_string(), subaccount_id: subaccount, key }))
+    let caller = &call.caller;
+    let key = caller.require_key()?.shown();
+    Ok(Answer::ok(CurrentKey { organization_id: caller.tenant.as_str(), subaccount_id: caller.subaccount, key }))
 }
 
 /// `GET /api-keys`.

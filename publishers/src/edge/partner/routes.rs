@@ -90,7 +90,7 @@ pub(crate) fn routes() -> Vec<Route> {
             access: Key,
             body: None,
             status: 200,
-            returns: Returns::Item(schema_of::<keys::CurrentKey>),
+            returns: Returns::Item(schema_of::<keys::CurrentKey<'static>>),
             handler: Handler::Partner(Some(|api, call| Box::pin(keys::current(api, call)))),
         },
         Route {
