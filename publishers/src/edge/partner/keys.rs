@@ -162,7 +162,8 @@ pub(crate) struct CurrentKey<'k> {
     organization_id: &'k str,
     /// The subaccount this request acts on (`null`: the organisation as a whole).
     subaccount_id: Option<Uuid>,
-    /// The key, as the edge serialised it when it read the key.
+    /// The key.
+    // Serialised once, when the edge read the key: see `auth::KnownKey`.
     #[schemars(with = "ApiKey")]
     key: &'k serde_json::value::RawValue,
 }
