@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::partner::Platform;
-use crate::support::request_bytes;
+use crate::private_rabbit::PrivateRabbit;
+use crate::support::{blocking, request_bytes, within};
 use crate::webhooks::{Answer, Receiver, create_endpoint, fast_retries};
 
 /// The value of the series `series` (name and labels, exactly as rendered), if present.
@@ -99,21 +100,32 @@ async fn metrics_count_requests_messages_deliveries_and_refusals_without_naming_
 async fn a_process_with_an_engine_down_is_live_but_not_ready() {
     // A broker that is gone after start: the process still answers, so a supervisor leaves it
     // alone (restarting would not bring RabbitMQ back), but a load balancer stops sending work.
-    let rabbit = crate::private_rabbit::PrivateRabbit::start();
-    let platform = Platform::start_with(|settings| settings.amqp.url = Some(rabbit.url().into())).await;
-    rabbit.stop();
-    let mut ready = 200;
-    for _ in 0..100 {
-        ready = request_bytes(platform.addr(), "GET", "/health/ready", &[], None).await.0;
-        if ready == 503 {
-            break;
+    // Each step bounded and named: one full run hung here until nextest cut it at 300 s (it
+    // takes 15 s alone).
+    let rabbit = std::sync::Arc::new(within(200, "starting a private RabbitMQ", blocking(PrivateRabbit::start)).await);
+    let url = rabbit.url();
+    let start = Platform::start_with(|settings| settings.amqp.url = Some(url.into()));
+    let platform = within(60, "starting voltbus on it", start).await;
+    let stopping = std::sync::Arc::clone(&rabbit);
+    within(100, "stopping the private RabbitMQ", blocking(move || stopping.stop())).await;
+    let ready = within(30, "readiness turning 503", async {
+        let mut ready = 200;
+        for _ in 0..100 {
+            ready = request_bytes(platform.addr(), "GET", "/health/ready", &[], None).await.0;
+            if ready == 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ready
+    })
+    .await;
     assert_eq!(ready, 503);
-    assert_eq!(request_bytes(platform.addr(), "GET", "/health/live", &[], None).await.0, 200);
-    rabbit.boot();
-    platform.stop().await;
+    let live = within(10, "liveness", request_bytes(platform.addr(), "GET", "/health/live", &[], None)).await;
+    assert_eq!(live.0, 200);
+    let booting = std::sync::Arc::clone(&rabbit);
+    within(200, "booting the private RabbitMQ again", blocking(move || booting.boot())).await;
+    within(60, "stopping voltbus", platform.stop()).await;
 }
 
 #[tokio::test]

@@ -1,22 +1,13 @@
 //! `serve --role`: an `api` process and a `worker` process on one PostgreSQL and one RabbitMQ
 //! virtual host, each doing only its part, and together the whole platform.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use voltbus::Role;
 
 use crate::partner::{Platform, error_code};
-use crate::support::{embedded_settings, request, request_bytes};
-
-/// `step` within `seconds`, or a failure that names it: this test once hung until nextest cut it
-/// at 300 s, saying nothing of where. Each step's time is printed (shown when the test fails).
-async fn within<T>(seconds: u64, step: &str, future: impl std::future::Future<Output = T>) -> T {
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(Duration::from_secs(seconds), future).await;
-    eprintln!("{step}: {:?}", started.elapsed());
-    outcome.unwrap_or_else(|_| panic!("{step}: not done within {seconds} s"))
-}
+use crate::support::{embedded_settings, request, request_bytes, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_process_takes_partners_calls_and_a_worker_process_carries_them_out() {

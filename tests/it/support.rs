@@ -209,3 +209,19 @@ pub fn steady_port() -> u16 {
     }
     panic!("no free port between 20000 and 32000")
 }
+
+/// `step` within `seconds`, or a failure that names it: tests that start and stop processes once
+/// hung until nextest cut them at 300 s, saying nothing of where. Each step's time is printed
+/// (shown when the test fails).
+pub async fn within<T>(seconds: u64, step: &str, future: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(seconds), future).await;
+    eprintln!("{step}: {:?}", started.elapsed());
+    outcome.unwrap_or_else(|_| panic!("{step}: not done within {seconds} s"))
+}
+
+/// `work` (a blocking call: a CLI, a process started or stopped) on the blocking pool, so that
+/// [`within`] can bound it.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.expect("blocking step panicked")
+}

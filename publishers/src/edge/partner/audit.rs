@@ -60,7 +60,8 @@ async fn flush_loop(mut receiver: mpsc::Receiver<(TenantId, ApiRequestRecord)>, 
     let mut open = true;
     while open || !unsent.is_empty() {
         // While the bus is away, at most a channel's worth waits here; then the channel fills.
-        if open && unsent.len() < CAPACITY / BATCH {
+        // Once every sender is gone, what is left is taken whatever waits, so shutdown sees it.
+        if open && (unsent.len() < CAPACITY / BATCH || receiver.is_closed()) {
             let mut pending: BTreeMap<TenantId, Vec<ApiRequestRecord>> = BTreeMap::new();
             let deadline = tokio::time::sleep(FLUSH_EVERY);
             tokio::pin!(deadline);
