@@ -21,7 +21,7 @@ pub async fn record(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequ
         DatabaseBackend::Postgres => db.execute_raw(insert_from_arrays(tenant, requests)).await?,
         _ => db.execute(&insert_from_values(tenant, requests)).await?,
     };
-    count(db, tenant, &tally(requests)).await
+    count(db, tenant, requests).await
 }
 
 /// What [`record`] inserts, the same on either backend.
@@ -82,57 +82,26 @@ fn insert_from_values(tenant: &str, requests: &[ApiRequestRecord]) -> InsertStat
     insert
 }
 
-/// The requests logged now of one key, integration, outcome and day.
-struct Tally {
-    key_id: Option<Uuid>,
-    integration_id: Option<Uuid>,
-    /// Answered (status below 400): an integration's billable call.
-    answered: bool,
-    day: NaiveDate,
-    requests: i64,
-    last_at: DateTime<Utc>,
-}
-
-/// The batch's requests tallied per key, integration, outcome and day.
-fn tally(requests: &[ApiRequestRecord]) -> Vec<Tally> {
-    let mut tallies: HashMap<(Option<Uuid>, Option<Uuid>, bool, NaiveDate), Tally> = HashMap::new();
-    for request in requests {
-        let (key_id, integration_id, received_at) = (request.key_id, request.integration_id, request.received_at);
-        let (answered, day) = (request.status < 400, received_at.date_naive());
-        let tally = tallies.entry((key_id, integration_id, answered, day)).or_insert(Tally {
-            key_id,
-            integration_id,
-            answered,
-            day,
-            requests: 0,
-            last_at: received_at,
-        });
-        tally.requests += 1;
-        tally.last_at = Ord::max(tally.last_at, received_at);
-    }
-    tallies.into_values().collect()
-}
-
 /// Counts the requests just logged into their keys' daily usage, last-used time and
 /// integrations' metered calls.
-async fn count(db: &impl ConnectionTrait, tenant: &str, tallies: &[Tally]) -> Result<(), DbErr> {
+async fn count(db: &impl ConnectionTrait, tenant: &str, requests: &[ApiRequestRecord]) -> Result<(), DbErr> {
     let mut per_key_day: HashMap<(Uuid, NaiveDate), i64> = HashMap::new();
     let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     // An integration's answered calls are its billable usage, metered per month; a refused one
     // (4xx, 5xx) is not billed.
     let mut per_integration_month: HashMap<(Uuid, String), u64> = HashMap::new();
-    for tally in tallies {
-        if let Some(integration) = tally.integration_id
-            && tally.answered
+    for request in requests {
+        let received_at = request.received_at;
+        if let Some(integration) = request.integration_id
+            && request.status < 400
         {
-            let period = crate::billing::usage::period_of(tally.last_at);
-            *per_integration_month.entry((integration, period)).or_default() +=
-                u64::try_from(tally.requests).unwrap_or_default();
+            *per_integration_month.entry((integration, crate::billing::usage::period_of(received_at))).or_default() +=
+                1;
         }
-        let Some(key) = tally.key_id else { continue };
-        *per_key_day.entry((key, tally.day)).or_default() += tally.requests;
-        let latest = last_used.entry(key).or_insert(tally.last_at);
-        *latest = Ord::max(*latest, tally.last_at);
+        let Some(key) = request.key_id else { continue };
+        *per_key_day.entry((key, received_at.date_naive())).or_default() += 1;
+        let latest = last_used.entry(key).or_insert(received_at);
+        *latest = Ord::max(*latest, received_at);
     }
     for ((key, day), count) in per_key_day {
         let upsert = Query::insert()
