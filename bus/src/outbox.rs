@@ -1,10 +1,13 @@
 //! The transactional outbox: a handler writes the messages it emits into `outbox` in the same
 //! transaction as its state change, and the relay publishes committed rows to the broker.
 //!
-//! The relay takes a batch of unsent rows in `seq` (commit) order, publishes them all at once
-//! (AMQP confirms pipelined on one channel, JetStream acks awaited together), then marks the
-//! confirmed ones sent in the same transaction. A crash between publish and mark publishes those
-//! rows again: delivery is at least once, and consumers' inboxes drop the repeat by message id.
+//! A row is unsent while `outbox_pending` holds its `seq` (a trigger adds it with the row). The
+//! relay takes a batch of pending rows in `seq` (commit) order, publishes them all at once (AMQP
+//! confirms pipelined on one channel, JetStream acks awaited together), then deletes the confirmed
+//! ones' pending rows in the same transaction; the `outbox` row itself is never written again, so
+//! a message costs the WAL its insert, not a second copy of itself for a mark. A crash between
+//! publish and mark publishes those rows again: delivery is at least once, and consumers' inboxes
+//! drop the repeat by message id.
 //!
 //! An idle relay waits for [`committed`] (a transaction of this process that may have written
 //! rows committed) and, for rows others committed, polls every `idle`: polling every 10 ms was a
@@ -296,10 +299,9 @@ impl Publisher {
     }
 }
 
-/// Outbox rows committed but not yet published (the partial index answers it).
+/// Outbox rows committed but not yet published (the rows of `outbox_pending`).
 pub async fn backlog(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    let statement =
-        Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL");
+    let statement = Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM outbox_pending");
     let rows: i64 = match db.query_one_raw(statement).await? {
         Some(row) => row.try_get("", "n")?,
         None => 0,
@@ -364,7 +366,7 @@ impl Relay {
                 Err(error) => {
                     tracing::warn!(seq = row.seq, %error, "outbox publish failed; will retry");
                     let record = Query::update()
-                        .table("outbox")
+                        .table("outbox_pending")
                         .value("last_error", error.to_string())
                         .value("attempts", Expr::col("attempts").add(1))
                         .and_where(Expr::col("seq").eq(row.seq))
@@ -375,7 +377,7 @@ impl Relay {
         }
         if !sent.is_empty() {
             // Sequence numbers come from the database as integers: safe to inline.
-            let mark = format!("UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE seq IN ({})", sent.join(","));
+            let mark = format!("DELETE FROM outbox_pending WHERE seq IN ({})", sent.join(","));
             transaction.execute_raw(Statement::from_string(transaction.get_database_backend(), mark)).await?;
         }
         transaction.commit().await?;
@@ -392,10 +394,8 @@ impl Relay {
         let backend = transaction.get_database_backend();
         // Candidates: the head of the unsent rows, a few batches deep, so that one busy aggregate
         // at the head (one row per pass) does not hold the others back.
-        let head = format!(
-            "SELECT seq, aggregate FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT {}",
-            self.batch.saturating_mul(4)
-        );
+        let head =
+            format!("SELECT seq, aggregate FROM outbox_pending ORDER BY seq LIMIT {}", self.batch.saturating_mul(4));
         let candidates: Vec<(i64, Option<String>)> = transaction
             .query_all_raw(Statement::from_string(backend, head))
             .await?
@@ -421,12 +421,14 @@ impl Relay {
             return Ok(Vec::new());
         }
         // Another relay may have taken or sent some since: the lock skips what it holds, and the
-        // `sent_at` test drops what it sent.
-        let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        // join drops what it sent. Only the pending row is locked: the outbox row is never
+        // written after its insert.
+        let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE OF p SKIP LOCKED" } else { "" };
         // Sequence numbers come from the database as integers: safe to inline.
         let select = format!(
-            "SELECT seq, transport, destination, routing_key, payload FROM outbox \
-             WHERE sent_at IS NULL AND seq IN ({}) ORDER BY seq {lock}",
+            "SELECT o.seq, o.transport, o.destination, o.routing_key, o.payload \
+             FROM outbox_pending p JOIN outbox o ON o.seq = p.seq \
+             WHERE p.seq IN ({}) ORDER BY p.seq {lock}",
             chosen.join(",")
         );
         transaction

@@ -33,9 +33,12 @@ pub async fn purge_inbox(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Re
     purge_before(db, "inbox", "processed_at", Stamped::ByDatabase, before).await
 }
 
-/// Deletes the outbox rows published before `before`; how many went.
+/// Deletes the published outbox rows made before `before`; how many went. (A row is not
+/// written again once published, so its age is counted from its creation; one still pending,
+/// in `outbox_pending`, stays.)
 pub async fn purge_published(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    purge_before(db, "outbox", "sent_at", Stamped::ByDatabase, before).await
+    let published = "created_at < {before} AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.seq = outbox.seq)";
+    purge_where(db, "outbox", published, Stamped::ByDatabase, before).await
 }
 
 /// Deletes, a chunk at a time, the rows of `table` whose `column` is before `before`; how many
@@ -48,12 +51,30 @@ pub async fn purge_before(
     stamped: Stamped,
     before: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
+    purge_where(db, table, &format!("{column} < {{before}}"), stamped, before).await
+}
+
+/// [`purge_before`] of the rows of `table` that `condition` picks, `{before}` in it standing for
+/// the moment.
+async fn purge_where(
+    db: &impl ConnectionTrait,
+    table: &str,
+    condition: &str,
+    stamped: Stamped,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DatabaseBackend::Postgres => format!(
-            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {CHUNK}))"
-        ),
-        _ => format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {column} < ? LIMIT {CHUNK})"),
+        DatabaseBackend::Postgres => {
+            let condition = condition.replace("{before}", "$1");
+            format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} LIMIT {CHUNK}))"
+            )
+        }
+        _ => {
+            let condition = condition.replace("{before}", "?");
+            format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} LIMIT {CHUNK})")
+        }
     };
     let bound: sea_orm::Value = match (backend, stamped) {
         (DatabaseBackend::Sqlite, Stamped::ByDatabase) => before.format("%Y-%m-%d %H:%M:%S").to_string().into(),

@@ -30,6 +30,7 @@ mod m20261206_000022_vehicle_commands_permission;
 mod m20261206_000023_profiles;
 mod m20261206_000024_payment_collectors;
 mod m20261207_000025_request_log_writes;
+mod m20261207_000026_outbox_pending;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000023_profiles::Migration),
             Box::new(m20261206_000024_payment_collectors::Migration),
             Box::new(m20261207_000025_request_log_writes::Migration),
+            Box::new(m20261207_000026_outbox_pending::Migration),
         ]
     }
 }

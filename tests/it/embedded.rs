@@ -138,10 +138,7 @@ async fn vehicles_work_on_the_embedded_default() {
     // SQLite's only connection while publishing into it, and each event stalled until the pool
     // gave up, 5 s later).
     let db = sea_orm::Database::connect(&database_url).await.unwrap();
-    let count = sea_orm::Statement::from_string(
-        db.get_database_backend(),
-        "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL",
-    );
+    let count = sea_orm::Statement::from_string(db.get_database_backend(), "SELECT count(*) AS n FROM outbox_pending");
     let started = std::time::Instant::now();
     loop {
         let row = sea_orm::ConnectionTrait::query_one_raw(&db, count.clone()).await.unwrap().unwrap();

@@ -436,7 +436,7 @@ pub(crate) async fn settle_and_count(
     // Settled: every acknowledged event sent, every delivery done (or given up and logged).
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        let unsent = count(db, "SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL").await;
+        let unsent = count(db, "SELECT COUNT(*) AS n FROM outbox_pending").await;
         let open =
             count(db, "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status NOT IN ('succeeded', 'failed')").await;
         let stored =

@@ -31,15 +31,12 @@ fn paused(ride: Uuid, tenant: &schemas::TenantId) -> Envelope<RidePaused> {
 }
 
 async fn unsent(db: &DatabaseConnection) -> i64 {
-    db.query_one_raw(Statement::from_string(
-        db.get_database_backend(),
-        "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL",
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get("", "n")
-    .unwrap()
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT count(*) AS n FROM outbox_pending"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap()
 }
 
 /// Fifty events over five rides, committed; plus five in a transaction that rolls back.
