@@ -15,9 +15,11 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The old unsent-row indexes; `outbox_pending` was one of them, so it goes before the table of
-/// that name is made.
-const OLD_INDEXES: [&str; 3] = ["outbox_pending", "outbox_pending_by_aggregate", "outbox_unsent"];
+/// The old unsent-row indexes. `outbox_pending` was one of them: it makes way for the table of
+/// that name first (on PostgreSQL renamed, so it still finds the unsent rows to copy instead of a
+/// scan of every row ever sent; SQLite cannot rename an index, and the embedded default's outbox
+/// is small).
+const OLD_INDEXES: [&str; 3] = ["outbox_unsent_seq", "outbox_pending_by_aggregate", "outbox_unsent"];
 
 const CREATE: &str = "CREATE TABLE outbox_pending (\
      seq BIGINT NOT NULL PRIMARY KEY, \
@@ -42,8 +44,11 @@ const SQLITE_TRIGGER: &str = "CREATE TRIGGER outbox_pending_added AFTER INSERT O
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let connection = manager.get_connection();
-        for index in OLD_INDEXES {
-            connection.execute_unprepared(&format!("DROP INDEX IF EXISTS {index}")).await?;
+        let postgres = manager.get_database_backend() == DatabaseBackend::Postgres;
+        if postgres {
+            connection.execute_unprepared("ALTER INDEX IF EXISTS outbox_pending RENAME TO outbox_unsent_seq").await?;
+        } else {
+            connection.execute_unprepared("DROP INDEX IF EXISTS outbox_pending").await?;
         }
         connection.execute_unprepared(CREATE).await?;
         connection
@@ -52,11 +57,14 @@ impl MigrationTrait for Migration {
                  SELECT seq, aggregate, attempts, last_error FROM outbox WHERE sent_at IS NULL",
             )
             .await?;
+        for index in OLD_INDEXES {
+            connection.execute_unprepared(&format!("DROP INDEX IF EXISTS {index}")).await?;
+        }
         for column in ["sent_at", "attempts", "last_error"] {
             connection.execute_unprepared(&format!("ALTER TABLE outbox DROP COLUMN {column}")).await?;
         }
         connection.execute_unprepared("CREATE INDEX outbox_created ON outbox (created_at)").await?;
-        if manager.get_database_backend() == DatabaseBackend::Postgres {
+        if postgres {
             for statement in POSTGRES_TRIGGER {
                 connection.execute_unprepared(statement).await?;
             }
