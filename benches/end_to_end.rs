@@ -252,7 +252,7 @@ async fn measure(exe: &std::path::Path, report: &mut String) -> support::Figures
         progress: false,
         ..Plan::default()
     };
-    let (key, _) = voltbus::create_admin_key(settings, "bench", "end-to-end bench").await.expect("admin key");
+    let key = served.admin_key("bench", "end-to-end bench");
     let connection = voltbus::connect_nats(settings, &nats.url(), "bench-simulator").await.expect("NATS");
     let tenant = schemas::TenantId::new("bench").expect("tenant");
     let target =

@@ -129,7 +129,7 @@ async fn measure(exe: &std::path::Path, report: &mut String) -> support::Figures
     let db = Database::connect(settings.database.url.as_deref().expect("database")).await.expect("PostgreSQL");
     let create = Statement::from_string(db.get_database_backend(), "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
     db.execute_raw(create).await.expect("pg_stat_statements");
-    let (key, _) = voltbus::create_admin_key(settings, "bench", "pg bench").await.expect("admin key");
+    let key = served.admin_key("bench", "pg bench");
     let connection = voltbus::connect_nats(settings, &served.nats.url(), "bench-simulator").await.expect("NATS");
     let tenant = schemas::TenantId::new("bench").expect("tenant");
     let target = Target {

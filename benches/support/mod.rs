@@ -160,6 +160,9 @@ pub struct Served {
     pub nats: private_nats::PrivateNats,
     pub name: String,
     admin: DatabaseConnection,
+    /// The build served, and its configuration file.
+    exe: std::path::PathBuf,
+    config: std::path::PathBuf,
 }
 
 impl Served {
@@ -210,7 +213,22 @@ impl Served {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Self { server, settings, nats, name, admin }
+        Self { server, settings, nats, name, admin, exe: exe.to_owned(), config }
+    }
+
+    /// An admin key of `tenant`, made by the served build's own `api-keys create-admin`: the
+    /// library call would migrate the database with this checkout's migrations, and an older
+    /// build (`BENCH_BASELINE`) would then run on a schema it does not know.
+    pub fn admin_key(&self, tenant: &str, name: &str) -> String {
+        let output = std::process::Command::new(&self.exe)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["api-keys", "create-admin", "--tenant", tenant, "--name", name])
+            .output()
+            .expect("voltbus api-keys create-admin");
+        assert!(output.status.success(), "create-admin: {}", String::from_utf8_lossy(&output.stderr));
+        let made: serde_json::Value = serde_json::from_slice(&output.stdout).expect("create-admin prints JSON");
+        made["key"].as_str().expect("the key").to_owned()
     }
 
     /// Runs `sql` on the served database.
