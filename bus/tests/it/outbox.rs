@@ -11,7 +11,7 @@ use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use schemas::rides::RidePaused;
 use schemas::{Envelope, routing};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
 use crate::support::{amqp_url, fresh_database, tenant};
@@ -30,13 +30,8 @@ fn paused(ride: Uuid, tenant: &schemas::TenantId) -> Envelope<RidePaused> {
     )
 }
 
-async fn unsent(db: &DatabaseConnection) -> i64 {
-    db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT count(*) AS n FROM outbox_pending"))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "n")
-        .unwrap()
+async fn unsent(db: &DatabaseConnection) -> u64 {
+    bus::outbox::backlog(db).await.unwrap()
 }
 
 /// Fifty events over five rides, committed; plus five in a transaction that rolls back.
