@@ -132,9 +132,17 @@ async fn route_times(edge: std::net::SocketAddr) -> Vec<(String, f64, f64, f64)>
 
 /// A ride command's stages, from its trace: the edge before publishing, the publish until the
 /// broker's confirm, the broker and the consumer's lane until handling starts, the handler's
-/// transaction, the reply's way back, the edge after it.
-const STAGES: [&str; 6] =
-    ["edge, before publish", "publish to confirm", "to the handler", "transaction", "reply back", "edge, after reply"];
+/// transaction (its begin, its statements, its commit), the reply's way back, the edge after it.
+const STAGES: [&str; 8] = [
+    "edge, before publish",
+    "publish to confirm",
+    "to the handler",
+    "begin (a connection)",
+    "statements",
+    "commit",
+    "reply back",
+    "edge, after reply",
+];
 
 /// Per stage of the ride commands among `spans`, p50 and p99 in ms, and the share of each stage in
 /// the slowest hundredth.
@@ -148,7 +156,7 @@ fn stages(spans: &[support::otlp::Span]) -> String {
     let child = |of: &support::otlp::Span, name: &str| {
         by_parent.get(&(of.trace_id.as_slice(), of.span_id.as_slice()))?.iter().find(|s| s.name == name).copied()
     };
-    let mut rows: Vec<(f64, [f64; 6])> = Vec::new();
+    let mut rows: Vec<(f64, [f64; STAGES.len()])> = Vec::new();
     for server in spans.iter().filter(|s| s.name.starts_with("POST /api/partner/v1/rides")) {
         let (Some(publish), Some(wait), Some(process)) = (
             child(server, "publish voltbus.commands"),
@@ -158,11 +166,14 @@ fn stages(spans: &[support::otlp::Span]) -> String {
             continue;
         };
         let Some(transaction) = child(process, "transaction") else { continue };
+        let (Some(begin), Some(commit)) = (child(transaction, "begin"), child(transaction, "commit")) else { continue };
         let parts = [
             ms(server.start_time_unix_nano, publish.start_time_unix_nano),
             ms(publish.start_time_unix_nano, publish.end_time_unix_nano),
             ms(publish.end_time_unix_nano, transaction.start_time_unix_nano),
-            ms(transaction.start_time_unix_nano, transaction.end_time_unix_nano),
+            ms(begin.start_time_unix_nano, begin.end_time_unix_nano),
+            ms(begin.end_time_unix_nano, commit.start_time_unix_nano),
+            ms(commit.start_time_unix_nano, commit.end_time_unix_nano),
             ms(transaction.end_time_unix_nano, wait.end_time_unix_nano),
             ms(wait.end_time_unix_nano, server.end_time_unix_nano),
         ];
@@ -177,7 +188,8 @@ fn stages(spans: &[support::otlp::Span]) -> String {
     };
     let totals: Vec<f64> = rows.iter().map(|(total, _)| *total).collect();
     let slow_from = quantile(totals.clone(), 0.99);
-    let slow: Vec<&[f64; 6]> = rows.iter().filter(|(total, _)| *total >= slow_from).map(|(_, parts)| parts).collect();
+    let slow: Vec<&[f64; STAGES.len()]> =
+        rows.iter().filter(|(total, _)| *total >= slow_from).map(|(_, parts)| parts).collect();
     let mut out = format!(
         "    stages of {} ride commands (ms): total p50 {:.1} p99 {:.1}; slowest {} from {:.1} ms spent\n",
         rows.len(),

@@ -217,7 +217,10 @@ impl Processor {
             return self.call(Context { message: envelope, attempt, transaction: None }).await;
         };
         let retryable = |e: DbErr| HandlerError::Retryable(format!("database: {e}"));
-        let transaction = database.begin().await.map_err(retryable)?;
+        // The begin (a connection from the pool) and the commit (the WAL's flush) are spans of
+        // their own: the two waits a transaction's statements do not show.
+        let hop = traces::current_hop();
+        let transaction = hop.child("begin").wrap(database.begin()).await.map_err(retryable)?;
         if !self.inbox {
             let one = [(envelope, attempt)];
             let handled = AssertUnwindSafe(self.handler.handle_publishing(&transaction, &one)).catch_unwind().await;
@@ -232,7 +235,7 @@ impl Processor {
                     return Err(HandlerError::Permanent("the handler panicked".into()));
                 }
             };
-            transaction.commit().await.map_err(retryable)?;
+            hop.child("commit").wrap(transaction.commit()).await.map_err(retryable)?;
             crate::outbox::committed();
             self.after_commit(handled).await?;
             return Ok(None);
@@ -253,7 +256,7 @@ impl Processor {
         if let Some(reply) = &reply {
             inbox::record_reply(&transaction, &self.group, envelope, reply).await.map_err(retryable)?;
         }
-        transaction.commit().await.map_err(retryable)?;
+        hop.child("commit").wrap(transaction.commit()).await.map_err(retryable)?;
         crate::outbox::committed();
         Ok(reply)
     }

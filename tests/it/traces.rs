@@ -141,6 +141,9 @@ async fn a_ride_ended_through_the_api_is_one_trace_from_the_rest_call_to_the_web
     assert!(attribute(command, "messaging.rabbitmq.destination.routing_key").is_some_and(|key| key.contains("ride")));
     assert!(named("await reply").any(|s| s.parent_span_id == server.span_id));
     let transaction = named("transaction").next().unwrap();
+    for wait in ["begin", "commit"] {
+        assert!(named(wait).any(|s| s.parent_span_id == transaction.span_id), "the transaction's {wait} is its child");
+    }
     let relayed = named("publish voltbus.events").find(|s| {
         s.parent_span_id == transaction.span_id
             && attribute(s, "messaging.rabbitmq.destination.routing_key")
