@@ -73,9 +73,14 @@ pub async fn enqueue_event<M: Message, C>(
     source: &str,
     data: M,
 ) -> Result<(), DbErr> {
+    enqueue_encoded(db, &[event(cause, source, data)]).await
+}
+
+/// Event `data`, caused by `cause`, encoded for the events exchange: for a handler that writes
+/// several events of different types in one statement ([`enqueue_encoded`]).
+pub fn event<M: Message, C>(cause: &Envelope<C>, source: &str, data: M) -> Outgoing {
     let destination = Destination::event(&cause.tenant, &data);
-    let event = Envelope::new(cause.tenant.clone(), source, data).caused_by(cause);
-    enqueue(db, &event, &destination).await
+    Outgoing::new(&Envelope::new(cause.tenant.clone(), source, data).caused_by(cause), destination)
 }
 
 /// Writes `envelope` into the outbox inside the caller's transaction.
@@ -362,7 +367,7 @@ impl Relay {
         let mut sent = Vec::new();
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => sent.push(row.seq.to_string()),
+                Ok(()) => sent.push(row.seq),
                 Err(error) => {
                     tracing::warn!(seq = row.seq, %error, "outbox publish failed; will retry");
                     let record = Query::update()
@@ -376,9 +381,10 @@ impl Relay {
             }
         }
         if !sent.is_empty() {
-            // Sequence numbers come from the database as integers: safe to inline.
-            let mark = format!("DELETE FROM outbox_pending WHERE seq IN ({})", sent.join(","));
-            transaction.execute_raw(Statement::from_string(transaction.get_database_backend(), mark)).await?;
+            let backend = transaction.get_database_backend();
+            let (among, list) = seq_list(backend, &sent);
+            let mark = format!("DELETE FROM outbox_pending WHERE seq {among}");
+            transaction.execute_raw(Statement::from_sql_and_values(backend, mark, [list])).await?;
         }
         transaction.commit().await?;
         tracing::debug!(rows = rows.len(), sent = sent.len(), ?selected, ?published, done = ?started.elapsed(), "relay pass");
@@ -410,11 +416,11 @@ impl Relay {
         // over the head's aggregates was half of a pass's time). A row another relay holds is
         // still unsent: it stays its aggregate's first, and the lock below skips it.
         let mut seen = HashSet::new();
-        let chosen: Vec<String> = candidates
+        let chosen: Vec<i64> = candidates
             .iter()
             .filter(|(_, aggregate)| aggregate.as_deref().is_none_or(|a| seen.insert(a)))
             .take(self.batch)
-            .map(|(seq, _)| seq.to_string())
+            .map(|(seq, _)| *seq)
             .collect();
         if chosen.is_empty() {
             // Another relay sent every candidate meanwhile.
@@ -424,15 +430,14 @@ impl Relay {
         // join drops what it sent. Only the pending row is locked: the outbox row is never
         // written after its insert.
         let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE OF p SKIP LOCKED" } else { "" };
-        // Sequence numbers come from the database as integers: safe to inline.
+        let (among, list) = seq_list(backend, &chosen);
         let select = format!(
             "SELECT o.seq, o.transport, o.destination, o.routing_key, o.payload \
              FROM outbox_pending p JOIN outbox o ON o.seq = p.seq \
-             WHERE p.seq IN ({}) ORDER BY p.seq {lock}",
-            chosen.join(",")
+             WHERE p.seq {among} ORDER BY p.seq {lock}"
         );
         transaction
-            .query_all_raw(Statement::from_string(backend, select))
+            .query_all_raw(Statement::from_sql_and_values(backend, select, [list]))
             .await?
             .iter()
             .map(|r| {
@@ -491,4 +496,19 @@ static COMMITTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// whether they wrote any.
 pub fn committed() {
     COMMITTED.notify_one();
+}
+
+/// `seqs` as one bound parameter and the condition that takes it: one statement text whatever
+/// the batch, so the driver's per-connection cache of prepared statements keeps it (a list
+/// written into the text was a new statement per pass, parsed each time, and pushed the consumer
+/// groups' statements out of the cache of every pooled connection the relay used).
+fn seq_list(backend: DatabaseBackend, seqs: &[i64]) -> (&'static str, sea_orm::Value) {
+    match backend {
+        DatabaseBackend::Postgres => {
+            let values = seqs.iter().map(|&seq| seq.into()).collect();
+            ("= ANY($1)", sea_orm::Value::Array(sea_orm::sea_query::ArrayType::BigInt, Some(Box::new(values))))
+        }
+        // SQLite has no arrays: the list travels as a JSON array.
+        _ => ("IN (SELECT value FROM json_each(?))", serde_json::to_string(seqs).unwrap_or_default().into()),
+    }
 }

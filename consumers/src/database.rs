@@ -16,6 +16,24 @@ pub enum DatabaseError {
     Connect(#[source] sea_orm::DbErr),
 }
 
+/// How every pool of ours connects to `url`.
+fn pool_options(url: String) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        // A ping on every checkout was one more round trip per transaction, each a chance to wait
+        // for a core; a connection in use within the last seconds is alive, or its first
+        // statement fails, the connection is dropped and the message retried.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
+        // SQL statements are traced by our own spans, not logged one by one.
+        .sqlx_logging(false);
+    options
+}
+
+/// How long a pooled connection may sit unused before it is pinged on checkout.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 /// A pool of connections to the consumers' database.
 #[derive(Clone)]
 pub struct Database {
@@ -35,12 +53,7 @@ impl Database {
         } else {
             return Err(DatabaseError::UnsupportedUrl(redact(url)));
         };
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
-            // SQL statements are traced by our own spans, not logged one by one.
-            .sqlx_logging(false);
+        let mut options = pool_options(url.to_owned());
         if kind == "sqlite" {
             // One writer at a time is all SQLite allows; a single connection avoids `database is locked`.
             options.max_connections(1);
@@ -85,8 +98,7 @@ impl Database {
             Some(first) if !self.url.contains('?') => format!("{}?{first}", self.url),
             _ => format!("{}{parameters}", self.url),
         };
-        let mut options = ConnectOptions::new(url);
-        options.connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5)).sqlx_logging(false);
+        let mut options = pool_options(url);
         if let Some(max) = max_connections {
             options.max_connections(max);
         }

@@ -201,6 +201,35 @@ pub async fn in_progress(
     db.query_one(&query).await?.map(|row| row.try_get("", "ride_id")).transpose()
 }
 
+/// The rides in progress of `vehicle_id` and of `customer_id`, in one statement.
+pub async fn in_progress_of(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    vehicle_id: Uuid,
+    customer_id: Uuid,
+) -> Result<(Option<Uuid>, Option<Uuid>), DbErr> {
+    let query = Query::select()
+        .columns(["ride_id", "vehicle_id", "customer_id"])
+        .from(TABLE)
+        .and_where(Expr::col("tenant").eq(tenant))
+        .and_where(Expr::col("vehicle_id").eq(vehicle_id).or(Expr::col("customer_id").eq(customer_id)))
+        // Written out, not bound: the prepared statement's generic plan can then use the two
+        // partial indexes of rides in progress (`rides_vehicle_busy`, `rides_customer_busy`).
+        .and_where(Expr::cust("status <> 'ended'"))
+        .to_owned();
+    let (mut of_vehicle, mut of_customer) = (None, None);
+    for row in db.query_all(&query).await? {
+        let ride: Uuid = row.try_get("", "ride_id")?;
+        if row.try_get::<Uuid>("", "vehicle_id")? == vehicle_id {
+            of_vehicle = Some(ride);
+        }
+        if row.try_get::<Uuid>("", "customer_id")? == customer_id {
+            of_customer = Some(ride);
+        }
+    }
+    Ok((of_vehicle, of_customer))
+}
+
 /// An ended ride of `customer_id` that its wallet could not pay, locked, if any.
 pub async fn unpaid(db: &impl ConnectionTrait, tenant: &str, customer_id: Uuid) -> Result<Option<Stored>, DbErr> {
     let mut query = select(tenant)

@@ -209,19 +209,31 @@ async fn remove_vehicle(
     Ok(Outcome::Done(Deleted::of(id)))
 }
 
-/// Applies `update` to its vehicle and announces what changed; the rides move vehicles' status
-/// through here too.
-pub(crate) async fn update_vehicle(
+/// Applies `update` to its vehicle and announces what changed.
+async fn update_vehicle(
     tx: &DatabaseTransaction,
     message: &Envelope<AnyMessage>,
     update: &UpdateVehicle,
     now: DateTime<Utc>,
 ) -> Result<Outcome<Vehicle>, DbErr> {
-    let tenant = message.tenant.as_str();
     let id = update.vehicle_id;
-    let Some(mut vehicle) = vehicles::find_locked(tx, tenant, &[id]).await?.pop() else {
+    let Some(vehicle) = vehicles::find_locked(tx, message.tenant.as_str(), &[id]).await?.pop() else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}"))));
     };
+    update_locked(tx, message, vehicle, update, now).await
+}
+
+/// Applies `update` to `vehicle`, which the transaction has read with [`vehicles::find_locked`],
+/// and announces what changed: the rides move the status of the vehicle they hold through here.
+pub(crate) async fn update_locked(
+    tx: &DatabaseTransaction,
+    message: &Envelope<AnyMessage>,
+    mut vehicle: Vehicle,
+    update: &UpdateVehicle,
+    now: DateTime<Utc>,
+) -> Result<Outcome<Vehicle>, DbErr> {
+    let tenant = message.tenant.as_str();
+    let id = vehicle.id;
     let before = vehicle.status;
     let changed = edits::apply(&mut vehicle, update);
     if changed.is_empty() {
@@ -234,6 +246,8 @@ pub(crate) async fn update_vehicle(
     }
     vehicle.updated_at = now;
     vehicles::update(tx, tenant, &vehicle).await?;
+    // Both events in one statement: a ride's start and end wait for every round trip.
+    let mut events = Vec::with_capacity(2);
     if vehicle.status != before {
         let event = VehicleStatusChanged {
             vehicle_id: id,
@@ -242,9 +256,10 @@ pub(crate) async fn update_vehicle(
             status: vehicle.status,
             subaccount_id: vehicle.subaccount_id,
         };
-        outbox::enqueue_event(tx, message, SOURCE, event).await?;
+        events.push(outbox::event(message, SOURCE, event));
     }
-    announce(tx, message, &vehicle, VehicleChangeType::Updated, changed).await?;
+    events.push(outbox::event(message, SOURCE, changed_event(&vehicle, VehicleChangeType::Updated, changed)));
+    outbox::enqueue_encoded(tx, &events).await?;
     Ok(Outcome::Done(vehicle))
 }
 
@@ -313,7 +328,12 @@ async fn announce(
     change_type: VehicleChangeType,
     changed_properties: Vec<String>,
 ) -> Result<(), DbErr> {
-    let event = VehicleChanged {
+    outbox::enqueue_event(tx, cause, SOURCE, changed_event(vehicle, change_type, changed_properties)).await
+}
+
+/// The `VehicleChanged` event of `vehicle` as it is now.
+fn changed_event(vehicle: &Vehicle, change_type: VehicleChangeType, changed_properties: Vec<String>) -> VehicleChanged {
+    VehicleChanged {
         vehicle_id: vehicle.id,
         subaccount_id: vehicle.subaccount_id,
         change_type,
@@ -321,6 +341,5 @@ async fn announce(
         master_data: Some(vehicle.master_data.clone()),
         custom_fields: vehicle.custom_fields.clone(),
         status: Some(vehicle.status),
-    };
-    outbox::enqueue_event(tx, cause, SOURCE, event).await
+    }
 }

@@ -115,10 +115,11 @@ async fn start_ride(
         return refused(codes::VEHICLE_UNAVAILABLE, format!("vehicle {} is {status}", vehicle.id));
     }
     // The status is the operator's to change: a ride in progress holds the vehicle regardless.
-    if let Some(ride) = store::in_progress(tx, tenant, "vehicle_id", vehicle.id).await? {
+    let (vehicle_on, customer_on) = store::in_progress_of(tx, tenant, vehicle.id, customer.id).await?;
+    if let Some(ride) = vehicle_on {
         return refused(codes::VEHICLE_UNAVAILABLE, format!("vehicle {} is on ride {ride}", vehicle.id));
     }
-    if let Some(ride) = store::in_progress(tx, tenant, "customer_id", customer.id).await? {
+    if let Some(ride) = customer_on {
         return refused(codes::CONFLICT, format!("customer {} is already on ride {ride}", customer.id));
     }
     let position = match (start.start_latitude, start.start_longitude) {
@@ -164,7 +165,6 @@ async fn start_ride(
     if !store::insert(tx, tenant, &Stored { ride: ride.clone(), plan, start_odometer }).await? {
         return refused(codes::CONFLICT, format!("ride id {} is taken", ride.id));
     }
-    set_vehicle_status(tx, message, vehicle.id, OperationStatus::InUse, now).await?;
     let event = RideStarted {
         ride_id: ride.id,
         customer_id: customer.id,
@@ -174,6 +174,7 @@ async fn start_ride(
         start_time: now,
         subaccount_id: vehicle.subaccount_id,
     };
+    set_vehicle_status(tx, message, vehicle, OperationStatus::InUse, now).await?;
     outbox::enqueue_event(tx, message, SOURCE, event).await?;
     Ok(Outcome::Done(ride))
 }
@@ -211,16 +212,17 @@ async fn afford(
     Ok(Ok(()))
 }
 
-/// Moves the vehicle's operation status through the fleet's own path, so it is announced there.
+/// Moves the operation status of `vehicle`, which the ride holds locked, through the fleet's
+/// own path, so it is announced there.
 async fn set_vehicle_status(
     tx: &DatabaseTransaction,
     cause: &Envelope<AnyMessage>,
-    vehicle_id: Uuid,
+    vehicle: vehicles::Vehicle,
     status: OperationStatus,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let edit = UpdateVehicle { vehicle_id, status: Some(status), ..UpdateVehicle::default() };
-    fleet::update_vehicle(tx, cause, &edit, now).await.map(|_| ())
+    let edit = UpdateVehicle { vehicle_id: vehicle.id, status: Some(status), ..UpdateVehicle::default() };
+    fleet::update_locked(tx, cause, vehicle, &edit, now).await.map(|_| ())
 }
 
 /// Milliseconds from `from` to `to`, never negative.
@@ -316,17 +318,18 @@ async fn end(
     ride.payment_status = Some(payment_status);
     ride.charge_entry_id = charge;
     store::update(tx, tenant, ride).await?;
+    let vehicle_number = vehicle.as_ref().and_then(|v| v.master_data.vehicle_number.clone());
     // The operator may have taken the vehicle out of service meanwhile: only a vehicle the
     // ride holds is given back.
-    if vehicle.as_ref().is_some_and(|v| v.status == OperationStatus::InUse) {
-        set_vehicle_status(tx, message, ride.vehicle_id, OperationStatus::Available, now).await?;
+    if let Some(vehicle) = vehicle.filter(|v| v.status == OperationStatus::InUse) {
+        set_vehicle_status(tx, message, vehicle, OperationStatus::Available, now).await?;
     }
     let event = RideEnded {
         ride_id: ride.id,
         customer_id: ride.customer_id,
         customer_number: customer.map(|c| c.customer_number),
         vehicle_id: ride.vehicle_id,
-        vehicle_number: vehicle.and_then(|v| v.master_data.vehicle_number),
+        vehicle_number,
         start_time: ride.start_time,
         end_time: now,
         duration_minutes: u32::try_from(usage.riding_minutes() + usage.paused_minutes()).unwrap_or(u32::MAX),

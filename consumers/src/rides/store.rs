@@ -5,7 +5,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 use readside::columns::{name_of, to_json};
-pub(crate) use readside::rides::{COLUMNS, Ride, Stored, TABLE, find_locked, in_progress, unpaid};
+pub(crate) use readside::rides::{COLUMNS, Ride, Stored, TABLE, find_locked, in_progress_of, unpaid};
 
 /// Stores a new ride; false if its id is taken.
 pub(crate) async fn insert(db: &impl ConnectionTrait, tenant: &str, stored: &Stored) -> Result<bool, DbErr> {
