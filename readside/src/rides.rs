@@ -184,6 +184,12 @@ pub async fn find_locked(db: &impl ConnectionTrait, tenant: &str, id: Uuid) -> R
     db.query_one(&query).await?.as_ref().map(from_row).transpose()
 }
 
+/// A ride in progress, written out rather than bound: a prepared statement's generic plan can
+/// then use the partial indexes of rides in progress (`rides_vehicle_busy`, `rides_customer_busy`).
+fn not_ended() -> Expr {
+    Expr::cust("status <> 'ended'")
+}
+
 /// The ride in progress whose `column` (`customer_id`, `vehicle_id`) is `id`, if any.
 pub async fn in_progress(
     db: &impl ConnectionTrait,
@@ -196,7 +202,7 @@ pub async fn in_progress(
         .from(TABLE)
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col(column).eq(id))
-        .and_where(Expr::col("status").ne(name_of(&RideStatus::Ended)))
+        .and_where(not_ended())
         .to_owned();
     db.query_one(&query).await?.map(|row| row.try_get("", "ride_id")).transpose()
 }
@@ -213,9 +219,7 @@ pub async fn in_progress_of(
         .from(TABLE)
         .and_where(Expr::col("tenant").eq(tenant))
         .and_where(Expr::col("vehicle_id").eq(vehicle_id).or(Expr::col("customer_id").eq(customer_id)))
-        // Written out, not bound: the prepared statement's generic plan can then use the two
-        // partial indexes of rides in progress (`rides_vehicle_busy`, `rides_customer_busy`).
-        .and_where(Expr::cust("status <> 'ended'"))
+        .and_where(not_ended())
         .to_owned();
     let (mut of_vehicle, mut of_customer) = (None, None);
     for row in db.query_all(&query).await? {
@@ -266,4 +270,14 @@ pub async fn list(
     query.order_by("started_at", Order::Desc).order_by("ride_id", Order::Desc);
     let (rows, total) = crate::pages::page_of(db, &query, offset, limit).await?;
     Ok((rows.iter().map(|r| from_row(r).map(|s| s.ride)).collect::<Result<_, _>>()?, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_out_status_of_rides_in_progress_is_the_stored_name_of_ended() {
+        assert_eq!(name_of(&RideStatus::Ended), "ended");
+    }
 }
