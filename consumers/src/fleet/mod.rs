@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use telemetry::{Telemetry, Thresholds};
 
-use bus::outbox;
+use bus::outbox::{self, Outgoing};
 use bus::{Context, Handler, HandlerError, Reply};
 use chrono::{DateTime, Utc};
 use schemas::Recipient;
@@ -220,34 +220,38 @@ async fn update_vehicle(
     let Some(vehicle) = vehicles::find_locked(tx, message.tenant.as_str(), &[id]).await?.pop() else {
         return Ok(Outcome::Refused(Refusal::not_found(format!("no vehicle {id}"))));
     };
-    update_locked(tx, message, vehicle, update, now).await
+    let (outcome, events) = update_locked(tx, message, vehicle, update, now).await?;
+    outbox::enqueue_encoded(tx, &events).await?;
+    Ok(outcome)
 }
 
 /// Applies `update` to `vehicle`, which the transaction has read with [`vehicles::find_locked`],
-/// and announces what changed: the rides move the status of the vehicle they hold through here.
+/// and returns the events that announce what changed, for the caller to write into the outbox
+/// with its own in one statement (a ride's start and end wait for every round trip): the rides
+/// move the status of the vehicle they hold through here.
 pub(crate) async fn update_locked(
     tx: &DatabaseTransaction,
     message: &Envelope<AnyMessage>,
     mut vehicle: Vehicle,
     update: &UpdateVehicle,
     now: DateTime<Utc>,
-) -> Result<Outcome<Vehicle>, DbErr> {
+) -> Result<(Outcome<Vehicle>, Vec<Outgoing>), DbErr> {
     let tenant = message.tenant.as_str();
     let id = vehicle.id;
     let before = vehicle.status;
     let changed = edits::apply(&mut vehicle, update);
     if changed.is_empty() {
-        return Ok(Outcome::Done(vehicle));
+        return Ok((Outcome::Done(vehicle), Vec::new()));
     }
     let identity_changed = changed.iter().any(|p| p == "vin" || p == "telematics_unit_id");
     let unit = vehicle.master_data.telematics_unit_id.as_deref();
     if identity_changed && vehicles::taken_by(tx, tenant, id, vehicle.vin(), unit).await?.is_some() {
-        return Ok(Outcome::Refused(taken(tx, tenant, &vehicle).await?));
+        return Ok((Outcome::Refused(taken(tx, tenant, &vehicle).await?), Vec::new()));
     }
     vehicle.updated_at = now;
     vehicles::update(tx, tenant, &vehicle).await?;
-    // Both events in one statement: a ride's start and end wait for every round trip.
-    let mut events = Vec::with_capacity(2);
+    // Room for the caller's own event (a ride's), written in the same statement.
+    let mut events = Vec::with_capacity(3);
     if vehicle.status != before {
         let event = VehicleStatusChanged {
             vehicle_id: id,
@@ -259,8 +263,7 @@ pub(crate) async fn update_locked(
         events.push(outbox::event(message, SOURCE, event));
     }
     events.push(outbox::event(message, SOURCE, changed_event(&vehicle, VehicleChangeType::Updated, changed)));
-    outbox::enqueue_encoded(tx, &events).await?;
-    Ok(Outcome::Done(vehicle))
+    Ok((Outcome::Done(vehicle), events))
 }
 
 async fn send_command(

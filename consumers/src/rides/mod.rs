@@ -174,8 +174,8 @@ async fn start_ride(
         start_time: now,
         subaccount_id: vehicle.subaccount_id,
     };
-    set_vehicle_status(tx, message, vehicle, OperationStatus::InUse, now).await?;
-    outbox::enqueue_event(tx, message, SOURCE, event).await?;
+    set_vehicle_status(tx, message, vehicle, OperationStatus::InUse, now, outbox::event(message, SOURCE, event))
+        .await?;
     Ok(Outcome::Done(ride))
 }
 
@@ -213,16 +213,20 @@ async fn afford(
 }
 
 /// Moves the operation status of `vehicle`, which the ride holds locked, through the fleet's
-/// own path, so it is announced there.
+/// own path, and writes the fleet's events and then the ride's `event` into the outbox in one
+/// statement.
 async fn set_vehicle_status(
     tx: &DatabaseTransaction,
     cause: &Envelope<AnyMessage>,
     vehicle: vehicles::Vehicle,
     status: OperationStatus,
     now: DateTime<Utc>,
+    event: outbox::Outgoing,
 ) -> Result<(), DbErr> {
     let edit = UpdateVehicle { vehicle_id: vehicle.id, status: Some(status), ..UpdateVehicle::default() };
-    fleet::update_locked(tx, cause, vehicle, &edit, now).await.map(|_| ())
+    let (_, mut events) = fleet::update_locked(tx, cause, vehicle, &edit, now).await?;
+    events.push(event);
+    outbox::enqueue_encoded(tx, &events).await
 }
 
 /// Milliseconds from `from` to `to`, never negative.
@@ -319,11 +323,6 @@ async fn end(
     ride.charge_entry_id = charge;
     store::update(tx, tenant, ride).await?;
     let vehicle_number = vehicle.as_ref().and_then(|v| v.master_data.vehicle_number.clone());
-    // The operator may have taken the vehicle out of service meanwhile: only a vehicle the
-    // ride holds is given back.
-    if let Some(vehicle) = vehicle.filter(|v| v.status == OperationStatus::InUse) {
-        set_vehicle_status(tx, message, vehicle, OperationStatus::Available, now).await?;
-    }
     let event = RideEnded {
         ride_id: ride.id,
         customer_id: ride.customer_id,
@@ -338,7 +337,13 @@ async fn end(
         payment_status,
         subaccount_id: ride.subaccount_id,
     };
-    outbox::enqueue_event(tx, message, SOURCE, event).await
+    let event = outbox::event(message, SOURCE, event);
+    // The operator may have taken the vehicle out of service meanwhile: only a vehicle the
+    // ride holds is given back.
+    match vehicle.filter(|v| v.status == OperationStatus::InUse) {
+        Some(vehicle) => set_vehicle_status(tx, message, vehicle, OperationStatus::Available, now, event).await,
+        None => outbox::enqueue_encoded(tx, &[event]).await,
+    }
 }
 
 /// Debits `ride`'s price from its customer's wallet, once (`ride:{id}`): paid, or failed when the

@@ -35,8 +35,25 @@ struct Meta<'a> {
 
 impl<'a> Meta<'a> {
     fn now(request_id: &'a str) -> Self {
-        Self { request_id, timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }
+        Self { request_id, timestamp: to_the_second(chrono::Utc::now()) }
     }
+}
+
+/// `at` in RFC 3339 to the second (`2026-12-07T15:59:00Z`), as `meta.timestamp` and
+/// `X-RateLimit-Reset` show it: formatted once per second and thread, not once per answer
+/// (chrono's formatting was a fiftieth of an authenticated GET's CPU).
+pub(crate) fn to_the_second(at: chrono::DateTime<chrono::Utc>) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = at.timestamp();
+    LAST.with_borrow_mut(|(formatted_at, text)| {
+        if *formatted_at != second {
+            *text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            *formatted_at = second;
+        }
+        text.clone()
+    })
 }
 
 /// A success envelope, serialised straight from its parts: building it as a `Value` first
@@ -337,4 +354,17 @@ pub(crate) fn error_response(error: ApiError, request_id: &str) -> Response<Full
     let mut response = json_response(error.status, error.body(request_id).to_string(), request_id);
     response.headers_mut().extend(error.headers);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_time_is_shown_to_its_second_and_the_next_second_is_not_the_last_ones() {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 15, 59, 0).unwrap();
+        assert_eq!(super::to_the_second(at), "2026-12-07T15:59:00Z");
+        assert_eq!(super::to_the_second(at + chrono::Duration::milliseconds(999)), "2026-12-07T15:59:00Z");
+        assert_eq!(super::to_the_second(at + chrono::Duration::seconds(1)), "2026-12-07T15:59:01Z");
+    }
 }

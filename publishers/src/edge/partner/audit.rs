@@ -2,9 +2,10 @@
 //! to the bus in batches, one `api_request.record` command per organisation per flush, and the
 //! integrations consumers write it to the database. Never a body, never a key.
 //!
-//! Requests are handed to a bounded channel without waiting; a background task flushes every
-//! [`FLUSH_EVERY`] or [`BATCH`] records and retries a failed publish, under its first message id,
-//! until shutdown. A full channel drops records with a warning rather than slowing partners down.
+//! Requests are handed to a bounded channel without waiting; a background task flushes what came
+//! in [`FLUSH_EVERY`] after the first waiting record, [`BATCH`] records per command at most, and
+//! retries a failed publish, under its first message id, until shutdown. A full channel drops
+//! records with a warning rather than slowing partners down.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -62,28 +63,28 @@ async fn flush_loop(mut receiver: mpsc::Receiver<(TenantId, ApiRequestRecord)>, 
         // While the bus is away, at most a channel's worth waits here; then the channel fills.
         // Once every sender is gone, what is left is taken whatever waits, so shutdown sees it.
         if open && (unsent.len() < CAPACITY / BATCH || receiver.is_closed()) {
-            let mut pending: BTreeMap<TenantId, Vec<ApiRequestRecord>> = BTreeMap::new();
-            let deadline = tokio::time::sleep(FLUSH_EVERY);
-            tokio::pin!(deadline);
-            let mut taken = 0;
-            while taken < BATCH {
-                tokio::select! {
-                    received = receiver.recv() => match received {
-                        Some((tenant, record)) => {
-                            pending.entry(tenant).or_default().push(record);
-                            taken += 1;
-                        }
-                        None => { open = false; break; }
-                    },
-                    () = &mut deadline => break,
+            // The first record starts the wait; the others are taken together when it is over,
+            // so the flusher wakes once per flush, not once per request.
+            let first = if unsent.is_empty() {
+                Some(receiver.recv().await)
+            } else {
+                // Commands wait for a retry: a quiet edge must not hold them until its next request.
+                tokio::time::timeout(FLUSH_EVERY, receiver.recv()).await.ok()
+            };
+            match first {
+                Some(Some(first)) => {
+                    let mut taken = vec![first];
+                    // Once every sender is gone there is nothing to wait for: shutdown takes the rest.
+                    if !receiver.is_closed() {
+                        tokio::time::sleep(FLUSH_EVERY).await;
+                    }
+                    let waiting = receiver.len();
+                    receiver.recv_many(&mut taken, waiting).await;
+                    unsent.extend(commands(taken));
                 }
+                Some(None) => open = false,
+                None => {}
             }
-            // At most BATCH records were taken: one command per organisation.
-            unsent.extend(
-                pending
-                    .into_iter()
-                    .map(|(tenant, requests)| Envelope::new(tenant, "voltbus/edge", RecordApiRequests { requests })),
-            );
         }
         while let Some(command) = unsent.front() {
             if let Err(error) = bus.publish(command).await {
@@ -100,5 +101,55 @@ async fn flush_loop(mut receiver: mpsc::Receiver<(TenantId, ApiRequestRecord)>, 
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+/// The commands that carry `taken`: per organisation, its records in the order they came, at most
+/// [`BATCH`] to a command.
+fn commands(taken: Vec<(TenantId, ApiRequestRecord)>) -> Vec<Envelope<RecordApiRequests>> {
+    let mut per_tenant: BTreeMap<TenantId, Vec<ApiRequestRecord>> = BTreeMap::new();
+    for (tenant, record) in taken {
+        per_tenant.entry(tenant).or_default().push(record);
+    }
+    let mut commands = Vec::new();
+    for (tenant, records) in per_tenant {
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let requests = records.by_ref().take(BATCH).collect();
+            commands.push(Envelope::new(tenant.clone(), "voltbus/edge", RecordApiRequests { requests }));
+        }
+    }
+    commands
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: usize) -> ApiRequestRecord {
+        ApiRequestRecord {
+            request_id: format!("req_{n}"),
+            key_id: None,
+            integration_id: None,
+            key_prefix: None,
+            method: "GET".into(),
+            route: "/api/partner/v1/me".into(),
+            subaccount_id: None,
+            status: 200,
+            latency_us: 1,
+            received_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_flush_is_cut_into_commands_of_one_organisation_and_at_most_a_batch_each_in_order() {
+        let (busy, quiet) = (TenantId::new("org_busy").unwrap(), TenantId::new("org_quiet").unwrap());
+        let mut taken: Vec<_> = (0..2 * BATCH + 1).map(|n| (busy.clone(), record(n))).collect();
+        taken.insert(BATCH, (quiet.clone(), record(usize::MAX)));
+        let commands = commands(taken);
+        let shape: Vec<_> = commands.iter().map(|c| (c.tenant.as_str(), c.data.requests.len())).collect();
+        assert_eq!(shape, [("org_busy", BATCH), ("org_busy", BATCH), ("org_busy", 1), ("org_quiet", 1)]);
+        let ids: Vec<_> = commands[..3].iter().flat_map(|c| &c.data.requests).map(|r| r.request_id.clone()).collect();
+        assert_eq!(ids, (0..2 * BATCH + 1).map(|n| format!("req_{n}")).collect::<Vec<_>>());
     }
 }

@@ -245,11 +245,14 @@ pub(crate) fn headers(standing: &Standing) -> Vec<(HeaderName, HeaderValue)> {
     let limit = limit_of(&standing.limits, standing.window);
     let reset = whole_seconds(standing.reset);
     let reset_at = Utc::now() + chrono::Duration::seconds(i64::try_from(reset).unwrap_or(0));
-    let current = format!("\"{}\";r={};t={}", window.name, standing.remaining, reset);
+    // `"minute";r=…;t=…`, written without the formatting machinery: every answer carries it.
+    let (mut remaining, mut seconds) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let current =
+        ["\"", window.name, "\";r=", remaining.format(standing.remaining), ";t=", seconds.format(reset)].concat();
     let mut out = Vec::with_capacity(5);
     out.push((HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(limit)));
     out.push((HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(standing.remaining)));
-    if let Ok(value) = HeaderValue::from_str(&reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
+    if let Ok(value) = HeaderValue::from_str(&crate::edge::envelope::to_the_second(reset_at)) {
         out.push((HeaderName::from_static("x-ratelimit-reset"), value));
     }
     if let Some(policy) = &standing.policy {
@@ -302,6 +305,8 @@ mod tests {
             ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit-policy", "ratelimit"]
         );
         assert_eq!(headers[3].1, "\"minute\";q=60;w=60, \"hour\";q=3;w=3600, \"day\";q=10000;w=86400");
+        // Two of the hour's three left: one request's share of the hour (1,200 s) to be back at three.
+        assert_eq!(headers[4].1, "\"hour\";r=2;t=1200");
     }
 
     #[test]
