@@ -1,6 +1,6 @@
 //! The request log: every answered request (key prefix, route, status, latency, request id) goes
-//! to the bus in batches, one `api_request.record` command per organisation per flush, and the
-//! integrations consumers write it to the database. Never a body, never a key.
+//! to the bus in batches, `api_request.record` commands of one organisation's records each, and
+//! the integrations consumers write it to the database. Never a body, never a key.
 //!
 //! Requests are handed to a bounded channel without waiting; a background task flushes what came
 //! in [`FLUSH_EVERY`] after the first waiting record, [`BATCH`] records per command at most, and
