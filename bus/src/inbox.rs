@@ -2,8 +2,8 @@
 //! redelivered message has no second effect and a command gets the reply it got the first time.
 
 use schemas::{AnyMessage, Envelope};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, InsertStatement, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, Statement};
 use serde_json::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -61,14 +61,46 @@ pub async fn claim_all(
     if envelopes.is_empty() {
         return Ok(HashSet::new());
     }
+    // A message twice in one batch is claimed once (one statement may not insert a key twice).
+    let mut seen = HashSet::new();
+    let distinct: Vec<&Envelope<AnyMessage>> = envelopes.iter().copied().filter(|e| seen.insert(e.id)).collect();
+    let rows = match tx.get_database_backend() {
+        DatabaseBackend::Postgres => tx.query_all_raw(claim_from_arrays(group, &distinct)).await?,
+        _ => tx.query_all(&claim_from_values(group, &distinct)).await?,
+    };
+    rows.iter().map(|row| row.try_get::<Uuid>("", "message_id")).collect()
+}
+
+/// On PostgreSQL a batch's claims go in as one array per column: one statement text whatever the
+/// batch's size (a `VALUES` list was a new text for each size, parsed again, and it pushed other
+/// statements out of the connection's cache).
+fn claim_from_arrays(group: &str, envelopes: &[&Envelope<AnyMessage>]) -> Statement {
+    use sea_orm::Value;
+    const SQL: &str = "INSERT INTO inbox (consumer_group, message_id, tenant, type_name) \
+         SELECT $1, message_id, tenant, type_name FROM UNNEST($2::uuid[], $3::text[], $4::text[]) \
+         AS r(message_id, tenant, type_name) \
+         ON CONFLICT (consumer_group, message_id) DO NOTHING RETURNING message_id";
+    let column = |kind: ArrayType, value: fn(&Envelope<AnyMessage>) -> Value| -> Value {
+        Value::Array(kind, Some(Box::new(envelopes.iter().map(|e| value(e)).collect())))
+    };
+    let values = [
+        group.into(),
+        column(ArrayType::Uuid, |e| e.id.into()),
+        column(ArrayType::String, |e| e.tenant.as_str().into()),
+        column(ArrayType::String, |e| e.type_name.as_str().into()),
+    ];
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, SQL, values)
+}
+
+/// Elsewhere (SQLite) one multi-row insert.
+fn claim_from_values(group: &str, envelopes: &[&Envelope<AnyMessage>]) -> InsertStatement {
     let mut insert = Query::insert()
         .into_table("inbox")
         .columns(["consumer_group", "message_id", "tenant", "type_name"])
         .on_conflict(OnConflict::columns(["consumer_group", "message_id"]).do_nothing().to_owned())
         .returning_col("message_id")
         .to_owned();
-    let mut seen = HashSet::new();
-    for envelope in envelopes.iter().filter(|e| seen.insert(e.id)) {
+    for envelope in envelopes {
         insert.values_panic([
             group.into(),
             envelope.id.into(),
@@ -76,8 +108,7 @@ pub async fn claim_all(
             envelope.type_name.as_str().into(),
         ]);
     }
-    let rows = tx.query_all(&insert).await?;
-    rows.iter().map(|row| row.try_get::<Uuid>("", "message_id")).collect()
+    insert
 }
 
 /// Stores a command's reply next to its inbox row, in the same transaction.

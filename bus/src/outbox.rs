@@ -109,6 +109,55 @@ pub async fn enqueue_encoded(db: &impl ConnectionTrait, messages: &[Outgoing]) -
     if messages.is_empty() {
         return Ok(());
     }
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => db.execute_raw(insert_from_arrays(messages)).await?,
+        _ => db.execute(&insert_from_values(messages)).await?,
+    };
+    Ok(())
+}
+
+/// Where a message goes, as the outbox's `transport`, `destination` and `routing_key` hold it.
+fn columns_of(destination: &Destination) -> (&'static str, &str, Option<&str>) {
+    match destination {
+        Destination::Amqp { exchange, routing_key } => ("amqp", exchange, Some(routing_key)),
+        Destination::Nats { subject } => ("nats", subject, None),
+        Destination::Realtime { subject } => ("realtime", subject, None),
+    }
+}
+
+/// On PostgreSQL the messages go in as one array per column, unnested in their order: one
+/// statement text however many a handler writes (a `VALUES` list was a new text for each count,
+/// parsed again, and the telemetry ingest's varying counts of derived events pushed other
+/// statements out of the connection's cache). Arrays bound here hold no NULL elements: an absent
+/// aggregate or routing key travels as "", which neither ever is (and the relay reads a missing
+/// routing key as "").
+fn insert_from_arrays(messages: &[Outgoing]) -> Statement {
+    use sea_orm::Value;
+    use sea_orm::sea_query::ArrayType;
+    const SQL: &str = "INSERT INTO outbox (message_id, tenant, aggregate, type_name, transport, destination, routing_key, payload) \
+         SELECT message_id, tenant, NULLIF(aggregate, ''), type_name, transport, destination, NULLIF(routing_key, ''), payload \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+         WITH ORDINALITY AS r(message_id, tenant, aggregate, type_name, transport, destination, routing_key, payload, n) \
+         ORDER BY n ON CONFLICT (message_id) DO NOTHING";
+    let column = |kind: ArrayType, value: fn(&Outgoing) -> Value| -> Value {
+        Value::Array(kind, Some(Box::new(messages.iter().map(value).collect())))
+    };
+    let text = |value: fn(&Outgoing) -> Value| column(ArrayType::String, value);
+    let values = [
+        column(ArrayType::Uuid, |m| m.id.into()),
+        text(|m| m.tenant.as_str().into()),
+        text(|m| m.aggregate.as_deref().unwrap_or_default().into()),
+        text(|m| m.type_name.as_str().into()),
+        text(|m| columns_of(&m.destination).0.into()),
+        text(|m| columns_of(&m.destination).1.into()),
+        text(|m| columns_of(&m.destination).2.unwrap_or_default().into()),
+        text(|m| m.payload.as_str().into()),
+    ];
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, SQL, values)
+}
+
+/// Elsewhere (SQLite) one multi-row insert.
+fn insert_from_values(messages: &[Outgoing]) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert()
         .into_table("outbox")
         .columns([
@@ -124,23 +173,19 @@ pub async fn enqueue_encoded(db: &impl ConnectionTrait, messages: &[Outgoing]) -
         .on_conflict(OnConflict::column("message_id").do_nothing().to_owned())
         .to_owned();
     for message in messages {
-        let (transport, target, routing_key) = match &message.destination {
-            Destination::Amqp { exchange, routing_key } => ("amqp", exchange.clone(), Some(routing_key.clone())),
-            Destination::Nats { subject } => ("nats", subject.clone(), None),
-            Destination::Realtime { subject } => ("realtime", subject.clone(), None),
-        };
+        let (transport, target, routing_key) = columns_of(&message.destination);
         insert.values_panic([
             message.id.into(),
-            message.tenant.clone().into(),
-            message.aggregate.clone().into(),
-            message.type_name.clone().into(),
+            message.tenant.as_str().into(),
+            message.aggregate.as_deref().into(),
+            message.type_name.as_str().into(),
             transport.into(),
             target.into(),
             routing_key.into(),
-            message.payload.clone().into(),
+            message.payload.as_str().into(),
         ]);
     }
-    db.execute(&insert).await.map(|_| ())
+    insert
 }
 
 /// Why a relay pass failed as a whole (a single row's publish failure is recorded on the row).

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use schemas::vehicles::{Position, Reading, VehicleState, VehicleStateReported};
+use schemas::vehicles::{IgnitionState, LockState, Position, Reading, VehicleState, VehicleStateReported};
 use schemas::{AnyMessage, Envelope, TenantId, routing, subjects};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -414,6 +414,30 @@ async fn telemetry_from_nats_becomes_the_latest_state_history_and_events() {
     let history =
         platform.sql(&format!("SELECT count(*) AS n FROM vehicle_state_history WHERE vehicle_id = '{scooter}'")).await;
     assert_eq!(history[0].try_get::<i64>("", "n").unwrap(), 4);
+
+    // A property never reported reads as absent; a report of the others keeps what it lacks.
+    assert!(state["data"]["odometer"].is_null() && state["data"]["ignition"].is_null(), "{state}");
+    let rest = VehicleState {
+        odometer: Some(Reading { value: 12_345, time: at(6) }),
+        remaining_range: Some(Reading { value: 40_000, time: at(6) }),
+        speed: Some(Reading { value: 18.5, time: at(6) }),
+        central_lock: Some(Reading { value: LockState::Locked, time: at(6) }),
+        ignition: Some(Reading { value: IgnitionState::Off, time: at(6) }),
+        ..VehicleState::default()
+    };
+    device.publish_durable(subject.clone(), &report(&tenant, scooter, rest)).await.unwrap();
+    subscriber.until("VehicleStateReceived", 1).await;
+    let (_, state, _) = platform.call(&key, "GET", &format!("/vehicles/{scooter}/state"), None).await;
+    let values: Vec<&Value> = ["charge_level", "odometer", "remaining_range", "speed", "central_lock", "ignition"]
+        .iter()
+        .map(|property| &state["data"][property]["value"])
+        .collect();
+    assert_eq!(
+        values,
+        [&json!(15), &json!(12_345), &json!(40_000), &json!(18.5), &json!("LOCKED"), &json!("OFF")],
+        "{state}"
+    );
+    assert_eq!(state["data"]["position"]["value"]["latitude"], 52.525, "{state}");
 
     // Malformed, not this tenant's vehicle, or published for another tenant: dead letters, each
     // with its reason, and nothing written.

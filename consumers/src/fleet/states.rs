@@ -2,10 +2,12 @@
 //! vehicle measured it (a newer reading never gives way to an older one, whatever order reports
 //! arrive in), and `vehicle_state_history`, every report as received.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use schemas::vehicles::{Position, Reading, VehicleState};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult};
+use sea_orm::sea_query::{Alias, ArrayType, Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
 use readside::columns::{name_of, to_json};
@@ -92,10 +94,14 @@ pub(crate) async fn track(db: &impl ConnectionTrait, tenant: &str, ids: &[Uuid])
             v.clone(),
             Expr::col((v.clone(), Alias::new("vehicle_id"))).equals((s.clone(), Alias::new("vehicle_id"))),
         )
-        .and_where(Expr::col((v, Alias::new("tenant"))).eq(tenant))
-        .and_where(Expr::col((s.clone(), Alias::new("vehicle_id"))).is_in(ids.iter().copied()));
+        .and_where(Expr::col((v, Alias::new("tenant"))).eq(tenant));
     if db.get_database_backend() == DatabaseBackend::Postgres {
+        // One bound array, so the text is the same whatever the batch (see `update_from_arrays`).
+        let ids = ids.iter().map(|&id| id.into()).collect();
+        query.and_where(Expr::cust_with_values(r#""s"."vehicle_id" = ANY($1)"#, [array(ArrayType::Uuid, ids)]));
         query.lock_with_tables(sea_orm::sea_query::LockType::Update, [s]);
+    } else {
+        query.and_where(Expr::col((s, Alias::new("vehicle_id"))).is_in(ids.iter().copied()));
     }
     let rows = db.query_all(&query).await?;
     rows.iter()
@@ -129,11 +135,138 @@ fn value_and_time<T, V: Into<SimpleExpr>>(reading: &Option<Reading<T>>, value: i
     }
 }
 
-/// Writes the latest state of every vehicle in `tracked`, one statement for all.
+/// Writes the latest state of every vehicle in `tracked` (rows [`track`] read), one statement
+/// for all.
 pub(crate) async fn write(db: &impl ConnectionTrait, tenant: &str, tracked: &[&Tracked]) -> Result<(), DbErr> {
     if tracked.is_empty() {
         return Ok(());
     }
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => db.execute_raw(update_from_arrays(tenant, tracked)).await?,
+        _ => db.execute(&upsert_from_values(tenant, tracked)).await?,
+    };
+    Ok(())
+}
+
+/// Each of [`READ_COLUMNS`] as [`update_from_arrays`] binds it: its array's SQL type, and the bit
+/// of the row's `present` mask that says the row holds a value for it.
+const WRITTEN: [(&str, &str, u8); 18] = [
+    ("charge_level", "int2", 0),
+    ("charge_level_at", "timestamptz", 0),
+    ("latitude", "float8", 1),
+    ("longitude", "float8", 1),
+    ("position_at", "timestamptz", 1),
+    ("odometer", "int8", 2),
+    ("odometer_at", "timestamptz", 2),
+    ("remaining_range", "int8", 3),
+    ("remaining_range_at", "timestamptz", 3),
+    ("speed", "float8", 4),
+    ("speed_at", "timestamptz", 4),
+    ("central_lock", "text", 5),
+    ("central_lock_at", "timestamptz", 5),
+    ("ignition", "text", 6),
+    ("ignition_at", "timestamptz", 6),
+    ("announced_latitude", "float8", 7),
+    ("announced_longitude", "float8", 7),
+    ("received_at", "timestamptz", 8),
+];
+
+/// On PostgreSQL the batch goes in as one array per column, unnested, as the request log's does:
+/// one statement text whatever the batch (a `VALUES` list of 20 parameters a vehicle was a new
+/// text for every batch size, parsed and planned again, and it pushed other statements out of the
+/// connection's cache). Bound arrays hold no NULL elements, so an absent reading travels as its
+/// type's zero with its bit of `present` clear, and is written NULL.
+fn update_from_arrays(tenant: &str, tracked: &[&Tracked]) -> Statement {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let set: Vec<String> = WRITTEN
+            .iter()
+            .map(|(column, _, bit)| format!("{column} = CASE WHEN r.present & {} <> 0 THEN r.{column} END", 1 << bit))
+            .collect();
+        let arrays: Vec<String> =
+            WRITTEN.iter().enumerate().map(|(n, (_, kind, _))| format!("${}::{kind}[]", n + 4)).collect();
+        format!(
+            "UPDATE {TABLE} AS s SET {} FROM UNNEST($2::uuid[], $3::int2[], {}) AS r(vehicle_id, present, {}) \
+             WHERE s.vehicle_id = r.vehicle_id AND s.tenant = $1",
+            set.join(", "),
+            arrays.join(", "),
+            READ_COLUMNS.join(", "),
+        )
+    });
+    let mut ids = Vec::with_capacity(tracked.len());
+    let mut present = Vec::with_capacity(tracked.len());
+    let mut columns: [Vec<Value>; 18] = std::array::from_fn(|_| Vec::with_capacity(tracked.len()));
+    for vehicle in tracked {
+        let (mask, row) = written_row(vehicle);
+        ids.push(vehicle.vehicle_id.into());
+        present.push(mask.into());
+        for (column, value) in columns.iter_mut().zip(row) {
+            column.push(value);
+        }
+    }
+    let mut values = vec![tenant.into(), array(ArrayType::Uuid, ids), array(ArrayType::SmallInt, present)];
+    values.extend(WRITTEN.iter().zip(columns).map(|((_, kind, _), column)| array(array_type(kind), column)));
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, SQL.as_str(), values)
+}
+
+/// A bound array of `values`, every one of them of `kind`.
+fn array(kind: ArrayType, values: Vec<Value>) -> Value {
+    Value::Array(kind, Some(Box::new(values)))
+}
+
+/// The array type of a column of [`WRITTEN`].
+fn array_type(sql_type: &str) -> ArrayType {
+    match sql_type {
+        "int2" => ArrayType::SmallInt,
+        "int8" => ArrayType::BigInt,
+        "float8" => ArrayType::Double,
+        "text" => ArrayType::String,
+        _ => ArrayType::ChronoDateTimeUtc,
+    }
+}
+
+/// A vehicle's values in [`WRITTEN`]'s order, and the mask of those it holds.
+fn written_row(vehicle: &Tracked) -> (i16, [Value; 18]) {
+    let state = &vehicle.latest.state;
+    let held = [
+        state.charge_level.is_some(),
+        state.position.is_some(),
+        state.odometer.is_some(),
+        state.remaining_range.is_some(),
+        state.speed.is_some(),
+        state.central_lock.is_some(),
+        state.ignition.is_some(),
+        vehicle.announced.is_some(),
+        vehicle.latest.received_at.is_some(),
+    ];
+    let present = held.iter().enumerate().fold(0i16, |mask, (bit, &held)| if held { mask | 1 << bit } else { mask });
+    // An absent reading's time is the epoch under a clear bit.
+    let time = |reading: Option<DateTime<Utc>>| Value::from(reading.unwrap_or_default());
+    let position = state.position.as_ref().map(|p| p.value);
+    let row = [
+        state.charge_level.as_ref().map_or(0, |r| i16::from(r.value)).into(),
+        time(state.charge_level.as_ref().map(|r| r.time)),
+        position.map_or(0.0, |p| p.latitude).into(),
+        position.map_or(0.0, |p| p.longitude).into(),
+        time(state.position.as_ref().map(|r| r.time)),
+        state.odometer.as_ref().map_or(0, |r| i64::try_from(r.value).unwrap_or(i64::MAX)).into(),
+        time(state.odometer.as_ref().map(|r| r.time)),
+        state.remaining_range.as_ref().map_or(0, |r| i64::from(r.value)).into(),
+        time(state.remaining_range.as_ref().map(|r| r.time)),
+        state.speed.as_ref().map_or(0.0, |r| f64::from(r.value)).into(),
+        time(state.speed.as_ref().map(|r| r.time)),
+        state.central_lock.as_ref().map(|r| name_of(&r.value)).unwrap_or_default().into(),
+        time(state.central_lock.as_ref().map(|r| r.time)),
+        state.ignition.as_ref().map(|r| name_of(&r.value)).unwrap_or_default().into(),
+        time(state.ignition.as_ref().map(|r| r.time)),
+        vehicle.announced.map_or(0.0, |p| p.latitude).into(),
+        vehicle.announced.map_or(0.0, |p| p.longitude).into(),
+        time(vehicle.latest.received_at),
+    ];
+    (present, row)
+}
+
+/// Elsewhere (SQLite) one multi-row insert that updates each row it finds.
+fn upsert_from_values(tenant: &str, tracked: &[&Tracked]) -> InsertStatement {
     let mut columns = vec!["vehicle_id", "tenant"];
     columns.extend(READ_COLUMNS);
     let mut insert = Query::insert().into_table(TABLE).columns(columns.iter().copied()).to_owned();
@@ -157,7 +290,7 @@ pub(crate) async fn write(db: &impl ConnectionTrait, tenant: &str, tracked: &[&T
     }
     let update: Vec<Alias> = READ_COLUMNS.iter().map(|c| Alias::new(*c)).collect();
     insert.on_conflict(OnConflict::column("vehicle_id").update_columns(update).to_owned());
-    db.execute(&insert).await.map(|_| ())
+    insert
 }
 
 /// One report for the history.
@@ -179,6 +312,28 @@ pub(crate) async fn record(
 ) -> Result<(), DbErr> {
     if reports.is_empty() {
         return Ok(());
+    }
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        // One array per column (see `update_from_arrays`); the batch shares its arrival time.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO {HISTORY} (message_id, tenant, vehicle_id, received_at, state) \
+                 SELECT message_id, $1, vehicle_id, $2, state FROM UNNEST($3::uuid[], $4::uuid[], $5::text[]) \
+                 AS r(message_id, vehicle_id, state) ON CONFLICT (message_id) DO NOTHING"
+            )
+        });
+        let column = |value: fn(&Report<'_>) -> Value| reports.iter().map(value).collect();
+        let values = [
+            tenant.into(),
+            received_at.into(),
+            array(ArrayType::Uuid, column(|r| r.message_id.into())),
+            array(ArrayType::Uuid, column(|r| r.vehicle_id.into())),
+            array(ArrayType::String, column(|r| to_json(r.state).into())),
+        ];
+        return db
+            .execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, SQL.as_str(), values))
+            .await
+            .map(|_| ());
     }
     let mut insert = Query::insert()
         .into_table(HISTORY)
@@ -202,4 +357,33 @@ pub async fn purge_history(db: &impl ConnectionTrait, kept: std::time::Duration)
     // A retention longer than the calendar goes back: nothing is old enough.
     let Some(before) = bus::retention::cutoff(kept) else { return Ok(0) };
     bus::retention::purge_before(db, HISTORY, "received_at", bus::retention::Stamped::ByApplication, before).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arrays_are_bound_in_the_order_of_the_columns_read() {
+        assert_eq!(WRITTEN.map(|(column, _, _)| column), READ_COLUMNS);
+    }
+
+    #[test]
+    fn an_absent_reading_is_a_clear_bit_and_its_types_zero() {
+        let time = Utc::now();
+        let vehicle = Tracked {
+            vehicle_id: Uuid::nil(),
+            subaccount_id: Uuid::nil(),
+            vehicle_number: None,
+            latest: LatestState {
+                state: VehicleState { odometer: Some(Reading { value: 7, time }), ..VehicleState::default() },
+                received_at: Some(time),
+            },
+            announced: None,
+        };
+        let (present, row) = written_row(&vehicle);
+        assert_eq!(present, 1 << 2 | 1 << 8);
+        assert_eq!((&row[5], &row[6], &row[17]), (&Value::from(7i64), &Value::from(time), &Value::from(time)));
+        assert_eq!((&row[0], &row[11]), (&Value::from(0i16), &Value::from("")));
+    }
 }
