@@ -284,7 +284,8 @@ async fn record_status(
         outbox::enqueue_event(tx, message, SOURCE, changed).await.map_err(retryable)?;
     }
     if newer {
-        crate::charging::stopped_by_charger(tx, message, status.charger_id, state, reported_at, now)
+        let changed = previous_state != state;
+        crate::charging::stopped_by_charger(tx, message, status.charger_id, (state, changed), reported_at, now)
             .await
             .map_err(retryable)?;
     }

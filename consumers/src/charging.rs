@@ -13,7 +13,8 @@
 //!   why the group needs no inbox). Each reading sends the app `{energy, waitingTime, amount}`;
 //!   chargers report every few seconds, which is the seed's 2–5 s.
 //! - Finish, by the app or by the charger itself (a status of `Idle`, `Repair` or `Error` newer
-//!   than the session's start): the session ends at its last reading, a `pending` purchase of
+//!   than the session's start that changes the charger's state or follows its meter readings
+//!   of the session; an idle charger repeating itself stops nothing): the session ends at its last reading, a `pending` purchase of
 //!   its amount is made, the charger is asked to `RemoteStopTransaction` (when the app finished),
 //!   `charging.finished` is announced, and the app's last `CHARGING` carries the `purchaseId`.
 //!
@@ -320,13 +321,16 @@ async fn finish(
     Ok(Outcome::Done(json!({ "id": purchase_id })))
 }
 
-/// Ends the session on `charger_id` when the charger itself stopped (a status of `state`
-/// newer than the session's start).
+/// Ends the session on `charger_id` when the charger itself stopped: a status of `state` newer
+/// than the session's start, which is a change (`changed`) or comes after the charger metered the
+/// session. A charger repeats its status (the simulator its `Available` every minute); an idle
+/// charger saying so again between a session's start and its taking `RemoteStartTransaction`
+/// has stopped nothing, and ending the session there left the charger charging with none.
 pub(crate) async fn stopped_by_charger(
     tx: &DatabaseTransaction,
     cause: &Envelope<AnyMessage>,
     charger_id: Uuid,
-    state: ChargerState,
+    (state, changed): (ChargerState, bool),
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
@@ -334,7 +338,7 @@ pub(crate) async fn stopped_by_charger(
         return Ok(());
     }
     let Some(session) = active(tx, cause.tenant.as_str(), "charger_id", charger_id, true).await? else { return Ok(()) };
-    if at <= session.started_at {
+    if at <= session.started_at || !(changed || session.meter_at.is_some()) {
         return Ok(());
     }
     end(tx, cause, &session, now).await.map(|_| ())

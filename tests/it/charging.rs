@@ -316,3 +316,44 @@ async fn the_app_hears_charging_on_the_seeds_cadence_when_the_charger_reports_le
     }
     assert!(heard >= 3, "{heard} CHARGING messages in 4 s");
 }
+
+/// A charger that says again that it is available (chargers repeat their status, the simulator
+/// every minute) after a session started and before it took `RemoteStartTransaction` has not
+/// stopped anything: the session stays, and the app finishes it.
+#[tokio::test]
+async fn a_repeated_available_before_the_charger_starts_does_not_end_the_session() {
+    let (accounts, server, platform) = crate::mobile::with_mobile_nats_and(|_| {}).await;
+    let (tenant, admin) = platform.organisation().await;
+    let body = json!({ "device_number": "RACE-1", "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
+    let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let charger_id: Uuid = created["data"]["id"].as_str().unwrap().parse().unwrap();
+    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
+    let nats = NatsConnection::connect_with(&server.url(), "test-chargers", Some(device.creds_file())).await.unwrap();
+    let charger = SimulatedCharger::new(nats, TenantId::new(&tenant).unwrap(), charger_id);
+    charger.report(ConnectorStatus::Available).await.unwrap();
+    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    let alice = App::sign_in(&platform, &tenant, "+97686660001").await;
+    let (status, body) = alice.post(&format!("/devices/{charger_id}/start")).await;
+    assert_eq!(status, 200, "{body}");
+
+    let again = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+    charger.report_at(ConnectorStatus::Available, "NoError", again).await.unwrap();
+    let seen = format!(
+        "SELECT count(*) AS n FROM chargers WHERE charger_id = '{charger_id}' AND status_at >= '{}'",
+        again.to_rfc3339()
+    );
+    for _ in 0..100 {
+        if platform.sql(&seen).await[0].try_get::<i64>("", "n").unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(platform.sql(&seen).await[0].try_get::<i64>("", "n").unwrap(), 1, "the repeat was taken");
+    let active = platform.sql("SELECT count(*) AS n FROM charging_sessions WHERE status = 'active'").await;
+    assert_eq!(active[0].try_get::<i64>("", "n").unwrap(), 1, "the session stays");
+    let (status, body) = alice.post(&format!("/devices/{charger_id}/finish")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id"].is_string(), "{body}");
+    platform.stop().await;
+}
