@@ -278,13 +278,13 @@ async fn record_status(
     tx.execute(&update).await.map_err(retryable)?;
     let previous_state: ChargerState =
         serde_json::from_value(serde_json::Value::String(previous.clone())).unwrap_or(ChargerState::Idle);
-    if newer && previous_state != state {
+    let changed = previous_state != state;
+    if newer && changed {
         let changed =
             ChargerStateChanged { charger_id: status.charger_id, device_number: number, previous_state, state };
         outbox::enqueue_event(tx, message, SOURCE, changed).await.map_err(retryable)?;
     }
     if newer {
-        let changed = previous_state != state;
         crate::charging::stopped_by_charger(tx, message, status.charger_id, (state, changed), reported_at, now)
             .await
             .map_err(retryable)?;

@@ -14,9 +14,10 @@
 //!   chargers report every few seconds, which is the seed's 2–5 s.
 //! - Finish, by the app or by the charger itself (a status of `Idle`, `Repair` or `Error` newer
 //!   than the session's start that changes the charger's state or follows its meter readings
-//!   of the session; an idle charger repeating itself stops nothing): the session ends at its last reading, a `pending` purchase of
-//!   its amount is made, the charger is asked to `RemoteStopTransaction` (when the app finished),
-//!   `charging.finished` is announced, and the app's last `CHARGING` carries the `purchaseId`.
+//!   of the session; an idle charger repeating itself stops nothing): the session ends at its
+//!   last reading, a `pending` purchase of its amount is made, the charger is asked to
+//!   `RemoteStopTransaction` (when the app finished), `charging.finished` is announced, and the
+//!   app's last `CHARGING` carries the `purchaseId`.
 //!
 //! Realtime messages leave through the outbox (or, for meter readings, right after commit), so
 //! they go only once their session's change is committed.

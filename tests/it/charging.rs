@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use bus::nats::NatsConnection;
-use bus::nats::accounts::{Credentials, Permissions};
+use bus::nats::accounts::{Accounts, Credentials, Permissions};
 use chrono::Utc;
 use futures_util::StreamExt;
 use schemas::TenantId;
@@ -82,6 +82,27 @@ pub(crate) async fn next(channel: &mut async_nats::Subscriber) -> Value {
     let message =
         tokio::time::timeout(Duration::from_secs(10), channel.next()).await.expect("a CHARGING message").unwrap();
     serde_json::from_slice(&message.payload).unwrap()
+}
+
+/// A charger `number` of `tenant` (450 MNT a kWh, 50 a waiting minute), made by `admin`, speaking
+/// to `server` with the chargers' credentials of `accounts`, reported available and read idle.
+async fn idle_charger(
+    platform: &Platform,
+    admin: &str,
+    tenant: &str,
+    (accounts, server): (&Accounts, &PrivateNats),
+    number: &str,
+) -> (Uuid, SimulatedCharger) {
+    let body = json!({ "device_number": number, "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
+    let (status, created, _) = platform.call(admin, "POST", "/chargers", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let charger_id: Uuid = created["data"]["id"].as_str().unwrap().parse().unwrap();
+    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
+    let nats = NatsConnection::connect_with(&server.url(), "test-chargers", Some(device.creds_file())).await.unwrap();
+    let charger = SimulatedCharger::new(nats, TenantId::new(tenant).unwrap(), charger_id);
+    charger.report(ConnectorStatus::Available).await.unwrap();
+    state_becomes(platform, admin, charger_id, "Idle").await;
+    (charger_id, charger)
 }
 
 /// Waits until the charger's state (as the partner API reads it) is `state`.
@@ -290,15 +311,7 @@ async fn the_charger_simulator_charges_on_remote_start_and_stops_on_remote_stop(
 async fn the_app_hears_charging_on_the_seeds_cadence_when_the_charger_reports_less_often() {
     let (accounts, server, platform) = crate::mobile::with_mobile_nats_and(|s| s.ocpp.meter_interval_seconds = 1).await;
     let (tenant, admin) = platform.organisation().await;
-    let body = json!({ "device_number": "SLOW-1", "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
-    let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    let charger_id: Uuid = created["data"]["id"].as_str().unwrap().parse().unwrap();
-    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
-    let nats = NatsConnection::connect_with(&server.url(), "test-chargers", Some(device.creds_file())).await.unwrap();
-    let charger = SimulatedCharger::new(nats, TenantId::new(&tenant).unwrap(), charger_id);
-    charger.report(ConnectorStatus::Available).await.unwrap();
-    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    let (charger_id, charger) = idle_charger(&platform, &admin, &tenant, (&accounts, &server), "SLOW-1").await;
     let alice = App::sign_in(&platform, &tenant, "+97686669999").await;
     let mut channel = alice.charging(&server).await;
     let (status, body) = alice.post(&format!("/devices/{charger_id}/start")).await;
@@ -324,15 +337,7 @@ async fn the_app_hears_charging_on_the_seeds_cadence_when_the_charger_reports_le
 async fn a_repeated_available_before_the_charger_starts_does_not_end_the_session() {
     let (accounts, server, platform) = crate::mobile::with_mobile_nats_and(|_| {}).await;
     let (tenant, admin) = platform.organisation().await;
-    let body = json!({ "device_number": "RACE-1", "location": [106.9, 47.9], "price": 450, "waiting_price": 50, "currency": "MNT" });
-    let (status, created, _) = platform.call(&admin, "POST", "/chargers", Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    let charger_id: Uuid = created["data"]["id"].as_str().unwrap().parse().unwrap();
-    let device = accounts.user("chargers", &Permissions::All, None).unwrap();
-    let nats = NatsConnection::connect_with(&server.url(), "test-chargers", Some(device.creds_file())).await.unwrap();
-    let charger = SimulatedCharger::new(nats, TenantId::new(&tenant).unwrap(), charger_id);
-    charger.report(ConnectorStatus::Available).await.unwrap();
-    state_becomes(&platform, &admin, charger_id, "Idle").await;
+    let (charger_id, charger) = idle_charger(&platform, &admin, &tenant, (&accounts, &server), "RACE-1").await;
     let alice = App::sign_in(&platform, &tenant, "+97686660001").await;
     let (status, body) = alice.post(&format!("/devices/{charger_id}/start")).await;
     assert_eq!(status, 200, "{body}");
